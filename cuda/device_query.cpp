@@ -1,0 +1,49 @@
+// Build and device information from the CUDA runtime, cuDNN and cuBLAS. Safe on machines without a
+// GPU or driver: every failure becomes the scan's `problem` text.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include <string>
+
+#include "cuda_entry.h"
+
+namespace hookrt::cuda {
+
+static std::string version_string(int encoded_major_times_1000) {
+  return std::to_string(encoded_major_times_1000 / 1000) + "." + std::to_string((encoded_major_times_1000 % 1000) / 10);
+}
+
+void fill_build_info(BuildInfo& info) {
+  info.cuda_compiled = true;
+  info.cuda_runtime = version_string(CUDART_VERSION);
+  info.cudnn = std::to_string(CUDNN_MAJOR) + "." + std::to_string(CUDNN_MINOR) + "." + std::to_string(CUDNN_PATCHLEVEL);
+  info.cublas = std::to_string(CUBLAS_VER_MAJOR) + "." + std::to_string(CUBLAS_VER_MINOR) + "." +
+                std::to_string(CUBLAS_VER_PATCH);
+}
+
+GpuScan scan_gpus() {
+  GpuScan scan;
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess) {
+    scan.problem = std::string("no usable GPU: cudaGetDeviceCount failed: ") + cudaGetErrorString(status);
+    cudaGetLastError();  // clear the sticky-free error so later calls start clean
+    return scan;
+  }
+  if (count == 0) {
+    scan.problem = "no usable GPU: the CUDA runtime found no devices";
+    return scan;
+  }
+  for (int i = 0; i < count; ++i) {
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) continue;
+    scan.gpus.push_back({i, prop.name, prop.major, prop.minor, static_cast<uint64_t>(prop.totalGlobalMem)});
+  }
+  if (scan.gpus.empty()) scan.problem = "no usable GPU: device properties could not be read";
+  return scan;
+}
+
+std::unique_ptr<Backend> make_backend() { return nullptr; }
+
+}  // namespace hookrt::cuda

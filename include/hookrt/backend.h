@@ -1,0 +1,137 @@
+#pragma once
+// Backend — the device-facing interface the executor talks to: memory, the ResNet ops and their
+// backwards, the optimizer update, and probe execution. src/cpu implements it on the host (the
+// reference); cuda/ implements it with cuDNN, cuBLAS and our kernels. Nothing above a backend
+// knows which one runs. All float tensors are F32, contiguous, NCHW.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hookrt/probes.h"
+#include "hookrt/records.h"
+#include "hookrt/tensor.h"
+
+namespace hookrt {
+
+struct Conv2dGeometry {
+  int stride = 1;
+  int padding = 0;
+};
+
+struct Pool2dGeometry {
+  int kernel = 3;
+  int stride = 2;
+  int padding = 1;
+};
+
+enum class BatchNormMode { Training, Inference };
+
+struct BatchNormOptions {
+  BatchNormMode mode = BatchNormMode::Training;
+  double eps = 1e-5;
+  double momentum = 0.1;  // PyTorch's: running = (1 - momentum) * running + momentum * batch
+};
+
+// torch.optim.SGD's options.
+struct SgdOptions {
+  double lr = 0.01;
+  double momentum = 0.0;
+  double dampening = 0.0;
+  double weight_decay = 0.0;
+  bool nesterov = false;
+};
+
+// How a changing probe on a forward tensor transforms that tensor's gradient in backward (as
+// autograd would for a hook that returned t.clamp(lo, hi) or t * scale).
+struct GradTransform {
+  enum class Kind { Mask, Scale } kind = Kind::Mask;
+  Tensor factor;  // Mask: 1/0 per element, same shape (1 where lo <= x <= hi); Scale: one element
+};
+
+struct ProbeRunOptions {
+  int channel_axis = 1;          // axis of channels for zeros/channels (0 for parameter grads)
+  bool want_grad_transforms = false;  // forward tensors in training: record GradTransforms
+};
+
+// What a probe run produced besides the record's results.
+struct ProbeRunEffects {
+  bool halt = false;              // a nonfinite=halt probe found NaN or Inf
+  bool changed = false;           // a changing probe ran (the tensor may differ)
+  std::vector<GradTransform> grad_transforms;  // in the order the changing probes ran
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Device device() const = 0;
+  virtual std::string name() const = 0;
+
+  // ---- memory ----
+  virtual Tensor empty(const Shape& shape, DType dtype = DType::F32) = 0;
+  virtual Tensor zeros(const Shape& shape, DType dtype = DType::F32) = 0;
+  virtual void copy(const Tensor& src, Tensor& dst) = 0;  // any device pair this backend can reach
+  virtual Tensor to_host(const Tensor& tensor) = 0;       // always a new host tensor
+  virtual Tensor from_host(const Tensor& host) = 0;       // a new tensor on this backend
+  virtual void synchronize() = 0;
+
+  // ---- elementwise ----
+  virtual void fill(Tensor& tensor, double value) = 0;
+  virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;   // out = a + b
+  virtual void accumulate(Tensor& dst, const Tensor& src) = 0;           // dst += src
+  // t *= factor, where factor has one element or t's shape.
+  virtual void multiply_(Tensor& tensor, const Tensor& factor) = 0;
+
+  // ---- ops: x (N,C,H,W), w (K,C,R,S), y (N,K,P,Q) ----
+  virtual void conv2d_forward(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dGeometry& g) = 0;
+  virtual void conv2d_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dGeometry& g) = 0;
+  virtual void conv2d_backward_filter(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dGeometry& g) = 0;
+
+  // Training: batch statistics normalise y; running stats are updated (unbiased variance);
+  // save_mean/save_invstd (C) keep the batch mean and 1/sqrt(var+eps) for backward.
+  // Inference: running stats normalise y; save_* receive the running mean and 1/sqrt(rv+eps).
+  virtual void batchnorm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                 Tensor& running_mean, Tensor& running_var, Tensor& y,
+                                 Tensor& save_mean, Tensor& save_invstd, const BatchNormOptions& o) = 0;
+  virtual void batchnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
+                                  const Tensor& save_mean, const Tensor& save_invstd, Tensor& dx,
+                                  Tensor& dweight, Tensor& dbias, const BatchNormOptions& o) = 0;
+
+  virtual void relu_forward(const Tensor& x, Tensor& y) = 0;
+  // dx = dy where y > 0, else 0 (PyTorch's threshold_backward on the result).
+  virtual void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) = 0;
+
+  // indices (I64, y's shape) hold the flat h*W+w of each window's max; ties keep the first in
+  // scan order and NaN wins, as PyTorch.
+  virtual void maxpool2d_forward(const Tensor& x, Tensor& y, Tensor& indices, const Pool2dGeometry& g) = 0;
+  virtual void maxpool2d_backward(const Tensor& dy, const Tensor& indices, Tensor& dx, const Pool2dGeometry& g) = 0;
+
+  // (N,C,H,W) -> (N,C,1,1) mean.
+  virtual void adaptive_avgpool_forward(const Tensor& x, Tensor& y) = 0;
+  virtual void adaptive_avgpool_backward(const Tensor& dy, Tensor& dx) = 0;
+
+  // x (N,K), w (M,K), b (M), y (N,M) = x w^T + b. dx may be undefined (not needed).
+  virtual void linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) = 0;
+  virtual void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor& dx,
+                               Tensor& dw, Tensor& db) = 0;
+
+  // Mean cross-entropy of logits (N,M) against labels (N, I64). probs (N,M) keeps the softmax
+  // for backward. Labels out of [0, M) throw Error(BadInput) naming the index and value.
+  virtual double cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& probs) = 0;
+  // dlogits = (probs - onehot(labels)) / N
+  virtual void cross_entropy_backward(const Tensor& probs, const Tensor& labels, Tensor& dlogits) = 0;
+
+  // One torch.optim.SGD update of param given grad. momentum_buffer is undefined-or-unused until
+  // `first_step` is false (PyTorch initialises the buffer with the first d_p).
+  virtual void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buffer, bool first_step,
+                          const SgdOptions& o) = 0;
+
+  // Runs `probes` on tensor in order: changing probes rewrite it in place, observing probes
+  // append their result to record.results.
+  virtual ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
+                                     const ProbeRunOptions& options) = 0;
+};
+
+// The CPU reference backend.
+std::unique_ptr<Backend> make_cpu_backend();
+
+}  // namespace hookrt

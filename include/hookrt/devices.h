@@ -1,0 +1,49 @@
+#pragma once
+// Devices — what this build contains, which GPUs are present, and choosing a backend for
+// `--device auto|cpu|cuda`.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hookrt/backend.h"
+
+namespace hookrt {
+
+struct BuildInfo {
+  std::string version;
+  bool cuda_compiled = false;
+  std::string cuda_runtime;  // versions compiled in, "" without CUDA
+  std::string cudnn;
+  std::string cublas;
+  std::string blas;
+  bool openmp = false;
+};
+BuildInfo build_info();
+
+struct GpuInfo {
+  int index = 0;
+  std::string name;
+  int compute_major = 0, compute_minor = 0;
+  uint64_t memory_bytes = 0;
+};
+
+struct GpuScan {
+  std::vector<GpuInfo> gpus;
+  std::string problem;  // why none are usable ("" when some are)
+};
+// Asks the CUDA runtime for devices; without the CUDA backend compiled in, says so.
+GpuScan scan_gpus();
+
+enum class DeviceChoice { Auto, Cpu, Cuda };
+DeviceChoice parse_device_choice(const std::string& text);  // throws Error(BadInput)
+
+struct BackendSelection {
+  std::unique_ptr<Backend> backend;
+  std::string reason;  // why this backend, for `info` and the auto note
+};
+// Cpu: the CPU backend. Cuda: the CUDA backend, or Error (Runtime) saying why there is none.
+// Auto: the CUDA backend when it is built and a GPU is present, else the CPU with the reason.
+BackendSelection select_backend(DeviceChoice choice);
+
+}  // namespace hookrt

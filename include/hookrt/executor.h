@@ -1,0 +1,69 @@
+#pragma once
+// Executor — runs a Model on a Backend: forward, backward whenever labels are given, the SGD update
+// in train mode, and every hook at every module boundary. Probe records go to subscribers in the
+// order they fire.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hookrt/backend.h"
+#include "hookrt/model.h"
+#include "hookrt/records.h"
+#include "hookrt/tensor.h"
+
+namespace hookrt {
+
+enum class Mode { Eval, Train };
+std::string mode_name(Mode mode);
+Mode parse_mode(const std::string& text);  // "eval" | "train"; throws Error(BadInput)
+
+struct ExecutorOptions {
+  Mode mode = Mode::Eval;
+  SgdOptions sgd;
+  bool input_grad = false;  // compute the gradient of the loss w.r.t. the input (saliency)
+};
+
+struct StepResult {
+  int64_t step = 0;
+  std::optional<double> loss;  // with labels
+  Tensor logits;               // host (N, num_classes)
+  Tensor input_grad;           // host, when options.input_grad and labels
+};
+
+using RecordSubscriber = std::function<void(const ProbeRecord&)>;
+
+class Executor {
+ public:
+  Executor(Model& model, std::unique_ptr<Backend> backend, ExecutorOptions options = {});
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  // One step on input (N,3,H,W) F32 host tensor and optional labels (N) I64/I32. Throws
+  // Error(BadInput) naming the mismatch on a wrong shape, channel count or label; Error(Halted)
+  // when a nonfinite=halt probe fires (records up to that point are delivered first).
+  StepResult step(const Tensor& input, const Tensor& labels = Tensor());
+
+  void subscribe(RecordSubscriber subscriber);
+  // Copies parameters, buffers and optimizer state back into the model's host tensors.
+  void sync_model();
+  int64_t steps_done() const { return step_; }
+  Backend& backend() { return *backend_; }
+  const ExecutorOptions& options() const { return options_; }
+
+ private:
+  void apply_sgd();
+
+  struct State;
+  Model& model_;
+  std::unique_ptr<Backend> backend_;
+  ExecutorOptions options_;
+  std::vector<RecordSubscriber> subscribers_;
+  std::unique_ptr<State> state_;
+  int64_t step_ = 0;
+};
+
+}  // namespace hookrt

@@ -1,0 +1,71 @@
+#pragma once
+// File formats: safetensors (weights, captures), NPY (batches, labels), stats.jsonl (records).
+// Every reader checks each length, offset and shape before use and throws Error(BadInput) naming
+// the file and the offending key or offset.
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "hookrt/model.h"
+#include "hookrt/records.h"
+#include "hookrt/tensor.h"
+
+namespace hookrt::io {
+
+// Reads every tensor in file order, each in its stored dtype (F32, F64, F16, BF16, I64, I32, U8).
+TensorMap read_safetensors(const std::string& path);
+// Parses safetensors bytes; `name` is used in error messages.
+TensorMap parse_safetensors(const std::string& bytes, const std::string& name);
+// Writes host tensors in the given order with optional `__metadata__` strings.
+void write_safetensors(const std::string& path, const TensorMap& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
+// NPY v1/v2/v3, little-endian, C order; dtypes <f4 <f8 <i8 <i4 |u1 (and <f2).
+Tensor read_npy(const std::string& path);
+Tensor parse_npy(const std::string& bytes, const std::string& name);
+void write_npy(const std::string& path, const Tensor& tensor);
+
+// One stats.jsonl object: step when module call tensor shape (param for grad), then the fields of
+// each observing probe. Non-finite numbers become null. An ordered_json, because nlohmann::json
+// sorts keys and the order is part of the format.
+nlohmann::ordered_json record_to_json(const ProbeRecord& record);
+
+// Appends one JSON object per line; flush() makes every line written so far durable.
+class JsonlWriter {
+ public:
+  explicit JsonlWriter(const std::string& path);
+  ~JsonlWriter();
+  JsonlWriter(const JsonlWriter&) = delete;
+  JsonlWriter& operator=(const JsonlWriter&) = delete;
+  // ordered_json keeps record_to_json's key order; a nlohmann::json converts implicitly.
+  void write(const nlohmann::ordered_json& object);
+  void write(const ProbeRecord& record) { write(record_to_json(record)); }
+  void flush();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::FILE* file_ = nullptr;
+};
+
+// Collects captured tensors and writes them as one captures.safetensors.
+class CaptureWriter {
+ public:
+  explicit CaptureWriter(std::string path) : path_(std::move(path)) {}
+  // Adds every CaptureResult of the record under record.capture_key(); a repeated key gets
+  // `#2`, `#3`... appended (two capture probes in one hook).
+  void add(const ProbeRecord& record);
+  void add(const std::string& key, const Tensor& host_tensor);
+  size_t size() const { return tensors_.size(); }
+  // Writes everything collected so far (safe to call again after more adds).
+  void write() const;
+
+ private:
+  std::string path_;
+  TensorMap tensors_;
+  std::map<std::string, int> key_counts_;
+};
+
+}  // namespace hookrt::io

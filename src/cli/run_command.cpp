@@ -1,0 +1,213 @@
+// `hookrt run`: weights + input (+ labels) through the model for N steps with hooks from the command
+// line; writes stats.jsonl and captures.safetensors to --out, prints a summary table.
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+
+#include "cli/commands.h"
+#include "cli/summary_table.h"
+#include "hookrt/devices.h"
+#include "hookrt/executor.h"
+#include "hookrt/hook_spec.h"
+#include "hookrt/io.h"
+#include "random.h"
+
+namespace hookrt::cli {
+
+namespace {
+
+struct RunArgs {
+  std::string weights, input, labels, out, save_weights;
+  std::string mode = "eval", device = "auto";
+  std::vector<std::string> hooks;
+  int64_t steps = 1, batch = 2, size = 224, num_classes = 1000;
+  uint64_t seed = 0;
+  double lr = 0.01, momentum = 0.0, weight_decay = 0.0, dampening = 0.0;
+  bool nesterov = false, input_grad = false, quiet = false;
+};
+
+std::atomic<bool> interrupted{false};
+extern "C" void on_interrupt(int) { interrupted = true; }
+
+// The run's outputs; flush() is safe to call at any point, and is called on every way out.
+class RunOutputs {
+ public:
+  explicit RunOutputs(const std::string& dir) {
+    if (dir.empty()) return;
+    std::error_code error;
+    std::filesystem::create_directories(dir, error);
+    if (error) throw_bad_input("--out " + dir + ": cannot create the directory: " + error.message());
+    dir_ = dir;
+    jsonl_ = std::make_unique<io::JsonlWriter>((std::filesystem::path(dir) / "stats.jsonl").string());
+    captures_ = std::make_unique<io::CaptureWriter>((std::filesystem::path(dir) / "captures.safetensors").string());
+  }
+  void record(const ProbeRecord& record) {
+    if (jsonl_) jsonl_->write(record);
+    if (captures_) captures_->add(record);
+  }
+  void flush() {
+    if (jsonl_) jsonl_->flush();
+    if (captures_ && captures_->size() > 0) captures_->write();
+  }
+  std::string file(const std::string& name) const { return (std::filesystem::path(dir_) / name).string(); }
+  bool enabled() const { return !dir_.empty(); }
+  size_t captures() const { return captures_ ? captures_->size() : 0; }
+
+ private:
+  std::string dir_;
+  std::unique_ptr<io::JsonlWriter> jsonl_;
+  std::unique_ptr<io::CaptureWriter> captures_;
+};
+
+Model load_model(const RunArgs& args) {
+  if (args.weights.empty()) return Model::resnet18(args.num_classes, args.seed);
+  const TensorMap state = io::read_safetensors(args.weights);
+  int64_t classes = 0;
+  for (const auto& [key, tensor] : state)
+    if (key == "fc.weight" && tensor.ndim() == 2) classes = tensor.size(0);
+  if (classes < 1) throw_bad_input(args.weights + ": missing key 'fc.weight' (a 2-d tensor) for the class count");
+  Model model = Model::resnet18(classes);
+  model.load_state_dict(state, args.weights);
+  return model;
+}
+
+Tensor generated_input(const RunArgs& args) {
+  Tensor x = Tensor::empty({args.batch, 3, args.size, args.size});
+  Pcg32 rng(args.seed, 7);
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = static_cast<float>(rng.normal());
+  return x;
+}
+
+Tensor generated_labels(const RunArgs& args, int64_t classes) {
+  Tensor y = Tensor::empty({args.batch}, DType::I64);
+  Pcg32 rng(args.seed, 11);
+  for (int64_t i = 0; i < args.batch; ++i) y.data<int64_t>()[i] = rng.below(static_cast<uint32_t>(classes));
+  return y;
+}
+
+Tensor load_input(const RunArgs& args) {
+  if (args.input.empty()) return generated_input(args);
+  Tensor x = io::read_npy(args.input);
+  if (x.dtype() != DType::F32 || x.ndim() != 4 || x.size(1) != 3)
+    throw_bad_input(args.input + ": expected a float32 (N, 3, H, W) batch, got " + dtype_name(x.dtype()) + " " +
+                    shape_string(x.shape()));
+  return x;
+}
+
+Tensor load_labels(const RunArgs& args, const Tensor& input, int64_t classes) {
+  if (!args.labels.empty()) {
+    Tensor y = io::read_npy(args.labels);
+    if ((y.dtype() != DType::I64 && y.dtype() != DType::I32) || y.ndim() != 1 || y.size(0) != input.size(0))
+      throw_bad_input(args.labels + ": expected int64 or int32 labels of shape [" + std::to_string(input.size(0)) +
+                      "], got " + dtype_name(y.dtype()) + " " + shape_string(y.shape()));
+    Tensor as_i64 = y.to(DType::I64);
+    for (int64_t i = 0; i < as_i64.numel(); ++i) {
+      const int64_t label = as_i64.data<int64_t>()[i];
+      if (label < 0 || label >= classes)
+        throw_bad_input(args.labels + ": label " + std::to_string(label) + " at index " + std::to_string(i) +
+                        " is out of range [0, " + std::to_string(classes) + ")");
+    }
+    return as_i64;
+  }
+  // The embedded default (no --input) trains on generated labels so that backward hooks fire too.
+  return args.input.empty() ? generated_labels(args, classes) : Tensor();
+}
+
+int run(const RunArgs& args) {
+  ExecutorOptions options;
+  options.mode = parse_mode(args.mode);
+  options.sgd = {args.lr, args.momentum, args.dampening, args.weight_decay, args.nesterov};
+  options.input_grad = args.input_grad;
+  if (args.nesterov && (args.momentum <= 0 || args.dampening != 0))
+    throw_bad_input("--nesterov needs --momentum > 0 and --dampening 0 (as torch.optim.SGD)");
+  const DeviceChoice device = parse_device_choice(args.device);
+
+  Model model = load_model(args);
+  const Tensor input = load_input(args);
+  const Tensor labels = load_labels(args, input, model.num_classes());
+  std::vector<HookHandle> handles;
+  for (const std::string& text : args.hooks) handles.push_back(register_hook_spec(model, parse_hook_spec(text)));
+
+  BackendSelection selection = select_backend(device);
+  if (device == DeviceChoice::Auto) std::cerr << "hookrt: note: --device auto chose " << selection.backend->name()
+                                              << " (" << selection.reason << ")\n";
+  Executor executor(model, std::move(selection.backend), options);
+  RunOutputs outputs(args.out);
+  SummaryTable table;
+  executor.subscribe([&](const ProbeRecord& record) {
+    outputs.record(record);
+    table.add(record);
+  });
+
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);
+  StepResult last;
+  int status = 0;
+  try {
+    for (int64_t step = 0; step < args.steps; ++step) {
+      if (interrupted) {
+        std::cerr << "hookrt: interrupted before step " << step << "; records so far are saved\n";
+        status = 130;
+        break;
+      }
+      const auto begin = std::chrono::steady_clock::now();
+      last = executor.step(input, labels);
+      outputs.flush();
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
+      if (!args.quiet) {
+        std::cerr << "step " << step + 1 << "/" << args.steps;
+        if (last.loss) std::cerr << "  loss " << *last.loss;
+        std::cerr << "  " << seconds << " s  (" << input.size(0) / seconds << " images/s)\n";
+      }
+    }
+  } catch (...) {
+    outputs.flush();  // nothing recorded is lost when a run stops early
+    throw;
+  }
+  outputs.flush();
+  if (!args.quiet) table.print(std::cout);
+  if (outputs.enabled()) {
+    if (last.logits.defined()) io::write_npy(outputs.file("logits.npy"), last.logits);
+    if (last.input_grad.defined()) io::write_npy(outputs.file("input_grad.npy"), last.input_grad);
+    std::cout << "wrote " << outputs.file("stats.jsonl") << " (" << table.records() << " records)";
+    if (outputs.captures()) std::cout << " and " << outputs.file("captures.safetensors") << " (" << outputs.captures() << " tensors)";
+    std::cout << "\n";
+  }
+  if (!args.save_weights.empty()) {
+    executor.sync_model();
+    io::write_safetensors(args.save_weights, model.state_dict(), {{"format", "pt"}, {"arch", "resnet18"}});
+  }
+  return status;
+}
+
+}  // namespace
+
+void add_run_command(CLI::App& app, int& status) {
+  auto args = std::make_shared<RunArgs>();
+  CLI::App* cmd = app.add_subcommand("run", "Run the model on a batch with hooks");
+  cmd->add_option("--weights", args->weights, "resnet18 weights (.safetensors, torchvision keys); default: generated");
+  cmd->add_option("--input", args->input, "Input batch (.npy float32 N,3,H,W); default: generated");
+  cmd->add_option("--labels", args->labels, "Labels (.npy int64/int32, N): enables backward");
+  cmd->add_option("--mode", args->mode, "eval or train")->check(CLI::IsMember({"eval", "train"}));
+  cmd->add_option("--device", args->device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  cmd->add_option("--hook", args->hooks, "WHEN:SELECTOR:PROBE[,PROBE...] (repeatable)");
+  cmd->add_option("--steps", args->steps, "Steps to run on the batch")->check(CLI::PositiveNumber);
+  cmd->add_option("--lr", args->lr, "SGD learning rate")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--momentum", args->momentum, "SGD momentum")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--dampening", args->dampening, "SGD dampening")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--weight-decay", args->weight_decay, "SGD weight decay")->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--nesterov", args->nesterov, "Nesterov momentum");
+  cmd->add_flag("--input-grad", args->input_grad, "Also compute the input's gradient (saliency)");
+  cmd->add_option("--out", args->out, "Directory for stats.jsonl, captures.safetensors, logits.npy");
+  cmd->add_option("--save-weights", args->save_weights, "Write the final weights (.safetensors)");
+  cmd->add_option("--batch", args->batch, "Generated input: batch size")->check(CLI::PositiveNumber);
+  cmd->add_option("--size", args->size, "Generated input: image size")->check(CLI::PositiveNumber);
+  cmd->add_option("--num-classes", args->num_classes, "Generated weights: classes")->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", args->seed, "Seed for generated weights and input");
+  cmd->add_flag("--quiet", args->quiet, "No progress lines or table");
+  cmd->callback([args, &status] { status = run(*args); });
+}
+
+}  // namespace hookrt::cli

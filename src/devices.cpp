@@ -1,0 +1,39 @@
+#include "hookrt/devices.h"
+
+#include "cuda_entry.h"
+
+namespace hookrt {
+
+BuildInfo build_info() {
+  BuildInfo info;
+  info.version = "0.1.0";
+  info.blas = "OpenBLAS (cblas)";
+#ifdef _OPENMP
+  info.openmp = true;
+#endif
+  cuda::fill_build_info(info);
+  return info;
+}
+
+GpuScan scan_gpus() { return cuda::scan_gpus(); }
+
+DeviceChoice parse_device_choice(const std::string& text) {
+  if (text == "auto") return DeviceChoice::Auto;
+  if (text == "cpu") return DeviceChoice::Cpu;
+  if (text == "cuda") return DeviceChoice::Cuda;
+  throw_bad_input("unknown device '" + text + "' (expected auto, cpu or cuda)");
+}
+
+BackendSelection select_backend(DeviceChoice choice) {
+  if (choice == DeviceChoice::Cpu) return {make_cpu_backend(), "--device cpu"};
+  const GpuScan scan = scan_gpus();
+  std::string problem = scan.problem;
+  if (problem.empty()) {
+    if (auto backend = cuda::make_backend()) return {std::move(backend), "GPU " + scan.gpus.front().name};
+    problem = "this build's CUDA backend is not implemented yet (CUDA runtime, cuDNN and cuBLAS are linked)";
+  }
+  if (choice == DeviceChoice::Cuda) throw Error("--device cuda: " + problem);
+  return {make_cpu_backend(), "CPU backend: " + problem};
+}
+
+}  // namespace hookrt

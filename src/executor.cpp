@@ -1,0 +1,115 @@
+#include "hookrt/executor.h"
+
+#include "step_runner.h"
+
+namespace hookrt {
+
+std::string mode_name(Mode mode) { return mode == Mode::Train ? "train" : "eval"; }
+
+Mode parse_mode(const std::string& text) {
+  if (text == "train") return Mode::Train;
+  if (text == "eval") return Mode::Eval;
+  throw_bad_input("unknown mode '" + text + "' (expected eval or train)");
+}
+
+struct Executor::State : detail::DeviceState {};
+
+static bool lives_on_device(const Tensor& t) { return t.dtype() == DType::F32; }
+
+Executor::Executor(Model& model, std::unique_ptr<Backend> backend, ExecutorOptions options)
+    : model_(model), backend_(std::move(backend)), options_(options), state_(std::make_unique<State>()) {
+  HOOKRT_CHECK(backend_ != nullptr, "Executor needs a backend");
+  // Float parameters and buffers live on the backend (the CPU backend shares the model's tensors);
+  // num_batches_tracked stays a host counter in the model.
+  for (const std::string& key : model_.state_keys()) {
+    const Tensor& t = model_.tensor(key);
+    if (!lives_on_device(t)) continue;
+    state_->tensors[key] = backend_->device() == Device::CPU ? t : backend_->from_host(t);
+  }
+}
+
+Executor::~Executor() = default;
+
+void Executor::subscribe(RecordSubscriber subscriber) { subscribers_.push_back(std::move(subscriber)); }
+
+void Executor::sync_model() {
+  backend_->synchronize();
+  if (backend_->device() == Device::CPU) return;
+  for (auto& [key, t] : state_->tensors) {
+    Tensor host = backend_->to_host(t);
+    model_.tensor(key) = host;
+  }
+}
+
+static void check_input(const Tensor& input) {
+  if (!input.defined()) throw_bad_input("input: no tensor given");
+  if (input.dtype() != DType::F32 || input.ndim() != 4 || input.size(1) != 3)
+    throw_bad_input("input: expected a float32 (N, 3, H, W) batch, got " + dtype_name(input.dtype()) + " " +
+                    shape_string(input.shape()));
+  if (input.size(0) < 1 || input.size(2) < 1 || input.size(3) < 1)
+    throw_bad_input("input: empty batch " + shape_string(input.shape()));
+}
+
+static Tensor checked_labels(const Tensor& labels, int64_t batch, int64_t num_classes) {
+  if (labels.dtype() != DType::I64 && labels.dtype() != DType::I32)
+    throw_bad_input("labels: expected int64 or int32, got " + dtype_name(labels.dtype()));
+  if (labels.ndim() != 1 || labels.size(0) != batch)
+    throw_bad_input("labels: expected shape [" + std::to_string(batch) + "] to match the batch, got " +
+                    shape_string(labels.shape()));
+  Tensor as_i64 = labels.to(DType::I64);
+  for (int64_t i = 0; i < batch; ++i) {
+    const int64_t label = as_i64.data<int64_t>()[i];
+    if (label < 0 || label >= num_classes)
+      throw_bad_input("labels[" + std::to_string(i) + "] = " + std::to_string(label) + " is out of range [0, " +
+                      std::to_string(num_classes) + ")");
+  }
+  return as_i64;
+}
+
+StepResult Executor::step(const Tensor& input, const Tensor& labels) {
+  check_input(input);
+  const bool backward = labels.defined();
+  Tensor host_labels = backward ? checked_labels(labels, input.size(0), model_.num_classes()) : Tensor();
+  const bool input_grad = backward && options_.input_grad;
+
+  auto sink = [this](const ProbeRecord& record) {
+    for (const auto& subscriber : subscribers_) subscriber(record);
+  };
+  detail::StepRunner runner(model_, *backend_, *state_, options_, step_, backward, sink);
+  const Tensor device_input = backend_->device() == Device::CPU ? input : backend_->from_host(input);
+  const int logits_id = runner.forward(device_input, input_grad);
+
+  StepResult result;
+  result.step = step_;
+  const Tensor logits = runner.tape().value(logits_id).data;
+  if (backward) {
+    const Tensor device_labels = backend_->from_host(host_labels);
+    Tensor probs = backend_->empty(logits.shape());
+    result.loss = backend_->cross_entropy_forward(logits, device_labels, probs);
+    Tensor dlogits = backend_->empty(logits.shape());
+    backend_->cross_entropy_backward(probs, device_labels, dlogits);
+    runner.tape().accumulate_grad(logits_id, std::move(dlogits));
+    runner.tape().run_backward();
+    if (input_grad) result.input_grad = backend_->to_host(runner.tape().value(0).grad);
+    if (options_.mode == Mode::Train) apply_sgd();
+  }
+  result.logits = backend_->to_host(logits);
+  ++step_;
+  return result;
+}
+
+void Executor::apply_sgd() {
+  const SgdOptions& o = options_.sgd;
+  const bool first = !state_->momentum_initialised;
+  for (const std::string& key : model_.parameter_names()) {
+    auto grad = state_->grads.find(key);
+    if (grad == state_->grads.end()) throw Error("internal: no gradient for '" + key + "' after backward");
+    Tensor& buffer = state_->momentum[key];
+    if (o.momentum != 0.0 && !buffer.defined()) buffer = backend_->empty(grad->second.shape());
+    backend_->sgd_update(state_->tensors.at(key), grad->second, buffer, first, o);
+  }
+  state_->momentum_initialised = true;
+  state_->grads.clear();
+}
+
+}  // namespace hookrt

@@ -1,0 +1,164 @@
+#include "hook_dispatch.h"
+
+#include <algorithm>
+#include <iostream>
+
+namespace hookrt::detail {
+
+std::vector<std::shared_ptr<const Hook>> HookDispatcher::active(HookWhen when, const std::string& target) const {
+  auto hooks = registry_.hooks_for(when, target);
+  std::erase_if(hooks, [&](const auto& hook) { return !hook->options.fires_at(step_); });
+  return hooks;
+}
+
+static bool changes(const Hook& hook) {
+  const auto* probes = std::get_if<ProbeList>(&hook.action);
+  if (!probes) return true;  // host callbacks may write
+  return std::any_of(probes->begin(), probes->end(), probe_changes_tensor);
+}
+
+bool HookDispatcher::may_change(HookWhen when, const std::string& target) const {
+  auto hooks = active(when, target);
+  return std::any_of(hooks.begin(), hooks.end(), [](const auto& hook) { return changes(*hook); });
+}
+
+HookEvent HookDispatcher::event(HookWhen when, const HookSite& site) const {
+  HookEvent e;
+  e.step = step_;
+  e.when = when;
+  e.module = site.module;
+  e.kind = site.kind;
+  e.call = site.call;
+  e.param = site.param;
+  return e;
+}
+
+void HookDispatcher::run_probe_hook(const ProbeList& probes, HookWhen when, const HookSite& site, Tensor& tensor,
+                                    const std::string& tensor_name, std::vector<GradTransform>* transforms) {
+  ProbeRecord record;
+  record.step = step_;
+  record.when = when;
+  record.module = site.module;
+  record.call = site.call;
+  record.param = site.param;
+  record.tensor = tensor_name;
+  record.shape = tensor.shape();
+  ProbeRunOptions options;
+  // Parameter gradients have their channels first (out_channels of a conv weight).
+  options.channel_axis = (when == HookWhen::Grad || tensor.ndim() < 2) ? 0 : 1;
+  options.want_grad_transforms = transforms != nullptr;
+  ProbeRunEffects effects = backend_.run_probes(probes, tensor, record, options);
+  if (transforms)
+    for (GradTransform& t : effects.grad_transforms) transforms->push_back(std::move(t));
+  if (!record.results.empty()) sink_(record);
+  if (effects.halt) {
+    std::string where = when == HookWhen::Grad ? site.param : site.module;
+    if (when != HookWhen::Grad && site.call > 0) where += "#" + std::to_string(site.call);
+    throw Error("non-finite values in " + when_name(when) + " " + tensor_name + " of '" + where + "' at step " +
+                    std::to_string(step_) + " (nonfinite=halt)",
+                ErrorKind::Halted);
+  }
+}
+
+void HookDispatcher::call_on_host(Tensor& a, Tensor* b, const std::function<void(Tensor&, Tensor&)>& fn) {
+  // Host callbacks are the PyTorch way: synchronous, on host memory. A device backend copies out
+  // and back, which synchronizes the stream (and rules graph capture out).
+  if (backend_.device() == Device::CPU) {
+    Tensor none;
+    fn(a, b ? *b : none);
+    return;
+  }
+  Tensor ha = a.defined() ? backend_.to_host(a) : Tensor();
+  Tensor hb = (b && b->defined()) ? backend_.to_host(*b) : Tensor();
+  fn(ha, hb);
+  if (a.defined()) backend_.copy(ha, a);
+  if (b && b->defined()) backend_.copy(hb, *b);
+}
+
+void HookDispatcher::fire(HookWhen when, const HookSite& site, const std::string& target, Tensor& tensor,
+                          const std::string& tensor_name, std::vector<GradTransform>* transforms) {
+  for (const auto& hook : active(when, target)) {
+    if (const auto* probes = std::get_if<ProbeList>(&hook->action)) {
+      run_probe_hook(*probes, when, site, tensor, tensor_name, transforms);
+    } else if (const auto* callback = std::get_if<TensorCallback>(&hook->action)) {
+      const HookEvent e = event(when, site);
+      call_on_host(tensor, nullptr, [&](Tensor& t, Tensor&) { (*callback)(e, t); });
+    } else {
+      throw Error("internal: a two-tensor callback registered on " + when_name(when));
+    }
+  }
+}
+
+void HookDispatcher::fire_forward(const HookSite& site, const Tensor& input, Tensor& output,
+                                  std::vector<GradTransform>* transforms, std::set<uint64_t>& called) {
+  for (const auto& hook : active(HookWhen::Forward, site.module)) {
+    called.insert(hook->id);
+    if (const auto* probes = std::get_if<ProbeList>(&hook->action)) {
+      run_probe_hook(*probes, HookWhen::Forward, site, output, "output", transforms);
+    } else if (const auto* callback = std::get_if<TensorCallback>(&hook->action)) {
+      const HookEvent e = event(HookWhen::Forward, site);
+      call_on_host(output, nullptr, [&](Tensor& out, Tensor&) { (*callback)(e, out); });
+    } else {
+      const auto& pair = std::get<PairCallback>(hook->action);
+      const HookEvent e = event(HookWhen::Forward, site);
+      // The input is passed read-only in spirit: writes to it are not copied back.
+      Tensor in = input;
+      if (backend_.device() == Device::CPU) {
+        pair(e, in, output);
+      } else {
+        Tensor host_in = backend_.to_host(input);
+        call_on_host(output, nullptr, [&](Tensor& out, Tensor&) { pair(e, host_in, out); });
+      }
+    }
+  }
+}
+
+void HookDispatcher::fire_always_call(const HookSite& site, const Tensor& input,
+                                      const std::set<uint64_t>& called) noexcept {
+  for (const auto& hook : active(HookWhen::Forward, site.module)) {
+    if (!hook->options.always_call || called.count(hook->id)) continue;
+    // Like PyTorch, an exception from an always_call hook while unwinding is reported, not raised.
+    try {
+      const HookEvent e = event(HookWhen::Forward, site);
+      Tensor no_output;
+      if (const auto* callback = std::get_if<TensorCallback>(&hook->action)) {
+        (*callback)(e, no_output);
+      } else if (const auto* pair = std::get_if<PairCallback>(&hook->action)) {
+        Tensor in = backend_.device() == Device::CPU ? input : (input.defined() ? backend_.to_host(input) : Tensor());
+        (*pair)(e, in, no_output);
+      }
+      // Probe hooks have no output to describe after a failed forward.
+    } catch (const std::exception& error) {
+      std::cerr << "hookrt: always_call forward hook on '" << site.module << "' raised while unwinding: "
+                << error.what() << "\n";
+    }
+  }
+}
+
+static ProbeList observing_only(const ProbeList& probes) {
+  ProbeList out;
+  for (const Probe& p : probes)
+    if (!probe_changes_tensor(p)) out.push_back(p);
+  return out;
+}
+
+void HookDispatcher::fire_backward(const HookSite& site, Tensor& grad_input, Tensor& grad_output) {
+  for (const auto& hook : active(HookWhen::Backward, site.module)) {
+    if (const auto* probes = std::get_if<ProbeList>(&hook->action)) {
+      if (grad_input.defined()) run_probe_hook(*probes, HookWhen::Backward, site, grad_input, "grad_input", nullptr);
+      // grad_output has already been used by the module's backward: only observing probes see it.
+      ProbeList observers = observing_only(*probes);
+      if (!observers.empty()) run_probe_hook(observers, HookWhen::Backward, site, grad_output, "grad_output", nullptr);
+    } else if (const auto* pair = std::get_if<PairCallback>(&hook->action)) {
+      const HookEvent e = event(HookWhen::Backward, site);
+      call_on_host(grad_input, &grad_output, [&](Tensor& gi, Tensor& go) { (*pair)(e, gi, go); });
+    } else {
+      const auto& callback = std::get<TensorCallback>(hook->action);
+      const HookEvent e = event(HookWhen::Backward, site);
+      call_on_host(grad_input, nullptr, [&](Tensor& gi, Tensor&) { callback(e, gi); });
+    }
+  }
+}
+
+}  // namespace hookrt::detail
+

@@ -1,0 +1,66 @@
+#pragma once
+// HookDispatcher — fires a model's hooks at one site (module call or parameter) during a step:
+// probes run on the backend and their records go to subscribers; host callbacks see host tensors
+// (copied out and back on a device backend: the slow path, as in PyTorch).
+#include <cstdint>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "hookrt/backend.h"
+#include "hookrt/hooks.h"
+#include "hookrt/model.h"
+#include "hookrt/records.h"
+
+namespace hookrt::detail {
+
+using RecordSink = std::function<void(const ProbeRecord&)>;
+
+struct HookSite {
+  std::string module;  // module path; for grad events the owning module
+  ModuleKind kind{};
+  int call = 0;
+  std::string param;   // grad events
+};
+
+class HookDispatcher {
+ public:
+  HookDispatcher(Backend& backend, const HookRegistry& registry, RecordSink sink, int64_t step)
+      : backend_(backend), registry_(registry), sink_(std::move(sink)), step_(step) {}
+
+  // Hooks of `when` that fire at `target` (module path or parameter key) in this step.
+  std::vector<std::shared_ptr<const Hook>> active(HookWhen when, const std::string& target) const;
+  bool any(HookWhen when, const std::string& target) const { return !active(when, target).empty(); }
+  // Whether any active hook may change the tensor (changing probes or host callbacks).
+  bool may_change(HookWhen when, const std::string& target) const;
+
+  // forward_pre (input), backward_pre (grad_output), grad (grad): hooks act on `tensor` in place.
+  // `transforms`, when given, receives the gradient transforms of changing probes (forward tensors).
+  void fire(HookWhen when, const HookSite& site, const std::string& target, Tensor& tensor,
+            const std::string& tensor_name, std::vector<GradTransform>* transforms);
+
+  // forward: probes act on output; pair callbacks get (input, output). Ids of hooks that ran are
+  // added to `called` so that always_call hooks are not run twice when something throws.
+  void fire_forward(const HookSite& site, const Tensor& input, Tensor& output,
+                    std::vector<GradTransform>* transforms, std::set<uint64_t>& called);
+  // After a forward that threw: runs always_call forward hooks not yet called, with no output.
+  void fire_always_call(const HookSite& site, const Tensor& input, const std::set<uint64_t>& called) noexcept;
+
+  // backward: changing probes act on grad_input only; observing probes report grad_input (when
+  // defined) and grad_output as separate records; pair callbacks get (grad_input, grad_output).
+  void fire_backward(const HookSite& site, Tensor& grad_input, Tensor& grad_output);
+
+ private:
+  void run_probe_hook(const ProbeList& probes, HookWhen when, const HookSite& site, Tensor& tensor,
+                      const std::string& tensor_name, std::vector<GradTransform>* transforms);
+  void call_on_host(Tensor& a, Tensor* b, const std::function<void(Tensor&, Tensor&)>& fn);
+  HookEvent event(HookWhen when, const HookSite& site) const;
+
+  Backend& backend_;
+  const HookRegistry& registry_;
+  RecordSink sink_;
+  int64_t step_;
+};
+
+}  // namespace hookrt::detail

@@ -1,0 +1,357 @@
+#include "step_runner.h"
+
+#include <memory>
+#include <set>
+
+namespace hookrt::detail {
+
+StepRunner::StepRunner(Model& model, Backend& backend, DeviceState& state, const ExecutorOptions& options,
+                       int64_t step, bool backward, RecordSink sink)
+    : model_(model),
+      backend_(backend),
+      state_(state),
+      options_(options),
+      tape_(backend, backward),
+      hooks_(backend, model.hooks(), std::move(sink), step) {}
+
+int StepRunner::forward(const Tensor& input, bool input_requires_grad) {
+  const int x = tape_.add_value(input, input_requires_grad);
+  return run_module(model_.module(""), x);
+}
+
+Tensor StepRunner::take_grad(int id) {
+  Tensor g = std::move(value(id).grad);
+  value(id).grad = Tensor();
+  return g;
+}
+
+// ---- module calls and hooks ----
+
+int StepRunner::run_module(const Module& module, int x) {
+  const HookSite site{module.path, module.kind, calls_[module.path]++, ""};
+  std::set<uint64_t> called;
+  try {
+    x = forward_pre_hooks(site, x);
+    const bool wrap = tape_.enabled() && value(x).requires_grad &&
+                      (hooks_.any(HookWhen::Backward, module.path) || hooks_.any(HookWhen::BackwardPre, module.path));
+    auto saved_grad_output = std::make_shared<Tensor>();
+    const int x_in = wrap ? wrap_input(site, x, saved_grad_output) : x;
+    int y = body(module, x_in);
+    y = forward_hooks(site, x_in, y, called);
+    if (!tape_.enabled()) return y;
+    if (!hooks_.any(HookWhen::Backward, module.path) && !hooks_.any(HookWhen::BackwardPre, module.path)) return y;
+    // Output wrapper: complete grad_output -> backward_pre hooks -> (no-grad input: backward hooks now).
+    const int y_out = tape_.add_value(value(y).data, value(y).requires_grad);
+    const bool input_has_grad = wrap;
+    tape_.record([this, site, y, y_out, saved_grad_output, input_has_grad] {
+      Tensor grad_output = take_grad(y_out);
+      if (!grad_output.defined()) return;
+      hooks_.fire(HookWhen::BackwardPre, site, site.module, grad_output, "grad_output", nullptr);
+      if (input_has_grad) {
+        *saved_grad_output = grad_output;  // shared: the body only reads it
+      } else {
+        // As PyTorch: with no input needing grad, backward hooks fire at once with grad_input None.
+        Tensor no_grad_input;
+        hooks_.fire_backward(site, no_grad_input, grad_output);
+      }
+      tape_.accumulate_grad(y, std::move(grad_output));
+    });
+    return y_out;
+  } catch (...) {
+    hooks_.fire_always_call(site, value(x).data, called);
+    throw;
+  }
+}
+
+int StepRunner::wrap_input(const HookSite& site, int x, std::shared_ptr<Tensor> saved_grad_output) {
+  const int x_in = tape_.add_value(value(x).data, true);
+  // Recorded before the body, so it runs after the body's backward: grad_input is complete.
+  tape_.record([this, site, x, x_in, saved_grad_output] {
+    Tensor grad_input = take_grad(x_in);
+    if (!grad_input.defined()) return;
+    Tensor grad_output = std::move(*saved_grad_output);
+    *saved_grad_output = Tensor();
+    if (grad_output.defined()) hooks_.fire_backward(site, grad_input, grad_output);
+    tape_.accumulate_grad(x, std::move(grad_input));
+  });
+  return x_in;
+}
+
+int StepRunner::forward_pre_hooks(const HookSite& site, int x) {
+  if (!hooks_.any(HookWhen::ForwardPre, site.module)) return x;
+  auto fire = [&](Tensor& t, std::vector<GradTransform>* transforms) {
+    hooks_.fire(HookWhen::ForwardPre, site, site.module, t, "input", transforms);
+  };
+  if (!hooks_.may_change(HookWhen::ForwardPre, site.module)) {
+    Tensor t = value(x).data;
+    fire(t, nullptr);
+    return x;
+  }
+  return through_changing_hooks(x, fire);
+}
+
+int StepRunner::forward_hooks(const HookSite& site, int x, int y, std::set<uint64_t>& called) {
+  if (!hooks_.any(HookWhen::Forward, site.module)) return y;
+  const Tensor input = value(x).data;
+  auto fire = [&](Tensor& t, std::vector<GradTransform>* transforms) {
+    hooks_.fire_forward(site, input, t, transforms, called);
+  };
+  if (!hooks_.may_change(HookWhen::Forward, site.module)) {
+    Tensor t = value(y).data;
+    fire(t, nullptr);
+    return y;
+  }
+  return through_changing_hooks(y, fire);
+}
+
+// Hooks that may change a tensor act on a copy (a PyTorch hook returning a new tensor); backward
+// sends the gradient through the probes' transforms (clamp's mask, clipnorm's scale) in reverse.
+template <class Fire>
+int StepRunner::through_changing_hooks(int x, Fire fire) {
+  Tensor copy = backend_.empty(value(x).data.shape());
+  backend_.copy(value(x).data, copy);
+  const bool needs_grad = value(x).requires_grad;
+  std::vector<GradTransform> transforms;
+  fire(copy, needs_grad ? &transforms : nullptr);
+  const int y = tape_.add_value(copy, needs_grad);
+  tape_.record([this, x, y, transforms = std::move(transforms)] {
+    Tensor g = take_grad(y);
+    if (!g.defined()) return;
+    if (!transforms.empty()) {
+      // g may be shared with a saved grad_output: transform a copy.
+      Tensor transformed = backend_.empty(g.shape());
+      backend_.copy(g, transformed);
+      for (auto it = transforms.rbegin(); it != transforms.rend(); ++it) backend_.multiply_(transformed, it->factor);
+      g = transformed;
+    }
+    tape_.accumulate_grad(x, std::move(g));
+  });
+  return y;
+}
+
+void StepRunner::parameter_grad(const std::string& key, Tensor grad) {
+  const std::string& owner = model_.owner_of(key);
+  const HookSite site{owner, model_.module(owner).kind, 0, key};
+  hooks_.fire(HookWhen::Grad, site, key, grad, "grad", nullptr);
+  state_.grads[key] = std::move(grad);
+}
+
+// ---- module bodies, as torchvision's forward() ----
+
+int StepRunner::body(const Module& module, int x) {
+  switch (module.kind) {
+    case ModuleKind::ResNet: return resnet(module, x);
+    case ModuleKind::Sequential: return sequential(module, x);
+    case ModuleKind::BasicBlock: return basic_block(module, x);
+    case ModuleKind::Conv2d: return conv2d(module, x);
+    case ModuleKind::BatchNorm2d: return batchnorm2d(module, x);
+    case ModuleKind::ReLU: return relu(x);
+    case ModuleKind::MaxPool2d: return maxpool2d(module, x);
+    case ModuleKind::AdaptiveAvgPool2d: return adaptive_avgpool2d(x);
+    case ModuleKind::Linear: return linear(module, x);
+  }
+  throw Error("internal: module '" + module.path + "' has an unknown kind");
+}
+
+int StepRunner::resnet(const Module& module, int x) {
+  for (const std::string& child : module.children) {
+    if (child == "fc") x = flatten(x);  // torch.flatten(x, 1) between avgpool and fc
+    x = run_module(model_.module(child), x);
+  }
+  return x;
+}
+
+int StepRunner::sequential(const Module& module, int x) {
+  for (const std::string& child : module.children) x = run_module(model_.module(child), x);
+  return x;
+}
+
+int StepRunner::basic_block(const Module& module, int x) {
+  const std::string& p = module.path;
+  int out = run_module(model_.module(p + ".conv1"), x);
+  out = run_module(model_.module(p + ".bn1"), out);
+  out = run_module(model_.module(p + ".relu"), out);
+  out = run_module(model_.module(p + ".conv2"), out);
+  out = run_module(model_.module(p + ".bn2"), out);
+  const int identity = model_.has_module(p + ".downsample") ? run_module(model_.module(p + ".downsample"), x) : x;
+  out = add(out, identity);
+  return run_module(model_.module(p + ".relu"), out);  // the same ReLU module, second call
+}
+
+static int64_t conv_out_size(int64_t in, int kernel, int stride, int padding) {
+  return (in + 2 * padding - kernel) / stride + 1;
+}
+
+int StepRunner::conv2d(const Module& module, int x) {
+  const Tensor input = value(x).data;
+  if (input.ndim() != 4 || input.size(1) != module.in)
+    throw_bad_input("'" + module.path + "' expects (N, " + std::to_string(module.in) + ", H, W) input, got " +
+                    shape_string(input.shape()));
+  const int64_t p = conv_out_size(input.size(2), module.kernel, module.stride, module.padding);
+  const int64_t q = conv_out_size(input.size(3), module.kernel, module.stride, module.padding);
+  if (p < 1 || q < 1)
+    throw_bad_input("input " + shape_string(input.shape()) + " is too small for '" + module.path + "'");
+  const std::string key = module.path + ".weight";
+  const Tensor& w = param(key);
+  const Conv2dGeometry g{module.stride, module.padding};
+  Tensor y = output_like({input.size(0), module.out, p, q});
+  backend_.conv2d_forward(input, w, y, g);
+  const int out = tape_.add_value(y, true);
+  const bool input_grad = value(x).requires_grad;
+  tape_.record([this, x, out, input, w, g, key, input_grad] {
+    Tensor dy = take_grad(out);
+    if (!dy.defined()) return;
+    if (input_grad) {
+      Tensor dx = output_like(input.shape());
+      backend_.conv2d_backward_data(dy, w, dx, g);
+      tape_.accumulate_grad(x, std::move(dx));
+    }
+    Tensor dw = output_like(w.shape());
+    backend_.conv2d_backward_filter(input, dy, dw, g);
+    parameter_grad(key, std::move(dw));
+  });
+  return out;
+}
+
+int StepRunner::batchnorm2d(const Module& module, int x) {
+  const Tensor input = value(x).data;
+  if (input.ndim() != 4 || input.size(1) != module.out)
+    throw_bad_input("'" + module.path + "' expects (N, " + std::to_string(module.out) + ", H, W) input, got " +
+                    shape_string(input.shape()));
+  const bool training = options_.mode == Mode::Train;
+  if (training && input.size(0) * input.size(2) * input.size(3) < 2)
+    throw_bad_input("'" + module.path + "' in train mode needs more than one value per channel, got input " +
+                    shape_string(input.shape()) + " (as PyTorch; use a larger batch or --mode eval)");
+  const std::string& p = module.path;
+  BatchNormOptions o;
+  o.mode = training ? BatchNormMode::Training : BatchNormMode::Inference;
+  const Tensor& weight = param(p + ".weight");
+  const Tensor& bias = param(p + ".bias");
+  Tensor y = output_like(input.shape());
+  Tensor save_mean = output_like({module.out});
+  Tensor save_invstd = output_like({module.out});
+  backend_.batchnorm_forward(input, weight, bias, state_.tensors.at(p + ".running_mean"),
+                             state_.tensors.at(p + ".running_var"), y, save_mean, save_invstd, o);
+  if (training) ++model_.tensor(p + ".num_batches_tracked").data<int64_t>()[0];
+  const int out = tape_.add_value(y, true);
+  const bool input_grad = value(x).requires_grad;
+  tape_.record([this, x, out, input, weight, save_mean, save_invstd, o, p, input_grad] {
+    Tensor dy = take_grad(out);
+    if (!dy.defined()) return;
+    Tensor dx = output_like(input.shape());
+    Tensor dweight = output_like(weight.shape());
+    Tensor dbias = output_like(weight.shape());
+    backend_.batchnorm_backward(dy, input, weight, save_mean, save_invstd, dx, dweight, dbias, o);
+    if (input_grad) tape_.accumulate_grad(x, std::move(dx));
+    parameter_grad(p + ".weight", std::move(dweight));
+    parameter_grad(p + ".bias", std::move(dbias));
+  });
+  return out;
+}
+
+int StepRunner::relu(int x) {
+  Tensor y = output_like(value(x).data.shape());
+  backend_.relu_forward(value(x).data, y);
+  const int out = tape_.add_value(y, value(x).requires_grad);
+  tape_.record([this, x, out, y] {
+    Tensor dy = take_grad(out);
+    if (!dy.defined()) return;
+    Tensor dx = output_like(y.shape());
+    backend_.relu_backward(y, dy, dx);
+    tape_.accumulate_grad(x, std::move(dx));
+  });
+  return out;
+}
+
+int StepRunner::maxpool2d(const Module& module, int x) {
+  const Tensor input = value(x).data;
+  const Pool2dGeometry g{module.kernel, module.stride, module.padding};
+  const int64_t p = conv_out_size(input.size(2), g.kernel, g.stride, g.padding);
+  const int64_t q = conv_out_size(input.size(3), g.kernel, g.stride, g.padding);
+  if (p < 1 || q < 1) throw_bad_input("input " + shape_string(input.shape()) + " is too small for '" + module.path + "'");
+  Tensor y = output_like({input.size(0), input.size(1), p, q});
+  Tensor indices = backend_.empty(y.shape(), DType::I64);
+  backend_.maxpool2d_forward(input, y, indices, g);
+  const int out = tape_.add_value(y, value(x).requires_grad);
+  const Shape input_shape = input.shape();
+  tape_.record([this, x, out, indices, g, input_shape] {
+    Tensor dy = take_grad(out);
+    if (!dy.defined()) return;
+    Tensor dx = output_like(input_shape);
+    backend_.maxpool2d_backward(dy, indices, dx, g);
+    tape_.accumulate_grad(x, std::move(dx));
+  });
+  return out;
+}
+
+int StepRunner::adaptive_avgpool2d(int x) {
+  const Tensor input = value(x).data;
+  Tensor y = output_like({input.size(0), input.size(1), 1, 1});
+  backend_.adaptive_avgpool_forward(input, y);
+  const int out = tape_.add_value(y, value(x).requires_grad);
+  const Shape input_shape = input.shape();
+  tape_.record([this, x, out, input_shape] {
+    Tensor dy = take_grad(out);
+    if (!dy.defined()) return;
+    Tensor dx = output_like(input_shape);
+    backend_.adaptive_avgpool_backward(dy, dx);
+    tape_.accumulate_grad(x, std::move(dx));
+  });
+  return out;
+}
+
+int StepRunner::flatten(int x) {
+  const Tensor input = value(x).data;
+  const int out = tape_.add_value(input.reshape({input.size(0), input.numel() / input.size(0)}), value(x).requires_grad);
+  const Shape input_shape = input.shape();
+  tape_.record([this, x, out, input_shape] {
+    Tensor dy = take_grad(out);
+    if (dy.defined()) tape_.accumulate_grad(x, dy.reshape(input_shape));
+  });
+  return out;
+}
+
+int StepRunner::linear(const Module& module, int x) {
+  const Tensor input = value(x).data;
+  if (input.ndim() != 2 || input.size(1) != module.in)
+    throw_bad_input("'" + module.path + "' expects (N, " + std::to_string(module.in) + ") input, got " +
+                    shape_string(input.shape()));
+  const std::string& p = module.path;
+  const Tensor& w = param(p + ".weight");
+  const Tensor& b = param(p + ".bias");
+  Tensor y = output_like({input.size(0), module.out});
+  backend_.linear_forward(input, w, b, y);
+  const int out = tape_.add_value(y, true);
+  const bool input_grad = value(x).requires_grad;
+  tape_.record([this, x, out, input, w, b, p, input_grad] {
+    Tensor dy = take_grad(out);
+    if (!dy.defined()) return;
+    Tensor dx = input_grad ? output_like(input.shape()) : Tensor();
+    Tensor dw = output_like(w.shape());
+    Tensor db = output_like(b.shape());
+    backend_.linear_backward(input, w, dy, dx, dw, db);
+    if (input_grad) tape_.accumulate_grad(x, std::move(dx));
+    parameter_grad(p + ".weight", std::move(dw));
+    parameter_grad(p + ".bias", std::move(db));
+  });
+  return out;
+}
+
+int StepRunner::add(int a, int b) {
+  const Tensor& ta = value(a).data;
+  Tensor y = output_like(ta.shape());
+  backend_.add(ta, value(b).data, y);
+  const int out = tape_.add_value(y, value(a).requires_grad || value(b).requires_grad);
+  tape_.record([this, a, b, out] {
+    Tensor dy = take_grad(out);
+    if (!dy.defined()) return;
+    // Each input gets its own buffer: gradients are accumulated in place later.
+    Tensor copy = output_like(dy.shape());
+    backend_.copy(dy, copy);
+    tape_.accumulate_grad(a, std::move(dy));
+    tape_.accumulate_grad(b, std::move(copy));
+  });
+  return out;
+}
+
+}  // namespace hookrt::detail

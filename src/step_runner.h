@@ -1,0 +1,79 @@
+#pragma once
+// StepRunner — one forward (and backward) pass of a Model on a Backend: runs every module in
+// torchvision's order, fires hooks at every module boundary as PyTorch does, and records the
+// backward on a Tape.
+//
+// Hook semantics follow torch.nn.Module._call_impl and torch.utils.hooks.BackwardHook:
+//   forward_pre hooks -> [input wrapper] -> module body -> forward hooks -> [output wrapper]
+// A hook that changes a tensor (changing probe, host callback) acts on a copy, as a PyTorch hook
+// that returns a new tensor: other consumers of the original are unaffected and backward routes
+// the gradient through the change (clamp masks it, clipnorm scales it). The wrappers, added only
+// where backward hooks exist, are identity nodes: the output wrapper sees the complete
+// grad_output (backward_pre hooks); the input wrapper collects what this call's body sends to its
+// input (grad_input), fires backward hooks, then passes it on.
+#include <map>
+#include <string>
+
+#include "hook_dispatch.h"
+#include "hookrt/backend.h"
+#include "hookrt/executor.h"
+#include "hookrt/model.h"
+#include "tape.h"
+
+namespace hookrt::detail {
+
+// Device copies of the model's tensors and the per-parameter gradients of the current step.
+struct DeviceState {
+  std::map<std::string, Tensor> tensors;    // parameters and float buffers, on the backend
+  std::map<std::string, Tensor> grads;      // this step's parameter gradients (after grad hooks)
+  std::map<std::string, Tensor> momentum;   // SGD momentum buffers
+  bool momentum_initialised = false;
+};
+
+class StepRunner {
+ public:
+  StepRunner(Model& model, Backend& backend, DeviceState& state, const ExecutorOptions& options, int64_t step,
+             bool backward, RecordSink sink);
+
+  // Runs the root module on the input (device tensor); returns the logits' value id.
+  int forward(const Tensor& input, bool input_requires_grad);
+  Tape& tape() { return tape_; }
+
+ private:
+  int run_module(const Module& module, int x);
+  int body(const Module& module, int x);
+  int resnet(const Module& module, int x);
+  int sequential(const Module& module, int x);
+  int basic_block(const Module& module, int x);
+  int conv2d(const Module& module, int x);
+  int batchnorm2d(const Module& module, int x);
+  int relu(int x);
+  int maxpool2d(const Module& module, int x);
+  int adaptive_avgpool2d(int x);
+  int linear(const Module& module, int x);
+  int flatten(int x);
+  int add(int a, int b);
+
+  int forward_pre_hooks(const HookSite& site, int x);
+  int forward_hooks(const HookSite& site, int x, int y, std::set<uint64_t>& called);
+  template <class Fire> int through_changing_hooks(int x, Fire fire);
+  int wrap_for_backward_hooks(const HookSite& site, int x, int y);
+  int wrap_input(const HookSite& site, int x, std::shared_ptr<Tensor> saved_grad_output);
+
+  // Fires grad hooks on a parameter's fresh gradient and keeps it for the optimizer.
+  void parameter_grad(const std::string& key, Tensor grad);
+  Tensor take_grad(int id);
+  Tensor output_like(const Shape& shape) { return backend_.empty(shape); }
+  const Tensor& param(const std::string& key) { return state_.tensors.at(key); }
+  Value& value(int id) { return tape_.value(id); }
+
+  Model& model_;
+  Backend& backend_;
+  DeviceState& state_;
+  const ExecutorOptions& options_;
+  Tape tape_;
+  HookDispatcher hooks_;
+  std::map<std::string, int> calls_;  // forward calls per module path in this step
+};
+
+}  // namespace hookrt::detail
