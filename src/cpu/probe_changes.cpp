@@ -1,0 +1,61 @@
+// The changing probes on the host: clamp and clipnorm rewrite the tensor in place, exactly as a
+// PyTorch hook returning `t.clamp(lo, hi)` or `t * clip_coef` would.
+#include <cmath>
+
+#include "cpu/probes.h"
+
+namespace hookrt::cpu {
+
+ClampResult apply_clamp(Tensor& tensor, const probes::Clamp& clamp, Tensor* grad_mask) {
+  float* x = probe_data(tensor, "clamp");
+  const int64_t n = tensor.numel();
+  // torch.clamp on an F32 tensor compares and stores the bounds as float.
+  const float lo = static_cast<float>(clamp.lo), hi = static_cast<float>(clamp.hi);
+  float* mask = nullptr;
+  if (grad_mask) {
+    *grad_mask = Tensor::empty(tensor.shape(), DType::F32);
+    mask = grad_mask->data<float>();
+  }
+  ClampResult result{clamp.lo, clamp.hi, 0};
+  for (int64_t i = 0; i < n; ++i) {
+    const float before = x[i];
+    // clamp_backward passes the gradient where lo <= x <= hi; NaN fails both tests and gets 0.
+    if (mask) mask[i] = (before >= lo && before <= hi) ? 1.0f : 0.0f;
+    // min(max(x, lo), hi) with NaN propagated: comparisons with NaN are false, so it stays.
+    float after = before;
+    if (after < lo) after = lo;
+    if (after > hi) after = hi;
+    if (after != before && !std::isnan(before)) ++result.changed;  // NaN != NaN, yet unchanged
+    x[i] = after;
+  }
+  return result;
+}
+
+double l2_norm(const Tensor& tensor) {
+  const float* x = probe_data(tensor, "clipnorm");
+  const int64_t n = tensor.numel();
+  double squares = 0;
+  for (int64_t i = 0; i < n; ++i) squares += static_cast<double>(x[i]) * x[i];
+  return std::sqrt(squares);
+}
+
+float clip_coefficient(double norm, double max_norm) {
+  // clip_grad_norm_: clip_coef = max_norm / (total_norm + 1e-6), where total_norm is a float32
+  // tensor, so the sum and `max_norm / t` (Tensor.__rdiv__: t.reciprocal() * max_norm) run in
+  // float32; then torch.clamp(clip_coef, max=1.0), which keeps NaN.
+  const float denominator = static_cast<float>(norm) + 1e-6f;
+  const float coefficient = (1.0f / denominator) * static_cast<float>(max_norm);
+  return coefficient > 1.0f ? 1.0f : coefficient;
+}
+
+ClipNormResult apply_clipnorm(Tensor& tensor, const probes::ClipNorm& clip) {
+  const double norm = l2_norm(tensor);
+  const float scale = clip_coefficient(norm, clip.max_norm);
+  float* x = probe_data(tensor, "clipnorm");
+  const int64_t n = tensor.numel();
+  // Multiplied even when scale is 1, as clip_grad_norm_ does to avoid a host sync.
+  for (int64_t i = 0; i < n; ++i) x[i] *= scale;
+  return ClipNormResult{clip.max_norm, norm, scale};
+}
+
+}  // namespace hookrt::cpu

@@ -1,0 +1,98 @@
+// The CPU probe engine: dispatches each probe of a hook, in the order written, to its function in
+// probe_stats.cpp (observing) or probe_changes.cpp (changing).
+#include "cpu/probes.h"
+
+#include <algorithm>
+#include <type_traits>
+#include <variant>
+
+#include "hookrt/error.h"
+
+namespace hookrt::cpu {
+
+float* probe_data(const Tensor& tensor, const char* probe) {
+  const std::string who = std::string("probe ") + probe;
+  if (!tensor.defined()) throw Error(who + ": the tensor is undefined");
+  if (tensor.device() != Device::CPU)
+    throw Error(who + ": the CPU backend runs probes on host tensors, got a " +
+                device_name(tensor.device()) + " tensor");
+  if (tensor.dtype() != DType::F32)
+    throw Error(who + ": probes run on F32 tensors, got " + dtype_name(tensor.dtype()) + " " +
+                shape_string(tensor.shape()));
+  return static_cast<float*>(tensor.raw_data());
+}
+
+ChannelLayout channel_layout(const Shape& shape, int channel_axis) {
+  const int rank = static_cast<int>(shape.size());
+  if (rank == 0) return ChannelLayout{};
+  int axis = channel_axis < 0 ? channel_axis + rank : channel_axis;
+  axis = std::clamp(axis, 0, rank - 1);
+  ChannelLayout layout;
+  for (int d = 0; d < axis; ++d) layout.outer *= shape[d];
+  layout.channels = shape[axis];
+  for (int d = axis + 1; d < rank; ++d) layout.inner *= shape[d];
+  return layout;
+}
+
+namespace {
+
+// One probe applied to the tensor; observing probes add to record, changing ones to effects.
+struct ProbeStep {
+  Tensor& tensor;
+  ProbeRecord& record;
+  const ProbeRunOptions& options;
+  ProbeRunEffects& effects;
+
+  void operator()(const probes::Stats&) { record.results.push_back(compute_stats(tensor)); }
+  void operator()(const probes::Zeros&) {
+    record.results.push_back(compute_zeros(tensor, options.channel_axis));
+  }
+  void operator()(const probes::NonFinite& probe) {
+    const NonFiniteResult counts = count_nonfinite(tensor);
+    const bool found = counts.nan + counts.posinf + counts.neginf > 0;
+    // The executor stops the run only after it has delivered this record.
+    if (found && probe.policy == probes::NonFinitePolicy::Halt) effects.halt = true;
+    record.results.push_back(counts);
+  }
+  void operator()(const probes::Hist& probe) {
+    record.results.push_back(compute_hist(tensor, probe));
+  }
+  void operator()(const probes::Channels&) {
+    record.results.push_back(compute_channels(tensor, options.channel_axis));
+  }
+  void operator()(const probes::Clamp& probe) {
+    Tensor mask;
+    record.results.push_back(
+        apply_clamp(tensor, probe, options.want_grad_transforms ? &mask : nullptr));
+    if (options.want_grad_transforms)
+      effects.grad_transforms.push_back(GradTransform{GradTransform::Kind::Mask, mask});
+    effects.changed = true;
+  }
+  void operator()(const probes::ClipNorm& probe) {
+    const ClipNormResult result = apply_clipnorm(tensor, probe);
+    record.results.push_back(result);
+    if (options.want_grad_transforms) {
+      Tensor scale = Tensor::full({1}, result.scale, DType::F32);
+      effects.grad_transforms.push_back(GradTransform{GradTransform::Kind::Scale, scale});
+    }
+    effects.changed = true;
+  }
+  void operator()(const probes::Capture&) {
+    probe_data(tensor, "capture");
+    record.results.push_back(CaptureResult{tensor.clone()});
+  }
+};
+
+}  // namespace
+
+ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
+                           const ProbeRunOptions& options) {
+  ProbeRunEffects effects;
+  if (probes.empty()) return effects;
+  probe_data(tensor, probe_name(probes.front()).c_str());  // fail before any probe has run
+  ProbeStep step{tensor, record, options, effects};
+  for (const Probe& probe : probes) std::visit(step, probe);
+  return effects;
+}
+
+}  // namespace hookrt::cpu

@@ -1,0 +1,70 @@
+#pragma once
+// The CPU probe engine: runs a hook's probes on a host F32 tensor in the order written, each
+// probe seeing what the one before it left. Every probe is also a function of its own, in double
+// precision: the reference that tests hold the CUDA probe kernels to.
+#include <cstdint>
+
+#include "hookrt/backend.h"
+#include "hookrt/probes.h"
+#include "hookrt/records.h"
+#include "hookrt/tensor.h"
+
+namespace hookrt::cpu {
+
+// Runs `probes` on `tensor` (host, F32): changing probes (clamp, clipnorm) rewrite it in place,
+// observing probes append their result to record.results in order. Throws Error for any other
+// dtype or device. record's tensor name and shape are the caller's to set.
+ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
+                           const ProbeRunOptions& options);
+
+// The tensor's data for a probe, after checking that it is a defined host F32 tensor; `probe`
+// names the caller in the error.
+float* probe_data(const Tensor& tensor, const char* probe);
+
+// Where a tensor's channels lie: element (o, c, i) sits at flat index (o * channels + c) * inner +
+// i.
+struct ChannelLayout {
+  int64_t outer = 1;
+  int64_t channels = 1;
+  int64_t inner = 1;
+};
+// `channel_axis` counts from the end when negative and is clamped to [0, rank - 1] (so rank-1
+// tensors use axis 0); a rank-0 tensor is a single channel of one element.
+ChannelLayout channel_layout(const Shape& shape, int channel_axis);
+
+// ---- observing probes: the tensor is read, never written; sums accumulate in double ----
+
+// count/min/max/mean/abs_max/l1/l2 over the finite elements; std is unbiased (two-pass, about the
+// mean) and nullopt below two finite elements; NaN/+Inf/-Inf are counted.
+StatsResult compute_stats(const Tensor& tensor);
+NonFiniteResult count_nonfinite(const Tensor& tensor);
+// Exact zeros (-0.0 included) over all elements. A channel is dead when every value in it is
+// <= 0; NaN is not <= 0, and an empty channel is dead (torch's `(t <= 0).all()` over no values).
+ZerosResult compute_zeros(const Tensor& tensor, int channel_axis);
+// Per channel: mean and unbiased std over its finite values (nullopt below one and two of them),
+// zero fraction over all its values, like the zeros probe (0 for an empty channel).
+ChannelsResult compute_channels(const Tensor& tensor, int channel_axis);
+// -Inf and finite values below lo count `below`, +Inf and values above hi `above`, NaN nowhere.
+HistResult compute_hist(const Tensor& tensor, const probes::Hist& hist);
+// The bin of a value in [lo, hi]: floor((value - lo) * bins / (hi - lo)) in double, with
+// value == hi (or a rounding to `bins`) in the last bin. The CUDA kernel must use this formula.
+int hist_bin(double value, const probes::Hist& hist);
+
+// ---- changing probes: the tensor is rewritten in place ----
+
+// x = clamp(x, lo, hi) with lo and hi rounded to float, as torch.clamp on an F32 tensor; NaN
+// stays NaN. `changed` counts the elements whose value changed. When grad_mask is non-null it
+// receives a new F32 tensor of x's shape holding torch's clamp backward mask:
+// 1 where lo <= x <= hi before the clamp, else 0 (NaN and out-of-range inputs get 0).
+ClampResult apply_clamp(Tensor& tensor, const probes::Clamp& clamp, Tensor* grad_mask);
+// x *= clip_coefficient(||x||_2, max_norm), as torch.nn.utils.clip_grad_norm_ on one tensor.
+// A non-finite norm is not an error (clip_grad_norm_'s default): +Inf gives scale 0, NaN a NaN
+// scale, and the tensor is multiplied anyway; the record then holds the non-finite norm/scale.
+ClipNormResult apply_clipnorm(Tensor& tensor, const probes::ClipNorm& clip);
+// sqrt(sum of x^2) over every element in double; NaN or Inf anywhere makes it NaN or Inf.
+double l2_norm(const Tensor& tensor);
+// clip_grad_norm_'s coefficient, in its float32 arithmetic: min(1, max_norm * (1 / (norm + 1e-6))),
+// where NaN stays NaN (torch.clamp).
+float clip_coefficient(double norm, double max_norm);
+
+}  // namespace hookrt::cpu
