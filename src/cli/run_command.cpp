@@ -31,7 +31,7 @@ struct RunArgs {
 std::atomic<bool> interrupted{false};
 extern "C" void on_interrupt(int) { interrupted = true; }
 
-// The run's outputs; flush() is safe to call at any point, and is called on every way out.
+// The run's outputs: records are flushed after every step, and everything on every way out.
 class RunOutputs {
  public:
   explicit RunOutputs(const std::string& dir) {
@@ -47,8 +47,14 @@ class RunOutputs {
     if (jsonl_) jsonl_->write(record);
     if (captures_) captures_->add(record);
   }
-  void flush() {
+  // Every record so far is on disk (called after each step).
+  void flush_records() {
     if (jsonl_) jsonl_->flush();
+  }
+  // Records and captures; captures.safetensors needs all its tensors up front, so it is written
+  // once, at the end of the run or when it stops early.
+  void finish() {
+    flush_records();
     if (captures_ && captures_->size() > 0) captures_->write();
   }
   std::string file(const std::string& name) const { return (std::filesystem::path(dir_) / name).string(); }
@@ -154,7 +160,7 @@ int run(const RunArgs& args) {
       }
       const auto begin = std::chrono::steady_clock::now();
       last = executor.step(input, labels);
-      outputs.flush();
+      outputs.flush_records();
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
       if (!args.quiet) {
         std::cerr << "step " << step + 1 << "/" << args.steps;
@@ -163,10 +169,10 @@ int run(const RunArgs& args) {
       }
     }
   } catch (...) {
-    outputs.flush();  // nothing recorded is lost when a run stops early
+    outputs.finish();  // nothing recorded is lost when a run stops early
     throw;
   }
-  outputs.flush();
+  outputs.finish();
   if (!args.quiet) table.print(std::cout);
   if (outputs.enabled()) {
     if (last.logits.defined()) io::write_npy(outputs.file("logits.npy"), last.logits);
