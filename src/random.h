@@ -29,13 +29,20 @@ class Pcg32 {
   }
   double uniform(double lo, double hi) { return lo + (hi - lo) * uniform(); }
 
-  // Standard normal by Box-Muller (one value per call; the pair's second half is discarded for
-  // simplicity: speed does not matter where this is used).
+  // Standard normal by Box-Muller; each draw of two uniforms yields two normals (the second is
+  // kept for the next call), which halves the cost of initialising ResNet18's 11M weights.
   double normal() {
+    if (has_spare_) {
+      has_spare_ = false;
+      return spare_;
+    }
     double u1 = uniform();
     while (u1 <= 0.0) u1 = uniform();
-    const double u2 = uniform();
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+    const double radius = std::sqrt(-2.0 * std::log(u1));
+    const double angle = 6.283185307179586 * uniform();
+    spare_ = radius * std::sin(angle);
+    has_spare_ = true;
+    return radius * std::cos(angle);
   }
 
   uint32_t below(uint32_t bound) { return static_cast<uint32_t>(uniform() * bound); }
@@ -43,6 +50,8 @@ class Pcg32 {
  private:
   uint64_t state_ = 0;
   uint64_t inc_;
+  double spare_ = 0.0;
+  bool has_spare_ = false;
 };
 
 }  // namespace hookrt
