@@ -478,7 +478,9 @@ TEST_F(ModelTraining, EvalStepWithLabelsDeliversEveryParameterGradient) {
 }
 
 TEST_F(ModelTraining, TrainStepMovesEveryParameterAndLowersTheLossOnTheSameBatch) {
-  auto executor = testing::cpu_executor(model(), {.mode = Mode::Train, .sgd = {.lr = 0.05}});
+  // A small step: with batch 2 at 32x32, layer4's BatchNorms see two values per channel and the
+  // loss surface is sharp, so only a step well inside the first-order regime must lower the loss.
+  auto executor = testing::cpu_executor(model(), {.mode = Mode::Train, .sgd = {.lr = 0.001}});
   const Tensor x = testing::tiny_input();
   const double first = *executor->step(x, testing::tiny_labels()).loss;
   int moved = 0;
