@@ -28,7 +28,7 @@ GpuScan scan_gpus() {
   const cudaError_t status = cudaGetDeviceCount(&count);
   if (status != cudaSuccess) {
     scan.problem = std::string("no usable GPU: cudaGetDeviceCount failed: ") + cudaGetErrorString(status);
-    cudaGetLastError();  // clear the sticky-free error so later calls start clean
+    cudaGetLastError();  // reset the runtime's last-error state so later calls start clean
     return scan;
   }
   if (count == 0) {
