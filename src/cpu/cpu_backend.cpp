@@ -1,0 +1,451 @@
+// CpuBackend — the reference Backend: host memory, the ops of cpu/ops.h and the CPU probe engine.
+// Every method checks devices, dtypes and shapes first and throws an Error naming the op, the
+// tensor and the shapes involved. Float tensors may be F32 (the contract) or F64 (so tests can run
+// whole networks in double for finite differences); all float tensors of one call share a dtype.
+// An output that is undefined is allocated when its shape follows from the inputs; outputs whose
+// shape does not (dx of conv and pooling, dw of conv) must be passed in allocated.
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "cpu/ops.h"
+#include "cpu/probes.h"
+#include "hookrt/backend.h"
+
+namespace hookrt {
+namespace {
+
+// ---- checks ---------------------------------------------------------------------------------------
+
+std::string where(const char* op, const char* name) { return std::string(op) + ": " + name; }
+
+void require_host(const Tensor& t, const char* op, const char* name) {
+  if (!t.defined()) throw Error(where(op, name) + " is undefined");
+  if (t.device() != Device::CPU) throw Error(where(op, name) + " is on " + device_name(t.device()) + ", not the host");
+}
+
+void require_float(const Tensor& t, const char* op, const char* name) {
+  require_host(t, op, name);
+  if (t.dtype() != DType::F32 && t.dtype() != DType::F64)
+    throw Error(where(op, name) + " has dtype " + dtype_name(t.dtype()) + "; expected F32 or F64");
+}
+
+void require_dtype(const Tensor& t, DType dtype, const char* op, const char* name) {
+  require_host(t, op, name);
+  if (t.dtype() != dtype)
+    throw Error(where(op, name) + " has dtype " + dtype_name(t.dtype()) + "; expected " + dtype_name(dtype));
+}
+
+void require_shape(const Tensor& t, const Shape& shape, const char* op, const char* name) {
+  if (t.shape() != shape)
+    throw Error(where(op, name) + " has shape " + shape_string(t.shape()) + "; expected " + shape_string(shape));
+}
+
+void require_rank(const Tensor& t, int rank, const char* op, const char* name) {
+  if (t.ndim() != rank)
+    throw Error(where(op, name) + " has shape " + shape_string(t.shape()) + "; expected rank " + std::to_string(rank));
+}
+
+// An output: allocated when undefined, else checked against the expected shape and dtype.
+void prepare_output(Tensor& t, const Shape& shape, DType dtype, const char* op, const char* name) {
+  if (!t.defined()) {
+    t = Tensor::empty(shape, dtype);
+    return;
+  }
+  require_dtype(t, dtype, op, name);
+  require_shape(t, shape, op, name);
+}
+
+// Runs f with a value of the scalar type matching dtype (F32 or F64).
+template <class F>
+void dispatch_float(DType dtype, F&& f) {
+  if (dtype == DType::F64) {
+    f(double{});
+  } else {
+    f(float{});
+  }
+}
+
+// ---- shape structs from tensors -------------------------------------------------------------------
+
+cpu::ConvShape conv_shape(const Shape& x, const Shape& w, const Conv2dGeometry& g, const char* op) {
+  if (g.stride < 1 || g.padding < 0)
+    throw Error(std::string(op) + ": stride " + std::to_string(g.stride) + " and padding " +
+                std::to_string(g.padding) + " must be >= 1 and >= 0");
+  if (x[1] != w[1])
+    throw Error(std::string(op) + ": input " + shape_string(x) + " has " + std::to_string(x[1]) +
+                " channels but the filter " + shape_string(w) + " expects " + std::to_string(w[1]));
+  const cpu::ConvShape s{x[0], x[1], x[2], x[3], w[0], w[2], w[3], g.stride, g.padding};
+  if (s.h + 2 * s.padding < s.r || s.w + 2 * s.padding < s.s)
+    throw Error(std::string(op) + ": filter " + shape_string(w) + " is larger than the padded input " + shape_string(x));
+  return s;
+}
+
+Shape conv_output_shape(const cpu::ConvShape& s) { return {s.n, s.k, s.p(), s.q()}; }
+
+cpu::PoolShape pool_shape(const Shape& x, const Pool2dGeometry& g, const char* op) {
+  if (g.kernel < 1 || g.stride < 1 || g.padding < 0 || 2 * g.padding > g.kernel)
+    throw Error(std::string(op) + ": kernel " + std::to_string(g.kernel) + ", stride " + std::to_string(g.stride) +
+                ", padding " + std::to_string(g.padding) + " is invalid (padding must be at most half the kernel)");
+  const cpu::PoolShape s{x[0], x[1], x[2], x[3], g.kernel, g.stride, g.padding};
+  if (s.h + 2 * s.padding < s.kernel || s.w + 2 * s.padding < s.kernel)
+    throw Error(std::string(op) + ": kernel " + std::to_string(g.kernel) + " is larger than the padded input " +
+                shape_string(x));
+  return s;
+}
+
+cpu::BatchNormShape batchnorm_shape(const Tensor& x, const char* op) {
+  if (x.ndim() < 2) throw Error(std::string(op) + ": x has shape " + shape_string(x.shape()) + "; expected (N, C, ...)");
+  return cpu::BatchNormShape{x.size(0), x.size(1), x.numel() / std::max<int64_t>(x.size(0) * x.size(1), 1)};
+}
+
+// Labels as int64 (I32 labels are widened).
+Tensor labels_as_i64(const Tensor& labels, int64_t n, const char* op) {
+  require_host(labels, op, "labels");
+  if (labels.dtype() != DType::I64 && labels.dtype() != DType::I32)
+    throw Error(std::string(op) + ": labels have dtype " + dtype_name(labels.dtype()) + "; expected I64 or I32");
+  require_shape(labels, Shape{n}, op, "labels");
+  return labels.dtype() == DType::I64 ? labels : labels.to(DType::I64);
+}
+
+class CpuBackend final : public Backend {
+ public:
+  Device device() const override { return Device::CPU; }
+  std::string name() const override { return "cpu"; }
+
+  // ---- memory ----
+  Tensor empty(const Shape& shape, DType dtype) override { return Tensor::empty(shape, dtype); }
+  Tensor zeros(const Shape& shape, DType dtype) override { return Tensor::zeros(shape, dtype); }
+
+  void copy(const Tensor& src, Tensor& dst) override {
+    require_host(src, "copy", "src");
+    if (!dst.defined()) {
+      dst = src.clone();
+      return;
+    }
+    require_dtype(dst, src.dtype(), "copy", "dst");
+    if (dst.numel() != src.numel())
+      throw Error("copy: src " + shape_string(src.shape()) + " and dst " + shape_string(dst.shape()) +
+                  " differ in element count");
+    if (src.nbytes() && dst.raw_data() != src.raw_data()) std::memmove(dst.raw_data(), src.raw_data(), src.nbytes());
+  }
+  Tensor to_host(const Tensor& tensor) override {
+    require_host(tensor, "to_host", "tensor");
+    return tensor.clone();
+  }
+  Tensor from_host(const Tensor& host) override {
+    require_host(host, "from_host", "host");
+    return host.clone();
+  }
+  void synchronize() override {}
+
+  // ---- elementwise ----
+  void fill(Tensor& tensor, double value) override {
+    require_host(tensor, "fill", "tensor");
+    fill_in_place(tensor, value);
+  }
+
+  void add(const Tensor& a, const Tensor& b, Tensor& out) override {
+    require_float(a, "add", "a");
+    require_dtype(b, a.dtype(), "add", "b");
+    require_shape(b, a.shape(), "add", "b");
+    prepare_output(out, a.shape(), a.dtype(), "add", "out");
+    dispatch_float(a.dtype(), [&]<class T>(T) { cpu::add(a.data<T>(), b.data<T>(), out.data<T>(), a.numel()); });
+  }
+
+  void accumulate(Tensor& dst, const Tensor& src) override {
+    require_float(dst, "accumulate", "dst");
+    require_dtype(src, dst.dtype(), "accumulate", "src");
+    require_shape(src, dst.shape(), "accumulate", "src");
+    dispatch_float(dst.dtype(), [&]<class T>(T) { cpu::accumulate(dst.data<T>(), src.data<T>(), dst.numel()); });
+  }
+
+  void multiply_(Tensor& tensor, const Tensor& factor) override {
+    require_float(tensor, "multiply_", "tensor");
+    require_float(factor, "multiply_", "factor");
+    if (factor.numel() != 1 && factor.shape() != tensor.shape())
+      throw Error("multiply_: factor " + shape_string(factor.shape()) + " is neither one element nor the tensor's shape " +
+                  shape_string(tensor.shape()));
+    const Tensor f = factor.dtype() == tensor.dtype() ? factor : factor.to(tensor.dtype());
+    dispatch_float(tensor.dtype(), [&]<class T>(T) {
+      T* t = tensor.data<T>();
+      const T* m = f.data<T>();
+      const int64_t n = tensor.numel();
+      if (f.numel() == 1 && n != 1) {
+        for (int64_t i = 0; i < n; ++i) t[i] *= m[0];
+      } else {
+        for (int64_t i = 0; i < n; ++i) t[i] *= m[i];
+      }
+    });
+  }
+
+  // ---- convolution ----
+  void conv2d_forward(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dGeometry& g) override {
+    const char* op = "conv2d_forward";
+    check_conv_operands(x, "x", w, "w", op);
+    const cpu::ConvShape s = conv_shape(x.shape(), w.shape(), g, op);
+    prepare_output(y, conv_output_shape(s), x.dtype(), op, "y");
+    dispatch_float(x.dtype(), [&]<class T>(T) { cpu::conv2d_forward(x.data<T>(), w.data<T>(), y.data<T>(), s); });
+  }
+
+  void conv2d_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dGeometry& g) override {
+    const char* op = "conv2d_backward_data";
+    if (!dx.defined()) throw Error(std::string(op) + ": dx must be allocated with the input's shape");
+    check_conv_operands(dx, "dx", w, "w", op);
+    require_dtype(dy, w.dtype(), op, "dy");
+    const cpu::ConvShape s = conv_shape(dx.shape(), w.shape(), g, op);
+    require_shape(dy, conv_output_shape(s), op, "dy");
+    dispatch_float(w.dtype(), [&]<class T>(T) { cpu::conv2d_backward_data(dy.data<T>(), w.data<T>(), dx.data<T>(), s); });
+  }
+
+  void conv2d_backward_filter(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dGeometry& g) override {
+    const char* op = "conv2d_backward_filter";
+    if (!dw.defined()) throw Error(std::string(op) + ": dw must be allocated with the filter's shape");
+    check_conv_operands(x, "x", dw, "dw", op);
+    require_dtype(dy, x.dtype(), op, "dy");
+    const cpu::ConvShape s = conv_shape(x.shape(), dw.shape(), g, op);
+    require_shape(dy, conv_output_shape(s), op, "dy");
+    dispatch_float(x.dtype(), [&]<class T>(T) { cpu::conv2d_backward_filter(x.data<T>(), dy.data<T>(), dw.data<T>(), s); });
+  }
+
+  // ---- batch norm ----
+  void batchnorm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                         Tensor& running_var, Tensor& y, Tensor& save_mean, Tensor& save_invstd,
+                         const BatchNormOptions& o) override {
+    const char* op = "batchnorm_forward";
+    require_float(x, op, "x");
+    const cpu::BatchNormShape s = batchnorm_shape(x, op);
+    const Shape channels{s.c};
+    check_channel_vector(weight, "weight", x, op);
+    check_channel_vector(bias, "bias", x, op);
+    check_channel_vector(running_mean, "running_mean", x, op);
+    check_channel_vector(running_var, "running_var", x, op);
+    prepare_output(y, x.shape(), x.dtype(), op, "y");
+    prepare_output(save_mean, channels, x.dtype(), op, "save_mean");
+    prepare_output(save_invstd, channels, x.dtype(), op, "save_invstd");
+    dispatch_float(x.dtype(), [&]<class T>(T) {
+      if (o.mode == BatchNormMode::Training) {
+        cpu::batchnorm_forward_training(x.data<T>(), weight.data<T>(), bias.data<T>(), running_mean.data<T>(),
+                                        running_var.data<T>(), y.data<T>(), save_mean.data<T>(),
+                                        save_invstd.data<T>(), s, o.eps, o.momentum);
+      } else {
+        cpu::batchnorm_forward_inference(x.data<T>(), weight.data<T>(), bias.data<T>(), running_mean.data<T>(),
+                                         running_var.data<T>(), y.data<T>(), save_mean.data<T>(),
+                                         save_invstd.data<T>(), s, o.eps);
+      }
+    });
+  }
+
+  void batchnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& save_mean,
+                          const Tensor& save_invstd, Tensor& dx, Tensor& dweight, Tensor& dbias,
+                          const BatchNormOptions& o) override {
+    const char* op = "batchnorm_backward";
+    require_float(x, op, "x");
+    require_dtype(dy, x.dtype(), op, "dy");
+    require_shape(dy, x.shape(), op, "dy");
+    const cpu::BatchNormShape s = batchnorm_shape(x, op);
+    check_channel_vector(weight, "weight", x, op);
+    check_channel_vector(save_mean, "save_mean", x, op);
+    check_channel_vector(save_invstd, "save_invstd", x, op);
+    prepare_output(dx, x.shape(), x.dtype(), op, "dx");
+    prepare_output(dweight, Shape{s.c}, x.dtype(), op, "dweight");
+    prepare_output(dbias, Shape{s.c}, x.dtype(), op, "dbias");
+    dispatch_float(x.dtype(), [&]<class T>(T) {
+      cpu::batchnorm_backward(dy.data<T>(), x.data<T>(), weight.data<T>(), save_mean.data<T>(),
+                              save_invstd.data<T>(), dx.data<T>(), dweight.data<T>(), dbias.data<T>(), s, o.mode);
+    });
+  }
+
+  // ---- ReLU ----
+  void relu_forward(const Tensor& x, Tensor& y) override {
+    require_float(x, "relu_forward", "x");
+    prepare_output(y, x.shape(), x.dtype(), "relu_forward", "y");
+    dispatch_float(x.dtype(), [&]<class T>(T) { cpu::relu_forward(x.data<T>(), y.data<T>(), x.numel()); });
+  }
+
+  void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) override {
+    require_float(y, "relu_backward", "y");
+    require_dtype(dy, y.dtype(), "relu_backward", "dy");
+    require_shape(dy, y.shape(), "relu_backward", "dy");
+    prepare_output(dx, y.shape(), y.dtype(), "relu_backward", "dx");
+    dispatch_float(y.dtype(), [&]<class T>(T) { cpu::relu_backward(y.data<T>(), dy.data<T>(), dx.data<T>(), y.numel()); });
+  }
+
+  // ---- pooling ----
+  void maxpool2d_forward(const Tensor& x, Tensor& y, Tensor& indices, const Pool2dGeometry& g) override {
+    const char* op = "maxpool2d_forward";
+    require_float(x, op, "x");
+    require_rank(x, 4, op, "x");
+    const cpu::PoolShape s = pool_shape(x.shape(), g, op);
+    const Shape out{s.n, s.c, s.p(), s.q()};
+    prepare_output(y, out, x.dtype(), op, "y");
+    prepare_output(indices, out, DType::I64, op, "indices");
+    dispatch_float(x.dtype(), [&]<class T>(T) { cpu::maxpool2d_forward(x.data<T>(), y.data<T>(), indices.data<int64_t>(), s); });
+  }
+
+  void maxpool2d_backward(const Tensor& dy, const Tensor& indices, Tensor& dx, const Pool2dGeometry& g) override {
+    const char* op = "maxpool2d_backward";
+    if (!dx.defined()) throw Error(std::string(op) + ": dx must be allocated with the input's shape");
+    require_float(dx, op, "dx");
+    require_rank(dx, 4, op, "dx");
+    require_dtype(dy, dx.dtype(), op, "dy");
+    require_dtype(indices, DType::I64, op, "indices");
+    const cpu::PoolShape s = pool_shape(dx.shape(), g, op);
+    const Shape out{s.n, s.c, s.p(), s.q()};
+    require_shape(dy, out, op, "dy");
+    require_shape(indices, out, op, "indices");
+    check_pool_indices(indices, s.h * s.w, op);
+    dispatch_float(dx.dtype(), [&]<class T>(T) { cpu::maxpool2d_backward(dy.data<T>(), indices.data<int64_t>(), dx.data<T>(), s); });
+  }
+
+  void adaptive_avgpool_forward(const Tensor& x, Tensor& y) override {
+    require_float(x, "adaptive_avgpool_forward", "x");
+    require_rank(x, 4, "adaptive_avgpool_forward", "x");
+    prepare_output(y, Shape{x.size(0), x.size(1), 1, 1}, x.dtype(), "adaptive_avgpool_forward", "y");
+    const int64_t planes = x.size(0) * x.size(1), hw = x.size(2) * x.size(3);
+    dispatch_float(x.dtype(), [&]<class T>(T) { cpu::adaptive_avgpool_forward(x.data<T>(), y.data<T>(), planes, hw); });
+  }
+
+  void adaptive_avgpool_backward(const Tensor& dy, Tensor& dx) override {
+    const char* op = "adaptive_avgpool_backward";
+    if (!dx.defined()) throw Error(std::string(op) + ": dx must be allocated with the input's shape");
+    require_float(dx, op, "dx");
+    require_rank(dx, 4, op, "dx");
+    require_dtype(dy, dx.dtype(), op, "dy");
+    require_shape(dy, Shape{dx.size(0), dx.size(1), 1, 1}, op, "dy");
+    const int64_t planes = dx.size(0) * dx.size(1), hw = dx.size(2) * dx.size(3);
+    dispatch_float(dx.dtype(), [&]<class T>(T) { cpu::adaptive_avgpool_backward(dy.data<T>(), dx.data<T>(), planes, hw); });
+  }
+
+  // ---- linear: x may be (N, ...) with its trailing dims flattening to the input features ----
+  void linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) override {
+    const cpu::LinearShape s = linear_shape(x, w, "linear_forward");
+    require_dtype(b, x.dtype(), "linear_forward", "b");
+    require_shape(b, Shape{s.out}, "linear_forward", "b");
+    prepare_output(y, Shape{s.n, s.out}, x.dtype(), "linear_forward", "y");
+    dispatch_float(x.dtype(), [&]<class T>(T) { cpu::linear_forward(x.data<T>(), w.data<T>(), b.data<T>(), y.data<T>(), s); });
+  }
+
+  void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor& dx, Tensor& dw, Tensor& db) override {
+    const char* op = "linear_backward";
+    const cpu::LinearShape s = linear_shape(x, w, op);
+    require_dtype(dy, x.dtype(), op, "dy");
+    require_shape(dy, Shape{s.n, s.out}, op, "dy");
+    if (dx.defined()) prepare_output(dx, x.shape(), x.dtype(), op, "dx");
+    prepare_output(dw, w.shape(), x.dtype(), op, "dw");
+    prepare_output(db, Shape{s.out}, x.dtype(), op, "db");
+    dispatch_float(x.dtype(), [&]<class T>(T) {
+      cpu::linear_backward(x.data<T>(), w.data<T>(), dy.data<T>(), dx.defined() ? dx.data<T>() : nullptr,
+                           dw.data<T>(), db.data<T>(), s);
+    });
+  }
+
+  // ---- loss ----
+  double cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& probs) override {
+    const char* op = "cross_entropy_forward";
+    require_float(logits, op, "logits");
+    require_rank(logits, 2, op, "logits");
+    const Tensor labels64 = labels_as_i64(labels, logits.size(0), op);
+    prepare_output(probs, logits.shape(), logits.dtype(), op, "probs");
+    double loss = 0;
+    dispatch_float(logits.dtype(), [&]<class T>(T) {
+      loss = cpu::cross_entropy_forward(logits.data<T>(), labels64.data<int64_t>(), probs.data<T>(), logits.size(0),
+                                        logits.size(1));
+    });
+    return loss;
+  }
+
+  void cross_entropy_backward(const Tensor& probs, const Tensor& labels, Tensor& dlogits) override {
+    const char* op = "cross_entropy_backward";
+    require_float(probs, op, "probs");
+    require_rank(probs, 2, op, "probs");
+    const Tensor labels64 = labels_as_i64(labels, probs.size(0), op);
+    prepare_output(dlogits, probs.shape(), probs.dtype(), op, "dlogits");
+    dispatch_float(probs.dtype(), [&]<class T>(T) {
+      cpu::cross_entropy_backward(probs.data<T>(), labels64.data<int64_t>(), dlogits.data<T>(), probs.size(0),
+                                  probs.size(1));
+    });
+  }
+
+  // ---- optimizer ----
+  void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buffer, bool first_step,
+                  const SgdOptions& o) override {
+    const char* op = "sgd_update";
+    require_float(param, op, "param");
+    require_dtype(grad, param.dtype(), op, "grad");
+    require_shape(grad, param.shape(), op, "grad");
+    if (o.nesterov && (o.momentum <= 0 || o.dampening != 0))
+      throw_bad_input("sgd_update: Nesterov momentum requires a momentum and zero dampening");
+    const bool use_momentum = o.momentum != 0.0;
+    if (use_momentum && first_step && (!momentum_buffer.defined() || momentum_buffer.shape() != param.shape() ||
+                                       momentum_buffer.dtype() != param.dtype()))
+      momentum_buffer = Tensor::empty(param.shape(), param.dtype());
+    if (use_momentum) {
+      if (!momentum_buffer.defined()) throw Error("sgd_update: momentum_buffer is undefined after the first step");
+      require_dtype(momentum_buffer, param.dtype(), op, "momentum_buffer");
+      require_shape(momentum_buffer, param.shape(), op, "momentum_buffer");
+    }
+    dispatch_float(param.dtype(), [&]<class T>(T) {
+      cpu::sgd_update(param.data<T>(), grad.data<T>(), use_momentum ? momentum_buffer.data<T>() : nullptr,
+                      param.numel(), first_step, o);
+    });
+  }
+
+  // ---- probes ----
+  ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
+                             const ProbeRunOptions& options) override {
+    return cpu::run_probes(probes, tensor, record, options);
+  }
+
+ private:
+  static void fill_in_place(Tensor& tensor, double value) {
+    const int64_t n = tensor.numel();
+    switch (tensor.dtype()) {
+      case DType::F32: std::fill_n(tensor.data<float>(), n, static_cast<float>(value)); break;
+      case DType::F64: std::fill_n(tensor.data<double>(), n, value); break;
+      case DType::I64: std::fill_n(tensor.data<int64_t>(), n, static_cast<int64_t>(value)); break;
+      case DType::I32: std::fill_n(tensor.data<int32_t>(), n, static_cast<int32_t>(value)); break;
+      case DType::U8: std::fill_n(tensor.data<uint8_t>(), n, static_cast<uint8_t>(value)); break;
+      default: throw Error("fill: dtype " + dtype_name(tensor.dtype()) + " is not supported");
+    }
+  }
+
+  static void check_conv_operands(const Tensor& x, const char* x_name, const Tensor& w, const char* w_name,
+                                  const char* op) {
+    require_float(x, op, x_name);
+    require_rank(x, 4, op, x_name);
+    require_dtype(w, x.dtype(), op, w_name);
+    require_rank(w, 4, op, w_name);
+  }
+
+  static void check_channel_vector(const Tensor& t, const char* name, const Tensor& x, const char* op) {
+    require_dtype(t, x.dtype(), op, name);
+    require_shape(t, Shape{x.size(1)}, op, name);
+  }
+
+  static void check_pool_indices(const Tensor& indices, int64_t plane_size, const char* op) {
+    const int64_t* index = indices.data<int64_t>();
+    for (int64_t i = 0; i < indices.numel(); ++i)
+      if (index[i] < 0 || index[i] >= plane_size)
+        throw Error(std::string(op) + ": index " + std::to_string(index[i]) + " at position " + std::to_string(i) +
+                    " lies outside its plane of " + std::to_string(plane_size) + " elements");
+  }
+
+  static cpu::LinearShape linear_shape(const Tensor& x, const Tensor& w, const char* op) {
+    require_float(x, op, "x");
+    require_dtype(w, x.dtype(), op, "w");
+    require_rank(w, 2, op, "w");
+    if (x.ndim() < 2) throw Error(std::string(op) + ": x has shape " + shape_string(x.shape()) + "; expected (N, features)");
+    const cpu::LinearShape s{x.size(0), w.size(1), w.size(0)};
+    if (x.numel() != s.n * s.in)
+      throw Error(std::string(op) + ": x " + shape_string(x.shape()) + " does not have the " + std::to_string(s.in) +
+                  " input features of w " + shape_string(w.shape()));
+    return s;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace hookrt
