@@ -9,7 +9,10 @@ namespace hookrt::cli {
 void SummaryTable::add(const ProbeRecord& record) {
   ++total_;
   std::string site = record.when == HookWhen::Grad ? record.param : (record.module.empty() ? "(root)" : record.module);
-  if (record.when != HookWhen::Grad && record.call > 0) site += "#" + std::to_string(record.call);
+  if (record.when != HookWhen::Grad && record.call > 0) {
+    site += '#';  // appended piecewise: GCC 12 warns falsely (-Wrestrict) on "#" + std::string
+    site += std::to_string(record.call);
+  }
   const std::string key = when_name(record.when) + "|" + site + "|" + record.tensor;
   auto [it, inserted] = index_.emplace(key, rows_.size());
   if (inserted) rows_.push_back(Row{when_name(record.when), site, record.tensor, shape_string(record.shape), {}, 0});
