@@ -30,7 +30,7 @@ BackendSelection select_backend(DeviceChoice choice) {
   std::string problem = scan.problem;
   if (problem.empty()) {
     if (auto backend = cuda::make_backend()) return {std::move(backend), "GPU " + scan.gpus.front().name};
-    problem = "this build's CUDA backend is not implemented yet (CUDA runtime, cuDNN and cuBLAS are linked)";
+    problem = "the CUDA backend is compiled but not yet enabled: it has not been validated on a GPU";
   }
   if (choice == DeviceChoice::Cuda) throw Error("--device cuda: " + problem);
   return {make_cpu_backend(), "CPU backend: " + problem};
