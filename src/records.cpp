@@ -27,7 +27,10 @@ std::string ProbeRecord::capture_key() const {
     key += param;
   } else {
     key += module;
-    if (call > 0) key += "#" + std::to_string(call);
+    if (call > 0) {
+      key += '#';  // appended piecewise: GCC 12 warns falsely (-Wrestrict) on "#" + std::string
+      key += std::to_string(call);
+    }
   }
   return key + "/" + tensor;
 }
