@@ -34,7 +34,10 @@ function(hookrt_add_cuda_backend target)
   endif()
   file(GLOB cuda_sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/cuda/*.cu ${PROJECT_SOURCE_DIR}/cuda/*.cpp)
   target_sources(${target} PRIVATE ${cuda_sources})
-  set_target_properties(${target} PROPERTIES CUDA_STANDARD 20 CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}")
+  # C++17 for device code: CMake 3.25 (Debian 12) does not know nvcc's C++20 flag, and the .cu
+  # files include no C++20 header; host-side backend code is .cpp and compiles as C++20.
+  set_target_properties(${target} PROPERTIES CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON
+                                             CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}")
   target_include_directories(${target} PRIVATE ${HOOKRT_CUDNN_INCLUDE_DIR})
   target_link_libraries(${target} PUBLIC CUDA::cudart CUDA::cublas ${HOOKRT_CUDNN_LIBRARY})
   target_compile_definitions(${target} PUBLIC HOOKRT_WITH_CUDA=1)

@@ -1,0 +1,166 @@
+// CudaBackend: memory, elementwise ops and probes (the layer ops are in cuda_backend_ops.cpp).
+#include "cuda_backend.h"
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "add.cuh"
+#include "cpu/probes.h"
+#include "fill.cuh"
+#include "multiply.cuh"
+#include "status.h"
+#include "tensor_checks.h"
+
+namespace hookrt::cuda {
+namespace {
+
+// Makes `device` current for this thread and creates the backend's stream on it.
+std::shared_ptr<CudaStream> stream_on(int device) {
+  HOOKRT_CUDA_CHECK(cudaSetDevice(device));
+  return std::make_shared<CudaStream>(CudaStream::create());
+}
+
+void require_host(const Tensor& t, const char* op, const char* name) {
+  if (!t.defined()) throw Error(std::string(op) + ": " + name + " is undefined");
+  if (t.device() != Device::CPU)
+    throw Error(std::string(op) + ": " + name + " is on " + device_name(t.device()) + ", not the host");
+}
+
+}  // namespace
+
+CudaBackend::CudaBackend(const CudaBackendOptions& options)
+    : options_(options),
+      stream_(stream_on(options.device)),
+      pool_(options.device, stream_),
+      transfer_(stream_),
+      cudnn_(CudnnHandle::create(stream_->get())),
+      cublas_(CublasHandle::create(stream_->get(), options.allow_tf32)),
+      workspace_(pool_),
+      convolutions_(cudnn_.get(), workspace_, ConvolutionOptions{options.allow_tf32, options.conv_workspace_limit_bytes}),
+      batchnorm_(cudnn_.get(), stream_->get()),
+      linear_(cublas_.get(), stream_->get()) {}
+
+CudaBackend::~CudaBackend() {
+  // Queued work may still use the workspace and the handles destroyed below.
+  HOOKRT_CUDA_LOG(cudaStreamSynchronize(stream_->get()));
+}
+
+std::string CudaBackend::name() const { return "cuda:" + std::to_string(options_.device); }
+
+// ---- memory ---------------------------------------------------------------------------------------
+
+Tensor CudaBackend::empty(const Shape& shape, DType dtype) { return pool_.allocate(shape, dtype); }
+
+Tensor CudaBackend::zeros(const Shape& shape, DType dtype) {
+  Tensor t = pool_.allocate(shape, dtype);
+  if (t.nbytes() > 0) HOOKRT_CUDA_CHECK(cudaMemsetAsync(t.raw_data(), 0, t.nbytes(), stream()));
+  return t;
+}
+
+void CudaBackend::copy(const Tensor& src, Tensor& dst) {
+  if (!src.defined()) throw Error("copy: src is undefined");
+  if (!dst.defined()) {
+    dst = src.device() == Device::CUDA ? empty(src.shape(), src.dtype()) : Tensor::empty(src.shape(), src.dtype());
+  }
+  if (dst.dtype() != src.dtype())
+    throw Error("copy: dst has dtype " + dtype_name(dst.dtype()) + "; expected " + dtype_name(src.dtype()));
+  if (dst.numel() != src.numel())
+    throw Error("copy: src " + shape_string(src.shape()) + " and dst " + shape_string(dst.shape()) +
+                " differ in element count");
+  const size_t bytes = src.nbytes();
+  if (bytes == 0 || src.raw_data() == dst.raw_data()) return;
+  const bool from_device = src.device() == Device::CUDA, to_device = dst.device() == Device::CUDA;
+  if (from_device && to_device) {
+    HOOKRT_CUDA_CHECK(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), bytes, cudaMemcpyDeviceToDevice, stream()));
+  } else if (from_device) {
+    transfer_.to_host(src.raw_data(), dst.raw_data(), bytes);
+  } else if (to_device) {
+    transfer_.from_host(src.raw_data(), dst.raw_data(), bytes);
+  } else {
+    std::memmove(dst.raw_data(), src.raw_data(), bytes);
+  }
+}
+
+Tensor CudaBackend::to_host(const Tensor& tensor) {
+  if (!tensor.defined()) throw Error("to_host: tensor is undefined");
+  if (tensor.device() == Device::CPU) return tensor.clone();
+  Tensor host = Tensor::empty(tensor.shape(), tensor.dtype());
+  transfer_.to_host(tensor.raw_data(), host.raw_data(), tensor.nbytes());
+  return host;
+}
+
+Tensor CudaBackend::from_host(const Tensor& host) {
+  require_host(host, "from_host", "host");
+  Tensor device_tensor = empty(host.shape(), host.dtype());
+  transfer_.from_host(host.raw_data(), device_tensor.raw_data(), host.nbytes());
+  return device_tensor;
+}
+
+void CudaBackend::synchronize() { stream_->synchronize(); }
+
+Tensor CudaBackend::on_device(const Tensor& t) { return t.device() == Device::CUDA ? t : from_host(t); }
+
+void CudaBackend::prepare_output(Tensor& t, const Shape& shape, DType dtype, const char* op, const char* name) {
+  if (!t.defined()) {
+    t = empty(shape, dtype);
+    return;
+  }
+  require_dtype(t, dtype, op, name);
+  require_shape(t, shape, op, name);
+}
+
+// ---- elementwise ----------------------------------------------------------------------------------
+
+void CudaBackend::fill(Tensor& tensor, double value) {
+  require_device(tensor, "fill", "tensor");
+  cuda::fill(tensor.raw_data(), tensor.dtype(), tensor.numel(), value, stream());
+}
+
+void CudaBackend::add(const Tensor& a, const Tensor& b, Tensor& out) {
+  require_f32(a, "add", "a");
+  require_f32(b, "add", "b");
+  require_shape(b, a.shape(), "add", "b");
+  prepare_output(out, a.shape(), DType::F32, "add", "out");
+  cuda::add(a.data<float>(), b.data<float>(), out.data<float>(), a.numel(), stream());
+}
+
+void CudaBackend::accumulate(Tensor& dst, const Tensor& src) {
+  require_f32(dst, "accumulate", "dst");
+  require_f32(src, "accumulate", "src");
+  require_shape(src, dst.shape(), "accumulate", "src");
+  cuda::accumulate(dst.data<float>(), src.data<float>(), dst.numel(), stream());
+}
+
+void CudaBackend::multiply_(Tensor& tensor, const Tensor& factor) {
+  require_f32(tensor, "multiply_", "tensor");
+  if (!factor.defined()) throw Error("multiply_: factor is undefined");
+  if (factor.numel() != 1 && factor.shape() != tensor.shape())
+    throw Error("multiply_: factor " + shape_string(factor.shape()) + " is neither one element nor the tensor's shape " +
+                shape_string(tensor.shape()));
+  // The factor may come from the host (a probe's GradTransform) and in another float dtype.
+  const Tensor host_f32 = factor.device() == Device::CPU && factor.dtype() != DType::F32 ? factor.to(DType::F32) : factor;
+  const Tensor f = on_device(host_f32);
+  require_f32(f, "multiply_", "factor");
+  if (f.numel() == 1 && tensor.numel() != 1) {
+    multiply_by_scalar(tensor.data<float>(), f.data<float>(), tensor.numel(), stream());
+  } else {
+    multiply_elementwise(tensor.data<float>(), f.data<float>(), tensor.numel(), stream());
+  }
+}
+
+// ---- probes ---------------------------------------------------------------------------------------
+
+ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
+                                        const ProbeRunOptions& options) {
+  if (tensor.device() != Device::CUDA) return cpu::run_probes(probes, tensor, record, options);
+  // The next step replaces this round trip with fused device kernels (see cuda_backend.h).
+  Tensor host = to_host(tensor);
+  ProbeRunEffects effects = cpu::run_probes(probes, host, record, options);
+  if (effects.changed) copy(host, tensor);
+  for (GradTransform& transform : effects.grad_transforms)
+    if (transform.factor.defined()) transform.factor = on_device(transform.factor);
+  return effects;
+}
+
+}  // namespace hookrt::cuda

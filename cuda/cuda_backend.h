@@ -1,0 +1,109 @@
+#pragma once
+// CudaBackend — the Backend on one CUDA device: tensors from a stream-ordered pool, every op queued
+// on the backend's one stream (cuDNN for convolution and batch norm, cuBLAS for the linear layer,
+// our kernels for the rest), and host copies through a pinned staging buffer. Methods return once
+// the work is queued; results are read with to_host (which waits) or after synchronize().
+// F32 only. Outputs that are undefined are allocated where their shape follows from the inputs,
+// as in the CPU backend. Not thread-safe: one executor drives one backend, from threads whose
+// current CUDA device is options.device (the constructor makes it current for its own thread).
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "cublas_linear.h"
+#include "cudnn_batchnorm.h"
+#include "cudnn_conv.h"
+#include "hookrt/backend.h"
+#include "memory_pool.h"
+#include "resources.h"
+#include "workspace.h"
+
+namespace hookrt::cuda {
+
+struct CudaBackendOptions {
+  int device = 0;
+  // TF32 tensor cores for convolutions and GEMMs (PyTorch's cudnn.allow_tf32 and
+  // cuda.matmul.allow_tf32); off keeps full F32 products, for comparisons with the CPU reference.
+  bool allow_tf32 = true;
+  // The most workspace one convolution algorithm may use.
+  size_t conv_workspace_limit_bytes = size_t{1} << 30;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(const CudaBackendOptions& options = {});
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  Device device() const override { return Device::CUDA; }
+  std::string name() const override;
+  cudaStream_t stream() const { return stream_->get(); }
+
+  // ---- memory ----
+  Tensor empty(const Shape& shape, DType dtype) override;
+  Tensor zeros(const Shape& shape, DType dtype) override;
+  void copy(const Tensor& src, Tensor& dst) override;
+  Tensor to_host(const Tensor& tensor) override;
+  Tensor from_host(const Tensor& host) override;
+  void synchronize() override;
+
+  // ---- elementwise ----
+  void fill(Tensor& tensor, double value) override;
+  void add(const Tensor& a, const Tensor& b, Tensor& out) override;
+  void accumulate(Tensor& dst, const Tensor& src) override;
+  void multiply_(Tensor& tensor, const Tensor& factor) override;
+
+  // ---- ops ----
+  void conv2d_forward(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dGeometry& g) override;
+  void conv2d_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dGeometry& g) override;
+  void conv2d_backward_filter(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dGeometry& g) override;
+  void batchnorm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                         Tensor& running_var, Tensor& y, Tensor& save_mean, Tensor& save_invstd,
+                         const BatchNormOptions& o) override;
+  void batchnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& save_mean,
+                          const Tensor& save_invstd, Tensor& dx, Tensor& dweight, Tensor& dbias,
+                          const BatchNormOptions& o) override;
+  void relu_forward(const Tensor& x, Tensor& y) override;
+  void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) override;
+  void maxpool2d_forward(const Tensor& x, Tensor& y, Tensor& indices, const Pool2dGeometry& g) override;
+  void maxpool2d_backward(const Tensor& dy, const Tensor& indices, Tensor& dx, const Pool2dGeometry& g) override;
+  void adaptive_avgpool_forward(const Tensor& x, Tensor& y) override;
+  void adaptive_avgpool_backward(const Tensor& dy, Tensor& dx) override;
+  void linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) override;
+  void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor& dx, Tensor& dw,
+                       Tensor& db) override;
+  double cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& probs) override;
+  void cross_entropy_backward(const Tensor& probs, const Tensor& labels, Tensor& dlogits) override;
+  void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buffer, bool first_step,
+                  const SgdOptions& o) override;
+
+  // ---- probes ----
+  // For now through the CPU probe engine: the tensor goes to the host, cpu::run_probes runs there,
+  // and a changed tensor and any gradient-transform factors come back to the device. Correct but
+  // slow (two copies and a stream sync per probed tensor); the fused probe kernels writing into a
+  // device results arena (DESIGN.md, "The GPU path") are the next step and replace this.
+  ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
+                             const ProbeRunOptions& options) override;
+
+ private:
+  // An output: allocated on the device when undefined, else checked against shape and dtype.
+  void prepare_output(Tensor& t, const Shape& shape, DType dtype, const char* op, const char* name);
+  // labels (N) as a device I64 tensor, checked to lie in [0, classes) on the host first.
+  Tensor checked_device_labels(const Tensor& labels, int64_t n, int64_t classes, const char* op);
+  // `t` on the device: itself, or a device copy of a host tensor.
+  Tensor on_device(const Tensor& t);
+
+  CudaBackendOptions options_;
+  std::shared_ptr<CudaStream> stream_;
+  DeviceMemoryPool pool_;
+  HostTransfer transfer_;
+  CudnnHandle cudnn_;
+  CublasHandle cublas_;
+  Workspace workspace_;
+  CudnnConvolutions convolutions_;
+  CudnnBatchNorm batchnorm_;
+  CublasLinear linear_;
+};
+
+}  // namespace hookrt::cuda

@@ -1,0 +1,315 @@
+// CudaBackend's layer ops, loss and optimizer: check the arguments as the CPU backend does, then
+// queue the work on the backend's stream.
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "avgpool.cuh"
+#include "cross_entropy.cuh"
+#include "cuda_backend.h"
+#include "maxpool.cuh"
+#include "relu.cuh"
+#include "sgd.cuh"
+#include "tensor_checks.h"
+
+namespace hookrt::cuda {
+namespace {
+
+int as_int(int64_t value, const char* op) {
+  if (value > std::numeric_limits<int>::max())
+    throw Error(std::string(op) + ": dimension " + std::to_string(value) + " exceeds cuDNN's int dimensions");
+  return static_cast<int>(value);
+}
+
+void check_conv_operands(const Tensor& x, const char* x_name, const Tensor& w, const char* w_name, const char* op) {
+  require_f32(x, op, x_name);
+  require_rank(x, 4, op, x_name);
+  require_f32(w, op, w_name);
+  require_rank(w, 4, op, w_name);
+}
+
+// As the CPU backend's conv_shape: the same checks and messages.
+ConvDims conv_dims(const Shape& x, const Shape& w, const Conv2dGeometry& g, const char* op) {
+  if (g.stride < 1 || g.padding < 0)
+    throw Error(std::string(op) + ": stride " + std::to_string(g.stride) + " and padding " +
+                std::to_string(g.padding) + " must be >= 1 and >= 0");
+  if (x[1] != w[1])
+    throw Error(std::string(op) + ": input " + shape_string(x) + " has " + std::to_string(x[1]) +
+                " channels but the filter " + shape_string(w) + " expects " + std::to_string(w[1]));
+  const ConvDims d{as_int(x[0], op), as_int(x[1], op), as_int(x[2], op), as_int(x[3], op),
+                   as_int(w[0], op), as_int(w[2], op), as_int(w[3], op), g};
+  if (d.h + 2 * g.padding < d.r || d.w + 2 * g.padding < d.s)
+    throw Error(std::string(op) + ": filter " + shape_string(w) + " is larger than the padded input " + shape_string(x));
+  return d;
+}
+
+Shape conv_output_shape(const ConvDims& d) { return {d.n, d.k, d.p(), d.q()}; }
+
+MaxPoolShape pool_shape(const Shape& x, const Pool2dGeometry& g, const char* op) {
+  if (g.kernel < 1 || g.stride < 1 || g.padding < 0 || 2 * g.padding > g.kernel)
+    throw Error(std::string(op) + ": kernel " + std::to_string(g.kernel) + ", stride " + std::to_string(g.stride) +
+                ", padding " + std::to_string(g.padding) + " is invalid (padding must be at most half the kernel)");
+  const MaxPoolShape s{x[0], x[1], x[2], x[3], g.kernel, g.stride, g.padding};
+  if (s.h + 2 * g.padding < g.kernel || s.w + 2 * g.padding < g.kernel)
+    throw Error(std::string(op) + ": kernel " + std::to_string(g.kernel) + " is larger than the padded input " +
+                shape_string(x));
+  return s;
+}
+
+BatchNormDims batchnorm_dims(const Tensor& x, const char* op) {
+  if (x.ndim() < 2) throw Error(std::string(op) + ": x has shape " + shape_string(x.shape()) + "; expected (N, C, ...)");
+  const int64_t planes = x.size(0) * x.size(1);
+  return BatchNormDims{x.size(0), x.size(1), planes > 0 ? x.numel() / planes : 1};
+}
+
+void check_channel_vector(const Tensor& t, const char* name, const Tensor& x, const char* op) {
+  require_f32(t, op, name);
+  require_shape(t, Shape{x.size(1)}, op, name);
+}
+
+LinearDims linear_dims(const Tensor& x, const Tensor& w, const char* op) {
+  require_f32(x, op, "x");
+  require_f32(w, op, "w");
+  require_rank(w, 2, op, "w");
+  if (x.ndim() < 2) throw Error(std::string(op) + ": x has shape " + shape_string(x.shape()) + "; expected (N, features)");
+  const LinearDims d{x.size(0), w.size(1), w.size(0)};
+  if (x.numel() != d.n * d.in)
+    throw Error(std::string(op) + ": x " + shape_string(x.shape()) + " does not have the " + std::to_string(d.in) +
+                " input features of w " + shape_string(w.shape()));
+  return d;
+}
+
+}  // namespace
+
+// ---- convolution ----------------------------------------------------------------------------------
+
+void CudaBackend::conv2d_forward(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dGeometry& g) {
+  const char* op = "conv2d_forward";
+  check_conv_operands(x, "x", w, "w", op);
+  const ConvDims d = conv_dims(x.shape(), w.shape(), g, op);
+  prepare_output(y, conv_output_shape(d), DType::F32, op, "y");
+  if (y.numel() > 0) convolutions_.forward(x.data<float>(), w.data<float>(), y.data<float>(), d);
+}
+
+void CudaBackend::conv2d_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dGeometry& g) {
+  const char* op = "conv2d_backward_data";
+  require_allocated(dx, op, "dx", "the input's shape");
+  check_conv_operands(dx, "dx", w, "w", op);
+  require_f32(dy, op, "dy");
+  const ConvDims d = conv_dims(dx.shape(), w.shape(), g, op);
+  require_shape(dy, conv_output_shape(d), op, "dy");
+  if (dx.numel() > 0) convolutions_.backward_data(dy.data<float>(), w.data<float>(), dx.data<float>(), d);
+}
+
+void CudaBackend::conv2d_backward_filter(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dGeometry& g) {
+  const char* op = "conv2d_backward_filter";
+  require_allocated(dw, op, "dw", "the filter's shape");
+  check_conv_operands(x, "x", dw, "dw", op);
+  require_f32(dy, op, "dy");
+  const ConvDims d = conv_dims(x.shape(), dw.shape(), g, op);
+  require_shape(dy, conv_output_shape(d), op, "dy");
+  if (dw.numel() > 0) convolutions_.backward_filter(x.data<float>(), dy.data<float>(), dw.data<float>(), d);
+}
+
+// ---- batch norm -----------------------------------------------------------------------------------
+
+void CudaBackend::batchnorm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                                    Tensor& running_var, Tensor& y, Tensor& save_mean, Tensor& save_invstd,
+                                    const BatchNormOptions& o) {
+  const char* op = "batchnorm_forward";
+  require_f32(x, op, "x");
+  const BatchNormDims d = batchnorm_dims(x, op);
+  check_channel_vector(weight, "weight", x, op);
+  check_channel_vector(bias, "bias", x, op);
+  check_channel_vector(running_mean, "running_mean", x, op);
+  check_channel_vector(running_var, "running_var", x, op);
+  prepare_output(y, x.shape(), DType::F32, op, "y");
+  prepare_output(save_mean, Shape{d.c}, DType::F32, op, "save_mean");
+  prepare_output(save_invstd, Shape{d.c}, DType::F32, op, "save_invstd");
+  batchnorm_.forward(BatchNormForwardArgs{x.data<float>(), weight.data<float>(), bias.data<float>(),
+                                          running_mean.data<float>(), running_var.data<float>(), y.data<float>(),
+                                          save_mean.data<float>(), save_invstd.data<float>()},
+                     d, o);
+}
+
+void CudaBackend::batchnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& save_mean,
+                                     const Tensor& save_invstd, Tensor& dx, Tensor& dweight, Tensor& dbias,
+                                     const BatchNormOptions& o) {
+  const char* op = "batchnorm_backward";
+  require_f32(x, op, "x");
+  require_f32(dy, op, "dy");
+  require_shape(dy, x.shape(), op, "dy");
+  const BatchNormDims d = batchnorm_dims(x, op);
+  check_channel_vector(weight, "weight", x, op);
+  check_channel_vector(save_mean, "save_mean", x, op);
+  check_channel_vector(save_invstd, "save_invstd", x, op);
+  prepare_output(dx, x.shape(), DType::F32, op, "dx");
+  prepare_output(dweight, Shape{d.c}, DType::F32, op, "dweight");
+  prepare_output(dbias, Shape{d.c}, DType::F32, op, "dbias");
+  batchnorm_.backward(BatchNormBackwardArgs{dy.data<float>(), x.data<float>(), weight.data<float>(),
+                                            save_mean.data<float>(), save_invstd.data<float>(), dx.data<float>(),
+                                            dweight.data<float>(), dbias.data<float>()},
+                      d, o);
+}
+
+// ---- ReLU -----------------------------------------------------------------------------------------
+
+void CudaBackend::relu_forward(const Tensor& x, Tensor& y) {
+  require_f32(x, "relu_forward", "x");
+  prepare_output(y, x.shape(), DType::F32, "relu_forward", "y");
+  cuda::relu_forward(x.data<float>(), y.data<float>(), x.numel(), stream());
+}
+
+void CudaBackend::relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
+  require_f32(y, "relu_backward", "y");
+  require_f32(dy, "relu_backward", "dy");
+  require_shape(dy, y.shape(), "relu_backward", "dy");
+  prepare_output(dx, y.shape(), DType::F32, "relu_backward", "dx");
+  cuda::relu_backward(y.data<float>(), dy.data<float>(), dx.data<float>(), y.numel(), stream());
+}
+
+// ---- pooling --------------------------------------------------------------------------------------
+
+void CudaBackend::maxpool2d_forward(const Tensor& x, Tensor& y, Tensor& indices, const Pool2dGeometry& g) {
+  const char* op = "maxpool2d_forward";
+  require_f32(x, op, "x");
+  require_rank(x, 4, op, "x");
+  const MaxPoolShape s = pool_shape(x.shape(), g, op);
+  const Shape out{s.n, s.c, s.p(), s.q()};
+  prepare_output(y, out, DType::F32, op, "y");
+  prepare_output(indices, out, DType::I64, op, "indices");
+  cuda::maxpool2d_forward(x.data<float>(), y.data<float>(), indices.data<int64_t>(), s, stream());
+}
+
+// Unlike the CPU backend, indices are not range-checked (that would need a device-to-host sync):
+// the gather ignores an index outside its window instead of writing out of bounds.
+void CudaBackend::maxpool2d_backward(const Tensor& dy, const Tensor& indices, Tensor& dx, const Pool2dGeometry& g) {
+  const char* op = "maxpool2d_backward";
+  require_allocated(dx, op, "dx", "the input's shape");
+  require_f32(dx, op, "dx");
+  require_rank(dx, 4, op, "dx");
+  require_f32(dy, op, "dy");
+  require_dtype(indices, DType::I64, op, "indices");
+  const MaxPoolShape s = pool_shape(dx.shape(), g, op);
+  const Shape out{s.n, s.c, s.p(), s.q()};
+  require_shape(dy, out, op, "dy");
+  require_shape(indices, out, op, "indices");
+  cuda::maxpool2d_backward(dy.data<float>(), indices.data<int64_t>(), dx.data<float>(), s, stream());
+}
+
+void CudaBackend::adaptive_avgpool_forward(const Tensor& x, Tensor& y) {
+  const char* op = "adaptive_avgpool_forward";
+  require_f32(x, op, "x");
+  require_rank(x, 4, op, "x");
+  prepare_output(y, Shape{x.size(0), x.size(1), 1, 1}, DType::F32, op, "y");
+  cuda::adaptive_avgpool_forward(x.data<float>(), y.data<float>(), x.size(0) * x.size(1), x.size(2) * x.size(3),
+                                 stream());
+}
+
+void CudaBackend::adaptive_avgpool_backward(const Tensor& dy, Tensor& dx) {
+  const char* op = "adaptive_avgpool_backward";
+  require_allocated(dx, op, "dx", "the input's shape");
+  require_f32(dx, op, "dx");
+  require_rank(dx, 4, op, "dx");
+  require_f32(dy, op, "dy");
+  require_shape(dy, Shape{dx.size(0), dx.size(1), 1, 1}, op, "dy");
+  cuda::adaptive_avgpool_backward(dy.data<float>(), dx.data<float>(), dx.size(0) * dx.size(1),
+                                  dx.size(2) * dx.size(3), stream());
+}
+
+// ---- linear: x may be (N, ...) with its trailing dims flattening to the input features ----------
+
+void CudaBackend::linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) {
+  const char* op = "linear_forward";
+  const LinearDims d = linear_dims(x, w, op);
+  require_f32(b, op, "b");
+  require_shape(b, Shape{d.out}, op, "b");
+  prepare_output(y, Shape{d.n, d.out}, DType::F32, op, "y");
+  linear_.forward(x.data<float>(), w.data<float>(), b.data<float>(), y.data<float>(), d);
+}
+
+void CudaBackend::linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor& dx, Tensor& dw,
+                                  Tensor& db) {
+  const char* op = "linear_backward";
+  const LinearDims d = linear_dims(x, w, op);
+  require_f32(dy, op, "dy");
+  require_shape(dy, Shape{d.n, d.out}, op, "dy");
+  if (dx.defined()) prepare_output(dx, x.shape(), DType::F32, op, "dx");
+  prepare_output(dw, w.shape(), DType::F32, op, "dw");
+  prepare_output(db, Shape{d.out}, DType::F32, op, "db");
+  linear_.backward(x.data<float>(), w.data<float>(), dy.data<float>(), dx.defined() ? dx.data<float>() : nullptr,
+                   dw.data<float>(), db.data<float>(), d);
+}
+
+// ---- loss -----------------------------------------------------------------------------------------
+
+Tensor CudaBackend::checked_device_labels(const Tensor& labels, int64_t n, int64_t classes, const char* op) {
+  if (!labels.defined()) throw Error(std::string(op) + ": labels is undefined");
+  if (labels.dtype() != DType::I64 && labels.dtype() != DType::I32)
+    throw Error(std::string(op) + ": labels have dtype " + dtype_name(labels.dtype()) + "; expected I64 or I32");
+  require_shape(labels, Shape{n}, op, "labels");
+  // N labels are a few hundred bytes: checking them on the host costs one small copy and sync,
+  // and gives the CPU backend's error naming the first bad sample.
+  Tensor host = to_host(labels);
+  if (host.dtype() != DType::I64) host = host.to(DType::I64);
+  const int64_t* value = host.data<int64_t>();
+  for (int64_t i = 0; i < n; ++i)
+    if (value[i] < 0 || value[i] >= classes)
+      throw_bad_input("cross_entropy: label " + std::to_string(value[i]) + " of sample " + std::to_string(i) +
+                      " is out of range [0, " + std::to_string(classes) + ")");
+  return labels.device() == Device::CUDA && labels.dtype() == DType::I64 ? labels : from_host(host);
+}
+
+double CudaBackend::cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& probs) {
+  const char* op = "cross_entropy_forward";
+  require_f32(logits, op, "logits");
+  require_rank(logits, 2, op, "logits");
+  const int64_t n = logits.size(0), m = logits.size(1);
+  const Tensor device_labels = checked_device_labels(labels, n, m, op);
+  prepare_output(probs, logits.shape(), DType::F32, op, "probs");
+  if (n == 0) return 0.0;
+  Tensor row_losses = empty(Shape{n}, DType::F64);
+  cuda::cross_entropy_forward(logits.data<float>(), device_labels.data<int64_t>(), probs.data<float>(),
+                              row_losses.data<double>(), n, m, stream());
+  const Tensor host_losses = to_host(row_losses);
+  double total = 0;  // in row order, as the CPU reference sums
+  for (int64_t i = 0; i < n; ++i) total += host_losses.data<double>()[i];
+  return total / static_cast<double>(n);
+}
+
+void CudaBackend::cross_entropy_backward(const Tensor& probs, const Tensor& labels, Tensor& dlogits) {
+  const char* op = "cross_entropy_backward";
+  require_f32(probs, op, "probs");
+  require_rank(probs, 2, op, "probs");
+  const Tensor device_labels = checked_device_labels(labels, probs.size(0), probs.size(1), op);
+  prepare_output(dlogits, probs.shape(), DType::F32, op, "dlogits");
+  cuda::cross_entropy_backward(probs.data<float>(), device_labels.data<int64_t>(), dlogits.data<float>(),
+                               probs.size(0), probs.size(1), stream());
+}
+
+// ---- optimizer ------------------------------------------------------------------------------------
+
+void CudaBackend::sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buffer, bool first_step,
+                             const SgdOptions& o) {
+  const char* op = "sgd_update";
+  require_f32(param, op, "param");
+  require_f32(grad, op, "grad");
+  require_shape(grad, param.shape(), op, "grad");
+  if (o.nesterov && (o.momentum <= 0 || o.dampening != 0))
+    throw_bad_input("sgd_update: Nesterov momentum requires a momentum and zero dampening");
+  const bool use_momentum = o.momentum != 0.0;
+  if (use_momentum && first_step &&
+      (!momentum_buffer.defined() || momentum_buffer.shape() != param.shape() ||
+       momentum_buffer.dtype() != param.dtype() || momentum_buffer.device() != Device::CUDA))
+    momentum_buffer = empty(param.shape(), DType::F32);
+  if (use_momentum) {
+    if (!momentum_buffer.defined()) throw Error("sgd_update: momentum_buffer is undefined after the first step");
+    require_f32(momentum_buffer, op, "momentum_buffer");
+    require_shape(momentum_buffer, param.shape(), op, "momentum_buffer");
+  }
+  const SgdHyperParameters hyper{o.lr, o.momentum, o.dampening, o.weight_decay, o.nesterov};
+  cuda::sgd_update(param.data<float>(), grad.data<float>(), use_momentum ? momentum_buffer.data<float>() : nullptr,
+                   param.numel(), first_step, hyper, stream());
+}
+
+}  // namespace hookrt::cuda

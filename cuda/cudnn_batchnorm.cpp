@@ -1,0 +1,81 @@
+// CudnnBatchNorm (see cudnn_batchnorm.h).
+#include "cudnn_batchnorm.h"
+
+#include <limits>
+#include <string>
+
+#include "resources.h"
+#include "status.h"
+
+namespace hookrt::cuda {
+namespace {
+
+int as_int(int64_t value, const char* what) {
+  if (value > std::numeric_limits<int>::max())
+    throw Error(std::string("batchnorm: ") + what + " " + std::to_string(value) + " exceeds cuDNN's int dimensions");
+  return static_cast<int>(value);
+}
+
+}  // namespace
+
+struct CudnnBatchNorm::Descriptors {
+  TensorDescriptor x;         // (N, C, HW, 1): x, y, dy and dx share it
+  TensorDescriptor channels;  // (1, C, 1, 1): weight, bias, statistics
+};
+
+CudnnBatchNorm::CudnnBatchNorm(cudnnHandle_t handle, cudaStream_t stream) : handle_(handle), stream_(stream) {}
+
+CudnnBatchNorm::~CudnnBatchNorm() = default;
+
+const CudnnBatchNorm::Descriptors& CudnnBatchNorm::descriptors(const BatchNormDims& d) {
+  const auto key = std::make_tuple(d.n, d.c, d.hw);
+  auto found = cache_.find(key);
+  if (found != cache_.end()) return *found->second;
+  TensorDescriptor x = TensorDescriptor::nchw(as_int(d.n, "N"), as_int(d.c, "C"), as_int(d.hw, "H*W"), 1);
+  TensorDescriptor channels = TensorDescriptor::batchnorm_channels(x);
+  auto made = std::make_unique<Descriptors>(Descriptors{std::move(x), std::move(channels)});
+  return *cache_.emplace(key, std::move(made)).first->second;
+}
+
+void CudnnBatchNorm::forward(const BatchNormForwardArgs& a, const BatchNormDims& d, const BatchNormOptions& o) {
+  const int64_t count = d.n * d.hw;  // values per channel
+  if (o.mode == BatchNormMode::Training && count <= 1)
+    throw_bad_input("batchnorm (training): expected more than 1 value per channel, got " + std::to_string(count) +
+                    " (N=" + std::to_string(d.n) + ", H*W=" + std::to_string(d.hw) + ")");
+  if (d.c == 0) return;
+  const float one = 1.0f, zero = 0.0f;
+  if (o.mode == BatchNormMode::Training) {
+    const Descriptors& desc = descriptors(d);
+    // exponentialAverageFactor is PyTorch's momentum: running = (1 - f) running + f batch.
+    HOOKRT_CUDA_CHECK(cudnnBatchNormalizationForwardTraining(
+        handle_, CUDNN_BATCHNORM_SPATIAL, &one, &zero, desc.x.get(), a.x, desc.x.get(), a.y, desc.channels.get(),
+        a.weight, a.bias, o.momentum, a.running_mean, a.running_var, o.eps, a.save_mean, a.save_invstd));
+    return;
+  }
+  if (count > 0) {  // an empty batch still reports the running statistics, as the CPU reference
+    const Descriptors& desc = descriptors(d);
+    HOOKRT_CUDA_CHECK(cudnnBatchNormalizationForwardInference(
+        handle_, CUDNN_BATCHNORM_SPATIAL, &one, &zero, desc.x.get(), a.x, desc.x.get(), a.y, desc.channels.get(),
+        a.weight, a.bias, a.running_mean, a.running_var, o.eps));
+  }
+  batchnorm_inference_saved_stats(a.running_mean, a.running_var, a.save_mean, a.save_invstd, d.c, o.eps, stream_);
+}
+
+void CudnnBatchNorm::backward(const BatchNormBackwardArgs& a, const BatchNormDims& d, const BatchNormOptions& o) {
+  if (o.mode == BatchNormMode::Inference) {  // our kernel: an empty batch gives zero dweight and dbias
+    batchnorm_inference_backward(a.dy, a.x, a.weight, a.save_mean, a.save_invstd, a.dx, a.dweight, a.dbias, d,
+                                 stream_);
+    return;
+  }
+  // Training forward refused batches of at most one value per channel, so cuDNN sees real shapes.
+  if (d.n * d.c * d.hw == 0) return;
+  const Descriptors& desc = descriptors(d);
+  const float one = 1.0f, zero = 0.0f;
+  // betas of 0: dx, dweight and dbias are overwritten, as the Backend contract says.
+  HOOKRT_CUDA_CHECK(cudnnBatchNormalizationBackward(handle_, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero,
+                                                    desc.x.get(), a.x, desc.x.get(), a.dy, desc.x.get(), a.dx,
+                                                    desc.channels.get(), a.weight, a.dweight, a.dbias, o.eps,
+                                                    a.save_mean, a.save_invstd));
+}
+
+}  // namespace hookrt::cuda

@@ -1,0 +1,33 @@
+// ReLU forward and backward (see relu.cuh).
+#include "launch.cuh"
+#include "relu.cuh"
+
+namespace hookrt::cuda {
+namespace {
+
+template <class T>
+__device__ T relu_value(T x) {
+  return (x > T(0) || isnan(x)) ? x : T(0);
+}
+
+template <class T>
+__global__ void relu_forward_kernel(int64_t n, const T* x, T* y) {
+  HOOKRT_GRID_STRIDE_LOOP(i, n) y[i] = relu_value(x[i]);
+}
+
+template <class T>
+__global__ void relu_backward_kernel(int64_t n, const T* y, const T* dy, T* dx) {
+  HOOKRT_GRID_STRIDE_LOOP(i, n) dx[i] = y[i] <= T(0) ? T(0) : dy[i];
+}
+
+}  // namespace
+
+void relu_forward(const float* x, float* y, int64_t n, cudaStream_t stream) {
+  launch_linear(relu_forward_kernel<float>, n, stream, x, y);
+}
+
+void relu_backward(const float* y, const float* dy, float* dx, int64_t n, cudaStream_t stream) {
+  launch_linear(relu_backward_kernel<float>, n, stream, y, dy, dx);
+}
+
+}  // namespace hookrt::cuda

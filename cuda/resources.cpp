@@ -1,0 +1,104 @@
+// Creation and destruction of the RAII owners in resources.h.
+#include "resources.h"
+
+#include "status.h"
+
+namespace hookrt::cuda {
+
+void StreamTraits::destroy(cudaStream_t handle) noexcept { HOOKRT_CUDA_LOG(cudaStreamDestroy(handle)); }
+void EventTraits::destroy(cudaEvent_t handle) noexcept { HOOKRT_CUDA_LOG(cudaEventDestroy(handle)); }
+void CudnnTraits::destroy(cudnnHandle_t handle) noexcept { HOOKRT_CUDA_LOG(cudnnDestroy(handle)); }
+void CublasTraits::destroy(cublasHandle_t handle) noexcept { HOOKRT_CUDA_LOG(cublasDestroy(handle)); }
+void TensorDescriptorTraits::destroy(cudnnTensorDescriptor_t handle) noexcept {
+  HOOKRT_CUDA_LOG(cudnnDestroyTensorDescriptor(handle));
+}
+void FilterDescriptorTraits::destroy(cudnnFilterDescriptor_t handle) noexcept {
+  HOOKRT_CUDA_LOG(cudnnDestroyFilterDescriptor(handle));
+}
+void ConvolutionDescriptorTraits::destroy(cudnnConvolutionDescriptor_t handle) noexcept {
+  HOOKRT_CUDA_LOG(cudnnDestroyConvolutionDescriptor(handle));
+}
+void PoolingDescriptorTraits::destroy(cudnnPoolingDescriptor_t handle) noexcept {
+  HOOKRT_CUDA_LOG(cudnnDestroyPoolingDescriptor(handle));
+}
+
+CudaStream CudaStream::create() {
+  cudaStream_t stream = nullptr;
+  HOOKRT_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  return CudaStream(stream);
+}
+
+void CudaStream::synchronize() const { HOOKRT_CUDA_CHECK(cudaStreamSynchronize(get())); }
+
+CudaEvent CudaEvent::create() {
+  cudaEvent_t event = nullptr;
+  HOOKRT_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+  return CudaEvent(event);
+}
+
+void CudaEvent::record(cudaStream_t stream) const { HOOKRT_CUDA_CHECK(cudaEventRecord(get(), stream)); }
+void CudaEvent::synchronize() const { HOOKRT_CUDA_CHECK(cudaEventSynchronize(get())); }
+
+CudnnHandle CudnnHandle::create(cudaStream_t stream) {
+  cudnnHandle_t raw = nullptr;
+  HOOKRT_CUDA_CHECK(cudnnCreate(&raw));
+  CudnnHandle handle(raw);  // owns it before the next call can throw
+  HOOKRT_CUDA_CHECK(cudnnSetStream(raw, stream));
+  return handle;
+}
+
+CublasHandle CublasHandle::create(cudaStream_t stream, bool allow_tf32) {
+  cublasHandle_t raw = nullptr;
+  HOOKRT_CUDA_CHECK(cublasCreate(&raw));
+  CublasHandle handle(raw);
+  HOOKRT_CUDA_CHECK(cublasSetStream(raw, stream));
+  HOOKRT_CUDA_CHECK(cublasSetMathMode(raw, allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  return handle;
+}
+
+TensorDescriptor TensorDescriptor::nchw(int n, int c, int h, int w) {
+  cudnnTensorDescriptor_t raw = nullptr;
+  HOOKRT_CUDA_CHECK(cudnnCreateTensorDescriptor(&raw));
+  TensorDescriptor descriptor(raw);
+  HOOKRT_CUDA_CHECK(cudnnSetTensor4dDescriptor(raw, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, c, h, w));
+  return descriptor;
+}
+
+TensorDescriptor TensorDescriptor::batchnorm_channels(const TensorDescriptor& x) {
+  cudnnTensorDescriptor_t raw = nullptr;
+  HOOKRT_CUDA_CHECK(cudnnCreateTensorDescriptor(&raw));
+  TensorDescriptor descriptor(raw);
+  HOOKRT_CUDA_CHECK(cudnnDeriveBNTensorDescriptor(raw, x.get(), CUDNN_BATCHNORM_SPATIAL));
+  return descriptor;
+}
+
+FilterDescriptor FilterDescriptor::kcrs(int k, int c, int r, int s) {
+  cudnnFilterDescriptor_t raw = nullptr;
+  HOOKRT_CUDA_CHECK(cudnnCreateFilterDescriptor(&raw));
+  FilterDescriptor descriptor(raw);
+  HOOKRT_CUDA_CHECK(cudnnSetFilter4dDescriptor(raw, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, k, c, r, s));
+  return descriptor;
+}
+
+ConvolutionDescriptor ConvolutionDescriptor::create(const Conv2dGeometry& g, bool allow_tf32) {
+  cudnnConvolutionDescriptor_t raw = nullptr;
+  HOOKRT_CUDA_CHECK(cudnnCreateConvolutionDescriptor(&raw));
+  ConvolutionDescriptor descriptor(raw);
+  HOOKRT_CUDA_CHECK(cudnnSetConvolution2dDescriptor(raw, g.padding, g.padding, g.stride, g.stride, 1, 1,
+                                                    CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  // CUDNN_DEFAULT_MATH lets cuDNN use TF32 tensor cores for F32 on Ampere and later;
+  // CUDNN_FMA_MATH keeps every product in full F32.
+  HOOKRT_CUDA_CHECK(cudnnSetConvolutionMathType(raw, allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+  return descriptor;
+}
+
+PoolingDescriptor PoolingDescriptor::create(cudnnPoolingMode_t mode, const Pool2dGeometry& g) {
+  cudnnPoolingDescriptor_t raw = nullptr;
+  HOOKRT_CUDA_CHECK(cudnnCreatePoolingDescriptor(&raw));
+  PoolingDescriptor descriptor(raw);
+  HOOKRT_CUDA_CHECK(cudnnSetPooling2dDescriptor(raw, mode, CUDNN_PROPAGATE_NAN, g.kernel, g.kernel, g.padding,
+                                                g.padding, g.stride, g.stride));
+  return descriptor;
+}
+
+}  // namespace hookrt::cuda

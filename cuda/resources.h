@@ -1,0 +1,123 @@
+#pragma once
+// Move-only owners of the CUDA, cuDNN and cuBLAS objects the backend creates. Each creates its
+// object in the constructor (throwing Error on failure) and destroys it in the destructor, where a
+// failure is logged, never thrown. Moving leaves the source empty; get() hands out the raw handle.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include <utility>
+
+#include "hookrt/backend.h"
+
+namespace hookrt::cuda {
+
+// The shared move-only machinery: Traits::destroy(handle) releases a non-null handle.
+template <class Handle, class Traits>
+class UniqueHandle {
+ public:
+  UniqueHandle() = default;
+  explicit UniqueHandle(Handle handle) : handle_(handle) {}
+  UniqueHandle(const UniqueHandle&) = delete;
+  UniqueHandle& operator=(const UniqueHandle&) = delete;
+  UniqueHandle(UniqueHandle&& other) noexcept : handle_(std::exchange(other.handle_, Handle{})) {}
+  UniqueHandle& operator=(UniqueHandle&& other) noexcept {
+    if (this != &other) {
+      reset();
+      handle_ = std::exchange(other.handle_, Handle{});
+    }
+    return *this;
+  }
+  ~UniqueHandle() { reset(); }
+
+  Handle get() const { return handle_; }
+  explicit operator bool() const { return handle_ != Handle{}; }
+
+ private:
+  void reset() noexcept {
+    if (handle_ != Handle{}) Traits::destroy(handle_);
+    handle_ = Handle{};
+  }
+  Handle handle_{};
+};
+
+struct StreamTraits { static void destroy(cudaStream_t handle) noexcept; };
+struct EventTraits { static void destroy(cudaEvent_t handle) noexcept; };
+struct CudnnTraits { static void destroy(cudnnHandle_t handle) noexcept; };
+struct CublasTraits { static void destroy(cublasHandle_t handle) noexcept; };
+struct TensorDescriptorTraits { static void destroy(cudnnTensorDescriptor_t handle) noexcept; };
+struct FilterDescriptorTraits { static void destroy(cudnnFilterDescriptor_t handle) noexcept; };
+struct ConvolutionDescriptorTraits { static void destroy(cudnnConvolutionDescriptor_t handle) noexcept; };
+struct PoolingDescriptorTraits { static void destroy(cudnnPoolingDescriptor_t handle) noexcept; };
+
+// A non-blocking stream: it does not synchronise with the legacy default stream.
+class CudaStream : public UniqueHandle<cudaStream_t, StreamTraits> {
+ public:
+  static CudaStream create();
+  void synchronize() const;
+ private:
+  using UniqueHandle::UniqueHandle;
+};
+
+// An event without timing (cheapest to record and wait on).
+class CudaEvent : public UniqueHandle<cudaEvent_t, EventTraits> {
+ public:
+  static CudaEvent create();
+  void record(cudaStream_t stream) const;
+  void synchronize() const;
+ private:
+  using UniqueHandle::UniqueHandle;
+};
+
+// A cuDNN handle whose work goes to `stream`.
+class CudnnHandle : public UniqueHandle<cudnnHandle_t, CudnnTraits> {
+ public:
+  static CudnnHandle create(cudaStream_t stream);
+ private:
+  using UniqueHandle::UniqueHandle;
+};
+
+// A cuBLAS handle whose work goes to `stream`; TF32 tensor-core math when allow_tf32.
+class CublasHandle : public UniqueHandle<cublasHandle_t, CublasTraits> {
+ public:
+  static CublasHandle create(cudaStream_t stream, bool allow_tf32);
+ private:
+  using UniqueHandle::UniqueHandle;
+};
+
+// A packed NCHW F32 tensor of (n, c, h, w).
+class TensorDescriptor : public UniqueHandle<cudnnTensorDescriptor_t, TensorDescriptorTraits> {
+ public:
+  static TensorDescriptor nchw(int n, int c, int h, int w);
+  // cuDNN's (1, C, 1, 1) per-channel descriptor for batch norm on `x` (spatial mode).
+  static TensorDescriptor batchnorm_channels(const TensorDescriptor& x);
+ private:
+  using UniqueHandle::UniqueHandle;
+};
+
+// A KCRS F32 filter of (k, c, r, s).
+class FilterDescriptor : public UniqueHandle<cudnnFilterDescriptor_t, FilterDescriptorTraits> {
+ public:
+  static FilterDescriptor kcrs(int k, int c, int r, int s);
+ private:
+  using UniqueHandle::UniqueHandle;
+};
+
+// A 2-D cross-correlation (PyTorch's convolution) in F32, no dilation or groups; TF32 allowed or
+// plain FMA math.
+class ConvolutionDescriptor : public UniqueHandle<cudnnConvolutionDescriptor_t, ConvolutionDescriptorTraits> {
+ public:
+  static ConvolutionDescriptor create(const Conv2dGeometry& geometry, bool allow_tf32);
+ private:
+  using UniqueHandle::UniqueHandle;
+};
+
+// A square 2-D pooling window; NaN propagates as in PyTorch.
+class PoolingDescriptor : public UniqueHandle<cudnnPoolingDescriptor_t, PoolingDescriptorTraits> {
+ public:
+  static PoolingDescriptor create(cudnnPoolingMode_t mode, const Pool2dGeometry& geometry);
+ private:
+  using UniqueHandle::UniqueHandle;
+};
+
+}  // namespace hookrt::cuda

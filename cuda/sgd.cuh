@@ -1,0 +1,21 @@
+#pragma once
+// One torch.optim.SGD update of n F32 parameters on the device, queued on `stream`.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+
+namespace hookrt::cuda {
+
+// torch.optim.SGD's options (hookrt::SgdOptions, restated so that kernel files need no C++20 header).
+struct SgdHyperParameters {
+  double lr, momentum, dampening, weight_decay;
+  bool nesterov;
+};
+
+// As cpu::sgd_update: momentum_buffer (may be null when momentum is 0) is written with d_p on the
+// first step and read afterwards. Rounds exactly as the CPU reference (no fused multiply-adds).
+void sgd_update(float* param, const float* grad, float* momentum_buffer, int64_t n, bool first_step,
+                const SgdHyperParameters& options, cudaStream_t stream);
+
+}  // namespace hookrt::cuda

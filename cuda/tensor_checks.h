@@ -1,0 +1,18 @@
+#pragma once
+// Argument checks of the CUDA backend's methods. Each throws Error naming the op, the tensor and
+// what was expected, in the CPU backend's words, so both backends fail alike.
+#include "hookrt/tensor.h"
+
+namespace hookrt::cuda {
+
+// Defined and on the device.
+void require_device(const Tensor& t, const char* op, const char* name);
+// On the device and F32 (the only float dtype of the CUDA backend).
+void require_f32(const Tensor& t, const char* op, const char* name);
+void require_dtype(const Tensor& t, DType dtype, const char* op, const char* name);
+void require_shape(const Tensor& t, const Shape& shape, const char* op, const char* name);
+void require_rank(const Tensor& t, int rank, const char* op, const char* name);
+// Defined: `what` says what the caller should have passed.
+void require_allocated(const Tensor& t, const char* op, const char* name, const char* what);
+
+}  // namespace hookrt::cuda
