@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "avgpool.cuh"
+#include "backend_checks.h"
 #include "cross_entropy.cuh"
 #include "cuda_backend.h"
 #include "maxpool.cuh"
@@ -28,18 +29,10 @@ void check_conv_operands(const Tensor& x, const char* x_name, const Tensor& w, c
   require_rank(w, 4, op, w_name);
 }
 
-// As the CPU backend's conv_shape: the same checks and messages.
 ConvDims conv_dims(const Shape& x, const Shape& w, const Conv2dGeometry& g, const char* op) {
-  if (g.stride < 1 || g.padding < 0)
-    throw Error(std::string(op) + ": stride " + std::to_string(g.stride) + " and padding " +
-                std::to_string(g.padding) + " must be >= 1 and >= 0");
-  if (x[1] != w[1])
-    throw Error(std::string(op) + ": input " + shape_string(x) + " has " + std::to_string(x[1]) +
-                " channels but the filter " + shape_string(w) + " expects " + std::to_string(w[1]));
+  checks::require_conv_geometry(x, w, g, op);
   const ConvDims d{as_int(x[0], op), as_int(x[1], op), as_int(x[2], op), as_int(x[3], op),
                    as_int(w[0], op), as_int(w[2], op), as_int(w[3], op), g};
-  if (d.h + 2 * g.padding < d.r || d.w + 2 * g.padding < d.s)
-    throw Error(std::string(op) + ": filter " + shape_string(w) + " is larger than the padded input " + shape_string(x));
   return d;
 }
 

@@ -32,18 +32,17 @@ int StepRunner::run_module(const Module& module, int x) {
   std::set<uint64_t> called;
   try {
     x = forward_pre_hooks(site, x);
-    const bool wrap = tape_.enabled() && value(x).requires_grad &&
-                      (hooks_.any(HookWhen::Backward, module.path) || hooks_.any(HookWhen::BackwardPre, module.path));
+    const bool backward_hooked = tape_.enabled() && (hooks_.any(HookWhen::Backward, module.path) ||
+                                                     hooks_.any(HookWhen::BackwardPre, module.path));
+    const bool wrap = backward_hooked && value(x).requires_grad;
     auto saved_grad_output = std::make_shared<Tensor>();
     const int x_in = wrap ? wrap_input(site, x, saved_grad_output) : x;
     int y = body(module, x_in);
     y = forward_hooks(site, x_in, y, called);
-    if (!tape_.enabled()) return y;
-    if (!hooks_.any(HookWhen::Backward, module.path) && !hooks_.any(HookWhen::BackwardPre, module.path)) return y;
+    if (!backward_hooked) return y;
     // Output wrapper: complete grad_output -> backward_pre hooks -> (no-grad input: backward hooks now).
     const int y_out = tape_.add_value(value(y).data, value(y).requires_grad);
-    const bool input_has_grad = wrap;
-    tape_.record([this, site, y, y_out, saved_grad_output, input_has_grad] {
+    tape_.record([this, site, y, y_out, saved_grad_output, input_has_grad = wrap] {
       Tensor grad_output = take_grad(y_out);
       if (!grad_output.defined()) return;
       hooks_.fire(HookWhen::BackwardPre, site, site.module, grad_output, "grad_output", nullptr);

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 
+#include "backend_checks.h"
 #include "cpu/ops.h"
 #include "cpu/probes.h"
 #include "hookrt/backend.h"
@@ -17,12 +18,11 @@ namespace {
 
 // ---- checks ---------------------------------------------------------------------------------------
 
-std::string where(const char* op, const char* name) { return std::string(op) + ": " + name; }
+using checks::require_rank;
+using checks::require_shape;
+using checks::where;
 
-void require_host(const Tensor& t, const char* op, const char* name) {
-  if (!t.defined()) throw Error(where(op, name) + " is undefined");
-  if (t.device() != Device::CPU) throw Error(where(op, name) + " is on " + device_name(t.device()) + ", not the host");
-}
+void require_host(const Tensor& t, const char* op, const char* name) { checks::require_on(t, Device::CPU, op, name); }
 
 void require_float(const Tensor& t, const char* op, const char* name) {
   require_host(t, op, name);
@@ -31,19 +31,7 @@ void require_float(const Tensor& t, const char* op, const char* name) {
 }
 
 void require_dtype(const Tensor& t, DType dtype, const char* op, const char* name) {
-  require_host(t, op, name);
-  if (t.dtype() != dtype)
-    throw Error(where(op, name) + " has dtype " + dtype_name(t.dtype()) + "; expected " + dtype_name(dtype));
-}
-
-void require_shape(const Tensor& t, const Shape& shape, const char* op, const char* name) {
-  if (t.shape() != shape)
-    throw Error(where(op, name) + " has shape " + shape_string(t.shape()) + "; expected " + shape_string(shape));
-}
-
-void require_rank(const Tensor& t, int rank, const char* op, const char* name) {
-  if (t.ndim() != rank)
-    throw Error(where(op, name) + " has shape " + shape_string(t.shape()) + "; expected rank " + std::to_string(rank));
+  checks::require_dtype_on(t, Device::CPU, dtype, op, name);
 }
 
 // An output: allocated when undefined, else checked against the expected shape and dtype.
@@ -69,16 +57,8 @@ void dispatch_float(DType dtype, F&& f) {
 // ---- shape structs from tensors -------------------------------------------------------------------
 
 cpu::ConvShape conv_shape(const Shape& x, const Shape& w, const Conv2dGeometry& g, const char* op) {
-  if (g.stride < 1 || g.padding < 0)
-    throw Error(std::string(op) + ": stride " + std::to_string(g.stride) + " and padding " +
-                std::to_string(g.padding) + " must be >= 1 and >= 0");
-  if (x[1] != w[1])
-    throw Error(std::string(op) + ": input " + shape_string(x) + " has " + std::to_string(x[1]) +
-                " channels but the filter " + shape_string(w) + " expects " + std::to_string(w[1]));
-  const cpu::ConvShape s{x[0], x[1], x[2], x[3], w[0], w[2], w[3], g.stride, g.padding};
-  if (s.h + 2 * s.padding < s.r || s.w + 2 * s.padding < s.s)
-    throw Error(std::string(op) + ": filter " + shape_string(w) + " is larger than the padded input " + shape_string(x));
-  return s;
+  checks::require_conv_geometry(x, w, g, op);
+  return cpu::ConvShape{x[0], x[1], x[2], x[3], w[0], w[2], w[3], g.stride, g.padding};
 }
 
 Shape conv_output_shape(const cpu::ConvShape& s) { return {s.n, s.k, s.p(), s.q()}; }
