@@ -6,6 +6,7 @@
 // per process, and only by the tests that need it.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
@@ -421,6 +422,38 @@ TEST_F(CliSteps, RootForwardCaptureOfTheLastStepEqualsTheLogitsFile) {
   ASSERT_EQ(logits.shape(), captured->shape());
   EXPECT_EQ(std::memcmp(logits.raw_data(), captured->raw_data(), logits.nbytes()), 0)
       << "the root's output is the logits: bit-identical copies, no tolerance";
+}
+
+// ---- hookrt run: --save-weights and --input-grad ------------------------------------------
+
+TEST(CliOutputs, SaveWeightsWritesTheStateAfterTheTrainStep) {
+  testing::TempDir out;
+  const std::string saved = out.file("trained.safetensors");
+  const ProcessResult result = hookrt_cli({"run", "--weights", weights_file(), "--input", batch().input, "--labels",
+                                           batch().labels, "--mode", "train", "--lr", "0.1", "--quiet",
+                                           "--save-weights", saved});
+  ASSERT_EQ(result.exit_code, 0) << result.describe();
+  const TensorMap before = io::read_safetensors(weights_file());
+  const TensorMap after = io::read_safetensors(saved);
+  ASSERT_EQ(after.size(), before.size()) << "every state_dict key is saved";
+  std::map<std::string, Tensor> saved_state(after.begin(), after.end());
+  EXPECT_EQ(saved_state.at("bn1.num_batches_tracked").item(), 1.0) << "one train step was counted";
+  const Tensor w0 = conv1_weight(before);
+  const Tensor& w1 = saved_state.at("conv1.weight");
+  ASSERT_EQ(w1.shape(), w0.shape());
+  EXPECT_NE(std::memcmp(w0.raw_data(), w1.raw_data(), w0.nbytes()), 0) << "SGD moved conv1.weight";
+}
+
+TEST(CliOutputs, InputGradWritesTheGradientOfTheInput) {
+  testing::TempDir out;
+  const ProcessResult result = run_generated_model(
+      {"--labels", batch().labels, "--input-grad", "--quiet", "--out", out.path().string()});
+  ASSERT_EQ(result.exit_code, 0) << result.describe();
+  const Tensor grad = io::read_npy(out.file("input_grad.npy"));
+  EXPECT_EQ(grad.shape(), Shape({2, 3, 32, 32})) << "the input's gradient has the input's shape";
+  double l1 = 0;
+  for (int64_t i = 0; i < grad.numel(); ++i) l1 += std::abs(grad.item(i));
+  EXPECT_GT(l1, 0.0) << "the loss depends on the input";
 }
 
 // ---- Bad input: exit 2, and the message names the culprit ---------------------------------
