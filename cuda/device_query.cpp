@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "cuda_backend.h"
 #include "cuda_entry.h"
 
 namespace hookrt::cuda {
@@ -44,6 +45,11 @@ GpuScan scan_gpus() {
   return scan;
 }
 
-std::unique_ptr<Backend> make_backend() { return nullptr; }
+std::unique_ptr<Backend> make_backend(const GpuOptions& options) {
+  CudaBackendOptions backend_options;
+  backend_options.device = options.device;
+  backend_options.allow_tf32 = options.allow_tf32;
+  return std::make_unique<CudaBackend>(backend_options);
+}
 
 }  // namespace hookrt::cuda

@@ -10,7 +10,8 @@ namespace hookrt::cuda {
 
 void fill_build_info(BuildInfo& info);
 GpuScan scan_gpus();
-// The CUDA backend on device 0, or nullptr where this build has none.
-std::unique_ptr<Backend> make_backend();
+// The CUDA backend on options.device, or nullptr where this build has none. Throws Error when the
+// device cannot be set up.
+std::unique_ptr<Backend> make_backend(const GpuOptions& options = {});
 
 }  // namespace hookrt::cuda

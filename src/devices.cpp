@@ -24,13 +24,15 @@ DeviceChoice parse_device_choice(const std::string& text) {
   throw_bad_input("unknown device '" + text + "' (expected auto, cpu or cuda)");
 }
 
-BackendSelection select_backend(DeviceChoice choice) {
+BackendSelection select_backend(DeviceChoice choice, const GpuOptions& gpu) {
   if (choice == DeviceChoice::Cpu) return {make_cpu_backend(), "--device cpu"};
   const GpuScan scan = scan_gpus();
   std::string problem = scan.problem;
   if (problem.empty()) {
-    if (auto backend = cuda::make_backend()) return {std::move(backend), "GPU " + scan.gpus.front().name};
-    problem = "the CUDA backend is compiled but not yet enabled: it has not been validated on a GPU";
+    if (gpu.device < 0 || gpu.device >= static_cast<int>(scan.gpus.size()))
+      throw_bad_input("GPU " + std::to_string(gpu.device) + " does not exist (" + std::to_string(scan.gpus.size()) +
+                      " found)");
+    return {cuda::make_backend(gpu), "GPU " + std::to_string(gpu.device) + ": " + scan.gpus[gpu.device].name};
   }
   if (choice == DeviceChoice::Cuda) throw Error("--device cuda: " + problem);
   return {make_cpu_backend(), "CPU backend: " + problem};

@@ -76,7 +76,8 @@ StepResult Executor::step(const Tensor& input, const Tensor& labels) {
     for (const auto& subscriber : subscribers_) subscriber(record);
   };
   detail::StepRunner runner(model_, *backend_, *state_, options_, step_, backward, sink);
-  const Tensor device_input = backend_->device() == Device::CPU ? input : backend_->from_host(input);
+  // A batch already on the backend's device (a data loader's, a benchmark's) is used in place.
+  const Tensor device_input = input.device() == backend_->device() ? input : backend_->from_host(input);
   const int logits_id = runner.forward(device_input, input_grad);
 
   StepResult result;

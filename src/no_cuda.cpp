@@ -9,7 +9,7 @@ void fill_build_info(BuildInfo& info) { info.cuda_compiled = false; }
 
 GpuScan scan_gpus() { return {{}, "hookrt was built without the CUDA backend (HOOKRT_CUDA=OFF or nvcc/cuDNN not found)"}; }
 
-std::unique_ptr<Backend> make_backend() { return nullptr; }
+std::unique_ptr<Backend> make_backend(const GpuOptions&) { return nullptr; }
 
 }  // namespace hookrt::cuda
 

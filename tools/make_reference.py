@@ -2,6 +2,11 @@
 """Writes PyTorch reference data for hookrt's ResNet18 parity test: one hooked step, every hook firing.
 
   make_reference.py --out DIR --seed 0 --batch 2 --size 64 --num-classes 10 [--mode train|eval|both]
+                    [--device cpu|cuda]
+
+--device cuda runs the step on the GPU in full float32 (TF32 off, deterministic cuDNN and cuBLAS),
+for holding hookrt's CUDA backend to PyTorch's own GPU step; weights and batch are made on the CPU
+either way, so both devices start from the same bits.
 
 DIR/weights.safetensors   the model's state_dict, torchvision keys (num_batches_tracked I64, shape [])
 DIR/input.npy             float32 (N, 3, H, W), standard normal
@@ -17,8 +22,12 @@ DIR/{mode}_stats.jsonl    per capture key: float64 reference of hookrt's `stats`
 """
 import argparse
 import copy
-import json
 import os
+
+# Deterministic cuBLAS (torch.use_deterministic_algorithms on CUDA) needs this before cuBLAS starts.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+import json
 import sys
 import time
 from collections import OrderedDict
@@ -47,7 +56,20 @@ def parse_args(argv):
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--weight-decay", type=float, default=1e-4)
     parser.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     return parser.parse_args(argv)
+
+
+def use_device(name):
+    """The torch device for the step; on CUDA, full float32 and deterministic kernels."""
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit("make_reference: --device cuda, but torch sees no GPU")
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.benchmark = False
+    return device
 
 
 # ---- model, weights and batch ------------------------------------------------------------------
@@ -142,7 +164,7 @@ def run_step(model, mode, inputs, labels, sgd):
 
 def check_hooks_change_nothing(weights, num_classes, mode, inputs, labels, logits, loss):
     """The hooked, out-of-place model must give bit-identical results to untouched torchvision."""
-    plain = model_from_weights(weights, num_classes)
+    plain = model_from_weights(weights, num_classes).to(inputs.device)
     plain.train(mode == "train")
     plain_logits = plain(inputs)
     plain_loss = F.cross_entropy(plain_logits, labels)
@@ -154,7 +176,7 @@ def check_hooks_change_nothing(weights, num_classes, mode, inputs, labels, logit
 
 def stats_reference(values):
     """hookrt's `stats` probe in float64 over the finite elements; null where nothing to describe."""
-    x = values.detach().to(torch.float64).numpy().ravel()
+    x = values.detach().cpu().to(torch.float64).numpy().ravel()
     finite = x[np.isfinite(x)]
     count = int(finite.size)
     result = OrderedDict(count=count, min=None, max=None, mean=None, std=None, abs_max=None)
@@ -205,7 +227,7 @@ def step_meta(args, mode, recorder, tensors, loss, sgd):
     return OrderedDict([
         ("arch", "resnet18"), ("mode", mode), ("step", 0),
         ("seed", args.seed), ("batch", args.batch), ("size", args.size), ("num_classes", args.num_classes),
-        ("torch", torch.__version__), ("torchvision", torchvision.__version__),
+        ("torch", torch.__version__), ("torchvision", torchvision.__version__), ("device", args.device),
         ("loss", OrderedDict([("function", "cross_entropy"), ("reduction", "mean"), ("value", loss.item())])),
         ("batchnorm", OrderedDict([("momentum", 0.1), ("eps", 1e-5),
                                    ("num_batches_tracked_before", NUM_BATCHES_TRACKED)])),
@@ -234,9 +256,10 @@ def write_step(out_dir, mode, args, recorder, tensors, meta):
             out.write(stats_line(record) + "\n")
 
 
-def make_mode(out_dir, mode, args, weights, inputs, labels):
-    model = model_from_weights(copy.deepcopy(weights), args.num_classes)  # fresh copy per mode
+def make_mode(out_dir, mode, args, weights, inputs, labels, device):
+    model = model_from_weights(copy.deepcopy(weights), args.num_classes).to(device)  # fresh copy per mode
     remove_inplace_ops(model)
+    inputs, labels = inputs.to(device), labels.to(device)
     sgd = sgd_options(args)
     recorder, loss, logits, optimizer = run_step(model, mode, inputs, labels, sgd)
     check_hooks_change_nothing(weights, args.num_classes, mode, inputs, labels, logits, loss)
@@ -258,12 +281,13 @@ def main(argv=None):
     args = parse_args(argv)
     started = time.time()
     torch.use_deterministic_algorithms(True)
+    device = use_device(args.device)
     os.makedirs(args.out, exist_ok=True)
     weights = build_reference_model(args.seed, args.num_classes).state_dict()
     inputs, labels = make_batch(args.seed, args.batch, args.size, args.num_classes)
     write_inputs(args.out, weights, inputs, labels, args)
     modes = ("train", "eval") if args.mode == "both" else (args.mode,)
-    lines = [summary(mode, make_mode(args.out, mode, args, weights, inputs, labels)) for mode in modes]
+    lines = [summary(mode, make_mode(args.out, mode, args, weights, inputs, labels, device)) for mode in modes]
     print(f"make_reference: wrote {args.out} in {time.time() - started:.1f}s; " + "; ".join(lines))
 
 

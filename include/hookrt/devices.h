@@ -36,6 +36,14 @@ struct GpuScan {
 GpuScan scan_gpus();
 
 enum class DeviceChoice { Auto, Cpu, Cuda };
+
+// How the CUDA backend computes, where it is chosen.
+struct GpuOptions {
+  int device = 0;
+  // TF32 tensor cores for convolutions and GEMMs, PyTorch's default (torch.backends.cudnn.allow_tf32);
+  // off (`--no-tf32`) keeps full F32 products, as parity tests against the CPU reference need.
+  bool allow_tf32 = true;
+};
 DeviceChoice parse_device_choice(const std::string& text);  // throws Error(BadInput)
 
 struct BackendSelection {
@@ -44,6 +52,6 @@ struct BackendSelection {
 };
 // Cpu: the CPU backend. Cuda: the CUDA backend, or Error (Runtime) saying why there is none.
 // Auto: the CUDA backend when it is built and a GPU is present, else the CPU with the reason.
-BackendSelection select_backend(DeviceChoice choice);
+BackendSelection select_backend(DeviceChoice choice, const GpuOptions& gpu = {});
 
 }  // namespace hookrt

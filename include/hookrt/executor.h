@@ -42,7 +42,8 @@ class Executor {
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
 
-  // One step on input (N,3,H,W) F32 host tensor and optional labels (N) I64/I32. Throws
+  // One step on input (N,3,H,W) F32, on the host or already on the backend's device, and optional
+  // host labels (N) I64/I32. Throws
   // Error(BadInput) naming the mismatch on a wrong shape, channel count or label; Error(Halted)
   // when a nonfinite=halt probe fires (records up to that point are delivered first).
   StepResult step(const Tensor& input, const Tensor& labels = Tensor());

@@ -12,6 +12,11 @@
 
 namespace hookrt::testing {
 
+std::string torch_python() {
+  const char* chosen = std::getenv("HOOKRT_TORCH_PYTHON");
+  return chosen && *chosen ? chosen : "/usr/bin/python3";
+}
+
 namespace {
 
 struct CommandResult {
@@ -52,23 +57,23 @@ std::string number(double value) {
 // rather than show an ImportError. (Not checked up front: importing torch takes seconds.)
 void require_torch() {
   const CommandResult probe =
-      run_command(std::string(kTorchPython) + " -c 'import torch, torchvision, numpy'");
+      run_command(torch_python() + " -c 'import torch, torchvision, numpy'");
   if (probe.exit_status == 0) return;
   throw Error(
       std::string("the PyTorch parity test needs torch, torchvision and numpy for ") +
-      kTorchPython +
+      torch_python() +
       ": install them (Debian: apt-get install python3-torch python3-torchvision python3-numpy). " +
-      kTorchPython + " said:\n" + probe.output);
+      torch_python() + " said:\n" + probe.output);
 }
 
 std::string script_command(const std::string& script, const std::string& dir,
                            const ReferenceOptions& o) {
-  return std::string(kTorchPython) + " " + shell_quote(script) + " --out " + shell_quote(dir) +
+  return torch_python() + " " + shell_quote(script) + " --out " + shell_quote(dir) +
          " --seed " + std::to_string(o.seed) + " --batch " + std::to_string(o.batch) + " --size " +
          std::to_string(o.size) + " --num-classes " + std::to_string(o.num_classes) + " --mode " +
          mode_name(o.mode) + " --lr " + number(o.sgd.lr) + " --momentum " + number(o.sgd.momentum) +
          " --weight-decay " + number(o.sgd.weight_decay) +
-         (o.sgd.nesterov ? " --nesterov" : " --no-nesterov");
+         (o.sgd.nesterov ? " --nesterov" : " --no-nesterov") + " --device " + shell_quote(o.torch_device);
 }
 
 nlohmann::json read_json(const std::string& path) {

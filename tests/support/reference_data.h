@@ -17,9 +17,10 @@
 
 namespace hookrt::testing {
 
-// The interpreter with torch 1.13 and torchvision 0.14 (python3-torch, python3-torchvision); the
-// `python3` on PATH may be another one without them.
-inline constexpr const char* kTorchPython = "/usr/bin/python3";
+// The interpreter with torch and torchvision: $HOOKRT_TORCH_PYTHON when set, else Debian's
+// /usr/bin/python3 (python3-torch, python3-torchvision); the `python3` on PATH may be another one
+// without them.
+std::string torch_python();
 
 struct ReferenceOptions {
   uint64_t seed = 0;
@@ -27,6 +28,7 @@ struct ReferenceOptions {
   int64_t size = 64;  // input height and width
   int64_t num_classes = 10;
   Mode mode = Mode::Eval;  // which step to make: train (with one SGD step) or eval
+  std::string torch_device = "cpu";  // where PyTorch runs the step: "cpu" or "cuda" (full F32)
   SgdOptions sgd{
       .lr = 0.1, .momentum = 0.9, .dampening = 0.0, .weight_decay = 1e-4, .nesterov = true};
 };

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""PyTorch's ResNet18 train step on the GPU: the peer that hookrt's bench_gpu_train_step is compared
+with, on the same card in the same run (scripts/device-check).
+
+  torch_gpu_baseline.py [--batch 256] [--size 224] [--steps 10] [--warmup 3] [--out FILE.json]
+
+Variants, each a full train step (forward, cross-entropy, backward, SGD with momentum):
+  eager            torchvision resnet18, fp32 with PyTorch's default TF32 settings
+  hooks_item       Python forward and full backward hooks on every module and a hook on every
+                   parameter gradient computing hookrt's stats+zeros+nonfinite figures, each read
+                   with .item() as users usually write them
+  hooks_careful    the same figures kept on the GPU, one synchronisation per step
+Full backward hooks need torchvision's in-place ops rewritten (ReLU(inplace=True) and
+`out += identity` make autograd reject the hook's view): the hooked variants rewrite them as
+out-of-place ops, which changes no value. Times are CUDA-event medians over --steps steps.
+"""
+import argparse
+import json
+import statistics
+import types
+
+import torch
+import torch.nn.functional as F
+import torchvision
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--out", help="write the figures as JSON here")
+    return parser.parse_args()
+
+
+def _basic_block_out_of_place(self, x):
+    """torchvision's BasicBlock.forward with `out = out + identity` for `out += identity`."""
+    identity = x if self.downsample is None else self.downsample(x)
+    out = self.relu(self.bn1(self.conv1(x)))
+    out = self.bn2(self.conv2(out))
+    return self.relu(out + identity)
+
+
+def remove_inplace_ops(model):
+    for module in model.modules():
+        if isinstance(module, torch.nn.ReLU):
+            module.inplace = False
+        if isinstance(module, torchvision.models.resnet.BasicBlock):
+            module.forward = types.MethodType(_basic_block_out_of_place, module)
+
+
+def figures(t):
+    """hookrt's stats+zeros+nonfinite on one tensor, as GPU scalars."""
+    t = t.detach().float()
+    finite = torch.isfinite(t)
+    values = t[finite]
+    channels = t.transpose(0, 1).reshape(t.shape[1], -1) if t.dim() > 1 else t.reshape(1, -1)
+    return [finite.sum(), values.min(), values.max(), values.mean(), values.std(), values.abs().max(),
+            values.abs().sum(), values.norm(), torch.isnan(t).sum(), (t == float("inf")).sum(),
+            (t == float("-inf")).sum(), (t == 0).sum(), (channels <= 0).all(dim=1).sum()]
+
+
+class Hooks:
+    """stats+zeros+nonfinite on every module's output, grad_input and grad_output, and every parameter's grad."""
+
+    def __init__(self, model, careful):
+        self.careful = careful
+        self.pending = []
+        for module in model.modules():
+            module.register_forward_hook(lambda m, i, o: self.observe(o))
+            module.register_full_backward_hook(lambda m, gi, go: [self.observe(g) for g in gi + go if g is not None])
+        for p in model.parameters():
+            p.register_hook(lambda g: self.observe(g))
+
+    def observe(self, t):
+        if t.numel() < 2:
+            return
+        values = figures(t)
+        if self.careful:
+            self.pending.append(torch.stack([v.float() for v in values]))
+        else:
+            self.pending.append([v.item() for v in values])
+
+    def end_step(self):
+        if self.careful and self.pending:
+            torch.stack(self.pending).cpu()  # the step's one synchronisation
+        self.pending = []
+
+
+def time_variant(name, args, hooks=None):
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18().cuda()
+    if hooks is not None:
+        remove_inplace_ops(model)
+        recorder = Hooks(model, careful=hooks == "careful")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(args.batch, 3, args.size, args.size, device="cuda")
+    labels = torch.arange(args.batch, device="cuda") % 1000
+    times = []
+    for i in range(args.warmup + args.steps):
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), labels)
+        loss.backward()
+        optimizer.step()
+        if hooks is not None:
+            recorder.end_step()
+        stop.record()
+        stop.synchronize()
+        if i >= args.warmup:
+            times.append(start.elapsed_time(stop))
+    median = statistics.median(times)
+    print(f"torch {name:14s} {median:8.2f} ms/step  {args.batch / median * 1e3:8.0f} images/s", flush=True)
+    return median
+
+
+def main():
+    args = parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("torch_gpu_baseline: torch sees no GPU")
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, batch {args.batch}, {args.size}x{args.size}, "
+          f"cudnn.allow_tf32={torch.backends.cudnn.allow_tf32} matmul.allow_tf32={torch.backends.cuda.matmul.allow_tf32}")
+    torch.backends.cudnn.benchmark = True
+    result = {
+        "torch": torch.__version__, "card": torch.cuda.get_device_name(), "batch": args.batch, "size": args.size,
+        "eager_ms": time_variant("eager", args),
+        "hooks_careful_ms": time_variant("hooks_careful", args, hooks="careful"),
+        "hooks_item_ms": time_variant("hooks_item", args, hooks="item"),
+    }
+    if args.out:
+        with open(args.out, "w") as out:
+            json.dump(result, out, indent=1)
+
+
+if __name__ == "__main__":
+    main()

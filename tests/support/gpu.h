@@ -1,0 +1,24 @@
+#pragma once
+// The CUDA backend for GPU tests: full F32 (TF32 off) on device 0, or the reason there is none, so
+// that a test can GTEST_SKIP with it on machines without a GPU or without the CUDA build.
+#include <memory>
+#include <string>
+
+#include "hookrt/backend.h"
+
+namespace hookrt::testing {
+
+struct GpuForTests {
+  std::unique_ptr<Backend> backend;  // nullptr when `reason` says why
+  std::string reason;
+};
+GpuForTests make_gpu_backend_for_tests();
+
+}  // namespace hookrt::testing
+
+// In a test body or SetUp: `HOOKRT_GPU_OR_SKIP(gpu);` declares `gpu`, a std::unique_ptr<Backend>
+// on the GPU, or skips the test saying why there is none.
+#define HOOKRT_GPU_OR_SKIP(name)                                                  \
+  auto name##_for_tests = ::hookrt::testing::make_gpu_backend_for_tests();        \
+  if (!name##_for_tests.backend) GTEST_SKIP() << name##_for_tests.reason;         \
+  std::unique_ptr<::hookrt::Backend> name = std::move(name##_for_tests.backend)
