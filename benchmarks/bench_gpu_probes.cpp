@@ -68,7 +68,7 @@ void BM_ProbePass(benchmark::State& state) {
   auto gpu = gpu_or_skip(state);
   if (!gpu) return;
   hookrt::Tensor t = random_device_tensor(*gpu, elements(state));
-  const hookrt::ProbeList probes = hookrt::probes::Stats{} | hookrt::probes::Zeros{} | hookrt::probes::NonFinite{};
+  const hookrt::ProbeList probes{hookrt::probes::Stats{}, hookrt::probes::Zeros{}, hookrt::probes::NonFinite{}};
   hookrt::ProbeRunOptions options;
   gpu->synchronize();
   EventTimer timer;

@@ -78,22 +78,29 @@ StepResult Executor::step(const Tensor& input, const Tensor& labels) {
   detail::StepRunner runner(model_, *backend_, *state_, options_, step_, backward, sink);
   // A batch already on the backend's device (a data loader's, a benchmark's) is used in place.
   const Tensor device_input = input.device() == backend_->device() ? input : backend_->from_host(input);
-  const int logits_id = runner.forward(device_input, input_grad);
-
   StepResult result;
   result.step = step_;
-  const Tensor logits = runner.tape().value(logits_id).data;
-  if (backward) {
-    const Tensor device_labels = backend_->from_host(host_labels);
-    Tensor probs = backend_->empty(logits.shape());
-    result.loss = backend_->cross_entropy_forward(logits, device_labels, probs);
-    Tensor dlogits = backend_->empty(logits.shape());
-    backend_->cross_entropy_backward(probs, device_labels, dlogits);
-    runner.tape().accumulate_grad(logits_id, std::move(dlogits));
-    runner.tape().run_backward();
-    if (input_grad) result.input_grad = backend_->to_host(runner.tape().value(0).grad);
-    if (options_.mode == Mode::Train) apply_sgd();
+  Tensor logits;
+  try {
+    const int logits_id = runner.forward(device_input, input_grad);
+    logits = runner.tape().value(logits_id).data;
+    if (backward) {
+      const Tensor device_labels = backend_->from_host(host_labels);
+      Tensor probs = backend_->empty(logits.shape());
+      result.loss = backend_->cross_entropy_forward(logits, device_labels, probs);
+      Tensor dlogits = backend_->empty(logits.shape());
+      backend_->cross_entropy_backward(probs, device_labels, dlogits);
+      runner.tape().accumulate_grad(logits_id, std::move(dlogits));
+      runner.tape().run_backward();
+      if (input_grad) result.input_grad = backend_->to_host(runner.tape().value(0).grad);
+    }
+    // Before the optimizer: a deferred nonfinite=halt must stop the step before it updates anything.
+    runner.flush_records();
+  } catch (...) {
+    runner.flush_records_noexcept();  // nothing recorded before the failure is lost
+    throw;
   }
+  if (backward && options_.mode == Mode::Train) apply_sgd();
   result.logits = backend_->to_host(logits);
   ++step_;
   return result;

@@ -50,14 +50,60 @@ void HookDispatcher::run_probe_hook(const ProbeList& probes, HookWhen when, cons
   ProbeRunEffects effects = backend_.run_probes(probes, tensor, record, options);
   if (transforms)
     for (GradTransform& t : effects.grad_transforms) transforms->push_back(std::move(t));
-  if (!record.results.empty()) sink_(record);
-  if (effects.halt) {
-    std::string where = when == HookWhen::Grad ? site.param : site.module;
-    if (when != HookWhen::Grad && site.call > 0) where += "#" + std::to_string(site.call);
-    throw Error("non-finite values in " + when_name(when) + " " + tensor_name + " of '" + where + "' at step " +
-                    std::to_string(step_) + " (nonfinite=halt)",
-                ErrorKind::Halted);
+  const std::string message = halt_message(when, site, tensor_name);
+  if (effects.deferred || !queue_.empty()) {
+    queue_.push_back(QueuedRecord{std::move(record), effects.deferred, effects.halt, message});
+    if (effects.halt) flush_records();  // delivers up to this record, then throws
+    return;
   }
+  deliver(std::move(record), effects.halt, message);
+}
+
+std::string HookDispatcher::halt_message(HookWhen when, const HookSite& site, const std::string& tensor_name) const {
+  std::string where = when == HookWhen::Grad ? site.param : site.module;
+  if (when != HookWhen::Grad && site.call > 0) where += "#" + std::to_string(site.call);
+  return "non-finite values in " + when_name(when) + " " + tensor_name + " of '" + where + "' at step " +
+         std::to_string(step_) + " (nonfinite=halt)";
+}
+
+void HookDispatcher::deliver(ProbeRecord record, bool halt, const std::string& halt_message) {
+  if (!record.results.empty()) sink_(record);
+  if (halt) throw Error(halt_message, ErrorKind::Halted);
+}
+
+void HookDispatcher::flush_records() {
+  if (queue_.empty()) return;
+  std::vector<DeferredProbeResults> finished = backend_.collect_deferred_probe_results();
+  size_t next = 0;
+  while (!queue_.empty()) {
+    QueuedRecord queued = std::move(queue_.front());
+    queue_.pop_front();
+    if (queued.ticket) {
+      // Results come back in the order the runs were queued, which is the order of this queue.
+      if (next >= finished.size() || finished[next].ticket != *queued.ticket) {
+        queue_.clear();
+        throw Error("internal: the backend did not return the results of deferred probe run " +
+                    std::to_string(*queued.ticket));
+      }
+      queued.record.results = std::move(finished[next].results);
+      queued.halt = finished[next].halt;
+      ++next;
+    }
+    if (queued.halt) queue_.clear();  // the step stops here: later firings never happened
+    deliver(std::move(queued.record), queued.halt, queued.halt_message);
+  }
+}
+
+void HookDispatcher::flush_records_noexcept() noexcept {
+  try {
+    flush_records();
+  } catch (const Error& error) {
+    if (error.kind() != ErrorKind::Halted)
+      std::cerr << "hookrt: probe records of step " << step_ << " could not be delivered: " << error.what() << "\n";
+  } catch (const std::exception& error) {
+    std::cerr << "hookrt: probe records of step " << step_ << " could not be delivered: " << error.what() << "\n";
+  }
+  queue_.clear();
 }
 
 void HookDispatcher::call_on_host(Tensor& a, Tensor* b, const std::function<void(Tensor&, Tensor&)>& fn) {

@@ -2,7 +2,14 @@
 // HookDispatcher — fires a model's hooks at one site (module call or parameter) during a step:
 // probes run on the backend and their records go to subscribers; host callbacks see host tensors
 // (copied out and back on a device backend: the slow path, as in PyTorch).
+// Records reach subscribers in firing order. A backend that defers probe results (the GPU's) has
+// its records held in a queue until flush_records() collects them, normally once at the end of
+// the step; a nonfinite=halt found there delivers the records up to the halting one and throws,
+// as if the step had stopped at that point (before the optimizer; BatchNorms after that point
+// have updated their running statistics, since the forward ran on).
 #include <cstdint>
+#include <deque>
+#include <optional>
 #include <functional>
 #include <set>
 #include <string>
@@ -51,7 +58,24 @@ class HookDispatcher {
   // defined) and grad_output as separate records; pair callbacks get (grad_input, grad_output).
   void fire_backward(const HookSite& site, Tensor& grad_input, Tensor& grad_output);
 
+  // Collects deferred probe results and delivers every queued record in firing order. Throws
+  // Error(Halted) after delivering the record whose nonfinite=halt probe fired.
+  void flush_records();
+  // For error paths: delivers what can be delivered and never throws (a halt is ignored, other
+  // failures are reported on stderr).
+  void flush_records_noexcept() noexcept;
+
  private:
+  // A record waiting for earlier deferred records (or its own results) before delivery.
+  struct QueuedRecord {
+    ProbeRecord record;
+    std::optional<uint64_t> ticket;  // its results are deferred under this ticket
+    bool halt = false;
+    std::string halt_message;
+  };
+  void deliver(ProbeRecord record, bool halt, const std::string& halt_message);
+  std::string halt_message(HookWhen when, const HookSite& site, const std::string& tensor_name) const;
+
   void run_probe_hook(const ProbeList& probes, HookWhen when, const HookSite& site, Tensor& tensor,
                       const std::string& tensor_name, std::vector<GradTransform>* transforms);
   void call_on_host(Tensor& a, Tensor* b, const std::function<void(Tensor&, Tensor&)>& fn);
@@ -61,6 +85,7 @@ class HookDispatcher {
   const HookRegistry& registry_;
   RecordSink sink_;
   int64_t step_;
+  std::deque<QueuedRecord> queue_;
 };
 
 }  // namespace hookrt::detail

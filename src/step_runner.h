@@ -38,6 +38,10 @@ class StepRunner {
   // Runs the root module on the input (device tensor); returns the logits' value id.
   int forward(const Tensor& input, bool input_requires_grad);
   Tape& tape() { return tape_; }
+  // Delivers the records still queued for a deferring backend (see HookDispatcher); the _noexcept
+  // form is for error paths.
+  void flush_records() { hooks_.flush_records(); }
+  void flush_records_noexcept() noexcept { hooks_.flush_records_noexcept(); }
 
  private:
   int run_module(const Module& module, int x);

@@ -3,7 +3,9 @@
 // backwards, the optimizer update, and probe execution. src/cpu implements it on the host (the
 // reference); cuda/ implements it with cuDNN, cuBLAS and our kernels. Nothing above a backend
 // knows which one runs. All float tensors are F32, contiguous, NCHW.
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +60,17 @@ struct ProbeRunEffects {
   bool halt = false;              // a nonfinite=halt probe found NaN or Inf
   bool changed = false;           // a changing probe ran (the tensor may differ)
   std::vector<GradTransform> grad_transforms;  // in the order the changing probes ran
+  // Set by a backend that finishes probe runs asynchronously (the GPU's: results stay on the
+  // device until the step ends). record.results is then left empty, `halt` is not yet known, and
+  // both arrive from collect_deferred_probe_results() under this ticket.
+  std::optional<uint64_t> deferred;
+};
+
+// A deferred probe run, finished.
+struct DeferredProbeResults {
+  uint64_t ticket = 0;
+  std::vector<ProbeResult> results;  // what run_probes would have appended to record.results
+  bool halt = false;
 };
 
 class Backend {
@@ -129,6 +142,9 @@ class Backend {
   // append their result to record.results.
   virtual ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                                      const ProbeRunOptions& options) = 0;
+  // Waits for every probe run deferred since the last call and returns their results in the order
+  // the runs were queued. Backends that never defer return nothing.
+  virtual std::vector<DeferredProbeResults> collect_deferred_probe_results() { return {}; }
 };
 
 // The CPU reference backend.

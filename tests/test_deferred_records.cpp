@@ -1,0 +1,198 @@
+// Deferred probe results: a backend that finishes probe runs later (as the GPU's does, at the end
+// of the step) must deliver exactly the records, in exactly the order, that the CPU backend
+// delivers at once, and a nonfinite=halt must stop the step at the same record. The deferring
+// backend here wraps the CPU backend and defers every other probe run, so that deferred and
+// immediate records interleave in the dispatcher's queue.
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <limits>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "hookrt/backend.h"
+#include "hookrt/hook_spec.h"
+#include "hookrt/io.h"
+#include "support/tiny_model.h"
+
+namespace hookrt {
+namespace {
+
+using testing::TinyModelTest;
+
+// A deep copy of the model's state, by key (state_dict() shares storage with the model).
+std::map<std::string, Tensor> snapshot(const Model& model) {
+  std::map<std::string, Tensor> copy;
+  for (const auto& [key, tensor] : model.state_dict()) copy[key] = tensor.clone();
+  return copy;
+}
+
+// The CPU backend, except that every other probe run is handed back as deferred.
+class DeferringBackend final : public Backend {
+ public:
+  Device device() const override { return inner_->device(); }
+  std::string name() const override { return "deferring-cpu"; }
+  Tensor empty(const Shape& s, DType d) override { return inner_->empty(s, d); }
+  Tensor zeros(const Shape& s, DType d) override { return inner_->zeros(s, d); }
+  void copy(const Tensor& src, Tensor& dst) override { inner_->copy(src, dst); }
+  Tensor to_host(const Tensor& t) override { return inner_->to_host(t); }
+  Tensor from_host(const Tensor& t) override { return inner_->from_host(t); }
+  void synchronize() override { inner_->synchronize(); }
+  void fill(Tensor& t, double v) override { inner_->fill(t, v); }
+  void add(const Tensor& a, const Tensor& b, Tensor& out) override { inner_->add(a, b, out); }
+  void accumulate(Tensor& dst, const Tensor& src) override { inner_->accumulate(dst, src); }
+  void multiply_(Tensor& t, const Tensor& f) override { inner_->multiply_(t, f); }
+  void conv2d_forward(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dGeometry& g) override {
+    inner_->conv2d_forward(x, w, y, g);
+  }
+  void conv2d_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dGeometry& g) override {
+    inner_->conv2d_backward_data(dy, w, dx, g);
+  }
+  void conv2d_backward_filter(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dGeometry& g) override {
+    inner_->conv2d_backward_filter(x, dy, dw, g);
+  }
+  void batchnorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& rm, Tensor& rv, Tensor& y,
+                         Tensor& sm, Tensor& si, const BatchNormOptions& o) override {
+    inner_->batchnorm_forward(x, w, b, rm, rv, y, sm, si, o);
+  }
+  void batchnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& sm, const Tensor& si,
+                          Tensor& dx, Tensor& dw, Tensor& db, const BatchNormOptions& o) override {
+    inner_->batchnorm_backward(dy, x, w, sm, si, dx, dw, db, o);
+  }
+  void relu_forward(const Tensor& x, Tensor& y) override { inner_->relu_forward(x, y); }
+  void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) override { inner_->relu_backward(y, dy, dx); }
+  void maxpool2d_forward(const Tensor& x, Tensor& y, Tensor& i, const Pool2dGeometry& g) override {
+    inner_->maxpool2d_forward(x, y, i, g);
+  }
+  void maxpool2d_backward(const Tensor& dy, const Tensor& i, Tensor& dx, const Pool2dGeometry& g) override {
+    inner_->maxpool2d_backward(dy, i, dx, g);
+  }
+  void adaptive_avgpool_forward(const Tensor& x, Tensor& y) override { inner_->adaptive_avgpool_forward(x, y); }
+  void adaptive_avgpool_backward(const Tensor& dy, Tensor& dx) override { inner_->adaptive_avgpool_backward(dy, dx); }
+  void linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) override {
+    inner_->linear_forward(x, w, b, y);
+  }
+  void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor& dx, Tensor& dw,
+                       Tensor& db) override {
+    inner_->linear_backward(x, w, dy, dx, dw, db);
+  }
+  double cross_entropy_forward(const Tensor& l, const Tensor& y, Tensor& p) override {
+    return inner_->cross_entropy_forward(l, y, p);
+  }
+  void cross_entropy_backward(const Tensor& p, const Tensor& y, Tensor& d) override {
+    inner_->cross_entropy_backward(p, y, d);
+  }
+  void sgd_update(Tensor& p, const Tensor& g, Tensor& m, bool first, const SgdOptions& o) override {
+    inner_->sgd_update(p, g, m, first, o);
+  }
+
+  ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
+                             const ProbeRunOptions& options) override {
+    if (runs_++ % 2 == 0) return inner_->run_probes(probes, tensor, record, options);
+    // Computed now, handed over later: the record stays empty until collect.
+    ProbeRecord scratch;
+    ProbeRunEffects effects = inner_->run_probes(probes, tensor, scratch, options);
+    pending_.push_back(DeferredProbeResults{next_ticket_, std::move(scratch.results), effects.halt});
+    effects.halt = false;
+    effects.deferred = next_ticket_++;
+    return effects;
+  }
+  std::vector<DeferredProbeResults> collect_deferred_probe_results() override {
+    ++collections_;
+    std::vector<DeferredProbeResults> done(pending_.begin(), pending_.end());
+    pending_.clear();
+    return done;
+  }
+  int collections() const { return collections_; }
+
+ private:
+  std::unique_ptr<Backend> inner_ = make_cpu_backend();
+  std::deque<DeferredProbeResults> pending_;
+  uint64_t next_ticket_ = 100;
+  int runs_ = 0;
+  int collections_ = 0;
+};
+
+class DeferredRecordsTest : public TinyModelTest {
+ protected:
+  // The records of one step, as JSON lines, on the CPU backend or the deferring one.
+  static std::vector<std::string> step_records(bool defer, Mode mode, const Tensor& input, bool* halted = nullptr) {
+    TinyModelTest::model().load_state_dict(TinyModelTest::initial_state(), "initial state");
+    ExecutorOptions options;
+    options.mode = mode;
+    options.sgd.lr = 0.1;
+    std::unique_ptr<Backend> backend = defer ? std::unique_ptr<Backend>(std::make_unique<DeferringBackend>())
+                                             : make_cpu_backend();
+    Executor executor(TinyModelTest::model(), std::move(backend), options);
+    std::vector<std::string> lines;
+    executor.subscribe([&lines](const ProbeRecord& r) { lines.push_back(io::record_to_json(r).dump()); });
+    try {
+      executor.step(input, testing::tiny_labels());
+    } catch (const Error& error) {
+      if (!halted || error.kind() != ErrorKind::Halted) throw;
+      *halted = true;
+    }
+    executor.sync_model();
+    return lines;
+  }
+};
+
+TEST_F(DeferredRecordsTest, DeliversTheCpuBackendsRecordsInItsOrder) {
+  for (const char* spec : {"forward_pre:layer1.*:stats", "forward:*:stats,zeros,nonfinite",
+                           "backward_pre:layer2.0.*:hist=8:-1:1", "backward:*:stats,capture", "grad:*.weight:stats",
+                           "forward:layer3.0.relu:clamp=-0.5:0.5,stats"})
+    register_hook_spec(model(), parse_hook_spec(spec));
+  int callbacks = 0;  // a host callback between deferred probe runs changes nothing in the order
+  HookHandle callback = model().register_forward_hook("layer2.0", [&](const HookEvent&, Tensor) { ++callbacks; });
+  const Tensor input = testing::tiny_input();
+  const std::vector<std::string> direct = step_records(false, Mode::Train, input);
+  const std::map<std::string, Tensor> after_direct = snapshot(model());
+  const std::vector<std::string> deferred = step_records(true, Mode::Train, input);
+  ASSERT_GT(direct.size(), 100u);
+  EXPECT_EQ(deferred, direct);
+  EXPECT_EQ(callbacks, 2);
+  for (const auto& [key, tensor] : model().state_dict())
+    EXPECT_TRUE(testing::bitwise_equal(tensor, after_direct.at(key))) << key;
+}
+
+TEST_F(DeferredRecordsTest, HaltStopsAtTheSameRecordAndBeforeTheOptimizer) {
+  // NaN in one input element: conv1's output is non-finite from the first module on.
+  Tensor input = testing::tiny_input().clone();
+  input.data<float>()[5] = std::numeric_limits<float>::quiet_NaN();
+  for (const char* spec : {"forward:*:stats", "forward:layer1.0.bn1:nonfinite=halt", "forward:fc:stats"})
+    register_hook_spec(model(), parse_hook_spec(spec));
+  bool halted_direct = false, halted_deferred = false;
+  const std::vector<std::string> direct = step_records(false, Mode::Train, input, &halted_direct);
+  const std::vector<std::string> deferred = step_records(true, Mode::Train, input, &halted_deferred);
+  EXPECT_TRUE(halted_direct);
+  EXPECT_TRUE(halted_deferred);
+  ASSERT_FALSE(direct.empty());
+  EXPECT_NE(direct.back().find("layer1.0.bn1"), std::string::npos) << direct.back();
+  EXPECT_EQ(deferred, direct);
+  // The halted step never reached SGD: every parameter is as it started. (BatchNorm running
+  // statistics are not compared: a deferring backend learns of the halt when the step's forward
+  // and backward have run, so the BatchNorms after the halting point have updated theirs too.)
+  std::map<std::string, Tensor> initial;
+  for (const auto& [key, tensor] : initial_state()) initial[key] = tensor;
+  const TensorMap state = model().state_dict();
+  for (const std::string& key : model().parameter_names())
+    for (const auto& [name, tensor] : state)
+      if (name == key) EXPECT_TRUE(testing::bitwise_equal(tensor, initial.at(key))) << key;
+}
+
+TEST_F(DeferredRecordsTest, ResultsAreCollectedOncePerStep) {
+  register_hook_spec(model(), parse_hook_spec("forward:*:stats"));
+  auto backend = std::make_unique<DeferringBackend>();
+  DeferringBackend* deferring = backend.get();
+  Executor executor(model(), std::move(backend));
+  testing::RecordLog log;
+  log.attach(executor);
+  executor.step(testing::tiny_input());
+  executor.step(testing::tiny_input());
+  EXPECT_EQ(deferring->collections(), 2);
+  EXPECT_EQ(log.records().size(), 2 * 76u);  // every module call's forward (8 ReLUs run twice), each step
+}
+
+}  // namespace
+}  // namespace hookrt
