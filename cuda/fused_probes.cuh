@@ -1,0 +1,35 @@
+#pragma once
+// The fused probe engine on the device: runs a ProbePlan (src/probe_plan.h) on an F32 device
+// tensor, one read of the tensor per planned pass (plus one norm read before each clipnorm), and
+// leaves every probe's results in a device slot laid out as probe_slot says.
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "hookrt/tensor.h"
+#include "probe_plan.h"
+
+namespace hookrt::cuda {
+
+// The device memory a plan reads and writes, owned by the caller and valid on the stream.
+struct FusedProbeBuffers {
+  float* tensor = nullptr;  // (plan.numel) probed, and rewritten in place by changing probes
+  double* slot = nullptr;   // (plan.slot_size) results
+  // By probe index (plan.probe_count entries, nullptr elsewhere):
+  std::vector<float*> clamp_masks;  // (plan.numel) a clamp's grad mask, or nullptr for none
+  std::vector<float*> clip_scales;  // (1) a clipnorm's scale; required for every clipnorm
+  // By pass index: (plan.numel) the tensor at the pass's end; required for passes with captures.
+  std::vector<float*> captures;
+};
+
+// Stream-ordered device scratch of at least `bytes` bytes (the backend's pool).
+using ProbeScratchAllocator = std::function<std::shared_ptr<Storage>(size_t bytes)>;
+
+// Queues the plan's kernels on `stream`; the slot is complete when the stream reaches this point.
+void run_fused_probes(const ProbePlan& plan, const FusedProbeBuffers& buffers,
+                      const ProbeScratchAllocator& scratch, cudaStream_t stream);
+
+}  // namespace hookrt::cuda

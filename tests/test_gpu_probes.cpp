@@ -1,0 +1,380 @@
+// The fused GPU probe engine against the CPU probe engine, through the Backend interface: every
+// probe alone and together, the changing probes in every order, sizes that are not multiples of
+// 4, a tensor whose data is not 16-byte aligned, empty and one-element tensors, a tensor larger
+// than the grid, gradient transforms, halting, and bit-identical results from run to run. Each
+// test skips, saying why, where there is no GPU. The comparison helpers repeat those of
+// test_probe_plan.cpp, which holds the host reference to the same CPU engine.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cpu/probes.h"
+#include "hookrt/backend.h"
+#include "hookrt/probes.h"
+#include "random.h"
+#include "support/gpu.h"
+
+namespace hookrt {
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// DESIGN.md's accuracy promise for fp32 tensors: mean/std/l1/l2 within 1e-5 relative of a float64
+// reference (the kernels accumulate in fp64, so they are much closer than that in practice).
+constexpr double kRel = 1e-5;
+// Tensors after a clipnorm are x * scale; the scale is a float from the norm and may round one
+// ulp apart when the GPU's norm (another summation order) lands on a float boundary.
+constexpr double kScaledRel = 1e-6;
+
+ProbeList parse_list(const std::string& text) {
+  ProbeList list;
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, ',')) list.push_back(parse_probe(item));
+  return list;
+}
+
+// Seeded normal values with NaN, +-Inf, 0, -0 and the clamp/hist bounds sprinkled in.
+Tensor nasty_tensor(const Shape& shape, uint64_t seed, double offset = 0.0, double spread = 1.5) {
+  Pcg32 rng(seed);
+  Tensor t = Tensor::empty(shape);
+  float* p = t.data<float>();
+  const float specials[] = {kNaN, kInf, -kInf, 0.0f, -0.0f, 1.0f, -1.0f, 2.0f, -2.0f};
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    const uint32_t pick = rng.below(16);
+    p[i] = pick < 9 && rng.below(4) == 0 ? specials[pick] : static_cast<float>(offset + spread * rng.normal());
+  }
+  return t;
+}
+
+void expect_near_rel(double got, double want, double scale, double rel, const std::string& what) {
+  if (std::isnan(want)) {
+    EXPECT_TRUE(std::isnan(got)) << what;
+    return;
+  }
+  if (std::isinf(want)) {
+    EXPECT_EQ(got, want) << what;
+    return;
+  }
+  EXPECT_NEAR(got, want, rel * (std::fabs(want) + scale)) << what;
+}
+
+void expect_same_optional(const std::optional<double>& got, const std::optional<double>& want, double scale,
+                          double rel, const std::string& what) {
+  ASSERT_EQ(got.has_value(), want.has_value()) << what;
+  if (want) expect_near_rel(*got, *want, scale, rel, what);
+}
+
+// Same values bit for bit where rel is 0 (NaN matching NaN), else within rel of each other.
+void expect_same_floats(const Tensor& got, const Tensor& want, double rel, const std::string& what) {
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  const float* g = got.data<float>();
+  const float* w = want.data<float>();
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    if (std::isnan(w[i])) {
+      ASSERT_TRUE(std::isnan(g[i])) << what << " element " << i;
+    } else if (rel == 0 || std::isinf(w[i])) {
+      ASSERT_EQ(g[i], w[i]) << what << " element " << i;
+    } else {
+      ASSERT_NEAR(g[i], w[i], rel * std::fabs(w[i])) << what << " element " << i;
+    }
+  }
+}
+
+// Counts, extrema and histograms exactly; sums, means and stds within rel. A mean's rounding is
+// relative to the size of the values summed, not to a mean that cancels to near zero, so its
+// tolerance scales with the mean absolute value (l1 / count) too.
+void expect_same_results(const std::vector<ProbeResult>& got, const std::vector<ProbeResult>& want, double rel,
+                         double tensor_rel, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const std::string where = what + " result " + std::to_string(i);
+    ASSERT_EQ(got[i].index(), want[i].index()) << where;
+    if (const auto* w = std::get_if<StatsResult>(&want[i])) {
+      const auto& g = std::get<StatsResult>(got[i]);
+      EXPECT_EQ(g.count, w->count) << where;
+      EXPECT_EQ(g.nan, w->nan) << where;
+      EXPECT_EQ(g.posinf, w->posinf) << where;
+      EXPECT_EQ(g.neginf, w->neginf) << where;
+      EXPECT_EQ(g.min, w->min) << where;
+      EXPECT_EQ(g.max, w->max) << where;
+      EXPECT_EQ(g.abs_max, w->abs_max) << where;
+      const double mean_abs = w->count > 0 ? w->l1 / static_cast<double>(w->count) : 0.0;
+      expect_same_optional(g.mean, w->mean, mean_abs, rel, where + " mean");
+      expect_same_optional(g.std, w->std, 0.0, rel, where + " std");
+      expect_near_rel(g.l1, w->l1, 0.0, rel, where + " l1");
+      expect_near_rel(g.l2, w->l2, 0.0, rel, where + " l2");
+    } else if (const auto* w = std::get_if<NonFiniteResult>(&want[i])) {
+      const auto& g = std::get<NonFiniteResult>(got[i]);
+      EXPECT_EQ(g.nan, w->nan) << where;
+      EXPECT_EQ(g.posinf, w->posinf) << where;
+      EXPECT_EQ(g.neginf, w->neginf) << where;
+    } else if (const auto* w = std::get_if<ZerosResult>(&want[i])) {
+      const auto& g = std::get<ZerosResult>(got[i]);
+      EXPECT_EQ(g.zeros, w->zeros) << where;
+      EXPECT_EQ(g.zero_fraction, w->zero_fraction) << where;
+      EXPECT_EQ(g.channels, w->channels) << where;
+      EXPECT_EQ(g.dead_channels, w->dead_channels) << where;
+    } else if (const auto* w = std::get_if<HistResult>(&want[i])) {
+      const auto& g = std::get<HistResult>(got[i]);
+      EXPECT_EQ(g.bins, w->bins) << where;
+      EXPECT_EQ(g.lo, w->lo) << where;
+      EXPECT_EQ(g.hi, w->hi) << where;
+      EXPECT_EQ(g.counts, w->counts) << where;
+      EXPECT_EQ(g.below, w->below) << where;
+      EXPECT_EQ(g.above, w->above) << where;
+    } else if (const auto* w = std::get_if<ChannelsResult>(&want[i])) {
+      const auto& g = std::get<ChannelsResult>(got[i]);
+      ASSERT_EQ(g.mean.size(), w->mean.size()) << where;
+      EXPECT_EQ(g.zero_fraction, w->zero_fraction) << where;
+      for (size_t c = 0; c < w->mean.size(); ++c) {
+        const double spread = w->std[c].value_or(0.0);
+        expect_same_optional(g.mean[c], w->mean[c], spread, rel, where + " mean of channel " + std::to_string(c));
+        expect_same_optional(g.std[c], w->std[c], 0.0, rel, where + " std of channel " + std::to_string(c));
+      }
+    } else if (const auto* w = std::get_if<ClampResult>(&want[i])) {
+      const auto& g = std::get<ClampResult>(got[i]);
+      EXPECT_EQ(g.lo, w->lo) << where;
+      EXPECT_EQ(g.hi, w->hi) << where;
+      EXPECT_EQ(g.changed, w->changed) << where;
+    } else if (const auto* w = std::get_if<ClipNormResult>(&want[i])) {
+      const auto& g = std::get<ClipNormResult>(got[i]);
+      EXPECT_EQ(g.max_norm, w->max_norm) << where;
+      expect_near_rel(g.norm, w->norm, 0.0, rel, where + " norm");
+      // The scale is a float computed from the norm: equal unless the norms round apart.
+      expect_near_rel(g.scale, w->scale, 0.0, tensor_rel, where + " scale");
+    } else if (const auto* w = std::get_if<CaptureResult>(&want[i])) {
+      expect_same_floats(std::get<CaptureResult>(got[i]).tensor, w->tensor, tensor_rel, where + " capture");
+    }
+  }
+}
+
+bool has_clipnorm(const ProbeList& list) {
+  for (const Probe& probe : list)
+    if (std::holds_alternative<probes::ClipNorm>(probe)) return true;
+  return false;
+}
+
+struct GpuRun {
+  ProbeRecord record;
+  ProbeRunEffects effects;
+  Tensor tensor;  // host copy of the probed tensor afterwards
+};
+
+// Runs `list` on the GPU on `device_tensor` (already holding the values) and brings back what
+// came out.
+GpuRun run_on_gpu(Backend& gpu, const ProbeList& list, Tensor& device_tensor, const ProbeRunOptions& options) {
+  GpuRun run;
+  run.effects = testing::run_probes_now(gpu, list, device_tensor, run.record, options);
+  run.tensor = gpu.to_host(device_tensor);
+  return run;
+}
+
+// The GPU run of `list` on `device_tensor` against the CPU engine's run on `host` (same values).
+void expect_gpu_matches_cpu(Backend& gpu, const ProbeList& list, const Tensor& host, Tensor& device_tensor,
+                            const ProbeRunOptions& options, const std::string& what) {
+  Tensor cpu_tensor = host.clone();
+  ProbeRecord cpu_record;
+  const ProbeRunEffects cpu_effects = cpu::run_probes(list, cpu_tensor, cpu_record, options);
+  const GpuRun got = run_on_gpu(gpu, list, device_tensor, options);
+
+  const double tensor_rel = has_clipnorm(list) ? kScaledRel : 0.0;
+  expect_same_results(got.record.results, cpu_record.results, kRel, tensor_rel, what);
+  expect_same_floats(got.tensor, cpu_tensor, tensor_rel, what + " tensor");
+  EXPECT_EQ(got.effects.halt, cpu_effects.halt) << what;
+  EXPECT_EQ(got.effects.changed, cpu_effects.changed) << what;
+  ASSERT_EQ(got.effects.grad_transforms.size(), cpu_effects.grad_transforms.size()) << what;
+  for (size_t i = 0; i < cpu_effects.grad_transforms.size(); ++i) {
+    const GradTransform& g = got.effects.grad_transforms[i];
+    const GradTransform& w = cpu_effects.grad_transforms[i];
+    ASSERT_EQ(g.kind, w.kind) << what;
+    ASSERT_EQ(g.factor.device(), Device::CUDA) << what << " transform " << i << " stays on the device";
+    ASSERT_EQ(g.factor.dtype(), DType::F32) << what;
+    expect_same_floats(gpu.to_host(g.factor), w.factor, g.kind == GradTransform::Kind::Scale ? kScaledRel : 0.0,
+                       what + " transform " + std::to_string(i));
+  }
+}
+
+void expect_gpu_matches_cpu(Backend& gpu, const std::string& list_text, const Tensor& host, int channel_axis,
+                            bool want_grad_transforms = true) {
+  ProbeRunOptions options;
+  options.channel_axis = channel_axis;
+  options.want_grad_transforms = want_grad_transforms;
+  Tensor device_tensor = gpu.from_host(host);
+  expect_gpu_matches_cpu(gpu, parse_list(list_text), host, device_tensor, options,
+                         "[" + list_text + "] on " + shape_string(host.shape()) + " axis " +
+                             std::to_string(channel_axis));
+}
+
+const std::vector<std::string> kEveryProbeAlone = {
+    "stats", "zeros", "nonfinite", "nonfinite=halt", "hist=8:-2:2", "hist=1:0:1", "hist=5000:-3:3",
+    "channels", "clamp=-1:1", "clamp=0:inf", "clipnorm=1", "clipnorm=1e9", "capture"};
+
+std::string every_probe_together() {
+  std::string all;
+  for (const std::string& probe : kEveryProbeAlone) all += (all.empty() ? "" : ",") + probe;
+  return all;
+}
+
+const std::vector<std::string> kOrders = {
+    "clamp=-1:1,stats",
+    "stats,clamp=-1:1",
+    "clipnorm=2,stats",
+    "stats,clipnorm=2",
+    "clamp=-0.5:0.5,clipnorm=1,stats,hist=10:-1:1",
+    "clipnorm=1,clamp=-0.01:0.01,stats,zeros",
+    "clipnorm=3,clipnorm=0.5,stats",
+    "stats,clamp=-1:1,stats,clipnorm=1,stats",
+    "capture,clamp=-1:1,capture,capture,stats,clipnorm=0.1,capture",
+    "stats,zeros,nonfinite,hist=16:-3:3,channels,clamp=-1:1,stats,zeros,nonfinite,hist=16:-3:3,channels,capture",
+    "hist=9000:-2:2,hist=9000:-2:2,clamp=-1:1,hist=9000:-2:2",  // histograms too large for shared memory
+};
+
+TEST(GpuProbes, MatchTheCpuEngineForEveryProbeAloneOnSizesThatAreNotMultiplesOfFour) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  uint64_t seed = 1;
+  for (const int64_t n : {1, 3, 5, 7, 1023, 4099})
+    for (const std::string& list : kEveryProbeAlone) expect_gpu_matches_cpu(*gpu, list, nasty_tensor({n}, seed++), 0);
+}
+
+TEST(GpuProbes, MatchTheCpuEngineForEveryProbeTogether) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  expect_gpu_matches_cpu(*gpu, every_probe_together(), nasty_tensor({4, 6, 5, 7}, 11), 1);
+  expect_gpu_matches_cpu(*gpu, every_probe_together(), nasty_tensor({8, 64, 9, 9}, 12), 1);
+  expect_gpu_matches_cpu(*gpu, every_probe_together(), nasty_tensor({1}, 13), 1);
+}
+
+TEST(GpuProbes, KeepTheOrderRuleForChangingProbesInEveryOrder) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  uint64_t seed = 100;
+  for (const std::string& list : kOrders) {
+    expect_gpu_matches_cpu(*gpu, list, nasty_tensor({3, 4, 5, 6}, seed++), 1);
+    expect_gpu_matches_cpu(*gpu, list, nasty_tensor({16, 32, 7, 7}, seed++, 0.0, 0.05), 1);
+    expect_gpu_matches_cpu(*gpu, list, nasty_tensor({1021}, seed++), 0, false);
+  }
+}
+
+TEST(GpuProbes, MatchPerChannelProbesOnEveryChannelAxis) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  uint64_t seed = 200;
+  const std::string list = "zeros,channels,clamp=-0.5:inf,zeros,channels";
+  for (const int axis : {0, 1, 2, 3, -1, -2, 7, -9})
+    expect_gpu_matches_cpu(*gpu, list, nasty_tensor({3, 40, 5, 9}, seed++), axis);
+  // Dead channels among live ones, on a ReLU-like tensor.
+  Tensor relu = nasty_tensor({4, 64, 3, 3}, seed++);
+  float* p = relu.data<float>();
+  for (int64_t i = 0; i < relu.numel(); ++i)
+    if ((i / 9) % 64 < 20 && !(p[i] <= 0)) p[i] = -p[i];
+  expect_gpu_matches_cpu(*gpu, list, relu, 1);
+  // A rank-1 tensor: every element is its own channel.
+  expect_gpu_matches_cpu(*gpu, list, nasty_tensor({1000}, seed++), 0);
+}
+
+TEST(GpuProbes, MatchOnEmptyAndOneElementTensors) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  const std::string all = "stats,zeros,nonfinite,hist=4:0:1,channels,clamp=0:1,clipnorm=1,capture";
+  for (const Shape& shape : {Shape{0}, Shape{4, 0, 3}, Shape{0, 5}})
+    for (const int axis : {0, 1, -1}) expect_gpu_matches_cpu(*gpu, all, Tensor::empty(shape), axis);
+  expect_gpu_matches_cpu(*gpu, all, Tensor::full({}, -3.0), 1);
+  expect_gpu_matches_cpu(*gpu, all, Tensor::full({1, 1, 1, 1}, 0.25), 1);
+  expect_gpu_matches_cpu(*gpu, all, Tensor::from_vector(std::vector<float>{kNaN}, {1}), 0);
+}
+
+TEST(GpuProbes, MatchOnATensorWhoseDataIsNotSixteenByteAligned) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  uint64_t seed = 400;
+  for (const int64_t n : {int64_t{1}, int64_t{3}, int64_t{4}, int64_t{5}, int64_t{1023}, int64_t{4099}}) {
+    for (const size_t offset_floats : {size_t{1}, size_t{2}, size_t{3}}) {
+      // A view one to three floats into a device allocation, with a sentinel before it.
+      Tensor backing = gpu->empty({n + 4}, DType::F32);
+      gpu->fill(backing, 7.0);
+      Tensor view(backing.storage(), {n}, DType::F32, offset_floats * sizeof(float));
+      const Tensor host = nasty_tensor({n}, seed++);
+      gpu->copy(host, view);
+      ProbeRunOptions options;
+      options.channel_axis = 0;
+      options.want_grad_transforms = true;
+      const std::string list = "stats,clamp=-1:1,capture,hist=8:-2:2,clipnorm=1,zeros,channels,nonfinite";
+      expect_gpu_matches_cpu(*gpu, parse_list(list), host, view, options,
+                             "[" + list + "] at offset " + std::to_string(offset_floats) + " floats, n " +
+                                 std::to_string(n));
+      const Tensor all = gpu->to_host(backing);
+      for (size_t i = 0; i < offset_floats; ++i) EXPECT_EQ(all.data<float>()[i], 7.0f) << "sentinel " << i;
+      for (int64_t i = n + static_cast<int64_t>(offset_floats); i < n + 4; ++i)
+        EXPECT_EQ(all.data<float>()[i], 7.0f) << "sentinel " << i;
+    }
+  }
+}
+
+TEST(GpuProbes, MatchOnATensorLargerThanTheGrid) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  // 20M elements: many grid-stride iterations per thread in flat and row passes alike.
+  const Tensor host = nasty_tensor({20, 1000, 1000}, 500, 0.5, 2.0);
+  expect_gpu_matches_cpu(*gpu, "stats,nonfinite,hist=64:-4:4,zeros,clamp=-3:3,channels,clipnorm=100,stats", host, 1);
+  expect_gpu_matches_cpu(*gpu, "stats,capture", host, 0, false);
+}
+
+TEST(GpuProbes, GiveBitIdenticalResultsOnEveryRun) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  const Tensor host = nasty_tensor({16, 64, 33, 33}, 600, 0.1, 3.0);
+  const ProbeList list = parse_list("stats,channels,clipnorm=10,stats,hist=32:-2:2,zeros");
+  ProbeRunOptions options;
+  Tensor first_tensor = gpu->from_host(host);
+  const GpuRun first = run_on_gpu(*gpu, list, first_tensor, options);
+  for (int repeat = 0; repeat < 3; ++repeat) {
+    Tensor again_tensor = gpu->from_host(host);
+    const GpuRun again = run_on_gpu(*gpu, list, again_tensor, options);
+    expect_same_results(again.record.results, first.record.results, 0.0, 0.0, "run " + std::to_string(repeat));
+    expect_same_floats(again.tensor, first.tensor, 0.0, "tensor of run " + std::to_string(repeat));
+  }
+}
+
+TEST(GpuProbes, LeaveGradTransformsThatTheBackendCanApply) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  // Finite values, so that the norm, the scale and every product are finite numbers.
+  Tensor host = nasty_tensor({2, 8, 4, 4}, 700);
+  for (int64_t i = 0; i < host.numel(); ++i)
+    if (!std::isfinite(host.data<float>()[i])) host.data<float>()[i] = 0.5f;
+  ProbeRunOptions options;
+  options.want_grad_transforms = true;
+  Tensor probed = gpu->from_host(host);
+  ProbeRecord record;
+  const ProbeRunEffects effects =
+      testing::run_probes_now(*gpu, parse_list("clamp=-1:1,clipnorm=0.5"), probed, record, options);
+  ASSERT_EQ(effects.grad_transforms.size(), 2u);
+  EXPECT_EQ(effects.grad_transforms[0].kind, GradTransform::Kind::Mask);
+  EXPECT_EQ(effects.grad_transforms[0].factor.shape(), host.shape());
+  EXPECT_EQ(effects.grad_transforms[1].kind, GradTransform::Kind::Scale);
+  EXPECT_EQ(effects.grad_transforms[1].factor.numel(), 1);
+  // grad * mask * scale, as backward applies them.
+  Tensor grad = gpu->from_host(Tensor::full(host.shape(), 2.0));
+  for (const GradTransform& transform : effects.grad_transforms) gpu->multiply_(grad, transform.factor);
+  const Tensor got = gpu->to_host(grad);
+  const Tensor mask = gpu->to_host(effects.grad_transforms[0].factor);
+  const float scale = static_cast<float>(std::get<ClipNormResult>(record.results[1]).scale);
+  for (int64_t i = 0; i < host.numel(); ++i)
+    ASSERT_EQ(got.data<float>()[i], 2.0f * mask.data<float>()[i] * scale) << "element " << i;
+}
+
+TEST(GpuProbes, ReportHaltOnlyForAHaltingNonfiniteProbeThatFindsSomething) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  expect_gpu_matches_cpu(*gpu, "nonfinite=halt", Tensor::from_vector(std::vector<float>{1, 2, 3}, {3}), 0);
+  expect_gpu_matches_cpu(*gpu, "nonfinite=halt", Tensor::from_vector(std::vector<float>{1, kNaN, 3}, {3}), 0);
+  expect_gpu_matches_cpu(*gpu, "nonfinite", Tensor::from_vector(std::vector<float>{kInf, 0}, {2}), 0);
+}
+
+TEST(GpuProbes, RefuseTensorsThatAreNotF32LikeTheCpuEngine) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  Tensor doubles = gpu->zeros({4}, DType::F64);
+  ProbeRecord record;
+  EXPECT_THROW(gpu->run_probes(parse_list("stats"), doubles, record, ProbeRunOptions{}), Error);
+}
+
+}  // namespace
+}  // namespace hookrt

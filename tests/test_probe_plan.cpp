@@ -1,0 +1,356 @@
+// Probe planning (src/probe_plan.h) without a GPU: how a ProbeList becomes passes and a slot
+// layout, and that decoding the host reference's slot gives what the CPU probe engine gives, for
+// tensors with NaN, infinities, zeros, empty and one-element shapes, several channel axes and the
+// changing probes in every order. The kernels fill the slot with the same layout and algorithm.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cpu/probes.h"
+#include "hookrt/probes.h"
+#include "probe_plan.h"
+#include "random.h"
+
+namespace hookrt {
+namespace {
+
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// The host reference accumulates in double like the CPU engine, but merges moments in another
+// order (Welford vs. a two-pass std): 1e-9 relative is far above that rounding and far below any
+// real disagreement.
+constexpr double kRel = 1e-9;
+
+ProbeList parse_list(const std::string& text) {
+  ProbeList list;
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, ',')) list.push_back(parse_probe(item));
+  return list;
+}
+
+// Seeded normal values with NaN, +-Inf, 0, -0 and the clamp/hist bounds sprinkled in.
+Tensor nasty_tensor(const Shape& shape, uint64_t seed, double offset = 0.0, double spread = 1.5) {
+  Pcg32 rng(seed);
+  Tensor t = Tensor::empty(shape);
+  float* p = t.data<float>();
+  const float specials[] = {kNaN, kInf, -kInf, 0.0f, -0.0f, 1.0f, -1.0f, 2.0f, -2.0f};
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    const uint32_t pick = rng.below(16);
+    p[i] = pick < 9 && rng.below(4) == 0 ? specials[pick] : static_cast<float>(offset + spread * rng.normal());
+  }
+  return t;
+}
+
+void expect_near_rel(double got, double want, double scale, double rel, const std::string& what) {
+  if (std::isnan(want)) {
+    EXPECT_TRUE(std::isnan(got)) << what;
+    return;
+  }
+  if (std::isinf(want)) {
+    EXPECT_EQ(got, want) << what;
+    return;
+  }
+  EXPECT_NEAR(got, want, rel * (std::fabs(want) + scale)) << what;
+}
+
+void expect_same_optional(const std::optional<double>& got, const std::optional<double>& want, double scale,
+                          double rel, const std::string& what) {
+  ASSERT_EQ(got.has_value(), want.has_value()) << what;
+  if (want) expect_near_rel(*got, *want, scale, rel, what);
+}
+
+// Same values bit for bit where rel is 0 (NaN matching NaN), else within rel of each other.
+void expect_same_floats(const Tensor& got, const Tensor& want, double rel, const std::string& what) {
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  const float* g = got.data<float>();
+  const float* w = want.data<float>();
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    if (std::isnan(w[i])) {
+      ASSERT_TRUE(std::isnan(g[i])) << what << " element " << i;
+    } else if (rel == 0 || std::isinf(w[i])) {
+      ASSERT_EQ(g[i], w[i]) << what << " element " << i;
+    } else {
+      ASSERT_NEAR(g[i], w[i], rel * std::fabs(w[i])) << what << " element " << i;
+    }
+  }
+}
+
+// Counts, extrema and histograms exactly; sums, means and stds within rel. A mean's rounding is
+// relative to the size of the values summed, not to a mean that cancels to near zero, so its
+// tolerance scales with the mean absolute value (l1 / count) too.
+void expect_same_results(const std::vector<ProbeResult>& got, const std::vector<ProbeResult>& want, double rel,
+                         double tensor_rel, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const std::string where = what + " result " + std::to_string(i);
+    ASSERT_EQ(got[i].index(), want[i].index()) << where;
+    if (const auto* w = std::get_if<StatsResult>(&want[i])) {
+      const auto& g = std::get<StatsResult>(got[i]);
+      EXPECT_EQ(g.count, w->count) << where;
+      EXPECT_EQ(g.nan, w->nan) << where;
+      EXPECT_EQ(g.posinf, w->posinf) << where;
+      EXPECT_EQ(g.neginf, w->neginf) << where;
+      EXPECT_EQ(g.min, w->min) << where;
+      EXPECT_EQ(g.max, w->max) << where;
+      EXPECT_EQ(g.abs_max, w->abs_max) << where;
+      const double mean_abs = w->count > 0 ? w->l1 / static_cast<double>(w->count) : 0.0;
+      expect_same_optional(g.mean, w->mean, mean_abs, rel, where + " mean");
+      expect_same_optional(g.std, w->std, 0.0, rel, where + " std");
+      expect_near_rel(g.l1, w->l1, 0.0, rel, where + " l1");
+      expect_near_rel(g.l2, w->l2, 0.0, rel, where + " l2");
+    } else if (const auto* w = std::get_if<NonFiniteResult>(&want[i])) {
+      const auto& g = std::get<NonFiniteResult>(got[i]);
+      EXPECT_EQ(g.nan, w->nan) << where;
+      EXPECT_EQ(g.posinf, w->posinf) << where;
+      EXPECT_EQ(g.neginf, w->neginf) << where;
+    } else if (const auto* w = std::get_if<ZerosResult>(&want[i])) {
+      const auto& g = std::get<ZerosResult>(got[i]);
+      EXPECT_EQ(g.zeros, w->zeros) << where;
+      EXPECT_EQ(g.zero_fraction, w->zero_fraction) << where;
+      EXPECT_EQ(g.channels, w->channels) << where;
+      EXPECT_EQ(g.dead_channels, w->dead_channels) << where;
+    } else if (const auto* w = std::get_if<HistResult>(&want[i])) {
+      const auto& g = std::get<HistResult>(got[i]);
+      EXPECT_EQ(g.bins, w->bins) << where;
+      EXPECT_EQ(g.lo, w->lo) << where;
+      EXPECT_EQ(g.hi, w->hi) << where;
+      EXPECT_EQ(g.counts, w->counts) << where;
+      EXPECT_EQ(g.below, w->below) << where;
+      EXPECT_EQ(g.above, w->above) << where;
+    } else if (const auto* w = std::get_if<ChannelsResult>(&want[i])) {
+      const auto& g = std::get<ChannelsResult>(got[i]);
+      ASSERT_EQ(g.mean.size(), w->mean.size()) << where;
+      EXPECT_EQ(g.zero_fraction, w->zero_fraction) << where;
+      for (size_t c = 0; c < w->mean.size(); ++c) {
+        const double spread = w->std[c].value_or(0.0);
+        expect_same_optional(g.mean[c], w->mean[c], spread, rel, where + " mean of channel " + std::to_string(c));
+        expect_same_optional(g.std[c], w->std[c], 0.0, rel, where + " std of channel " + std::to_string(c));
+      }
+    } else if (const auto* w = std::get_if<ClampResult>(&want[i])) {
+      const auto& g = std::get<ClampResult>(got[i]);
+      EXPECT_EQ(g.lo, w->lo) << where;
+      EXPECT_EQ(g.hi, w->hi) << where;
+      EXPECT_EQ(g.changed, w->changed) << where;
+    } else if (const auto* w = std::get_if<ClipNormResult>(&want[i])) {
+      const auto& g = std::get<ClipNormResult>(got[i]);
+      EXPECT_EQ(g.max_norm, w->max_norm) << where;
+      expect_near_rel(g.norm, w->norm, 0.0, rel, where + " norm");
+      // The scale is a float computed from the norm: equal unless the norms round apart.
+      expect_near_rel(g.scale, w->scale, 0.0, tensor_rel, where + " scale");
+    } else if (const auto* w = std::get_if<CaptureResult>(&want[i])) {
+      expect_same_floats(std::get<CaptureResult>(got[i]).tensor, w->tensor, tensor_rel, where + " capture");
+    }
+  }
+}
+
+// Runs `list` on copies of `tensor` through the CPU engine and through plan → reference → decode,
+// and checks that both give the same results, tensor, grad masks and halt flag.
+void expect_plan_matches_cpu(const std::string& list_text, const Tensor& tensor, int channel_axis) {
+  const std::string what = "[" + list_text + "] on " + shape_string(tensor.shape()) + " axis " +
+                           std::to_string(channel_axis);
+  const ProbeList list = parse_list(list_text);
+  ProbeRunOptions options;
+  options.channel_axis = channel_axis;
+  options.want_grad_transforms = true;
+
+  Tensor cpu_tensor = tensor.clone();
+  ProbeRecord cpu_record;
+  const ProbeRunEffects cpu_effects = cpu::run_probes(list, cpu_tensor, cpu_record, options);
+
+  Tensor planned_tensor = tensor.clone();
+  const ProbePlan plan = plan_probes(list, tensor.shape(), options);
+  const ReferenceProbeRun run = accumulate_probe_slot(plan, planned_tensor);
+  const DecodedProbes decoded = decode_probe_slot(plan, run.slot, run.captures);
+
+  // Values after a clipnorm are x * scale, equal as long as the scales are.
+  expect_same_results(decoded.results, cpu_record.results, kRel, 0.0, what);
+  expect_same_floats(planned_tensor, cpu_tensor, 0.0, what + " tensor");
+  EXPECT_EQ(decoded.halt, cpu_effects.halt) << what;
+  EXPECT_EQ(plan.changes_tensor, cpu_effects.changed) << what;
+  size_t mask = 0;
+  for (const GradTransform& transform : cpu_effects.grad_transforms) {
+    if (transform.kind != GradTransform::Kind::Mask) continue;
+    ASSERT_LT(mask, run.masks.size()) << what;
+    expect_same_floats(run.masks[mask++], transform.factor, 0.0, what + " mask");
+  }
+  EXPECT_EQ(mask, run.masks.size()) << what;
+}
+
+const std::vector<std::string> kEveryProbeAlone = {
+    "stats", "zeros", "nonfinite", "nonfinite=halt", "hist=8:-2:2", "hist=1:0:1", "channels",
+    "clamp=-1:1", "clamp=0:inf", "clipnorm=1", "clipnorm=1e9", "capture"};
+
+// The order rule: a changing probe changes what the observers after it see, never before it.
+const std::vector<std::string> kOrders = {
+    "clamp=-1:1,stats",
+    "stats,clamp=-1:1",
+    "clipnorm=2,stats",
+    "stats,clipnorm=2",
+    "clamp=-0.5:0.5,clipnorm=1,stats,hist=10:-1:1",
+    "clipnorm=1,clamp=-0.01:0.01,stats,zeros",
+    "clipnorm=3,clipnorm=0.5,stats",
+    "stats,clamp=-1:1,stats,clipnorm=1,stats",
+    "capture,clamp=-1:1,capture,capture,stats,clipnorm=0.1,capture",
+    "stats,zeros,nonfinite,hist=16:-3:3,channels,clamp=-1:1,stats,zeros,nonfinite,hist=16:-3:3,channels,capture",
+};
+
+// ---- the plan ------------------------------------------------------------------------------------
+
+TEST(ProbePlan, GivesEachProbeItsOwnSlotEntriesInListOrder) {
+  const ProbePlan plan = plan_probes(parse_list("stats,hist=4:0:1,channels,clamp=0:1,clipnorm=1,zeros,nonfinite"),
+                                     {2, 3, 5}, ProbeRunOptions{});
+  std::vector<PlannedOp> ops;
+  for (const PlannedPass& pass : plan.passes) ops.insert(ops.end(), pass.ops.begin(), pass.ops.end());
+  ASSERT_EQ(ops.size(), 7u);
+  const int64_t sizes[] = {probe_slot::kStatsSize, probe_slot::kHistCounts + 4, probe_slot::kChannelsArrays * 3,
+                           probe_slot::kClampSize, probe_slot::kClipNormSize, probe_slot::kZerosSize,
+                           probe_slot::kNonFiniteSize};
+  int64_t offset = 0;
+  for (size_t k = 0; k < ops.size(); ++k) {
+    EXPECT_EQ(ops[k].probe, k);
+    EXPECT_EQ(ops[k].slot, offset) << "op " << k;
+    offset += sizes[k];
+  }
+  EXPECT_EQ(plan.slot_size, offset);
+}
+
+TEST(ProbePlan, StartsAnotherPassAfterMaxOpsPerPass) {
+  const ProbePlan plan = plan_probes(parse_list("stats,stats,stats,stats,stats,stats"), {10}, ProbeRunOptions{});
+  ASSERT_EQ(plan.passes.size(), 2u);
+  EXPECT_EQ(plan.passes[0].ops.size(), kMaxOpsPerPass);
+  EXPECT_EQ(plan.passes[1].ops.size(), 6 - kMaxOpsPerPass);
+}
+
+TEST(ProbePlan, EndsAPassAtEachCaptureAndSharesItWithCapturesRightAfter) {
+  const ProbePlan plan = plan_probes(parse_list("capture,clamp=-1:1,capture,capture,stats"), {10}, ProbeRunOptions{});
+  ASSERT_EQ(plan.passes.size(), 3u);
+  EXPECT_TRUE(plan.passes[0].ops.empty());  // the tensor as given
+  EXPECT_EQ(plan.passes[0].captures, std::vector<size_t>{0});
+  EXPECT_EQ(plan.passes[1].ops.size(), 1u);
+  EXPECT_EQ(plan.passes[1].captures, (std::vector<size_t>{2, 3}));
+  EXPECT_EQ(plan.passes[2].ops.size(), 1u);
+  EXPECT_TRUE(plan.passes[2].captures.empty());
+}
+
+TEST(ProbePlan, WalksRowsOnlyInPassesWithPerChannelProbes) {
+  const ProbePlan plan = plan_probes(parse_list("stats,capture,zeros,capture,channels,capture,hist=4:0:1"),
+                                     {4, 3, 2}, ProbeRunOptions{});
+  ASSERT_EQ(plan.passes.size(), 4u);
+  EXPECT_FALSE(plan.passes[0].per_channel());
+  EXPECT_TRUE(plan.passes[1].per_channel());
+  EXPECT_TRUE(plan.passes[2].per_channel());
+  EXPECT_FALSE(plan.passes[3].per_channel());
+  EXPECT_EQ(plan.rows(), 12);
+  EXPECT_EQ(plan.inner, 2);
+}
+
+TEST(ProbePlan, ChangesTheTensorOnlyWithClampOrClipnorm) {
+  EXPECT_FALSE(plan_probes(parse_list("stats,zeros,capture"), {3}, ProbeRunOptions{}).changes_tensor);
+  EXPECT_TRUE(plan_probes(parse_list("stats,clamp=0:1"), {3}, ProbeRunOptions{}).changes_tensor);
+  EXPECT_TRUE(plan_probes(parse_list("clipnorm=1"), {3}, ProbeRunOptions{}).changes_tensor);
+}
+
+TEST(ProbePlan, RefusesAHistThatComputeHistWouldRefuseBeforeAnythingRuns) {
+  const ProbeList list{probes::Clamp{0, 1}, probes::Hist{0, 0.0, 1.0}};
+  EXPECT_THROW(plan_probes(list, {3}, ProbeRunOptions{}), Error);
+  const ProbeList reversed{probes::Hist{4, 1.0, 1.0}};
+  EXPECT_THROW(plan_probes(reversed, {3}, ProbeRunOptions{}), Error);
+}
+
+// ---- decode(accumulate(t)) against the CPU engine ---------------------------------------------------
+
+TEST(ProbePlanReference, MatchesTheCpuEngineForEveryProbeAloneOnAwkwardSizes) {
+  uint64_t seed = 1;
+  for (const int64_t n : {1, 3, 5, 7, 1023, 4099})
+    for (const std::string& list : kEveryProbeAlone) expect_plan_matches_cpu(list, nasty_tensor({n}, seed++), 0);
+}
+
+TEST(ProbePlanReference, MatchesTheCpuEngineForEveryProbeTogether) {
+  std::string all;
+  for (const std::string& probe : kEveryProbeAlone) all += (all.empty() ? "" : ",") + probe;
+  expect_plan_matches_cpu(all, nasty_tensor({4, 6, 5, 7}, 11), 1);
+  expect_plan_matches_cpu(all, nasty_tensor({1}, 12), 1);
+}
+
+TEST(ProbePlanReference, KeepsTheOrderRuleForChangingProbesInEveryOrder) {
+  uint64_t seed = 100;
+  for (const std::string& list : kOrders) {
+    expect_plan_matches_cpu(list, nasty_tensor({3, 4, 5, 6}, seed++), 1);
+    expect_plan_matches_cpu(list, nasty_tensor({1021}, seed++, 0.0, 0.05), 0);
+  }
+}
+
+TEST(ProbePlanReference, MatchesPerChannelProbesOnEveryChannelAxis) {
+  uint64_t seed = 200;
+  const std::string list = "zeros,channels,clamp=-0.5:inf,zeros,channels";
+  for (const int axis : {0, 1, 2, 3, -1, -2, 7, -9}) expect_plan_matches_cpu(list, nasty_tensor({3, 4, 5, 2}, seed++), axis);
+  // Channels that are all <= 0 are dead; NaN is alive; the relu-like tensor has dead channels.
+  Tensor relu = nasty_tensor({2, 6, 3}, seed++);
+  float* p = relu.data<float>();
+  for (int64_t i = 0; i < relu.numel(); ++i)
+    if ((i / 3) % 6 < 3 && !(p[i] <= 0)) p[i] = -p[i];
+  expect_plan_matches_cpu(list, relu, 1);
+}
+
+TEST(ProbePlanReference, MatchesOnEmptyTensorsAndEmptyChannels) {
+  const std::string all = "stats,zeros,nonfinite,hist=4:0:1,channels,clamp=0:1,clipnorm=1,capture";
+  for (const Shape& shape : {Shape{0}, Shape{4, 0, 3}, Shape{0, 5}, Shape{2, 3, 0}})
+    for (const int axis : {0, 1, -1}) expect_plan_matches_cpu(all, Tensor::empty(shape), axis);
+}
+
+TEST(ProbePlanReference, MatchesOnARankZeroTensor) {
+  expect_plan_matches_cpu("stats,zeros,channels,clamp=0:1,capture", Tensor::full({}, -3.0), 1);
+}
+
+TEST(ProbePlanReference, MatchesOnTensorsOfOnlyNonFiniteValues) {
+  Tensor t = Tensor::from_vector(std::vector<float>{kNaN, kInf, -kInf, kNaN, kInf}, {5});
+  expect_plan_matches_cpu("stats,nonfinite=halt,hist=4:-1:1,channels,zeros,clipnorm=1,stats", t, 0);
+}
+
+TEST(ProbePlanReference, HaltsOnlyWhenAHaltingNonfiniteProbeFindsSomething) {
+  expect_plan_matches_cpu("nonfinite=halt", Tensor::from_vector(std::vector<float>{1, 2, 3}, {3}), 0);
+  expect_plan_matches_cpu("nonfinite=halt", Tensor::from_vector(std::vector<float>{1, kNaN, 3}, {3}), 0);
+  // A clamp before it cannot remove a NaN; one after it does not hide one.
+  expect_plan_matches_cpu("clamp=-1:1,nonfinite=halt", Tensor::from_vector(std::vector<float>{kInf, 0}, {2}), 0);
+}
+
+TEST(ProbePlanReference, StdStaysAccurateAboutALargeMean) {
+  // Welford/Chan moments, not a sum of squares: mean 1e4, spread 1e-2 would lose every digit.
+  expect_plan_matches_cpu("stats,channels", nasty_tensor({4, 3, 50}, 300, 1e4, 1e-2), 1);
+}
+
+TEST(ProbePlanReference, BinsValuesOnTheEdgesAsHistBinDoes) {
+  std::vector<float> values;
+  for (int i = -20; i <= 20; ++i) values.push_back(static_cast<float>(i) / 10.0f);
+  values.push_back(std::nextafter(1.0f, 2.0f));
+  values.push_back(std::nextafter(-1.0f, -2.0f));
+  const Tensor t = Tensor::from_vector(values, {static_cast<int64_t>(values.size())});
+  expect_plan_matches_cpu("hist=10:-1:1,hist=3:-1:1,hist=7:-0.3:0.9", t, 0);
+}
+
+TEST(ProbePlanDecode, RefusesASlotShorterThanThePlan) {
+  const ProbePlan plan = plan_probes(parse_list("stats"), {3}, ProbeRunOptions{});
+  EXPECT_THROW(decode_probe_slot(plan, std::vector<double>(3, 0.0), {}), Error);
+}
+
+TEST(ProbePlanDecode, GivesEachCaptureOfAPassItsOwnCopy) {
+  Tensor t = Tensor::from_vector(std::vector<float>{1, 2, 3}, {3});
+  const ProbePlan plan = plan_probes(parse_list("capture,capture"), {3}, ProbeRunOptions{});
+  ReferenceProbeRun run = accumulate_probe_slot(plan, t);
+  const DecodedProbes decoded = decode_probe_slot(plan, run.slot, run.captures);
+  ASSERT_EQ(decoded.results.size(), 2u);
+  const Tensor& a = std::get<CaptureResult>(decoded.results[0]).tensor;
+  const Tensor& b = std::get<CaptureResult>(decoded.results[1]).tensor;
+  EXPECT_NE(a.raw_data(), b.raw_data());
+  EXPECT_EQ(b.data<float>()[2], 3.0f);
+}
+
+}  // namespace
+}  // namespace hookrt
