@@ -1,14 +1,18 @@
 // CudaBackend: memory, elementwise ops and probes (the layer ops are in cuda_backend_ops.cpp).
 #include "cuda_backend.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "add.cuh"
 #include "cpu/probes.h"
 #include "fill.cuh"
+#include "fused_probes.cuh"
 #include "multiply.cuh"
+#include "probe_plan.h"
 #include "status.h"
 #include "tensor_checks.h"
 
@@ -39,7 +43,9 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options)
       workspace_(pool_),
       convolutions_(cudnn_.get(), workspace_, ConvolutionOptions{options.allow_tf32, options.conv_workspace_limit_bytes}),
       batchnorm_(cudnn_.get(), stream_->get()),
-      linear_(cublas_.get(), stream_->get()) {}
+      linear_(cublas_.get(), stream_->get()),
+      arena_(pool_, stream_),
+      capture_ring_(stream_, transfer_, options.capture_ring_bytes) {}
 
 CudaBackend::~CudaBackend() {
   // Queued work may still use the workspace and the handles destroyed below.
@@ -151,16 +157,85 @@ void CudaBackend::multiply_(Tensor& tensor, const Tensor& factor) {
 
 // ---- probes ---------------------------------------------------------------------------------------
 
+// Queues one fused probe run whose results land in this step's arena slot; the record is finished
+// by collect_deferred_probe_results(), normally once at the end of the step. Nothing here waits
+// for the device (a capture may, when the capture ring is full).
 ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                                         const ProbeRunOptions& options) {
   if (tensor.device() != Device::CUDA) return cpu::run_probes(probes, tensor, record, options);
-  // The next step replaces this round trip with fused device kernels (see cuda_backend.h).
-  Tensor host = to_host(tensor);
-  ProbeRunEffects effects = cpu::run_probes(probes, host, record, options);
-  if (effects.changed) copy(host, tensor);
-  for (GradTransform& transform : effects.grad_transforms)
-    if (transform.factor.defined()) transform.factor = on_device(transform.factor);
+  ProbeRunEffects effects;
+  if (probes.empty()) return effects;
+  if (tensor.dtype() != DType::F32)  // the words of cpu::probe_data, so both backends fail alike
+    throw Error("probe " + probe_name(probes.front()) + ": probes run on F32 tensors, got " +
+                dtype_name(tensor.dtype()) + " " + shape_string(tensor.shape()));
+  auto plan = std::make_shared<const ProbePlan>(plan_probes(probes, tensor.shape(), options));
+
+  // Device buffers the kernels write: the arena slot, each clamp's grad mask (only when the
+  // executor wants gradient transforms), each clipnorm's scale (always: the main pass reads it),
+  // and one copy per pass that ends in captures.
+  const ProbeArena::Slot slot = arena_.reserve(plan->slot_size);
+  FusedProbeBuffers buffers;
+  buffers.tensor = tensor.data<float>();
+  buffers.slot = slot.device;
+  buffers.clamp_masks.assign(probes.size(), nullptr);
+  buffers.clip_scales.assign(probes.size(), nullptr);
+  std::vector<Tensor> factors(probes.size());  // by probe: a clamp's mask or a clipnorm's scale
+  for (size_t i = 0; i < probes.size(); ++i) {
+    if (std::holds_alternative<probes::Clamp>(probes[i]) && options.want_grad_transforms) {
+      factors[i] = empty(tensor.shape(), DType::F32);
+      buffers.clamp_masks[i] = factors[i].data<float>();
+    } else if (std::holds_alternative<probes::ClipNorm>(probes[i])) {
+      factors[i] = empty({1}, DType::F32);
+      buffers.clip_scales[i] = factors[i].data<float>();
+    }
+  }
+  std::vector<Tensor> captures(plan->passes.size());
+  buffers.captures.assign(plan->passes.size(), nullptr);
+  for (size_t p = 0; p < plan->passes.size(); ++p)
+    if (!plan->passes[p].captures.empty()) {
+      captures[p] = empty(tensor.shape(), DType::F32);
+      buffers.captures[p] = captures[p].data<float>();
+    }
+
+  run_fused_probes(
+      *plan, buffers, [this](size_t bytes) { return empty({static_cast<int64_t>(bytes)}, DType::U8).storage(); },
+      stream());
+
+  PendingProbeRun pending{next_ticket_++, plan, slot.offset, {}};
+  for (const Tensor& capture : captures) {
+    if (!capture.defined()) continue;
+    pending.captures.push_back(Tensor::empty(capture.shape(), DType::F32));
+    capture_ring_.push(capture, pending.captures.back());  // the device copy is freed in stream order
+  }
+  effects.deferred = pending.ticket;
+  pending_.push_back(std::move(pending));
+  effects.changed = plan->changes_tensor;
+  if (options.want_grad_transforms)
+    for (size_t i = 0; i < probes.size(); ++i) {
+      if (std::holds_alternative<probes::Clamp>(probes[i]))
+        effects.grad_transforms.push_back(GradTransform{GradTransform::Kind::Mask, factors[i]});
+      else if (std::holds_alternative<probes::ClipNorm>(probes[i]))
+        effects.grad_transforms.push_back(GradTransform{GradTransform::Kind::Scale, factors[i]});
+    }
   return effects;
+}
+
+// One copy of the arena and one wait, then every slot decoded on the host in queue order.
+std::vector<DeferredProbeResults> CudaBackend::collect_deferred_probe_results() {
+  std::vector<DeferredProbeResults> finished;
+  if (pending_.empty()) return finished;
+  std::vector<PendingProbeRun> runs = std::move(pending_);
+  pending_.clear();
+  const double* host = arena_.collect();
+  capture_ring_.drain();
+  finished.reserve(runs.size());
+  for (PendingProbeRun& run : runs) {
+    const double* slot = host + run.slot_offset;
+    std::vector<double> values(slot, slot + run.plan->slot_size);
+    DecodedProbes decoded = decode_probe_slot(*run.plan, values, run.captures);
+    finished.push_back(DeferredProbeResults{run.ticket, std::move(decoded.results), decoded.halt});
+  }
+  return finished;
 }
 
 }  // namespace hookrt::cuda

@@ -10,11 +10,14 @@
 #include <memory>
 #include <string>
 
+#include "capture_ring.h"
 #include "cublas_linear.h"
 #include "cudnn_batchnorm.h"
 #include "cudnn_conv.h"
 #include "hookrt/backend.h"
 #include "memory_pool.h"
+#include "probe_arena.h"
+#include "probe_plan.h"
 #include "resources.h"
 #include "workspace.h"
 
@@ -27,6 +30,8 @@ struct CudaBackendOptions {
   bool allow_tf32 = true;
   // The most workspace one convolution algorithm may use.
   size_t conv_workspace_limit_bytes = size_t{1} << 30;
+  // Pinned host memory for captures in flight (see capture_ring.h).
+  size_t capture_ring_bytes = size_t{256} << 20;
 };
 
 class CudaBackend final : public Backend {
@@ -79,12 +84,14 @@ class CudaBackend final : public Backend {
                   const SgdOptions& o) override;
 
   // ---- probes ----
-  // For now through the CPU probe engine: the tensor goes to the host, cpu::run_probes runs there,
-  // and a changed tensor and any gradient-transform factors come back to the device. Correct but
-  // slow (two copies and a stream sync per probed tensor); the fused probe kernels writing into a
-  // device results arena (DESIGN.md, "The GPU path") are the next step and replace this.
+  // Every probe of a hook on a device tensor is one fused pass (fused_probes.cuh) whose results go
+  // to a slot of the step's arena; the run is deferred: its record is finished by
+  // collect_deferred_probe_results(), which copies the arena to the host once and decodes every
+  // slot (probe_plan.h). Captures travel through the pinned capture ring. Changing probes rewrite
+  // the tensor in the same pass, and their gradient transforms are device tensors.
   ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                              const ProbeRunOptions& options) override;
+  std::vector<DeferredProbeResults> collect_deferred_probe_results() override;
 
  private:
   // An output: allocated on the device when undefined, else checked against shape and dtype.
@@ -104,6 +111,19 @@ class CudaBackend final : public Backend {
   CudnnConvolutions convolutions_;
   CudnnBatchNorm batchnorm_;
   CublasLinear linear_;
+
+  // A queued probe run: its plan, where its slot lies in the arena's host copy, and the host
+  // tensors its captures land in.
+  struct PendingProbeRun {
+    uint64_t ticket = 0;
+    std::shared_ptr<const ProbePlan> plan;
+    int64_t slot_offset = 0;
+    std::vector<Tensor> captures;
+  };
+  ProbeArena arena_;
+  CaptureRing capture_ring_;
+  std::vector<PendingProbeRun> pending_;
+  uint64_t next_ticket_ = 0;
 };
 
 }  // namespace hookrt::cuda

@@ -1,6 +1,7 @@
 // Creation and destruction of the RAII owners in resources.h.
 #include "resources.h"
 
+#include "host_waits.h"
 #include "status.h"
 
 namespace hookrt::cuda {
@@ -28,7 +29,10 @@ CudaStream CudaStream::create() {
   return CudaStream(stream);
 }
 
-void CudaStream::synchronize() const { HOOKRT_CUDA_CHECK(cudaStreamSynchronize(get())); }
+void CudaStream::synchronize() const {
+  count_host_wait();
+  HOOKRT_CUDA_CHECK(cudaStreamSynchronize(get()));
+}
 
 CudaEvent CudaEvent::create() {
   cudaEvent_t event = nullptr;
@@ -37,7 +41,10 @@ CudaEvent CudaEvent::create() {
 }
 
 void CudaEvent::record(cudaStream_t stream) const { HOOKRT_CUDA_CHECK(cudaEventRecord(get(), stream)); }
-void CudaEvent::synchronize() const { HOOKRT_CUDA_CHECK(cudaEventSynchronize(get())); }
+void CudaEvent::synchronize() const {
+  count_host_wait();
+  HOOKRT_CUDA_CHECK(cudaEventSynchronize(get()));
+}
 
 CudnnHandle CudnnHandle::create(cudaStream_t stream) {
   cudnnHandle_t raw = nullptr;

@@ -13,4 +13,18 @@ GpuForTests make_gpu_backend_for_tests() {
   return {cuda::make_backend(options), ""};
 }
 
+ProbeRunEffects run_probes_now(Backend& backend, const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
+                               const ProbeRunOptions& options) {
+  ProbeRunEffects effects = backend.run_probes(probes, tensor, record, options);
+  if (!effects.deferred) return effects;
+  for (DeferredProbeResults& finished : backend.collect_deferred_probe_results()) {
+    if (finished.ticket != *effects.deferred) continue;
+    for (ProbeResult& result : finished.results) record.results.push_back(std::move(result));
+    effects.halt = finished.halt;
+    effects.deferred.reset();
+    return effects;
+  }
+  throw Error("run_probes_now: the backend did not return deferred run " + std::to_string(*effects.deferred));
+}
+
 }  // namespace hookrt::testing

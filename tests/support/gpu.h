@@ -14,6 +14,11 @@ struct GpuForTests {
 };
 GpuForTests make_gpu_backend_for_tests();
 
+// backend.run_probes, finished at once: a deferred run is collected and its results and halt flag
+// put where a backend that does not defer would have put them.
+ProbeRunEffects run_probes_now(Backend& backend, const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
+                               const ProbeRunOptions& options);
+
 }  // namespace hookrt::testing
 
 // In a test body or SetUp: `HOOKRT_GPU_OR_SKIP(gpu);` declares `gpu`, a std::unique_ptr<Backend>

@@ -1,0 +1,13 @@
+#include "host_waits.h"
+
+#include <atomic>
+
+namespace hookrt::cuda {
+namespace {
+std::atomic<uint64_t> waits{0};
+}  // namespace
+
+void count_host_wait() { waits.fetch_add(1, std::memory_order_relaxed); }
+uint64_t host_waits() { return waits.load(std::memory_order_relaxed); }
+
+}  // namespace hookrt::cuda
