@@ -280,8 +280,10 @@ def summary(mode, meta):
 def main(argv=None):
     args = parse_args(argv)
     started = time.time()
-    torch.use_deterministic_algorithms(True)
     device = use_device(args.device)
+    # On CUDA, max-pool's and adaptive average pool's backward have no deterministic kernel: warn
+    # there instead of failing (their atomics add at most a few ulps, far inside the tolerances).
+    torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
     os.makedirs(args.out, exist_ok=True)
     weights = build_reference_model(args.seed, args.num_classes).state_dict()
     inputs, labels = make_batch(args.seed, args.batch, args.size, args.num_classes)
