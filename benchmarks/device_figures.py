@@ -30,9 +30,15 @@ def runs_by_name(bench):
     for run in (bench or {}).get("benchmarks", []):
         if run.get("run_type", "iteration") != "iteration" or run.get("error_occurred"):
             continue
-        name = run["name"].replace("/manual_time", "").replace("/real_time", "")
-        runs[name] = run
+        # "BM_ProbePass/64/min_time:0.300/manual_time" -> "BM_ProbePass/64"
+        parts = [p for p in run["name"].split("/") if ":" not in p and p not in ("manual_time", "real_time")]
+        runs["/".join(parts)] = run
     return runs
+
+
+def significant(ratio):
+    """Three significant digits: small ratios stay readable (0.000385, not 0.0)."""
+    return float(f"{ratio:.3g}")
 
 
 def milliseconds(run):
@@ -46,13 +52,13 @@ def probe_figures(runs, figures):
             continue
         mib = name.split("/")[1]
         copy = runs.get(f"BM_DeviceCopy/{mib}")
-        if copy is None:
+        if copy is None or "read_GB/s" not in run or "read+write_GB/s" not in copy:
             continue
         probe_bw, copy_bw = run["read_GB/s"] / 1e9, copy["read+write_GB/s"] / 1e9
         figures[f"probe_pass_{mib}MiB_read_GBps"] = {
             "value": round(probe_bw, 1), "baseline": round(copy_bw, 1), "unit": "GB/s",
             "baseline_is": "device-to-device copy of the same tensor, bytes read+written", "target": ">= 0.90",
-            "ratio": round(probe_bw / copy_bw, 3)}
+            "ratio": significant(probe_bw / copy_bw)}
 
 
 def step_figures(runs, torch_result, figures):
@@ -61,18 +67,20 @@ def step_figures(runs, torch_result, figures):
         figures["train_step_hooked_ms"] = {
             "value": round(milliseconds(hooked), 2), "baseline": round(milliseconds(plain), 2), "unit": "ms",
             "baseline_is": "hookrt's unhooked step, batch 256, 224x224", "target": "<= 1.10",
-            "ratio": round(milliseconds(hooked) / milliseconds(plain), 3)}
-    if plain and torch_result:
+            "ratio": significant(milliseconds(hooked) / milliseconds(plain))}
+    if plain and torch_result and "eager_ms" in torch_result:
         figures["train_step_ms"] = {
             "value": round(milliseconds(plain), 2), "baseline": round(torch_result["eager_ms"], 2), "unit": "ms",
             "baseline_is": f"PyTorch {torch_result['torch']} eager, same batch (TF32 defaults, cudnn.benchmark)",
-            "ratio": round(milliseconds(plain) / torch_result["eager_ms"], 3)}
+            "ratio": significant(milliseconds(plain) / torch_result["eager_ms"])}
     if hooked and torch_result:
         for variant in ("hooks_careful", "hooks_item"):
+            if f"{variant}_ms" not in torch_result:
+                continue
             figures[f"train_step_hooked_vs_torch_{variant}_ms"] = {
                 "value": round(milliseconds(hooked), 2), "baseline": round(torch_result[f"{variant}_ms"], 2),
                 "unit": "ms", "baseline_is": f"PyTorch {torch_result['torch']} with {variant} Python hooks",
-                "ratio": round(milliseconds(hooked) / torch_result[f"{variant}_ms"], 3)}
+                "ratio": significant(milliseconds(hooked) / torch_result[f"{variant}_ms"])}
 
 
 def main():
@@ -80,6 +88,7 @@ def main():
     parser.add_argument("--dir", required=True)
     parser.add_argument("--commit", default="unknown")
     parser.add_argument("--json")
+    parser.add_argument("--card", help="the GPU's name (default: PyTorch's, from its baseline)")
     args = parser.parse_args()
     probes = load(os.path.join(args.dir, "bench_gpu_probes.json"))
     step = load(os.path.join(args.dir, "bench_gpu_train_step.json"))
@@ -87,7 +96,7 @@ def main():
     figures = {}
     probe_figures(runs_by_name(probes), figures)
     step_figures(runs_by_name(step), torch_result, figures)
-    card = (torch_result or {}).get("card") or ((probes or {}).get("context", {}).get("host_name", "unknown"))
+    card = args.card or (torch_result or {}).get("card") or "unknown"
     result = {"date": datetime.date.today().isoformat(), "card": card, "commit": args.commit, "figures": figures}
     print(f"figures ({card}, commit {args.commit}): value | baseline | ratio")
     for name, f in figures.items():

@@ -67,11 +67,23 @@ class Hooks:
     def __init__(self, model, careful):
         self.careful = careful
         self.pending = []
+        # Every hook returns None: a value returned from a backward or tensor hook replaces the gradient.
         for module in model.modules():
-            module.register_forward_hook(lambda m, i, o: self.observe(o))
-            module.register_full_backward_hook(lambda m, gi, go: [self.observe(g) for g in gi + go if g is not None])
+            module.register_forward_hook(self.forward_hook)
+            module.register_full_backward_hook(self.backward_hook)
         for p in model.parameters():
-            p.register_hook(lambda g: self.observe(g))
+            p.register_hook(self.tensor_hook)
+
+    def forward_hook(self, module, inputs, output):
+        self.observe(output)
+
+    def backward_hook(self, module, grad_input, grad_output):
+        for g in grad_input + grad_output:
+            if g is not None:
+                self.observe(g)
+
+    def tensor_hook(self, grad):
+        self.observe(grad)
 
     def observe(self, t):
         if t.numel() < 2:
