@@ -2,8 +2,9 @@
 // zeros + nonfinite on one F32 tensor (one read of it) through the CUDA backend's run_probes, and
 // cudaMemcpyAsync of the tensor (one read and one write). Both are timed with CUDA events around
 // the queued work. Target (issue 3): the probe pass's read bandwidth >= 90% of the copy's
-// read+write bandwidth. Sizes 1 MB to 1 GB; the data is random normal (never zeros: they would hide
-// work the kernels skip).
+// read+write bandwidth. Sizes 1 MB to 1 GB, shaped as activations (N, 64, 32, 32) so that zeros
+// counts dead channels over 64 channels as it does in a network; the data is random normal (never
+// zeros: they would hide work the kernels skip).
 #include <benchmark/benchmark.h>
 #include <cuda_runtime.h>
 
@@ -19,13 +20,14 @@
 namespace {
 
 // Random normal values, made on the host once per size (tiled from 16M values beyond that).
-hookrt::Tensor random_device_tensor(hookrt::Backend& gpu, int64_t n) {
+hookrt::Tensor random_device_tensor(hookrt::Backend& gpu, const hookrt::Shape& shape) {
+  const int64_t n = hookrt::shape_numel(shape);
   const int64_t tile = std::min<int64_t>(n, int64_t{1} << 24);
   hookrt::Tensor host = hookrt::Tensor::empty({tile});
   hookrt::Pcg32 rng(7);
   for (int64_t i = 0; i < tile; ++i) host.data<float>()[i] = static_cast<float>(rng.normal());
   const hookrt::Tensor source = gpu.from_host(host);
-  hookrt::Tensor t = gpu.empty({n});
+  hookrt::Tensor t = gpu.empty(shape);
   for (int64_t done = 0; done < n; done += tile) {
     const int64_t count = std::min(tile, n - done);
     if (cudaMemcpy(t.data<float>() + done, source.data<float>(), count * sizeof(float), cudaMemcpyDeviceToDevice) !=
@@ -62,12 +64,13 @@ std::unique_ptr<hookrt::Backend> gpu_or_skip(benchmark::State& state) {
 // The backend's own stream: events recorded there bracket exactly the work it queues.
 cudaStream_t stream_of(hookrt::Backend& gpu) { return static_cast<hookrt::cuda::CudaBackend&>(gpu).stream(); }
 
-int64_t elements(const benchmark::State& state) { return (state.range(0) << 20) / 4; }  // range: MiB
+// range(0) MiB as (N, 64, 32, 32): one sample is 256 KiB.
+hookrt::Shape activation_shape(const benchmark::State& state) { return {state.range(0) * 4, 64, 32, 32}; }
 
 void BM_ProbePass(benchmark::State& state) {
   auto gpu = gpu_or_skip(state);
   if (!gpu) return;
-  hookrt::Tensor t = random_device_tensor(*gpu, elements(state));
+  hookrt::Tensor t = random_device_tensor(*gpu, activation_shape(state));
   const hookrt::ProbeList probes{hookrt::probes::Stats{}, hookrt::probes::Zeros{}, hookrt::probes::NonFinite{}};
   hookrt::ProbeRunOptions options;
   gpu->synchronize();
@@ -87,7 +90,7 @@ void BM_ProbePass(benchmark::State& state) {
 void BM_DeviceCopy(benchmark::State& state) {
   auto gpu = gpu_or_skip(state);
   if (!gpu) return;
-  const hookrt::Tensor src = random_device_tensor(*gpu, elements(state));
+  const hookrt::Tensor src = random_device_tensor(*gpu, activation_shape(state));
   hookrt::Tensor dst = gpu->empty(src.shape());
   gpu->synchronize();
   EventTimer timer;

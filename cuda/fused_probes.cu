@@ -4,6 +4,9 @@
 // back when the pass changed it. Per-block partials go to scratch; small finishing kernels combine
 // them in a fixed order in fp64, so a slot has the same bits on every run on the same GPU. Integer
 // counts (histogram bins, dead channels) use integer atomics, which are exact in any order.
+// Passes walk the tensor flat (the whole grid strides over it) unless they hold a channels probe,
+// whose per-channel moments need rows: then each warp takes rows (o, c). zeros finds dead channels
+// in either walk: in the flat one, an element that is > 0 or NaN sets its channel's alive flag.
 #include <cub/block/block_reduce.cuh>
 #include <cuda_runtime.h>
 
@@ -39,8 +42,9 @@ struct DeviceOp {
   int bins;                         // hist
   double hist_lo, hist_hi;          // hist
   int hist_shared;                  // hist: first word in the block's shared histogram, or -1
-  unsigned long long* counters;     // hist: (2 + bins) below, above, bins; zeros: (1) dead channels
-  double* rows;                     // zeros, channels: (rows, kRowFields) row partials
+  unsigned long long* counters;     // hist: (2 + bins) below, above, bins; zeros: (1) dead channels,
+                                    // then in a flat pass (channels) alive flags
+  double* rows;                     // row passes only, zeros and channels: (rows, kRowFields) partials
   int64_t slot;                     // first slot entry
 };
 
@@ -286,6 +290,46 @@ __device__ __forceinline__ void apply_clamp(const DeviceOp& op, int64_t i, float
   if (op.mask) store_chunk<N>(op.mask + i, mask);
 }
 
+// The row (o, c) of flat element i, o * channels + c = i / inner, in 32-bit arithmetic where the
+// tensor allows (integer division is the costliest thing a memory-bound pass does per chunk).
+__device__ __forceinline__ int64_t row_of(int64_t i, const PassArgs& args) {
+  if (args.n <= 0xffffffffll) return static_cast<uint32_t>(i) / static_cast<uint32_t>(args.inner);
+  return i / args.inner;
+}
+
+__device__ __forceinline__ int64_t channel_of_row(int64_t row, const PassArgs& args) {
+  if (args.n <= 0xffffffffll) return static_cast<uint32_t>(row) % static_cast<uint32_t>(args.channels);
+  return row % args.channels;
+}
+
+// zeros in a flat pass: sets the alive flag (counters[1 + c]) of each channel with a value > 0 or
+// NaN in the chunk. A chunk within one row costs two divisions and a remainder; the flag is read
+// before it is written, so a channel's flag is stored only until the store is visible, not once
+// per element.
+template <int N>
+__device__ __forceinline__ void mark_alive_channels(const DeviceOp& op, const PassArgs& args, int64_t i,
+                                                    const float (&v)[N]) {
+  bool any = false;
+#pragma unroll
+  for (int j = 0; j < N; ++j) any = any || !(v[j] <= 0.0f);
+  if (!any) return;
+  unsigned long long* alive = op.counters + 1;
+  const int64_t row = row_of(i, args);
+  if (N == 1 || row == row_of(i + N - 1, args)) {
+    const int64_t c = channel_of_row(row, args);
+    if (alive[c] == 0) alive[c] = 1;
+    return;
+  }
+  if constexpr (N > 1) {  // the chunk crosses rows: each element's own channel
+#pragma unroll
+    for (int j = 0; j < N; ++j)
+      if (!(v[j] <= 0.0f)) {
+        const int64_t c = channel_of_row(row_of(i + j, args), args);
+        if (alive[c] == 0) alive[c] = 1;
+      }
+  }
+}
+
 // Runs a pass's ops, in order, on chunks of the tensor; kRows: the pass walks whole rows, so
 // per-channel ops accumulate into the row's accumulators.
 template <bool kRows>
@@ -324,6 +368,7 @@ struct PassVisitor {
               if (!(v[j] <= 0.0f)) row[k].alive = 1u;
             }
           }
+          if constexpr (!kRows) mark_alive_channels<N>(op, args, i, v);
           break;
         case PlannedOpKind::Hist:
 #pragma unroll
@@ -419,6 +464,10 @@ __global__ void channel_finish_kernel(const PassArgs args) {
     for (int k = 0; k < args.n_ops; ++k) {
       const DeviceOp& op = args.ops[k];
       if (!per_channel_kind(op.kind)) continue;
+      if (op.kind == PlannedOpKind::Zeros && op.rows == nullptr) {  // a flat pass: its alive flags
+        if (op.counters[1 + c] == 0) atomicAdd(op.counters, 1ull);
+        continue;
+      }
       unsigned long long count = 0, zeros = 0;
       double mean = 0, m2 = 0;
       bool alive = false;
@@ -602,13 +651,15 @@ struct PassScratch {
 PassScratch allocate_pass_scratch(const ProbePlan& plan, const PlannedPass& pass, int blocks, int flat_blocks,
                                   const ProbeScratchAllocator& scratch) {
   const size_t ops = pass.ops.size();
+  const bool row_pass = pass.per_channel();
   std::vector<size_t> counter_words(ops, 0), row_doubles(ops, 0);
   size_t counters_total = 0, rows_total = 0;
   for (size_t k = 0; k < ops; ++k) {
     const PlannedOp& op = pass.ops[k];
     if (op.kind == PlannedOpKind::Hist) counter_words[k] = 2 + static_cast<size_t>(op.bins);
-    if (op.kind == PlannedOpKind::Zeros) counter_words[k] = 1;
-    if (op.kind == PlannedOpKind::Zeros || op.kind == PlannedOpKind::Channels)
+    // zeros: the dead count, then (flat passes) one alive flag per channel.
+    if (op.kind == PlannedOpKind::Zeros) counter_words[k] = 1 + (row_pass ? 0 : static_cast<size_t>(plan.channels));
+    if (row_pass && (op.kind == PlannedOpKind::Zeros || op.kind == PlannedOpKind::Channels))
       row_doubles[k] = static_cast<size_t>(plan.rows()) * kRowFields;
     counters_total += counter_words[k];
     rows_total += row_doubles[k];

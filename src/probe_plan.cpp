@@ -22,9 +22,7 @@ bool PlannedPass::changes_tensor() const {
 }
 
 bool PlannedPass::per_channel() const {
-  return std::any_of(ops.begin(), ops.end(), [](const PlannedOp& op) {
-    return op.kind == PlannedOpKind::Zeros || op.kind == PlannedOpKind::Channels;
-  });
+  return std::any_of(ops.begin(), ops.end(), [](const PlannedOp& op) { return op.kind == PlannedOpKind::Channels; });
 }
 
 namespace {

@@ -58,7 +58,9 @@ struct PlannedPass {
   std::vector<size_t> captures;
 
   bool changes_tensor() const;  // has a clamp or clipnorm: the pass writes the tensor back
-  bool per_channel() const;     // has zeros or channels: the pass walks the tensor row by row
+  // Has a channels probe: the pass walks the tensor row by row, so that each row's moments merge
+  // in a fixed order. (zeros needs only one flag per channel, set from a flat walk.)
+  bool per_channel() const;
 };
 
 // Up to this many probes share one read; more start another pass. It bounds the per-thread

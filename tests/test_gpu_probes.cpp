@@ -276,6 +276,27 @@ TEST(GpuProbes, MatchPerChannelProbesOnEveryChannelAxis) {
   expect_gpu_matches_cpu(*gpu, list, nasty_tensor({1000}, seed++), 0);
 }
 
+// Without a channels probe, zeros finds dead channels from a flat walk (an alive flag per
+// channel): chunks of four elements that cross rows, channels of one element, and dead channels
+// among live ones must all come out as the CPU's.
+TEST(GpuProbes, MatchDeadChannelsFromTheFlatWalkOnEveryLayout) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  uint64_t seed = 300;
+  const std::string list = "zeros,stats,nonfinite";
+  for (const Shape& shape : {Shape{7, 3}, Shape{5, 3, 1}, Shape{6, 5, 2}, Shape{3, 40, 5, 9}, Shape{1001}})
+    for (const int axis : {0, 1, -1}) {
+      // Most values <= 0, so that a channel lives only through an odd element or two.
+      Tensor t = nasty_tensor(shape, seed++, -2.5, 1.0);
+      expect_gpu_matches_cpu(*gpu, list, t, axis);
+    }
+  Tensor relu = nasty_tensor({4, 64, 3, 3}, seed++);
+  float* p = relu.data<float>();
+  for (int64_t i = 0; i < relu.numel(); ++i)
+    if ((i / 9) % 64 < 20 && !(p[i] <= 0)) p[i] = -p[i];
+  expect_gpu_matches_cpu(*gpu, list, relu, 1);
+  expect_gpu_matches_cpu(*gpu, "clamp=-1:0,zeros", relu, 1);  // every channel dead after the clamp
+}
+
 TEST(GpuProbes, MatchOnEmptyAndOneElementTensors) {
   HOOKRT_GPU_OR_SKIP(gpu);
   const std::string all = "stats,zeros,nonfinite,hist=4:0:1,channels,clamp=0:1,clipnorm=1,capture";

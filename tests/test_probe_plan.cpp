@@ -239,12 +239,12 @@ TEST(ProbePlan, EndsAPassAtEachCaptureAndSharesItWithCapturesRightAfter) {
   EXPECT_TRUE(plan.passes[2].captures.empty());
 }
 
-TEST(ProbePlan, WalksRowsOnlyInPassesWithPerChannelProbes) {
+TEST(ProbePlan, WalksRowsOnlyInPassesWithAChannelsProbe) {
   const ProbePlan plan = plan_probes(parse_list("stats,capture,zeros,capture,channels,capture,hist=4:0:1"),
                                      {4, 3, 2}, ProbeRunOptions{});
   ASSERT_EQ(plan.passes.size(), 4u);
   EXPECT_FALSE(plan.passes[0].per_channel());
-  EXPECT_TRUE(plan.passes[1].per_channel());
+  EXPECT_FALSE(plan.passes[1].per_channel());  // zeros: dead-channel flags from the flat walk
   EXPECT_TRUE(plan.passes[2].per_channel());
   EXPECT_FALSE(plan.passes[3].per_channel());
   EXPECT_EQ(plan.rows(), 12);
