@@ -8,42 +8,24 @@
 #include <memory>
 
 #include "cuda_entry.h"
-#include "hookrt/executor.h"
-#include "hookrt/hook_spec.h"
-#include "random.h"
+#include "train_step_setup.h"
 
 namespace {
-
-hookrt::Tensor random_batch(int64_t n, int64_t size) {
-  hookrt::Tensor x = hookrt::Tensor::empty({n, 3, size, size});
-  hookrt::Pcg32 rng(1);
-  for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = static_cast<float>(rng.normal());
-  return x;
-}
 
 void train_step(benchmark::State& state, bool hooked) {
   const int64_t batch = state.range(0), size = state.range(1);
   hookrt::Model model = hookrt::Model::resnet18(1000, 0);
-  if (hooked) {
-    for (const char* spec : {"forward:*:stats,zeros,nonfinite", "backward:*:stats,zeros,nonfinite",
-                             "grad:*:stats,zeros,nonfinite"})
-      hookrt::register_hook_spec(model, hookrt::parse_hook_spec(spec));
-  }
-  hookrt::ExecutorOptions options;
-  options.mode = hookrt::Mode::Train;
-  options.sgd.lr = 0.01;
-  options.sgd.momentum = 0.9;
+  if (hooked) hookrt::bench::add_benchmark_probes(model);
   std::unique_ptr<hookrt::Backend> backend = hookrt::cuda::make_backend();
   if (!backend) {
     state.SkipWithError("this build has no CUDA backend");
     return;
   }
-  const hookrt::Tensor x = backend->from_host(random_batch(batch, size));
-  hookrt::Executor executor(model, std::move(backend), options);
+  const hookrt::Tensor x = backend->from_host(hookrt::bench::random_batch(batch, size));
+  hookrt::Executor executor(model, std::move(backend), hookrt::bench::train_options());
   int64_t records = 0;
   executor.subscribe([&records](const hookrt::ProbeRecord&) { ++records; });
-  hookrt::Tensor labels = hookrt::Tensor::zeros({batch}, hookrt::DType::I64);
-  for (int64_t i = 0; i < batch; ++i) labels.data<int64_t>()[i] = i % 1000;
+  const hookrt::Tensor labels = hookrt::bench::batch_labels(batch);
   // Warm-up: cuDNN algorithm choice, the memory pool's first allocations.
   for (int i = 0; i < 3; ++i) executor.step(x, labels);
   records = 0;

@@ -197,6 +197,23 @@ __device__ __forceinline__ void count_nonfinite(float x, FlatAcc& acc) {
     ++acc.neginf;
 }
 
+// The chunk's own moments over its `finite` finite values (summing to `sum`), merged into
+// (count, mean, m2) at once: one division per chunk rather than per element.
+template <int N>
+__device__ __forceinline__ void merge_chunk_moments(const float (&v)[N], unsigned long long finite, double sum,
+                                                    unsigned long long& count, double& mean, double& m2) {
+  if (finite == 0) return;
+  const double chunk_mean = sum / static_cast<double>(finite);
+  double chunk_m2 = 0;
+#pragma unroll
+  for (int j = 0; j < N; ++j)
+    if (isfinite(v[j])) {
+      const double d = static_cast<double>(v[j]) - chunk_mean;
+      chunk_m2 += d * d;
+    }
+  merge_moments(count, mean, m2, finite, chunk_mean, chunk_m2);
+}
+
 template <int N>
 __device__ __forceinline__ void accumulate_stats(const float (&v)[N], FlatAcc& acc) {
   unsigned long long finite = 0;
@@ -216,17 +233,7 @@ __device__ __forceinline__ void accumulate_stats(const float (&v)[N], FlatAcc& a
     acc.max = fmaxf(acc.max, x);
     acc.abs_max = fmaxf(acc.abs_max, fabsf(x));
   }
-  if (finite == 0) return;
-  // The chunk's own moments, then one merge: one division per chunk rather than per element.
-  const double mean = sum / static_cast<double>(finite);
-  double m2 = 0;
-#pragma unroll
-  for (int j = 0; j < N; ++j)
-    if (isfinite(v[j])) {
-      const double d = static_cast<double>(v[j]) - mean;
-      m2 += d * d;
-    }
-  merge_moments(acc.count, acc.mean, acc.m2, finite, mean, m2);
+  merge_chunk_moments<N>(v, finite, sum, acc.count, acc.mean, acc.m2);
 }
 
 template <int N>
@@ -240,16 +247,7 @@ __device__ __forceinline__ void accumulate_channel(const float (&v)[N], RowAcc& 
     ++finite;
     sum += v[j];
   }
-  if (finite == 0) return;
-  const double mean = sum / static_cast<double>(finite);
-  double m2 = 0;
-#pragma unroll
-  for (int j = 0; j < N; ++j)
-    if (isfinite(v[j])) {
-      const double d = static_cast<double>(v[j]) - mean;
-      m2 += d * d;
-    }
-  merge_moments(row.count, row.mean, row.m2, finite, mean, m2);
+  merge_chunk_moments<N>(v, finite, sum, row.count, row.mean, row.m2);
 }
 
 // cpu::hist_bin's formula in double, so every value lands in the bin the CPU reference gives it.

@@ -22,6 +22,7 @@
 #include "hookrt/devices.h"
 #include "hookrt/io.h"
 #include "random.h"
+#include "support/cli.h"
 #include "support/run_process.h"
 #include "support/temp_dir.h"
 
@@ -31,48 +32,15 @@ namespace {
 using namespace std::chrono_literals;
 using Json = nlohmann::ordered_json;
 using testing::ProcessResult;
+using testing::contains;
+using testing::hookrt_cli;
+using testing::parse_jsonl;
+using testing::read_text;
+using testing::write_text;
 
-// Only a guard against a hung run: on a loaded 2-core machine a run here takes 1-5 s.
-constexpr auto kRunTimeout = 120s;
 constexpr int64_t kClasses = 5;
 
 // ---- Helpers -------------------------------------------------------------------------------
-
-ProcessResult hookrt_cli(std::vector<std::string> args) {
-  args.insert(args.begin(), HOOKRT_CLI_PATH);
-  return testing::run_process(args, kRunTimeout);
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary) << text;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
-// Each line of a JSON-lines text parsed; a line that is not JSON fails the test, naming it.
-std::vector<Json> parse_jsonl(const std::string& text) {
-  std::vector<Json> objects;
-  std::istringstream lines(text);
-  std::string line;
-  for (int number = 1; std::getline(lines, line); ++number) {
-    try {
-      objects.push_back(Json::parse(line));
-    } catch (const std::exception& error) {
-      ADD_FAILURE() << "stats.jsonl line " << number << " is not JSON (" << error.what()
-                    << "): " << line;
-    }
-  }
-  return objects;
-}
 
 std::vector<std::string> keys_of(const Json& object) {
   std::vector<std::string> keys;
@@ -658,7 +626,7 @@ TEST(CliInterrupt, SigintExits130WithCompleteRecordsAndReadableCaptures) {
                                "--out",         out.path().string(),
                                "--hook",        "forward:@Conv2d:stats",
                                "--hook",        "forward::capture"});
-  const auto deadline = std::chrono::steady_clock::now() + kRunTimeout;
+  const auto deadline = std::chrono::steady_clock::now() + testing::kCliTimeout;
   while (complete_lines(stats).empty() && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(20ms);
   ASSERT_FALSE(complete_lines(stats).empty())

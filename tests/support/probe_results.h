@@ -1,0 +1,35 @@
+#pragma once
+// Probe results compared the way the probe tests need: a ProbeList from its command-line text,
+// seeded tensors full of the values probes must get right, and result-by-result comparisons
+// (counts, extrema and histograms exactly; sums, means and stds within a relative bound).
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hookrt/probes.h"
+#include "hookrt/tensor.h"
+
+namespace hookrt::testing {
+
+inline constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+inline constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// "stats,zeros,hist=8:-1:1" as a ProbeList.
+ProbeList parse_list(const std::string& text);
+// Seeded normal values (offset + spread * N(0, 1)) with NaN, +-Inf, 0, -0 and the clamp/hist
+// bounds sprinkled in.
+Tensor nasty_tensor(const Shape& shape, uint64_t seed, double offset = 0.0, double spread = 1.5);
+// |got - want| <= rel * (|want| + scale); NaN matches NaN and infinities must be equal.
+void expect_near_rel(double got, double want, double scale, double rel, const std::string& what);
+void expect_same_optional(const std::optional<double>& got, const std::optional<double>& want, double scale,
+                          double rel, const std::string& what);
+// Same values bit for bit where rel is 0 (NaN matching NaN), else within rel of each other.
+void expect_same_floats(const Tensor& got, const Tensor& want, double rel, const std::string& what);
+// Counts, extrema and histograms exactly; sums, means and stds within rel (a mean relative to the
+// mean absolute value, since means cancel); clipnorm scales and captures within tensor_rel.
+void expect_same_results(const std::vector<ProbeResult>& got, const std::vector<ProbeResult>& want, double rel,
+                         double tensor_rel, const std::string& what);
+
+}  // namespace hookrt::testing
