@@ -47,6 +47,14 @@ __global__ void cross_entropy_forward_kernel(const float* logits, const int64_t*
   if (threadIdx.x == 0) row_losses[row_index] = log_sum_exp - row[labels[row_index]];
 }
 
+// One thread: the row losses summed in row order (N is a batch, a few hundred at most), so the
+// mean has the CPU reference's bits.
+__global__ void mean_in_row_order_kernel(const double* row_losses, int64_t n, double* loss) {
+  double total = 0;
+  for (int64_t i = 0; i < n; ++i) total += row_losses[i];
+  *loss = total / static_cast<double>(n);
+}
+
 __global__ void cross_entropy_backward_kernel(int64_t count, const float* probs, const int64_t* labels,
                                               float* dlogits, int64_t m, double inv_n) {
   HOOKRT_GRID_STRIDE_LOOP(i, count) {
@@ -58,10 +66,12 @@ __global__ void cross_entropy_backward_kernel(int64_t count, const float* probs,
 }  // namespace
 
 void cross_entropy_forward(const float* logits, const int64_t* labels, float* probs, double* row_losses,
-                           int64_t n, int64_t m, cudaStream_t stream) {
+                           double* loss, int64_t n, int64_t m, cudaStream_t stream) {
   if (n == 0 || m == 0) return;
   cross_entropy_forward_kernel<<<static_cast<unsigned>(n), kRowBlock, 0, stream>>>(logits, labels, probs,
                                                                                     row_losses, m);
+  HOOKRT_CUDA_CHECK(cudaGetLastError());
+  mean_in_row_order_kernel<<<1, 1, 0, stream>>>(row_losses, n, loss);
   HOOKRT_CUDA_CHECK(cudaGetLastError());
 }
 

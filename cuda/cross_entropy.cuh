@@ -7,11 +7,11 @@
 
 namespace hookrt::cuda {
 
-// probs (N,M) = softmax of each row; row_losses (N) = log-sum-exp(row) - row[label], in double.
-// One block per row; the exponentials are summed in double as in the CPU reference. The mean loss
-// is the host's sum of row_losses in row order divided by N.
+// probs (N,M) = softmax of each row; row_losses (N) = log-sum-exp(row) - row[label], in double;
+// loss (1) = the sum of row_losses in row order, divided by N, as the CPU reference computes it.
+// One block per row; the exponentials are summed in double as in the CPU reference.
 void cross_entropy_forward(const float* logits, const int64_t* labels, float* probs, double* row_losses,
-                           int64_t n, int64_t m, cudaStream_t stream);
+                           double* loss, int64_t n, int64_t m, cudaStream_t stream);
 // dlogits (N,M) = (probs - onehot(labels)) / N, in double before rounding.
 void cross_entropy_backward(const float* probs, const int64_t* labels, float* dlogits, int64_t n, int64_t m,
                             cudaStream_t stream);

@@ -78,7 +78,8 @@ class CudaBackend final : public Backend {
   void linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) override;
   void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor& dx, Tensor& dw,
                        Tensor& db) override;
-  double cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& probs) override;
+  using Backend::cross_entropy_forward;
+  void cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& probs, Tensor& loss) override;
   void cross_entropy_backward(const Tensor& probs, const Tensor& labels, Tensor& dlogits) override;
   void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buffer, bool first_step,
                   const SgdOptions& o) override;

@@ -253,21 +253,21 @@ Tensor CudaBackend::checked_device_labels(const Tensor& labels, int64_t n, int64
   return labels.device() == Device::CUDA && labels.dtype() == DType::I64 ? labels : from_host(host);
 }
 
-double CudaBackend::cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& probs) {
+void CudaBackend::cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& probs, Tensor& loss) {
   const char* op = "cross_entropy_forward";
   require_f32(logits, op, "logits");
   require_rank(logits, 2, op, "logits");
   const int64_t n = logits.size(0), m = logits.size(1);
   const Tensor device_labels = checked_device_labels(labels, n, m, op);
   prepare_output(probs, logits.shape(), DType::F32, op, "probs");
-  if (n == 0) return 0.0;
+  prepare_output(loss, Shape{1}, DType::F64, op, "loss");
+  if (n == 0) {
+    fill(loss, 0.0);
+    return;
+  }
   Tensor row_losses = empty(Shape{n}, DType::F64);
   cuda::cross_entropy_forward(logits.data<float>(), device_labels.data<int64_t>(), probs.data<float>(),
-                              row_losses.data<double>(), n, m, stream());
-  const Tensor host_losses = to_host(row_losses);
-  double total = 0;  // in row order, as the CPU reference sums
-  for (int64_t i = 0; i < n; ++i) total += host_losses.data<double>()[i];
-  return total / static_cast<double>(n);
+                              row_losses.data<double>(), loss.data<double>(), n, m, stream());
 }
 
 void CudaBackend::cross_entropy_backward(const Tensor& probs, const Tensor& labels, Tensor& dlogits) {

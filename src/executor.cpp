@@ -80,16 +80,17 @@ StepResult Executor::step(const Tensor& input, const Tensor& labels) {
   const Tensor device_input = input.device() == backend_->device() ? input : backend_->from_host(input);
   StepResult result;
   result.step = step_;
-  Tensor logits;
+  Tensor logits, loss;
   try {
     const int logits_id = runner.forward(device_input, input_grad);
     logits = runner.tape().value(logits_id).data;
     if (backward) {
-      const Tensor device_labels = backend_->from_host(host_labels);
+      // The labels stay on the host (checked above); the loss stays on the device until the step
+      // ends, so backward is queued behind the forward without waiting for it.
       Tensor probs = backend_->empty(logits.shape());
-      result.loss = backend_->cross_entropy_forward(logits, device_labels, probs);
+      backend_->cross_entropy_forward(logits, host_labels, probs, loss);
       Tensor dlogits = backend_->empty(logits.shape());
-      backend_->cross_entropy_backward(probs, device_labels, dlogits);
+      backend_->cross_entropy_backward(probs, host_labels, dlogits);
       runner.tape().accumulate_grad(logits_id, std::move(dlogits));
       runner.tape().run_backward();
       if (input_grad) result.input_grad = backend_->to_host(runner.tape().value(0).grad);
@@ -102,6 +103,7 @@ StepResult Executor::step(const Tensor& input, const Tensor& labels) {
   }
   if (backward && options_.mode == Mode::Train) apply_sgd();
   result.logits = backend_->to_host(logits);
+  if (loss.defined()) result.loss = backend_->to_host(loss).item(0);
   ++step_;
   return result;
 }

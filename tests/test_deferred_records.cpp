@@ -77,8 +77,8 @@ class DeferringBackend final : public Backend {
                        Tensor& db) override {
     inner_->linear_backward(x, w, dy, dx, dw, db);
   }
-  double cross_entropy_forward(const Tensor& l, const Tensor& y, Tensor& p) override {
-    return inner_->cross_entropy_forward(l, y, p);
+  void cross_entropy_forward(const Tensor& l, const Tensor& y, Tensor& p, Tensor& loss) override {
+    inner_->cross_entropy_forward(l, y, p, loss);
   }
   void cross_entropy_backward(const Tensor& p, const Tensor& y, Tensor& d) override {
     inner_->cross_entropy_backward(p, y, d);

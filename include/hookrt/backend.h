@@ -127,9 +127,13 @@ class Backend {
   virtual void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor& dx,
                                Tensor& dw, Tensor& db) = 0;
 
-  // Mean cross-entropy of logits (N,M) against labels (N, I64). probs (N,M) keeps the softmax
-  // for backward. Labels out of [0, M) throw Error(BadInput) naming the index and value.
-  virtual double cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& probs) = 0;
+  // Mean cross-entropy of logits (N,M) against labels (N, I64 or I32, on the host or this backend)
+  // into `loss`, a one-element F64 tensor on this backend (allocated when undefined), queued
+  // without waiting for the value, so that backward can be queued behind it. probs (N,M) keeps the
+  // softmax for backward. Labels out of [0, M) throw Error(BadInput) naming the index and value.
+  virtual void cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& probs, Tensor& loss) = 0;
+  // The same, waiting for the value and returning it.
+  double cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& probs);
   // dlogits = (probs - onehot(labels)) / N
   virtual void cross_entropy_backward(const Tensor& probs, const Tensor& labels, Tensor& dlogits) = 0;
 

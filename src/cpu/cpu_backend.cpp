@@ -321,18 +321,20 @@ class CpuBackend final : public Backend {
   }
 
   // ---- loss ----
-  double cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& probs) override {
+  using Backend::cross_entropy_forward;
+  void cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& probs, Tensor& loss) override {
     const char* op = "cross_entropy_forward";
     require_float(logits, op, "logits");
     require_rank(logits, 2, op, "logits");
     const Tensor labels64 = labels_as_i64(labels, logits.size(0), op);
     prepare_output(probs, logits.shape(), logits.dtype(), op, "probs");
-    double loss = 0;
+    prepare_output(loss, Shape{1}, DType::F64, op, "loss");
+    double value = 0;
     dispatch_float(logits.dtype(), [&]<class T>(T) {
-      loss = cpu::cross_entropy_forward(logits.data<T>(), labels64.data<int64_t>(), probs.data<T>(), logits.size(0),
-                                        logits.size(1));
+      value = cpu::cross_entropy_forward(logits.data<T>(), labels64.data<int64_t>(), probs.data<T>(), logits.size(0),
+                                         logits.size(1));
     });
-    return loss;
+    loss.data<double>()[0] = value;
   }
 
   void cross_entropy_backward(const Tensor& probs, const Tensor& labels, Tensor& dlogits) override {
