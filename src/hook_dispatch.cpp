@@ -60,10 +60,13 @@ void HookDispatcher::run_probe_hook(const ProbeList& probes, HookWhen when, cons
 }
 
 std::string HookDispatcher::halt_message(HookWhen when, const HookSite& site, const std::string& tensor_name) const {
-  std::string where = when == HookWhen::Grad ? site.param : site.module;
-  if (when != HookWhen::Grad && site.call > 0) where += "#" + std::to_string(site.call);
-  return "non-finite values in " + when_name(when) + " " + tensor_name + " of '" + where + "' at step " +
-         std::to_string(step_) + " (nonfinite=halt)";
+  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on `"#" + std::to_string(...)`.
+  std::string message = "non-finite values in ";
+  message.append(when_name(when)).append(" ").append(tensor_name).append(" of '");
+  message.append(when == HookWhen::Grad ? site.param : site.module);
+  if (when != HookWhen::Grad && site.call > 0) message.append("#").append(std::to_string(site.call));
+  message.append("' at step ").append(std::to_string(step_)).append(" (nonfinite=halt)");
+  return message;
 }
 
 void HookDispatcher::deliver(ProbeRecord record, bool halt, const std::string& halt_message) {

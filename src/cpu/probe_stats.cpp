@@ -1,5 +1,8 @@
-// The observing probes on the host: stats, nonfinite, zeros, channels, hist. Straight loops in
-// double, written for clarity: this is the reference the CUDA kernels are checked against.
+// The observing probes on the host: stats, nonfinite, zeros, channels, hist. Loops in double,
+// written for clarity: this is the reference the CUDA kernels are checked against. stats,
+// nonfinite and zeros, which hooks put on every tensor, reduce fixed chunks of the tensor in
+// parallel (OpenMP) and combine the chunks in order, so their results do not depend on the
+// number of threads.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -22,17 +25,64 @@ void count_nonfinite_value(float value, Counts& counts) {
     ++counts.neginf;
 }
 
+// Elements per chunk: large enough that a chunk's loop dwarfs the parallel-for's overhead.
+constexpr int64_t kChunk = int64_t{1} << 15;
+
+// reduce(begin, end) over the fixed chunks of [0, n), in parallel; the partials in chunk order.
+template <class Partial, class Reduce>
+std::vector<Partial> chunk_partials(int64_t n, Reduce reduce) {
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<Partial> partials(static_cast<size_t>(chunks));
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (int64_t c = 0; c < chunks; ++c)
+    partials[static_cast<size_t>(c)] = reduce(c * kChunk, std::min(n, (c + 1) * kChunk));
+  return partials;
+}
+
+// What stats needs from one chunk's finite values, and its non-finite counts.
+struct StatsPartial {
+  int64_t count = 0, nan = 0, posinf = 0, neginf = 0;
+  double sum = 0, abs_sum = 0, square_sum = 0;
+  float lowest = std::numeric_limits<float>::infinity();
+  float highest = -std::numeric_limits<float>::infinity();
+  float abs_highest = 0;
+};
+
+StatsPartial stats_partial(const float* x, int64_t begin, int64_t end) {
+  StatsPartial p;
+  for (int64_t i = begin; i < end; ++i) {
+    const float v = x[i];
+    if (!std::isfinite(v)) {
+      count_nonfinite_value(v, p);
+      continue;
+    }
+    ++p.count;
+    p.sum += v;
+    p.abs_sum += std::fabs(v);
+    p.square_sum += static_cast<double>(v) * v;
+    p.lowest = std::min(p.lowest, v);
+    p.highest = std::max(p.highest, v);
+    p.abs_highest = std::max(p.abs_highest, std::fabs(v));
+  }
+  return p;
+}
+
 // Unbiased standard deviation about `mean` of the finite values among x[0, n), given how many
 // there are: sum((x - mean)^2) / (count - 1), as torch.std. A second pass about the mean keeps it
 // accurate when the mean is large against the spread.
 std::optional<double> unbiased_std(const float* x, int64_t n, int64_t count, double mean) {
   if (count < 2) return std::nullopt;
+  const std::vector<double> partials = chunk_partials<double>(n, [&](int64_t begin, int64_t end) {
+    double squares = 0;
+    for (int64_t i = begin; i < end; ++i)
+      if (std::isfinite(x[i])) {
+        const double d = static_cast<double>(x[i]) - mean;
+        squares += d * d;
+      }
+    return squares;
+  });
   double squares = 0;
-  for (int64_t i = 0; i < n; ++i)
-    if (std::isfinite(x[i])) {
-      const double d = static_cast<double>(x[i]) - mean;
-      squares += d * d;
-    }
+  for (const double part : partials) squares += part;
   return std::sqrt(squares / static_cast<double>(count - 1));
 }
 
@@ -41,41 +91,49 @@ std::optional<double> unbiased_std(const float* x, int64_t n, int64_t count, dou
 StatsResult compute_stats(const Tensor& tensor) {
   const float* x = probe_data(tensor, "stats");
   const int64_t n = tensor.numel();
-  StatsResult stats;
-  double sum = 0, abs_sum = 0, square_sum = 0;
-  float lowest = std::numeric_limits<float>::infinity();
-  float highest = -lowest, abs_highest = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = x[i];
-    if (!std::isfinite(v)) {
-      count_nonfinite_value(v, stats);
-      continue;
-    }
-    ++stats.count;
-    sum += v;
-    abs_sum += std::fabs(v);
-    square_sum += static_cast<double>(v) * v;
-    lowest = std::min(lowest, v);
-    highest = std::max(highest, v);
-    abs_highest = std::max(abs_highest, std::fabs(v));
+  StatsPartial total;
+  for (const StatsPartial& p :
+       chunk_partials<StatsPartial>(n, [x](int64_t begin, int64_t end) { return stats_partial(x, begin, end); })) {
+    total.count += p.count;
+    total.nan += p.nan;
+    total.posinf += p.posinf;
+    total.neginf += p.neginf;
+    total.sum += p.sum;
+    total.abs_sum += p.abs_sum;
+    total.square_sum += p.square_sum;
+    total.lowest = std::min(total.lowest, p.lowest);
+    total.highest = std::max(total.highest, p.highest);
+    total.abs_highest = std::max(total.abs_highest, p.abs_highest);
   }
-  stats.l1 = abs_sum;
-  stats.l2 = std::sqrt(square_sum);
+  StatsResult stats;
+  stats.count = total.count;
+  stats.nan = total.nan;
+  stats.posinf = total.posinf;
+  stats.neginf = total.neginf;
+  stats.l1 = total.abs_sum;
+  stats.l2 = std::sqrt(total.square_sum);
   if (stats.count == 0) return stats;
-  stats.min = lowest;
-  stats.max = highest;
-  stats.abs_max = abs_highest;
-  stats.mean = sum / static_cast<double>(stats.count);
+  stats.min = total.lowest;
+  stats.max = total.highest;
+  stats.abs_max = total.abs_highest;
+  stats.mean = total.sum / static_cast<double>(stats.count);
   stats.std = unbiased_std(x, n, stats.count, *stats.mean);
   return stats;
 }
 
 NonFiniteResult count_nonfinite(const Tensor& tensor) {
   const float* x = probe_data(tensor, "nonfinite");
-  const int64_t n = tensor.numel();
   NonFiniteResult counts;
-  for (int64_t i = 0; i < n; ++i)
-    if (!std::isfinite(x[i])) count_nonfinite_value(x[i], counts);
+  for (const NonFiniteResult& p : chunk_partials<NonFiniteResult>(tensor.numel(), [x](int64_t begin, int64_t end) {
+         NonFiniteResult part;
+         for (int64_t i = begin; i < end; ++i)
+           if (!std::isfinite(x[i])) count_nonfinite_value(x[i], part);
+         return part;
+       })) {
+    counts.nan += p.nan;
+    counts.posinf += p.posinf;
+    counts.neginf += p.neginf;
+  }
   return counts;
 }
 
@@ -83,16 +141,29 @@ ZerosResult compute_zeros(const Tensor& tensor, int channel_axis) {
   const float* x = probe_data(tensor, "zeros");
   const ChannelLayout layout = channel_layout(tensor.shape(), channel_axis);
   const int64_t n = tensor.numel();
-  ZerosResult result;
-  std::vector<char> alive(static_cast<size_t>(layout.channels), 0);  // some value > 0 (or NaN)
-  for (int64_t o = 0; o < layout.outer; ++o)
-    for (int64_t c = 0; c < layout.channels; ++c) {
-      const float* row = x + (o * layout.channels + c) * layout.inner;
-      for (int64_t i = 0; i < layout.inner; ++i) {
-        if (row[i] == 0.0f) ++result.zeros;
-        if (!(row[i] <= 0.0f)) alive[c] = 1;
-      }
+  // Rows (o, c) of `inner` elements, in parallel: each row's zeros and whether some value in it
+  // is > 0 (or NaN); then the channels alive in any row, in order.
+  const int64_t rows = layout.outer * layout.channels;
+  std::vector<int64_t> row_zeros(static_cast<size_t>(rows), 0);
+  std::vector<char> row_alive(static_cast<size_t>(rows), 0);
+#pragma omp parallel for schedule(static) if (n > kChunk)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * layout.inner;
+    int64_t zeros = 0;
+    bool alive = false;
+    for (int64_t i = 0; i < layout.inner; ++i) {
+      if (row[i] == 0.0f) ++zeros;
+      if (!(row[i] <= 0.0f)) alive = true;
     }
+    row_zeros[static_cast<size_t>(r)] = zeros;
+    row_alive[static_cast<size_t>(r)] = alive ? 1 : 0;
+  }
+  ZerosResult result;
+  std::vector<char> alive(static_cast<size_t>(layout.channels), 0);
+  for (int64_t r = 0; r < rows; ++r) {
+    result.zeros += row_zeros[static_cast<size_t>(r)];
+    if (row_alive[static_cast<size_t>(r)]) alive[static_cast<size_t>(r % layout.channels)] = 1;
+  }
   result.zero_fraction = n > 0 ? static_cast<double>(result.zeros) / static_cast<double>(n) : 0.0;
   result.channels = layout.channels;
   result.dead_channels = std::count(alive.begin(), alive.end(), 0);
