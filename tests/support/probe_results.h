@@ -16,6 +16,21 @@ namespace hookrt::testing {
 inline constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 inline constexpr float kInf = std::numeric_limits<float>::infinity();
 
+// Probe lists that test the order rule: a changing probe changes what the observers after it see,
+// never what those before it saw.
+inline const std::vector<std::string> kChangingProbeOrders = {
+    "clamp=-1:1,stats",
+    "stats,clamp=-1:1",
+    "clipnorm=2,stats",
+    "stats,clipnorm=2",
+    "clamp=-0.5:0.5,clipnorm=1,stats,hist=10:-1:1",
+    "clipnorm=1,clamp=-0.01:0.01,stats,zeros",
+    "clipnorm=3,clipnorm=0.5,stats",
+    "stats,clamp=-1:1,stats,clipnorm=1,stats",
+    "capture,clamp=-1:1,capture,capture,stats,clipnorm=0.1,capture",
+    "stats,zeros,nonfinite,hist=16:-3:3,channels,clamp=-1:1,stats,zeros,nonfinite,hist=16:-3:3,channels,capture",
+};
+
 // "stats,zeros,hist=8:-1:1" as a ProbeList.
 ProbeList parse_list(const std::string& text);
 // Seeded normal values (offset + spread * N(0, 1)) with NaN, +-Inf, 0, -0 and the clamp/hist
