@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <span>
 #include <string>
 #include <variant>
 #include <vector>
@@ -230,9 +231,8 @@ std::vector<DeferredProbeResults> CudaBackend::collect_deferred_probe_results() 
   capture_ring_.drain();
   finished.reserve(runs.size());
   for (PendingProbeRun& run : runs) {
-    const double* slot = host + run.slot_offset;
-    std::vector<double> values(slot, slot + run.plan->slot_size);
-    DecodedProbes decoded = decode_probe_slot(*run.plan, values, run.captures);
+    const std::span<const double> slot(host + run.slot_offset, static_cast<size_t>(run.plan->slot_size));
+    DecodedProbes decoded = decode_probe_slot(*run.plan, slot, run.captures);
     finished.push_back(DeferredProbeResults{run.ticket, std::move(decoded.results), decoded.halt});
   }
   return finished;

@@ -241,9 +241,10 @@ Tensor CudaBackend::checked_device_labels(const Tensor& labels, int64_t n, int64
   if (labels.dtype() != DType::I64 && labels.dtype() != DType::I32)
     throw Error(std::string(op) + ": labels have dtype " + dtype_name(labels.dtype()) + "; expected I64 or I32");
   require_shape(labels, Shape{n}, op, "labels");
-  // N labels are a few hundred bytes: checking them on the host costs one small copy and sync,
-  // and gives the CPU backend's error naming the first bad sample.
-  Tensor host = to_host(labels);
+  // N labels are a few hundred bytes: checking them on the host gives the CPU backend's error naming
+  // the first bad sample. Host labels (the executor's) are read in place; device labels cost one
+  // small copy and a wait.
+  Tensor host = labels.device() == Device::CPU ? labels : to_host(labels);
   if (host.dtype() != DType::I64) host = host.to(DType::I64);
   const int64_t* value = host.data<int64_t>();
   for (int64_t i = 0; i < n; ++i)

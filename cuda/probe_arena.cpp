@@ -69,14 +69,13 @@ const double* ProbeArena::collect() {
   landed_.synchronize();
   // One block of the whole size for the next step; the old ones go back to the pool in stream
   // order, after the copy above has read them.
+  reserved_ = 0;
   if (blocks_.size() > 1) {
     const int64_t total = blocks_.back().start + blocks_.back().device.numel();
     blocks_.clear();
-    reserved_ = 0;
     add_block(total);
   }
   for (Block& block : blocks_) block.used = 0;
-  reserved_ = 0;
   return host_;
 }
 

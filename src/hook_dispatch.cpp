@@ -50,28 +50,29 @@ void HookDispatcher::run_probe_hook(const ProbeList& probes, HookWhen when, cons
   ProbeRunEffects effects = backend_.run_probes(probes, tensor, record, options);
   if (transforms)
     for (GradTransform& t : effects.grad_transforms) transforms->push_back(std::move(t));
-  const std::string message = halt_message(when, site, tensor_name);
   if (effects.deferred || !queue_.empty()) {
-    queue_.push_back(QueuedRecord{std::move(record), effects.deferred, effects.halt, message});
+    queue_.push_back(QueuedRecord{std::move(record), effects.deferred, effects.halt});
     if (effects.halt) flush_records();  // delivers up to this record, then throws
     return;
   }
-  deliver(std::move(record), effects.halt, message);
+  deliver(record, effects.halt);
 }
 
-std::string HookDispatcher::halt_message(HookWhen when, const HookSite& site, const std::string& tensor_name) const {
+// Where a nonfinite=halt fired, from its record; made only when one does.
+static std::string halt_message(const ProbeRecord& record) {
   // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on `"#" + std::to_string(...)`.
+  const bool grad = record.when == HookWhen::Grad;
   std::string message = "non-finite values in ";
-  message.append(when_name(when)).append(" ").append(tensor_name).append(" of '");
-  message.append(when == HookWhen::Grad ? site.param : site.module);
-  if (when != HookWhen::Grad && site.call > 0) message.append("#").append(std::to_string(site.call));
-  message.append("' at step ").append(std::to_string(step_)).append(" (nonfinite=halt)");
+  message.append(when_name(record.when)).append(" ").append(record.tensor).append(" of '");
+  message.append(grad ? record.param : record.module);
+  if (!grad && record.call > 0) message.append("#").append(std::to_string(record.call));
+  message.append("' at step ").append(std::to_string(record.step)).append(" (nonfinite=halt)");
   return message;
 }
 
-void HookDispatcher::deliver(ProbeRecord record, bool halt, const std::string& halt_message) {
+void HookDispatcher::deliver(const ProbeRecord& record, bool halt) {
   if (!record.results.empty()) sink_(record);
-  if (halt) throw Error(halt_message, ErrorKind::Halted);
+  if (halt) throw Error(halt_message(record), ErrorKind::Halted);
 }
 
 void HookDispatcher::flush_records() {
@@ -93,7 +94,7 @@ void HookDispatcher::flush_records() {
       ++next;
     }
     if (queued.halt) queue_.clear();  // the step stops here: later firings never happened
-    deliver(std::move(queued.record), queued.halt, queued.halt_message);
+    deliver(queued.record, queued.halt);
   }
 }
 

@@ -71,10 +71,8 @@ class HookDispatcher {
     ProbeRecord record;
     std::optional<uint64_t> ticket;  // its results are deferred under this ticket
     bool halt = false;
-    std::string halt_message;
   };
-  void deliver(ProbeRecord record, bool halt, const std::string& halt_message);
-  std::string halt_message(HookWhen when, const HookSite& site, const std::string& tensor_name) const;
+  void deliver(const ProbeRecord& record, bool halt);
 
   void run_probe_hook(const ProbeList& probes, HookWhen when, const HookSite& site, Tensor& tensor,
                       const std::string& tensor_name, std::vector<GradTransform>* transforms);

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <variant>
@@ -111,9 +112,16 @@ ProbePlan plan_probes(const ProbeList& probes, const Shape& shape, const ProbeRu
 
 namespace {
 
-int64_t count_at(const std::vector<double>& slot, int64_t index) {
-  return static_cast<int64_t>(slot.at(static_cast<size_t>(index)));
+// Entry `index` of the slot; decode_probe_slot checked the slot's size against the plan, so a
+// failure here is a planning bug.
+double slot_entry(std::span<const double> slot, int64_t index) {
+  if (index < 0 || static_cast<size_t>(index) >= slot.size())
+    throw Error("decode_probe_slot: entry " + std::to_string(index) + " is outside the slot of " +
+                std::to_string(slot.size()));
+  return slot[static_cast<size_t>(index)];
 }
+
+int64_t count_at(std::span<const double> slot, int64_t index) { return static_cast<int64_t>(slot_entry(slot, index)); }
 
 // sqrt(M2 / (count - 1)): torch.std's unbiased estimate, defined from two values on.
 std::optional<double> unbiased_std(int64_t count, double m2) {
@@ -121,9 +129,9 @@ std::optional<double> unbiased_std(int64_t count, double m2) {
   return std::sqrt(m2 / static_cast<double>(count - 1));
 }
 
-ProbeResult decode_op(const ProbePlan& plan, const PlannedOp& op, const std::vector<double>& slot) {
+ProbeResult decode_op(const ProbePlan& plan, const PlannedOp& op, std::span<const double> slot) {
   namespace s = probe_slot;
-  const auto at = [&](int64_t offset) { return slot.at(static_cast<size_t>(op.slot + offset)); };
+  const auto at = [&](int64_t offset) { return slot_entry(slot, op.slot + offset); };
   switch (op.kind) {
     case PlannedOpKind::Stats: {
       StatsResult r;
@@ -191,7 +199,7 @@ ProbeResult decode_op(const ProbePlan& plan, const PlannedOp& op, const std::vec
 
 }  // namespace
 
-DecodedProbes decode_probe_slot(const ProbePlan& plan, const std::vector<double>& slot,
+DecodedProbes decode_probe_slot(const ProbePlan& plan, std::span<const double> slot,
                                 const std::vector<Tensor>& captures) {
   if (static_cast<int64_t>(slot.size()) < plan.slot_size)
     throw Error("decode_probe_slot: the slot holds " + std::to_string(slot.size()) + " entries; the plan needs " +

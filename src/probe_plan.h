@@ -83,6 +83,8 @@ struct ProbePlan {
 }  // namespace hookrt
 
 #if __cplusplus >= 202002L
+#include <span>
+
 #include "hookrt/backend.h"
 #include "hookrt/probes.h"
 #include "hookrt/tensor.h"
@@ -101,7 +103,7 @@ struct DecodedProbes {
 };
 // `captures` holds one host tensor per pass with captures (nullptr-free, in pass order); a pass
 // with several captures gives each its own copy.
-DecodedProbes decode_probe_slot(const ProbePlan& plan, const std::vector<double>& slot,
+DecodedProbes decode_probe_slot(const ProbePlan& plan, std::span<const double> slot,
                                 const std::vector<Tensor>& captures);
 
 // The host reference of the kernels: runs `plan` on a host F32 tensor, rewriting it in place as

@@ -293,6 +293,15 @@ void check_stats_values(const std::string& key, const StatsResult& got, const St
   report.check_number(key, "l2", got.l2, want.l2, kStatsRtol * std::abs(want.l2));
 }
 
+void check_stats_counts(const std::string& key, const StatsResult& got, const StatsResult& want,
+                        ParityReport& report) {
+  for (auto [field, a, b] : {std::tuple{"count", got.count, want.count},
+                             {"nan", got.nan, want.nan},
+                             {"posinf", got.posinf, want.posinf},
+                             {"neginf", got.neginf, want.neginf}})
+    report.check_number(key, field, static_cast<double>(a), static_cast<double>(b), 0);
+}
+
 ParityReport compare_stats(const ReferenceStep& reference, const HookedStep& hooked) {
   ParityReport report("stats records");
   for (const std::string& key : reference.capture_keys) {
@@ -306,11 +315,7 @@ ParityReport compare_stats(const ReferenceStep& reference, const HookedStep& hoo
     if (hooked.shapes.at(key) != reference.stats_shapes.at(key))
       report.fail(key, "record shape " + shape_string(hooked.shapes.at(key)) + ", torch " +
                            shape_string(reference.stats_shapes.at(key)));
-    for (auto [field, a, b] : {std::tuple{"count", got.count, want.count},
-                               {"nan", got.nan, want.nan},
-                               {"posinf", got.posinf, want.posinf},
-                               {"neginf", got.neginf, want.neginf}})
-      report.check_number(key, field, static_cast<double>(a), static_cast<double>(b), 0);
+    check_stats_counts(key, got, want, report);
     check_stats_values(key, got, want, report);
   }
   return report;

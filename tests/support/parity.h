@@ -199,6 +199,9 @@ ParityReport compare_tensors(const ReferenceStep& reference, const HookedStep& h
 const Tensor& state_before(const ReferenceData& reference, const std::string& key);
 // Train mode: the state after one SGD step, and the step itself (after - before).
 ParityReport compare_state_after(const ReferenceData& reference, const HookedStep& hooked);
+// A stats record's finite, NaN and infinity counts, exactly.
+void check_stats_counts(const std::string& key, const StatsResult& got, const StatsResult& want,
+                        ParityReport& report);
 // Every stats record against PyTorch's float64 statistics of the same tensor.
 ParityReport compare_stats(const ReferenceStep& reference, const HookedStep& hooked);
 
