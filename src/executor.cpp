@@ -1,5 +1,7 @@
 #include "hookrt/executor.h"
 
+#include <algorithm>
+
 #include "step_runner.h"
 
 namespace hookrt {
@@ -101,7 +103,12 @@ StepResult Executor::step(const Tensor& input, const Tensor& labels) {
     runner.flush_records_noexcept();  // nothing recorded before the failure is lost
     throw;
   }
-  if (backward && options_.mode == Mode::Train) apply_sgd();
+  last_update_skipped_ = false;
+  if (backward && options_.mode == Mode::Train) {
+    if (gate_update() == UpdateAction::Apply) apply_sgd();
+    else last_update_skipped_ = true;
+    state_->grads.clear();
+  }
   result.logits = backend_->to_host(logits);
   if (loss.defined()) result.loss = backend_->to_host(loss).item(0);
   ++step_;
@@ -119,7 +126,61 @@ void Executor::apply_sgd() {
     backend_->sgd_update(state_->tensors.at(key), grad->second, buffer, first, o);
   }
   state_->momentum_initialised = true;
-  state_->grads.clear();
+}
+
+namespace {
+class DeviceGradients final : public ParameterGradients {
+ public:
+  DeviceGradients(Backend& backend, std::map<std::string, Tensor>& grads) : backend_(backend), grads_(grads) {}
+  void scale(const std::string& key, double factor) override {
+    auto grad = grads_.find(key);
+    if (grad == grads_.end()) throw_bad_input("scale: no gradient for parameter '" + key + "' in this step");
+    Tensor host_factor = Tensor::full({1}, factor);
+    Tensor device_factor = backend_.device() == Device::CPU ? host_factor : backend_.from_host(host_factor);
+    backend_.multiply_(grad->second, device_factor);
+  }
+
+ private:
+  Backend& backend_;
+  std::map<std::string, Tensor>& grads_;
+};
+}  // namespace
+
+UpdateAction Executor::gate_update() {
+  if (!update_gate_) return UpdateAction::Apply;
+  DeviceGradients gradients(*backend_, state_->grads);
+  return update_gate_(step_, gradients);
+}
+
+TensorMap Executor::optimizer_state() {
+  TensorMap momentum;
+  if (!state_->momentum_initialised) return momentum;
+  for (const std::string& key : model_.parameter_names()) {
+    auto buffer = state_->momentum.find(key);
+    if (buffer == state_->momentum.end() || !buffer->second.defined()) continue;
+    momentum.emplace_back(key, backend_->to_host(buffer->second));
+  }
+  return momentum;
+}
+
+void Executor::load_optimizer_state(const TensorMap& momentum, int64_t steps_done) {
+  if (steps_done < 0) throw_bad_input("optimizer state: negative step count " + std::to_string(steps_done));
+  std::map<std::string, Tensor> buffers;
+  for (const auto& [key, host] : momentum) {
+    const auto& names = model_.parameter_names();
+    auto param = state_->tensors.find(key);
+    if (std::find(names.begin(), names.end(), key) == names.end() || param == state_->tensors.end())
+      throw_bad_input("optimizer state: momentum buffer for unknown parameter '" + key + "'");
+    if (host.dtype() != DType::F32 || host.shape() != param->second.shape())
+      throw_bad_input("optimizer state: momentum buffer '" + key + "' is " + dtype_name(host.dtype()) + " " +
+                      shape_string(host.shape()) + ", expected F32 " + shape_string(param->second.shape()));
+    buffers[key] = backend_->device() == Device::CPU ? host.clone() : backend_->from_host(host);
+  }
+  state_->momentum = std::move(buffers);
+  // Buffers present mean the momentum started; with momentum 0 there are none, and torch's first
+  // step differs from later ones only through the buffers, so a resumed run needs nothing else.
+  state_->momentum_initialised = !state_->momentum.empty();
+  step_ = steps_done;
 }
 
 }  // namespace hookrt

@@ -239,6 +239,11 @@ std::vector<std::string> Model::resolve(HookWhen when, const std::string& select
 }
 
 HookHandle Model::register_hook(HookWhen when, const std::string& selector, HookAction action, HookOptions options) {
+  return register_hook_on(when, resolve(when, selector), selector, std::move(action), options);
+}
+
+HookHandle Model::register_hook_on(HookWhen when, std::vector<std::string> targets, const std::string& label,
+                                   HookAction action, HookOptions options) {
   if (options.every < 1) throw_bad_input("hook cadence: every must be at least 1, got " + std::to_string(options.every));
   if (options.start < 0) throw_bad_input("hook cadence: start must not be negative");
   if (options.end && *options.end < options.start) throw_bad_input("hook cadence: end step is before start step");
@@ -247,11 +252,18 @@ HookHandle Model::register_hook(HookWhen when, const std::string& selector, Hook
   if (auto* pair = std::get_if<PairCallback>(&action); pair && when != HookWhen::Forward && when != HookWhen::Backward)
     throw_bad_input("a two-tensor callback needs a forward or backward hook, not " + when_name(when));
   if (auto* list = std::get_if<ProbeList>(&action); list && list->empty())
-    throw_bad_input("hook on '" + selector + "' has no probes");
+    throw_bad_input("hook on '" + label + "' has no probes");
+  if (targets.empty()) throw_bad_input("hook '" + label + "' has no targets");
+  for (const std::string& target : targets) {
+    const bool known = when == HookWhen::Grad
+                           ? std::find(parameter_names_.begin(), parameter_names_.end(), target) != parameter_names_.end()
+                           : has_module(target);
+    if (!known) throw_bad_input("hook '" + label + "': no " + (when == HookWhen::Grad ? "parameter" : "module") + " '" + target + "'");
+  }
   Hook hook;
   hook.when = when;
-  hook.selector = selector;
-  hook.targets = resolve(when, selector);
+  hook.selector = label;
+  hook.targets = std::move(targets);
   hook.action = std::move(action);
   hook.options = options;
   const uint64_t id = hooks_->add(std::move(hook));

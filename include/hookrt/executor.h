@@ -35,6 +35,22 @@ struct StepResult {
 
 using RecordSubscriber = std::function<void(const ProbeRecord&)>;
 
+// This step's parameter gradients, as the optimizer is about to see them (after grad hooks).
+class ParameterGradients {
+ public:
+  virtual ~ParameterGradients() = default;
+  // Multiplies a parameter's gradient by factor (per-layer clipping); throws naming an unknown key.
+  virtual void scale(const std::string& key, double factor) = 0;
+};
+
+// What happens to the optimizer step once backward is done.
+enum class UpdateAction { Apply, Skip };
+
+// Decides, after every record of a train step has been delivered and before the optimizer runs,
+// whether the step updates the parameters; it may rescale gradients first. Training tools use it
+// for explosion policies (clip, skip, halt).
+using UpdateGate = std::function<UpdateAction(int64_t step, ParameterGradients& gradients)>;
+
 class Executor {
  public:
   Executor(Model& model, std::unique_ptr<Backend> backend, ExecutorOptions options = {});
@@ -49,6 +65,15 @@ class Executor {
   StepResult step(const Tensor& input, const Tensor& labels = Tensor());
 
   void subscribe(RecordSubscriber subscriber);
+  void set_update_gate(UpdateGate gate) { update_gate_ = std::move(gate); }
+  // The learning rate of the next updates (learning-rate schedules).
+  void set_learning_rate(double lr) { options_.sgd.lr = lr; }
+  // SGD momentum buffers as host tensors keyed by parameter name (empty before the first update
+  // with momentum), and their restoration with the step count, so a resumed run continues exactly.
+  TensorMap optimizer_state();
+  void load_optimizer_state(const TensorMap& momentum, int64_t steps_done);
+  // Whether the last step's optimizer update was skipped by the update gate.
+  bool last_update_skipped() const { return last_update_skipped_; }
   // Copies parameters, buffers and optimizer state back into the model's host tensors.
   void sync_model();
   int64_t steps_done() const { return step_; }
@@ -57,12 +82,15 @@ class Executor {
 
  private:
   void apply_sgd();
+  UpdateAction gate_update();
 
   struct State;
   Model& model_;
   std::unique_ptr<Backend> backend_;
   ExecutorOptions options_;
   std::vector<RecordSubscriber> subscribers_;
+  UpdateGate update_gate_;
+  bool last_update_skipped_ = false;
   std::unique_ptr<State> state_;
   int64_t step_ = 0;
 };

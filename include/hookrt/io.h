@@ -14,10 +14,12 @@
 
 namespace hookrt::io {
 
-// Reads every tensor in file order, each in its stored dtype (F32, F64, F16, BF16, I64, I32, U8).
-TensorMap read_safetensors(const std::string& path);
+// Reads every tensor in file order, each in its stored dtype (F32, F64, F16, BF16, I64, I32, U8);
+// the `__metadata__` strings go to `metadata` when given.
+TensorMap read_safetensors(const std::string& path, std::map<std::string, std::string>* metadata = nullptr);
 // Parses safetensors bytes; `name` is used in error messages.
-TensorMap parse_safetensors(const std::string& bytes, const std::string& name);
+TensorMap parse_safetensors(const std::string& bytes, const std::string& name,
+                            std::map<std::string, std::string>* metadata = nullptr);
 // Writes host tensors in the given order with optional `__metadata__` strings.
 void write_safetensors(const std::string& path, const TensorMap& tensors,
                        const std::map<std::string, std::string>& metadata = {});

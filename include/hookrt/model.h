@@ -66,6 +66,10 @@ class Model {
   HookHandle register_full_backward_pre_hook(const std::string& selector, HookAction action, HookOptions options = {});
   HookHandle register_full_backward_hook(const std::string& selector, HookAction action, HookOptions options = {});
   HookHandle register_grad_hook(const std::string& selector, HookAction action, HookOptions options = {});
+  // A hook on targets already resolved (module paths, or parameter keys for grad), e.g. by a
+  // config file's regular expression; `label` names it in messages. Unknown targets throw.
+  HookHandle register_hook_on(HookWhen when, std::vector<std::string> targets, const std::string& label,
+                              HookAction action, HookOptions options = {});
   // Module paths (or parameter keys for grad) a selector matches, in definition order.
   std::vector<std::string> resolve(HookWhen when, const std::string& selector) const;
   HookRegistry& hooks() { return *hooks_; }

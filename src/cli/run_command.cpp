@@ -1,13 +1,13 @@
 // `hookrt run`: weights + input (+ labels) through the model for N steps with hooks from the command
 // line; writes stats.jsonl and captures.safetensors to --out, prints a summary table.
-#include <atomic>
 #include <chrono>
-#include <csignal>
 #include <filesystem>
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/interrupt.h"
 #include "cli/summary_table.h"
+#include "hookrt/checkpoint.h"
 #include "hookrt/devices.h"
 #include "hookrt/executor.h"
 #include "hookrt/hook_spec.h"
@@ -27,9 +27,6 @@ struct RunArgs {
   double lr = 0.01, momentum = 0.0, weight_decay = 0.0, dampening = 0.0;
   bool nesterov = false, input_grad = false, quiet = false, no_tf32 = false;
 };
-
-std::atomic<bool> interrupted{false};
-extern "C" void on_interrupt(int) { interrupted = true; }
 
 // The run's outputs: records are flushed after every step, and everything on every way out.
 class RunOutputs {
@@ -69,14 +66,8 @@ class RunOutputs {
 
 Model load_model(const RunArgs& args) {
   if (args.weights.empty()) return Model::resnet18(args.num_classes, args.seed);
-  const TensorMap state = io::read_safetensors(args.weights);
-  int64_t classes = 0;
-  for (const auto& [key, tensor] : state)
-    if (key == "fc.weight" && tensor.ndim() == 2) classes = tensor.size(0);
-  if (classes < 1) throw_bad_input(args.weights + ": missing key 'fc.weight' (a 2-d tensor) for the class count");
-  Model model = Model::resnet18(classes);
-  model.load_state_dict(state, args.weights);
-  return model;
+  // A training checkpoint loads as weights too: its optimizer entries are dropped.
+  return resnet18_from_state(io::read_safetensors(args.weights), args.weights);
 }
 
 Tensor generated_input(const RunArgs& args) {
@@ -149,13 +140,12 @@ int run(const RunArgs& args) {
     table.add(record);
   });
 
-  std::signal(SIGINT, on_interrupt);
-  std::signal(SIGTERM, on_interrupt);
+  install_interrupt_handlers();
   StepResult last;
   int status = 0;
   try {
     for (int64_t step = 0; step < args.steps; ++step) {
-      if (interrupted) {
+      if (interrupt_requested()) {
         std::cerr << "hookrt: interrupted before step " << step << "; records so far are saved\n";
         status = 130;
         break;

@@ -290,7 +290,8 @@ std::string header_json(const std::string& path, const TensorMap& tensors,
 
 }  // namespace
 
-TensorMap parse_safetensors(const std::string& bytes, const std::string& name) {
+TensorMap parse_safetensors(const std::string& bytes, const std::string& name,
+                            std::map<std::string, std::string>* metadata) {
   if (bytes.size() < kLengthPrefixBytes)
     fail(name, "file is " + std::to_string(bytes.size()) +
                    " bytes, shorter than the 8-byte header length");
@@ -311,7 +312,10 @@ TensorMap parse_safetensors(const std::string& bytes, const std::string& name) {
   for (size_t position = 0; position < header.key_order.size(); ++position) {
     const std::string& key = header.key_order[position];
     if (key == kMetadataKey) {
-      check_metadata(name, header.object.at(key));
+      const json& strings = header.object.at(key);
+      check_metadata(name, strings);
+      if (metadata && strings.is_object())
+        for (const auto& [field, value] : strings.items()) (*metadata)[field] = value.get<std::string>();
       continue;
     }
     entries.push_back(parse_entry(name, key, header.object.at(key), buffer_bytes));
@@ -326,8 +330,8 @@ TensorMap parse_safetensors(const std::string& bytes, const std::string& name) {
   return tensors;
 }
 
-TensorMap read_safetensors(const std::string& path) {
-  return parse_safetensors(read_file_bytes(path), path);
+TensorMap read_safetensors(const std::string& path, std::map<std::string, std::string>* metadata) {
+  return parse_safetensors(read_file_bytes(path), path, metadata);
 }
 
 void write_safetensors(const std::string& path, const TensorMap& tensors,
