@@ -1,5 +1,6 @@
 // hookrt — command-line entry. Exit status: 0 success, 2 bad usage or input (the message names the
-// argument, file or key), 1 any other failure, 130 interrupted.
+// argument, file or key), 1 any other failure, 3 a training run halted by its explosion policy,
+// 130 interrupted.
 #include <exception>
 #include <iostream>
 
@@ -15,6 +16,7 @@ int main(int argc, char** argv) {
   hookrt::cli::add_info_command(app, status);
   hookrt::cli::add_init_weights_command(app, status);
   hookrt::cli::add_run_command(app, status);
+  hookrt::cli::add_train_command(app, status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& help) {
