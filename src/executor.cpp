@@ -77,6 +77,8 @@ StepResult Executor::step(const Tensor& input, const Tensor& labels) {
   auto sink = [this](const ProbeRecord& record) {
     for (const auto& subscriber : subscribers_) subscriber(record);
   };
+  const bool gated = backward && options_.mode == Mode::Train && update_gate_;
+  const BufferSnapshot buffers_before = gated ? snapshot_buffers() : BufferSnapshot{};
   detail::StepRunner runner(model_, *backend_, *state_, options_, step_, backward, sink);
   // A batch already on the backend's device (a data loader's, a benchmark's) is used in place.
   const Tensor device_input = input.device() == backend_->device() ? input : backend_->from_host(input);
@@ -105,8 +107,12 @@ StepResult Executor::step(const Tensor& input, const Tensor& labels) {
   }
   last_update_skipped_ = false;
   if (backward && options_.mode == Mode::Train) {
-    if (gate_update() == UpdateAction::Apply) apply_sgd();
-    else last_update_skipped_ = true;
+    if (gate_update() == UpdateAction::Apply) {
+      apply_sgd();
+    } else {
+      restore_buffers(buffers_before);
+      last_update_skipped_ = true;
+    }
     state_->grads.clear();
   }
   result.logits = backend_->to_host(logits);
@@ -145,6 +151,28 @@ class DeviceGradients final : public ParameterGradients {
   std::map<std::string, Tensor>& grads_;
 };
 }  // namespace
+
+// A skipped update leaves the model as the step found it: batch norm's running statistics and
+// batch counters, which the forward has already moved (possibly to Inf or NaN), are put back.
+Executor::BufferSnapshot Executor::snapshot_buffers() {
+  BufferSnapshot snapshot;
+  for (const Module& module : model_.modules())
+    for (const std::string& key : module.buffers) {
+      if (auto on_backend = state_->tensors.find(key); on_backend != state_->tensors.end()) {
+        Tensor copy = backend_->empty(on_backend->second.shape());
+        backend_->copy(on_backend->second, copy);
+        snapshot.tensors.emplace_back(key, std::move(copy));
+      } else {
+        snapshot.counters.emplace_back(key, model_.tensor(key).data<int64_t>()[0]);
+      }
+    }
+  return snapshot;
+}
+
+void Executor::restore_buffers(const BufferSnapshot& snapshot) {
+  for (const auto& [key, saved] : snapshot.tensors) backend_->copy(saved, state_->tensors.at(key));
+  for (const auto& [key, count] : snapshot.counters) model_.tensor(key).data<int64_t>()[0] = count;
+}
 
 UpdateAction Executor::gate_update() {
   if (!update_gate_) return UpdateAction::Apply;

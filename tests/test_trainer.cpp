@@ -2,6 +2,7 @@
 // provoked explosion (warn, clip, skip, halt), interruption, and resuming from a checkpoint.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
 
@@ -103,6 +104,28 @@ TEST_F(Trainer, ClipScalesFlaggedParameterGradientsToTheirThreshold) {
   const auto clips = events_of(dir.path().string(), "clip");
   ASSERT_FALSE(clips.empty());
   for (const auto& clip : clips) EXPECT_LT(clip["max_norm"].get<double>(), clip["norm"].get<double>());
+}
+
+// A spike that overflows the weights makes the forward non-finite: the run names the module that
+// produced the first Inf/NaN from a finite input, and clip, which cannot clip NaN, drops the
+// update so that the weights stay finite.
+TEST_F(Trainer, NonFiniteValuesAreTracedToTheirProducerAndNeverReachTheWeightsUnderClip) {
+  TempDir dir;
+  TrainOptions o = options(dir.path().string(), 10);
+  o.schedule.spikes = {{5, 3, 1e30}};
+  o.policy = ExplosionPolicy::Clip;
+  const TrainOutcome outcome = run(o);
+  const auto origins = events_of(dir.path().string(), "nonfinite");
+  ASSERT_FALSE(origins.empty()) << testing::read_text(dir.file("events.jsonl"));
+  EXPECT_EQ(origins.front()["phase"], "forward");
+  const std::string producer = origins.front()["producer"];
+  EXPECT_TRUE(model().has_module(producer)) << producer;
+  EXPECT_NE(outcome.verdict.find("produced by " + producer), std::string::npos) << outcome.verdict;
+  EXPECT_FALSE(events_of(dir.path().string(), "skip").empty());
+  for (const auto& [key, tensor] : read_checkpoint(dir.file("checkpoint.safetensors")).weights) {
+    if (tensor.dtype() != DType::F32) continue;
+    for (int64_t i = 0; i < tensor.numel(); ++i) ASSERT_TRUE(std::isfinite(tensor.data<float>()[i])) << key;
+  }
 }
 
 TEST_F(Trainer, HaltWritesACheckpointBeforeTheExplosiveUpdateAndStops) {

@@ -47,8 +47,9 @@ class ParameterGradients {
 enum class UpdateAction { Apply, Skip };
 
 // Decides, after every record of a train step has been delivered and before the optimizer runs,
-// whether the step updates the parameters; it may rescale gradients first. Training tools use it
-// for explosion policies (clip, skip, halt).
+// whether the step updates the parameters; it may rescale gradients first. A skipped step also
+// puts batch norm's running statistics back, so the model is as the step found it. Training
+// tools use it for explosion policies (clip, skip, halt).
 using UpdateGate = std::function<UpdateAction(int64_t step, ParameterGradients& gradients)>;
 
 class Executor {
@@ -83,6 +84,12 @@ class Executor {
  private:
   void apply_sgd();
   UpdateAction gate_update();
+  struct BufferSnapshot {
+    TensorMap tensors;                                  // float buffers, on the backend
+    std::vector<std::pair<std::string, int64_t>> counters;  // num_batches_tracked, on the host
+  };
+  BufferSnapshot snapshot_buffers();
+  void restore_buffers(const BufferSnapshot& snapshot);
 
   struct State;
   Model& model_;
