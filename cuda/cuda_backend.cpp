@@ -83,7 +83,7 @@ void CudaBackend::copy(const Tensor& src, Tensor& dst) {
   } else if (from_device) {
     transfer_.to_host(src.raw_data(), dst.raw_data(), bytes);
   } else if (to_device) {
-    transfer_.from_host(src.raw_data(), dst.raw_data(), bytes);
+    upload(src.raw_data(), dst.raw_data(), bytes);
   } else {
     std::memmove(dst.raw_data(), src.raw_data(), bytes);
   }
@@ -100,8 +100,14 @@ Tensor CudaBackend::to_host(const Tensor& tensor) {
 Tensor CudaBackend::from_host(const Tensor& host) {
   require_host(host, "from_host", "host");
   Tensor device_tensor = empty(host.shape(), host.dtype());
-  transfer_.from_host(host.raw_data(), device_tensor.raw_data(), host.nbytes());
+  upload(host.raw_data(), device_tensor.raw_data(), host.nbytes());
   return device_tensor;
+}
+
+// Page-locked batches from empty_host() go up in one asynchronous copy; other host memory
+// through the staging buffer.
+void CudaBackend::upload(const void* host_src, void* device_dst, size_t bytes) {
+  if (!pinned_->upload(host_src, device_dst, bytes, stream())) transfer_.from_host(host_src, device_dst, bytes);
 }
 
 void CudaBackend::synchronize() { stream_->synchronize(); }

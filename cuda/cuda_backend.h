@@ -1,11 +1,13 @@
 #pragma once
 // CudaBackend — the Backend on one CUDA device: tensors from a stream-ordered pool, every op queued
 // on the backend's one stream (cuDNN for convolution and batch norm, cuBLAS for the linear layer,
-// our kernels for the rest), and host copies through a pinned staging buffer. Methods return once
-// the work is queued; results are read with to_host (which waits) or after synchronize().
-// F32 only. Outputs that are undefined are allocated where their shape follows from the inputs,
-// as in the CPU backend. Not thread-safe: one executor drives one backend, from threads whose
-// current CUDA device is options.device (the constructor makes it current for its own thread).
+// our kernels for the rest), and host copies through a pinned staging buffer, or straight from
+// the page-locked batches that empty_host() makes. Methods return once the work is queued;
+// results are read with to_host (which waits) or after synchronize(). F32 only. Outputs that are
+// undefined are allocated where their shape follows from the inputs, as in the CPU backend. Not
+// thread-safe, except empty_host (loader threads call it): one executor drives one backend, from
+// threads whose current CUDA device is options.device (the constructor makes it current for its
+// own thread).
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -16,6 +18,7 @@
 #include "cudnn_conv.h"
 #include "hookrt/backend.h"
 #include "memory_pool.h"
+#include "pinned_host_pool.h"
 #include "probe_arena.h"
 #include "probe_plan.h"
 #include "resources.h"
@@ -51,6 +54,7 @@ class CudaBackend final : public Backend {
   void copy(const Tensor& src, Tensor& dst) override;
   Tensor to_host(const Tensor& tensor) override;
   Tensor from_host(const Tensor& host) override;
+  Tensor empty_host(const Shape& shape, DType dtype) override { return pinned_->allocate(shape, dtype); }
   void synchronize() override;
 
   // ---- elementwise ----
@@ -95,6 +99,7 @@ class CudaBackend final : public Backend {
   std::vector<DeferredProbeResults> collect_deferred_probe_results() override;
 
  private:
+  void upload(const void* host_src, void* device_dst, size_t bytes);
   // An output: allocated on the device when undefined, else checked against shape and dtype.
   void prepare_output(Tensor& t, const Shape& shape, DType dtype, const char* op, const char* name);
   // labels (N) as a device I64 tensor, checked to lie in [0, classes) on the host first.
@@ -106,6 +111,7 @@ class CudaBackend final : public Backend {
   std::shared_ptr<CudaStream> stream_;
   DeviceMemoryPool pool_;
   HostTransfer transfer_;
+  std::shared_ptr<PinnedHostPool> pinned_ = PinnedHostPool::create();
   CudnnHandle cudnn_;
   CublasHandle cublas_;
   Workspace workspace_;

@@ -85,6 +85,9 @@ class Backend {
   virtual void copy(const Tensor& src, Tensor& dst) = 0;  // any device pair this backend can reach
   virtual Tensor to_host(const Tensor& tensor) = 0;       // always a new host tensor
   virtual Tensor from_host(const Tensor& host) = 0;       // a new tensor on this backend
+  // Host memory this backend uploads from fastest (page-locked on CUDA, where from_host is then
+  // one asynchronous copy): data loaders fill batches in it. Thread-safe: loader threads call it.
+  virtual Tensor empty_host(const Shape& shape, DType dtype = DType::F32) { return Tensor::empty(shape, dtype); }
   virtual void synchronize() = 0;
 
   // ---- elementwise ----

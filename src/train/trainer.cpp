@@ -306,6 +306,9 @@ TrainOutcome TrainingRun::run() {
   const int64_t start = options_.resume ? options_.resume->steps_done : 0;
   data::LoaderOptions loader_options = options_.loader;
   loader_options.start_batch = start;
+  // Batches land in memory the backend uploads from fastest (page-locked on a GPU).
+  if (!loader_options.allocate)
+    loader_options.allocate = [&backend = executor_.backend()](const Shape& shape) { return backend.empty_host(shape); };
   try {
     data::BatchLoader loader(options_.dataset, loader_options);
     for (int64_t step = start; step < options_.steps && !halt_; ++step) {
