@@ -43,6 +43,19 @@ TEST(CliTrain, ARunWritesItsFilesAndSaysWhereTheReportIs) {
     EXPECT_TRUE(std::filesystem::exists(dir.file(name))) << name;
 }
 
+// On a terminal the progress is one bar redrawn in place; `script` gives the run a terminal.
+TEST(CliTrain, OnATerminalProgressIsABarRedrawnInPlace) {
+  if (!std::filesystem::exists("/usr/bin/script")) GTEST_SKIP() << "util-linux's script (to give a run a terminal) is missing";
+  TempDir dir;
+  std::string command;
+  for (const std::string& arg : with({HOOKRT_CLI_PATH}, small_run(dir.path().string(), 3))) command += "'" + arg + "' ";
+  const ProcessResult r = run_process({"/usr/bin/script", "-qfec", command, "/dev/null"}, kCliTimeout);
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  EXPECT_TRUE(contains(r.out, "\r\033[K[")) << "no in-place redraw: " << r.out;
+  EXPECT_TRUE(contains(r.out, "[########################] step 3/3")) << r.out;
+  EXPECT_TRUE(contains(r.out, "ETA")) << r.out;
+}
+
 TEST(CliTrain, TheHaltPolicyStopsWithExitThreeAfterWritingEverything) {
   TempDir dir;
   const ProcessResult r = hookrt_cli(with(small_run(dir.path().string(), 20),

@@ -20,6 +20,7 @@
 #include "hookrt/data.h"
 #include "hookrt/io.h"
 #include "random.h"
+#include "support/errors.h"
 #include "support/temp_dir.h"
 
 namespace hookrt::data {
@@ -28,17 +29,7 @@ namespace {
 namespace fs = std::filesystem;
 using hookrt::testing::TempDir;
 
-// Runs `action`, requires Error(BadInput), and returns its message.
-std::string bad_input_message(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const Error& e) {
-    EXPECT_EQ(static_cast<int>(e.kind()), static_cast<int>(ErrorKind::BadInput)) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "expected hookrt::Error(BadInput), nothing was thrown";
-  return "";
-}
+using hookrt::testing::bad_input_message;
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;

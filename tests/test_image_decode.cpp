@@ -19,6 +19,7 @@
 #include "hookrt/data.h"
 #include "hookrt/io.h"
 #include "random.h"
+#include "support/errors.h"
 #include "support/reference_data.h"
 #include "support/run_process.h"
 #include "support/temp_dir.h"
@@ -127,17 +128,7 @@ std::vector<uint8_t> gradient(int width, int height) {
   return pixels;
 }
 
-// Runs `action`, requires Error(BadInput), and returns its message.
-std::string bad_input_message(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const Error& e) {
-    EXPECT_EQ(static_cast<int>(e.kind()), static_cast<int>(ErrorKind::BadInput)) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "expected hookrt::Error(BadInput), nothing was thrown";
-  return "";
-}
+using hookrt::testing::bad_input_message;
 
 void expect_pixels(const Tensor& image, int width, int height, const std::vector<uint8_t>& rgb,
                    int tolerance) {
