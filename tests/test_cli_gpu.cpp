@@ -1,10 +1,11 @@
 // `hookrt run --device cuda` end to end: two hooked train steps on the GPU (TF32 off) write the
 // same stats.jsonl and captures.safetensors as on the CPU — the same records in the same order,
-// counts equal, float figures and captured tensors within the whole-step tolerance. Skips where no
-// GPU is usable.
+// counts equal, float figures and captured tensors within the whole-step tolerance. And `hookrt
+// train --device cuda` profiles and halts like the CPU run. Skips where no GPU is usable.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -105,6 +106,38 @@ TEST(CliGpu, TrainRunWritesTheCpuRunsRecordsAndCaptures) {
     }
     EXPECT_LE(worst, 1e-3 * largest) << key;
   }
+}
+
+// `hookrt train --device cuda`: the profiler's records arrive in the CPU run's order (the same
+// firings, module by module), a provoked explosion is flagged on the same step, and the halt
+// policy stops the run with exit 3 after writing the report and the checkpoint.
+TEST(CliGpu, TrainProfilesLikeTheCpuAndHaltsOnTheSameStep) {
+  const GpuScan scan = scan_gpus();
+  if (!scan.problem.empty()) GTEST_SKIP() << "GPU test skipped: " << scan.problem;
+  auto train = [](const std::string& device, const testing::TempDir& out) {
+    return hookrt_cli({"train", "--device", device, "--no-tf32", "--steps", "12", "--batch", "4", "--size", "32",
+                       "--images", "32", "--classes", "5", "--workers", "1", "--lr", "0.02", "--lr-spike", "5:2000",
+                       "--policy", "halt", "--explosion-factor", "4", "--explosion-min-history", "3", "--out",
+                       out.path().string(), "--quiet"});
+  };
+  const testing::TempDir cpu_out, gpu_out;
+  const testing::ProcessResult cpu = train("cpu", cpu_out), gpu = train("cuda", gpu_out);
+  ASSERT_EQ(cpu.exit_code, 3) << cpu.describe();
+  ASSERT_EQ(gpu.exit_code, 3) << gpu.describe();
+  const auto cpu_records = testing::parse_jsonl(testing::read_text(cpu_out.file("stats.jsonl")));
+  const auto gpu_records = testing::parse_jsonl(testing::read_text(gpu_out.file("stats.jsonl")));
+  ASSERT_EQ(gpu_records.size(), cpu_records.size());
+  for (size_t i = 0; i < cpu_records.size(); ++i)
+    for (const char* key : {"step", "when", "module", "call", "tensor"})
+      ASSERT_EQ(gpu_records[i].value(key, Json()), cpu_records[i].value(key, Json())) << "record " << i << " " << key;
+  auto halt_step = [](const testing::TempDir& out) {
+    for (const Json& event : testing::parse_jsonl(testing::read_text(out.file("events.jsonl"))))
+      if (event["event"] == "halt") return event["step"].get<int64_t>();
+    return int64_t{-1};
+  };
+  EXPECT_EQ(halt_step(gpu_out), halt_step(cpu_out));
+  EXPECT_TRUE(testing::contains(testing::read_text(gpu_out.file("report.html")), "</html>"));
+  EXPECT_TRUE(std::filesystem::exists(gpu_out.file("checkpoint.safetensors")));
 }
 
 }  // namespace
