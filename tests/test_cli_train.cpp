@@ -38,7 +38,7 @@ TEST(CliTrain, ARunWritesItsFilesAndSaysWhereTheReportIs) {
   const ProcessResult r = hookrt_cli(small_run(dir.path().string(), 3));
   ASSERT_EQ(r.exit_code, 0) << r.describe();
   EXPECT_TRUE(contains(r.out, "report: " + dir.file("report.html"))) << r.out;
-  EXPECT_TRUE(contains(r.err, "step 3/3")) << r.err;  // plain progress lines when not a terminal
+  EXPECT_TRUE(contains(r.err, "3/3 steps")) << r.err;  // plain progress lines when not a terminal
   for (const char* name : {"stats.jsonl", "events.jsonl", "layers.csv", "report.html", "checkpoint.safetensors"})
     EXPECT_TRUE(std::filesystem::exists(dir.file(name))) << name;
 }
@@ -52,7 +52,7 @@ TEST(CliTrain, OnATerminalProgressIsABarRedrawnInPlace) {
   const ProcessResult r = run_process({"/usr/bin/script", "-qfec", command, "/dev/null"}, kCliTimeout);
   ASSERT_EQ(r.exit_code, 0) << r.describe();
   EXPECT_TRUE(contains(r.out, "\r\033[K[")) << "no in-place redraw: " << r.out;
-  EXPECT_TRUE(contains(r.out, "[########################] step 3/3")) << r.out;
+  EXPECT_TRUE(contains(r.out, "[########################] 3/3 steps")) << r.out;
   EXPECT_TRUE(contains(r.out, "ETA")) << r.out;
 }
 

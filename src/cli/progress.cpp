@@ -32,7 +32,8 @@ std::string Progress::line(const StepProgress& p) const {
   const double eta = done_here > 0 ? elapsed / done_here * static_cast<double>(p.total_steps - p.step) : NAN;
   std::ostringstream text;
   text.precision(4);
-  text << "step " << p.step << "/" << p.total_steps << "  loss " << p.loss << "  lr " << p.lr << "  "
+  // Steps done out of the total; messages name a step by its index, as stats.jsonl does.
+  text << p.step << "/" << p.total_steps << " steps  loss " << p.loss << "  lr " << p.lr << "  "
        << static_cast<int64_t>(p.images_per_second) << " img/s  flagged " << p.flagged_layers << "  ETA "
        << duration(eta);
   return text.str();
