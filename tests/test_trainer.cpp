@@ -95,6 +95,21 @@ TEST_F(Trainer, SkipDropsTheFlaggedUpdate) {
   EXPECT_EQ(skips.front()["step"], 6);
 }
 
+// A spike big enough to leave the weights damaged keeps every later step flagged: skipping them
+// all would freeze training, so the run halts after max_consecutive_skips.
+TEST_F(Trainer, SkipHaltsWhenTheExplosionOutlastsTheSkipLimit) {
+  TempDir dir;
+  TrainOptions o = options(dir.path().string(), 20);
+  o.schedule.spikes = {{5, 1, 1e6}};
+  o.policy = ExplosionPolicy::Skip;
+  o.max_consecutive_skips = 2;
+  const TrainOutcome outcome = run(o);
+  EXPECT_EQ(outcome.status, TrainStatus::Halted);
+  EXPECT_EQ(events_of(dir.path().string(), "skip").size(), 2u);
+  ASSERT_EQ(events_of(dir.path().string(), "halt").size(), 1u);
+  EXPECT_EQ(events_of(dir.path().string(), "halt")[0]["step"], 8);
+}
+
 TEST_F(Trainer, ClipScalesFlaggedParameterGradientsToTheirThreshold) {
   TempDir dir;
   TrainOptions o = options(dir.path().string(), 8);

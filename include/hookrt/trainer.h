@@ -25,7 +25,7 @@ namespace hookrt {
 enum class ExplosionPolicy {
   Warn,  // log it and train on
   Clip,  // scale each flagged parameter gradient to K x its running median (non-finite: skip)
-  Skip,  // drop the step's optimizer update
+  Skip,  // drop the step's optimizer update (halt after max_consecutive_skips in a row)
   Halt,  // drop the update, write a checkpoint and the report, stop (the CLI exits 3)
 };
 ExplosionPolicy parse_explosion_policy(const std::string& text);  // warn | clip | skip | halt
@@ -50,6 +50,8 @@ struct TrainOptions {
   LrSchedule schedule;
   LocalizerOptions localizer;
   ExplosionPolicy policy = ExplosionPolicy::Warn;
+  // Skip: flagged steps in a row after which the run halts, as the explosion outlives skipping.
+  int64_t max_consecutive_skips = 10;
   std::vector<HookSpec> hooks;                // --hook, in addition to the profiler's own
   std::vector<ConfiguredHook> config_hooks;   // --hook-config
   std::string out_dir;                        // required

@@ -22,7 +22,7 @@ struct TrainArgs {
   std::string device = "auto", schedule = "constant", policy = "warn";
   std::vector<std::string> hooks, spikes;
   int64_t steps = 0, epochs = 0, batch = 16, size = 64, resize = 0, classes = 10, synthetic_count = 2048;
-  int64_t step_size = 30, warmup = 0, window = 50, min_history = 5, checkpoint_every = 0;
+  int64_t step_size = 30, warmup = 0, window = 50, min_history = 5, checkpoint_every = 0, max_skips = 10;
   int workers = 2;
   uint64_t seed = 0;
   double lr = 0.05, momentum = 0.9, weight_decay = 0.0, dampening = 0.0, gamma = 0.1, min_lr = 0.0;
@@ -106,6 +106,7 @@ int train_main(const TrainArgs& a) {
   o.schedule = make_schedule(a, o.steps);
   o.localizer = {a.factor, a.window, a.min_history};
   o.policy = policy;
+  o.max_consecutive_skips = a.max_skips;
   for (const std::string& text : a.hooks) o.hooks.push_back(parse_hook_spec(text));
   if (!a.hook_config.empty()) o.config_hooks = read_hook_config(a.hook_config, model);
   o.out_dir = a.out;
@@ -182,6 +183,8 @@ void add_train_command(CLI::App& app, int& status) {
   cmd->add_option("--hook-config", a->hook_config, "Hooks from a YAML file (sections, layers, probes, cadence)");
   cmd->add_option("--policy", a->policy, "On a flagged step: warn, clip, skip or halt")
       ->check(CLI::IsMember({"warn", "clip", "skip", "halt"}));
+  cmd->add_option("--max-skips", a->max_skips, "skip policy: flagged steps in a row before the run halts (exit 3)")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--explosion-factor", a->factor, "Flag a gradient norm above K x its running median")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--explosion-window", a->window, "Steps in the running median")->check(CLI::PositiveNumber);

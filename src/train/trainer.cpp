@@ -162,6 +162,7 @@ class TrainingRun {
   std::optional<LayerFlag> first_flag_;
   std::optional<std::pair<int64_t, NonFiniteOrigin>> first_origin_;
   int64_t flagged_this_step_ = 0;
+  int64_t consecutive_skips_ = 0;
   bool halt_ = false;
   std::string checkpoint_path_;
 };
@@ -182,7 +183,10 @@ void TrainingRun::note(int64_t step, const std::string& kind, const std::string&
 UpdateAction TrainingRun::gate(int64_t step, ParameterGradients& grads) {
   const StepVerdict verdict = localizer_.finish_step(step);
   flagged_this_step_ = static_cast<int64_t>(verdict.flags.size());
-  if (!verdict.flagged()) return UpdateAction::Apply;
+  if (!verdict.flagged()) {
+    consecutive_skips_ = 0;
+    return UpdateAction::Apply;
+  }
   history_.add_flags(verdict);
   for (const LayerFlag& flag : verdict.flags) outputs_.event(flag_event(flag, &flag == verdict.first()));
   if (verdict.first() && !first_flag_) first_flag_ = *verdict.first();
@@ -210,6 +214,14 @@ UpdateAction TrainingRun::act_on(const StepVerdict& verdict, ParameterGradients&
       clip(verdict, grads);
       return UpdateAction::Apply;
     case ExplosionPolicy::Skip:
+      // Dropping updates cannot repair weights an earlier update already damaged: an explosion
+      // that outlasts max_consecutive_skips steps would freeze training, so the run stops instead.
+      if (++consecutive_skips_ > options_.max_consecutive_skips) {
+        note(step, "halt", "still flagged after " + std::to_string(options_.max_consecutive_skips) +
+                               " skipped updates in a row: " + where + "; stopping");
+        halt_ = true;
+        return UpdateAction::Skip;
+      }
       note(step, "skip", "update dropped: " + where + " (" + count + ")");
       return UpdateAction::Skip;
     case ExplosionPolicy::Halt:
