@@ -9,5 +9,6 @@ void add_info_command(CLI::App& app, int& status);
 void add_init_weights_command(CLI::App& app, int& status);
 void add_run_command(CLI::App& app, int& status);
 void add_train_command(CLI::App& app, int& status);
+void add_bench_command(CLI::App& app, int& status);
 
 }  // namespace hookrt::cli

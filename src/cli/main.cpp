@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   hookrt::cli::add_init_weights_command(app, status);
   hookrt::cli::add_run_command(app, status);
   hookrt::cli::add_train_command(app, status);
+  hookrt::cli::add_bench_command(app, status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& help) {

@@ -1,6 +1,6 @@
 #pragma once
-// What the train-step benchmarks share: a ResNet18 with or without the benchmark's probes, the
-// executor options, and a seeded batch with labels.
+// What the train-step benchmarks (benchmarks/ and `hookrt bench`) share: a ResNet18 with or
+// without the benchmark's probes, the executor options, and a seeded batch with labels.
 #include <cstdint>
 
 #include "hookrt/executor.h"

@@ -1,0 +1,36 @@
+// `hookrt bench`: both variants timed and printed in the PyTorch baseline's line format, the
+// ratio, and the JSON figures.
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "support/cli.h"
+#include "support/temp_dir.h"
+
+namespace hookrt::testing {
+namespace {
+
+TEST(CliBench, TimesBothVariantsAndWritesTheFigures) {
+  TempDir dir;
+  const ProcessResult r = hookrt_cli({"bench", "--device", "cpu", "--batch", "2", "--size", "32", "--steps", "2",
+                                      "--warmup", "0", "--json", dir.file("bench.json")});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  for (const char* variant : {"unhooked", "hooked"})
+    EXPECT_TRUE(std::regex_search(r.out, std::regex(std::string("hookrt ") + variant + R"( +[0-9.]+ ms/step +[0-9]+ images/s)")))
+        << variant << ": " << r.out;
+  EXPECT_TRUE(contains(r.out, "hooked/unhooked")) << r.out;
+  const auto figures = nlohmann::json::parse(read_text(dir.file("bench.json")));
+  EXPECT_EQ(figures["backend"], "cpu");
+  EXPECT_EQ(figures["batch"], 2);
+  EXPECT_GT(figures["unhooked_ms"].get<double>(), 0);
+  EXPECT_GT(figures["hooked_ms"].get<double>(), 0);
+  EXPECT_NEAR(figures["hooked_ratio"].get<double>(), figures["hooked_ms"].get<double>() / figures["unhooked_ms"].get<double>(), 1e-12);
+}
+
+TEST(CliBench, BadArgumentsExitTwo) {
+  EXPECT_EQ(hookrt_cli({"bench", "--steps", "0"}).exit_code, 2);
+  EXPECT_EQ(hookrt_cli({"bench", "--device", "tpu"}).exit_code, 2);
+}
+
+}  // namespace
+}  // namespace hookrt::testing
