@@ -118,6 +118,27 @@ TEST(CliTrain, AResumedRunContinuesFromItsCheckpoint) {
   EXPECT_TRUE(contains(bad.err, "batch")) << bad.err;
 }
 
+// Epochs count full batches of the data; a hook config adds its records to the profiler's.
+TEST(CliTrain, EpochsAndAHookConfig) {
+  TempDir dir;
+  write_text(dir.file("hooks.yaml"), R"(
+fc_histogram:
+  layers: {layer_names: [fc]}
+  hookrt:
+    Hist: {when: forward, probes: ['hist=8:-4:4'], freq: 2}
+)");
+  const ProcessResult r = hookrt_cli({"train", "--epochs", "2", "--batch", "8", "--size", "32", "--images", "24", "--classes",
+                                      "5", "--workers", "1", "--hook-config", dir.file("hooks.yaml"), "--out",
+                                      dir.file("out"), "--quiet"});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  const auto records = parse_jsonl(read_text(dir.file("out/stats.jsonl")));
+  EXPECT_EQ(records.back()["step"], 5);  // 2 epochs x 3 batches of 8
+  std::vector<int64_t> hist_steps;
+  for (const auto& record : records)
+    if (record.contains("hist")) hist_steps.push_back(record["step"].get<int64_t>());
+  EXPECT_EQ(hist_steps, (std::vector<int64_t>{0, 2, 4}));
+}
+
 TEST(CliTrain, BadUsageAndInputExitTwoNamingWhatIsWrong) {
   TempDir dir;
   const std::string out = dir.path().string();
@@ -168,6 +189,9 @@ TEST(CliTrain, ABadImageStopsTheRunByNameUnlessAskedToSkipIt) {
   const ProcessResult stops = hookrt_cli(args);
   EXPECT_EQ(stops.exit_code, 2) << stops.describe();
   EXPECT_TRUE(contains(stops.err, "broken.jpg")) << stops.err;
+  // A run stopped by an error still leaves its records and the report of the steps it made.
+  EXPECT_TRUE(contains(read_text((dir.path() / "out" / "report.html").string()), "</html>"));
+  EXPECT_TRUE(std::filesystem::exists(dir.path() / "out" / "stats.jsonl"));
   const ProcessResult skips = hookrt_cli(with(args, {"--skip-bad-images"}));
   ASSERT_EQ(skips.exit_code, 0) << skips.describe();
   const auto skipped = events((dir.path() / "out").string(), "skipped_images");
