@@ -6,6 +6,8 @@ with, on the same card in the same run (scripts/device-check).
 
 Variants, each a full train step (forward, cross-entropy, backward, SGD with momentum):
   eager            torchvision resnet18, fp32 with PyTorch's default TF32 settings
+  eager_bf16_nhwc  the same under bf16 autocast with channels_last tensors (tensor cores; fp32
+                   master weights, no loss scaling: bf16 has fp32's range)
   hooks_item       Python forward and full backward hooks on every module and a hook on every
                    parameter gradient computing hookrt's stats+zeros+nonfinite figures, each read
                    with .item() as users usually write them
@@ -100,21 +102,26 @@ class Hooks:
         self.pending = []
 
 
-def time_variant(name, args, hooks=None):
+def time_variant(name, args, hooks=None, bf16_nhwc=False):
     torch.manual_seed(0)
     model = torchvision.models.resnet18().cuda()
+    if bf16_nhwc:
+        model = model.to(memory_format=torch.channels_last)
     if hooks is not None:
         remove_inplace_ops(model)
         recorder = Hooks(model, careful=hooks == "careful")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(args.batch, 3, args.size, args.size, device="cuda")
+    if bf16_nhwc:
+        x = x.to(memory_format=torch.channels_last)
     labels = torch.arange(args.batch, device="cuda") % 1000
     times = []
     for i in range(args.warmup + args.steps):
         start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), labels)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16_nhwc):
+            loss = F.cross_entropy(model(x), labels)
         loss.backward()
         optimizer.step()
         if hooks is not None:
@@ -138,6 +145,7 @@ def main():
     result = {
         "torch": torch.__version__, "card": torch.cuda.get_device_name(), "batch": args.batch, "size": args.size,
         "eager_ms": time_variant("eager", args),
+        "eager_bf16_nhwc_ms": time_variant("eager_bf16_nhwc", args, bf16_nhwc=True),
         "hooks_careful_ms": time_variant("hooks_careful", args, hooks="careful"),
         "hooks_item_ms": time_variant("hooks_item", args, hooks="item"),
     }
