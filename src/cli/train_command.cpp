@@ -22,7 +22,7 @@ struct TrainArgs {
   std::string device = "auto", schedule = "constant", policy = "warn";
   std::vector<std::string> hooks, spikes;
   int64_t steps = 0, epochs = 0, batch = 16, size = 64, resize = 0, classes = 10, synthetic_count = 2048;
-  int64_t step_size = 30, warmup = 0, window = 50, min_history = 5, checkpoint_every = 0, max_skips = 10;
+  int64_t step_size = 30, warmup = 0, window = 50, min_history = 10, checkpoint_every = 0, max_skips = 10;
   int workers = 2;
   uint64_t seed = 0;
   double lr = 0.05, momentum = 0.9, weight_decay = 0.0, dampening = 0.0, gamma = 0.1, min_lr = 0.0;
@@ -188,7 +188,7 @@ void add_train_command(CLI::App& app, int& status) {
   cmd->add_option("--explosion-factor", a->factor, "Flag a gradient norm above K x its running median")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--explosion-window", a->window, "Steps in the running median")->check(CLI::PositiveNumber);
-  cmd->add_option("--explosion-min-history", a->min_history, "Steps observed before a series can be flagged")
+  cmd->add_option("--explosion-min-history", a->min_history, "Steps observed before a series can be flagged (default 10: early gradients move fast)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--checkpoint-every", a->checkpoint_every, "Write a checkpoint every N steps (and always at the end)");
   cmd->add_option("--out", a->out, "Output directory (default out/train)");
