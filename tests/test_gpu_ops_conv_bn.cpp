@@ -1,0 +1,275 @@
+// The CUDA backend against the CPU reference backend, op by op, forward and backward. Every op runs
+// on both backends from the same seeded host inputs (the GPU gets them through from_host) and each
+// result is compared per tensor, with a tolerance that says why it was chosen. As in ggml's
+// test-backend-ops, every output a test allocates sits between guard bytes that must survive the
+// op, and starts as NaN so that an element the op never writes shows. GPU tests start with
+// HOOKRT_GPU_OR_SKIP(gpu) and skip, saying why, where there is no GPU or no CUDA build.
+// This file: convolution (forward, backward data and filter) and batch norm (training and inference); the harness is tests/support/gpu_ops.h.
+#include <gtest/gtest.h>
+
+#include "support/gpu_ops.h"
+
+namespace hookrt {
+namespace {
+
+using namespace testing::gpu_ops;
+
+// ---- convolution ---------------------------------------------------------------------------------
+
+struct ConvCase {
+  std::string name;
+  int64_t n, c, h, w, k, r, s;
+  int stride, padding;
+  Shape x() const { return {n, c, h, w}; }
+  Shape weight() const { return {k, c, r, s}; }
+  Shape y() const { return {n, k, (h + 2 * padding - r) / stride + 1, (w + 2 * padding - s) / stride + 1}; }
+  Conv2dGeometry geometry() const { return {.stride = stride, .padding = padding}; }
+};
+void PrintTo(const ConvCase& c, std::ostream* os) { *os << c.name; }
+
+// Shapes drawn from a fixed seed: kernels 1/3/5/7 (sometimes rectangular), strides 1-3, padding up
+// to half the smaller kernel side, 1-20 channels, inputs at least as large as the padded kernel.
+std::vector<ConvCase> seeded_conv_cases(int count) {
+  Pcg32 rng(0xC0417);
+  const int64_t kernels[] = {1, 3, 5, 7};
+  std::vector<ConvCase> cases;
+  for (int i = 0; i < count; ++i) {
+    ConvCase c{};
+    c.n = 1 + rng.below(3);
+    c.c = 1 + rng.below(20);
+    c.k = 1 + rng.below(20);
+    c.r = kernels[rng.below(4)];
+    c.s = rng.below(4) == 0 ? kernels[rng.below(4)] : c.r;
+    c.stride = 1 + static_cast<int>(rng.below(3));
+    c.padding = static_cast<int>(rng.below(static_cast<uint32_t>(std::min(c.r, c.s) / 2 + 1)));
+    c.h = std::max<int64_t>(c.r - 2 * c.padding, 1) + rng.below(20);
+    c.w = std::max<int64_t>(c.s - 2 * c.padding, 1) + rng.below(20);
+    c.name = "Seeded" + std::to_string(i) + "_N" + std::to_string(c.n) + "C" + std::to_string(c.c) + "H" +
+             std::to_string(c.h) + "W" + std::to_string(c.w) + "_K" + std::to_string(c.k) + "_" +
+             std::to_string(c.r) + "x" + std::to_string(c.s) + "_Stride" + std::to_string(c.stride) + "_Pad" +
+             std::to_string(c.padding);
+    cases.push_back(c);
+  }
+  return cases;
+}
+
+std::vector<ConvCase> conv_cases() {
+  std::vector<ConvCase> cases = {
+      {"ResNetStem_3to64_64x64_7x7_Stride2_Pad3", 2, 3, 64, 64, 64, 7, 7, 2, 3},
+      {"ResNetLayer1_64x56x56_3x3", 4, 64, 56, 56, 64, 3, 3, 1, 1},
+      {"ResNetDownsample_64to128_56x56_3x3_Stride2", 2, 64, 56, 56, 128, 3, 3, 2, 1},
+      {"ResNetShortcut_64to128_56x56_1x1_Stride2", 2, 64, 56, 56, 128, 1, 1, 2, 0},
+      {"ResNetLayer4_512x7x7_3x3", 2, 512, 7, 7, 512, 3, 3, 1, 1},
+      {"Batch1_OddSizes_3x3_Stride2_Pad1", 1, 3, 9, 7, 5, 3, 3, 2, 1},
+      {"OddChannels_13to21_17x19_3x3", 3, 13, 17, 19, 21, 3, 3, 1, 1},
+      {"Pointwise_37to29_11x11", 2, 37, 11, 11, 29, 1, 1, 1, 0},
+      {"Batch1_7x7_Stride1_Pad3", 1, 5, 15, 15, 6, 7, 7, 1, 3},
+      {"StrideLeavesTheLastRowUnused_3x3_Stride2_Pad0", 2, 4, 8, 8, 3, 3, 3, 2, 0},
+      {"Rectangular_1x3_Stride2", 2, 4, 8, 9, 5, 1, 3, 2, 0},
+      {"Batch1_OnePixel_Pointwise", 1, 7, 1, 1, 3, 1, 1, 1, 0},
+  };
+  for (const ConvCase& c : seeded_conv_cases(4)) cases.push_back(c);
+  return cases;
+}
+
+const std::vector<ConvCase> kConvCases = conv_cases();
+
+class Conv2dTest : public ::testing::TestWithParam<ConvCase> {
+ protected:
+  const ConvCase& c() const { return GetParam(); }
+  uint64_t seed() const { return seed_of(c().name); }
+  Op forward() const {
+    return [this, x = uniform(c().x(), seed()), w = uniform(c().weight(), seed() + 1)](OpRun& run) {
+      Tensor y = run.output(c().y());
+      run.backend().conv2d_forward(run.input(x), run.input(w), y, c().geometry());
+      return Results{{"y", run.result(y), kConvolution}};
+    };
+  }
+};
+
+TEST_P(Conv2dTest, ForwardMatchesCpu) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  expect_gpu_matches_cpu(*gpu, forward());
+}
+
+TEST_P(Conv2dTest, ForwardAllocatesAnUndefinedY) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  expect_gpu_matches_cpu(*gpu, forward(), Outputs::Undefined);
+}
+
+TEST_P(Conv2dTest, BackwardDataMatchesCpu) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  const Tensor dy = uniform(c().y(), seed() + 2), w = uniform(c().weight(), seed() + 3);
+  expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+    Tensor dx = run.allocated_output(c().x());  // both backends need dx allocated: stride hides H, W
+    run.backend().conv2d_backward_data(run.input(dy), run.input(w), dx, c().geometry());
+    return Results{{"dx", run.result(dx), kConvolution}};
+  });
+}
+
+TEST_P(Conv2dTest, BackwardFilterMatchesCpu) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  const Tensor x = uniform(c().x(), seed() + 4), dy = uniform(c().y(), seed() + 5);
+  expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+    Tensor dw = run.allocated_output(c().weight());  // both backends need dw allocated
+    run.backend().conv2d_backward_filter(run.input(x), run.input(dy), dw, c().geometry());
+    return Results{{"dw", run.result(dw), kConvolution}};
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, Conv2dTest, ::testing::ValuesIn(kConvCases), case_name<ConvCase>);
+
+// ---- batch norm ----------------------------------------------------------------------------------
+
+struct BatchNormCase {
+  std::string name;
+  Shape shape;  // (N, C, ...)
+  double momentum = 0.1;
+  double eps = 1e-5;
+};
+void PrintTo(const BatchNormCase& c, std::ostream* os) { *os << c.name; }
+
+std::vector<BatchNormCase> batchnorm_cases() {
+  std::vector<BatchNormCase> cases = {
+      {"ResNetLayer1_4x64x56x56", {4, 64, 56, 56}},
+      {"ResNetLayer4_16x512x7x7", {16, 512, 7, 7}},
+      {"Batch1_OddSizes_13Channels_5x7", {1, 13, 5, 7}},
+      {"OneValuePerPlane_2x21x1x1", {2, 21, 1, 1}},
+      {"Features_5x10", {5, 10}},
+      {"Momentum0.3_Eps1e-3_3x7x6x5", {3, 7, 6, 5}, 0.3, 1e-3},
+  };
+  cases[5].name = "Momentum0p3_Eps1em3_3x7x6x5";  // gtest names: letters, digits and _
+  Pcg32 rng(0xBA7C4);
+  for (int i = 0; i < 3; ++i) {
+    BatchNormCase c;
+    const int64_t n = 1 + rng.below(4), channels = 1 + rng.below(20);
+    int64_t h = 1 + rng.below(9);
+    const int64_t w = 1 + rng.below(9);
+    if (n * h * w < 2) h = 2;  // training needs more than one value per channel
+    c.shape = {n, channels, h, w};
+    c.name = "Seeded" + std::to_string(i) + "_" + std::to_string(n) + "x" + std::to_string(channels) + "x" +
+             std::to_string(h) + "x" + std::to_string(w);
+    cases.push_back(c);
+  }
+  return cases;
+}
+
+const std::vector<BatchNormCase> kBatchNormCases = batchnorm_cases();
+
+// Channel c holds offset_c + scale_c·u with offsets in [-1, 1) and scales in [0.5, 2): batch means
+// are not all near zero, so save_mean is compared against a scale it actually has.
+Tensor batchnorm_input(const Shape& shape, uint64_t seed) {
+  Tensor x = uniform(shape, seed);
+  const int64_t n = shape[0], channels = shape[1], plane = x.numel() / std::max<int64_t>(n * channels, 1);
+  const Tensor offset = uniform({channels}, seed + 1), scale = uniform({channels}, seed + 2, 0.5, 2.0);
+  float* p = x.data<float>();
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t c = 0; c < channels; ++c)
+      for (int64_t j = 0; j < plane; ++j) {
+        float& v = p[(i * channels + c) * plane + j];
+        v = offset.data<float>()[c] + scale.data<float>()[c] * v;
+      }
+  return x;
+}
+
+class BatchNormTest : public ::testing::TestWithParam<BatchNormCase> {
+ protected:
+  void SetUp() override {
+    const uint64_t seed = seed_of(GetParam().name);
+    const Shape channels{GetParam().shape[1]};
+    x_ = batchnorm_input(GetParam().shape, seed);
+    dy_ = uniform(GetParam().shape, seed + 3);
+    weight_ = uniform(channels, seed + 4, 0.5, 1.5);
+    bias_ = uniform(channels, seed + 5, -0.5, 0.5);
+    running_mean_ = uniform(channels, seed + 6, -0.5, 0.5);
+    running_var_ = uniform(channels, seed + 7, 0.5, 2.0);
+  }
+  BatchNormOptions options(BatchNormMode mode) const {
+    return {.mode = mode, .eps = GetParam().eps, .momentum = GetParam().momentum};
+  }
+  Shape channels() const { return {GetParam().shape[1]}; }
+
+  Op forward(BatchNormMode mode) const {
+    return [this, mode](OpRun& run) {
+      Tensor running_mean = run.in_out(running_mean_), running_var = run.in_out(running_var_);
+      Tensor y = run.output(x_.shape()), mean = run.output(channels()), invstd = run.output(channels());
+      run.backend().batchnorm_forward(run.input(x_), run.input(weight_), run.input(bias_), running_mean, running_var,
+                                      y, mean, invstd, options(mode));
+      // Inference must leave the running statistics untouched (the CPU's are), bit for bit.
+      const Tolerance& running = mode == BatchNormMode::Training ? kFp32 : kExact;
+      return Results{{"y", run.result(y), kFp32},
+                     {"save_mean", run.result(mean), kFp32},
+                     {"save_invstd", run.result(invstd), kFp32},
+                     {"running_mean", run.result(running_mean), running},
+                     {"running_var", run.result(running_var), running}};
+    };
+  }
+
+  // Both backends differentiate with the saved statistics of the CPU's forward, so that the
+  // backward is compared on identical inputs.
+  Op backward(BatchNormMode mode) const {
+    auto cpu = make_cpu_backend();
+    Tensor running_mean = running_mean_.clone(), running_var = running_var_.clone(), y, mean, invstd;
+    cpu->batchnorm_forward(x_, weight_, bias_, running_mean, running_var, y, mean, invstd, options(mode));
+    return [this, mode, mean, invstd](OpRun& run) {
+      Tensor dx = run.output(x_.shape()), dweight = run.output(channels()), dbias = run.output(channels());
+      run.backend().batchnorm_backward(run.input(dy_), run.input(x_), run.input(weight_), run.input(mean),
+                                       run.input(invstd), dx, dweight, dbias, options(mode));
+      return Results{{"dx", run.result(dx), kFp32},
+                     {"dweight", run.result(dweight), kFp32},
+                     {"dbias", run.result(dbias), kFp32}};
+    };
+  }
+
+  Tensor x_, dy_, weight_, bias_, running_mean_, running_var_;
+};
+
+TEST_P(BatchNormTest, TrainingForwardMatchesCpuIncludingRunningStatistics) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  expect_gpu_matches_cpu(*gpu, forward(BatchNormMode::Training));
+}
+
+TEST_P(BatchNormTest, TrainingForwardAllocatesUndefinedOutputs) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  expect_gpu_matches_cpu(*gpu, forward(BatchNormMode::Training), Outputs::Undefined);
+}
+
+TEST_P(BatchNormTest, TrainingBackwardMatchesCpu) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  expect_gpu_matches_cpu(*gpu, backward(BatchNormMode::Training));
+}
+
+TEST_P(BatchNormTest, TrainingBackwardAllocatesUndefinedOutputs) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  expect_gpu_matches_cpu(*gpu, backward(BatchNormMode::Training), Outputs::Undefined);
+}
+
+TEST_P(BatchNormTest, InferenceForwardMatchesCpuAndKeepsRunningStatistics) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  expect_gpu_matches_cpu(*gpu, forward(BatchNormMode::Inference));
+}
+
+TEST_P(BatchNormTest, InferenceBackwardMatchesCpu) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  expect_gpu_matches_cpu(*gpu, backward(BatchNormMode::Inference));
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, BatchNormTest, ::testing::ValuesIn(kBatchNormCases), case_name<BatchNormCase>);
+
+TEST(GpuOpsCases, ConvolutionsCoverBatch1Stride2Padding1x1And7x7OddChannelsAndResNetShapes) {
+  bool batch1 = false, stride2 = false, padded = false, pointwise = false, seven = false, odd_channels = false,
+       resnet = false;
+  for (const ConvCase& c : kConvCases) {
+    batch1 |= c.n == 1;
+    stride2 |= c.stride == 2;
+    padded |= c.padding > 0;
+    pointwise |= c.r == 1 && c.s == 1;
+    seven |= c.r == 7 && c.s == 7;
+    odd_channels |= c.c % 8 != 0 && c.k % 8 != 0;
+    resnet |= c.c == 64 && c.h == 56 && c.w == 56 && c.r == 3;
+  }
+  EXPECT_TRUE(batch1 && stride2 && padded && pointwise && seven && odd_channels && resnet);
+}
+
+}  // namespace
+}  // namespace hookrt
