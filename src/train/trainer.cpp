@@ -266,7 +266,7 @@ void TrainingRun::train_one(int64_t step, data::BatchLoader& loader) {
   flagged_this_step_ = 0;
   const StepResult result = executor_.step(batch.images, batch.labels);
   const double loss = result.loss.value_or(std::numeric_limits<double>::quiet_NaN());
-  history_.end_step(step, loss, lr);
+  history_.end_step(step, loss, lr, localizer_);
   outputs_.flush();
   if (options_.on_progress) {
     const double seconds = std::chrono::duration<double>(Clock::now() - begin).count();

@@ -11,10 +11,8 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 std::string layer_name(const ProbeRecord& r) { return r.call > 0 ? r.module + "#" + std::to_string(r.call) : r.module; }
 
-// The L2 norm a heatmap cell shows: +inf when the tensor held NaN or Inf, whose norm is not finite.
-double norm_of(const StatsResult& stats) {
-  return stats.nan + stats.posinf + stats.neginf > 0 ? std::numeric_limits<double>::infinity() : stats.l2;
-}
+// "layer1.0.relu#1" -> "layer1.0.relu".
+std::string module_of(const std::string& layer) { return layer.substr(0, layer.find('#')); }
 
 template <class T>
 const T* result_of(const ProbeRecord& r) {
@@ -29,47 +27,45 @@ bool TrainingHistory::is_leaf(const std::string& module) const {
   return model_.has_module(module) && model_.module(module).children.empty();
 }
 
-TrainingHistory::Layer& TrainingHistory::layer(const std::string& name, const std::string& module) {
+TrainingHistory::Layer& TrainingHistory::layer(const std::string& name) {
   auto [it, added] = layers_.try_emplace(name);
   if (added) {
     order_.push_back(name);
-    it->second.kind = kind_name(model_.module(module).kind);
+    it->second.kind = kind_name(model_.module(module_of(name)).kind);
     it->second.grad_norm.assign(steps_.size(), kNaN);  // not observed before it appeared
   }
   return it->second;
 }
 
 void TrainingHistory::observe(const ProbeRecord& r) {
-  if (!is_leaf(r.module)) return;  // containers repeat their children's tensors
-  if (r.when == HookWhen::Backward && r.tensor == "grad_output") {
-    if (const auto* stats = result_of<StatsResult>(r)) {
-      layer(layer_name(r), r.module);
-      this_step_[layer_name(r)] = norm_of(*stats);
-    }
-  } else if (r.when == HookWhen::Forward && r.tensor == "output") {
-    Activation& a = activations_[layer_name(r)];
-    if (const auto* stats = result_of<StatsResult>(r)) {
-      a.mean = stats->mean.value_or(kNaN);
-      a.std = stats->std.value_or(kNaN);
-      a.seen = true;
-    }
-    if (const auto* zeros = result_of<ZerosResult>(r)) {
-      a.zero_fraction = zeros->zero_fraction;
-      a.dead_channels = zeros->dead_channels;
-      a.channels = zeros->channels;
-    }
+  if (r.when != HookWhen::Forward || r.tensor != "output" || !is_leaf(r.module)) return;
+  Activation& a = activations_[layer_name(r)];
+  if (const auto* stats = result_of<StatsResult>(r)) {
+    a.mean = stats->mean.value_or(kNaN);
+    a.std = stats->std.value_or(kNaN);
+    a.seen = true;
+  }
+  if (const auto* zeros = result_of<ZerosResult>(r)) {
+    a.zero_fraction = zeros->zero_fraction;
+    a.dead_channels = zeros->dead_channels;
+    a.channels = zeros->channels;
   }
 }
 
-void TrainingHistory::end_step(int64_t step, double loss, double lr) {
+void TrainingHistory::end_step(int64_t step, double loss, double lr, const ExplosionLocalizer& localizer) {
+  // The step's column is the localizer's norm of each leaf's grad_output (+inf when it held NaN or
+  // Inf); its series come in backward order of first appearance. Containers repeat their
+  // children's tensors, so they get no row.
+  std::map<std::string, double> norms;
+  for (const LayerGradientSummary& s : localizer.summaries())
+    if (s.tensor == "grad_output" && is_leaf(module_of(s.layer))) {
+      layer(s.layer);  // a new row is padded with "not observed" for the steps before it
+      norms[s.layer] = s.step_norm;
+    }
   steps_.push_back(step);
   loss_.push_back(loss);
   lr_.push_back(lr);
-  for (auto& [name, layer] : layers_) {
-    auto norm = this_step_.find(name);
-    layer.grad_norm.push_back(norm == this_step_.end() ? kNaN : norm->second);
-  }
-  this_step_.clear();
+  for (auto& [name, row] : layers_) row.grad_norm.push_back(norms.contains(name) ? norms.at(name) : kNaN);
 }
 
 void TrainingHistory::add_flags(const StepVerdict& verdict) {

@@ -1,7 +1,7 @@
 #pragma once
-// TrainingHistory — what the report draws, gathered from the probe records as they arrive: each
-// step's gradient norm per layer (its grad_output; +inf when it held NaN/Inf), each layer's last
-// activation statistics, the loss and learning rate per step, markers and policy events.
+// TrainingHistory — what the report draws: each step's gradient norm per layer (the localizer's
+// norm of its grad_output), each layer's last activation statistics (from the forward records as
+// they arrive), the loss and learning rate per step, markers and policy events.
 #include <map>
 #include <string>
 #include <vector>
@@ -16,9 +16,9 @@ namespace hookrt::detail {
 class TrainingHistory {
  public:
   explicit TrainingHistory(const Model& model) : model_(model) {}
-  void observe(const ProbeRecord& record);
-  // Closes the step's column of the heatmap.
-  void end_step(int64_t step, double loss, double lr);
+  void observe(const ProbeRecord& record);  // forward outputs: activation statistics
+  // Closes the step's column of the heatmap, after the localizer finished the step.
+  void end_step(int64_t step, double loss, double lr, const ExplosionLocalizer& localizer);
   void add_flags(const StepVerdict& verdict);
   void add_event(int64_t step, const std::string& kind, const std::string& text);
   report::ReportData report(const ExplosionLocalizer& localizer) const;
@@ -34,14 +34,13 @@ class TrainingHistory {
     std::string kind;
     std::vector<double> grad_norm;  // per closed step
   };
-  Layer& layer(const std::string& name, const std::string& module);
+  Layer& layer(const std::string& name);
   bool is_leaf(const std::string& module) const;
 
   const Model& model_;
   std::vector<std::string> order_;  // layers in backward order of first appearance
   std::map<std::string, Layer> layers_;
   std::map<std::string, Activation> activations_;  // last forward output of each leaf call
-  std::map<std::string, double> this_step_;  // grad_output norms of the open step
   std::vector<int64_t> steps_;
   std::vector<double> loss_, lr_;
   std::vector<report::Marker> markers_;
