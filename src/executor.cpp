@@ -78,7 +78,7 @@ StepResult Executor::step(const Tensor& input, const Tensor& labels) {
     for (const auto& subscriber : subscribers_) subscriber(record);
   };
   const bool gated = backward && options_.mode == Mode::Train && update_gate_;
-  const BufferSnapshot buffers_before = gated ? snapshot_buffers() : BufferSnapshot{};
+  if (gated) snapshot_buffers();
   detail::StepRunner runner(model_, *backend_, *state_, options_, step_, backward, sink);
   // A batch already on the backend's device (a data loader's, a benchmark's) is used in place.
   const Tensor device_input = input.device() == backend_->device() ? input : backend_->from_host(input);
@@ -110,7 +110,7 @@ StepResult Executor::step(const Tensor& input, const Tensor& labels) {
     if (gate_update() == UpdateAction::Apply) {
       apply_sgd();
     } else {
-      restore_buffers(buffers_before);
+      restore_buffers();
       last_update_skipped_ = true;
     }
     state_->grads.clear();
@@ -154,24 +154,24 @@ class DeviceGradients final : public ParameterGradients {
 
 // A skipped update leaves the model as the step found it: batch norm's running statistics and
 // batch counters, which the forward has already moved (possibly to Inf or NaN), are put back.
-Executor::BufferSnapshot Executor::snapshot_buffers() {
-  BufferSnapshot snapshot;
-  for (const Module& module : model_.modules())
-    for (const std::string& key : module.buffers) {
-      if (auto on_backend = state_->tensors.find(key); on_backend != state_->tensors.end()) {
-        Tensor copy = backend_->empty(on_backend->second.shape());
-        backend_->copy(on_backend->second, copy);
-        snapshot.tensors.emplace_back(key, std::move(copy));
-      } else {
-        snapshot.counters.emplace_back(key, model_.tensor(key).data<int64_t>()[0]);
+// The copies live across steps: a steady-state gated step allocates nothing for them.
+void Executor::snapshot_buffers() {
+  BufferSnapshot& saved = buffers_before_step_;
+  if (saved.tensors.empty() && saved.counters.empty())
+    for (const Module& module : model_.modules())
+      for (const std::string& key : module.buffers) {
+        if (auto on_backend = state_->tensors.find(key); on_backend != state_->tensors.end())
+          saved.tensors.emplace_back(key, backend_->empty(on_backend->second.shape()));
+        else
+          saved.counters.emplace_back(key, 0);  // num_batches_tracked, a host counter
       }
-    }
-  return snapshot;
+  for (auto& [key, copy] : saved.tensors) backend_->copy(state_->tensors.at(key), copy);
+  for (auto& [key, count] : saved.counters) count = model_.tensor(key).data<int64_t>()[0];
 }
 
-void Executor::restore_buffers(const BufferSnapshot& snapshot) {
-  for (const auto& [key, saved] : snapshot.tensors) backend_->copy(saved, state_->tensors.at(key));
-  for (const auto& [key, count] : snapshot.counters) model_.tensor(key).data<int64_t>()[0] = count;
+void Executor::restore_buffers() {
+  for (const auto& [key, saved] : buffers_before_step_.tensors) backend_->copy(saved, state_->tensors.at(key));
+  for (const auto& [key, count] : buffers_before_step_.counters) model_.tensor(key).data<int64_t>()[0] = count;
 }
 
 UpdateAction Executor::gate_update() {

@@ -88,8 +88,8 @@ class Executor {
     TensorMap tensors;                                  // float buffers, on the backend
     std::vector<std::pair<std::string, int64_t>> counters;  // num_batches_tracked, on the host
   };
-  BufferSnapshot snapshot_buffers();
-  void restore_buffers(const BufferSnapshot& snapshot);
+  void snapshot_buffers();
+  void restore_buffers();
 
   struct State;
   Model& model_;
@@ -97,6 +97,7 @@ class Executor {
   ExecutorOptions options_;
   std::vector<RecordSubscriber> subscribers_;
   UpdateGate update_gate_;
+  BufferSnapshot buffers_before_step_;  // batch norm's buffers as the current gated step found them
   bool last_update_skipped_ = false;
   std::unique_ptr<State> state_;
   int64_t step_ = 0;
