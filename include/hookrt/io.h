@@ -4,6 +4,7 @@
 // the file and the offending key or offset.
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -68,6 +69,25 @@ class CaptureWriter {
   std::string path_;
   TensorMap tensors_;
   std::map<std::string, int> key_counts_;
+};
+
+// A run's output folder of records: stats.jsonl, appended as records arrive, and
+// captures.safetensors, written once (it needs all its tensors up front) by finish(), at the end
+// of the run or when it stops early.
+class RecordFiles {
+ public:
+  // Creates the folder; Error(BadInput) naming `--out DIR` when it cannot.
+  explicit RecordFiles(const std::string& dir);
+  void record(const ProbeRecord& record);
+  void flush();   // every record so far is on disk (after each step)
+  void finish();  // flush, and the captures
+  std::string file(const std::string& name) const;  // a path in the folder
+  size_t captures() const { return captures_->size(); }
+
+ private:
+  std::string dir_;
+  std::unique_ptr<JsonlWriter> stats_;
+  std::unique_ptr<CaptureWriter> captures_;
 };
 
 }  // namespace hookrt::io

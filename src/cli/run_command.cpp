@@ -1,7 +1,7 @@
 // `hookrt run`: weights + input (+ labels) through the model for N steps with hooks from the command
 // line; writes stats.jsonl and captures.safetensors to --out, prints a summary table.
 #include <chrono>
-#include <filesystem>
+#include <optional>
 #include <iostream>
 
 #include "cli/commands.h"
@@ -26,42 +26,6 @@ struct RunArgs {
   uint64_t seed = 0;
   double lr = 0.01, momentum = 0.0, weight_decay = 0.0, dampening = 0.0;
   bool nesterov = false, input_grad = false, quiet = false, no_tf32 = false;
-};
-
-// The run's outputs: records are flushed after every step, and everything on every way out.
-class RunOutputs {
- public:
-  explicit RunOutputs(const std::string& dir) {
-    if (dir.empty()) return;
-    std::error_code error;
-    std::filesystem::create_directories(dir, error);
-    if (error) throw_bad_input("--out " + dir + ": cannot create the directory: " + error.message());
-    dir_ = dir;
-    jsonl_ = std::make_unique<io::JsonlWriter>((std::filesystem::path(dir) / "stats.jsonl").string());
-    captures_ = std::make_unique<io::CaptureWriter>((std::filesystem::path(dir) / "captures.safetensors").string());
-  }
-  void record(const ProbeRecord& record) {
-    if (jsonl_) jsonl_->write(record);
-    if (captures_) captures_->add(record);
-  }
-  // Every record so far is on disk (called after each step).
-  void flush_records() {
-    if (jsonl_) jsonl_->flush();
-  }
-  // Records and captures; captures.safetensors needs all its tensors up front, so it is written
-  // once, at the end of the run or when it stops early.
-  void finish() {
-    flush_records();
-    if (captures_ && captures_->size() > 0) captures_->write();
-  }
-  std::string file(const std::string& name) const { return (std::filesystem::path(dir_) / name).string(); }
-  bool enabled() const { return !dir_.empty(); }
-  size_t captures() const { return captures_ ? captures_->size() : 0; }
-
- private:
-  std::string dir_;
-  std::unique_ptr<io::JsonlWriter> jsonl_;
-  std::unique_ptr<io::CaptureWriter> captures_;
 };
 
 Model load_model(const RunArgs& args) {
@@ -133,10 +97,12 @@ int run(const RunArgs& args) {
   if (device == DeviceChoice::Auto) std::cerr << "hookrt: note: --device auto chose " << selection.backend->name()
                                               << " (" << selection.reason << ")\n";
   Executor executor(model, std::move(selection.backend), options);
-  RunOutputs outputs(args.out);
+  // Records are flushed after every step, and everything on every way out.
+  std::optional<io::RecordFiles> outputs;
+  if (!args.out.empty()) outputs.emplace(args.out);
   SummaryTable table;
   executor.subscribe([&](const ProbeRecord& record) {
-    outputs.record(record);
+    if (outputs) outputs->record(record);
     table.add(record);
   });
 
@@ -152,7 +118,7 @@ int run(const RunArgs& args) {
       }
       const auto begin = std::chrono::steady_clock::now();
       last = executor.step(input, labels);
-      outputs.flush_records();
+      if (outputs) outputs->flush();
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - begin).count();
       if (!args.quiet) {
         std::cerr << "step " << step + 1 << "/" << args.steps;
@@ -161,16 +127,16 @@ int run(const RunArgs& args) {
       }
     }
   } catch (...) {
-    outputs.finish();  // nothing recorded is lost when a run stops early
+    if (outputs) outputs->finish();  // nothing recorded is lost when a run stops early
     throw;
   }
-  outputs.finish();
+  if (outputs) outputs->finish();
   if (!args.quiet) table.print(std::cout);
-  if (outputs.enabled()) {
-    if (last.logits.defined()) io::write_npy(outputs.file("logits.npy"), last.logits);
-    if (last.input_grad.defined()) io::write_npy(outputs.file("input_grad.npy"), last.input_grad);
-    std::cout << "wrote " << outputs.file("stats.jsonl") << " (" << table.records() << " records)";
-    if (outputs.captures()) std::cout << " and " << outputs.file("captures.safetensors") << " (" << outputs.captures() << " tensors)";
+  if (outputs) {
+    if (last.logits.defined()) io::write_npy(outputs->file("logits.npy"), last.logits);
+    if (last.input_grad.defined()) io::write_npy(outputs->file("input_grad.npy"), last.input_grad);
+    std::cout << "wrote " << outputs->file("stats.jsonl") << " (" << table.records() << " records)";
+    if (outputs->captures()) std::cout << " and " << outputs->file("captures.safetensors") << " (" << outputs->captures() << " tensors)";
     std::cout << "\n";
   }
   if (!args.save_weights.empty()) {

@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <filesystem>
 #include <limits>
 #include <sstream>
 
@@ -81,37 +80,30 @@ ordered_json flag_event(const LayerFlag& flag, bool first) {
   return event;
 }
 
-// Everything the run writes, flushed after every step and on every way out.
+// Everything the run writes, flushed after every step and on every way out: the records, and
+// events.jsonl beside them.
 class TrainOutputs {
  public:
-  explicit TrainOutputs(const std::string& dir) : dir_(dir) {
-    if (dir.empty()) throw_bad_input("train: --out is required");
-    std::error_code error;
-    std::filesystem::create_directories(dir, error);
-    if (error) throw_bad_input("--out " + dir + ": cannot create the directory: " + error.message());
-    stats_ = std::make_unique<io::JsonlWriter>(file("stats.jsonl"));
-    events_ = std::make_unique<io::JsonlWriter>(file("events.jsonl"));
-    captures_ = std::make_unique<io::CaptureWriter>(file("captures.safetensors"));
-  }
-  void record(const ProbeRecord& record) {
-    stats_->write(record);
-    captures_->add(record);
-  }
-  void event(const ordered_json& event) { events_->write(event); }
+  explicit TrainOutputs(const std::string& dir) : records_(checked(dir)), events_(records_.file("events.jsonl")) {}
+  void record(const ProbeRecord& record) { records_.record(record); }
+  void event(const ordered_json& event) { events_.write(event); }
   void flush() {
-    stats_->flush();
-    events_->flush();
+    records_.flush();
+    events_.flush();
   }
   void finish() {
-    flush();
-    if (captures_->size() > 0) captures_->write();
+    events_.flush();
+    records_.finish();
   }
-  std::string file(const std::string& name) const { return (std::filesystem::path(dir_) / name).string(); }
+  std::string file(const std::string& name) const { return records_.file(name); }
 
  private:
-  std::string dir_;
-  std::unique_ptr<io::JsonlWriter> stats_, events_;
-  std::unique_ptr<io::CaptureWriter> captures_;
+  static const std::string& checked(const std::string& dir) {
+    if (dir.empty()) throw_bad_input("train: --out is required");
+    return dir;
+  }
+  io::RecordFiles records_;
+  io::JsonlWriter events_;
 };
 
 class TrainingRun {
