@@ -1,0 +1,58 @@
+#pragma once
+// What a fused probe kernel reads: the launch shape the probe kernels share, and one pass of a
+// ProbePlan (src/probe_plan.h) as kernel parameters: PassArgs, with a DeviceOp per planned op.
+// The host launcher (fused_probes.cu) fills PassArgs once per pass; the pass kernel, the clipnorm
+// norm pass and the finishing kernels all take it by value, so it sits in constant memory.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "probe_plan.h"
+
+namespace hookrt::cuda::detail {
+
+constexpr int kBlock = 256;
+constexpr int kWarpSize = 32;
+constexpr int kWarpsPerBlock = kBlock / kWarpSize;
+constexpr int kMaxOps = static_cast<int>(kMaxOpsPerPass);
+// A row partial of a per-channel op: finite count, mean, M2, zeros, alive (some value > 0 or NaN).
+constexpr int kRowFields = 5;
+// Histograms of a pass live in shared memory when they fit in 32 KiB (under the 48 KiB a block
+// gets without opting in, beside CUB's reduction storage); larger ones count in global memory.
+constexpr int kMaxSharedHistWords = 8192;
+
+// One op of a pass as the kernel reads it (a kernel parameter, so it sits in constant memory).
+struct DeviceOp {
+  PlannedOpKind kind;
+  float lo, hi;                     // clamp, bounds rounded to float as torch.clamp on F32
+  float* mask;                      // clamp's grad mask (numel) or nullptr
+  const float* scale;               // clipnorm's scale (1)
+  int bins;                         // hist
+  double hist_lo, hist_hi;          // hist
+  int hist_shared;                  // hist: first word in the block's shared histogram, or -1
+  unsigned long long* counters;     // hist: (2 + bins) below, above, bins; zeros: (1) dead channels,
+                                    // then in a flat pass (channels) alive flags
+  double* rows;                     // row passes only, zeros and channels: (rows, kRowFields) partials
+  int64_t slot;                     // first slot entry
+};
+
+struct PassArgs {
+  float* x;  // (n) the tensor
+  int64_t n;
+  int n_ops;
+  DeviceOp ops[kMaxOps];
+  bool write_back;   // some op changes the tensor
+  float* capture;    // (n) copy of the tensor at the pass's end, or nullptr
+  int64_t inner;     // row length (row mode)
+  int64_t rows;      // outer * channels (row mode)
+  int64_t channels;  // channel finishing
+  int64_t outer;     // channel finishing
+  int shared_hist_words;
+  double* slot;
+};
+
+__device__ __forceinline__ bool per_channel_kind(PlannedOpKind kind) {
+  return kind == PlannedOpKind::Zeros || kind == PlannedOpKind::Channels;
+}
+
+}  // namespace hookrt::cuda::detail

@@ -1,0 +1,17 @@
+#pragma once
+// The kernel of one planned pass of the fused probe engine, behind its host launcher (a kernel is
+// not visible from another .cu file without relocatable device code, which the build leaves off).
+#include <cuda_runtime.h>
+
+#include "probe_accumulators.cuh"
+#include "probe_pass_args.cuh"
+
+namespace hookrt::cuda::detail {
+
+// Queues the pass on `stream` as `blocks` blocks of kBlock threads; block b leaves op k's flat
+// partial at partials[b * kMaxOps + k]. rows: the row walk, for a pass with a channels probe.
+// Shared memory is sized from args.shared_hist_words. Throws Error if the launch fails.
+void launch_fused_pass(const PassArgs& args, bool rows, int blocks, FlatAcc* partials,
+                       cudaStream_t stream);
+
+}  // namespace hookrt::cuda::detail
