@@ -3,10 +3,14 @@
 
   device_figures.py --dir OUT [--commit SHA] [--json results.json]
 
-Reads OUT/bench_gpu_probes.json and OUT/bench_gpu_train_step.json (Google Benchmark's JSON) and
-OUT/torch_gpu_baseline.json, prints one line per figure beside its baseline from the same run, and
-writes them as JSON: {"date", "card", "commit", "figures": {name: {"value", "baseline", "unit",
-"baseline_is", "ratio"}}}. A missing input leaves its figures out and says so.
+Reads OUT/bench_gpu_probes.json and OUT/bench_gpu_train_step.json (Google Benchmark's JSON),
+OUT/torch_gpu_baseline.json and OUT/hookrt_bench.json (`hookrt bench --json`), prints one line per
+figure beside its baseline from the same run, then hookrt's and PyTorch's step times side by side
+and issue 5's ratios against their targets, and writes the figures as JSON: {"date", "card",
+"commit", "figures": {name: {"value", "baseline", "unit", "baseline_is", "ratio"}}}. Issue 5's
+figures (bench_*, torch_bf16_*) also carry "ratio_is", "target" and "met"; a figure hookrt cannot
+measure yet has "value", "ratio" and "met" null. A missing input leaves its figures out and says so
+on stderr.
 """
 import argparse
 import datetime
@@ -83,6 +87,163 @@ def step_figures(runs, torch_result, figures):
                 "ratio": significant(milliseconds(hooked) / torch_result[f"{variant}_ms"])}
 
 
+# ---- issue 5: `hookrt bench` beside PyTorch's baseline ------------------------------------------------
+# Its ratios come in two directions, each as issue 5 states its target: the hooked step's cost as a
+# time ratio (hooked / unhooked, lower is better), and every comparison of two variants as a
+# speed-up (the slower one's time / the faster one's, higher is better).
+TIME_RATIO = "value / baseline (time; lower is better)"
+SPEEDUP = "baseline / value (speed-up; higher is better)"
+
+
+def target_met(ratio, target):
+    """Whether `ratio` meets a target written "<= 1.03" or ">= 5.0" (the unrounded ratio decides)."""
+    op, bound = target.split()
+    return ratio <= float(bound) if op == "<=" else ratio >= float(bound)
+
+
+def issue5_figure(value, baseline, baseline_is, ratio_is, target):
+    ratio = value / baseline if ratio_is == TIME_RATIO else baseline / value
+    return {"value": round(value, 2), "baseline": round(baseline, 2), "unit": "ms", "baseline_is": baseline_is,
+            "ratio": significant(ratio), "ratio_is": ratio_is, "target": target,
+            "met": target_met(ratio, target) if target else None}
+
+
+def comparable(hookrt_bench, torch_result):
+    """Why hookrt's and PyTorch's steps cannot be compared ("" when they can): the same batch and
+    image size, hookrt on the GPU."""
+    problems = [f"{key} {hookrt_bench.get(key)} (hookrt) vs {torch_result.get(key)} (PyTorch)"
+                for key in ("batch", "size") if hookrt_bench.get(key) != torch_result.get(key)]
+    if not str(hookrt_bench.get("backend", "")).startswith("cuda"):
+        problems.append(f"hookrt ran on {hookrt_bench.get('backend')}, not the GPU")
+    return "; ".join(problems)
+
+
+def has(result, source, keys):
+    """Whether `result` holds every key; says on stderr which ones it lacks."""
+    absent = [key for key in keys if key not in result]
+    if absent:
+        print(f"device_figures: {source} has no {', '.join(absent)}: the figures that need them are left out",
+              file=sys.stderr)
+    return not absent
+
+
+def hookrt_overhead_figure(hookrt_bench, figures):
+    if not has(hookrt_bench, "hookrt_bench.json", ("unhooked_ms", "hooked_ms")):
+        return
+    figures["bench_hooked_over_unhooked"] = issue5_figure(
+        hookrt_bench["hooked_ms"], hookrt_bench["unhooked_ms"],
+        f"hookrt's unhooked step (hookrt bench; hooked: stats+zeros+nonfinite everywhere), {shape(hookrt_bench)}",
+        TIME_RATIO, "<= 1.03")
+
+
+def hookrt_vs_torch_figures(hookrt_bench, torch_result, figures):
+    why_not = comparable(hookrt_bench, torch_result)
+    if why_not:
+        print(f"device_figures: hookrt_bench.json and torch_gpu_baseline.json differ ({why_not}): "
+              "the hookrt-vs-PyTorch figures are left out", file=sys.stderr)
+        return
+    version = torch_result.get("torch")
+    pairs = (("bench_unhooked_vs_torch_eager", "unhooked_ms", "eager_ms", ">= 1.0",
+              f"PyTorch {version} eager fp32 (TF32 defaults, cudnn.benchmark), same batch"),
+             ("bench_hooked_vs_torch_hooks_item", "hooked_ms", "hooks_item_ms", ">= 5.0",
+              f"PyTorch {version} with stats+zeros+nonfinite Python hooks read with .item(), same batch"),
+             ("bench_hooked_vs_torch_hooks_careful", "hooked_ms", "hooks_careful_ms", ">= 1.5",
+              f"PyTorch {version} with the same hooks kept on the GPU, one sync per step, same batch"))
+    for name, ours, theirs, target, baseline_is in pairs:
+        if has(hookrt_bench, "hookrt_bench.json", (ours,)) and has(torch_result, "torch_gpu_baseline.json", (theirs,)):
+            figures[name] = issue5_figure(hookrt_bench[ours], torch_result[theirs], baseline_is, SPEEDUP, target)
+
+
+def bf16_figures(hookrt_bench, torch_result, figures):
+    """hookrt has no bf16 path yet: its figure stays absent (null) beside its fp32 step, and
+    PyTorch's bf16 speed-up is reported as PyTorch's own, with no target."""
+    if hookrt_bench and has(hookrt_bench, "hookrt_bench.json", ("unhooked_ms",)):
+        figures["bench_bf16_nhwc_vs_fp32"] = {
+            "value": None, "baseline": round(hookrt_bench["unhooked_ms"], 2), "unit": "ms",
+            "baseline_is": f"hookrt's fp32 unhooked step, {shape(hookrt_bench)}; hookrt's bf16 NHWC figure is "
+                           "absent: it has no bf16 path yet", "ratio": None, "ratio_is": SPEEDUP, "target": ">= 1.8",
+            "met": None}
+    if torch_result and has(torch_result, "torch_gpu_baseline.json", ("eager_ms", "eager_bf16_nhwc_ms")):
+        figures["torch_bf16_nhwc_vs_torch_fp32"] = issue5_figure(
+            torch_result["eager_bf16_nhwc_ms"], torch_result["eager_ms"],
+            f"PyTorch {torch_result.get('torch')}'s own fp32 eager step: PyTorch's figure, not hookrt's", SPEEDUP, None)
+
+
+def issue5_figures(hookrt_bench, torch_result, figures):
+    if hookrt_bench:
+        hookrt_overhead_figure(hookrt_bench, figures)
+    if hookrt_bench and torch_result:
+        hookrt_vs_torch_figures(hookrt_bench, torch_result, figures)
+    bf16_figures(hookrt_bench, torch_result, figures)
+
+
+def shape(result):
+    return f"batch {result.get('batch')}, {result.get('size')}x{result.get('size')}"
+
+
+# Each PyTorch variant below the hookrt variant it is held to; hookrt's bf16_nhwc has no path yet.
+SIDE_BY_SIDE = (("hookrt", "unhooked"), ("torch", "eager"), ("hookrt", "bf16_nhwc"), ("torch", "eager_bf16_nhwc"),
+                ("hookrt", "hooked"), ("torch", "hooks_item"), ("torch", "hooks_careful"))
+ABSENT = {("hookrt", "bf16_nhwc"): "absent (hookrt has no bf16 path yet)"}
+
+
+def step_line(side, variant, ms, batch):
+    """One variant in the producers' own format: `name  ms/step  images/s`."""
+    return f"  {side:6s} {variant:15s} {ms:8.2f} ms/step  {batch / ms * 1e3:8.0f} images/s"
+
+
+def print_side_by_side(hookrt_bench, torch_result):
+    results = {"hookrt": hookrt_bench, "torch": torch_result}
+    if not hookrt_bench and not torch_result:
+        return
+    shapes = {side: shape(r) for side, r in results.items() if r}
+    heading = "; ".join(f"{side} {s}" for side, s in shapes.items()) if len(set(shapes.values())) > 1 \
+        else next(iter(shapes.values()))
+    print(f"side by side ({heading}): hookrt's and PyTorch's steps, same card, one run")
+    for side, variant in SIDE_BY_SIDE:
+        result = results[side]
+        if not result:
+            continue
+        if (side, variant) in ABSENT:
+            print(f"  {side:6s} {variant:15s} {ABSENT[(side, variant)]}")
+        elif f"{variant}_ms" in result:
+            print(step_line(side, variant, result[f"{variant}_ms"], result["batch"]))
+
+
+def shown(number):
+    return "absent" if number is None else number
+
+
+def verdict(met):
+    return {True: "met", False: "missed", None: "not measured"}[met]
+
+
+def print_figures(figures):
+    """One line per figure beside its baseline; issue 5's also say whether their target is met."""
+    for name, f in figures.items():
+        met = f"  (target {f['target']}: {verdict(f['met'])})" if f.get("target") and "met" in f else ""
+        print(f"  {name:44s} {shown(f['value']):>10} {f['unit']:5s} | {shown(f['baseline']):>10} | {shown(f['ratio'])}{met}")
+
+
+ISSUE5_LINES = (("bench_hooked_over_unhooked", "hookrt hooked / hookrt unhooked"),
+                ("bench_unhooked_vs_torch_eager", "PyTorch eager / hookrt unhooked"),
+                ("bench_hooked_vs_torch_hooks_item", "PyTorch hooks_item / hookrt hooked"),
+                ("bench_hooked_vs_torch_hooks_careful", "PyTorch hooks_careful / hookrt hooked"),
+                ("bench_bf16_nhwc_vs_fp32", "hookrt fp32 / hookrt bf16 NHWC"),
+                ("torch_bf16_nhwc_vs_torch_fp32", "PyTorch eager / PyTorch eager_bf16_nhwc"))
+
+
+def print_issue5_ratios(figures):
+    lines = [(figures[name], label) for name, label in ISSUE5_LINES if name in figures]
+    if not lines:
+        return
+    print("ratios against issue 5's targets:")
+    for f, label in lines:
+        ratio = "absent" if f["ratio"] is None else f"{f['ratio']}x"
+        target = f"target {f['target']}: {verdict(f['met'])}" if f["target"] else "PyTorch's own, no target"
+        print(f"  {label:40s} {ratio:>8}  {target}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", required=True)
@@ -96,11 +257,14 @@ def main():
     figures = {}
     probe_figures(runs_by_name(probes), figures)
     step_figures(runs_by_name(step), torch_result, figures)
+    hookrt_bench = load(os.path.join(args.dir, "hookrt_bench.json"))
+    issue5_figures(hookrt_bench, torch_result, figures)
     card = args.card or (torch_result or {}).get("card") or "unknown"
     result = {"date": datetime.date.today().isoformat(), "card": card, "commit": args.commit, "figures": figures}
     print(f"figures ({card}, commit {args.commit}): value | baseline | ratio")
-    for name, f in figures.items():
-        print(f"  {name:44s} {f['value']:>10} {f['unit']:5s} | {f['baseline']:>10} | {f['ratio']}")
+    print_figures(figures)
+    print_side_by_side(hookrt_bench, torch_result)
+    print_issue5_ratios(figures)
     if args.json:
         with open(args.json, "w") as out:
             json.dump(result, out, indent=1)

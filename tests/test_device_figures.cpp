@@ -1,0 +1,247 @@
+// benchmarks/device_figures.py, the last step of scripts/device-check: given fixture outputs in the
+// shapes its three producers write (Google Benchmark's JSON from bench_gpu_*, the JSON of
+// benchmarks/torch_gpu_baseline.py, and `hookrt bench --json`), it keeps the figures that
+// benchmarks/results/*.json already hold, adds issue 5's ratios with their targets, prints hookrt's
+// and PyTorch's steps side by side, and leaves out (saying so) what a missing input cannot give.
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "support/cli.h"
+#include "support/run_process.h"
+#include "support/temp_dir.h"
+
+namespace hookrt::testing {
+namespace {
+
+using nlohmann::json;
+
+// Fixture times (ms) chosen so that each issue-5 target is met or missed by a clear margin:
+// hooked/unhooked 51/50 = 1.02 (<= 1.03), eager/unhooked 55/50 = 1.1 (>= 1.0), hooks_item/hooked
+// 300/51 = 5.88 (>= 5.0), hooks_careful/hooked 70/51 = 1.37 (missed, >= 1.5), PyTorch's own bf16
+// speed-up 55/32 = 1.72.
+json hookrt_bench(int64_t batch = 256, const std::string& backend = "cuda:0") {
+  // bench_command.cpp's fields and order.
+  return json{{"backend", backend}, {"batch", batch},        {"size", 224},          {"steps", 10},
+              {"unhooked_ms", 50.0}, {"hooked_ms", 51.0}, {"hooked_ratio", 1.02}};
+}
+
+json torch_baseline() {
+  return json{{"torch", "2.11.0+cu130"}, {"card", "NVIDIA H100 80GB HBM3"}, {"batch", 256}, {"size", 224},
+              {"eager_ms", 55.0},        {"eager_bf16_nhwc_ms", 32.0},      {"hooks_careful_ms", 70.0},
+              {"hooks_item_ms", 300.0}};
+}
+
+// One iteration run as Google Benchmark writes it, with the name suffixes MinTime and
+// UseRealTime/UseManualTime add.
+json gbench_run(const std::string& name, double real_time, const std::string& unit, const json& counters) {
+  json run{{"name", name},   {"run_name", name}, {"run_type", "iteration"}, {"repetitions", 1},
+           {"repetition_index", 0}, {"threads", 1}, {"iterations", 50}, {"real_time", real_time},
+           {"cpu_time", real_time}, {"time_unit", unit}};
+  run.update(counters);
+  return run;
+}
+
+json train_step_benchmarks() {
+  return json{{"context", {{"executable", "bench_gpu_train_step"}}},
+              {"benchmarks",
+               {gbench_run("BM_GpuTrainStep/256/224/min_time:3.000/real_time", 52.0, "ms",
+                           {{"images/s", 4923.0}, {"records/step", 0.0}}),
+                gbench_run("BM_GpuTrainStepHooked/256/224/min_time:3.000/real_time", 53.0, "ms",
+                           {{"images/s", 4830.0}, {"records/step", 288.0}})}}};
+}
+
+json probe_benchmarks() {
+  // Counters with kIs1000 rates: bytes per second.
+  return json{{"context", {{"executable", "bench_gpu_probes"}}},
+              {"benchmarks",
+               {gbench_run("BM_ProbePass/64/min_time:0.300/manual_time", 30.0, "us", {{"read_GB/s", 2.25e12}}),
+                gbench_run("BM_DeviceCopy/64/min_time:0.300/manual_time", 50.0, "us",
+                           {{"read+write_GB/s", 2.5e12}})}}};
+}
+
+struct Inputs {
+  bool probes = true, train_step = true, torch = true, hookrt = true;
+  json hookrt_json = hookrt_bench();
+};
+
+struct FiguresRun {
+  ProcessResult process;
+  json results;  // what --json wrote; null when nothing was written
+};
+
+FiguresRun run_figures(const TempDir& dir, const Inputs& in) {
+  if (in.probes) write_text(dir.file("bench_gpu_probes.json"), probe_benchmarks().dump(1));
+  if (in.train_step) write_text(dir.file("bench_gpu_train_step.json"), train_step_benchmarks().dump(1));
+  if (in.torch) write_text(dir.file("torch_gpu_baseline.json"), torch_baseline().dump(1));
+  if (in.hookrt) write_text(dir.file("hookrt_bench.json"), in.hookrt_json.dump(2));
+  const std::string script = std::string(HOOKRT_SOURCE_DIR) + "/benchmarks/device_figures.py";
+  FiguresRun run;
+  // python3 from PATH: the script needs only the standard library.
+  run.process = run_process({"/usr/bin/env", "python3", script, "--dir", dir.path().string(), "--commit", "abc1234",
+                             "--json", dir.file("results.json")});
+  const std::string text = read_text(dir.file("results.json"));
+  if (!text.empty()) run.results = json::parse(text);
+  return run;
+}
+
+bool has_line(const std::string& text, const std::string& pattern) {
+  return std::regex_search(text, std::regex(pattern));
+}
+
+const std::vector<std::string> kIssue5Figures = {"bench_hooked_over_unhooked", "bench_unhooked_vs_torch_eager",
+                                                 "bench_hooked_vs_torch_hooks_item",
+                                                 "bench_hooked_vs_torch_hooks_careful", "bench_bf16_nhwc_vs_fp32"};
+
+TEST(DeviceFigures, KeepsTheFiguresThatResultsFilesAlreadyHold) {
+  TempDir dir;
+  FiguresRun run = run_figures(dir, {});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  EXPECT_EQ(run.results["card"], "NVIDIA H100 80GB HBM3");
+  EXPECT_EQ(run.results["commit"], "abc1234");
+  json& f = run.results["figures"];
+  EXPECT_EQ(f["train_step_hooked_ms"]["value"], 53.0);
+  EXPECT_EQ(f["train_step_hooked_ms"]["baseline"], 52.0);
+  EXPECT_EQ(f["train_step_hooked_ms"]["target"], "<= 1.10");
+  EXPECT_EQ(f["train_step_ms"]["ratio"], 0.945);  // 52 / 55 to three significant digits
+  EXPECT_EQ(f["train_step_hooked_vs_torch_hooks_item_ms"]["baseline"], 300.0);
+  EXPECT_EQ(f["probe_pass_64MiB_read_GBps"]["value"], 2250.0);
+  EXPECT_EQ(f["probe_pass_64MiB_read_GBps"]["ratio"], 0.9);
+  for (const char* key : {"value", "baseline", "unit", "baseline_is", "ratio"})
+    EXPECT_TRUE(f["train_step_ms"].contains(key)) << key;
+}
+
+TEST(DeviceFigures, Issue5RatiosCarryTheirTargetsAndWhetherMet) {
+  TempDir dir;
+  FiguresRun run = run_figures(dir, {});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  json& f = run.results["figures"];
+  for (const std::string& name : kIssue5Figures) {
+    ASSERT_TRUE(f.contains(name)) << name << "\n" << run.results.dump(1);
+    for (const char* key : {"value", "baseline", "unit", "baseline_is", "ratio", "ratio_is", "target", "met"})
+      EXPECT_TRUE(f[name].contains(key)) << name << " lacks " << key;
+  }
+  // Exact: each ratio is rounded to three significant digits, which these fixtures give exactly.
+  EXPECT_EQ(f["bench_hooked_over_unhooked"]["value"], 51.0);
+  EXPECT_EQ(f["bench_hooked_over_unhooked"]["baseline"], 50.0);
+  EXPECT_EQ(f["bench_hooked_over_unhooked"]["ratio"], 1.02);
+  EXPECT_EQ(f["bench_hooked_over_unhooked"]["target"], "<= 1.03");
+  EXPECT_EQ(f["bench_hooked_over_unhooked"]["met"], true);
+  EXPECT_EQ(f["bench_unhooked_vs_torch_eager"]["ratio"], 1.1);  // a speed-up: PyTorch's ms / hookrt's ms
+  EXPECT_EQ(f["bench_unhooked_vs_torch_eager"]["target"], ">= 1.0");
+  EXPECT_EQ(f["bench_unhooked_vs_torch_eager"]["met"], true);
+  EXPECT_EQ(f["bench_hooked_vs_torch_hooks_item"]["ratio"], 5.88);
+  EXPECT_EQ(f["bench_hooked_vs_torch_hooks_item"]["target"], ">= 5.0");
+  EXPECT_EQ(f["bench_hooked_vs_torch_hooks_item"]["met"], true);
+  EXPECT_EQ(f["bench_hooked_vs_torch_hooks_careful"]["ratio"], 1.37);
+  EXPECT_EQ(f["bench_hooked_vs_torch_hooks_careful"]["target"], ">= 1.5");
+  EXPECT_EQ(f["bench_hooked_vs_torch_hooks_careful"]["met"], false);
+}
+
+TEST(DeviceFigures, Bf16FigureIsAbsentForHookrtAndPyTorchsOwnIsReportedAsItsOwn) {
+  TempDir dir;
+  FiguresRun run = run_figures(dir, {});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  json& ours = run.results["figures"]["bench_bf16_nhwc_vs_fp32"];
+  EXPECT_TRUE(ours["value"].is_null());
+  EXPECT_TRUE(ours["ratio"].is_null());
+  EXPECT_TRUE(ours["met"].is_null());
+  EXPECT_EQ(ours["baseline"], 50.0);  // hookrt's fp32 step
+  EXPECT_EQ(ours["target"], ">= 1.8");
+  json& theirs = run.results["figures"]["torch_bf16_nhwc_vs_torch_fp32"];
+  EXPECT_EQ(theirs["value"], 32.0);
+  EXPECT_EQ(theirs["baseline"], 55.0);
+  EXPECT_EQ(theirs["ratio"], 1.72);
+  EXPECT_TRUE(theirs["target"].is_null());  // issue 5's target is hookrt's, not PyTorch's
+  EXPECT_TRUE(contains(theirs["baseline_is"].get<std::string>(), "PyTorch's figure, not hookrt's"));
+}
+
+TEST(DeviceFigures, PrintsEachVariantSideBySideInOneFormat) {
+  TempDir dir;
+  FiguresRun run = run_figures(dir, {});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  const std::string& out = run.process.out;
+  EXPECT_TRUE(contains(out, "side by side (batch 256, 224x224)")) << out;
+  // images/s = batch / ms * 1000, rounded.
+  EXPECT_TRUE(has_line(out, R"(\n  hookrt unhooked +50\.00 ms/step +5120 images/s\n)")) << out;
+  EXPECT_TRUE(has_line(out, R"(\n  torch  eager +55\.00 ms/step +4655 images/s\n)")) << out;
+  EXPECT_TRUE(has_line(out, R"(\n  hookrt bf16_nhwc +absent \(hookrt has no bf16 path yet\)\n)")) << out;
+  EXPECT_TRUE(has_line(out, R"(\n  torch  eager_bf16_nhwc +32\.00 ms/step +8000 images/s\n)")) << out;
+  EXPECT_TRUE(has_line(out, R"(\n  hookrt hooked +51\.00 ms/step +5020 images/s\n)")) << out;
+  EXPECT_TRUE(has_line(out, R"(\n  torch  hooks_item +300\.00 ms/step +853 images/s\n)")) << out;
+  EXPECT_TRUE(has_line(out, R"(\n  torch  hooks_careful +70\.00 ms/step +3657 images/s\n)")) << out;
+  // The variants in pairs: each PyTorch variant after the hookrt one it is held to.
+  EXPECT_LT(out.find("hookrt unhooked"), out.find("torch  eager "));
+  EXPECT_LT(out.find("torch  eager "), out.find("hookrt hooked"));
+  EXPECT_LT(out.find("hookrt hooked"), out.find("torch  hooks_item"));
+}
+
+TEST(DeviceFigures, PrintsTheRatiosAgainstTheirTargets) {
+  TempDir dir;
+  FiguresRun run = run_figures(dir, {});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  const std::string& out = run.process.out;
+  EXPECT_TRUE(has_line(out, R"(hookrt hooked / hookrt unhooked +1\.02x +target <= 1\.03: met\n)")) << out;
+  EXPECT_TRUE(has_line(out, R"(PyTorch eager / hookrt unhooked +1\.1x +target >= 1\.0: met\n)")) << out;
+  EXPECT_TRUE(has_line(out, R"(PyTorch hooks_item / hookrt hooked +5\.88x +target >= 5\.0: met\n)")) << out;
+  EXPECT_TRUE(has_line(out, R"(PyTorch hooks_careful / hookrt hooked +1\.37x +target >= 1\.5: missed\n)")) << out;
+  EXPECT_TRUE(has_line(out, R"(hookrt fp32 / hookrt bf16 NHWC +absent +target >= 1\.8: not measured\n)")) << out;
+  EXPECT_TRUE(has_line(out, R"(PyTorch eager / PyTorch eager_bf16_nhwc +1\.72x +PyTorch's own, no target\n)")) << out;
+}
+
+TEST(DeviceFigures, MissingHookrtBenchLeavesItsFiguresOutAndSaysSo) {
+  TempDir dir;
+  FiguresRun run = run_figures(dir, {.hookrt = false});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  EXPECT_TRUE(contains(run.process.err, "hookrt_bench.json")) << run.process.err;
+  json& f = run.results["figures"];
+  for (const std::string& name : kIssue5Figures) EXPECT_FALSE(f.contains(name)) << name;
+  EXPECT_TRUE(f.contains("train_step_ms"));                  // the other inputs still give theirs
+  EXPECT_TRUE(f.contains("torch_bf16_nhwc_vs_torch_fp32"));  // PyTorch's own needs only PyTorch
+  EXPECT_FALSE(contains(run.process.out, "hookrt unhooked")) << run.process.out;
+  EXPECT_TRUE(has_line(run.process.out, R"(\n  torch  eager +55\.00 ms/step)")) << run.process.out;
+}
+
+TEST(DeviceFigures, MissingTorchBaselineKeepsOnlyHookrtsOwnFigures) {
+  TempDir dir;
+  FiguresRun run = run_figures(dir, {.torch = false});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  EXPECT_TRUE(contains(run.process.err, "torch_gpu_baseline.json")) << run.process.err;
+  json& f = run.results["figures"];
+  EXPECT_EQ(f["bench_hooked_over_unhooked"]["ratio"], 1.02);
+  EXPECT_TRUE(f.contains("bench_bf16_nhwc_vs_fp32"));
+  for (const char* name : {"bench_unhooked_vs_torch_eager", "bench_hooked_vs_torch_hooks_item",
+                           "bench_hooked_vs_torch_hooks_careful", "torch_bf16_nhwc_vs_torch_fp32"})
+    EXPECT_FALSE(f.contains(name)) << name;
+  EXPECT_TRUE(has_line(run.process.out, R"(\n  hookrt hooked +51\.00 ms/step)")) << run.process.out;
+  EXPECT_FALSE(contains(run.process.out, "torch  eager")) << run.process.out;
+}
+
+TEST(DeviceFigures, DifferentBatchOrACpuRunIsNotComparedWithPyTorch) {
+  TempDir dir;
+  FiguresRun run = run_figures(dir, {.hookrt_json = hookrt_bench(2, "cpu")});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  EXPECT_TRUE(contains(run.process.err, "batch 2 (hookrt) vs 256 (PyTorch)")) << run.process.err;
+  EXPECT_TRUE(contains(run.process.err, "hookrt ran on cpu")) << run.process.err;
+  json& f = run.results["figures"];
+  EXPECT_TRUE(f.contains("bench_hooked_over_unhooked"));  // hookrt against itself still holds
+  EXPECT_FALSE(f.contains("bench_unhooked_vs_torch_eager"));
+  EXPECT_FALSE(f.contains("bench_hooked_vs_torch_hooks_item"));
+}
+
+TEST(DeviceFigures, NoInputsAtAllIsAFailure) {
+  TempDir dir;
+  FiguresRun run = run_figures(dir, {.probes = false, .train_step = false, .torch = false, .hookrt = false});
+  EXPECT_EQ(run.process.exit_code, 1) << run.process.describe();
+  for (const char* file : {"bench_gpu_probes.json", "bench_gpu_train_step.json", "torch_gpu_baseline.json",
+                           "hookrt_bench.json"})
+    EXPECT_TRUE(contains(run.process.err, file)) << file << ": " << run.process.err;
+  EXPECT_TRUE(run.results["figures"].empty());
+}
+
+}  // namespace
+}  // namespace hookrt::testing
