@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <span>
 #include <string>
 #include <variant>
 #include <vector>
@@ -165,7 +164,7 @@ void CudaBackend::multiply_(Tensor& tensor, const Tensor& factor) {
 // ---- probes ---------------------------------------------------------------------------------------
 
 // Queues one fused probe run whose results land in this step's arena slot; the record is finished
-// by collect_deferred_probe_results(), normally once at the end of the step. Nothing here waits
+// when the step's batch of deferred runs is sealed and finished (normally at the step's end). Nothing here waits
 // for the device (a capture may, when the capture ring is full).
 ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                                         const ProbeRunOptions& options) {
@@ -227,21 +226,14 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
   return effects;
 }
 
-// One copy of the arena and one wait, then every slot decoded on the host in queue order.
-std::vector<DeferredProbeResults> CudaBackend::collect_deferred_probe_results() {
-  std::vector<DeferredProbeResults> finished;
-  if (pending_.empty()) return finished;
+// One copy of the arena, queued; the captures' copies are waited for here (the capture ring is
+// the backend's), the arena's by whoever finishes the batch.
+std::unique_ptr<DeferredProbeBatch> CudaBackend::seal_deferred_probe_results() {
+  if (pending_.empty()) return nullptr;
   std::vector<PendingProbeRun> runs = std::move(pending_);
   pending_.clear();
-  const double* host = arena_.collect();
   capture_ring_.drain();
-  finished.reserve(runs.size());
-  for (PendingProbeRun& run : runs) {
-    const std::span<const double> slot(host + run.slot_offset, static_cast<size_t>(run.plan->slot_size));
-    DecodedProbes decoded = decode_probe_slot(*run.plan, slot, run.captures);
-    finished.push_back(DeferredProbeResults{run.ticket, std::move(decoded.results), decoded.halt});
-  }
-  return finished;
+  return std::make_unique<CudaProbeBatch>(arena_.seal(), std::move(runs));
 }
 
 }  // namespace hookrt::cuda

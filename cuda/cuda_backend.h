@@ -13,6 +13,7 @@
 #include <string>
 
 #include "capture_ring.h"
+#include "deferred_probe_batch.h"
 #include "cublas_linear.h"
 #include "cudnn_batchnorm.h"
 #include "cudnn_conv.h"
@@ -90,13 +91,12 @@ class CudaBackend final : public Backend {
 
   // ---- probes ----
   // Every probe of a hook on a device tensor is one fused pass (fused_probes.cuh) whose results go
-  // to a slot of the step's arena; the run is deferred: its record is finished by
-  // collect_deferred_probe_results(), which copies the arena to the host once and decodes every
-  // slot (probe_plan.h). Captures travel through the pinned capture ring. Changing probes rewrite
+  // to a slot of the step's arena; the run is deferred: seal_deferred_probe_results() queues the
+  // arena's one copy to the host, and the batch it returns decodes every slot (probe_plan.h). Captures travel through the pinned capture ring. Changing probes rewrite
   // the tensor in the same pass, and their gradient transforms are device tensors.
   ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                              const ProbeRunOptions& options) override;
-  std::vector<DeferredProbeResults> collect_deferred_probe_results() override;
+  std::unique_ptr<DeferredProbeBatch> seal_deferred_probe_results() override;
 
  private:
   void upload(const void* host_src, void* device_dst, size_t bytes);
@@ -119,14 +119,6 @@ class CudaBackend final : public Backend {
   CudnnBatchNorm batchnorm_;
   CublasLinear linear_;
 
-  // A queued probe run: its plan, where its slot lies in the arena's host copy, and the host
-  // tensors its captures land in.
-  struct PendingProbeRun {
-    uint64_t ticket = 0;
-    std::shared_ptr<const ProbePlan> plan;
-    int64_t slot_offset = 0;
-    std::vector<Tensor> captures;
-  };
   ProbeArena arena_;
   CaptureRing capture_ring_;
   std::vector<PendingProbeRun> pending_;

@@ -8,5 +8,6 @@ namespace hookrt::cuda {
 
 void count_host_wait();
 uint64_t host_waits();  // since the process started, over all backends and threads
+uint64_t host_waits_on_this_thread();  // since this thread started
 
 }  // namespace hookrt::cuda

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "record_delivery.h"
 #include "step_runner.h"
 
 namespace hookrt {
@@ -30,11 +31,38 @@ Executor::Executor(Model& model, std::unique_ptr<Backend> backend, ExecutorOptio
   }
 }
 
-Executor::~Executor() = default;
+// The delivery thread finishes first: its last records may still wait on the backend's device.
+Executor::~Executor() { delivery_.reset(); }
 
-void Executor::subscribe(RecordSubscriber subscriber) { subscribers_.push_back(std::move(subscriber)); }
+void Executor::subscribe(RecordSubscriber subscriber) {
+  flush_records();  // the thread reads the subscribers while it delivers
+  subscribers_.push_back(std::move(subscriber));
+}
+
+void Executor::flush_records() {
+  if (delivery_) delivery_->wait();
+}
+
+void Executor::deliver_to_subscribers(const ProbeRecord& record) {
+  for (const auto& subscriber : subscribers_) subscriber(record);
+}
+
+// Records delivered on the stepping thread come after every record handed over before them.
+void Executor::deliver_now(const ProbeRecord& record) {
+  flush_records();
+  deliver_to_subscribers(record);
+}
+
+void Executor::hand_over(detail::HandedOverStep step) {
+  if (step.records.empty()) return;
+  if (!delivery_)
+    delivery_ = std::make_unique<detail::RecordDelivery>(
+        [this](const ProbeRecord& record) { deliver_to_subscribers(record); });
+  delivery_->hand_over(std::move(step));
+}
 
 void Executor::sync_model() {
+  flush_records();
   backend_->synchronize();
   if (backend_->device() == Device::CPU) return;
   for (auto& [key, t] : state_->tensors) {
@@ -74,9 +102,7 @@ StepResult Executor::step(const Tensor& input, const Tensor& labels) {
   Tensor host_labels = backward ? checked_labels(labels, input.size(0), model_.num_classes()) : Tensor();
   const bool input_grad = backward && options_.input_grad;
 
-  auto sink = [this](const ProbeRecord& record) {
-    for (const auto& subscriber : subscribers_) subscriber(record);
-  };
+  auto sink = [this](const ProbeRecord& record) { deliver_now(record); };
   const bool gated = backward && options_.mode == Mode::Train && update_gate_;
   if (gated) snapshot_buffers();
   detail::StepRunner runner(model_, *backend_, *state_, options_, step_, backward, sink);
@@ -99,8 +125,13 @@ StepResult Executor::step(const Tensor& input, const Tensor& labels) {
       runner.tape().run_backward();
       if (input_grad) result.input_grad = backend_->to_host(runner.tape().value(0).grad);
     }
-    // Before the optimizer: a deferred nonfinite=halt must stop the step before it updates anything.
-    runner.flush_records();
+    // Before the optimizer: a deferred nonfinite=halt must stop the step before it updates
+    // anything, and a gate decides on this step's records. Otherwise the records need not hold
+    // the step up.
+    if (options_.deliver_in_background && !gated && !runner.may_halt())
+      hand_over(runner.hand_over_records());
+    else
+      runner.flush_records();
   } catch (...) {
     runner.flush_records_noexcept();  // nothing recorded before the failure is lost
     throw;

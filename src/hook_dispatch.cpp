@@ -47,6 +47,7 @@ void HookDispatcher::run_probe_hook(const ProbeList& probes, HookWhen when, cons
   // Parameter gradients have their channels first (out_channels of a conv weight).
   options.channel_axis = (when == HookWhen::Grad || tensor.ndim() < 2) ? 0 : 1;
   options.want_grad_transforms = transforms != nullptr;
+  may_halt_ = may_halt_ || std::any_of(probes.begin(), probes.end(), probe_may_halt);
   ProbeRunEffects effects = backend_.run_probes(probes, tensor, record, options);
   if (transforms)
     for (GradTransform& t : effects.grad_transforms) transforms->push_back(std::move(t));
@@ -77,25 +78,19 @@ void HookDispatcher::deliver(const ProbeRecord& record, bool halt) {
 
 void HookDispatcher::flush_records() {
   if (queue_.empty()) return;
-  std::vector<DeferredProbeResults> finished = backend_.collect_deferred_probe_results();
-  size_t next = 0;
-  while (!queue_.empty()) {
-    QueuedRecord queued = std::move(queue_.front());
-    queue_.pop_front();
-    if (queued.ticket) {
-      // Results come back in the order the runs were queued, which is the order of this queue.
-      if (next >= finished.size() || finished[next].ticket != *queued.ticket) {
-        queue_.clear();
-        throw Error("internal: the backend did not return the results of deferred probe run " +
-                    std::to_string(*queued.ticket));
-      }
-      queued.record.results = std::move(finished[next].results);
-      queued.halt = finished[next].halt;
-      ++next;
-    }
-    if (queued.halt) queue_.clear();  // the step stops here: later firings never happened
-    deliver(queued.record, queued.halt);
-  }
+  std::deque<QueuedRecord> queue = std::move(queue_);
+  queue_.clear();
+  attach_deferred_results(queue, backend_.collect_deferred_probe_results());
+  for (const QueuedRecord& queued : queue) deliver(queued.record, queued.halt);
+}
+
+HandedOverStep HookDispatcher::hand_over() {
+  HandedOverStep step;
+  step.step = step_;
+  step.batch = backend_.seal_deferred_probe_results();
+  step.records = std::move(queue_);
+  queue_.clear();
+  return step;
 }
 
 void HookDispatcher::flush_records_noexcept() noexcept {

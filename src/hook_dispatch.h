@@ -3,10 +3,11 @@
 // probes run on the backend and their records go to subscribers; host callbacks see host tensors
 // (copied out and back on a device backend: the slow path, as in PyTorch).
 // Records reach subscribers in firing order. A backend that defers probe results (the GPU's) has
-// its records held in a queue until flush_records() collects them, normally once at the end of
-// the step; a nonfinite=halt found there delivers the records up to the halting one and throws,
-// as if the step had stopped at that point (before the optimizer; BatchNorms after that point
-// have updated their running statistics, since the forward ran on).
+// its records held in a queue until the step ends (record_delivery.h): then either
+// flush_records() finishes them at once (a nonfinite=halt found there delivers the records up to
+// the halting one and throws, as if the step had stopped at that point: before the optimizer;
+// BatchNorms after that point have updated their running statistics, since the forward ran on),
+// or hand_over() gives them to the delivery thread.
 #include <cstdint>
 #include <deque>
 #include <optional>
@@ -19,10 +20,9 @@
 #include "hookrt/hooks.h"
 #include "hookrt/model.h"
 #include "hookrt/records.h"
+#include "record_delivery.h"
 
 namespace hookrt::detail {
-
-using RecordSink = std::function<void(const ProbeRecord&)>;
 
 struct HookSite {
   std::string module;  // module path; for grad events the owning module
@@ -64,14 +64,14 @@ class HookDispatcher {
   // For error paths: delivers what can be delivered and never throws (a halt is ignored, other
   // failures are reported on stderr).
   void flush_records_noexcept() noexcept;
+  // Whether a probe that ran in this step may stop it (nonfinite=halt): its records must then be
+  // finished before the optimizer runs, not handed over.
+  bool may_halt() const { return may_halt_; }
+  // The queued records and the backend's sealed batch of their deferred results, for delivery
+  // later; the queue is empty afterwards.
+  HandedOverStep hand_over();
 
  private:
-  // A record waiting for earlier deferred records (or its own results) before delivery.
-  struct QueuedRecord {
-    ProbeRecord record;
-    std::optional<uint64_t> ticket;  // its results are deferred under this ticket
-    bool halt = false;
-  };
   void deliver(const ProbeRecord& record, bool halt);
 
   void run_probe_hook(const ProbeList& probes, HookWhen when, const HookSite& site, Tensor& tensor,
@@ -84,6 +84,7 @@ class HookDispatcher {
   RecordSink sink_;
   int64_t step_;
   std::deque<QueuedRecord> queue_;
+  bool may_halt_ = false;
 };
 
 }  // namespace hookrt::detail

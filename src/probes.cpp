@@ -119,6 +119,11 @@ bool probe_changes_tensor(const Probe& probe) {
          std::holds_alternative<probes::ClipNorm>(probe);
 }
 
+bool probe_may_halt(const Probe& probe) {
+  const auto* nonfinite = std::get_if<probes::NonFinite>(&probe);
+  return nonfinite && nonfinite->policy == probes::NonFinitePolicy::Halt;
+}
+
 Probe parse_probe(const std::string& text) {
   const size_t equals = text.find('=');
   const std::string name = text.substr(0, equals);

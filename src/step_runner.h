@@ -42,6 +42,10 @@ class StepRunner {
   // form is for error paths.
   void flush_records() { hooks_.flush_records(); }
   void flush_records_noexcept() noexcept { hooks_.flush_records_noexcept(); }
+  // Whether a probe of this step may halt it (its records are then flushed, not handed over).
+  bool may_halt() const { return hooks_.may_halt(); }
+  // This step's queued records with their sealed deferred results, for the delivery thread.
+  HandedOverStep hand_over_records() { return hooks_.hand_over(); }
 
  private:
   int run_module(const Module& module, int x);

@@ -5,9 +5,11 @@
 // immediate records interleave in the dispatcher's queue.
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <deque>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -31,6 +33,7 @@ std::map<std::string, Tensor> snapshot(const Model& model) {
 // The CPU backend, except that every other probe run is handed back as deferred.
 class DeferringBackend final : public Backend {
  public:
+  explicit DeferringBackend(bool defer_every_run = false) : defer_every_run_(defer_every_run) {}
   Device device() const override { return inner_->device(); }
   std::string name() const override { return "deferring-cpu"; }
   Tensor empty(const Shape& s, DType d) override { return inner_->empty(s, d); }
@@ -89,7 +92,7 @@ class DeferringBackend final : public Backend {
 
   ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                              const ProbeRunOptions& options) override {
-    if (runs_++ % 2 == 0) return inner_->run_probes(probes, tensor, record, options);
+    if (!defer_every_run_ && runs_++ % 2 == 0) return inner_->run_probes(probes, tensor, record, options);
     // Computed now, handed over later: the record stays empty until collect.
     ProbeRecord scratch;
     ProbeRunEffects effects = inner_->run_probes(probes, tensor, scratch, options);
@@ -98,20 +101,60 @@ class DeferringBackend final : public Backend {
     effects.deferred = next_ticket_++;
     return effects;
   }
-  std::vector<DeferredProbeResults> collect_deferred_probe_results() override {
-    ++collections_;
-    std::vector<DeferredProbeResults> done(pending_.begin(), pending_.end());
+  std::unique_ptr<DeferredProbeBatch> seal_deferred_probe_results() override {
+    if (pending_.empty()) return nullptr;
+    ++seals_;
+    auto batch = std::make_unique<Batch>(std::vector<DeferredProbeResults>(pending_.begin(), pending_.end()), hold_);
     pending_.clear();
-    return done;
+    return batch;
   }
-  int collections() const { return collections_; }
+  int seals() const { return seals_; }
+  // While held, finishing a batch blocks, as waiting for a device that has not got there yet.
+  void hold() { hold_->set(true); }
+  void release() { hold_->set(false); }
+
+ private:
+  class Hold {
+   public:
+    void set(bool held) {
+      {
+        std::lock_guard lock(mutex_);
+        held_ = held;
+      }
+      changed_.notify_all();
+    }
+    void wait_released() {
+      std::unique_lock lock(mutex_);
+      changed_.wait(lock, [this] { return !held_; });
+    }
+
+   private:
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    bool held_ = false;
+  };
+  class Batch final : public DeferredProbeBatch {
+   public:
+    Batch(std::vector<DeferredProbeResults> results, std::shared_ptr<Hold> hold)
+        : results_(std::move(results)), hold_(std::move(hold)) {}
+    std::vector<DeferredProbeResults> finish() override {
+      hold_->wait_released();
+      return std::move(results_);
+    }
+
+   private:
+    std::vector<DeferredProbeResults> results_;
+    std::shared_ptr<Hold> hold_;
+  };
 
  private:
   std::unique_ptr<Backend> inner_ = make_cpu_backend();
   std::deque<DeferredProbeResults> pending_;
   uint64_t next_ticket_ = 100;
+  bool defer_every_run_;
   int runs_ = 0;
-  int collections_ = 0;
+  int seals_ = 0;
+  std::shared_ptr<Hold> hold_ = std::make_shared<Hold>();
 };
 
 class DeferredRecordsTest : public TinyModelTest {
@@ -181,7 +224,7 @@ TEST_F(DeferredRecordsTest, HaltStopsAtTheSameRecordAndBeforeTheOptimizer) {
       if (name == key) EXPECT_TRUE(testing::bitwise_equal(tensor, initial.at(key))) << key;
 }
 
-TEST_F(DeferredRecordsTest, ResultsAreCollectedOncePerStep) {
+TEST_F(DeferredRecordsTest, ResultsAreSealedOncePerStep) {
   register_hook_spec(model(), parse_hook_spec("forward:*:stats"));
   auto backend = std::make_unique<DeferringBackend>();
   DeferringBackend* deferring = backend.get();
@@ -190,8 +233,88 @@ TEST_F(DeferredRecordsTest, ResultsAreCollectedOncePerStep) {
   log.attach(executor);
   executor.step(testing::tiny_input());
   executor.step(testing::tiny_input());
-  EXPECT_EQ(deferring->collections(), 2);
+  executor.flush_records();
+  EXPECT_EQ(deferring->seals(), 2);
   EXPECT_EQ(log.records().size(), 2 * 76u);  // every module call's forward (8 ReLUs run twice), each step
+}
+
+// The stepping thread hands the records over and goes on: the steps return while the device (here
+// the held batches) has not produced the results, and the delivery thread delivers them later,
+// step after step, in order.
+TEST_F(DeferredRecordsTest, StepsDoNotWaitForTheirRecords) {
+  register_hook_spec(model(), parse_hook_spec("forward:*:stats"));
+  auto backend = std::make_unique<DeferringBackend>(/*defer_every_run=*/true);
+  DeferringBackend* deferring = backend.get();
+  ExecutorOptions options;
+  options.mode = Mode::Train;
+  Executor executor(model(), std::move(backend), options);
+  std::vector<int64_t> steps;
+  executor.subscribe([&steps](const ProbeRecord& record) { steps.push_back(record.step); });
+  deferring->hold();
+  executor.step(testing::tiny_input(), testing::tiny_labels());
+  executor.step(testing::tiny_input(), testing::tiny_labels());  // two steps in flight: room for both
+  EXPECT_TRUE(steps.empty()) << "a record was delivered before its results existed";
+  deferring->release();
+  executor.flush_records();
+  ASSERT_EQ(steps.size(), 2 * 76u);
+  EXPECT_TRUE(std::is_sorted(steps.begin(), steps.end()));
+  EXPECT_EQ(steps.front(), 0);
+  EXPECT_EQ(steps.back(), 1);
+}
+
+TEST_F(DeferredRecordsTest, BackgroundDeliveryGivesTheSameRecordsAsTheCpuBackend) {
+  for (const char* spec : {"forward:*:stats,zeros", "backward:*:stats", "grad:*.weight:stats,nonfinite"})
+    register_hook_spec(model(), parse_hook_spec(spec));
+  auto lines_of = [&](std::unique_ptr<Backend> backend) {
+    model().load_state_dict(initial_state(), "initial state");
+    ExecutorOptions options;
+    options.mode = Mode::Train;
+    options.sgd.lr = 0.1;
+    Executor executor(model(), std::move(backend), options);
+    std::vector<std::string> lines;
+    executor.subscribe([&lines](const ProbeRecord& r) { lines.push_back(io::record_to_json(r).dump()); });
+    for (int i = 0; i < 2; ++i) executor.step(testing::tiny_input(), testing::tiny_labels());
+    executor.sync_model();
+    return lines;
+  };
+  const std::vector<std::string> direct = lines_of(make_cpu_backend());
+  const std::vector<std::string> background = lines_of(std::make_unique<DeferringBackend>());
+  ASSERT_GT(direct.size(), 200u);
+  EXPECT_EQ(background, direct);
+}
+
+// A gate decides on the step's records: they have all arrived when it is called.
+TEST_F(DeferredRecordsTest, AnUpdateGateSeesEveryRecordOfItsStep) {
+  register_hook_spec(model(), parse_hook_spec("forward:*:stats"));
+  ExecutorOptions options;
+  options.mode = Mode::Train;
+  Executor executor(model(), std::make_unique<DeferringBackend>(), options);
+  size_t records = 0;
+  std::vector<size_t> seen_by_gate;
+  executor.subscribe([&records](const ProbeRecord&) { ++records; });
+  executor.set_update_gate([&](int64_t, ParameterGradients&) {
+    seen_by_gate.push_back(records);
+    return UpdateAction::Apply;
+  });
+  for (int i = 0; i < 2; ++i) executor.step(testing::tiny_input(), testing::tiny_labels());
+  EXPECT_EQ(seen_by_gate, (std::vector<size_t>{76u, 152u}));
+}
+
+// A subscriber that throws on the delivery thread stops the run at the owner's next call.
+TEST_F(DeferredRecordsTest, ASubscribersFailureOnTheDeliveryThreadReachesTheCaller) {
+  register_hook_spec(model(), parse_hook_spec("forward:*:stats"));
+  Executor executor(model(), std::make_unique<DeferringBackend>());
+  executor.subscribe([](const ProbeRecord& record) {
+    if (record.module == "layer2.0.conv1") throw Error("disk full while writing " + record.module);
+  });
+  executor.step(testing::tiny_input());
+  try {
+    executor.flush_records();
+    FAIL() << "the subscriber's failure was lost";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("disk full while writing layer2.0.conv1"), std::string::npos);
+  }
+  EXPECT_NO_THROW(executor.flush_records()) << "a failure is reported once";
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // The GPU path's steady state: a probed step reserves no new device memory once warm, probes add
-// one host wait per step however many tensors they watch (the arena's copy), and a probe run can
+// one host wait per step however many tensors they watch (the arena's copy, waited for by the
+// delivery thread: the thread that steps waits no more than without probes), and a probe run can
 // be captured into a CUDA graph and replayed on new data. Skips where no GPU is usable.
 #include <gtest/gtest.h>
 
@@ -45,12 +46,19 @@ class GpuSteadyState : public TinyModelTest {
     options.sgd.momentum = 0.9;
     return std::make_unique<Executor>(model(), std::move(gpu), options);
   }
-  // Host waits per step, averaged over `steps` steps after three warm-up steps.
-  static double waits_per_step(Executor& executor, int steps) {
+  // Host waits per step, averaged over `steps` steps after three warm-up steps: on every thread
+  // (the delivery thread's included), and on the thread that steps.
+  struct Waits {
+    double total = 0, stepping_thread = 0;
+  };
+  static Waits waits_per_step(Executor& executor, int steps) {
     for (int i = 0; i < 3; ++i) executor.step(testing::tiny_input(), testing::tiny_labels());
-    const uint64_t before = cuda::host_waits();
+    executor.flush_records();
+    const uint64_t before = cuda::host_waits(), before_here = cuda::host_waits_on_this_thread();
     for (int i = 0; i < steps; ++i) executor.step(testing::tiny_input(), testing::tiny_labels());
-    return static_cast<double>(cuda::host_waits() - before) / steps;
+    const uint64_t here = cuda::host_waits_on_this_thread() - before_here;
+    executor.flush_records();
+    return {static_cast<double>(cuda::host_waits() - before) / steps, static_cast<double>(here) / steps};
   }
 };
 
@@ -63,20 +71,22 @@ TEST_F(GpuSteadyState, ProbedStepsReserveNoNewDeviceMemoryOnceWarm) {
   for (int i = 0; i < 3; ++i) run->step(testing::tiny_input(), testing::tiny_labels());
   const uint64_t warm = pool_reserved_bytes();
   for (int i = 0; i < 5; ++i) run->step(testing::tiny_input(), testing::tiny_labels());
+  run->flush_records();
   EXPECT_EQ(pool_reserved_bytes(), warm) << "a steady-state step made the pool reserve more memory";
   EXPECT_GT(records, 8u * 280);
 }
 
 TEST_F(GpuSteadyState, ProbesAddOneHostWaitPerStepHoweverManyTensorsTheyWatch) {
   HOOKRT_GPU_OR_SKIP(plain_gpu);
-  const double plain = waits_per_step(*executor(std::move(plain_gpu), false), 4);
+  const Waits plain = waits_per_step(*executor(std::move(plain_gpu), false), 4);
   HOOKRT_GPU_OR_SKIP(hooked_gpu);
   auto hooked = executor(std::move(hooked_gpu), true);
   size_t records = 0;
   hooked->subscribe([&records](const ProbeRecord&) { ++records; });
-  const double probed = waits_per_step(*hooked, 4);
+  const Waits probed = waits_per_step(*hooked, 4);
   EXPECT_GT(records, 7u * 280);  // hundreds of probed tensors per step...
-  EXPECT_EQ(probed, plain + 1) << "...and one more wait: the results arena's copy";
+  EXPECT_EQ(probed.total, plain.total + 1) << "...and one more wait: the results arena's copy...";
+  EXPECT_EQ(probed.stepping_thread, plain.stepping_thread) << "...on the delivery thread, not the stepping one";
 }
 
 TEST(GpuProbeGraph, AProbeRunCapturedInACudaGraphReplaysOnNewData) {

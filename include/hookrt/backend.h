@@ -73,6 +73,16 @@ struct DeferredProbeResults {
   bool halt = false;
 };
 
+// The probe runs deferred in one step, on their way to the host: sealing queues their transfer
+// without waiting, and finish() waits for it and decodes them, on whichever thread delivers the
+// records (the executor's delivery thread), so the thread that drives the device never waits.
+class DeferredProbeBatch {
+ public:
+  virtual ~DeferredProbeBatch() = default;
+  // Waits for the runs' results and returns them in the order the runs were queued. Once.
+  virtual std::vector<DeferredProbeResults> finish() = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -149,9 +159,15 @@ class Backend {
   // append their result to record.results.
   virtual ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                                      const ProbeRunOptions& options) = 0;
-  // Waits for every probe run deferred since the last call and returns their results in the order
-  // the runs were queued. Backends that never defer return nothing.
-  virtual std::vector<DeferredProbeResults> collect_deferred_probe_results() { return {}; }
+  // Queues the transfer of every probe run deferred since the last seal and returns at once; null
+  // when none was. Backends that never defer return null. A backend may wait here only for room:
+  // when earlier batches, not yet finished, hold all of its host buffers.
+  virtual std::unique_ptr<DeferredProbeBatch> seal_deferred_probe_results() { return nullptr; }
+  // Seals and finishes at once: waits for every probe run deferred since the last seal.
+  std::vector<DeferredProbeResults> collect_deferred_probe_results() {
+    std::unique_ptr<DeferredProbeBatch> batch = seal_deferred_probe_results();
+    return batch ? batch->finish() : std::vector<DeferredProbeResults>{};
+  }
 };
 
 // The CPU reference backend.

@@ -1,7 +1,10 @@
 #pragma once
 // Executor — runs a Model on a Backend: forward, backward whenever labels are given, the SGD update
 // in train mode, and every hook at every module boundary. Probe records go to subscribers in the
-// order they fire.
+// order they fire. On a backend that defers probe results (the GPU's), a step's records are
+// delivered by the executor's delivery thread while the next step runs, unless something must see
+// them before the optimizer (a nonfinite=halt probe, an update gate); flush_records() waits for
+// them. Subscribers are then called on that thread, one record at a time, never concurrently.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -15,6 +18,10 @@
 #include "hookrt/tensor.h"
 
 namespace hookrt {
+namespace detail {
+class RecordDelivery;
+struct HandedOverStep;
+}
 
 enum class Mode { Eval, Train };
 std::string mode_name(Mode mode);
@@ -24,6 +31,9 @@ struct ExecutorOptions {
   Mode mode = Mode::Eval;
   SgdOptions sgd;
   bool input_grad = false;  // compute the gradient of the loss w.r.t. the input (saliency)
+  // Deferred records go to the delivery thread when nothing in the step needs them first; off:
+  // every step returns with its records delivered, on the calling thread.
+  bool deliver_in_background = true;
 };
 
 struct StepResult {
@@ -65,7 +75,11 @@ class Executor {
   // when a nonfinite=halt probe fires (records up to that point are delivered first).
   StepResult step(const Tensor& input, const Tensor& labels = Tensor());
 
+  // Adds a subscriber for the records of later steps (after the earlier steps' are delivered).
   void subscribe(RecordSubscriber subscriber);
+  // Returns once every record of the steps so far has reached the subscribers; rethrows, once,
+  // what a subscriber threw on the delivery thread.
+  void flush_records();
   void set_update_gate(UpdateGate gate) { update_gate_ = std::move(gate); }
   // The learning rate of the next updates (learning-rate schedules).
   void set_learning_rate(double lr) { options_.sgd.lr = lr; }
@@ -75,13 +89,17 @@ class Executor {
   void load_optimizer_state(const TensorMap& momentum, int64_t steps_done);
   // Whether the last step's optimizer update was skipped by the update gate.
   bool last_update_skipped() const { return last_update_skipped_; }
-  // Copies parameters, buffers and optimizer state back into the model's host tensors.
+  // Delivers every record so far, then copies parameters, buffers and optimizer state back into
+  // the model's host tensors.
   void sync_model();
   int64_t steps_done() const { return step_; }
   Backend& backend() { return *backend_; }
   const ExecutorOptions& options() const { return options_; }
 
  private:
+  void deliver_now(const ProbeRecord& record);
+  void deliver_to_subscribers(const ProbeRecord& record);
+  void hand_over(detail::HandedOverStep step);
   void apply_sgd();
   UpdateAction gate_update();
   struct BufferSnapshot {
@@ -100,6 +118,7 @@ class Executor {
   BufferSnapshot buffers_before_step_;  // batch norm's buffers as the current gated step found them
   bool last_update_skipped_ = false;
   std::unique_ptr<State> state_;
+  std::unique_ptr<detail::RecordDelivery> delivery_;  // started by the first step handed over
   int64_t step_ = 0;
 };
 

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -74,6 +75,8 @@ class CaptureWriter {
 // A run's output folder of records: stats.jsonl, appended as records arrive, and
 // captures.safetensors, written once (it needs all its tensors up front) by finish(), at the end
 // of the run or when it stops early.
+// record() may run on the executor's delivery thread while the run's own thread flushes after
+// each step: every method takes the folder's lock.
 class RecordFiles {
  public:
   // Creates the folder; Error(BadInput) naming `--out DIR` when it cannot.
@@ -82,9 +85,10 @@ class RecordFiles {
   void flush();   // every record so far is on disk (after each step)
   void finish();  // flush, and the captures
   std::string file(const std::string& name) const;  // a path in the folder
-  size_t captures() const { return captures_->size(); }
+  size_t captures() const;
 
  private:
+  mutable std::mutex mutex_;
   std::string dir_;
   std::unique_ptr<JsonlWriter> stats_;
   std::unique_ptr<CaptureWriter> captures_;

@@ -51,6 +51,7 @@ ProbeList operator|(ProbeList list, B b) {
 
 std::string probe_name(const Probe& probe);  // "stats", "hist", ...
 bool probe_changes_tensor(const Probe& probe);  // clamp, clipnorm
+bool probe_may_halt(const Probe& probe);        // nonfinite=halt
 
 // Parses one probe as written on the command line: `stats`, `zeros`, `nonfinite`,
 // `nonfinite=halt`, `hist=BINS:LO:HI`, `channels`, `clamp=LO:HI`, `clipnorm=MAX`, `capture`.

@@ -97,7 +97,8 @@ int run(const RunArgs& args) {
   if (device == DeviceChoice::Auto) std::cerr << "hookrt: note: --device auto chose " << selection.backend->name()
                                               << " (" << selection.reason << ")\n";
   Executor executor(model, std::move(selection.backend), options);
-  // Records are flushed after every step, and everything on every way out.
+  // Records are flushed after every step (those delivered so far: the delivery thread may still
+  // hold the last step's), and everything on every way out.
   std::optional<io::RecordFiles> outputs;
   if (!args.out.empty()) outputs.emplace(args.out);
   SummaryTable table;
@@ -127,9 +128,16 @@ int run(const RunArgs& args) {
       }
     }
   } catch (...) {
-    if (outputs) outputs->finish();  // nothing recorded is lost when a run stops early
+    // Nothing recorded is lost when a run stops early: the steps before the failure first.
+    try {
+      executor.flush_records();
+    } catch (const std::exception& error) {
+      std::cerr << "hookrt: " << error.what() << "\n";
+    }
+    if (outputs) outputs->finish();
     throw;
   }
+  executor.flush_records();  // the last steps' records may still be on their way
   if (outputs) outputs->finish();
   if (!args.quiet) table.print(std::cout);
   if (outputs) {

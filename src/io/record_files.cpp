@@ -14,15 +14,25 @@ RecordFiles::RecordFiles(const std::string& dir) : dir_(dir) {
 }
 
 void RecordFiles::record(const ProbeRecord& record) {
+  std::lock_guard lock(mutex_);
   stats_->write(record);
   captures_->add(record);
 }
 
-void RecordFiles::flush() { stats_->flush(); }
+void RecordFiles::flush() {
+  std::lock_guard lock(mutex_);
+  stats_->flush();
+}
 
 void RecordFiles::finish() {
-  flush();
+  std::lock_guard lock(mutex_);
+  stats_->flush();
   if (captures_->size() > 0) captures_->write();
+}
+
+size_t RecordFiles::captures() const {
+  std::lock_guard lock(mutex_);
+  return captures_->size();
 }
 
 std::string RecordFiles::file(const std::string& name) const { return (std::filesystem::path(dir_) / name).string(); }

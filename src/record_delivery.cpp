@@ -1,0 +1,108 @@
+// Record delivery (see record_delivery.h).
+#include "record_delivery.h"
+
+#include <algorithm>
+#include <iostream>
+#include <string>
+#include <utility>
+
+#include "hookrt/error.h"
+
+namespace hookrt::detail {
+
+void attach_deferred_results(std::deque<QueuedRecord>& queue, std::vector<DeferredProbeResults> finished) {
+  size_t next = 0;
+  for (auto queued = queue.begin(); queued != queue.end(); ++queued) {
+    if (queued->ticket) {
+      // Results come back in the order the runs were queued, which is the order of this queue.
+      if (next >= finished.size() || finished[next].ticket != *queued->ticket)
+        throw Error("internal: the backend did not return the results of deferred probe run " +
+                    std::to_string(*queued->ticket));
+      queued->record.results = std::move(finished[next].results);
+      queued->halt = finished[next].halt;
+      ++next;
+    }
+    if (queued->halt) {
+      queue.erase(std::next(queued), queue.end());
+      return;
+    }
+  }
+}
+
+RecordDelivery::RecordDelivery(RecordSink sink, size_t steps_in_flight)
+    : sink_(std::move(sink)), steps_in_flight_(std::max<size_t>(steps_in_flight, 1)), thread_([this] { run(); }) {}
+
+RecordDelivery::~RecordDelivery() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  thread_.join();
+  if (failure_) {
+    try {
+      std::rethrow_exception(failure_);
+    } catch (const std::exception& error) {
+      std::cerr << "hookrt: probe records could not be delivered: " << error.what() << "\n";
+    }
+  }
+}
+
+void RecordDelivery::rethrow_failure(std::unique_lock<std::mutex>& lock) {
+  if (!failure_) return;
+  std::exception_ptr failure = std::exchange(failure_, nullptr);
+  lock.unlock();
+  std::rethrow_exception(failure);
+}
+
+void RecordDelivery::hand_over(HandedOverStep step) {
+  std::unique_lock lock(mutex_);
+  rethrow_failure(lock);
+  changed_.wait(lock, [this] { return queue_.size() < steps_in_flight_ || failure_; });
+  rethrow_failure(lock);
+  queue_.push_back(std::move(step));
+  lock.unlock();
+  changed_.notify_all();
+}
+
+void RecordDelivery::wait() {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [this] { return (queue_.empty() && !delivering_) || failure_; });
+  rethrow_failure(lock);
+}
+
+// After a failure the thread stops delivering (the records cannot reach their subscribers in
+// order any more) but keeps finishing batches, so that their host buffers go back.
+void RecordDelivery::run() {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    changed_.wait(lock, [this] { return !queue_.empty() || stopping_; });
+    if (queue_.empty()) return;  // stopping, with everything delivered
+    HandedOverStep step = std::move(queue_.front());
+    queue_.pop_front();
+    delivering_ = true;
+    const bool failed = failure_ != nullptr;
+    lock.unlock();
+    changed_.notify_all();  // room for one more step
+    std::exception_ptr failure;
+    try {
+      if (failed && step.batch) step.batch->finish();
+      else if (!failed) deliver(step);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    lock.lock();
+    if (failure && !failure_) failure_ = failure;
+    delivering_ = false;
+    changed_.notify_all();
+  }
+}
+
+void RecordDelivery::deliver(HandedOverStep& step) {
+  if (step.batch) attach_deferred_results(step.records, step.batch->finish());
+  step.batch.reset();
+  for (const QueuedRecord& queued : step.records)
+    if (!queued.record.results.empty()) sink_(queued.record);
+}
+
+}  // namespace hookrt::detail
