@@ -183,6 +183,7 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
   FusedProbeBuffers buffers;
   buffers.tensor = tensor.data<float>();
   buffers.slot = slot.device;
+  buffers.zeroed_counters = probe_counters_.words(fused_probe_counter_words(*plan));
   buffers.clamp_masks.assign(probes.size(), nullptr);
   buffers.clip_scales.assign(probes.size(), nullptr);
   std::vector<Tensor> factors(probes.size());  // by probe: a clamp's mask or a clipnorm's scale

@@ -24,6 +24,7 @@
 #include "probe_plan.h"
 #include "resources.h"
 #include "workspace.h"
+#include "zeroed_counters.h"
 
 namespace hookrt::cuda {
 
@@ -120,6 +121,7 @@ class CudaBackend final : public Backend {
   CublasLinear linear_;
 
   ProbeArena arena_;
+  ZeroedCounters probe_counters_{pool_};
   CaptureRing capture_ring_;
   std::vector<PendingProbeRun> pending_;
   uint64_t next_ticket_ = 0;

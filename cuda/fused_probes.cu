@@ -1,9 +1,11 @@
 // The fused probe engine's host launcher (see fused_probes.cuh). Each planned pass is one kernel
 // that reads the tensor once, with float4 loads where the address allows, runs the pass's probes
 // on each element in registers (changing probes first rewrite the value the later ones see), and
-// writes the value back when the pass changed it. Per-block partials go to scratch; small
-// finishing kernels combine them in a fixed order in fp64, so a slot has the same bits on every
-// run on the same GPU. Integer counts (histogram bins, dead channels) use integer atomics, which
+// writes the value back when the pass changed it. Per-block partials go to scratch and are
+// combined in a fixed order in fp64, so a slot has the same bits on every run on the same GPU: by
+// the last block of a flat pass to finish, which makes a flat pass one launch (its counters are
+// zeroed words that it leaves zeroed, so no memset either), or by finishing kernels after a row
+// pass. Integer counts (histogram bins, dead channels) use integer atomics, which
 // are exact in any order. Passes walk the tensor flat (the whole grid strides over it) unless they
 // hold a channels probe, whose per-channel moments need rows: then each warp takes rows (o, c).
 // zeros finds dead channels in either walk: in the flat one, an element that is > 0 or NaN sets
@@ -12,7 +14,8 @@
 // Where the parts live: probe_pass_args.cuh (what a kernel reads of a pass), probe_accumulators.cuh
 // (per-thread accumulators and their merges), probe_chunks.cuh (each probe's step on a chunk of
 // elements), probe_pass_kernel.cu (the pass kernel), probe_clip_norm.cu (clipnorm's norm pass),
-// probe_finish.cu (the finishing kernels). This file sizes grids and scratch and queues kernels.
+// probe_flat_finish.cuh (merging the partials), probe_finish.cu (the row pass's finishing
+// kernels). This file sizes grids and scratch and queues kernels.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -58,36 +61,44 @@ int grid_for(int64_t items, int64_t per_block) {
 
 size_t round_up(size_t bytes) { return (bytes + 255) / 256 * 256; }
 
-// Scratch of one pass, carved from one allocation.
+// Counter words of op k of a pass: hist's (below, above, bins); zeros' dead count, then (flat
+// passes) one alive flag per channel.
+size_t op_counter_words(const ProbePlan& plan, const PlannedPass& pass, size_t k) {
+  const PlannedOp& op = pass.ops[k];
+  if (op.kind == PlannedOpKind::Hist) return 2 + static_cast<size_t>(op.bins);
+  if (op.kind == PlannedOpKind::Zeros) return 1 + (pass.per_channel() ? 0 : static_cast<size_t>(plan.channels));
+  return 0;
+}
+
+// Scratch of one pass, carved from one allocation. A flat pass takes its counters from the
+// zeroed words (the first is its `done` count) and needs no memset; a row pass's are scratch.
 struct PassScratch {
   std::shared_ptr<Storage> storage;
   FlatAcc* partials = nullptr;       // (blocks, kMaxOps)
   double* norm_partials = nullptr;   // (flat blocks)
-  unsigned long long* counters = nullptr;
-  size_t counter_bytes = 0;
+  unsigned long long* done = nullptr;      // flat passes
+  unsigned long long* to_clear = nullptr;  // row passes: counters to memset before the pass
+  size_t clear_bytes = 0;
   std::vector<double*> rows;         // by op
   std::vector<unsigned long long*> op_counters;  // by op
 };
 
 PassScratch allocate_pass_scratch(const ProbePlan& plan, const PlannedPass& pass, int blocks, int flat_blocks,
-                                  const ProbeScratchAllocator& scratch) {
+                                  unsigned long long* zeroed, const ProbeScratchAllocator& scratch) {
   const size_t ops = pass.ops.size();
   const bool row_pass = pass.per_channel();
-  std::vector<size_t> counter_words(ops, 0), row_doubles(ops, 0);
+  std::vector<size_t> row_doubles(ops, 0);
   size_t counters_total = 0, rows_total = 0;
   for (size_t k = 0; k < ops; ++k) {
     const PlannedOp& op = pass.ops[k];
-    if (op.kind == PlannedOpKind::Hist) counter_words[k] = 2 + static_cast<size_t>(op.bins);
-    // zeros: the dead count, then (flat passes) one alive flag per channel.
-    if (op.kind == PlannedOpKind::Zeros) counter_words[k] = 1 + (row_pass ? 0 : static_cast<size_t>(plan.channels));
     if (row_pass && (op.kind == PlannedOpKind::Zeros || op.kind == PlannedOpKind::Channels))
       row_doubles[k] = static_cast<size_t>(plan.rows()) * kRowFields;
-    counters_total += counter_words[k];
+    counters_total += op_counter_words(plan, pass, k);
     rows_total += row_doubles[k];
   }
   const size_t partial_bytes = round_up(static_cast<size_t>(blocks) * kMaxOps * sizeof(FlatAcc));
   const size_t norm_bytes = round_up(static_cast<size_t>(flat_blocks) * sizeof(double));
-  const size_t counter_bytes = round_up(counters_total * sizeof(unsigned long long));
+  const size_t counter_bytes = row_pass ? round_up(counters_total * sizeof(unsigned long long)) : 0;
   const size_t row_bytes = round_up(rows_total * sizeof(double));
 
   PassScratch s;
@@ -95,14 +106,21 @@ PassScratch allocate_pass_scratch(const ProbePlan& plan, const PlannedPass& pass
   char* base = static_cast<char*>(s.storage->data);
   s.partials = reinterpret_cast<FlatAcc*>(base);
   s.norm_partials = reinterpret_cast<double*>(base + partial_bytes);
-  s.counters = reinterpret_cast<unsigned long long*>(base + partial_bytes + norm_bytes);
-  s.counter_bytes = counters_total * sizeof(unsigned long long);
+  unsigned long long* counters = nullptr;
+  if (row_pass) {
+    counters = s.to_clear = reinterpret_cast<unsigned long long*>(base + partial_bytes + norm_bytes);
+    s.clear_bytes = counters_total * sizeof(unsigned long long);
+  } else {
+    if (zeroed == nullptr) throw Error("run_fused_probes: a flat pass needs the zeroed counters");
+    s.done = zeroed;
+    counters = zeroed + 1;
+  }
   double* rows = reinterpret_cast<double*>(base + partial_bytes + norm_bytes + counter_bytes);
-  unsigned long long* counters = s.counters;
   for (size_t k = 0; k < ops; ++k) {
-    s.op_counters.push_back(counter_words[k] ? counters : nullptr);
+    const size_t words = op_counter_words(plan, pass, k);
+    s.op_counters.push_back(words ? counters : nullptr);
     s.rows.push_back(row_doubles[k] ? rows : nullptr);
-    counters += counter_words[k];
+    counters += words;
     rows += row_doubles[k];
   }
   return s;
@@ -114,8 +132,8 @@ void run_pass(const ProbePlan& plan, size_t pass_index, const FusedProbeBuffers&
   const bool rows = pass.per_channel();
   const int flat_blocks = grid_for(plan.numel, int64_t{kBlock} * 4);
   const int blocks = rows ? grid_for(plan.rows(), kWarpsPerBlock) : flat_blocks;
-  PassScratch s = allocate_pass_scratch(plan, pass, blocks, flat_blocks, scratch);
-  if (s.counter_bytes > 0) HOOKRT_CUDA_CHECK(cudaMemsetAsync(s.counters, 0, s.counter_bytes, stream));
+  PassScratch s = allocate_pass_scratch(plan, pass, blocks, flat_blocks, buffers.zeroed_counters, scratch);
+  if (s.clear_bytes > 0) HOOKRT_CUDA_CHECK(cudaMemsetAsync(s.to_clear, 0, s.clear_bytes, stream));
 
   PassArgs args{};
   args.x = buffers.tensor;
@@ -128,6 +146,7 @@ void run_pass(const ProbePlan& plan, size_t pass_index, const FusedProbeBuffers&
   args.channels = plan.channels;
   args.outer = plan.outer;
   args.slot = buffers.slot;
+  args.done = s.done;
   int hist_words = 0;
   for (const PlannedOp& op : pass.ops)
     if (op.kind == PlannedOpKind::Hist) hist_words += 2 + op.bins;
@@ -169,13 +188,25 @@ void run_pass(const ProbePlan& plan, size_t pass_index, const FusedProbeBuffers&
                      buffers.slot + op.slot, buffers.clip_scales.at(op.probe), stream);
   }
 
+  // A flat pass finishes itself (its last block); a row pass needs the finishing kernels.
   launch_fused_pass(args, rows, blocks, s.partials, stream);
-  if (per_channel_ops) launch_channel_finish(args, grid_for(plan.channels, kBlock), stream);
-  if (!pass.ops.empty()) launch_flat_finish(args, s.partials, blocks, stream);
+  if (rows && per_channel_ops) launch_channel_finish(args, grid_for(plan.channels, kBlock), stream);
+  if (rows && !pass.ops.empty()) launch_flat_finish(args, s.partials, blocks, stream);
   // s.storage is freed stream-ordered, after the kernels above have used it.
 }
 
 }  // namespace
+
+size_t fused_probe_counter_words(const ProbePlan& plan) {
+  size_t most = 0;
+  for (const PlannedPass& pass : plan.passes) {
+    if (pass.per_channel()) continue;
+    size_t words = 1;  // done
+    for (size_t k = 0; k < pass.ops.size(); ++k) words += op_counter_words(plan, pass, k);
+    most = std::max(most, words);
+  }
+  return most;
+}
 
 void run_fused_probes(const ProbePlan& plan, const FusedProbeBuffers& buffers, const ProbeScratchAllocator& scratch,
                       cudaStream_t stream) {

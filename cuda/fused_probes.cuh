@@ -23,7 +23,14 @@ struct FusedProbeBuffers {
   std::vector<float*> clip_scales;  // (1) a clipnorm's scale; required for every clipnorm
   // By pass index: (plan.numel) the tensor at the pass's end; required for passes with captures.
   std::vector<float*> captures;
+  // fused_probe_counter_words(plan) words, all zero, which the kernels leave zero: the counters
+  // of flat passes, kept from run to run so that such a pass is one launch and no memset. Runs
+  // on one stream may share them (stream order keeps them apart).
+  unsigned long long* zeroed_counters = nullptr;
 };
+
+// The zeroed counter words the plan's flat passes need (the most any one of them needs).
+size_t fused_probe_counter_words(const ProbePlan& plan);
 
 // Stream-ordered device scratch of at least `bytes` bytes (the backend's pool).
 using ProbeScratchAllocator = std::function<std::shared_ptr<Storage>(size_t bytes)>;

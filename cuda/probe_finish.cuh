@@ -1,7 +1,8 @@
 #pragma once
-// The kernels that finish a pass of the fused probe engine once its pass kernel has run: they
-// combine the pass's partials in a fixed order and write each op's slot entries. Host launchers,
-// since the kernels live in probe_finish.cu (no relocatable device code).
+// The kernels that finish a row pass of the fused probe engine once its pass kernel has run: they
+// combine the pass's partials in a fixed order and write each op's slot entries (a flat pass
+// finishes itself in its last block). Host launchers, since the kernels live in probe_finish.cu
+// (no relocatable device code).
 #include <cuda_runtime.h>
 
 #include "probe_accumulators.cuh"
@@ -9,8 +10,8 @@
 
 namespace hookrt::cuda::detail {
 
-// Per-channel ops (zeros, channels): merges each channel's row partials (row passes) or reads its
-// alive flag (zeros in a flat pass); writes channels' slot arrays and counts zeros' dead channels.
+// Per-channel ops (zeros, channels): merges each channel's row partials; writes channels' slot
+// arrays and counts zeros' dead channels into its counters[0].
 // `blocks` blocks of kBlock threads, one thread per channel in a grid-stride loop.
 void launch_channel_finish(const PassArgs& args, int blocks, cudaStream_t stream);
 

@@ -49,6 +49,10 @@ struct PassArgs {
   int64_t outer;     // channel finishing
   int shared_hist_words;
   double* slot;
+  // Flat passes: how many blocks have finished (zero at launch); the last to finish merges the
+  // partials and writes the slot (probe_pass_kernel.cu), and leaves this and the ops' counters
+  // zero again. nullptr for row passes, which finishing kernels complete.
+  unsigned long long* done;
 };
 
 __device__ __forceinline__ bool per_channel_kind(PlannedOpKind kind) {

@@ -1,20 +1,21 @@
 // The pass kernel (see probe_pass_kernel.cuh). Each planned pass is one kernel that reads the
 // tensor once, with float4 loads where the address allows, runs the pass's probes on each element
 // in registers (changing probes first rewrite the value the later ones see), and writes the value
-// back when the pass changed it. Per-block partials go to scratch for the finishing kernels
-// (probe_finish.cu); histogram bins use integer atomics, which are exact in any order.
+// back when the pass changed it. Per-block partials go to scratch; a flat pass's last block
+// finishes it, a row pass's are finished by the kernels of probe_finish.cu. Histogram bins use
+// integer atomics, which are exact in any order.
 // Passes walk the tensor flat (the whole grid strides over it) unless they hold a channels probe,
 // whose per-channel moments need rows: then each warp takes rows (o, c). zeros finds dead channels
 // in either walk: in the flat one, an element that is > 0 or NaN sets its channel's alive flag.
 #include "probe_pass_kernel.cuh"
 
-#include <cub/block/block_reduce.cuh>
 #include <cuda_runtime.h>
 
 #include <cstddef>
 #include <cstdint>
 
 #include "probe_chunks.cuh"
+#include "probe_flat_finish.cuh"
 #include "status.h"
 
 namespace hookrt::cuda::detail {
@@ -74,6 +75,34 @@ struct PassVisitor {
   }
 };
 
+// A flat pass is finished by its last block to arrive (the threadfence-reduction pattern): each
+// thread fences its writes (partials, histogram counts, alive flags) before the block counts
+// itself done, so the block that counts last sees every other block's. It merges the partials in
+// block order with flat_finish_kernel's code, so the slot has the same bits as a separate
+// finishing launch would give, and it zeroes the counters behind it: the pass needs neither a
+// memset before it nor a kernel after it.
+__device__ __forceinline__ void finish_if_last_block(const PassArgs& args, const FlatAcc* partials,
+                                                     typename FlatReduce::TempStorage& temp) {
+  __shared__ bool last;
+  __shared__ unsigned long long dead_total;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) last = atomicAdd(args.done, 1ull) == static_cast<unsigned long long>(gridDim.x) - 1;
+  __syncthreads();
+  if (!last) return;  // the same for the whole block
+  for (int k = 0; k < args.n_ops; ++k) {
+    const DeviceOp& op = args.ops[k];
+    const FlatAcc total = merge_block_partials(partials, static_cast<int>(gridDim.x), k, temp);
+    const unsigned long long dead =
+        op.kind == PlannedOpKind::Zeros ? count_dead_channels_and_reset(op, args.channels, dead_total) : 0ull;
+    double* slot = args.slot + op.slot;
+    if (threadIdx.x == 0) write_flat_slot(op, slot, total, dead);
+    if (op.kind == PlannedOpKind::Hist) copy_histogram(op, slot, /*reset=*/true);
+    __syncthreads();  // temp and dead_total are reused by the next op
+  }
+  if (threadIdx.x == 0) *args.done = 0;
+}
+
 // One pass. Flat mode: a grid-stride walk over the whole tensor. Row mode: each warp takes rows
 // (o, c) in a grid-stride walk and leaves one partial per row and per-channel op.
 template <bool kRows>
@@ -131,15 +160,15 @@ __global__ void __launch_bounds__(kBlock) fused_pass_kernel(const PassArgs args,
     }
   }
 
-  using Reduce = cub::BlockReduce<FlatAcc, kBlock>;
-  __shared__ typename Reduce::TempStorage temp;
+  __shared__ typename FlatReduce::TempStorage temp;
 #pragma unroll
   for (int k = 0; k < kMaxOps; ++k) {
     if (k >= args.n_ops) break;  // n_ops is the same for the whole block
-    const FlatAcc total = Reduce(temp).Reduce(flat[k], MergeFlat{});
+    const FlatAcc total = FlatReduce(temp).Reduce(flat[k], MergeFlat{});
     if (threadIdx.x == 0) partials[static_cast<int64_t>(blockIdx.x) * kMaxOps + k] = total;
     __syncthreads();  // temp is reused by the next reduction
   }
+  if constexpr (!kRows) finish_if_last_block(args, partials, temp);
 }
 
 }  // namespace

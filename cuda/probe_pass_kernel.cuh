@@ -9,8 +9,10 @@
 namespace hookrt::cuda::detail {
 
 // Queues the pass on `stream` as `blocks` blocks of kBlock threads; block b leaves op k's flat
-// partial at partials[b * kMaxOps + k]. rows: the row walk, for a pass with a channels probe.
-// Shared memory is sized from args.shared_hist_words. Throws Error if the launch fails.
+// partial at partials[b * kMaxOps + k]. rows: the row walk, for a pass with a channels probe;
+// its finishing kernels follow (probe_finish.cuh). A flat pass finishes itself and writes the
+// slot, given args.done and its ops' counters zeroed, which it leaves zeroed. Shared memory is
+// sized from args.shared_hist_words. Throws Error if the launch fails.
 void launch_fused_pass(const PassArgs& args, bool rows, int blocks, FlatAcc* partials,
                        cudaStream_t stream);
 

@@ -1,7 +1,8 @@
 // The fused GPU probe engine against the CPU probe engine, through the Backend interface: every
 // probe alone and together, the changing probes in every order, sizes that are not multiples of
 // 4, a tensor whose data is not 16-byte aligned, empty and one-element tensors, a tensor larger
-// than the grid, gradient transforms, halting, and bit-identical results from run to run. Each
+// than the grid or past 2^32 elements, counters left zero for the next run, gradient transforms,
+// halting, and bit-identical results from run to run. Each
 // test skips, saying why, where there is no GPU. The comparisons are those of test_probe_plan.cpp
 // (tests/support/probe_results), which holds the host reference to the same CPU engine.
 #include <gtest/gtest.h>
@@ -222,6 +223,59 @@ TEST(GpuProbes, GiveBitIdenticalResultsOnEveryRun) {
     expect_same_results(again.record.results, first.record.results, 0.0, 0.0, "run " + std::to_string(repeat));
     expect_same_floats(again.tensor, first.tensor, 0.0, "tensor of run " + std::to_string(repeat));
   }
+}
+
+// A flat pass finishes in its last block and zeroes its counters (alive flags, histogram bins,
+// the count of finished blocks) behind it, for the next run: a run after one with many live
+// channels and full bins must count from zero, on a global histogram and a shared one alike.
+TEST(GpuProbes, FlatPassesLeaveTheirCountersZeroForTheNextRun) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  Tensor lively = nasty_tensor({8, 96, 17, 17}, 650, 0.5, 2.0);
+  Tensor dead = Tensor::full({3, 40, 5, 5}, -1.0);
+  dead.data<float>()[7] = 2.0f;  // one live channel
+  for (const char* list : {"zeros,hist=9000:-2:2,stats", "hist=16:-2:2,zeros"})
+    for (int repeat = 0; repeat < 2; ++repeat) {
+      expect_gpu_matches_cpu(*gpu, list, lively, 1);
+      expect_gpu_matches_cpu(*gpu, list, dead, 1);
+      expect_gpu_matches_cpu(*gpu, list, dead, 0);
+    }
+}
+
+// Past 2^32 elements the flat walk finds an element's channel in 64-bit arithmetic (below, in
+// 32-bit, for speed): on a tensor of 4.5e9 elements (18 GB) the channel of an element beyond
+// 2^32 must not wrap onto another. Known values stand in for the CPU reference, which would take
+// 18 GB of host memory and minutes.
+TEST(GpuProbes, FindDeadChannelsPastTwoToThe32Elements) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  const int64_t outer = 2, channels = 3, inner = 750'000'000, n = outer * channels * inner;
+  Tensor big;
+  try {
+    big = gpu->empty({outer, channels, inner}, DType::F32);
+  } catch (const Error& error) {
+    GTEST_SKIP() << "needs 18 GB of device memory: " << error.what();
+  }
+  gpu->fill(big, -1.0);
+  // Element i lies in row i / inner = o * channels + c.
+  auto set = [&](int64_t i, float value) {
+    Tensor one(big.storage(), {1}, DType::F32, static_cast<size_t>(i) * sizeof(float));
+    gpu->copy(Tensor::from_vector(std::vector<float>{value}, {1}), one);
+  };
+  set(4'294'967'300, 0.0f);    // row 5 (o 1, c 2), past 2^32: a zero
+  set(4'400'000'000, 2.0f);    // row 5: channel 2 lives; wrapped to 32 bits it would be row 0
+  set(800'000'000, 3.0f);      // row 1: channel 1 lives
+  ProbeRecord record;
+  ProbeRunOptions options;
+  options.channel_axis = 1;
+  testing::run_probes_now(*gpu, parse_list("zeros,stats"), big, record, options);
+  ASSERT_EQ(record.results.size(), 2u);
+  const auto& zeros = std::get<ZerosResult>(record.results[0]);
+  EXPECT_EQ(zeros.zeros, 1);
+  EXPECT_EQ(zeros.channels, channels);
+  EXPECT_EQ(zeros.dead_channels, 1) << "channel 0 alone is dead";
+  const auto& stats = std::get<StatsResult>(record.results[1]);
+  EXPECT_EQ(stats.count, n);
+  EXPECT_EQ(stats.min, -1.0);
+  EXPECT_EQ(stats.max, 3.0);
 }
 
 TEST(GpuProbes, LeaveGradTransformsThatTheBackendCanApply) {
