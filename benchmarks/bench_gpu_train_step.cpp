@@ -28,9 +28,12 @@ void train_step(benchmark::State& state, bool hooked) {
   const hookrt::Tensor labels = hookrt::bench::batch_labels(batch);
   // Warm-up: cuDNN algorithm choice, the memory pool's first allocations.
   for (int i = 0; i < 3; ++i) executor.step(x, labels);
+  executor.flush_records();
   records = 0;
   // step() returns the logits on the host, so each iteration ends with the GPU's work done.
+  // Probe records reach the subscriber on the executor's delivery thread, beside the next step.
   for (auto _ : state) executor.step(x, labels);
+  executor.flush_records();
   state.counters["images/s"] = benchmark::Counter(static_cast<double>(batch * state.iterations()),
                                                   benchmark::Counter::kIsRate);
   state.counters["records/step"] = static_cast<double>(records) / static_cast<double>(state.iterations());

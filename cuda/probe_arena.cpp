@@ -25,9 +25,12 @@ struct ProbeArena::HostBuffers {
     CudaEvent landed = CudaEvent::create();  // recorded after the copy into data
     bool held = false;                       // by a Landing
   };
+  int device = 0;  // of the stream whose copies land here
   std::mutex mutex;
   std::condition_variable returned;
   Buffer buffers[kHostBuffers];
+
+  HostBuffers() { HOOKRT_CUDA_CHECK(cudaGetDevice(&device)); }
 
   ~HostBuffers() {
     // No copy is in flight: a buffer comes back only once its copy has landed.
@@ -130,6 +133,9 @@ std::unique_ptr<ProbeArena::Landing> ProbeArena::seal() {
 const double* ProbeArena::Landing::wait() {
   HostBuffers::Buffer& buffer = buffers_->buffers[index_];
   if (!landed_) {
+    // The waiting thread (a delivery thread) may not have made the device current; without it
+    // the runtime would set up a context on device 0 for it.
+    HOOKRT_CUDA_CHECK(cudaSetDevice(buffers_->device));
     buffer.landed.synchronize();
     landed_ = true;
   }
