@@ -47,16 +47,37 @@ void HookDispatcher::run_probe_hook(const ProbeList& probes, HookWhen when, cons
   // Parameter gradients have their channels first (out_channels of a conv weight).
   options.channel_axis = (when == HookWhen::Grad || tensor.ndim() < 2) ? 0 : 1;
   options.want_grad_transforms = transforms != nullptr;
+  const bool reusable = ProbedTensors::reusable(probes);
+  if (reusable)
+    if (const EarlierProbeRun* earlier = probed_.find(tensor, probes, options.channel_axis)) {
+      reuse(std::move(record), *earlier);
+      return;
+    }
   may_halt_ = may_halt_ || std::any_of(probes.begin(), probes.end(), probe_may_halt);
   ProbeRunEffects effects = backend_.run_probes(probes, tensor, record, options);
+  if (effects.changed) probed_.forget();
+  if (reusable) probed_.remember(tensor, probes, options.channel_axis, EarlierProbeRun{record.results, effects.deferred});
   if (transforms)
     for (GradTransform& t : effects.grad_transforms) transforms->push_back(std::move(t));
   if (effects.deferred || !queue_.empty()) {
-    queue_.push_back(QueuedRecord{std::move(record), effects.deferred, effects.halt});
+    queue_.push_back(QueuedRecord{std::move(record), effects.deferred, effects.halt, std::nullopt});
     if (effects.halt) flush_records();  // delivers up to this record, then throws
     return;
   }
   deliver(record, effects.halt);
+}
+
+void HookDispatcher::reuse(ProbeRecord record, const EarlierProbeRun& earlier) {
+  if (earlier.ticket) {  // the earlier record waits in the queue for its results, and this one with it
+    queue_.push_back(QueuedRecord{std::move(record), std::nullopt, false, earlier.ticket});
+    return;
+  }
+  record.results = earlier.results;
+  if (!queue_.empty()) {
+    queue_.push_back(QueuedRecord{std::move(record), std::nullopt, false, std::nullopt});
+    return;
+  }
+  deliver(record, false);
 }
 
 // Where a nonfinite=halt fired, from its record; made only when one does.
@@ -77,6 +98,7 @@ void HookDispatcher::deliver(const ProbeRecord& record, bool halt) {
 }
 
 void HookDispatcher::flush_records() {
+  probed_.forget();  // remembered tickets refer to the queue
   if (queue_.empty()) return;
   std::deque<QueuedRecord> queue = std::move(queue_);
   queue_.clear();
@@ -85,6 +107,7 @@ void HookDispatcher::flush_records() {
 }
 
 HandedOverStep HookDispatcher::hand_over() {
+  probed_.forget();  // remembered tickets refer to the queue
   HandedOverStep step;
   step.step = step_;
   step.batch = backend_.seal_deferred_probe_results();
@@ -128,6 +151,7 @@ void HookDispatcher::fire(HookWhen when, const HookSite& site, const std::string
     } else if (const auto* callback = std::get_if<TensorCallback>(&hook->action)) {
       const HookEvent e = event(when, site);
       call_on_host(tensor, nullptr, [&](Tensor& t, Tensor&) { (*callback)(e, t); });
+      probed_.forget();  // it may have written the tensor
     } else {
       throw Error("internal: a two-tensor callback registered on " + when_name(when));
     }
@@ -155,6 +179,7 @@ void HookDispatcher::fire_forward(const HookSite& site, const Tensor& input, Ten
         call_on_host(output, nullptr, [&](Tensor& out, Tensor&) { pair(e, host_in, out); });
       }
     }
+    if (!std::holds_alternative<ProbeList>(hook->action)) probed_.forget();  // a callback may write
   }
 }
 
@@ -202,6 +227,7 @@ void HookDispatcher::fire_backward(const HookSite& site, Tensor& grad_input, Ten
       const HookEvent e = event(HookWhen::Backward, site);
       call_on_host(grad_input, nullptr, [&](Tensor& gi, Tensor&) { callback(e, gi); });
     }
+    if (!std::holds_alternative<ProbeList>(hook->action)) probed_.forget();  // a callback may write
   }
 }
 

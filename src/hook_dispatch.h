@@ -20,6 +20,7 @@
 #include "hookrt/hooks.h"
 #include "hookrt/model.h"
 #include "hookrt/records.h"
+#include "probed_tensors.h"
 #include "record_delivery.h"
 
 namespace hookrt::detail {
@@ -64,6 +65,9 @@ class HookDispatcher {
   // For error paths: delivers what can be delivered and never throws (a halt is ignored, other
   // failures are reported on stderr).
   void flush_records_noexcept() noexcept;
+  // A tensor the step has written in place (an accumulated gradient): earlier probe results
+  // describe no tensor any more (see probed_tensors.h).
+  void tensors_written() { probed_.forget(); }
   // Whether a probe that ran in this step may stop it (nonfinite=halt): its records must then be
   // finished before the optimizer runs, not handed over.
   bool may_halt() const { return may_halt_; }
@@ -73,6 +77,9 @@ class HookDispatcher {
 
  private:
   void deliver(const ProbeRecord& record, bool halt);
+  // Queues or delivers `record` with the results of an earlier run of the same probes on the
+  // same tensor.
+  void reuse(ProbeRecord record, const EarlierProbeRun& earlier);
 
   void run_probe_hook(const ProbeList& probes, HookWhen when, const HookSite& site, Tensor& tensor,
                       const std::string& tensor_name, std::vector<GradTransform>* transforms);
@@ -85,6 +92,7 @@ class HookDispatcher {
   int64_t step_;
   std::deque<QueuedRecord> queue_;
   bool may_halt_ = false;
+  ProbedTensors probed_;
 };
 
 }  // namespace hookrt::detail

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <map>
 #include <string>
 #include <utility>
 
@@ -12,7 +13,15 @@ namespace hookrt::detail {
 
 void attach_deferred_results(std::deque<QueuedRecord>& queue, std::vector<DeferredProbeResults> finished) {
   size_t next = 0;
+  std::map<uint64_t, const ProbeRecord*> by_ticket;
   for (auto queued = queue.begin(); queued != queue.end(); ++queued) {
+    if (queued->results_of) {
+      const auto earlier = by_ticket.find(*queued->results_of);
+      if (earlier == by_ticket.end())
+        throw Error("internal: a record shares the results of deferred probe run " +
+                    std::to_string(*queued->results_of) + ", which is not before it in the step");
+      queued->record.results = earlier->second->results;
+    }
     if (queued->ticket) {
       // Results come back in the order the runs were queued, which is the order of this queue.
       if (next >= finished.size() || finished[next].ticket != *queued->ticket)
@@ -20,6 +29,7 @@ void attach_deferred_results(std::deque<QueuedRecord>& queue, std::vector<Deferr
                     std::to_string(*queued->ticket));
       queued->record.results = std::move(finished[next].results);
       queued->halt = finished[next].halt;
+      by_ticket[*queued->ticket] = &queued->record;
       ++next;
     }
     if (queued->halt) {

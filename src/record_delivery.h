@@ -31,11 +31,15 @@ struct QueuedRecord {
   ProbeRecord record;
   std::optional<uint64_t> ticket;  // its results are deferred under this ticket
   bool halt = false;
+  // Its results are those of the deferred run with this ticket, earlier in the queue (the same
+  // probes on the same tensor: see probed_tensors.h).
+  std::optional<uint64_t> results_of;
 };
 
-// Fills the deferred records of `queue` from `finished` (the batch's results, in queue order) and
-// cuts the queue after the first halting record: the step stopped there, later firings never
-// happened. Throws Error naming the ticket when a result is missing.
+// Fills the deferred records of `queue` from `finished` (the batch's results, in queue order), and
+// those that share an earlier run's results from that run's record, and cuts the queue after the
+// first halting record: the step stopped there, later firings never happened. Throws Error naming
+// the ticket when a result is missing.
 void attach_deferred_results(std::deque<QueuedRecord>& queue, std::vector<DeferredProbeResults> finished);
 
 // One step's records handed to the delivery thread.

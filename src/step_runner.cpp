@@ -12,7 +12,9 @@ StepRunner::StepRunner(Model& model, Backend& backend, DeviceState& state, const
       state_(state),
       options_(options),
       tape_(backend, backward),
-      hooks_(backend, model.hooks(), std::move(sink), step) {}
+      hooks_(backend, model.hooks(), std::move(sink), step) {
+  tape_.on_write_in_place([this] { hooks_.tensors_written(); });
+}
 
 int StepRunner::forward(const Tensor& input, bool input_requires_grad) {
   const int x = tape_.add_value(input, input_requires_grad);

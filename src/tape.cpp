@@ -17,6 +17,7 @@ void Tape::accumulate_grad(int id, Tensor g) {
   if (!v.grad.defined()) {
     v.grad = std::move(g);
   } else {
+    if (write_observer_) write_observer_();
     backend_.accumulate(v.grad, g);
   }
 }

@@ -16,6 +16,7 @@
 #include "hookrt/backend.h"
 #include "hookrt/hook_spec.h"
 #include "hookrt/io.h"
+#include "support/probe_results.h"
 #include "support/tiny_model.h"
 
 namespace hookrt {
@@ -92,7 +93,9 @@ class DeferringBackend final : public Backend {
 
   ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                              const ProbeRunOptions& options) override {
-    if (!defer_every_run_ && runs_++ % 2 == 0) return inner_->run_probes(probes, tensor, record, options);
+    const bool now = !defer_every_run_ && runs_ % 2 == 0;
+    ++runs_;
+    if (now) return inner_->run_probes(probes, tensor, record, options);
     // Computed now, handed over later: the record stays empty until collect.
     ProbeRecord scratch;
     ProbeRunEffects effects = inner_->run_probes(probes, tensor, scratch, options);
@@ -109,6 +112,7 @@ class DeferringBackend final : public Backend {
     return batch;
   }
   int seals() const { return seals_; }
+  int probe_runs() const { return runs_; }
   // While held, finishing a batch blocks, as waiting for a device that has not got there yet.
   void hold() { hold_->set(true); }
   void release() { hold_->set(false); }
@@ -236,6 +240,28 @@ TEST_F(DeferredRecordsTest, ResultsAreSealedOncePerStep) {
   executor.flush_records();
   EXPECT_EQ(deferring->seals(), 2);
   EXPECT_EQ(log.records().size(), 2 * 76u);  // every module call's forward (8 ReLUs run twice), each step
+}
+
+// A block's output is its last ReLU's, a layer's its last block's, a downsample's its batch
+// norm's, the model's its fc's: the
+// dispatcher runs the probes once per tensor and gives the repeats the same (deferred) results.
+TEST_F(DeferredRecordsTest, RepeatedFiringsOnOneTensorRunTheProbesOnce) {
+  register_hook_spec(model(), parse_hook_spec("forward:*:stats,zeros"));
+  for (const bool every : {false, true}) {
+    auto backend = std::make_unique<DeferringBackend>(every);
+    DeferringBackend* deferring = backend.get();
+    Executor executor(model(), std::move(backend));
+    testing::RecordLog log;
+    log.attach(executor);
+    executor.step(testing::tiny_input());
+    executor.flush_records();
+    ASSERT_EQ(log.records().size(), 76u);
+    EXPECT_EQ(deferring->probe_runs(), 76 - 8 - 4 - 3 - 1)
+        << "blocks, layers, downsample Sequentials and the model repeat their last child's output";
+    const ProbeRecord block = log.only(HookWhen::Forward, "layer2.1", "output");
+    const ProbeRecord relu = log.only(HookWhen::Forward, "layer2.1.relu", "output", 1);
+    testing::expect_same_results(block.results, relu.results, 0.0, 0.0, "layer2.1 and its last relu");
+  }
 }
 
 // The stepping thread hands the records over and goes on: the steps return while the device (here

@@ -69,8 +69,8 @@ HandedOverStep step_of(int64_t step, uint64_t ticket, Gate& gate) {
   handed.step = step;
   ProbeRecord now = record_of(step, "immediate");
   now.results.push_back(stats_with_count(1));
-  handed.records.push_back(QueuedRecord{now, std::nullopt, false});
-  handed.records.push_back(QueuedRecord{record_of(step, "deferred"), ticket, false});
+  handed.records.push_back(QueuedRecord{now, std::nullopt, false, std::nullopt});
+  handed.records.push_back(QueuedRecord{record_of(step, "deferred"), ticket, false, std::nullopt});
   std::vector<DeferredProbeResults> results{{ticket, {stats_with_count(static_cast<int64_t>(ticket))}, false}};
   handed.batch = std::make_unique<GatedBatch>(std::move(results), gate);
   return handed;
@@ -135,7 +135,7 @@ TEST(RecordDelivery, ABatchThatFailsReachesTheOwnerOnce) {
   };
   RecordDelivery delivery([](const ProbeRecord&) {});
   HandedOverStep step;
-  step.records.push_back(QueuedRecord{record_of(0, "conv1"), 7, false});
+  step.records.push_back(QueuedRecord{record_of(0, "conv1"), 7, false, std::nullopt});
   step.batch = std::make_unique<FailingBatch>();
   delivery.hand_over(std::move(step));
   EXPECT_THROW(delivery.wait(), Error);
@@ -144,7 +144,7 @@ TEST(RecordDelivery, ABatchThatFailsReachesTheOwnerOnce) {
 
 TEST(AttachDeferredResults, NamesAMissingTicket) {
   std::deque<QueuedRecord> queue;
-  queue.push_back(QueuedRecord{record_of(0, "conv1"), 5, false});
+  queue.push_back(QueuedRecord{record_of(0, "conv1"), 5, false, std::nullopt});
   try {
     attach_deferred_results(queue, {{6, {}, false}});
     FAIL() << "a record got another run's results";
@@ -153,9 +153,22 @@ TEST(AttachDeferredResults, NamesAMissingTicket) {
   }
 }
 
+TEST(AttachDeferredResults, GivesARepeatTheResultsOfTheRunItShares) {
+  std::deque<QueuedRecord> queue;
+  queue.push_back(QueuedRecord{record_of(0, "layer1.1.relu"), 4, false, std::nullopt});
+  queue.push_back(QueuedRecord{record_of(0, "other"), 5, false, std::nullopt});
+  queue.push_back(QueuedRecord{record_of(0, "layer1.1"), std::nullopt, false, 4});
+  attach_deferred_results(queue, {{4, {stats_with_count(40)}, false}, {5, {stats_with_count(50)}, false}});
+  EXPECT_EQ(std::get<StatsResult>(queue[2].record.results.at(0)).count, 40);
+
+  std::deque<QueuedRecord> orphan;
+  orphan.push_back(QueuedRecord{record_of(0, "layer1"), std::nullopt, false, 9});
+  EXPECT_THROW(attach_deferred_results(orphan, {}), Error);
+}
+
 TEST(AttachDeferredResults, CutsTheStepAfterTheHaltingRecord) {
   std::deque<QueuedRecord> queue;
-  for (uint64_t ticket = 0; ticket < 4; ++ticket) queue.push_back(QueuedRecord{record_of(0, "m"), ticket, false});
+  for (uint64_t ticket = 0; ticket < 4; ++ticket) queue.push_back(QueuedRecord{record_of(0, "m"), ticket, false, std::nullopt});
   std::vector<DeferredProbeResults> finished;
   for (uint64_t ticket = 0; ticket < 4; ++ticket) finished.push_back({ticket, {stats_with_count(1)}, ticket == 1});
   attach_deferred_results(queue, std::move(finished));

@@ -14,23 +14,46 @@ namespace hookrt {
 namespace probes {
 
 // count, min, max, mean, std (unbiased), abs_max, l1, l2 over finite elements; nan/posinf/neginf.
-struct Stats {};
+struct Stats {
+  bool operator==(const Stats&) const = default;
+};
 // exact-zero count and fraction; dead channels (every value in the batch <= 0).
-struct Zeros {};
+struct Zeros {
+  bool operator==(const Zeros&) const = default;
+};
 // What to do when a nonfinite probe finds NaN or Inf.
 enum class NonFinitePolicy { Record, Halt };
 // NaN, +Inf, -Inf counts.
-struct NonFinite { NonFinitePolicy policy = NonFinitePolicy::Record; };
+struct NonFinite {
+  NonFinitePolicy policy = NonFinitePolicy::Record;
+  bool operator==(const NonFinite&) const = default;
+};
 // Fixed-range histogram: `bins` equal bins over [lo, hi); values == hi land in the last bin.
-struct Hist { int bins = 64; double lo = -1.0; double hi = 1.0; };
+struct Hist {
+  int bins = 64;
+  double lo = -1.0;
+  double hi = 1.0;
+  bool operator==(const Hist&) const = default;
+};
 // Per-channel mean, std (unbiased) and zero fraction.
-struct Channels {};
+struct Channels {
+  bool operator==(const Channels&) const = default;
+};
 // Replaces the tensor by its clamp to [lo, hi]; reports how many elements changed.
-struct Clamp { double lo = -1.0; double hi = 1.0; };
+struct Clamp {
+  double lo = -1.0;
+  double hi = 1.0;
+  bool operator==(const Clamp&) const = default;
+};
 // Scales the tensor so its L2 norm is at most max_norm; reports the norm and the scale.
-struct ClipNorm { double max_norm = 1.0; };
+struct ClipNorm {
+  double max_norm = 1.0;
+  bool operator==(const ClipNorm&) const = default;
+};
 // Keeps a host copy of the tensor.
-struct Capture {};
+struct Capture {
+  bool operator==(const Capture&) const = default;
+};
 
 }  // namespace probes
 
