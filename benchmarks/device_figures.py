@@ -9,8 +9,10 @@ figure beside its baseline from the same run, then hookrt's and PyTorch's step t
 and issue 5's ratios against their targets, and writes the figures as JSON: {"date", "card",
 "commit", "figures": {name: {"value", "baseline", "unit", "baseline_is", "ratio"}}}. Issue 5's
 figures (bench_*, torch_bf16_*) also carry "ratio_is", "target" and "met"; a figure hookrt cannot
-measure yet has "value", "ratio" and "met" null. A missing input leaves its figures out and says so
-on stderr.
+measure yet has "value", "ratio" and "met" null. The hooked step's launches (kernels, memcpys,
+memsets, and all of them: `hookrt bench` counts one step of each variant with CUPTI) are figures
+against the unhooked step's, with no target. A missing input, or launches hookrt could not count,
+leaves its figures out and says so on stderr.
 """
 import argparse
 import datetime
@@ -169,9 +171,35 @@ def bf16_figures(hookrt_bench, torch_result, figures):
             f"PyTorch {torch_result.get('torch')}'s own fp32 eager step: PyTorch's figure, not hookrt's", SPEEDUP, None)
 
 
+# ---- launches per step: what CUDA-graph replay and fewer launches per probe are judged by --------------
+LAUNCH_KINDS = ("kernels", "memcpy", "memset")
+
+
+def launch_figures(hookrt_bench, figures):
+    """The hooked step's GPU work items against the unhooked step's, per kind and in all; left out,
+    saying why on stderr, where `hookrt bench` could not count them (CPU, no CUPTI)."""
+    if not has(hookrt_bench, "hookrt_bench.json", ("unhooked_launches", "hooked_launches")):
+        return
+    plain, hooked = hookrt_bench["unhooked_launches"], hookrt_bench["hooked_launches"]
+    if plain is None or hooked is None:
+        why = hookrt_bench.get("launches_not_counted") or "no reason given"
+        print(f"device_figures: hookrt_bench.json: launches not counted ({why}): the launch figures are left out",
+              file=sys.stderr)
+        return
+    for kind in LAUNCH_KINDS + ("launches",):
+        value = sum(hooked[k] for k in LAUNCH_KINDS) if kind == "launches" else hooked[kind]
+        baseline = sum(plain[k] for k in LAUNCH_KINDS) if kind == "launches" else plain[kind]
+        figures[f"bench_hooked_{kind}_per_step"] = {
+            "value": value, "baseline": baseline, "unit": "count",
+            "baseline_is": f"hookrt's unhooked step, {shape(hookrt_bench)}; one step of each counted with CUPTI "
+                           "after the timed steps",
+            "ratio": significant(value / baseline) if baseline else None}
+
+
 def issue5_figures(hookrt_bench, torch_result, figures):
     if hookrt_bench:
         hookrt_overhead_figure(hookrt_bench, figures)
+        launch_figures(hookrt_bench, figures)
     if hookrt_bench and torch_result:
         hookrt_vs_torch_figures(hookrt_bench, torch_result, figures)
     bf16_figures(hookrt_bench, torch_result, figures)

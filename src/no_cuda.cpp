@@ -11,6 +11,11 @@ GpuScan scan_gpus() { return {{}, "hookrt was built without the CUDA backend (HO
 
 std::unique_ptr<Backend> make_backend(const GpuOptions&) { return nullptr; }
 
+std::optional<LaunchCounts> count_launches(const std::function<void()>&, std::string* why_not) {
+  if (why_not) *why_not = "this build has no CUDA backend";
+  return std::nullopt;
+}
+
 }  // namespace hookrt::cuda
 
 #endif

@@ -1,8 +1,10 @@
 // `hookrt bench`: both variants timed and printed in the PyTorch baseline's line format, the
-// ratio, and the JSON figures.
+// ratio, and the JSON figures; launches per step, which the CPU backend does not count.
 #include <gtest/gtest.h>
 
 #include <regex>
+#include <string>
+#include <vector>
 
 #include "support/cli.h"
 #include "support/temp_dir.h"
@@ -25,6 +27,29 @@ TEST(CliBench, TimesBothVariantsAndWritesTheFigures) {
   EXPECT_GT(figures["unhooked_ms"].get<double>(), 0);
   EXPECT_GT(figures["hooked_ms"].get<double>(), 0);
   EXPECT_NEAR(figures["hooked_ratio"].get<double>(), figures["hooked_ms"].get<double>() / figures["unhooked_ms"].get<double>(), 1e-12);
+}
+
+TEST(CliBench, OnTheCpuLaunchesAreNotCountedAndTheReasonSaysSo) {
+  TempDir dir;
+  const ProcessResult r = hookrt_cli({"bench", "--device", "cpu", "--batch", "2", "--size", "32", "--steps", "1",
+                                      "--warmup", "0", "--json", dir.file("bench.json")});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  for (const char* variant : {"unhooked", "hooked"})
+    EXPECT_TRUE(std::regex_search(r.out, std::regex(std::string("\nhookrt ") + variant +
+                                                    R"( launches/step: not counted \(.*CPU.*\)\n)")))
+        << variant << ": " << r.out;
+  const auto figures = nlohmann::ordered_json::parse(read_text(dir.file("bench.json")));
+  for (const char* key : {"unhooked_launches", "hooked_launches", "launches_not_counted"})
+    ASSERT_TRUE(figures.contains(key)) << key << ": " << figures.dump(1);
+  EXPECT_TRUE(figures.at("unhooked_launches").is_null()) << figures.dump(1);
+  EXPECT_TRUE(figures.at("hooked_launches").is_null()) << figures.dump(1);
+  EXPECT_TRUE(contains(figures.at("launches_not_counted").get<std::string>(), "CPU")) << figures.dump(1);
+  // The timing fields stay first and in their order: benchmarks/device_figures.py reads them.
+  std::vector<std::string> keys;
+  for (const auto& item : figures.items()) keys.push_back(item.key());
+  keys.resize(7);
+  EXPECT_EQ(keys, (std::vector<std::string>{"backend", "batch", "size", "steps", "unhooked_ms", "hooked_ms",
+                                            "hooked_ratio"}));
 }
 
 TEST(CliBench, BadArgumentsExitTwo) {

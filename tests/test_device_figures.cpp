@@ -2,7 +2,8 @@
 // shapes its three producers write (Google Benchmark's JSON from bench_gpu_*, the JSON of
 // benchmarks/torch_gpu_baseline.py, and `hookrt bench --json`), it keeps the figures that
 // benchmarks/results/*.json already hold, adds issue 5's ratios with their targets, prints hookrt's
-// and PyTorch's steps side by side, and leaves out (saying so) what a missing input cannot give.
+// and PyTorch's steps side by side, adds the hooked step's launches per step against the unhooked
+// step's, and leaves out (saying so) what a missing input cannot give.
 #include <gtest/gtest.h>
 
 #include <regex>
@@ -23,11 +24,21 @@ using nlohmann::json;
 // Fixture times (ms) chosen so that each issue-5 target is met or missed by a clear margin:
 // hooked/unhooked 51/50 = 1.02 (<= 1.03), eager/unhooked 55/50 = 1.1 (>= 1.0), hooks_item/hooked
 // 300/51 = 5.88 (>= 5.0), hooks_careful/hooked 70/51 = 1.37 (missed, >= 1.5), PyTorch's own bf16
-// speed-up 55/32 = 1.72.
+// speed-up 55/32 = 1.72. Launches per step chosen for exact ratios: kernels 1500/500 = 3.0, memcpy
+// 3/2 = 1.5, memset 297/98 = 3.03, all 1800/600 = 3.0. On the CPU, bench counts none and says why.
 json hookrt_bench(int64_t batch = 256, const std::string& backend = "cuda:0") {
   // bench_command.cpp's fields and order.
-  return json{{"backend", backend}, {"batch", batch},        {"size", 224},          {"steps", 10},
-              {"unhooked_ms", 50.0}, {"hooked_ms", 51.0}, {"hooked_ratio", 1.02}};
+  json bench{{"backend", backend}, {"batch", batch},        {"size", 224},          {"steps", 10},
+             {"unhooked_ms", 50.0}, {"hooked_ms", 51.0}, {"hooked_ratio", 1.02}};
+  if (backend == "cpu") {
+    bench["unhooked_launches"] = nullptr;
+    bench["hooked_launches"] = nullptr;
+    bench["launches_not_counted"] = "the CPU backend launches no GPU work";
+  } else {
+    bench["unhooked_launches"] = json{{"kernels", 500}, {"memcpy", 2}, {"memset", 98}};
+    bench["hooked_launches"] = json{{"kernels", 1500}, {"memcpy", 3}, {"memset", 297}};
+  }
+  return bench;
 }
 
 json torch_baseline() {
@@ -96,6 +107,9 @@ bool has_line(const std::string& text, const std::string& pattern) {
 const std::vector<std::string> kIssue5Figures = {"bench_hooked_over_unhooked", "bench_unhooked_vs_torch_eager",
                                                  "bench_hooked_vs_torch_hooks_item",
                                                  "bench_hooked_vs_torch_hooks_careful", "bench_bf16_nhwc_vs_fp32"};
+
+const std::vector<std::string> kLaunchFigures = {"bench_hooked_kernels_per_step", "bench_hooked_memcpy_per_step",
+                                                 "bench_hooked_memset_per_step", "bench_hooked_launches_per_step"};
 
 TEST(DeviceFigures, KeepsTheFiguresThatResultsFilesAlreadyHold) {
   TempDir dir;
@@ -200,6 +214,7 @@ TEST(DeviceFigures, MissingHookrtBenchLeavesItsFiguresOutAndSaysSo) {
   EXPECT_TRUE(contains(run.process.err, "hookrt_bench.json")) << run.process.err;
   json& f = run.results["figures"];
   for (const std::string& name : kIssue5Figures) EXPECT_FALSE(f.contains(name)) << name;
+  for (const std::string& name : kLaunchFigures) EXPECT_FALSE(f.contains(name)) << name;
   EXPECT_TRUE(f.contains("train_step_ms"));                  // the other inputs still give theirs
   EXPECT_TRUE(f.contains("torch_bf16_nhwc_vs_torch_fp32"));  // PyTorch's own needs only PyTorch
   EXPECT_FALSE(contains(run.process.out, "hookrt unhooked")) << run.process.out;
@@ -231,6 +246,67 @@ TEST(DeviceFigures, DifferentBatchOrACpuRunIsNotComparedWithPyTorch) {
   EXPECT_TRUE(f.contains("bench_hooked_over_unhooked"));  // hookrt against itself still holds
   EXPECT_FALSE(f.contains("bench_unhooked_vs_torch_eager"));
   EXPECT_FALSE(f.contains("bench_hooked_vs_torch_hooks_item"));
+}
+
+TEST(DeviceFigures, HookedLaunchesPerStepAreFiguresAgainstTheUnhookedStep) {
+  TempDir dir;
+  FiguresRun run = run_figures(dir, {});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  json& f = run.results["figures"];
+  for (const std::string& name : kLaunchFigures) {
+    ASSERT_TRUE(f.contains(name)) << name << "\n" << run.results.dump(1);
+    for (const char* key : {"value", "baseline", "unit", "baseline_is", "ratio"})
+      EXPECT_TRUE(f[name].contains(key)) << name << " lacks " << key;
+    EXPECT_FALSE(f[name].contains("target")) << name << ": issue 5 sets no target for launches";
+    EXPECT_EQ(f[name]["unit"], "count");
+  }
+  EXPECT_EQ(f["bench_hooked_kernels_per_step"]["value"], 1500);
+  EXPECT_EQ(f["bench_hooked_kernels_per_step"]["baseline"], 500);
+  EXPECT_EQ(f["bench_hooked_kernels_per_step"]["ratio"], 3.0);
+  EXPECT_EQ(f["bench_hooked_memcpy_per_step"]["ratio"], 1.5);
+  EXPECT_EQ(f["bench_hooked_memset_per_step"]["ratio"], 3.03);  // 297 / 98 to three significant digits
+  EXPECT_EQ(f["bench_hooked_launches_per_step"]["value"], 1800);  // 1500 + 3 + 297
+  EXPECT_EQ(f["bench_hooked_launches_per_step"]["baseline"], 600);
+  EXPECT_EQ(f["bench_hooked_launches_per_step"]["ratio"], 3.0);
+  EXPECT_TRUE(has_line(run.process.out, R"(\n  bench_hooked_kernels_per_step +1500 count \| +500 \| 3\.0\n)"))
+      << run.process.out;
+}
+
+TEST(DeviceFigures, AStepWithoutAKindOfLaunchHasNoRatioForIt) {
+  TempDir dir;
+  json bench = hookrt_bench();
+  bench["unhooked_launches"]["memset"] = 0;
+  FiguresRun run = run_figures(dir, {.hookrt_json = bench});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  json& memset = run.results["figures"]["bench_hooked_memset_per_step"];
+  EXPECT_EQ(memset["value"], 297);
+  EXPECT_EQ(memset["baseline"], 0);
+  EXPECT_TRUE(memset["ratio"].is_null());
+  EXPECT_EQ(run.results["figures"]["bench_hooked_kernels_per_step"]["ratio"], 3.0);
+}
+
+TEST(DeviceFigures, LaunchesNotCountedLeaveTheirFiguresOutAndSayWhy) {
+  TempDir dir;
+  FiguresRun run = run_figures(dir, {.hookrt_json = hookrt_bench(256, "cpu")});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  EXPECT_TRUE(contains(run.process.err, "launches not counted (the CPU backend launches no GPU work)"))
+      << run.process.err;
+  json& f = run.results["figures"];
+  for (const std::string& name : kLaunchFigures) EXPECT_FALSE(f.contains(name)) << name;
+  EXPECT_TRUE(f.contains("bench_hooked_over_unhooked"));  // the timings still give theirs
+}
+
+TEST(DeviceFigures, ABenchWithoutLaunchFieldsLeavesTheirFiguresOutAndSaysSo) {
+  TempDir dir;
+  json bench = hookrt_bench();
+  bench.erase("unhooked_launches");
+  bench.erase("hooked_launches");
+  FiguresRun run = run_figures(dir, {.hookrt_json = bench});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  EXPECT_TRUE(contains(run.process.err, "hookrt_bench.json has no unhooked_launches, hooked_launches"))
+      << run.process.err;
+  for (const std::string& name : kLaunchFigures) EXPECT_FALSE(run.results["figures"].contains(name)) << name;
+  EXPECT_EQ(run.results["figures"]["bench_hooked_over_unhooked"]["ratio"], 1.02);
 }
 
 TEST(DeviceFigures, NoInputsAtAllIsAFailure) {

@@ -1,15 +1,19 @@
 // `hookrt bench`: the ResNet18 train step without hooks and with stats+zeros+nonfinite on every
 // module's forward output and backward gradients and on every parameter gradient, timed on the
 // chosen device, printed in the format of benchmarks/torch_gpu_baseline.py so that the two read
-// side by side, and optionally written as JSON.
+// side by side, and optionally written as JSON. After both are timed, one more step of each runs
+// under CUPTI's launch counter, and its kernels, memcpys and memsets are printed and written too.
 #include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <optional>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cuda_entry.h"
 #include "hookrt/devices.h"
 #include "hookrt/executor.h"
 #include "train_step_setup.h"
@@ -24,19 +28,38 @@ struct BenchArgs {
   bool no_tf32 = false;
 };
 
+// One variant of the step, kept after its timing so that one more of its steps can be counted
+// once both variants are timed: counting turns CUPTI on, and no timed step runs under it.
+struct BenchVariant {
+  BenchVariant(const BenchArgs& a, bool hooked)
+      : model(make_model(hooked)),
+        executor(model, select_backend(parse_device_choice(a.device), gpu_options(a)).backend, bench::train_options()),
+        x(bench::random_batch(a.batch, a.size)),
+        y(bench::batch_labels(a.batch)) {}
+
+  static Model make_model(bool hooked) {
+    Model model = Model::resnet18(1000);
+    if (hooked) bench::add_benchmark_probes(model);
+    return model;
+  }
+  static GpuOptions gpu_options(const BenchArgs& a) {
+    GpuOptions gpu;
+    gpu.allow_tf32 = !a.no_tf32;
+    return gpu;
+  }
+
+  Model model;
+  Executor executor;
+  Tensor x, y;
+};
+
 // Median wall time of `steps` steps after `warmup`; each step ends by reading its loss, so its
 // time covers the device's work.
-double median_step_ms(const BenchArgs& a, bool hooked) {
-  Model model = Model::resnet18(1000);
-  if (hooked) bench::add_benchmark_probes(model);
-  GpuOptions gpu;
-  gpu.allow_tf32 = !a.no_tf32;
-  Executor executor(model, select_backend(parse_device_choice(a.device), gpu).backend, bench::train_options());
-  const Tensor x = bench::random_batch(a.batch, a.size), y = bench::batch_labels(a.batch);
+double median_step_ms(const BenchArgs& a, BenchVariant& variant) {
   std::vector<double> times;
   for (int64_t i = 0; i < a.warmup + a.steps; ++i) {
     const auto begin = std::chrono::steady_clock::now();
-    executor.step(x, y);
+    variant.executor.step(variant.x, variant.y);
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - begin).count();
     if (i >= a.warmup) times.push_back(ms);
   }
@@ -45,9 +68,59 @@ double median_step_ms(const BenchArgs& a, bool hooked) {
   return n % 2 ? times[n / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
 }
 
+// The GPU work of one more step, or why it was not counted. A counting failure becomes the reason
+// rather than an error: the timings already taken still get printed and written.
+struct LaunchCount {
+  std::optional<cuda::LaunchCounts> counts;
+  std::string why_not;
+};
+
+LaunchCount not_on_gpu() { return {std::nullopt, "the CPU backend launches no GPU work"}; }
+
+LaunchCount count_step_launches(BenchVariant& variant) {
+  LaunchCount count;
+  try {
+    count.counts = cuda::count_launches([&] { variant.executor.step(variant.x, variant.y); }, &count.why_not);
+  } catch (const Error& e) {
+    count.why_not = e.what();
+  }
+  return count;
+}
+
 void print_line(const std::string& name, double ms, int64_t batch) {
   std::printf("hookrt %-14s %8.2f ms/step  %8.0f images/s\n", name.c_str(), ms, static_cast<double>(batch) / ms * 1e3);
   std::fflush(stdout);
+}
+
+void print_launches(const std::string& name, const LaunchCount& count) {
+  if (count.counts) {
+    std::printf("hookrt %s launches/step: %lld kernels, %lld memcpy, %lld memset\n", name.c_str(),
+                static_cast<long long>(count.counts->kernels), static_cast<long long>(count.counts->memcpys),
+                static_cast<long long>(count.counts->memsets));
+  } else {
+    std::printf("hookrt %s launches/step: not counted (%s)\n", name.c_str(), count.why_not.c_str());
+  }
+  std::fflush(stdout);
+}
+
+nlohmann::ordered_json launches_json(const LaunchCount& count) {
+  if (!count.counts) return nullptr;
+  return {{"kernels", count.counts->kernels}, {"memcpy", count.counts->memcpys}, {"memset", count.counts->memsets}};
+}
+
+void write_json(const BenchArgs& a, const std::string& backend, double unhooked, double hooked,
+                const LaunchCount& unhooked_launches, const LaunchCount& hooked_launches) {
+  nlohmann::ordered_json figures{{"backend", backend},       {"batch", a.batch},
+                                 {"size", a.size},           {"steps", a.steps},
+                                 {"unhooked_ms", unhooked},  {"hooked_ms", hooked},
+                                 {"hooked_ratio", hooked / unhooked}};
+  figures["unhooked_launches"] = launches_json(unhooked_launches);
+  figures["hooked_launches"] = launches_json(hooked_launches);
+  if (!unhooked_launches.counts || !hooked_launches.counts)
+    figures["launches_not_counted"] = !unhooked_launches.counts ? unhooked_launches.why_not : hooked_launches.why_not;
+  std::ofstream out(a.json);
+  out << figures.dump(2) << "\n";
+  if (!out) throw_bad_input("--json " + a.json + ": cannot write the file");
 }
 
 int bench_main(const BenchArgs& a) {
@@ -55,20 +128,22 @@ int bench_main(const BenchArgs& a) {
   std::printf("hookrt %s, batch %lld, %lldx%lld, %lld steps after %lld warmup\n", backend.c_str(),
               static_cast<long long>(a.batch), static_cast<long long>(a.size), static_cast<long long>(a.size),
               static_cast<long long>(a.steps), static_cast<long long>(a.warmup));
-  const double unhooked = median_step_ms(a, false);
+  std::optional<BenchVariant> unhooked_variant(std::in_place, a, false);
+  const double unhooked = median_step_ms(a, *unhooked_variant);
   print_line("unhooked", unhooked, a.batch);
-  const double hooked = median_step_ms(a, true);
+  // On the GPU both executors live on until both are timed, then each counts one more step. The
+  // CPU has no launches to count, and its executor goes before the next one takes as much memory.
+  const bool on_gpu = unhooked_variant->executor.backend().device() == Device::CUDA;
+  if (!on_gpu) unhooked_variant.reset();
+  BenchVariant hooked_variant(a, true);
+  const double hooked = median_step_ms(a, hooked_variant);
   print_line("hooked", hooked, a.batch);
   std::printf("hookrt hooked/unhooked   %.3fx\n", hooked / unhooked);
-  if (!a.json.empty()) {
-    const nlohmann::ordered_json figures{{"backend", backend},       {"batch", a.batch},
-                                         {"size", a.size},           {"steps", a.steps},
-                                         {"unhooked_ms", unhooked},  {"hooked_ms", hooked},
-                                         {"hooked_ratio", hooked / unhooked}};
-    std::ofstream out(a.json);
-    out << figures.dump(2) << "\n";
-    if (!out) throw_bad_input("--json " + a.json + ": cannot write the file");
-  }
+  const LaunchCount unhooked_launches = on_gpu ? count_step_launches(*unhooked_variant) : not_on_gpu();
+  print_launches("unhooked", unhooked_launches);
+  const LaunchCount hooked_launches = on_gpu ? count_step_launches(hooked_variant) : not_on_gpu();
+  print_launches("hooked", hooked_launches);
+  if (!a.json.empty()) write_json(a, backend, unhooked, hooked, unhooked_launches, hooked_launches);
   return 0;
 }
 
