@@ -11,7 +11,12 @@ bool ProbedTensors::reusable(const ProbeList& probes) {
   });
 }
 
-const EarlierProbeRun* ProbedTensors::find(const Tensor& tensor, const ProbeList& probes, int channel_axis) const {
+void ProbedTensors::drop_dead_tensors() {
+  std::erase_if(entries_, [](const Entry& entry) { return entry.storage.use_count() == 1; });
+}
+
+const EarlierProbeRun* ProbedTensors::find(const Tensor& tensor, const ProbeList& probes, int channel_axis) {
+  drop_dead_tensors();
   if (!tensor.defined()) return nullptr;
   for (auto entry = entries_.rbegin(); entry != entries_.rend(); ++entry)
     if (entry->storage == tensor.storage() && entry->byte_offset == tensor.byte_offset() &&
@@ -23,6 +28,7 @@ const EarlierProbeRun* ProbedTensors::find(const Tensor& tensor, const ProbeList
 
 void ProbedTensors::remember(const Tensor& tensor, const ProbeList& probes, int channel_axis, EarlierProbeRun run) {
   if (!tensor.defined() || !tensor.storage()) return;
+  drop_dead_tensors();
   if (entries_.size() == kKept) entries_.pop_front();
   entries_.push_back(Entry{tensor.storage(), tensor.byte_offset(), tensor.shape(), tensor.dtype(), probes, channel_axis,
                            std::move(run)});

@@ -8,8 +8,10 @@
 // That is sound because a step writes each tensor once, when it makes it, except in three places,
 // which call forget(): a gradient accumulated in place (Tape), a host callback (it may write any
 // tensor it is given), and a changing probe. Entries keep their storage alive, so a remembered
-// address cannot come back as a new tensor; only the last few are kept, since repeats fire close
-// together and the gradients of a step should be freed as backward goes on.
+// address cannot come back as a new tensor; but a tensor that only this memory still holds can
+// never fire again, so such entries go at the next firing (a step's gradients are freed as
+// backward goes on, not kept for this), and only the last few are kept at all, since repeats
+// fire close together.
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -37,11 +39,13 @@ class ProbedTensors {
 
   // The remembered run of the same probes on the same tensor (storage, offset, shape, dtype)
   // with the same channel axis, if any.
-  const EarlierProbeRun* find(const Tensor& tensor, const ProbeList& probes, int channel_axis) const;
+  const EarlierProbeRun* find(const Tensor& tensor, const ProbeList& probes, int channel_axis);
   void remember(const Tensor& tensor, const ProbeList& probes, int channel_axis, EarlierProbeRun run);
   void forget() { entries_.clear(); }
 
  private:
+  void drop_dead_tensors();
+
   static constexpr size_t kKept = 8;
   struct Entry {
     std::shared_ptr<Storage> storage;

@@ -264,6 +264,26 @@ TEST_F(DeferredRecordsTest, RepeatedFiringsOnOneTensorRunTheProbesOnce) {
   }
 }
 
+// In backward a module's grad_output is the grad_input of the module after it (when nothing was
+// added into it in place): those repeats share runs too.
+TEST_F(DeferredRecordsTest, BackwardRepeatsShareRunsToo) {
+  register_hook_spec(model(), parse_hook_spec("backward:*:stats,zeros"));
+  auto backend = std::make_unique<DeferringBackend>(/*defer_every_run=*/true);
+  DeferringBackend* deferring = backend.get();
+  ExecutorOptions options;
+  options.mode = Mode::Train;
+  Executor executor(model(), std::move(backend), options);
+  testing::RecordLog log;
+  log.attach(executor);
+  executor.step(testing::tiny_input(), testing::tiny_labels());
+  executor.flush_records();
+  const ProbeRecord bn = log.only(HookWhen::Backward, "layer3.1.bn2", "grad_input");
+  const ProbeRecord conv = log.only(HookWhen::Backward, "layer3.1.conv2", "grad_output");
+  testing::expect_same_results(bn.results, conv.results, 0.0, 0.0, "bn2's grad_input is conv2's grad_output");
+  EXPECT_EQ(log.records().size(), 150u);
+  EXPECT_EQ(deferring->probe_runs(), 84) << "runs for " << log.records().size() << " records";
+}
+
 // The stepping thread hands the records over and goes on: the steps return while the device (here
 // the held batches) has not produced the results, and the delivery thread delivers them later,
 // step after step, in order.
