@@ -153,7 +153,6 @@ void run_pass(const ProbePlan& plan, size_t pass_index, const FusedProbeBuffers&
   const bool shared_hist = hist_words <= kMaxSharedHistWords;
   args.shared_hist_words = shared_hist ? hist_words : 0;
   int next_word = 0;
-  bool per_channel_ops = false;
   for (size_t k = 0; k < pass.ops.size(); ++k) {
     const PlannedOp& op = pass.ops[k];
     DeviceOp& d = args.ops[k];
@@ -175,7 +174,6 @@ void run_pass(const ProbePlan& plan, size_t pass_index, const FusedProbeBuffers&
     d.counters = s.op_counters[k];
     d.rows = s.rows[k];
     d.slot = op.slot;
-    per_channel_ops = per_channel_ops || op.kind == PlannedOpKind::Zeros || op.kind == PlannedOpKind::Channels;
   }
 
   // clipnorm needs the norm of the tensor as the ops before it leave it, before the main pass can
@@ -188,10 +186,13 @@ void run_pass(const ProbePlan& plan, size_t pass_index, const FusedProbeBuffers&
                      buffers.slot + op.slot, buffers.clip_scales.at(op.probe), stream);
   }
 
-  // A flat pass finishes itself (its last block); a row pass needs the finishing kernels.
+  // A flat pass finishes itself (its last block); a row pass (it holds a channels probe, so it
+  // has per-channel ops) needs the finishing kernels.
   launch_fused_pass(args, rows, blocks, s.partials, stream);
-  if (rows && per_channel_ops) launch_channel_finish(args, grid_for(plan.channels, kBlock), stream);
-  if (rows && !pass.ops.empty()) launch_flat_finish(args, s.partials, blocks, stream);
+  if (rows) {
+    launch_channel_finish(args, grid_for(plan.channels, kBlock), stream);
+    launch_flat_finish(args, s.partials, blocks, stream);
+  }
   // s.storage is freed stream-ordered, after the kernels above have used it.
 }
 

@@ -39,7 +39,6 @@ class ProbeArena {
   };
   // A slot of `doubles` entries for a probe run queued next on the stream.
   Slot reserve(int64_t doubles);
-  int64_t reserved() const { return reserved_; }
 
   struct HostBuffers;
   // One step's entries on their way to a pinned host buffer, which it holds until destroyed.

@@ -59,25 +59,23 @@ void HookDispatcher::run_probe_hook(const ProbeList& probes, HookWhen when, cons
   if (reusable) probed_.remember(tensor, probes, options.channel_axis, EarlierProbeRun{record.results, effects.deferred});
   if (transforms)
     for (GradTransform& t : effects.grad_transforms) transforms->push_back(std::move(t));
-  if (effects.deferred || !queue_.empty()) {
-    queue_.push_back(QueuedRecord{std::move(record), effects.deferred, effects.halt, std::nullopt});
-    if (effects.halt) flush_records();  // delivers up to this record, then throws
-    return;
-  }
-  deliver(record, effects.halt);
+  queue_or_deliver(QueuedRecord{std::move(record), effects.deferred, effects.halt, std::nullopt});
 }
 
+// A deferred repeat waits in the queue with the earlier record, whose results it takes.
 void HookDispatcher::reuse(ProbeRecord record, const EarlierProbeRun& earlier) {
-  if (earlier.ticket) {  // the earlier record waits in the queue for its results, and this one with it
-    queue_.push_back(QueuedRecord{std::move(record), std::nullopt, false, earlier.ticket});
+  if (!earlier.ticket) record.results = earlier.results;
+  queue_or_deliver(QueuedRecord{std::move(record), std::nullopt, false, earlier.ticket});
+}
+
+void HookDispatcher::queue_or_deliver(QueuedRecord queued) {
+  if (queued.ticket || queued.results_of || !queue_.empty()) {
+    const bool halt = queued.halt;
+    queue_.push_back(std::move(queued));
+    if (halt) flush_records();  // delivers up to this record, then throws
     return;
   }
-  record.results = earlier.results;
-  if (!queue_.empty()) {
-    queue_.push_back(QueuedRecord{std::move(record), std::nullopt, false, std::nullopt});
-    return;
-  }
-  deliver(record, false);
+  deliver(queued.record, queued.halt);
 }
 
 // Where a nonfinite=halt fired, from its record; made only when one does.

@@ -80,6 +80,9 @@ class HookDispatcher {
   // Queues or delivers `record` with the results of an earlier run of the same probes on the
   // same tensor.
   void reuse(ProbeRecord record, const EarlierProbeRun& earlier);
+  // Delivers at once a record whose results are known and that no queued record precedes;
+  // queues it otherwise (a halting one flushes the queue, which throws).
+  void queue_or_deliver(QueuedRecord queued);
 
   void run_probe_hook(const ProbeList& probes, HookWhen when, const HookSite& site, Tensor& tensor,
                       const std::string& tensor_name, std::vector<GradTransform>* transforms);
