@@ -80,6 +80,7 @@ void CudaBackend::copy(const Tensor& src, Tensor& dst) {
   if (from_device && to_device) {
     HOOKRT_CUDA_CHECK(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), bytes, cudaMemcpyDeviceToDevice, stream()));
   } else if (from_device) {
+    refuse_while_recording("copy to the host");
     transfer_.to_host(src.raw_data(), dst.raw_data(), bytes);
   } else if (to_device) {
     upload(src.raw_data(), dst.raw_data(), bytes);
@@ -91,6 +92,7 @@ void CudaBackend::copy(const Tensor& src, Tensor& dst) {
 Tensor CudaBackend::to_host(const Tensor& tensor) {
   if (!tensor.defined()) throw Error("to_host: tensor is undefined");
   if (tensor.device() == Device::CPU) return tensor.clone();
+  refuse_while_recording("to_host");
   Tensor host = Tensor::empty(tensor.shape(), tensor.dtype());
   transfer_.to_host(tensor.raw_data(), host.raw_data(), tensor.nbytes());
   return host;
@@ -106,10 +108,61 @@ Tensor CudaBackend::from_host(const Tensor& host) {
 // Page-locked batches from empty_host() go up in one asynchronous copy; other host memory
 // through the staging buffer.
 void CudaBackend::upload(const void* host_src, void* device_dst, size_t bytes) {
+  refuse_while_recording("copy from the host");
   if (!pinned_->upload(host_src, device_dst, bytes, stream())) transfer_.from_host(host_src, device_dst, bytes);
 }
 
-void CudaBackend::synchronize() { stream_->synchronize(); }
+void CudaBackend::synchronize() {
+  refuse_while_recording("synchronize");
+  stream_->synchronize();
+}
+
+// A graph copies from the host address it was recorded with, each time it is replayed, and a
+// wait for the device cannot be recorded at all.
+void CudaBackend::refuse_while_recording(const char* what) const {
+  if (recording_)
+    throw Error(std::string(what) + " needs the host while the step is recorded as a graph, which cannot hold it");
+}
+
+// ---- recording a step -----------------------------------------------------------------------------
+
+bool CudaBackend::begin_step_recording() {
+  if (recording_) throw Error("internal: a step is recorded while another recording is under way");
+  if (!pending_.empty() || arena_.reserved() != 0)
+    throw Error("internal: a step is recorded before the probe runs of the one before were sealed");
+  begin_capture(stream());
+  recording_ = true;
+  return true;
+}
+
+// The recorded probe runs leave the backend with the recording: each replay makes them pending
+// again, with their slots reserved in the arena as they were.
+std::unique_ptr<StepGraph> CudaBackend::end_step_recording() {
+  if (!recording_) throw Error("internal: end_step_recording without a recording under way");
+  recording_ = false;
+  std::vector<PendingProbeRun> runs = std::move(pending_);
+  pending_.clear();
+  const int64_t slots = arena_.reserved();
+  arena_.drop_reservations();
+  Graph graph = end_capture(stream());
+  // The warm-up step's temporaries stay cached in the pool; the recorded ones live in the graph.
+  pool_.release_cached();
+  auto rearm = [this, runs = std::move(runs), slots] {
+    if (!pending_.empty())
+      throw Error("internal: a recorded step is replayed before the probe runs of the one before were sealed");
+    arena_.reserve_as_recorded(slots);
+    pending_ = runs;
+  };
+  return std::make_unique<CudaStepGraph>(graph, stream_, std::move(rearm));
+}
+
+void CudaBackend::abandon_step_recording() noexcept {
+  if (!recording_) return;
+  recording_ = false;
+  drop_capture(stream());
+  pending_.clear();
+  arena_.drop_reservations();
+}
 
 Tensor CudaBackend::on_device(const Tensor& t) { return t.device() == Device::CUDA ? t : from_host(t); }
 

@@ -23,6 +23,7 @@
 #include "probe_arena.h"
 #include "probe_plan.h"
 #include "resources.h"
+#include "step_graph.h"
 #include "workspace.h"
 #include "zeroed_counters.h"
 
@@ -99,8 +100,15 @@ class CudaBackend final : public Backend {
                              const ProbeRunOptions& options) override;
   std::unique_ptr<DeferredProbeBatch> seal_deferred_probe_results() override;
 
+  // ---- recording a step: stream capture into a CUDA graph (step_graph.h) ----
+  bool begin_step_recording() override;
+  std::unique_ptr<StepGraph> end_step_recording() override;
+  void abandon_step_recording() noexcept override;
+
  private:
   void upload(const void* host_src, void* device_dst, size_t bytes);
+  // Throws naming `what` while a step is recorded: it would need the host mid-step.
+  void refuse_while_recording(const char* what) const;
   // An output: allocated on the device when undefined, else checked against shape and dtype.
   void prepare_output(Tensor& t, const Shape& shape, DType dtype, const char* op, const char* name);
   // labels (N) as a device I64 tensor, checked to lie in [0, classes) on the host first.
@@ -125,6 +133,7 @@ class CudaBackend final : public Backend {
   CaptureRing capture_ring_;
   std::vector<PendingProbeRun> pending_;
   uint64_t next_ticket_ = 0;
+  bool recording_ = false;
 };
 
 }  // namespace hookrt::cuda

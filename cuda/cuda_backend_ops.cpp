@@ -241,6 +241,9 @@ Tensor CudaBackend::checked_device_labels(const Tensor& labels, int64_t n, int64
   if (labels.dtype() != DType::I64 && labels.dtype() != DType::I32)
     throw Error(std::string(op) + ": labels have dtype " + dtype_name(labels.dtype()) + "; expected I64 or I32");
   require_shape(labels, Shape{n}, op, "labels");
+  // A recorded step's labels are the executor's device copy of host labels it checked before
+  // each replay; reading them back would need the host mid-step.
+  if (recording_ && labels.device() == Device::CUDA && labels.dtype() == DType::I64) return labels;
   // N labels are a few hundred bytes: checking them on the host gives the CPU backend's error naming
   // the first bad sample. Host labels (the executor's) are read in place; device labels cost one
   // small copy and a wait.

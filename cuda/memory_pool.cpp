@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <string>
 
+#include "hookrt/error.h"
 #include "status.h"
 
 namespace hookrt::cuda {
@@ -32,12 +34,23 @@ std::shared_ptr<Storage> DeviceMemoryPool::allocate_bytes(size_t bytes) {
   std::shared_ptr<CudaStream> stream = stream_;
   storage->deleter = [stream](void* data) {
     const cudaError_t status = cudaFreeAsync(data, stream->get());
-    // A tensor outliving the CUDA runtime at process exit has nothing left to free.
-    if (status == cudaErrorCudartUnloading) return;
+    // A tensor outliving the CUDA runtime at process exit has nothing left to free; one made by a
+    // recording that failed is the recording's, dropped with it.
+    if (status == cudaErrorCudartUnloading || status == cudaErrorStreamCaptureInvalidated) return;
     log_if_failed(status, CallSite{"cudaFreeAsync(data, stream)", __FILE__, __LINE__});
   };
   return storage;
 }
+
+void DeviceMemoryPool::refuse_growth_while_recording(const char* what) const {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  HOOKRT_CUDA_CHECK(cudaStreamIsCapturing(stream_->get(), &status));
+  if (status != cudaStreamCaptureStatusNone)
+    throw Error(std::string(what) + " must grow while the step is recorded as a graph (a step of the same "
+                "kind run before it should have sized it)");
+}
+
+void DeviceMemoryPool::release_cached() { HOOKRT_CUDA_CHECK(cudaMemPoolTrimTo(pool_, 0)); }
 
 Tensor DeviceMemoryPool::allocate(const Shape& shape, DType dtype) {
   const size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);

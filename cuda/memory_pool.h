@@ -29,6 +29,13 @@ class DeviceMemoryPool {
 
   cudaStream_t stream() const { return stream_->get(); }
 
+  // Throws Error when the stream is being recorded into a graph: `what`, a buffer kept across
+  // steps, must grow, and memory allocated while recording belongs to the recording.
+  void refuse_growth_while_recording(const char* what) const;
+  // Gives the blocks the pool keeps cached back to the driver (after a step was recorded as a
+  // graph, whose temporaries live in the graph's own memory from then on).
+  void release_cached();
+
  private:
   cudaMemPool_t pool_ = nullptr;
   std::shared_ptr<CudaStream> stream_;

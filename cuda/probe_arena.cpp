@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "hookrt/error.h"
 #include "host_waits.h"
 #include "status.h"
 
@@ -79,6 +80,7 @@ ProbeArena::ProbeArena(DeviceMemoryPool& pool, std::shared_ptr<CudaStream> strea
 ProbeArena::~ProbeArena() = default;
 
 void ProbeArena::add_block(int64_t doubles) {
+  pool_.refuse_growth_while_recording("the probe results arena");
   Block block;
   block.device = pool_.allocate({doubles}, DType::F64);
   block.start = reserved_;
@@ -117,6 +119,15 @@ void ProbeArena::reset_blocks() {
     add_block(total);
   }
   for (Block& block : blocks_) block.used = 0;
+}
+
+void ProbeArena::reserve_as_recorded(int64_t doubles) {
+  if (doubles == 0) return;
+  if (reserved_ != 0 || blocks_.size() != 1 || blocks_.front().device.numel() < doubles)
+    throw Error("internal: a replayed step's probe slots (" + std::to_string(doubles) +
+                " entries) are not the arena's as recorded");
+  blocks_.front().used = doubles;
+  reserved_ = doubles;
 }
 
 std::unique_ptr<ProbeArena::Landing> ProbeArena::seal() {

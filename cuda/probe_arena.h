@@ -59,6 +59,14 @@ class ProbeArena {
   // Queues the copy of every slot reserved since the last seal and empties the arena.
   std::unique_ptr<Landing> seal();
 
+  // Entries reserved since the last seal.
+  int64_t reserved() const { return reserved_; }
+  // Empties the arena without copying anything (the slots of a recording that ended or failed).
+  void drop_reservations() { reset_blocks(); }
+  // Reserves the first `doubles` entries again, as the recorded step did that a replay has just
+  // written (its slots lie in the arena's one block, which recording could not grow).
+  void reserve_as_recorded(int64_t doubles);
+
  private:
   struct Block {
     Tensor device;        // F64

@@ -16,6 +16,7 @@ constexpr size_t kFirstWords = 4096;
 unsigned long long* ZeroedCounters::words(size_t count) {
   if (count == 0) return nullptr;
   if (count > capacity_) {
+    pool_.refuse_growth_while_recording("the probes' counters");
     const size_t capacity = std::max({count, kFirstWords, 2 * capacity_});
     const size_t bytes = capacity * sizeof(unsigned long long);
     storage_ = pool_.allocate_bytes(bytes);  // the old block is freed after the work queued on it

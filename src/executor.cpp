@@ -1,13 +1,24 @@
 #include "hookrt/executor.h"
 
 #include <algorithm>
+#include <iostream>
 
 #include "record_delivery.h"
+#include "step_graphs.h"
 #include "step_runner.h"
 
 namespace hookrt {
 
 std::string mode_name(Mode mode) { return mode == Mode::Train ? "train" : "eval"; }
+
+std::string step_path_name(StepPath path) {
+  switch (path) {
+    case StepPath::Eager: return "eager";
+    case StepPath::Recorded: return "recorded";
+    case StepPath::Replayed: return "replayed";
+  }
+  return "unknown";
+}
 
 Mode parse_mode(const std::string& text) {
   if (text == "train") return Mode::Train;
@@ -96,14 +107,52 @@ static Tensor checked_labels(const Tensor& labels, int64_t batch, int64_t num_cl
   return as_i64;
 }
 
+// Loss and backward: the labels stay where they are given (host or device, checked); the loss
+// stays on the device until the step ends, so backward is queued behind the forward without
+// waiting for it.
+static void loss_and_backward(detail::StepRunner& runner, Backend& backend, int logits_id, const Tensor& labels,
+                              Tensor& loss) {
+  const Tensor logits = runner.tape().value(logits_id).data;
+  Tensor probs = backend.empty(logits.shape());
+  backend.cross_entropy_forward(logits, labels, probs, loss);
+  Tensor dlogits = backend.empty(logits.shape());
+  backend.cross_entropy_backward(probs, labels, dlogits);
+  runner.tape().accumulate_grad(logits_id, std::move(dlogits));
+  runner.tape().run_backward();
+}
+
 StepResult Executor::step(const Tensor& input, const Tensor& labels) {
   check_input(input);
   const bool backward = labels.defined();
   Tensor host_labels = backward ? checked_labels(labels, input.size(0), model_.num_classes()) : Tensor();
-  const bool input_grad = backward && options_.input_grad;
-
-  auto sink = [this](const ProbeRecord& record) { deliver_now(record); };
   const bool gated = backward && options_.mode == Mode::Train && update_gate_;
+  why_eager_ = graphs_off_.empty() ? detail::graph_blocker(model_.hooks(), step_, options_, gated) : graphs_off_;
+  if (!why_eager_.empty()) {
+    drop_recorded_step();
+    return eager_step(input, host_labels, gated);
+  }
+  detail::StepSignature signature = detail::step_signature(input.shape(), backward, options_,
+                                                           state_->momentum_initialised, model_.hooks(), step_);
+  if (recorded_ && recorded_->signature == signature) return replay_step(input, host_labels, StepPath::Replayed);
+  drop_recorded_step();
+  if (warmed_up_ && *warmed_up_ == signature)
+    if (std::optional<StepResult> result = record_step(signature, input, host_labels)) return std::move(*result);
+  if (why_eager_.empty()) why_eager_ = "the first step of its kind runs op by op (buffers sized, algorithms chosen)";
+  StepResult result = eager_step(input, host_labels, false);
+  warmed_up_ = std::make_unique<detail::StepSignature>(std::move(signature));
+  return result;
+}
+
+// An eager step moves the backend's buffers (they grow to fit it), which a recorded step uses.
+void Executor::drop_recorded_step() {
+  recorded_.reset();
+  warmed_up_.reset();
+}
+
+StepResult Executor::eager_step(const Tensor& input, const Tensor& host_labels, bool gated) {
+  const bool backward = host_labels.defined();
+  const bool input_grad = backward && options_.input_grad;
+  auto sink = [this](const ProbeRecord& record) { deliver_now(record); };
   if (gated) snapshot_buffers();
   detail::StepRunner runner(model_, *backend_, *state_, options_, step_, backward, sink);
   // A batch already on the backend's device (a data loader's, a benchmark's) is used in place.
@@ -115,14 +164,7 @@ StepResult Executor::step(const Tensor& input, const Tensor& labels) {
     const int logits_id = runner.forward(device_input, input_grad);
     logits = runner.tape().value(logits_id).data;
     if (backward) {
-      // The labels stay on the host (checked above); the loss stays on the device until the step
-      // ends, so backward is queued behind the forward without waiting for it.
-      Tensor probs = backend_->empty(logits.shape());
-      backend_->cross_entropy_forward(logits, host_labels, probs, loss);
-      Tensor dlogits = backend_->empty(logits.shape());
-      backend_->cross_entropy_backward(probs, host_labels, dlogits);
-      runner.tape().accumulate_grad(logits_id, std::move(dlogits));
-      runner.tape().run_backward();
+      loss_and_backward(runner, *backend_, logits_id, host_labels, loss);
       if (input_grad) result.input_grad = backend_->to_host(runner.tape().value(0).grad);
     }
     // Before the optimizer: a deferred nonfinite=halt must stop the step before it updates
@@ -148,6 +190,107 @@ StepResult Executor::step(const Tensor& input, const Tensor& labels) {
   }
   result.logits = backend_->to_host(logits);
   if (loss.defined()) result.loss = backend_->to_host(loss).item(0);
+  ++step_;
+  return result;
+}
+
+// The host counters (num_batches_tracked) by key.
+static std::vector<std::pair<std::string, int64_t>> host_counters(Model& model) {
+  std::vector<std::pair<std::string, int64_t>> counters;
+  for (const std::string& key : model.state_keys())
+    if (model.tensor(key).dtype() == DType::I64) counters.emplace_back(key, model.tensor(key).data<int64_t>()[0]);
+  return counters;
+}
+
+static void set_host_counters(Model& model, const std::vector<std::pair<std::string, int64_t>>& counters) {
+  for (const auto& [key, value] : counters) model.tensor(key).data<int64_t>()[0] = value;
+}
+
+// The graph's own input, labels and outputs are made before recording: tensors made while
+// recording belong to the recording and are gone when it ends.
+std::optional<StepResult> Executor::record_step(detail::StepSignature signature, const Tensor& input,
+                                                const Tensor& host_labels) {
+  auto recorded = std::make_unique<detail::RecordedStep>();
+  recorded->signature = std::move(signature);
+  recorded->input = backend_->empty(input.shape());
+  recorded->logits = backend_->empty({input.size(0), model_.num_classes()});
+  if (host_labels.defined()) {
+    recorded->labels = backend_->empty(host_labels.shape(), DType::I64);
+    recorded->loss = backend_->empty({1}, DType::F64);
+  }
+  const auto counters = host_counters(model_);
+  if (!backend_->begin_step_recording()) {
+    graphs_off_ = why_eager_ = "the " + backend_->name() + " backend does not record steps";
+    return std::nullopt;
+  }
+  try {
+    record_work(*recorded);
+    recorded->graph = backend_->end_step_recording();
+  } catch (const Error& error) {
+    backend_->abandon_step_recording();
+    set_host_counters(model_, counters);
+    state_->grads.clear();
+    graphs_off_ = why_eager_ = std::string("recording a step as a graph failed: ") + error.what();
+    std::cerr << "hookrt: steps run op by op from now on: " << graphs_off_ << "\n";
+    return std::nullopt;
+  } catch (...) {
+    backend_->abandon_step_recording();
+    set_host_counters(model_, counters);
+    state_->grads.clear();
+    throw;
+  }
+  // Recording ran the step's host code once; each replay, the first included, does it again.
+  for (size_t i = 0; i < counters.size(); ++i) {
+    const auto& [key, before] = counters[i];
+    const int64_t moved = model_.tensor(key).data<int64_t>()[0] - before;
+    if (moved != 0) recorded->counter_steps.emplace_back(key, moved);
+  }
+  set_host_counters(model_, counters);
+  recorded_ = std::move(recorded);
+  return replay_step(input, host_labels, StepPath::Recorded);
+}
+
+// Every tensor the step makes lives in the scope below, so that it is freed while recording.
+void Executor::record_work(detail::RecordedStep& recorded) {
+  const bool backward = recorded.labels.defined();
+  auto collect = [&recorded](const ProbeRecord& record) {
+    detail::QueuedRecord delivered;
+    delivered.record = record;
+    recorded.records.push_back(std::move(delivered));
+  };
+  {
+    detail::StepRunner runner(model_, *backend_, *state_, options_, step_, backward, collect);
+    const int logits_id = runner.forward(recorded.input, false);
+    if (backward) loss_and_backward(runner, *backend_, logits_id, recorded.labels, recorded.loss);
+    backend_->copy(runner.tape().value(logits_id).data, recorded.logits);
+    for (detail::QueuedRecord& queued : runner.take_queued_records()) recorded.records.push_back(std::move(queued));
+  }
+  if (backward && options_.mode == Mode::Train) {
+    apply_sgd();
+    state_->grads.clear();
+  }
+}
+
+StepResult Executor::replay_step(const Tensor& input, const Tensor& host_labels, StepPath path) {
+  detail::RecordedStep& recorded = *recorded_;
+  backend_->copy(input, recorded.input);
+  if (host_labels.defined()) backend_->copy(host_labels, recorded.labels);
+  recorded.graph->replay();
+  for (const auto& [key, moved] : recorded.counter_steps) model_.tensor(key).data<int64_t>()[0] += moved;
+  detail::HandedOverStep records{step_, detail::records_of_replay(recorded, step_),
+                                 backend_->seal_deferred_probe_results()};
+  if (options_.deliver_in_background) {
+    hand_over(std::move(records));
+  } else {
+    flush_records();
+    detail::deliver_step(records, [this](const ProbeRecord& record) { deliver_to_subscribers(record); });
+  }
+  last_update_skipped_ = false;
+  StepResult result;
+  result.step = step_;
+  result.path = path;
+  result.logits = backend_->to_host(recorded.logits);
+  if (recorded.loss.defined()) result.loss = backend_->to_host(recorded.loss).item(0);
   ++step_;
   return result;
 }
@@ -235,6 +378,7 @@ void Executor::load_optimizer_state(const TensorMap& momentum, int64_t steps_don
                       shape_string(host.shape()) + ", expected F32 " + shape_string(param->second.shape()));
     buffers[key] = backend_->device() == Device::CPU ? host.clone() : backend_->from_host(host);
   }
+  drop_recorded_step();  // it updates the buffers replaced here
   state_->momentum = std::move(buffers);
   // Buffers present mean the momentum started; with momentum 0 there are none, and torch's first
   // step differs from later ones only through the buffers, so a resumed run needs nothing else.

@@ -105,13 +105,18 @@ void HookDispatcher::flush_records() {
 }
 
 HandedOverStep HookDispatcher::hand_over() {
-  probed_.forget();  // remembered tickets refer to the queue
   HandedOverStep step;
   step.step = step_;
   step.batch = backend_.seal_deferred_probe_results();
-  step.records = std::move(queue_);
-  queue_.clear();
+  step.records = take_queued_records();
   return step;
+}
+
+std::deque<QueuedRecord> HookDispatcher::take_queued_records() {
+  probed_.forget();  // remembered tickets refer to the queue
+  std::deque<QueuedRecord> records = std::move(queue_);
+  queue_.clear();
+  return records;
 }
 
 void HookDispatcher::flush_records_noexcept() noexcept {

@@ -74,6 +74,9 @@ class HookDispatcher {
   // The queued records and the backend's sealed batch of their deferred results, for delivery
   // later; the queue is empty afterwards.
   HandedOverStep hand_over();
+  // The queued records without sealing their deferred results: a recorded step's, whose results
+  // come from each replay of it (step_graphs.h). The queue is empty afterwards.
+  std::deque<QueuedRecord> take_queued_records();
 
  private:
   void deliver(const ProbeRecord& record, bool halt);

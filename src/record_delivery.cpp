@@ -97,7 +97,7 @@ void RecordDelivery::run() {
     std::exception_ptr failure;
     try {
       if (failed && step.batch) step.batch->finish();
-      else if (!failed) deliver(step);
+      else if (!failed) deliver_step(step, sink_);
     } catch (...) {
       failure = std::current_exception();
     }
@@ -108,11 +108,11 @@ void RecordDelivery::run() {
   }
 }
 
-void RecordDelivery::deliver(HandedOverStep& step) {
+void deliver_step(HandedOverStep& step, const RecordSink& sink) {
   if (step.batch) attach_deferred_results(step.records, step.batch->finish());
   step.batch.reset();
   for (const QueuedRecord& queued : step.records)
-    if (!queued.record.results.empty()) sink_(queued.record);
+    if (!queued.record.results.empty()) sink(queued.record);
 }
 
 }  // namespace hookrt::detail

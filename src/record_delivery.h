@@ -49,6 +49,9 @@ struct HandedOverStep {
   std::unique_ptr<DeferredProbeBatch> batch;  // null when no record was deferred
 };
 
+// Finishes the step's batch and gives its records to `sink` in firing order, on this thread.
+void deliver_step(HandedOverStep& step, const RecordSink& sink);
+
 class RecordDelivery {
  public:
   // At most `steps_in_flight` handed-over steps wait for delivery; handing over one more waits.
@@ -67,7 +70,6 @@ class RecordDelivery {
 
  private:
   void run();
-  void deliver(HandedOverStep& step);
   void rethrow_failure(std::unique_lock<std::mutex>& lock);
 
   RecordSink sink_;

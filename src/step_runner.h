@@ -46,6 +46,8 @@ class StepRunner {
   bool may_halt() const { return hooks_.may_halt(); }
   // This step's queued records with their sealed deferred results, for the delivery thread.
   HandedOverStep hand_over_records() { return hooks_.hand_over(); }
+  // This step's queued records, their deferred results left to come (a recorded step's).
+  std::deque<QueuedRecord> take_queued_records() { return hooks_.take_queued_records(); }
 
  private:
   int run_module(const Module& module, int x);

@@ -83,6 +83,17 @@ class DeferredProbeBatch {
   virtual std::vector<DeferredProbeResults> finish() = 0;
 };
 
+// A step's device work, recorded once while it was queued (a CUDA graph) and queued again as a
+// whole by replay(): the same kernels on the same buffers, so its inputs are refilled in place
+// before each replay and its outputs read after. Held by the executor (see step_graphs.h).
+class StepGraph {
+ public:
+  virtual ~StepGraph() = default;
+  // Queues the recorded work once more. The probe runs it deferred are pending again, under the
+  // tickets they had while recording, for the next seal_deferred_probe_results().
+  virtual void replay() = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -163,6 +174,18 @@ class Backend {
   // when none was. Backends that never defer return null. A backend may wait here only for room:
   // when earlier batches, not yet finished, hold all of its host buffers.
   virtual std::unique_ptr<DeferredProbeBatch> seal_deferred_probe_results() { return nullptr; }
+  // ---- recording a step (CUDA graphs) ----
+  // Starts recording the work queued from now on instead of running it; false (and nothing
+  // started) where this backend cannot record. Nothing may wait for the device while recording:
+  // to_host, synchronize and host uploads fail, as does anything that would grow a buffer the
+  // backend keeps across steps (a warm-up step run the same way first sizes them all).
+  virtual bool begin_step_recording() { return false; }
+  // Ends the recording and returns it, not yet run. Every tensor made while recording must be
+  // freed by then (the executor copies what it keeps into tensors made before). Throws Error
+  // naming what could not be recorded; the recording is then dropped as by abandon.
+  virtual std::unique_ptr<StepGraph> end_step_recording();
+  // Drops a recording after a failure, with the probe runs deferred while it lasted.
+  virtual void abandon_step_recording() noexcept {}
   // Seals and finishes at once: waits for every probe run deferred since the last seal.
   std::vector<DeferredProbeResults> collect_deferred_probe_results() {
     std::unique_ptr<DeferredProbeBatch> batch = seal_deferred_probe_results();

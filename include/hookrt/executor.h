@@ -20,7 +20,10 @@
 namespace hookrt {
 namespace detail {
 class RecordDelivery;
+class StepRunner;
 struct HandedOverStep;
+struct RecordedStep;
+struct StepSignature;
 }
 
 enum class Mode { Eval, Train };
@@ -34,13 +37,22 @@ struct ExecutorOptions {
   // Deferred records go to the delivery thread when nothing in the step needs them first; off:
   // every step returns with its records delivered, on the calling thread.
   bool deliver_in_background = true;
+  // Replays each step as one recorded graph (CUDA graphs) where the backend can record and no
+  // hook needs the host mid-step (see step_graphs.h); off: every step is queued op by op.
+  bool replay_graphs = true;
 };
+
+// How a step was run: op by op, recorded into a graph (and then run by replaying it once), or by
+// replaying the graph recorded on an earlier step of the same shape, options and hooks.
+enum class StepPath { Eager, Recorded, Replayed };
+std::string step_path_name(StepPath path);  // "eager" | "recorded" | "replayed"
 
 struct StepResult {
   int64_t step = 0;
   std::optional<double> loss;  // with labels
   Tensor logits;               // host (N, num_classes)
   Tensor input_grad;           // host, when options.input_grad and labels
+  StepPath path = StepPath::Eager;
 };
 
 using RecordSubscriber = std::function<void(const ProbeRecord&)>;
@@ -87,6 +99,10 @@ class Executor {
   // with momentum), and their restoration with the step count, so a resumed run continues exactly.
   TensorMap optimizer_state();
   void load_optimizer_state(const TensorMap& momentum, int64_t steps_done);
+  // Why the last step ran op by op rather than by replaying a graph (empty when it was recorded
+  // or replayed): a warm-up of a new kind of step, the backend, a hook or option that needs the
+  // host mid-step, or a recording that failed (graphs are then off for this executor).
+  const std::string& why_last_step_eager() const { return why_eager_; }
   // Whether the last step's optimizer update was skipped by the update gate.
   bool last_update_skipped() const { return last_update_skipped_; }
   // Delivers every record so far, then copies parameters, buffers and optimizer state back into
@@ -100,6 +116,13 @@ class Executor {
   void deliver_now(const ProbeRecord& record);
   void deliver_to_subscribers(const ProbeRecord& record);
   void hand_over(detail::HandedOverStep step);
+  StepResult eager_step(const Tensor& input, const Tensor& labels, bool gated);
+  // Records this step as a graph and runs it by replaying it; nothing when it could not be
+  // recorded (the step is then still to run, and graphs are off from now on).
+  std::optional<StepResult> record_step(detail::StepSignature signature, const Tensor& input, const Tensor& labels);
+  void record_work(detail::RecordedStep& recorded);
+  StepResult replay_step(const Tensor& input, const Tensor& labels, StepPath path);
+  void drop_recorded_step();
   void apply_sgd();
   UpdateAction gate_update();
   struct BufferSnapshot {
@@ -118,6 +141,12 @@ class Executor {
   BufferSnapshot buffers_before_step_;  // batch norm's buffers as the current gated step found them
   bool last_update_skipped_ = false;
   std::unique_ptr<State> state_;
+  // The step recorded as a graph, and the signature of the eager step before (its warm-up).
+  // Declared after backend_: a recording may use the backend's buffers, so it goes first.
+  std::unique_ptr<detail::RecordedStep> recorded_;
+  std::unique_ptr<detail::StepSignature> warmed_up_;
+  std::string graphs_off_;  // why recording failed, once it has
+  std::string why_eager_;
   std::unique_ptr<detail::RecordDelivery> delivery_;  // started by the first step handed over
   int64_t step_ = 0;
 };
