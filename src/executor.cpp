@@ -134,7 +134,7 @@ StepResult Executor::step(const Tensor& input, const Tensor& labels) {
   detail::StepSignature signature = detail::step_signature(input.shape(), backward, options_,
                                                            state_->momentum_initialised, model_.hooks(), step_);
   if (recorded_ && recorded_->signature == signature) return replay_step(input, host_labels, StepPath::Replayed);
-  drop_recorded_step();
+  recorded_.reset();
   if (warmed_up_ && *warmed_up_ == signature)
     if (std::optional<StepResult> result = record_step(signature, input, host_labels)) return std::move(*result);
   if (why_eager_.empty()) why_eager_ = "the first step of its kind runs op by op (buffers sized, algorithms chosen)";

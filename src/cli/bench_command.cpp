@@ -25,7 +25,7 @@ namespace {
 struct BenchArgs {
   std::string device = "auto", json;
   int64_t batch = 256, size = 224, steps = 10, warmup = 3;
-  bool no_tf32 = false;
+  bool no_tf32 = false, no_graphs = false;
 };
 
 // One variant of the step, kept after its timing so that one more of its steps can be counted
@@ -33,7 +33,7 @@ struct BenchArgs {
 struct BenchVariant {
   BenchVariant(const BenchArgs& a, bool hooked)
       : model(make_model(hooked)),
-        executor(model, select_backend(parse_device_choice(a.device), gpu_options(a)).backend, bench::train_options()),
+        executor(model, select_backend(parse_device_choice(a.device), gpu_options(a)).backend, executor_options(a)),
         x(bench::random_batch(a.batch, a.size)),
         y(bench::batch_labels(a.batch)) {}
 
@@ -41,6 +41,11 @@ struct BenchVariant {
     Model model = Model::resnet18(1000);
     if (hooked) bench::add_benchmark_probes(model);
     return model;
+  }
+  static ExecutorOptions executor_options(const BenchArgs& a) {
+    ExecutorOptions options = bench::train_options();
+    options.replay_graphs = !a.no_graphs;
+    return options;
   }
   static GpuOptions gpu_options(const BenchArgs& a) {
     GpuOptions gpu;
@@ -51,6 +56,7 @@ struct BenchVariant {
   Model model;
   Executor executor;
   Tensor x, y;
+  StepPath timed_path = StepPath::Eager;  // how the last timed step ran
 };
 
 // Median wall time of `steps` steps after `warmup`; each step ends by reading its loss, so its
@@ -59,7 +65,7 @@ double median_step_ms(const BenchArgs& a, BenchVariant& variant) {
   std::vector<double> times;
   for (int64_t i = 0; i < a.warmup + a.steps; ++i) {
     const auto begin = std::chrono::steady_clock::now();
-    variant.executor.step(variant.x, variant.y);
+    variant.timed_path = variant.executor.step(variant.x, variant.y).path;
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - begin).count();
     if (i >= a.warmup) times.push_back(ms);
   }
@@ -92,6 +98,12 @@ void print_line(const std::string& name, double ms, int64_t batch) {
   std::fflush(stdout);
 }
 
+// How the timed steps ran: replayed as one graph, or op by op and why.
+std::string steps_line(const BenchVariant& variant) {
+  if (variant.timed_path != StepPath::Eager) return "replayed as one CUDA graph";
+  return "op by op (" + variant.executor.why_last_step_eager() + ")";
+}
+
 void print_launches(const std::string& name, const LaunchCount& count) {
   if (count.counts) {
     std::printf("hookrt %s launches/step: %lld kernels, %lld memcpy, %lld memset\n", name.c_str(),
@@ -109,11 +121,17 @@ nlohmann::ordered_json launches_json(const LaunchCount& count) {
 }
 
 void write_json(const BenchArgs& a, const std::string& backend, double unhooked, double hooked,
+                const BenchVariant* unhooked_variant, const BenchVariant& hooked_variant,
                 const LaunchCount& unhooked_launches, const LaunchCount& hooked_launches) {
   nlohmann::ordered_json figures{{"backend", backend},       {"batch", a.batch},
                                  {"size", a.size},           {"steps", a.steps},
                                  {"unhooked_ms", unhooked},  {"hooked_ms", hooked},
                                  {"hooked_ratio", hooked / unhooked}};
+  // The unhooked variant is gone by now on the CPU, where no step is replayed.
+  figures["unhooked_steps"] = unhooked_variant ? step_path_name(unhooked_variant->timed_path) : "eager";
+  figures["hooked_steps"] = step_path_name(hooked_variant.timed_path);
+  if (hooked_variant.timed_path == StepPath::Eager)
+    figures["hooked_eager_because"] = hooked_variant.executor.why_last_step_eager();
   figures["unhooked_launches"] = launches_json(unhooked_launches);
   figures["hooked_launches"] = launches_json(hooked_launches);
   if (!unhooked_launches.counts || !hooked_launches.counts)
@@ -131,6 +149,7 @@ int bench_main(const BenchArgs& a) {
   std::optional<BenchVariant> unhooked_variant(std::in_place, a, false);
   const double unhooked = median_step_ms(a, *unhooked_variant);
   print_line("unhooked", unhooked, a.batch);
+  std::printf("hookrt unhooked steps: %s\n", steps_line(*unhooked_variant).c_str());
   // On the GPU both executors live on until both are timed, then each counts one more step. The
   // CPU has no launches to count, and its executor goes before the next one takes as much memory.
   const bool on_gpu = unhooked_variant->executor.backend().device() == Device::CUDA;
@@ -138,12 +157,14 @@ int bench_main(const BenchArgs& a) {
   BenchVariant hooked_variant(a, true);
   const double hooked = median_step_ms(a, hooked_variant);
   print_line("hooked", hooked, a.batch);
+  std::printf("hookrt hooked steps: %s\n", steps_line(hooked_variant).c_str());
   std::printf("hookrt hooked/unhooked   %.3fx\n", hooked / unhooked);
   const LaunchCount unhooked_launches = on_gpu ? count_step_launches(*unhooked_variant) : not_on_gpu();
   print_launches("unhooked", unhooked_launches);
   const LaunchCount hooked_launches = on_gpu ? count_step_launches(hooked_variant) : not_on_gpu();
   print_launches("hooked", hooked_launches);
-  if (!a.json.empty()) write_json(a, backend, unhooked, hooked, unhooked_launches, hooked_launches);
+  if (!a.json.empty()) write_json(a, backend, unhooked, hooked, unhooked_variant ? &*unhooked_variant : nullptr, hooked_variant,
+                                  unhooked_launches, hooked_launches);
   return 0;
 }
 
@@ -154,6 +175,7 @@ void add_bench_command(CLI::App& app, int& status) {
   CLI::App* cmd = app.add_subcommand("bench", "Time the ResNet18 train step with and without probes on every layer");
   cmd->add_option("--device", a->device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   cmd->add_flag("--no-tf32", a->no_tf32, "GPU: full F32 convolutions and GEMMs");
+  cmd->add_flag("--no-graphs", a->no_graphs, "GPU: run each step op by op rather than replaying it as one CUDA graph");
   cmd->add_option("--batch", a->batch, "Batch size (default 256)")->check(CLI::PositiveNumber);
   cmd->add_option("--size", a->size, "Image size (default 224)")->check(CLI::PositiveNumber);
   cmd->add_option("--steps", a->steps, "Timed steps (default 10)")->check(CLI::PositiveNumber);

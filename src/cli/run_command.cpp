@@ -25,7 +25,7 @@ struct RunArgs {
   int64_t steps = 1, batch = 2, size = 224, num_classes = 1000;
   uint64_t seed = 0;
   double lr = 0.01, momentum = 0.0, weight_decay = 0.0, dampening = 0.0;
-  bool nesterov = false, input_grad = false, quiet = false, no_tf32 = false;
+  bool nesterov = false, input_grad = false, quiet = false, no_tf32 = false, no_graphs = false;
 };
 
 Model load_model(const RunArgs& args) {
@@ -81,6 +81,7 @@ int run(const RunArgs& args) {
   options.mode = parse_mode(args.mode);
   options.sgd = {args.lr, args.momentum, args.dampening, args.weight_decay, args.nesterov};
   options.input_grad = args.input_grad;
+  options.replay_graphs = !args.no_graphs;
   if (args.nesterov && (args.momentum <= 0 || args.dampening != 0))
     throw_bad_input("--nesterov needs --momentum > 0 and --dampening 0 (as torch.optim.SGD)");
   const DeviceChoice device = parse_device_choice(args.device);
@@ -165,6 +166,8 @@ void add_run_command(CLI::App& app, int& status) {
   cmd->add_option("--mode", args->mode, "eval or train")->check(CLI::IsMember({"eval", "train"}));
   cmd->add_option("--device", args->device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   cmd->add_flag("--no-tf32", args->no_tf32, "GPU: full F32 convolutions and GEMMs (TF32 is allowed by default, as in PyTorch)");
+  cmd->add_flag("--no-graphs", args->no_graphs,
+                "GPU: run each step op by op rather than replaying it as one CUDA graph (steps with host callbacks always do)");
   cmd->add_option("--hook", args->hooks, "WHEN:SELECTOR:PROBE[,PROBE...] (repeatable)");
   cmd->add_option("--steps", args->steps, "Steps to run on the batch")->check(CLI::PositiveNumber);
   cmd->add_option("--lr", args->lr, "SGD learning rate")->check(CLI::NonNegativeNumber);
