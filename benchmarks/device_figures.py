@@ -11,7 +11,9 @@ and issue 5's ratios against their targets, and writes the figures as JSON: {"da
 figures (bench_*, torch_bf16_*) also carry "ratio_is", "target" and "met"; a figure hookrt cannot
 measure yet has "value", "ratio" and "met" null. The hooked step's launches (kernels, memcpys,
 memsets, and all of them: `hookrt bench` counts one step of each variant with CUPTI) are figures
-against the unhooked step's, with no target. A missing input, or launches hookrt could not count,
+against the unhooked step's, with no target. Where OUT/hookrt_bench_eager.json (`hookrt bench
+--no-graphs`) is there too, each variant's step replayed as a CUDA graph is a figure against the same
+step run op by op. A missing input, or launches hookrt could not count,
 leaves its figures out and says so on stderr.
 """
 import argparse
@@ -196,6 +198,24 @@ def launch_figures(hookrt_bench, figures):
             "ratio": significant(value / baseline) if baseline else None}
 
 
+# ---- CUDA-graph replay: the same bench with every step run op by op (`hookrt bench --no-graphs`) -------
+def graph_replay_figures(hookrt_bench, eager_bench, figures):
+    """Each variant's step replayed as one CUDA graph against the same step run op by op, with how
+    the timed steps actually ran (a hook or a failed recording keeps them op by op)."""
+    if not hookrt_bench or not eager_bench:
+        return
+    for variant in ("unhooked", "hooked"):
+        key = f"{variant}_ms"
+        if not (has(hookrt_bench, "hookrt_bench.json", (key,)) and has(eager_bench, "hookrt_bench_eager.json", (key,))):
+            continue
+        ran = hookrt_bench.get(f"{variant}_steps", "unknown")
+        because = hookrt_bench.get(f"{variant}_eager_because")
+        figures[f"bench_{variant}_graphs_over_eager"] = issue5_figure(
+            hookrt_bench[key], eager_bench[key],
+            f"hookrt's {variant} step run op by op (--no-graphs), {shape(eager_bench)}; the timed steps ran "
+            f"{ran}" + (f" ({because})" if because else ""), TIME_RATIO, None)
+
+
 def issue5_figures(hookrt_bench, torch_result, figures):
     if hookrt_bench:
         hookrt_overhead_figure(hookrt_bench, figures)
@@ -287,6 +307,7 @@ def main():
     step_figures(runs_by_name(step), torch_result, figures)
     hookrt_bench = load(os.path.join(args.dir, "hookrt_bench.json"))
     issue5_figures(hookrt_bench, torch_result, figures)
+    graph_replay_figures(hookrt_bench, load(os.path.join(args.dir, "hookrt_bench_eager.json")), figures)
     card = args.card or (torch_result or {}).get("card") or "unknown"
     result = {"date": datetime.date.today().isoformat(), "card": card, "commit": args.commit, "figures": figures}
     print(f"figures ({card}, commit {args.commit}): value | baseline | ratio")

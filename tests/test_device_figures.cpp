@@ -309,6 +309,46 @@ TEST(DeviceFigures, ABenchWithoutLaunchFieldsLeavesTheirFiguresOutAndSaysSo) {
   EXPECT_EQ(run.results["figures"]["bench_hooked_over_unhooked"]["ratio"], 1.02);
 }
 
+// The bench run again with --no-graphs: unhooked 60 ms eager vs 50 replayed (0.833), hooked 204 vs 51 (0.25).
+TEST(DeviceFigures, GraphReplayIsHeldToTheSameStepsRunOpByOp) {
+  TempDir dir;
+  json bench = hookrt_bench();
+  bench["unhooked_steps"] = "replayed";
+  bench["hooked_steps"] = "replayed";
+  json eager = hookrt_bench();
+  eager["unhooked_ms"] = 60.0;
+  eager["hooked_ms"] = 204.0;
+  write_text(dir.file("hookrt_bench_eager.json"), eager.dump(2));
+  FiguresRun run = run_figures(dir, {.hookrt_json = bench});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  json& hooked = run.results["figures"]["bench_hooked_graphs_over_eager"];
+  EXPECT_EQ(hooked["value"], 51.0);
+  EXPECT_EQ(hooked["baseline"], 204.0);
+  EXPECT_EQ(hooked["ratio"], 0.25);
+  EXPECT_TRUE(contains(hooked["baseline_is"].get<std::string>(), "the timed steps ran replayed"));
+  EXPECT_EQ(run.results["figures"]["bench_unhooked_graphs_over_eager"]["ratio"], 0.833);
+}
+
+TEST(DeviceFigures, StepsThatRanOpByOpSayWhyInTheGraphFigure) {
+  TempDir dir;
+  json bench = hookrt_bench();
+  bench["hooked_steps"] = "eager";
+  bench["hooked_eager_because"] = "a host callback is attached";
+  write_text(dir.file("hookrt_bench_eager.json"), hookrt_bench().dump(2));
+  FiguresRun run = run_figures(dir, {.hookrt_json = bench});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  const std::string why = run.results["figures"]["bench_hooked_graphs_over_eager"]["baseline_is"];
+  EXPECT_TRUE(contains(why, "ran eager (a host callback is attached)")) << why;
+}
+
+TEST(DeviceFigures, NoEagerBenchLeavesTheGraphFiguresOut) {
+  TempDir dir;
+  FiguresRun run = run_figures(dir, {});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  EXPECT_FALSE(run.results["figures"].contains("bench_hooked_graphs_over_eager"));
+  EXPECT_TRUE(contains(run.process.err, "hookrt_bench_eager.json")) << run.process.err;
+}
+
 TEST(DeviceFigures, NoInputsAtAllIsAFailure) {
   TempDir dir;
   FiguresRun run = run_figures(dir, {.probes = false, .train_step = false, .torch = false, .hookrt = false});
