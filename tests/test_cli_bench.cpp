@@ -52,6 +52,20 @@ TEST(CliBench, OnTheCpuLaunchesAreNotCountedAndTheReasonSaysSo) {
                                             "hooked_ratio"}));
 }
 
+TEST(CliBench, SaysHowItsTimedStepsRanAndWhyNotAsGraphs) {
+  TempDir dir;
+  const ProcessResult r = hookrt_cli({"bench", "--device", "cpu", "--batch", "2", "--size", "32", "--steps", "1",
+                                      "--warmup", "0", "--no-graphs", "--json", dir.file("bench.json")});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  for (const char* variant : {"unhooked", "hooked"})
+    EXPECT_TRUE(contains(r.out, std::string("hookrt ") + variant + " steps: op by op (graph replay is turned off)"))
+        << variant << ": " << r.out;
+  const auto figures = nlohmann::json::parse(read_text(dir.file("bench.json")));
+  EXPECT_EQ(figures["unhooked_steps"], "eager");
+  EXPECT_EQ(figures["hooked_steps"], "eager");
+  EXPECT_EQ(figures["hooked_eager_because"], "graph replay is turned off");
+}
+
 TEST(CliBench, BadArgumentsExitTwo) {
   EXPECT_EQ(hookrt_cli({"bench", "--steps", "0"}).exit_code, 2);
   EXPECT_EQ(hookrt_cli({"bench", "--device", "tpu"}).exit_code, 2);
