@@ -21,16 +21,6 @@ namespace {
 
 using testing::TinyModelTest;
 
-uint64_t pool_reserved_bytes() {
-  int device = 0;
-  cudaMemPool_t pool = nullptr;
-  uint64_t bytes = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetDefaultMemPool(&pool, device) != cudaSuccess ||
-      cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &bytes) != cudaSuccess)
-    throw Error("cannot read the device memory pool's reserved bytes");
-  return bytes;
-}
-
 class GpuSteadyState : public TinyModelTest {
  protected:
   // A train-mode executor on the GPU; `hooked` puts stats,zeros,nonfinite on every module's
@@ -69,10 +59,10 @@ TEST_F(GpuSteadyState, ProbedStepsReserveNoNewDeviceMemoryOnceWarm) {
   size_t records = 0;
   run->subscribe([&records](const ProbeRecord&) { ++records; });
   for (int i = 0; i < 3; ++i) run->step(testing::tiny_input(), testing::tiny_labels());
-  const uint64_t warm = pool_reserved_bytes();
+  const uint64_t warm = testing::device_pool_reserved_bytes();
   for (int i = 0; i < 5; ++i) run->step(testing::tiny_input(), testing::tiny_labels());
   run->flush_records();
-  EXPECT_EQ(pool_reserved_bytes(), warm) << "a steady-state step made the pool reserve more memory";
+  EXPECT_EQ(testing::device_pool_reserved_bytes(), warm) << "a steady-state step made the pool reserve more memory";
   EXPECT_GT(records, 8u * 280);
 }
 

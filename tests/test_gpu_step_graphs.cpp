@@ -29,16 +29,6 @@ struct StepsRun {
   std::map<std::string, Tensor> state;  // after sync_model
 };
 
-uint64_t pool_reserved_bytes() {
-  int device = 0;
-  cudaMemPool_t pool = nullptr;
-  uint64_t bytes = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetDefaultMemPool(&pool, device) != cudaSuccess ||
-      cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &bytes) != cudaSuccess)
-    throw Error("cannot read the device memory pool's reserved bytes");
-  return bytes;
-}
-
 class GpuStepGraphs : public TinyModelTest {
  protected:
   void hook_everything() {
@@ -123,10 +113,10 @@ TEST_F(GpuStepGraphs, ReplayedStepsReserveNoDeviceMemory) {
   ASSERT_EQ(executor.step(testing::tiny_input(), testing::tiny_labels()).path, StepPath::Replayed)
       << executor.why_last_step_eager();
   executor.flush_records();
-  const uint64_t warm = pool_reserved_bytes();
+  const uint64_t warm = testing::device_pool_reserved_bytes();
   for (int i = 0; i < 5; ++i) executor.step(testing::tiny_input(), testing::tiny_labels());
   executor.flush_records();
-  EXPECT_EQ(pool_reserved_bytes(), warm) << "a replayed step made the pool reserve more memory";
+  EXPECT_EQ(testing::device_pool_reserved_bytes(), warm) << "a replayed step made the pool reserve more memory";
 }
 
 TEST_F(GpuStepGraphs, AHostCallbackKeepsStepsEagerAndSaysSo) {

@@ -1,5 +1,9 @@
 #include "support/gpu.h"
 
+#if HOOKRT_WITH_CUDA
+#include <cuda_runtime.h>
+#endif
+
 #include "cuda_entry.h"
 #include "hookrt/devices.h"
 
@@ -11,6 +15,18 @@ GpuForTests make_gpu_backend_for_tests() {
   GpuOptions options;
   options.allow_tf32 = false;  // the CPU reference computes full F32 products
   return {cuda::make_backend(options), ""};
+}
+
+uint64_t device_pool_reserved_bytes() {
+  uint64_t bytes = 0;
+#if HOOKRT_WITH_CUDA
+  int device = 0;
+  cudaMemPool_t pool = nullptr;
+  if (cudaGetDevice(&device) == cudaSuccess && cudaDeviceGetDefaultMemPool(&pool, device) == cudaSuccess &&
+      cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &bytes) == cudaSuccess)
+    return bytes;
+#endif
+  throw Error("cannot read the device memory pool's reserved bytes");
 }
 
 ProbeRunEffects run_probes_now(Backend& backend, const ProbeList& probes, Tensor& tensor, ProbeRecord& record,

@@ -1,6 +1,7 @@
 #pragma once
 // The CUDA backend for GPU tests: full F32 (TF32 off) on device 0, or the reason there is none, so
 // that a test can GTEST_SKIP with it on machines without a GPU or without the CUDA build.
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -16,6 +17,10 @@ GpuForTests make_gpu_backend_for_tests();
 
 // backend.run_probes, finished at once: a deferred run is collected and its results and halt flag
 // put where a backend that does not defer would have put them.
+// Bytes the current device's default memory pool (the CUDA backend's) holds from the driver;
+// throws where there is no CUDA build or it cannot be read.
+uint64_t device_pool_reserved_bytes();
+
 ProbeRunEffects run_probes_now(Backend& backend, const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                                const ProbeRunOptions& options);
 
