@@ -227,16 +227,16 @@ std::optional<StepResult> Executor::record_step(detail::StepSignature signature,
     record_work(*recorded);
     recorded->graph = backend_->end_step_recording();
   } catch (const Error& error) {
+    state_->grads.clear();  // made while recording: freed before the recording is dropped
     backend_->abandon_step_recording();
     set_host_counters(model_, counters);
-    state_->grads.clear();
     graphs_off_ = why_eager_ = std::string("recording a step as a graph failed: ") + error.what();
     std::cerr << "hookrt: steps run op by op from now on: " << graphs_off_ << "\n";
     return std::nullopt;
   } catch (...) {
+    state_->grads.clear();
     backend_->abandon_step_recording();
     set_host_counters(model_, counters);
-    state_->grads.clear();
     throw;
   }
   // Recording ran the step's host code once; each replay, the first included, does it again.
