@@ -126,19 +126,21 @@ StepResult Executor::step(const Tensor& input, const Tensor& labels) {
   const bool backward = labels.defined();
   Tensor host_labels = backward ? checked_labels(labels, input.size(0), model_.num_classes()) : Tensor();
   const bool gated = backward && options_.mode == Mode::Train && update_gate_;
-  why_eager_ = graphs_off_.empty() ? detail::graph_blocker(model_.hooks(), step_, options_, gated) : graphs_off_;
+  why_eager_ = graphs_off_.empty() ? detail::graph_blocker(model_.hooks(), step_, options_) : graphs_off_;
   if (!why_eager_.empty()) {
     drop_recorded_step();
     return eager_step(input, host_labels, gated);
   }
-  detail::StepSignature signature = detail::step_signature(input.shape(), backward, options_,
+  detail::StepSignature signature = detail::step_signature(input.shape(), backward, options_, gated,
                                                            state_->momentum_initialised, model_.hooks(), step_);
-  if (recorded_ && recorded_->signature == signature) return replay_step(input, host_labels, StepPath::Replayed);
+  if (recorded_ && recorded_->signature == signature)
+    return replay_step(input, host_labels, gated, StepPath::Replayed);
   recorded_.reset();
   if (warmed_up_ && *warmed_up_ == signature)
-    if (std::optional<StepResult> result = record_step(signature, input, host_labels)) return std::move(*result);
+    if (std::optional<StepResult> result = record_step(signature, input, host_labels, gated))
+      return std::move(*result);
   if (why_eager_.empty()) why_eager_ = "the first step of its kind runs op by op (buffers sized, algorithms chosen)";
-  StepResult result = eager_step(input, host_labels, false);
+  StepResult result = eager_step(input, host_labels, gated);
   warmed_up_ = std::make_unique<detail::StepSignature>(std::move(signature));
   return result;
 }
@@ -209,7 +211,7 @@ static void set_host_counters(Model& model, const std::vector<std::pair<std::str
 // The graph's own input, labels and outputs are made before recording: tensors made while
 // recording belong to the recording and are gone when it ends.
 std::optional<StepResult> Executor::record_step(detail::StepSignature signature, const Tensor& input,
-                                                const Tensor& host_labels) {
+                                                const Tensor& host_labels, bool gated) {
   auto recorded = std::make_unique<detail::RecordedStep>();
   recorded->signature = std::move(signature);
   recorded->input = backend_->empty(input.shape());
@@ -218,6 +220,11 @@ std::optional<StepResult> Executor::record_step(detail::StepSignature signature,
     recorded->labels = backend_->empty(host_labels.shape(), DType::I64);
     recorded->loss = backend_->empty({1}, DType::F64);
   }
+  if (recorded->signature.input_grad) recorded->input_grad = backend_->empty(input.shape());
+  const bool updates = host_labels.defined() && options_.mode == Mode::Train;
+  if (updates && !recorded->signature.optimizer_recorded)
+    for (const std::string& key : model_.parameter_names())
+      recorded->grads[key] = backend_->empty(state_->tensors.at(key).shape());
   const auto counters = host_counters(model_);
   if (!backend_->begin_step_recording()) {
     graphs_off_ = why_eager_ = "the " + backend_->name() + " backend does not record steps";
@@ -247,7 +254,7 @@ std::optional<StepResult> Executor::record_step(detail::StepSignature signature,
   }
   set_host_counters(model_, counters);
   recorded_ = std::move(recorded);
-  return replay_step(input, host_labels, StepPath::Recorded);
+  return replay_step(input, host_labels, gated, StepPath::Recorded);
 }
 
 // Every tensor the step makes lives in the scope below, so that it is freed while recording.
@@ -260,37 +267,55 @@ void Executor::record_work(detail::RecordedStep& recorded) {
   };
   {
     detail::StepRunner runner(model_, *backend_, *state_, options_, step_, backward, collect);
-    const int logits_id = runner.forward(recorded.input, false);
+    const int logits_id = runner.forward(recorded.input, recorded.input_grad.defined());
     if (backward) loss_and_backward(runner, *backend_, logits_id, recorded.labels, recorded.loss);
     backend_->copy(runner.tape().value(logits_id).data, recorded.logits);
+    if (recorded.input_grad.defined()) backend_->copy(runner.tape().value(0).grad, recorded.input_grad);
+    recorded.may_halt = runner.may_halt();
     for (detail::QueuedRecord& queued : runner.take_queued_records()) recorded.records.push_back(std::move(queued));
   }
   if (backward && options_.mode == Mode::Train) {
-    apply_sgd();
+    if (recorded.signature.optimizer_recorded) apply_sgd();
+    for (auto& [key, grad] : recorded.grads) backend_->copy(state_->grads.at(key), grad);
     state_->grads.clear();
   }
 }
 
-StepResult Executor::replay_step(const Tensor& input, const Tensor& host_labels, StepPath path) {
+// Where the optimizer was left out of the recording, the replay's records are delivered first (a
+// halt stops the step there), then the gate and the update run on the replay's gradients.
+StepResult Executor::replay_step(const Tensor& input, const Tensor& host_labels, bool gated, StepPath path) {
   detail::RecordedStep& recorded = *recorded_;
+  const bool update_after = !recorded.grads.empty();
+  if (gated) snapshot_buffers();  // before the replay moves batch norm's running statistics
   backend_->copy(input, recorded.input);
   if (host_labels.defined()) backend_->copy(host_labels, recorded.labels);
   recorded.graph->replay();
   for (const auto& [key, moved] : recorded.counter_steps) model_.tensor(key).data<int64_t>()[0] += moved;
   detail::HandedOverStep records{step_, detail::records_of_replay(recorded, step_),
                                  backend_->seal_deferred_probe_results()};
-  if (options_.deliver_in_background) {
+  if (options_.deliver_in_background && !update_after && !recorded.may_halt) {
     hand_over(std::move(records));
   } else {
     flush_records();
     detail::deliver_step(records, [this](const ProbeRecord& record) { deliver_to_subscribers(record); });
   }
   last_update_skipped_ = false;
+  if (update_after) {
+    state_->grads = recorded.grads;  // shared: the gate scales them in place, the next replay overwrites them
+    if (gate_update() == UpdateAction::Apply) {
+      apply_sgd();
+    } else {
+      restore_buffers();
+      last_update_skipped_ = true;
+    }
+    state_->grads.clear();
+  }
   StepResult result;
   result.step = step_;
   result.path = path;
   result.logits = backend_->to_host(recorded.logits);
   if (recorded.loss.defined()) result.loss = backend_->to_host(recorded.loss).item(0);
+  if (recorded.input_grad.defined()) result.input_grad = backend_->to_host(recorded.input_grad);
   ++step_;
   return result;
 }

@@ -78,18 +78,6 @@ void HookDispatcher::queue_or_deliver(QueuedRecord queued) {
   deliver(queued.record, queued.halt);
 }
 
-// Where a nonfinite=halt fired, from its record; made only when one does.
-static std::string halt_message(const ProbeRecord& record) {
-  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on `"#" + std::to_string(...)`.
-  const bool grad = record.when == HookWhen::Grad;
-  std::string message = "non-finite values in ";
-  message.append(when_name(record.when)).append(" ").append(record.tensor).append(" of '");
-  message.append(grad ? record.param : record.module);
-  if (!grad && record.call > 0) message.append("#").append(std::to_string(record.call));
-  message.append("' at step ").append(std::to_string(record.step)).append(" (nonfinite=halt)");
-  return message;
-}
-
 void HookDispatcher::deliver(const ProbeRecord& record, bool halt) {
   if (!record.results.empty()) sink_(record);
   if (halt) throw Error(halt_message(record), ErrorKind::Halted);

@@ -108,11 +108,24 @@ void RecordDelivery::run() {
   }
 }
 
+std::string halt_message(const ProbeRecord& record) {
+  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on `"#" + std::to_string(...)`.
+  const bool grad = record.when == HookWhen::Grad;
+  std::string message = "non-finite values in ";
+  message.append(when_name(record.when)).append(" ").append(record.tensor).append(" of '");
+  message.append(grad ? record.param : record.module);
+  if (!grad && record.call > 0) message.append("#").append(std::to_string(record.call));
+  message.append("' at step ").append(std::to_string(record.step)).append(" (nonfinite=halt)");
+  return message;
+}
+
 void deliver_step(HandedOverStep& step, const RecordSink& sink) {
   if (step.batch) attach_deferred_results(step.records, step.batch->finish());
   step.batch.reset();
-  for (const QueuedRecord& queued : step.records)
+  for (const QueuedRecord& queued : step.records) {
     if (!queued.record.results.empty()) sink(queued.record);
+    if (queued.halt) throw Error(halt_message(queued.record), ErrorKind::Halted);
+  }
 }
 
 }  // namespace hookrt::detail

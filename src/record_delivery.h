@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -49,7 +50,12 @@ struct HandedOverStep {
   std::unique_ptr<DeferredProbeBatch> batch;  // null when no record was deferred
 };
 
-// Finishes the step's batch and gives its records to `sink` in firing order, on this thread.
+// What Error(Halted) says when the nonfinite=halt probe of `record` fired.
+std::string halt_message(const ProbeRecord& record);
+
+// Finishes the step's batch and gives its records to `sink` in firing order, on this thread; after
+// a record whose nonfinite=halt probe fired, throws Error(Halted) (steps that may halt are never
+// handed over to the delivery thread).
 void deliver_step(HandedOverStep& step, const RecordSink& sink);
 
 class RecordDelivery {

@@ -14,8 +14,15 @@
 // when an eager step of the same signature came just before it: that warm-up sizes every buffer
 // the backend keeps across steps and lets cuDNN choose its algorithms, since neither may happen
 // while recording.
+//
+// The optimizer is recorded too, unless something must see the step's records before it: an
+// update gate (train's explosion policies) or a nonfinite=halt probe. Then the graph ends with
+// the gradients copied into tensors of the executor's, the records are delivered as soon as the
+// replay's results land, and the gate and the SGD update run op by op after it, as in an eager
+// step; the learning rate may then change from step to step without a new recording.
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -34,17 +41,20 @@ struct StepSignature {
   Shape input_shape;
   bool backward = false;
   Mode mode = Mode::Eval;
+  bool input_grad = false;
+  bool optimizer_recorded = false;  // sgd and momentum_started count only then
   SgdOptions sgd;
   bool momentum_started = false;
   std::vector<uint64_t> hooks;  // ids of the hooks that fire in the step, by event
   bool operator==(const StepSignature& other) const;
 };
 
-StepSignature step_signature(const Shape& input_shape, bool backward, const ExecutorOptions& options,
+// `gated`: an update gate decides this step's update.
+StepSignature step_signature(const Shape& input_shape, bool backward, const ExecutorOptions& options, bool gated,
                              bool momentum_started, const HookRegistry& hooks, int64_t step);
 
 // Why steps under these hooks and options cannot be recorded; empty when they can.
-std::string graph_blocker(const HookRegistry& hooks, int64_t step, const ExecutorOptions& options, bool gated);
+std::string graph_blocker(const HookRegistry& hooks, int64_t step, const ExecutorOptions& options);
 
 // A step recorded as a graph, and what replaying it needs besides the graph.
 struct RecordedStep {
@@ -52,6 +62,10 @@ struct RecordedStep {
   std::unique_ptr<StepGraph> graph;
   Tensor input, labels;   // refilled before each replay
   Tensor logits, loss;    // written by each replay
+  Tensor input_grad;      // written by each replay, when the executor computes it
+  // This step's parameter gradients, by key, where the optimizer runs after the replay.
+  std::map<std::string, Tensor> grads;
+  bool may_halt = false;  // a nonfinite=halt probe runs in it
   // The step's records in firing order, their results still to come from the device.
   std::deque<QueuedRecord> records;
   // num_batches_tracked and its like: host counters the step moved, and by how much.

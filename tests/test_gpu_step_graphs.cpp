@@ -1,6 +1,6 @@
-// Whole steps replayed as CUDA graphs on the GPU: a hooked train step (and an eval step) recorded
-// once and replayed on new batches gives the losses, logits, parameters and probe records that the
-// same steps run op by op give, the pool reserves nothing more while replaying, and a step whose
+// Whole steps replayed as CUDA graphs on the GPU: a hooked train step (with and without an update
+// gate, and an eval step) recorded once and replayed on new batches gives the losses, logits,
+// parameters and probe records that the same steps run op by op give, the pool reserves nothing more while replaying, and a step whose
 // hooks need the host runs op by op, saying why. Skips where no GPU is usable.
 #include <gtest/gtest.h>
 
@@ -38,7 +38,8 @@ class GpuStepGraphs : public TinyModelTest {
   }
 
   // `steps` steps on seeded batches from the model's initial state, with or without graphs.
-  StepsRun run_steps(std::unique_ptr<Backend> gpu, bool replay_graphs, bool train, int steps) {
+  StepsRun run_steps(std::unique_ptr<Backend> gpu, bool replay_graphs, bool train, int steps,
+                     UpdateGate gate = {}) {
     model().load_state_dict(initial_state());
     ExecutorOptions options;
     options.mode = train ? Mode::Train : Mode::Eval;
@@ -49,6 +50,7 @@ class GpuStepGraphs : public TinyModelTest {
     {
       Executor executor(model(), std::move(gpu), options);
       executor.subscribe([&out](const ProbeRecord& record) { out.records.push_back(record); });
+      if (gate) executor.set_update_gate(gate);
       for (int i = 0; i < steps; ++i) {
         const StepResult result =
             executor.step(testing::tiny_input(100 + i), train ? testing::tiny_labels() : Tensor());
@@ -91,6 +93,22 @@ TEST_F(GpuStepGraphs, ReplayedTrainStepsGiveWhatEagerStepsGive) {
   const StepsRun eager = run_steps(std::move(eager_gpu), false, true, 5);
   EXPECT_GT(graphs.records.size(), 5u * 280);
   expect_same_runs(graphs, eager);
+}
+
+// With an update gate the optimizer runs after the graph, on the gradients the replay left.
+TEST_F(GpuStepGraphs, ReplayedGatedTrainStepsGiveWhatEagerStepsGive) {
+  auto gate = [](int64_t step, ParameterGradients& grads) {
+    if (step == 2) return UpdateAction::Skip;
+    if (step == 3) grads.scale("fc.weight", 0.5);
+    return UpdateAction::Apply;
+  };
+  HOOKRT_GPU_OR_SKIP(graph_gpu);
+  hook_everything();
+  const StepsRun graphs = run_steps(std::move(graph_gpu), true, true, 5, gate);
+  EXPECT_EQ(graphs.paths, (std::vector<StepPath>{StepPath::Eager, StepPath::Recorded, StepPath::Replayed,
+                                                  StepPath::Replayed, StepPath::Replayed}));
+  HOOKRT_GPU_OR_SKIP(eager_gpu);
+  expect_same_runs(graphs, run_steps(std::move(eager_gpu), false, true, 5, gate));
 }
 
 TEST_F(GpuStepGraphs, ReplayedEvalStepsGiveWhatEagerStepsGive) {

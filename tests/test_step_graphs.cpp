@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <limits>
+#include <map>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -61,6 +63,9 @@ struct RunOutcome {
   std::vector<int64_t> eager_ops;      // ops the recording backend ran outside a graph, per step
   std::vector<std::optional<double>> losses;
   std::vector<Tensor> logits;
+  std::vector<Tensor> input_grads;  // undefined unless options.input_grad
+  std::optional<int64_t> halted_at;  // the step that threw Error(Halted), the run's last
+  std::string halt_message;
   std::vector<ProbeRecord> records;
   std::vector<std::string> lines;  // the records as stats.jsonl lines
   TensorMap state;                 // parameters and buffers after sync_model, deep copies
@@ -97,12 +102,21 @@ RunOutcome run_steps(std::unique_ptr<Backend> backend, const ExecutorOptions& op
     for (size_t i = 0; i < steps.size(); ++i) {
       if (before) before(executor, static_cast<int64_t>(i));
       const int64_t ops_before = recording ? recording->eager_ops() : 0;
-      StepResult result = executor.step(steps[i].input, steps[i].labels);
+      StepResult result;
+      try {
+        result = executor.step(steps[i].input, steps[i].labels);
+      } catch (const Error& error) {
+        if (error.kind() != ErrorKind::Halted) throw;
+        run.halted_at = static_cast<int64_t>(i);
+        run.halt_message = error.what();
+        break;
+      }
       run.eager_ops.push_back(recording ? recording->eager_ops() - ops_before : 0);
       run.paths.push_back(result.path);
       run.why_eager.push_back(executor.why_last_step_eager());
       run.losses.push_back(result.loss);
       run.logits.push_back(result.logits);
+      run.input_grads.push_back(result.input_grad);
     }
     executor.sync_model();
     for (const auto& [key, tensor] : model.state_dict())
@@ -142,7 +156,12 @@ void expect_same_maps(const TensorMap& got, const TensorMap& want, const std::st
 // The same CPU code on the same data: equal to the last bit (0 ulp), records included.
 void expect_same_results(const RunOutcome& got, const RunOutcome& want) {
   ASSERT_EQ(got.logits.size(), want.logits.size());
+  EXPECT_EQ(got.halted_at, want.halted_at);
+  EXPECT_EQ(got.halt_message, want.halt_message);
   for (size_t i = 0; i < got.logits.size(); ++i) {
+    ASSERT_EQ(got.input_grads[i].defined(), want.input_grads[i].defined()) << "input grad of step " << i;
+    if (want.input_grads[i].defined())
+      EXPECT_TRUE(testing::bitwise_equal(got.input_grads[i], want.input_grads[i])) << "input grad of step " << i;
     EXPECT_EQ(got.losses[i], want.losses[i]) << "loss of step " << i;
     EXPECT_TRUE(testing::bitwise_equal(got.logits[i], want.logits[i]))
         << "logits of step " << i << " differ by up to "
@@ -347,7 +366,80 @@ TEST_F(StepGraphs, AHookEveryOtherStepChangesTheKindOfStep) {
   expect_same_results(replayed, plain);
 }
 
-// Whatever needs the host mid-step keeps every step eager, and says so.
+// An update gate reads every record of its step before the update: the optimizer then runs
+// after the graph, on the gradients the replay left, so a learning rate that changes every step
+// (a schedule) needs no new recording. A gate that skips a step and one that scales a gradient
+// give the plain run's results.
+TEST_F(StepGraphs, GatedStepsReplayWithTheGateAndTheUpdateAfterTheGraph) {
+  hook_everything();
+  const std::vector<StepData> steps = seeded_steps(6, true);
+  auto schedule = [](std::vector<size_t>* gate_saw) -> BeforeStep {
+    auto delivered = std::make_shared<std::map<int64_t, size_t>>();
+    return [gate_saw, delivered](Executor& executor, int64_t step) {
+      executor.set_learning_rate(0.05 / static_cast<double>(1 + step));
+      if (step != 0) return;
+      executor.subscribe([delivered](const ProbeRecord& record) { ++(*delivered)[record.step]; });
+      executor.set_update_gate([gate_saw, delivered](int64_t at, ParameterGradients& grads) {
+        gate_saw->push_back((*delivered)[at]);
+        if (at == 3) return UpdateAction::Skip;
+        if (at == 4) grads.scale("fc.weight", 0.5);
+        return UpdateAction::Apply;
+      });
+    };
+  };
+  std::vector<size_t> plain_gate_saw, replayed_gate_saw;
+  const ExecutorOptions options = train_options();
+  const RunOutcome plain = run_steps(make_cpu_backend(), plain_options(options), steps, schedule(&plain_gate_saw));
+  const RunOutcome replayed =
+      run_steps(std::make_unique<RecordingCpuBackend>(), options, steps, schedule(&replayed_gate_saw));
+  EXPECT_EQ(paths_text(replayed.paths), paths_text({E, R, P, P, P, P}));
+  ASSERT_EQ(plain_gate_saw.size(), 6u);
+  EXPECT_GT(plain_gate_saw[5], 100u);
+  EXPECT_EQ(replayed_gate_saw, plain_gate_saw) << "the gate saw every record of its step, as in the plain run";
+  expect_same_results(replayed, plain);
+}
+
+// A nonfinite=halt probe stops a replayed step where it stops the plain step: the records up to
+// the halting one delivered, Error(Halted) thrown, no update. Batch norm's running statistics
+// differ by design: the CPU stops its forward at the halting probe, while a replayed step (like
+// any GPU step, whose results come later) has run its whole forward (see hook_dispatch.h).
+TEST_F(StepGraphs, AHaltInAReplayedStepStopsItWhereThePlainStepStops) {
+  hook("forward:*:stats");
+  hook("forward:layer1.0.conv1:nonfinite=halt");
+  std::vector<StepData> steps = seeded_steps(5, true);
+  steps[3].input.data<float>()[7] = std::numeric_limits<float>::quiet_NaN();
+  const ExecutorOptions options = train_options();
+  const RunOutcome plain = run_steps(make_cpu_backend(), plain_options(options), steps);
+  const RunOutcome replayed = run_steps(std::make_unique<RecordingCpuBackend>(), options, steps);
+  ASSERT_EQ(plain.halted_at, std::optional<int64_t>(3));
+  EXPECT_NE(plain.halt_message.find("layer1.0.conv1"), std::string::npos) << plain.halt_message;
+  EXPECT_EQ(paths_text(replayed.paths), paths_text({E, R, P}));
+  auto parameters_only = [](RunOutcome run) {
+    const auto& names = model().parameter_names();
+    std::erase_if(run.state, [&names](const auto& entry) {
+      return std::find(names.begin(), names.end(), entry.first) == names.end();
+    });
+    return run;
+  };
+  expect_same_results(parameters_only(replayed), parameters_only(plain));
+}
+
+// The input's gradient (saliency) is copied out of the graph after each replay.
+TEST_F(StepGraphs, InputGradientsReplayToThePlainRunsValues) {
+  hook("forward:*:stats");
+  const std::vector<StepData> steps = seeded_steps(4, true);
+  ExecutorOptions options = train_options();
+  options.input_grad = true;
+  const RunOutcome plain = run_steps(make_cpu_backend(), plain_options(options), steps);
+  const RunOutcome replayed = run_steps(std::make_unique<RecordingCpuBackend>(), options, steps);
+  EXPECT_EQ(paths_text(replayed.paths), paths_text({E, E, R, P}));
+  ASSERT_TRUE(replayed.input_grads.back().defined());
+  expect_same_results(replayed, plain);
+  expect_graph_steps_ran_no_eager_ops(replayed);
+}
+
+// Whatever needs the host mid-step keeps every step eager, and says so. (An update gate, a
+// nonfinite=halt probe and the input's gradient do not: see the tests above.)
 struct Blocker {
   std::string name;
   std::function<void(Model&, ExecutorOptions&)> setup;
@@ -405,23 +497,6 @@ INSTANTIATE_TEST_SUITE_P(
                 {},
                 "capture",
                 {}},
-        Blocker{"NonFiniteHalt",
-                [](Model& m, ExecutorOptions&) {
-                  add_hook(m, "backward:layer2.0.conv1:nonfinite=halt");
-                },
-                {},
-                "nonfinite=halt",
-                {}},
-        Blocker{"UpdateGate",
-                no_change,
-                [](Executor& e) {
-                  e.set_update_gate(
-                      [](int64_t, ParameterGradients&) { return UpdateAction::Apply; });
-                },
-                "update gate",
-                {}},
-        Blocker{
-            "InputGrad", [](Model&, ExecutorOptions& o) { o.input_grad = true; }, {}, "input", {}},
         Blocker{"ReplayGraphsOff",
                 [](Model&, ExecutorOptions& o) { o.replay_graphs = false; },
                 {},

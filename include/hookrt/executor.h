@@ -38,7 +38,8 @@ struct ExecutorOptions {
   // every step returns with its records delivered, on the calling thread.
   bool deliver_in_background = true;
   // Replays each step as one recorded graph (CUDA graphs) where the backend can record and no
-  // hook needs the host mid-step (see step_graphs.h); off: every step is queued op by op.
+  // hook needs the host mid-step: no host callback, no capture probe (see step_graphs.h); off:
+  // every step is queued op by op.
   bool replay_graphs = true;
 };
 
@@ -119,9 +120,10 @@ class Executor {
   StepResult eager_step(const Tensor& input, const Tensor& labels, bool gated);
   // Records this step as a graph and runs it by replaying it; nothing when it could not be
   // recorded (the step is then still to run, and graphs are off from now on).
-  std::optional<StepResult> record_step(detail::StepSignature signature, const Tensor& input, const Tensor& labels);
+  std::optional<StepResult> record_step(detail::StepSignature signature, const Tensor& input, const Tensor& labels,
+                                       bool gated);
   void record_work(detail::RecordedStep& recorded);
-  StepResult replay_step(const Tensor& input, const Tensor& labels, StepPath path);
+  StepResult replay_step(const Tensor& input, const Tensor& labels, bool gated, StepPath path);
   void drop_recorded_step();
   void apply_sgd();
   UpdateAction gate_update();
