@@ -181,15 +181,7 @@ StepResult Executor::eager_step(const Tensor& input, const Tensor& host_labels, 
     throw;
   }
   last_update_skipped_ = false;
-  if (backward && options_.mode == Mode::Train) {
-    if (gate_update() == UpdateAction::Apply) {
-      apply_sgd();
-    } else {
-      restore_buffers();
-      last_update_skipped_ = true;
-    }
-    state_->grads.clear();
-  }
+  if (backward && options_.mode == Mode::Train) update_through_gate();
   result.logits = backend_->to_host(logits);
   if (loss.defined()) result.loss = backend_->to_host(loss).item(0);
   ++step_;
@@ -302,13 +294,7 @@ StepResult Executor::replay_step(const Tensor& input, const Tensor& host_labels,
   last_update_skipped_ = false;
   if (update_after) {
     state_->grads = recorded.grads;  // shared: the gate scales them in place, the next replay overwrites them
-    if (gate_update() == UpdateAction::Apply) {
-      apply_sgd();
-    } else {
-      restore_buffers();
-      last_update_skipped_ = true;
-    }
-    state_->grads.clear();
+    update_through_gate();
   }
   StepResult result;
   result.step = step_;
@@ -318,6 +304,17 @@ StepResult Executor::replay_step(const Tensor& input, const Tensor& host_labels,
   if (recorded.input_grad.defined()) result.input_grad = backend_->to_host(recorded.input_grad);
   ++step_;
   return result;
+}
+
+// The gate (if any) decides; a skipped update puts batch norm's buffers back.
+void Executor::update_through_gate() {
+  if (gate_update() == UpdateAction::Apply) {
+    apply_sgd();
+  } else {
+    restore_buffers();
+    last_update_skipped_ = true;
+  }
+  state_->grads.clear();
 }
 
 void Executor::apply_sgd() {

@@ -125,6 +125,7 @@ class Executor {
   void record_work(detail::RecordedStep& recorded);
   StepResult replay_step(const Tensor& input, const Tensor& labels, bool gated, StepPath path);
   void drop_recorded_step();
+  void update_through_gate();
   void apply_sgd();
   UpdateAction gate_update();
   struct BufferSnapshot {
