@@ -39,7 +39,9 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options)
       pool_(options.device, stream_),
       transfer_(stream_),
       cudnn_(CudnnHandle::create(stream_->get())),
-      cublas_(CublasHandle::create(stream_->get(), options.allow_tf32)),
+      cublas_workspace_(pool_.allocate_bytes(cublas_workspace_bytes(options.device))),
+      cublas_(CublasHandle::create(stream_->get(), options.allow_tf32, cublas_workspace_->data,
+                                   cublas_workspace_bytes(options.device))),
       workspace_(pool_),
       convolutions_(cudnn_.get(), workspace_, ConvolutionOptions{options.allow_tf32, options.conv_workspace_limit_bytes}),
       batchnorm_(cudnn_.get(), stream_->get()),
@@ -139,21 +141,23 @@ bool CudaBackend::begin_step_recording() {
 // again, with their slots reserved in the arena as they were.
 std::unique_ptr<StepGraph> CudaBackend::end_step_recording() {
   if (!recording_) throw Error("internal: end_step_recording without a recording under way");
+  Graph graph = end_capture(stream());  // if it throws, abandon_step_recording still has work to do
   recording_ = false;
   std::vector<PendingProbeRun> runs = std::move(pending_);
   pending_.clear();
   const int64_t slots = arena_.reserved();
   arena_.drop_reservations();
-  Graph graph = end_capture(stream());
   // The warm-up step's temporaries stay cached in the pool; the recorded ones live in the graph.
   pool_.release_cached();
-  auto rearm = [this, runs = std::move(runs), slots] {
-    if (!pending_.empty())
+  auto check_ready = [this] {
+    if (!pending_.empty() || arena_.reserved() != 0)
       throw Error("internal: a recorded step is replayed before the probe runs of the one before were sealed");
+  };
+  auto rearm = [this, runs = std::move(runs), slots] {
     arena_.reserve_as_recorded(slots);
     pending_ = runs;
   };
-  return std::make_unique<CudaStepGraph>(graph, stream_, std::move(rearm));
+  return std::make_unique<CudaStepGraph>(graph, stream_, std::move(check_ready), std::move(rearm));
 }
 
 void CudaBackend::abandon_step_recording() noexcept {
@@ -253,6 +257,7 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
   buffers.captures.assign(plan->passes.size(), nullptr);
   for (size_t p = 0; p < plan->passes.size(); ++p)
     if (!plan->passes[p].captures.empty()) {
+      refuse_while_recording("a capture probe");  // the capture ring waits for the host
       captures[p] = empty(tensor.shape(), DType::F32);
       buffers.captures[p] = captures[p].data<float>();
     }
@@ -284,6 +289,7 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
 // the backend's), the arena's by whoever finishes the batch.
 std::unique_ptr<DeferredProbeBatch> CudaBackend::seal_deferred_probe_results() {
   if (pending_.empty()) return nullptr;
+  refuse_while_recording("sealing probe results");  // it records an event and may wait for room
   std::vector<PendingProbeRun> runs = std::move(pending_);
   pending_.clear();
   capture_ring_.drain();

@@ -122,6 +122,7 @@ class CudaBackend final : public Backend {
   HostTransfer transfer_;
   std::shared_ptr<PinnedHostPool> pinned_ = PinnedHostPool::create();
   CudnnHandle cudnn_;
+  std::shared_ptr<Storage> cublas_workspace_;  // outlives cublas_, which works in it
   CublasHandle cublas_;
   Workspace workspace_;
   CudnnConvolutions convolutions_;

@@ -54,13 +54,21 @@ CudnnHandle CudnnHandle::create(cudaStream_t stream) {
   return handle;
 }
 
-CublasHandle CublasHandle::create(cudaStream_t stream, bool allow_tf32) {
+CublasHandle CublasHandle::create(cudaStream_t stream, bool allow_tf32, void* workspace, size_t workspace_bytes) {
   cublasHandle_t raw = nullptr;
   HOOKRT_CUDA_CHECK(cublasCreate(&raw));
   CublasHandle handle(raw);
   HOOKRT_CUDA_CHECK(cublasSetStream(raw, stream));
+  // After cublasSetStream, which puts the handle back on cuBLAS's own workspace pool.
+  HOOKRT_CUDA_CHECK(cublasSetWorkspace(raw, workspace, workspace_bytes));
   HOOKRT_CUDA_CHECK(cublasSetMathMode(raw, allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
   return handle;
+}
+
+size_t cublas_workspace_bytes(int device) {
+  int major = 0;
+  HOOKRT_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  return (major >= 9 ? size_t{32} : size_t{4}) << 20;
 }
 
 TensorDescriptor TensorDescriptor::nchw(int n, int c, int h, int w) {

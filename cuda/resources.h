@@ -77,13 +77,18 @@ class CudnnHandle : public UniqueHandle<cudnnHandle_t, CudnnTraits> {
   using UniqueHandle::UniqueHandle;
 };
 
-// A cuBLAS handle whose work goes to `stream`; TF32 tensor-core math when allow_tf32.
+// A cuBLAS handle whose work goes to `stream`; TF32 tensor-core math when allow_tf32. It works
+// in the caller's `workspace` (cublas_workspace_bytes of it, alive as long as the handle): without
+// one, cuBLAS allocates its own, and would do so inside a step being recorded as a CUDA graph.
 class CublasHandle : public UniqueHandle<cublasHandle_t, CublasTraits> {
  public:
-  static CublasHandle create(cudaStream_t stream, bool allow_tf32);
+  static CublasHandle create(cudaStream_t stream, bool allow_tf32, void* workspace, size_t workspace_bytes);
  private:
   using UniqueHandle::UniqueHandle;
 };
+
+// The workspace cuBLAS's documentation recommends for `device`: 32 MiB from Hopper on, 4 MiB before.
+size_t cublas_workspace_bytes(int device);
 
 // A packed NCHW F32 tensor of (n, c, h, w).
 class TensorDescriptor : public UniqueHandle<cudnnTensorDescriptor_t, TensorDescriptorTraits> {

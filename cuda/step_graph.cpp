@@ -40,14 +40,16 @@ void drop_capture(cudaStream_t stream) noexcept {
   (void)cudaGetLastError();
 }
 
-CudaStepGraph::CudaStepGraph(const Graph& graph, std::shared_ptr<CudaStream> stream, std::function<void()> rearm)
-    : stream_(std::move(stream)), rearm_(std::move(rearm)) {
+CudaStepGraph::CudaStepGraph(const Graph& graph, std::shared_ptr<CudaStream> stream,
+                             std::function<void()> check_ready, std::function<void()> rearm)
+    : stream_(std::move(stream)), check_ready_(std::move(check_ready)), rearm_(std::move(rearm)) {
   cudaGraphExec_t exec = nullptr;
   HOOKRT_CUDA_CHECK(cudaGraphInstantiate(&exec, graph.get(), 0));
   exec_ = GraphExec(exec);
 }
 
 void CudaStepGraph::replay() {
+  check_ready_();
   HOOKRT_CUDA_CHECK(cudaGraphLaunch(exec_.get(), stream_->get()));
   rearm_();
 }

@@ -5,8 +5,9 @@
 // temporaries into the graph's own memory nodes, so a replay allocates nothing either.
 //
 // What the host did for the recorded probe runs (their tickets, plans and slots in the arena) is
-// kept with the graph: after each launch, `rearm` makes those runs pending again on the backend,
-// so that the step's seal copies and decodes the slots the replay wrote.
+// kept with the graph: before each launch `check_ready` throws if the backend still holds unsealed
+// runs (the launch would overwrite their slots); after it, `rearm` makes the recorded runs pending
+// again on the backend, so that the step's seal copies and decodes the slots the replay wrote.
 #include <cuda_runtime.h>
 
 #include <functional>
@@ -32,12 +33,14 @@ void drop_capture(cudaStream_t stream) noexcept;
 
 class CudaStepGraph final : public StepGraph {
  public:
-  CudaStepGraph(const Graph& graph, std::shared_ptr<CudaStream> stream, std::function<void()> rearm);
+  CudaStepGraph(const Graph& graph, std::shared_ptr<CudaStream> stream, std::function<void()> check_ready,
+                std::function<void()> rearm);
   void replay() override;
 
  private:
   GraphExec exec_;
   std::shared_ptr<CudaStream> stream_;  // kept: the graph may outlive nothing it launches on
+  std::function<void()> check_ready_;
   std::function<void()> rearm_;
 };
 

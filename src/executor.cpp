@@ -182,6 +182,7 @@ StepResult Executor::eager_step(const Tensor& input, const Tensor& host_labels, 
   }
   last_update_skipped_ = false;
   if (backward && options_.mode == Mode::Train) update_through_gate();
+  state_->grads.clear();  // an eval step's too: nothing reads them after the step
   result.logits = backend_->to_host(logits);
   if (loss.defined()) result.loss = backend_->to_host(loss).item(0);
   ++step_;
@@ -218,6 +219,8 @@ std::optional<StepResult> Executor::record_step(detail::StepSignature signature,
     for (const std::string& key : model_.parameter_names())
       recorded->grads[key] = backend_->empty(state_->tensors.at(key).shape());
   const auto counters = host_counters(model_);
+  // Freed before recording: a tensor made outside the recording must not be freed inside it.
+  state_->grads.clear();
   if (!backend_->begin_step_recording()) {
     graphs_off_ = why_eager_ = "the " + backend_->name() + " backend does not record steps";
     return std::nullopt;
@@ -269,8 +272,8 @@ void Executor::record_work(detail::RecordedStep& recorded) {
   if (backward && options_.mode == Mode::Train) {
     if (recorded.signature.optimizer_recorded) apply_sgd();
     for (auto& [key, grad] : recorded.grads) backend_->copy(state_->grads.at(key), grad);
-    state_->grads.clear();
   }
+  state_->grads.clear();  // made while recording (an eval step's too): freed before it ends
 }
 
 // Where the optimizer was left out of the recording, the replay's records are delivered first (a
@@ -281,7 +284,14 @@ StepResult Executor::replay_step(const Tensor& input, const Tensor& host_labels,
   if (gated) snapshot_buffers();  // before the replay moves batch norm's running statistics
   backend_->copy(input, recorded.input);
   if (host_labels.defined()) backend_->copy(host_labels, recorded.labels);
-  recorded.graph->replay();
+  try {
+    recorded.graph->replay();
+  } catch (const Error& error) {  // nothing of the step ran: it runs op by op instead
+    drop_recorded_step();
+    graphs_off_ = why_eager_ = std::string("replaying a recorded step failed: ") + error.what();
+    std::cerr << "hookrt: steps run op by op from now on: " << graphs_off_ << "\n";
+    return eager_step(input, host_labels, gated);
+  }
   for (const auto& [key, moved] : recorded.counter_steps) model_.tensor(key).data<int64_t>()[0] += moved;
   detail::HandedOverStep records{step_, detail::records_of_replay(recorded, step_),
                                  backend_->seal_deferred_probe_results()};

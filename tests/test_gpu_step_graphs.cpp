@@ -38,8 +38,9 @@ class GpuStepGraphs : public TinyModelTest {
   }
 
   // `steps` steps on seeded batches from the model's initial state, with or without graphs.
+  // Labels in train mode, and in eval mode where `eval_labels` (gradients for attribution).
   StepsRun run_steps(std::unique_ptr<Backend> gpu, bool replay_graphs, bool train, int steps,
-                     UpdateGate gate = {}) {
+                     UpdateGate gate = {}, bool eval_labels = false) {
     model().load_state_dict(initial_state());
     ExecutorOptions options;
     options.mode = train ? Mode::Train : Mode::Eval;
@@ -53,7 +54,7 @@ class GpuStepGraphs : public TinyModelTest {
       if (gate) executor.set_update_gate(gate);
       for (int i = 0; i < steps; ++i) {
         const StepResult result =
-            executor.step(testing::tiny_input(100 + i), train ? testing::tiny_labels() : Tensor());
+            executor.step(testing::tiny_input(100 + i), train || eval_labels ? testing::tiny_labels() : Tensor());
         out.paths.push_back(result.path);
         if (result.loss) out.losses.push_back(*result.loss);
         out.logits.push_back(result.logits);
@@ -119,6 +120,18 @@ TEST_F(GpuStepGraphs, ReplayedEvalStepsGiveWhatEagerStepsGive) {
             (std::vector<StepPath>{StepPath::Eager, StepPath::Recorded, StepPath::Replayed, StepPath::Replayed}));
   HOOKRT_GPU_OR_SKIP(eager_gpu);
   expect_same_runs(graphs, run_steps(std::move(eager_gpu), false, false, 4));
+}
+
+// Eval steps with labels run backward too: their gradients must be freed inside the recording,
+// never across its edge (a free in a graph of memory made outside it invalidates the capture).
+TEST_F(GpuStepGraphs, ReplayedEvalStepsWithLabelsGiveWhatEagerStepsGive) {
+  HOOKRT_GPU_OR_SKIP(graph_gpu);
+  hook_everything();
+  const StepsRun graphs = run_steps(std::move(graph_gpu), true, false, 4, {}, true);
+  EXPECT_EQ(graphs.paths,
+            (std::vector<StepPath>{StepPath::Eager, StepPath::Recorded, StepPath::Replayed, StepPath::Replayed}));
+  HOOKRT_GPU_OR_SKIP(eager_gpu);
+  expect_same_runs(graphs, run_steps(std::move(eager_gpu), false, false, 4, {}, true));
 }
 
 TEST_F(GpuStepGraphs, ReplayedStepsReserveNoDeviceMemory) {

@@ -289,6 +289,21 @@ TEST_F(StepGraphs, EvalStepsReplayToThePlainRunsResults) {
   expect_graph_steps_ran_no_eager_ops(replayed);
 }
 
+// Eval steps with labels run backward (gradients for attribution) and are recorded like any other.
+TEST_F(StepGraphs, EvalStepsWithLabelsReplayToThePlainRunsResults) {
+  hook("backward:*:stats,zeros,nonfinite");
+  hook("grad:*.weight:stats");
+  const std::vector<StepData> steps = seeded_steps(4, true);
+  ExecutorOptions options;
+  options.input_grad = true;
+  const RunOutcome plain = run_steps(make_cpu_backend(), plain_options(options), steps);
+  const RunOutcome replayed = run_steps(std::make_unique<RecordingCpuBackend>(), options, steps);
+  EXPECT_EQ(paths_text(replayed.paths), paths_text({E, R, P, P}));
+  ASSERT_GT(plain.lines.size(), 4 * 70u);
+  expect_same_results(replayed, plain);
+  expect_graph_steps_ran_no_eager_ops(replayed);
+}
+
 // Clamp and clipnorm change tensors and, on forward tensors, the gradients that flow back through
 // them (masks and scales filled in by each replay).
 TEST_F(StepGraphs, ChangingProbesReplayLikeThePlainRun) {
@@ -551,6 +566,36 @@ TEST_P(StepGraphRecordingFailure, FallsBackToEagerStepsWithThePlainRunsResults) 
 
 // The first op, one in the forward, one in the backward (a recorded step here has about 350 ops).
 INSTANTIATE_TEST_SUITE_P(AtOp, StepGraphRecordingFailure, ::testing::Values(1, 60, 300));
+
+// A replay that fails (here: the backend's N-th replay throws before running anything) costs
+// nothing but speed either: that step runs op by op, and so does every later one.
+class StepGraphReplayFailure : public TinyModelTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(StepGraphReplayFailure, FallsBackToEagerStepsWithThePlainRunsResults) {
+  register_hook_spec(model(), parse_hook_spec("forward:*:stats,zeros"));
+  register_hook_spec(model(), parse_hook_spec("backward:*relu:stats,nonfinite"));
+  const std::vector<StepData> steps = seeded_steps(5, true);
+  const ExecutorOptions options = train_options();
+  const RunOutcome plain = run_steps(make_cpu_backend(), plain_options(options), steps);
+  RecordingOptions failing;
+  failing.fail_at_replay = GetParam();
+  ::testing::internal::CaptureStderr();
+  const RunOutcome failed = run_steps(std::make_unique<RecordingCpuBackend>(failing), options, steps);
+  const std::string stderr_text = ::testing::internal::GetCapturedStderr();
+  // Steps 0 and 1 warm up (momentum starts after step 0); step 2 is recorded and replayed once.
+  const std::vector<StepPath> want = GetParam() == 1 ? std::vector<StepPath>{E, E, E, E, E}
+                                                     : std::vector<StepPath>{E, E, R, E, E};
+  EXPECT_EQ(paths_text(failed.paths), paths_text(want));
+  expect_same_results(failed, plain);
+  for (size_t i = static_cast<size_t>(GetParam()) + 1; i < failed.why_eager.size(); ++i)
+    EXPECT_NE(failed.why_eager[i].find("replaying a recorded step failed"), std::string::npos)
+        << "step " << i << ": " << failed.why_eager[i];
+  EXPECT_EQ(std::count(stderr_text.begin(), stderr_text.end(), '\n'), 1) << "one line, once: " << stderr_text;
+  EXPECT_EQ(failed.recordings_ended, 1) << "graphs stay off after a failed replay";
+  EXPECT_EQ(failed.replays, GetParam() - 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(AtReplay, StepGraphReplayFailure, ::testing::Values(1, 2));
 
 }  // namespace
 }  // namespace hookrt

@@ -15,12 +15,12 @@ struct GpuForTests {
 };
 GpuForTests make_gpu_backend_for_tests();
 
-// backend.run_probes, finished at once: a deferred run is collected and its results and halt flag
-// put where a backend that does not defer would have put them.
 // Bytes the current device's default memory pool (the CUDA backend's) holds from the driver;
 // throws where there is no CUDA build or it cannot be read.
 uint64_t device_pool_reserved_bytes();
 
+// backend.run_probes, finished at once: a deferred run is collected and its results and halt flag
+// put where a backend that does not defer would have put them.
 ProbeRunEffects run_probes_now(Backend& backend, const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                                const ProbeRunOptions& options);
 

@@ -19,9 +19,11 @@ struct RecordingCpuBackend::Shared {
 // A recording: the ops in the order they were queued, run again by each replay.
 class RecordingCpuBackend::Graph final : public StepGraph {
  public:
-  Graph(std::shared_ptr<Shared> shared, std::vector<Op> ops)
-      : shared_(std::move(shared)), ops_(std::move(ops)) {}
+  Graph(std::shared_ptr<Shared> shared, std::vector<Op> ops, int fail_at_replay)
+      : shared_(std::move(shared)), ops_(std::move(ops)), fail_at_replay_(fail_at_replay) {}
   void replay() override {
+    if (shared_->replays + 1 == fail_at_replay_)
+      throw Error("recording-cpu: replay " + std::to_string(fail_at_replay_) + " fails, as asked");
     ++shared_->replays;
     for (const Op& op : ops_) op(*shared_);
   }
@@ -29,6 +31,7 @@ class RecordingCpuBackend::Graph final : public StepGraph {
  private:
   std::shared_ptr<Shared> shared_;
   std::vector<Op> ops_;
+  int fail_at_replay_;
 };
 
 namespace {
@@ -446,7 +449,7 @@ std::unique_ptr<StepGraph> RecordingCpuBackend::end_step_recording() {
   if (!recording_) throw Error("recording-cpu: end_step_recording without a recording begun");
   recording_ = false;
   ++recordings_ended_;
-  return std::make_unique<Graph>(shared_, std::exchange(ops_, {}));
+  return std::make_unique<Graph>(shared_, std::exchange(ops_, {}), options_.fail_at_replay);
 }
 
 // The recording's probe runs live in its ops: they go with them.

@@ -23,6 +23,7 @@ namespace hookrt::testing {
 struct RecordingOptions {
   bool refuse_recording = false;  // begin_step_recording() returns false, as a backend without graphs
   int fail_at_recorded_op = 0;     // the N-th op of a recording (1-based) throws Error; 0: never
+  int fail_at_replay = 0;          // the N-th replay (1-based) throws Error before running anything
 };
 
 class RecordingCpuBackend final : public Backend {
