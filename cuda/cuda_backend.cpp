@@ -225,19 +225,26 @@ void CudaBackend::multiply_(Tensor& tensor, const Tensor& factor) {
 // for the device (a capture may, when the capture ring is full).
 ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                                         const ProbeRunOptions& options) {
-  if (tensor.device() != Device::CUDA) return cpu::run_probes(probes, tensor, record, options);
-  ProbeRunEffects effects;
-  if (probes.empty()) return effects;
+  if (tensor.device() != Device::CUDA || probes.empty()) return cpu::produce_and_run_probes(*this, probes, tensor, record, options);
   if (tensor.dtype() != DType::F32)  // the words of cpu::probe_data, so both backends fail alike
     throw Error("probe " + probe_name(probes.front()) + ": probes run on F32 tensors, got " +
                 dtype_name(tensor.dtype()) + " " + shape_string(tensor.shape()));
   auto plan = std::make_shared<const ProbePlan>(plan_probes(probes, tensor.shape(), options));
+  FusedProducer producer;
+  if (options.produce) {
+    if (fused_probes_can_produce(*plan))
+      producer = fused_producer(*options.produce, tensor);
+    else
+      run_producing_op(*options.produce, tensor);
+  }
+  ProbeRunEffects effects;
 
   // Device buffers the kernels write: the arena slot, each clamp's grad mask (only when the
   // executor wants gradient transforms), each clipnorm's scale (always: the main pass reads it),
   // and one copy per pass that ends in captures.
   const ProbeArena::Slot slot = arena_.reserve(plan->slot_size);
   FusedProbeBuffers buffers;
+  buffers.producer = producer;
   buffers.tensor = tensor.data<float>();
   buffers.slot = slot.device;
   buffers.zeroed_counters = probe_counters_.words(fused_probe_counter_words(*plan));
@@ -283,6 +290,23 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
         effects.grad_transforms.push_back(GradTransform{GradTransform::Kind::Scale, factors[i]});
     }
   return effects;
+}
+
+// The producing op's inputs as the fused pass reads them, checked as relu_forward and
+// relu_backward check theirs.
+FusedProducer CudaBackend::fused_producer(const ProducingOp& op, const Tensor& out) {
+  const bool forward = op.kind == ProducingOp::Kind::ReluForward;
+  const char* name = forward ? "relu_forward" : "relu_backward";
+  require_f32(op.a, name, forward ? "x" : "y");
+  require_shape(op.a, out.shape(), name, forward ? "x" : "y");
+  FusedProducer producer{forward ? ProducerKind::ReluForward : ProducerKind::ReluBackward, op.a.data<float>(),
+                         nullptr};
+  if (!forward) {
+    require_f32(op.b, name, "dy");
+    require_shape(op.b, out.shape(), name, "dy");
+    producer.b = op.b.data<float>();
+  }
+  return producer;
 }
 
 // One copy of the arena, queued; the captures' copies are waited for here (the capture ring is

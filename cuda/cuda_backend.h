@@ -14,6 +14,7 @@
 
 #include "capture_ring.h"
 #include "deferred_probe_batch.h"
+#include "fused_probes.cuh"
 #include "cublas_linear.h"
 #include "cudnn_batchnorm.h"
 #include "cudnn_conv.h"
@@ -92,6 +93,8 @@ class CudaBackend final : public Backend {
                   const SgdOptions& o) override;
 
   // ---- probes ----
+  // A run given the op that writes its tensor (options.produce) computes the tensor in its first
+  // pass, unless that pass needs a clipnorm's norm first: then the op runs on its own before it.
   // Every probe of a hook on a device tensor is one fused pass (fused_probes.cuh) whose results go
   // to a slot of the step's arena; the run is deferred: seal_deferred_probe_results() queues the
   // arena's one copy to the host, and the batch it returns decodes every slot (probe_plan.h). Captures travel through the pinned capture ring. Changing probes rewrite
@@ -111,6 +114,8 @@ class CudaBackend final : public Backend {
   void refuse_while_recording(const char* what) const;
   // An output: allocated on the device when undefined, else checked against shape and dtype.
   void prepare_output(Tensor& t, const Shape& shape, DType dtype, const char* op, const char* name);
+  // The inputs of the op that writes a probed tensor in the probe pass (probes in its epilogue).
+  FusedProducer fused_producer(const ProducingOp& op, const Tensor& out);
   // labels (N) as a device I64 tensor, checked to lie in [0, classes) on the host first.
   Tensor checked_device_labels(const Tensor& labels, int64_t n, int64_t classes, const char* op);
   // `t` on the device: itself, or a device copy of a host tensor.

@@ -138,8 +138,9 @@ void run_pass(const ProbePlan& plan, size_t pass_index, const FusedProbeBuffers&
   PassArgs args{};
   args.x = buffers.tensor;
   args.n = plan.numel;
+  if (pass_index == 0) args.producer = buffers.producer;
   args.n_ops = static_cast<int>(pass.ops.size());
-  args.write_back = pass.changes_tensor();
+  args.write_back = pass.changes_tensor() || args.producer.kind != ProducerKind::None;
   args.capture = pass.captures.empty() ? nullptr : buffers.captures.at(pass_index);
   args.inner = plan.inner;
   args.rows = plan.rows();
@@ -209,8 +210,16 @@ size_t fused_probe_counter_words(const ProbePlan& plan) {
   return most;
 }
 
+bool fused_probes_can_produce(const ProbePlan& plan) {
+  if (plan.passes.empty()) return false;
+  const std::vector<PlannedOp>& ops = plan.passes.front().ops;
+  return std::none_of(ops.begin(), ops.end(), [](const PlannedOp& op) { return op.kind == PlannedOpKind::ClipNorm; });
+}
+
 void run_fused_probes(const ProbePlan& plan, const FusedProbeBuffers& buffers, const ProbeScratchAllocator& scratch,
                       cudaStream_t stream) {
+  if (buffers.producer.kind != ProducerKind::None && !fused_probes_can_produce(plan))
+    throw Error("run_fused_probes: this plan's first pass cannot write its tensor (it starts with a norm pass)");
   // No clearing of the slot: each op's finishing kernel (flat, channel, norm) writes every entry of
   // its part of the slot, so a memset would be one more launch per probe run for nothing.
   for (size_t p = 0; p < plan.passes.size(); ++p) run_pass(plan, p, buffers, scratch, stream);

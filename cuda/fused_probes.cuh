@@ -14,8 +14,26 @@
 
 namespace hookrt::cuda {
 
+// An elementwise op that writes the tensor in the plan's first pass instead of before it (probes
+// in the op's epilogue): the pass computes each element from the inputs, probes it and stores it,
+// so the tensor is written once and never read. ReLU's rules are relu_math.cuh's.
+enum class ProducerKind : int { None, ReluForward, ReluBackward };
+
+struct FusedProducer {
+  ProducerKind kind = ProducerKind::None;
+  const float* a = nullptr;  // (plan.numel) ReluForward: x; ReluBackward: y
+  const float* b = nullptr;  // (plan.numel) ReluBackward: dy
+};
+
+// Whether the plan's first pass can write the tensor itself: it has one, and no clipnorm in it
+// needs the tensor's norm before the pass runs (the norm pass would read a tensor not yet written).
+bool fused_probes_can_produce(const ProbePlan& plan);
+
 // The device memory a plan reads and writes, owned by the caller and valid on the stream.
 struct FusedProbeBuffers {
+  // The tensor's producer, for a plan that fused_probes_can_produce; kind None: the tensor is
+  // already written.
+  FusedProducer producer;
   float* tensor = nullptr;  // (plan.numel) probed, and rewritten in place by changing probes
   double* slot = nullptr;   // (plan.slot_size) results
   // By probe index (plan.probe_count entries, nullptr elsewhere):

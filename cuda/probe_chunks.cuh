@@ -10,6 +10,7 @@
 
 #include "probe_accumulators.cuh"
 #include "probe_pass_args.cuh"
+#include "relu_math.cuh"
 
 namespace hookrt::cuda::detail {
 
@@ -27,6 +28,35 @@ __device__ __forceinline__ void load_chunk(const float* p, float (&v)[N]) {
 #pragma unroll
     for (int j = 0; j < N; ++j) v[j] = p[j];
   }
+}
+
+// A producer's inputs may sit at another alignment than the tensor: check the address.
+template <int N>
+__device__ __forceinline__ void load_unaligned_chunk(const float* p, float (&v)[N]) {
+  if constexpr (N == 4) {
+    if (reinterpret_cast<uintptr_t>(p) % 16 == 0) {
+      load_chunk<4>(p, v);
+      return;
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < N; ++j) v[j] = p[j];
+}
+
+// The chunk at element i as the producer writes it (relu_math.cuh's rules, as relu.cu's kernels).
+template <int N>
+__device__ __forceinline__ void produce_chunk(const FusedProducer& producer, int64_t i, float (&v)[N]) {
+  float a[N];
+  load_unaligned_chunk<N>(producer.a + i, a);
+  if (producer.kind == ProducerKind::ReluForward) {
+#pragma unroll
+    for (int j = 0; j < N; ++j) v[j] = relu_value(a[j]);
+    return;
+  }
+  float b[N];
+  load_unaligned_chunk<N>(producer.b + i, b);
+#pragma unroll
+  for (int j = 0; j < N; ++j) v[j] = relu_grad(a[j], b[j]);
 }
 
 // Outputs (masks, captures) may sit at another alignment than the tensor: check each address.

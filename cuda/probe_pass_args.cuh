@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "fused_probes.cuh"
 #include "probe_plan.h"
 
 namespace hookrt::cuda::detail {
@@ -39,6 +40,7 @@ struct DeviceOp {
 struct PassArgs {
   float* x;  // (n) the tensor
   int64_t n;
+  FusedProducer producer;  // kind None: x is read; else x is written from the producer's inputs
   int n_ops;
   DeviceOp ops[kMaxOps];
   bool write_back;   // some op changes the tensor

@@ -1,5 +1,6 @@
 // The pass kernel (see probe_pass_kernel.cuh). Each planned pass is one kernel that reads the
-// tensor once, with float4 loads where the address allows, runs the pass's probes on each element
+// tensor once (or, in a producing run's first pass, computes it from the op's inputs and writes
+// it), with float4 loads where the address allows, runs the pass's probes on each element
 // in registers (changing probes first rewrite the value the later ones see), and writes the value
 // back when the pass changed it. Per-block partials go to scratch; a flat pass's last block
 // finishes it, a row pass's are finished by the kernels of probe_finish.cu. Histogram bins use
@@ -34,7 +35,10 @@ struct PassVisitor {
   template <int N>
   __device__ __forceinline__ void chunk(int64_t i) {
     float v[N];
-    load_chunk<N>(args.x + i, v);
+    if (args.producer.kind == ProducerKind::None)
+      load_chunk<N>(args.x + i, v);
+    else
+      produce_chunk<N>(args.producer, i, v);  // write_back is set: the pass writes the tensor
 #pragma unroll
     for (int k = 0; k < kMaxOps; ++k) {
       if (k >= args.n_ops) break;

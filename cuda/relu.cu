@@ -1,14 +1,10 @@
 // ReLU forward and backward (see relu.cuh).
 #include "launch.cuh"
 #include "relu.cuh"
+#include "relu_math.cuh"
 
 namespace hookrt::cuda {
 namespace {
-
-template <class T>
-__device__ T relu_value(T x) {
-  return (x > T(0) || isnan(x)) ? x : T(0);
-}
 
 template <class T>
 __global__ void relu_forward_kernel(int64_t n, const T* x, T* y) {
@@ -17,7 +13,7 @@ __global__ void relu_forward_kernel(int64_t n, const T* x, T* y) {
 
 template <class T>
 __global__ void relu_backward_kernel(int64_t n, const T* y, const T* dy, T* dx) {
-  HOOKRT_GRID_STRIDE_LOOP(i, n) dx[i] = y[i] <= T(0) ? T(0) : dy[i];
+  HOOKRT_GRID_STRIDE_LOOP(i, n) dx[i] = relu_grad(y[i], dy[i]);
 }
 
 }  // namespace

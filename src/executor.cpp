@@ -167,7 +167,7 @@ StepResult Executor::eager_step(const Tensor& input, const Tensor& host_labels, 
     logits = runner.tape().value(logits_id).data;
     if (backward) {
       loss_and_backward(runner, *backend_, logits_id, host_labels, loss);
-      if (input_grad) result.input_grad = backend_->to_host(runner.tape().value(0).grad);
+      if (input_grad) result.input_grad = backend_->to_host(runner.tape().written_grad(0));
     }
     // Before the optimizer: a deferred nonfinite=halt must stop the step before it updates
     // anything, and a gate decides on this step's records. Otherwise the records need not hold
@@ -265,7 +265,7 @@ void Executor::record_work(detail::RecordedStep& recorded) {
     const int logits_id = runner.forward(recorded.input, recorded.input_grad.defined());
     if (backward) loss_and_backward(runner, *backend_, logits_id, recorded.labels, recorded.loss);
     backend_->copy(runner.tape().value(logits_id).data, recorded.logits);
-    if (recorded.input_grad.defined()) backend_->copy(runner.tape().value(0).grad, recorded.input_grad);
+    if (recorded.input_grad.defined()) backend_->copy(runner.tape().written_grad(0), recorded.input_grad);
     recorded.may_halt = runner.may_halt();
     for (detail::QueuedRecord& queued : runner.take_queued_records()) recorded.records.push_back(std::move(queued));
   }

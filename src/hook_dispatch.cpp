@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <utility>
 
 namespace hookrt::detail {
 
@@ -22,6 +23,18 @@ bool HookDispatcher::may_change(HookWhen when, const std::string& target) const 
   return std::any_of(hooks.begin(), hooks.end(), [](const auto& hook) { return changes(*hook); });
 }
 
+bool HookDispatcher::probes_first(HookWhen when, const std::string& target) const {
+  auto hooks = active(when, target);
+  return !hooks.empty() && std::holds_alternative<ProbeList>(hooks.front()->action);
+}
+
+void HookDispatcher::write_now(std::optional<ProducingOp>& produce, Tensor& tensor) {
+  if (!produce) return;
+  const ProducingOp op = std::move(*produce);
+  produce.reset();
+  backend_.run_producing_op(op, tensor);
+}
+
 HookEvent HookDispatcher::event(HookWhen when, const HookSite& site) const {
   HookEvent e;
   e.step = step_;
@@ -34,7 +47,8 @@ HookEvent HookDispatcher::event(HookWhen when, const HookSite& site) const {
 }
 
 void HookDispatcher::run_probe_hook(const ProbeList& probes, HookWhen when, const HookSite& site, Tensor& tensor,
-                                    const std::string& tensor_name, std::vector<GradTransform>* transforms) {
+                                    const std::string& tensor_name, std::vector<GradTransform>* transforms,
+                                    std::optional<ProducingOp>& produce) {
   ProbeRecord record;
   record.step = step_;
   record.when = when;
@@ -47,8 +61,9 @@ void HookDispatcher::run_probe_hook(const ProbeList& probes, HookWhen when, cons
   // Parameter gradients have their channels first (out_channels of a conv weight).
   options.channel_axis = (when == HookWhen::Grad || tensor.ndim() < 2) ? 0 : 1;
   options.want_grad_transforms = transforms != nullptr;
+  options.produce = std::exchange(produce, std::nullopt);
   const bool reusable = ProbedTensors::reusable(probes);
-  if (reusable)
+  if (reusable && !options.produce)  // a tensor still to be written has had no run yet
     if (const EarlierProbeRun* earlier = probed_.find(tensor, probes, options.channel_axis)) {
       reuse(std::move(record), *earlier);
       return;
@@ -138,7 +153,8 @@ void HookDispatcher::fire(HookWhen when, const HookSite& site, const std::string
                           const std::string& tensor_name, std::vector<GradTransform>* transforms) {
   for (const auto& hook : active(when, target)) {
     if (const auto* probes = std::get_if<ProbeList>(&hook->action)) {
-      run_probe_hook(*probes, when, site, tensor, tensor_name, transforms);
+      std::optional<ProducingOp> written;
+      run_probe_hook(*probes, when, site, tensor, tensor_name, transforms, written);
     } else if (const auto* callback = std::get_if<TensorCallback>(&hook->action)) {
       const HookEvent e = event(when, site);
       call_on_host(tensor, nullptr, [&](Tensor& t, Tensor&) { (*callback)(e, t); });
@@ -150,12 +166,16 @@ void HookDispatcher::fire(HookWhen when, const HookSite& site, const std::string
 }
 
 void HookDispatcher::fire_forward(const HookSite& site, const Tensor& input, Tensor& output,
-                                  std::vector<GradTransform>* transforms, std::set<uint64_t>& called) {
+                                  std::vector<GradTransform>* transforms, std::set<uint64_t>& called,
+                                  std::optional<ProducingOp> produce) {
   for (const auto& hook : active(HookWhen::Forward, site.module)) {
     called.insert(hook->id);
     if (const auto* probes = std::get_if<ProbeList>(&hook->action)) {
-      run_probe_hook(*probes, HookWhen::Forward, site, output, "output", transforms);
-    } else if (const auto* callback = std::get_if<TensorCallback>(&hook->action)) {
+      run_probe_hook(*probes, HookWhen::Forward, site, output, "output", transforms, produce);
+      continue;
+    }
+    write_now(produce, output);
+    if (const auto* callback = std::get_if<TensorCallback>(&hook->action)) {
       const HookEvent e = event(HookWhen::Forward, site);
       call_on_host(output, nullptr, [&](Tensor& out, Tensor&) { (*callback)(e, out); });
     } else {
@@ -170,8 +190,9 @@ void HookDispatcher::fire_forward(const HookSite& site, const Tensor& input, Ten
         call_on_host(output, nullptr, [&](Tensor& out, Tensor&) { pair(e, host_in, out); });
       }
     }
-    if (!std::holds_alternative<ProbeList>(hook->action)) probed_.forget();  // a callback may write
+    probed_.forget();  // a callback may write
   }
+  write_now(produce, output);  // no hook fired after all: the output is still the module's
 }
 
 void HookDispatcher::fire_always_call(const HookSite& site, const Tensor& input,
@@ -203,14 +224,21 @@ static ProbeList observing_only(const ProbeList& probes) {
   return out;
 }
 
-void HookDispatcher::fire_backward(const HookSite& site, Tensor& grad_input, Tensor& grad_output) {
+void HookDispatcher::fire_backward(const HookSite& site, Tensor& grad_input, Tensor& grad_output,
+                                   std::optional<ProducingOp> produce_grad_input) {
   for (const auto& hook : active(HookWhen::Backward, site.module)) {
     if (const auto* probes = std::get_if<ProbeList>(&hook->action)) {
-      if (grad_input.defined()) run_probe_hook(*probes, HookWhen::Backward, site, grad_input, "grad_input", nullptr);
+      if (grad_input.defined())
+        run_probe_hook(*probes, HookWhen::Backward, site, grad_input, "grad_input", nullptr, produce_grad_input);
       // grad_output has already been used by the module's backward: only observing probes see it.
       ProbeList observers = observing_only(*probes);
-      if (!observers.empty()) run_probe_hook(observers, HookWhen::Backward, site, grad_output, "grad_output", nullptr);
-    } else if (const auto* pair = std::get_if<PairCallback>(&hook->action)) {
+      std::optional<ProducingOp> written;
+      if (!observers.empty())
+        run_probe_hook(observers, HookWhen::Backward, site, grad_output, "grad_output", nullptr, written);
+      continue;
+    }
+    write_now(produce_grad_input, grad_input);
+    if (const auto* pair = std::get_if<PairCallback>(&hook->action)) {
       const HookEvent e = event(HookWhen::Backward, site);
       call_on_host(grad_input, &grad_output, [&](Tensor& gi, Tensor& go) { (*pair)(e, gi, go); });
     } else {
@@ -218,8 +246,9 @@ void HookDispatcher::fire_backward(const HookSite& site, Tensor& grad_input, Ten
       const HookEvent e = event(HookWhen::Backward, site);
       call_on_host(grad_input, nullptr, [&](Tensor& gi, Tensor&) { callback(e, gi); });
     }
-    if (!std::holds_alternative<ProbeList>(hook->action)) probed_.forget();  // a callback may write
+    probed_.forget();  // a callback may write
   }
+  write_now(produce_grad_input, grad_input);  // no hook read it after all
 }
 
 }  // namespace hookrt::detail

@@ -42,6 +42,9 @@ class HookDispatcher {
   bool any(HookWhen when, const std::string& target) const { return !active(when, target).empty(); }
   // Whether any active hook may change the tensor (changing probes or host callbacks).
   bool may_change(HookWhen when, const std::string& target) const;
+  // Whether the first active hook is a probe hook: a tensor still to be written can then be
+  // handed to its probe run (ProbeRunOptions::produce) rather than written first.
+  bool probes_first(HookWhen when, const std::string& target) const;
 
   // forward_pre (input), backward_pre (grad_output), grad (grad): hooks act on `tensor` in place.
   // `transforms`, when given, receives the gradient transforms of changing probes (forward tensors).
@@ -50,14 +53,19 @@ class HookDispatcher {
 
   // forward: probes act on output; pair callbacks get (input, output). Ids of hooks that ran are
   // added to `called` so that always_call hooks are not run twice when something throws.
+  // `produce`, when set, is the op that still has to write the output: the first probe run is
+  // given it, and it runs on its own before anything else would see the output.
   void fire_forward(const HookSite& site, const Tensor& input, Tensor& output,
-                    std::vector<GradTransform>* transforms, std::set<uint64_t>& called);
+                    std::vector<GradTransform>* transforms, std::set<uint64_t>& called,
+                    std::optional<ProducingOp> produce = std::nullopt);
   // After a forward that threw: runs always_call forward hooks not yet called, with no output.
   void fire_always_call(const HookSite& site, const Tensor& input, const std::set<uint64_t>& called) noexcept;
 
   // backward: changing probes act on grad_input only; observing probes report grad_input (when
   // defined) and grad_output as separate records; pair callbacks get (grad_input, grad_output).
-  void fire_backward(const HookSite& site, Tensor& grad_input, Tensor& grad_output);
+  // `produce_grad_input` is fire_forward's `produce` for grad_input.
+  void fire_backward(const HookSite& site, Tensor& grad_input, Tensor& grad_output,
+                     std::optional<ProducingOp> produce_grad_input = std::nullopt);
 
   // Collects deferred probe results and delivers every queued record in firing order. Throws
   // Error(Halted) after delivering the record whose nonfinite=halt probe fired.
@@ -87,8 +95,12 @@ class HookDispatcher {
   // queues it otherwise (a halting one flushes the queue, which throws).
   void queue_or_deliver(QueuedRecord queued);
 
+  // `produce` (see fire_forward) is handed to the run and left empty.
   void run_probe_hook(const ProbeList& probes, HookWhen when, const HookSite& site, Tensor& tensor,
-                      const std::string& tensor_name, std::vector<GradTransform>* transforms);
+                      const std::string& tensor_name, std::vector<GradTransform>* transforms,
+                      std::optional<ProducingOp>& produce);
+  // Writes `tensor` with `produce` if that is still to be done, and leaves it empty.
+  void write_now(std::optional<ProducingOp>& produce, Tensor& tensor);
   void call_on_host(Tensor& a, Tensor* b, const std::function<void(Tensor&, Tensor&)>& fn);
   HookEvent event(HookWhen when, const HookSite& site) const;
 

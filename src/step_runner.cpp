@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <set>
+#include <utility>
 
 namespace hookrt::detail {
 
@@ -21,10 +22,12 @@ int StepRunner::forward(const Tensor& input, bool input_requires_grad) {
   return run_module(model_.module(""), x);
 }
 
-Tensor StepRunner::take_grad(int id) {
-  Tensor g = std::move(value(id).grad);
-  value(id).grad = Tensor();
-  return g;
+// A tensor is handed over unwritten only to a probe run that comes first: then the backend may
+// write and probe it in one pass. A hook that may change a forward output works on a copy of it,
+// so there the output is written first.
+bool StepRunner::epilogue_probes(HookWhen when, const std::string& module) const {
+  if (!options_.probes_in_epilogues || !hooks_.probes_first(when, module)) return false;
+  return when != HookWhen::Forward || !hooks_.may_change(when, module);
 }
 
 // ---- module calls and hooks ----
@@ -59,6 +62,7 @@ int StepRunner::run_module(const Module& module, int x) {
     });
     return y_out;
   } catch (...) {
+    unwritten_output_.reset();
     hooks_.fire_always_call(site, value(x).data, called);
     throw;
   }
@@ -68,12 +72,15 @@ int StepRunner::wrap_input(const HookSite& site, int x, std::shared_ptr<Tensor> 
   const int x_in = tape_.add_value(value(x).data, true);
   // Recorded before the body, so it runs after the body's backward: grad_input is complete.
   tape_.record([this, site, x, x_in, saved_grad_output] {
-    Tensor grad_input = take_grad(x_in);
-    if (!grad_input.defined()) return;
+    UnwrittenGrad grad_input = tape_.take_unwritten_grad(x_in);
+    if (!grad_input.grad.defined()) return;
     Tensor grad_output = std::move(*saved_grad_output);
     *saved_grad_output = Tensor();
-    if (grad_output.defined()) hooks_.fire_backward(site, grad_input, grad_output);
-    tape_.accumulate_grad(x, std::move(grad_input));
+    if (grad_output.defined())
+      hooks_.fire_backward(site, grad_input.grad, grad_output, std::move(grad_input.producer));
+    else if (grad_input.producer)
+      backend_.run_producing_op(*grad_input.producer, grad_input.grad);
+    tape_.accumulate_grad(x, std::move(grad_input.grad));
   });
   return x_in;
 }
@@ -92,17 +99,23 @@ int StepRunner::forward_pre_hooks(const HookSite& site, int x) {
 }
 
 int StepRunner::forward_hooks(const HookSite& site, int x, int y, std::set<uint64_t>& called) {
-  if (!hooks_.any(HookWhen::Forward, site.module)) return y;
+  std::optional<ProducingOp> produce = std::exchange(unwritten_output_, std::nullopt);
+  const bool hooked = hooks_.any(HookWhen::Forward, site.module);
+  const bool changing = hooked && hooks_.may_change(HookWhen::Forward, site.module);
+  if (produce && (!hooked || changing)) {  // not what epilogue_probes allowed: write it now
+    backend_.run_producing_op(*produce, value(y).data);
+    produce.reset();
+  }
+  if (!hooked) return y;
   const Tensor input = value(x).data;
-  auto fire = [&](Tensor& t, std::vector<GradTransform>* transforms) {
-    hooks_.fire_forward(site, input, t, transforms, called);
-  };
-  if (!hooks_.may_change(HookWhen::Forward, site.module)) {
+  if (!changing) {
     Tensor t = value(y).data;
-    fire(t, nullptr);
+    hooks_.fire_forward(site, input, t, nullptr, called, std::move(produce));
     return y;
   }
-  return through_changing_hooks(y, fire);
+  return through_changing_hooks(y, [&](Tensor& t, std::vector<GradTransform>* transforms) {
+    hooks_.fire_forward(site, input, t, transforms, called);
+  });
 }
 
 // Hooks that may change a tensor act on a copy (a PyTorch hook returning a new tensor); backward
@@ -146,7 +159,7 @@ int StepRunner::body(const Module& module, int x) {
     case ModuleKind::BasicBlock: return basic_block(module, x);
     case ModuleKind::Conv2d: return conv2d(module, x);
     case ModuleKind::BatchNorm2d: return batchnorm2d(module, x);
-    case ModuleKind::ReLU: return relu(x);
+    case ModuleKind::ReLU: return relu(module, x);
     case ModuleKind::MaxPool2d: return maxpool2d(module, x);
     case ModuleKind::AdaptiveAvgPool2d: return adaptive_avgpool2d(x);
     case ModuleKind::Linear: return linear(module, x);
@@ -250,14 +263,25 @@ int StepRunner::batchnorm2d(const Module& module, int x) {
   return out;
 }
 
-int StepRunner::relu(int x) {
-  Tensor y = output_like(value(x).data.shape());
-  backend_.relu_forward(value(x).data, y);
+// With probes first on its output (or on its input's gradient, where backward hooks wrap it), the
+// ReLU leaves the tensor unwritten for them: see epilogue_probes.
+int StepRunner::relu(const Module& module, int x) {
+  const Tensor input = value(x).data;
+  Tensor y = output_like(input.shape());
+  if (epilogue_probes(HookWhen::Forward, module.path))
+    unwritten_output_ = ProducingOp{ProducingOp::Kind::ReluForward, input, Tensor()};
+  else
+    backend_.relu_forward(input, y);
   const int out = tape_.add_value(y, value(x).requires_grad);
-  tape_.record([this, x, out, y] {
+  const bool grad_to_probes = epilogue_probes(HookWhen::Backward, module.path);
+  tape_.record([this, x, out, y, grad_to_probes] {
     Tensor dy = take_grad(out);
     if (!dy.defined()) return;
     Tensor dx = output_like(y.shape());
+    if (grad_to_probes) {
+      tape_.accumulate_unwritten_grad(x, std::move(dx), ProducingOp{ProducingOp::Kind::ReluBackward, y, dy});
+      return;
+    }
     backend_.relu_backward(y, dy, dx);
     tape_.accumulate_grad(x, std::move(dx));
   });

@@ -12,6 +12,7 @@
 // grad_output (backward_pre hooks); the input wrapper collects what this call's body sends to its
 // input (grad_input), fires backward hooks, then passes it on.
 #include <map>
+#include <optional>
 #include <string>
 
 #include "hook_dispatch.h"
@@ -57,7 +58,7 @@ class StepRunner {
   int basic_block(const Module& module, int x);
   int conv2d(const Module& module, int x);
   int batchnorm2d(const Module& module, int x);
-  int relu(int x);
+  int relu(const Module& module, int x);
   int maxpool2d(const Module& module, int x);
   int adaptive_avgpool2d(int x);
   int linear(const Module& module, int x);
@@ -72,7 +73,9 @@ class StepRunner {
 
   // Fires grad hooks on a parameter's fresh gradient and keeps it for the optimizer.
   void parameter_grad(const std::string& key, Tensor grad);
-  Tensor take_grad(int id);
+  Tensor take_grad(int id) { return tape_.take_grad(id); }
+  // Whether the tensors a module's hooks of `when` see first may be handed to them unwritten.
+  bool epilogue_probes(HookWhen when, const std::string& module) const;
   Tensor output_like(const Shape& shape) { return backend_.empty(shape); }
   const Tensor& param(const std::string& key) { return state_.tensors.at(key); }
   Value& value(int id) { return tape_.value(id); }
@@ -84,6 +87,9 @@ class StepRunner {
   Tape tape_;
   HookDispatcher hooks_;
   std::map<std::string, int> calls_;  // forward calls per module path in this step
+  // The op still to write the output of the module body that just ran (a ReLU's whose first
+  // forward hook probes it): its forward hooks are given it (see epilogue_probes).
+  std::optional<ProducingOp> unwritten_output_;
 };
 
 }  // namespace hookrt::detail

@@ -1,9 +1,13 @@
 #include "tape.h"
 
+#include <utility>
+
 namespace hookrt::detail {
 
 int Tape::add_value(Tensor data, bool requires_grad) {
-  values_.push_back(Value{std::move(data), Tensor(), requires_grad && enabled_});
+  Value& added = values_.emplace_back();
+  added.data = std::move(data);
+  added.requires_grad = requires_grad && enabled_;
   return static_cast<int>(values_.size() - 1);
 }
 
@@ -17,9 +21,48 @@ void Tape::accumulate_grad(int id, Tensor g) {
   if (!v.grad.defined()) {
     v.grad = std::move(g);
   } else {
+    write_grad(v);
     if (write_observer_) write_observer_();
     backend_.accumulate(v.grad, g);
   }
+}
+
+void Tape::accumulate_unwritten_grad(int id, Tensor g, ProducingOp op) {
+  Value& v = value(id);
+  if (!v.requires_grad) return;
+  if (v.grad.defined()) {
+    backend_.run_producing_op(op, g);
+    accumulate_grad(id, std::move(g));
+    return;
+  }
+  v.grad = std::move(g);
+  v.grad_producer = std::move(op);
+}
+
+void Tape::write_grad(Value& v) {
+  if (!v.grad_producer) return;
+  const ProducingOp op = std::move(*v.grad_producer);
+  v.grad_producer.reset();
+  backend_.run_producing_op(op, v.grad);
+}
+
+Tensor Tape::take_grad(int id) {
+  Value& v = value(id);
+  write_grad(v);
+  return std::exchange(v.grad, Tensor());
+}
+
+UnwrittenGrad Tape::take_unwritten_grad(int id) {
+  Value& v = value(id);
+  UnwrittenGrad taken{std::exchange(v.grad, Tensor()), std::move(v.grad_producer)};
+  v.grad_producer.reset();
+  return taken;
+}
+
+const Tensor& Tape::written_grad(int id) {
+  Value& v = value(id);
+  write_grad(v);
+  return v.grad;
 }
 
 void Tape::run_backward() {

@@ -5,6 +5,7 @@
 // recording order is a valid topological order.
 #include <deque>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "hookrt/backend.h"
@@ -16,6 +17,15 @@ struct Value {
   Tensor data;
   Tensor grad;  // undefined until a gradient flows in
   bool requires_grad = false;
+  // Set while `grad` is allocated but not yet written: this op writes it, in the probe run of the
+  // backward hook that reads it first, or when anything else takes or adds to it.
+  std::optional<ProducingOp> grad_producer;
+};
+
+// A gradient taken off the tape, perhaps still to be written by `producer`.
+struct UnwrittenGrad {
+  Tensor grad;
+  std::optional<ProducingOp> producer;
 };
 
 class Tape {
@@ -34,9 +44,21 @@ class Tape {
   // Adds g into the value's gradient. g must not be referenced elsewhere afterwards: the value
   // may adopt its storage and later accumulate into it in place.
   void accumulate_grad(int id, Tensor g);
+  // accumulate_grad of a gradient that `op` writes: kept unwritten while it is the value's only
+  // one (for take_unwritten_grad), written at once when there is one already, and never written
+  // when the value needs no gradient.
+  void accumulate_unwritten_grad(int id, Tensor g, ProducingOp op);
+  // The value's gradient, written; the value has none afterwards.
+  Tensor take_grad(int id);
+  // The value's gradient with the op still to write it, if it was left unwritten.
+  UnwrittenGrad take_unwritten_grad(int id);
+  // The value's gradient, written (undefined when none flowed in).
+  const Tensor& written_grad(int id);
   void run_backward();
 
  private:
+  void write_grad(Value& v);
+
   Backend& backend_;
   bool enabled_;
   std::deque<Value> values_;  // deque: references stay valid as values are added

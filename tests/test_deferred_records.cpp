@@ -16,6 +16,7 @@
 #include "hookrt/backend.h"
 #include "hookrt/hook_spec.h"
 #include "hookrt/io.h"
+#include "support/delegating_backend.h"
 #include "support/probe_results.h"
 #include "support/tiny_model.h"
 
@@ -32,73 +33,19 @@ std::map<std::string, Tensor> snapshot(const Model& model) {
 }
 
 // The CPU backend, except that every other probe run is handed back as deferred.
-class DeferringBackend final : public Backend {
+class DeferringBackend final : public testing::DelegatingBackend {
  public:
   explicit DeferringBackend(bool defer_every_run = false) : defer_every_run_(defer_every_run) {}
-  Device device() const override { return inner_->device(); }
   std::string name() const override { return "deferring-cpu"; }
-  Tensor empty(const Shape& s, DType d) override { return inner_->empty(s, d); }
-  Tensor zeros(const Shape& s, DType d) override { return inner_->zeros(s, d); }
-  void copy(const Tensor& src, Tensor& dst) override { inner_->copy(src, dst); }
-  Tensor to_host(const Tensor& t) override { return inner_->to_host(t); }
-  Tensor from_host(const Tensor& t) override { return inner_->from_host(t); }
-  void synchronize() override { inner_->synchronize(); }
-  void fill(Tensor& t, double v) override { inner_->fill(t, v); }
-  void add(const Tensor& a, const Tensor& b, Tensor& out) override { inner_->add(a, b, out); }
-  void accumulate(Tensor& dst, const Tensor& src) override { inner_->accumulate(dst, src); }
-  void multiply_(Tensor& t, const Tensor& f) override { inner_->multiply_(t, f); }
-  void conv2d_forward(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dGeometry& g) override {
-    inner_->conv2d_forward(x, w, y, g);
-  }
-  void conv2d_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dGeometry& g) override {
-    inner_->conv2d_backward_data(dy, w, dx, g);
-  }
-  void conv2d_backward_filter(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dGeometry& g) override {
-    inner_->conv2d_backward_filter(x, dy, dw, g);
-  }
-  void batchnorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& rm, Tensor& rv, Tensor& y,
-                         Tensor& sm, Tensor& si, const BatchNormOptions& o) override {
-    inner_->batchnorm_forward(x, w, b, rm, rv, y, sm, si, o);
-  }
-  void batchnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& sm, const Tensor& si,
-                          Tensor& dx, Tensor& dw, Tensor& db, const BatchNormOptions& o) override {
-    inner_->batchnorm_backward(dy, x, w, sm, si, dx, dw, db, o);
-  }
-  void relu_forward(const Tensor& x, Tensor& y) override { inner_->relu_forward(x, y); }
-  void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) override { inner_->relu_backward(y, dy, dx); }
-  void maxpool2d_forward(const Tensor& x, Tensor& y, Tensor& i, const Pool2dGeometry& g) override {
-    inner_->maxpool2d_forward(x, y, i, g);
-  }
-  void maxpool2d_backward(const Tensor& dy, const Tensor& i, Tensor& dx, const Pool2dGeometry& g) override {
-    inner_->maxpool2d_backward(dy, i, dx, g);
-  }
-  void adaptive_avgpool_forward(const Tensor& x, Tensor& y) override { inner_->adaptive_avgpool_forward(x, y); }
-  void adaptive_avgpool_backward(const Tensor& dy, Tensor& dx) override { inner_->adaptive_avgpool_backward(dy, dx); }
-  void linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) override {
-    inner_->linear_forward(x, w, b, y);
-  }
-  void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor& dx, Tensor& dw,
-                       Tensor& db) override {
-    inner_->linear_backward(x, w, dy, dx, dw, db);
-  }
-  void cross_entropy_forward(const Tensor& l, const Tensor& y, Tensor& p, Tensor& loss) override {
-    inner_->cross_entropy_forward(l, y, p, loss);
-  }
-  void cross_entropy_backward(const Tensor& p, const Tensor& y, Tensor& d) override {
-    inner_->cross_entropy_backward(p, y, d);
-  }
-  void sgd_update(Tensor& p, const Tensor& g, Tensor& m, bool first, const SgdOptions& o) override {
-    inner_->sgd_update(p, g, m, first, o);
-  }
 
   ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                              const ProbeRunOptions& options) override {
     const bool now = !defer_every_run_ && runs_ % 2 == 0;
     ++runs_;
-    if (now) return inner_->run_probes(probes, tensor, record, options);
+    if (now) return inner().run_probes(probes, tensor, record, options);
     // Computed now, handed over later: the record stays empty until collect.
     ProbeRecord scratch;
-    ProbeRunEffects effects = inner_->run_probes(probes, tensor, scratch, options);
+    ProbeRunEffects effects = inner().run_probes(probes, tensor, scratch, options);
     pending_.push_back(DeferredProbeResults{next_ticket_, std::move(scratch.results), effects.halt});
     effects.halt = false;
     effects.deferred = next_ticket_++;
@@ -152,7 +99,6 @@ class DeferringBackend final : public Backend {
   };
 
  private:
-  std::unique_ptr<Backend> inner_ = make_cpu_backend();
   std::deque<DeferredProbeResults> pending_;
   uint64_t next_ticket_ = 100;
   bool defer_every_run_;

@@ -50,9 +50,21 @@ struct GradTransform {
   Tensor factor;  // Mask: 1/0 per element, same shape (1 where lo <= x <= hi); Scale: one element
 };
 
+// The elementwise op that writes a probed tensor, handed to the probe run instead of run before
+// it: a backend may then write the tensor and probe it in one pass (probes in the op's epilogue),
+// so a probed ReLU output or gradient is not written by one kernel and read again by the next.
+struct ProducingOp {
+  enum class Kind { ReluForward, ReluBackward } kind = Kind::ReluForward;
+  Tensor a;  // ReluForward: x; ReluBackward: y, the forward's output
+  Tensor b;  // ReluBackward: dy; unused otherwise
+};
+
 struct ProbeRunOptions {
   int channel_axis = 1;          // axis of channels for zeros/channels (0 for parameter grads)
   bool want_grad_transforms = false;  // forward tensors in training: record GradTransforms
+  // When set, the tensor is not written yet: the run first writes it with this op (as
+  // Backend::run_producing_op would, or fused into its first pass), then probes it.
+  std::optional<ProducingOp> produce;
 };
 
 // What a probe run produced besides the record's results.
@@ -167,7 +179,7 @@ class Backend {
                           const SgdOptions& o) = 0;
 
   // Runs `probes` on tensor in order: changing probes rewrite it in place, observing probes
-  // append their result to record.results.
+  // append their result to record.results. options.produce, when set, writes the tensor first.
   virtual ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                                      const ProbeRunOptions& options) = 0;
   // Queues the transfer of every probe run deferred since the last seal and returns at once; null
@@ -186,6 +198,8 @@ class Backend {
   virtual std::unique_ptr<StepGraph> end_step_recording();
   // Drops a recording after a failure, with the probe runs deferred while it lasted.
   virtual void abandon_step_recording() noexcept {}
+  // Writes `out` with `op` through this backend's own op (relu_forward, relu_backward).
+  void run_producing_op(const ProducingOp& op, Tensor& out);
   // Seals and finishes at once: waits for every probe run deferred since the last seal.
   std::vector<DeferredProbeResults> collect_deferred_probe_results() {
     std::unique_ptr<DeferredProbeBatch> batch = seal_deferred_probe_results();

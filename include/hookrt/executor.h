@@ -41,6 +41,10 @@ struct ExecutorOptions {
   // hook needs the host mid-step: no host callback, no capture probe (see step_graphs.h); off:
   // every step is queued op by op.
   bool replay_graphs = true;
+  // Hands a ReLU's output (forward) and its input's gradient (backward) to the probe run of the
+  // first hook that fires on them, unwritten, so a backend can write and probe each in one pass
+  // (ProbeRunOptions::produce); off: the ReLU writes them and the probes read them again.
+  bool probes_in_epilogues = true;
 };
 
 // How a step was run: op by op, recorded into a graph (and then run by replaying it once), or by

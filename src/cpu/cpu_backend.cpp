@@ -376,7 +376,7 @@ class CpuBackend final : public Backend {
   // ---- probes ----
   ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                              const ProbeRunOptions& options) override {
-    return cpu::run_probes(probes, tensor, record, options);
+    return cpu::produce_and_run_probes(*this, probes, tensor, record, options);
   }
 
  private:

@@ -95,4 +95,10 @@ ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord&
   return effects;
 }
 
+ProbeRunEffects produce_and_run_probes(Backend& backend, const ProbeList& probes, Tensor& tensor,
+                                       ProbeRecord& record, const ProbeRunOptions& options) {
+  if (options.produce) backend.run_producing_op(*options.produce, tensor);
+  return run_probes(probes, tensor, record, options);
+}
+
 }  // namespace hookrt::cpu

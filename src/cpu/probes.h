@@ -13,9 +13,15 @@ namespace hookrt::cpu {
 
 // Runs `probes` on `tensor` (host, F32): changing probes (clamp, clipnorm) rewrite it in place,
 // observing probes append their result to record.results in order. Throws Error for any other
-// dtype or device. record's tensor name and shape are the caller's to set.
+// dtype or device. record's tensor name and shape are the caller's to set. The tensor must be
+// written: options.produce is not run here (produce_and_run_probes runs it first).
 ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                            const ProbeRunOptions& options);
+
+// run_probes for a backend that probes with this engine: options.produce, when set, first writes
+// the tensor through `backend`'s own op.
+ProbeRunEffects produce_and_run_probes(Backend& backend, const ProbeList& probes, Tensor& tensor,
+                                       ProbeRecord& record, const ProbeRunOptions& options);
 
 // The tensor's data for a probe, after checking that it is a defined host F32 tensor; `probe`
 // names the caller in the error.

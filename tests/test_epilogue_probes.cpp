@@ -1,0 +1,219 @@
+// Probes in the epilogues: where the first hook on a ReLU's output (forward) or on its input's
+// gradient (backward) is a probe hook, the executor hands that tensor to the probe run unwritten,
+// with the op that writes it (ProbeRunOptions::produce), so a backend can write and probe it in one
+// pass. Whatever the hooks, a step must deliver the same records and leave the same state as with
+// ExecutorOptions::probes_in_epilogues off; these tests hold it to that on the CPU backend and
+// count which ReLUs reached the backend how.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hookrt/hook_spec.h"
+#include "hookrt/io.h"
+#include "support/delegating_backend.h"
+#include "support/tiny_model.h"
+
+namespace hookrt {
+namespace {
+
+using testing::TinyModelTest;
+
+// The CPU backend, counting the ReLUs it runs as ops and those handed to probe runs.
+class CountingBackend final : public testing::DelegatingBackend {
+ public:
+  struct Counts {
+    int relu_forward = 0, relu_backward = 0;      // run as ops
+    int produced_forward = 0, produced_backward = 0;  // handed to a probe run
+  };
+  explicit CountingBackend(Counts& counts) : counts_(counts) {}
+
+  void relu_forward(const Tensor& x, Tensor& y) override {
+    ++counts_.relu_forward;
+    DelegatingBackend::relu_forward(x, y);
+  }
+  void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) override {
+    ++counts_.relu_backward;
+    DelegatingBackend::relu_backward(y, dy, dx);
+  }
+  ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
+                             const ProbeRunOptions& options) override {
+    if (options.produce) {
+      const bool forward = options.produce->kind == ProducingOp::Kind::ReluForward;
+      ++(forward ? counts_.produced_forward : counts_.produced_backward);
+    }
+    return DelegatingBackend::run_probes(probes, tensor, record, options);
+  }
+
+ private:
+  Counts& counts_;
+};
+
+// What one train step delivered and left.
+struct StepOutcome {
+  std::vector<std::string> records;         // as JSON lines, in delivery order
+  std::map<std::string, Tensor> captures;   // by capture key
+  std::map<std::string, Tensor> state;      // deep copies, after the optimizer
+  double loss = 0;
+  CountingBackend::Counts counts;
+};
+
+class EpilogueProbesTest : public TinyModelTest {
+ protected:
+  static StepOutcome train_step(bool epilogues, int steps = 1) {
+    model().load_state_dict(initial_state(), "initial state");
+    StepOutcome outcome;
+    ExecutorOptions options;
+    options.mode = Mode::Train;
+    options.sgd.lr = 0.1;
+    options.sgd.momentum = 0.9;
+    options.probes_in_epilogues = epilogues;
+    Executor executor(model(), std::make_unique<CountingBackend>(outcome.counts), options);
+    executor.subscribe([&outcome](const ProbeRecord& r) {
+      outcome.records.push_back(io::record_to_json(r).dump());
+      for (const ProbeResult& result : r.results)
+        if (const auto* capture = std::get_if<CaptureResult>(&result))
+          outcome.captures[r.capture_key()] = capture->tensor.clone();
+    });
+    for (int step = 0; step < steps; ++step)
+      outcome.loss = *executor.step(testing::tiny_input(), testing::tiny_labels()).loss;
+    executor.flush_records();
+    executor.sync_model();
+    for (const auto& [key, tensor] : model().state_dict()) outcome.state[key] = tensor.clone();
+    return outcome;
+  }
+
+  static void register_specs(const std::vector<std::string>& specs) {
+    for (const std::string& spec : specs) register_hook_spec(model(), parse_hook_spec(spec));
+  }
+
+  static void expect_same_outcome(const StepOutcome& fused, const StepOutcome& unfused) {
+    EXPECT_EQ(fused.loss, unfused.loss);
+    EXPECT_EQ(fused.records, unfused.records);
+    ASSERT_EQ(fused.captures.size(), unfused.captures.size());
+    for (const auto& [key, tensor] : unfused.captures) {
+      ASSERT_TRUE(fused.captures.count(key)) << key;
+      EXPECT_TRUE(testing::bitwise_equal(fused.captures.at(key), tensor)) << key;
+    }
+    for (const auto& [key, tensor] : unfused.state)
+      EXPECT_TRUE(testing::bitwise_equal(fused.state.at(key), tensor)) << key;
+  }
+};
+
+// 17 ReLU calls per forward: the stem's, and two in each of the eight blocks.
+constexpr int kReluCalls = 17;
+
+TEST_F(EpilogueProbesTest, EveryProbedReluTensorIsWrittenByItsProbeRun) {
+  register_specs({"forward:*:stats,zeros,nonfinite", "backward:*:stats,zeros,nonfinite", "grad:*:stats"});
+  const StepOutcome fused = train_step(true);
+  const StepOutcome unfused = train_step(false);
+  EXPECT_EQ(fused.counts.produced_forward, kReluCalls);
+  EXPECT_EQ(fused.counts.produced_backward, kReluCalls);
+  EXPECT_EQ(fused.counts.relu_forward, 0);
+  EXPECT_EQ(fused.counts.relu_backward, 0);
+  EXPECT_EQ(unfused.counts.produced_forward + unfused.counts.produced_backward, 0);
+  EXPECT_EQ(unfused.counts.relu_forward, kReluCalls);
+  EXPECT_EQ(unfused.counts.relu_backward, kReluCalls);
+  ASSERT_GT(unfused.records.size(), 250u);
+  expect_same_outcome(fused, unfused);
+}
+
+TEST_F(EpilogueProbesTest, CapturesOfAProducedTensorHoldItsValues) {
+  register_specs({"forward:layer1.0.relu:capture,stats", "backward:layer2.1.relu:capture,hist=8:-0.01:0.01"});
+  const StepOutcome fused = train_step(true);
+  EXPECT_EQ(fused.counts.produced_forward, 2);   // both calls of layer1.0.relu
+  EXPECT_EQ(fused.counts.produced_backward, 2);  // both calls of layer2.1.relu
+  const StepOutcome unfused = train_step(false);
+  ASSERT_EQ(unfused.captures.size(), 6u);  // forward: 2 outputs; backward: 2 grad_inputs, 2 grad_outputs
+  expect_same_outcome(fused, unfused);
+  for (const auto& [key, tensor] : fused.captures) {
+    EXPECT_GT(testing::abs_max(tensor), 0.0) << key;  // written, not a fresh buffer's zeros
+    if (key.find("/forward/") == std::string::npos) continue;
+    for (float v : testing::values_of(tensor)) ASSERT_GE(v, 0.0f) << key;  // a ReLU's output
+  }
+}
+
+TEST_F(EpilogueProbesTest, ChangingForwardHooksGetTheWrittenOutput) {
+  // A changing hook acts on a copy of the output, so the ReLU writes it first; backward still
+  // hands its gradient over.
+  register_specs({"forward:*relu:clamp=0:0.5,stats", "backward:*relu:stats,clipnorm=0.01,stats"});
+  const StepOutcome fused = train_step(true);
+  EXPECT_EQ(fused.counts.produced_forward, 0);
+  EXPECT_EQ(fused.counts.relu_forward, kReluCalls);
+  EXPECT_EQ(fused.counts.produced_backward, kReluCalls);
+  expect_same_outcome(fused, train_step(false));
+}
+
+TEST_F(EpilogueProbesTest, ACallbackFiringFirstSeesTheWrittenTensor) {
+  std::vector<float> forward_seen, backward_seen;
+  HookHandle forward = model().register_forward_hook(
+      "layer1.1.relu", [&](const HookEvent&, Tensor out) { forward_seen = testing::values_of(out); });
+  HookHandle backward = model().register_full_backward_hook(
+      "layer3.0.relu", [&](const HookEvent&, Tensor grad_input, Tensor) { backward_seen = testing::values_of(grad_input); });
+  register_specs({"forward:*:stats", "backward:*:stats"});
+  const StepOutcome fused = train_step(true);
+  const std::vector<float> fused_forward = forward_seen, fused_backward = backward_seen;
+  // The callbacks fire first on their ReLUs, which therefore write their tensors as ops.
+  EXPECT_EQ(fused.counts.relu_forward, 2);
+  EXPECT_EQ(fused.counts.relu_backward, 2);
+  EXPECT_EQ(fused.counts.produced_forward, kReluCalls - 2);
+  EXPECT_EQ(fused.counts.produced_backward, kReluCalls - 2);
+  const StepOutcome unfused = train_step(false);
+  expect_same_outcome(fused, unfused);
+  ASSERT_FALSE(fused_forward.empty());
+  ASSERT_FALSE(fused_backward.empty());
+  EXPECT_EQ(fused_forward, forward_seen);
+  EXPECT_EQ(fused_backward, backward_seen);
+}
+
+TEST_F(EpilogueProbesTest, ACallbackAfterTheProbesSeesWhatTheyWrote) {
+  std::vector<float> forward_seen, backward_seen;
+  register_specs({"forward:*:stats,zeros", "backward:*:nonfinite,stats"});
+  HookHandle forward = model().register_forward_hook(
+      "relu", [&](const HookEvent&, Tensor out) { forward_seen = testing::values_of(out); });
+  HookHandle backward = model().register_full_backward_hook(
+      "layer4.1.relu", [&](const HookEvent&, Tensor grad_input, Tensor) { backward_seen = testing::values_of(grad_input); });
+  const StepOutcome fused = train_step(true);
+  const std::vector<float> fused_forward = forward_seen, fused_backward = backward_seen;
+  // A forward callback may write the output, so its hooks work on a copy: the stem's ReLU writes
+  // first. Backward hooks act on grad_input itself, which the probe run writes before the callback.
+  EXPECT_EQ(fused.counts.produced_forward, kReluCalls - 1);
+  EXPECT_EQ(fused.counts.produced_backward, kReluCalls);
+  const StepOutcome unfused = train_step(false);
+  expect_same_outcome(fused, unfused);
+  ASSERT_FALSE(fused_forward.empty());
+  EXPECT_EQ(fused_forward, forward_seen);
+  EXPECT_EQ(fused_backward, backward_seen);
+  EXPECT_TRUE(std::any_of(fused_backward.begin(), fused_backward.end(), [](float v) { return v != 0.0f; }));
+}
+
+TEST_F(EpilogueProbesTest, StepsWhereTheHookRestsWriteTheirRelusAsOps) {
+  // Fires on steps 0 and 2 only: step 1's ReLUs have no hook to hand their tensors to.
+  register_specs({"forward:*relu:stats,every=2", "backward:*relu:stats,every=2"});
+  const StepOutcome fused = train_step(true, 3);
+  EXPECT_EQ(fused.counts.produced_forward, 2 * kReluCalls);
+  EXPECT_EQ(fused.counts.produced_backward, 2 * kReluCalls);
+  EXPECT_EQ(fused.counts.relu_forward, kReluCalls);
+  EXPECT_EQ(fused.counts.relu_backward, kReluCalls);
+  expect_same_outcome(fused, train_step(false, 3));
+}
+
+TEST_F(EpilogueProbesTest, EvalStepsWithoutLabelsHandOverForwardOutputsOnly) {
+  register_specs({"forward:*relu:stats", "backward:*relu:stats"});
+  model().load_state_dict(initial_state(), "initial state");
+  CountingBackend::Counts counts;
+  Executor executor(model(), std::make_unique<CountingBackend>(counts), ExecutorOptions{});
+  testing::RecordLog log;
+  log.attach(executor);
+  executor.step(testing::tiny_input());
+  executor.flush_records();
+  EXPECT_EQ(counts.produced_forward, kReluCalls);
+  EXPECT_EQ(counts.produced_backward + counts.relu_backward, 0);
+  EXPECT_EQ(log.records().size(), static_cast<size_t>(kReluCalls));
+}
+
+}  // namespace
+}  // namespace hookrt
