@@ -37,6 +37,8 @@ struct CudaBackendOptions {
   bool allow_tf32 = true;
   // The most workspace one convolution algorithm may use.
   size_t conv_workspace_limit_bytes = size_t{1} << 30;
+  // How each convolution shape's algorithms are chosen (cudnn_conv.h).
+  ConvAlgorithmChoice conv_algorithms = ConvAlgorithmChoice::Measured;
   // Pinned host memory for captures in flight (see capture_ring.h).
   size_t capture_ring_bytes = size_t{256} << 20;
 };

@@ -1,6 +1,10 @@
 // CudnnConvolutions (see cudnn_conv.h).
 #include "cudnn_conv.h"
 
+#include <algorithm>
+#include <functional>
+#include <iostream>
+#include <optional>
 #include <string>
 
 #include "resources.h"
@@ -18,6 +22,87 @@ std::string describe(const ConvDims& d) {
 
 constexpr int kCandidates = 16;  // more than cuDNN has algorithms of any one kind
 
+struct Descriptors {
+  TensorDescriptor x, y;
+  FilterDescriptor w;
+  ConvolutionDescriptor conv;
+};
+
+// One call's buffers as cuDNN's Find takes them: two inputs, and the output it may overwrite
+// while timing (the call itself overwrites it right after).
+struct Operands {
+  const void* a;
+  const void* b;
+  void* out;
+};
+
+// Each direction's cuDNN calls, behind the same names, so that one chooser serves all three.
+struct ForwardCalls {
+  using Algo = cudnnConvolutionFwdAlgo_t;
+  using Perf = cudnnConvolutionFwdAlgoPerf_t;
+  static constexpr const char* kName = "forward";
+  static void rank(cudnnHandle_t h, const Descriptors& p, Perf* out, int* returned) {
+    HOOKRT_CUDA_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p.x.get(), p.w.get(), p.conv.get(), p.y.get(),
+                                                             kCandidates, returned, out));
+  }
+  static void measure(cudnnHandle_t h, const Descriptors& p, const Operands& o, Perf* out, int* returned,
+                      void* scratch, size_t bytes) {  // o: x, w -> y
+    HOOKRT_CUDA_CHECK(cudnnFindConvolutionForwardAlgorithmEx(h, p.x.get(), o.a, p.w.get(), o.b, p.conv.get(),
+                                                             p.y.get(), o.out, kCandidates, returned, out, scratch,
+                                                             bytes));
+  }
+  static size_t workspace(cudnnHandle_t h, const Descriptors& p, Algo algo) {
+    size_t bytes = 0;
+    HOOKRT_CUDA_CHECK(
+        cudnnGetConvolutionForwardWorkspaceSize(h, p.x.get(), p.w.get(), p.conv.get(), p.y.get(), algo, &bytes));
+    return bytes;
+  }
+};
+
+struct BackwardDataCalls {
+  using Algo = cudnnConvolutionBwdDataAlgo_t;
+  using Perf = cudnnConvolutionBwdDataAlgoPerf_t;
+  static constexpr const char* kName = "backward-data";
+  static void rank(cudnnHandle_t h, const Descriptors& p, Perf* out, int* returned) {
+    HOOKRT_CUDA_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p.w.get(), p.y.get(), p.conv.get(), p.x.get(),
+                                                                  kCandidates, returned, out));
+  }
+  static void measure(cudnnHandle_t h, const Descriptors& p, const Operands& o, Perf* out, int* returned,
+                      void* scratch, size_t bytes) {  // o: w, dy -> dx
+    HOOKRT_CUDA_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(h, p.w.get(), o.a, p.y.get(), o.b, p.conv.get(),
+                                                                  p.x.get(), o.out, kCandidates, returned, out,
+                                                                  scratch, bytes));
+  }
+  static size_t workspace(cudnnHandle_t h, const Descriptors& p, Algo algo) {
+    size_t bytes = 0;
+    HOOKRT_CUDA_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w.get(), p.y.get(), p.conv.get(), p.x.get(),
+                                                                   algo, &bytes));
+    return bytes;
+  }
+};
+
+struct BackwardFilterCalls {
+  using Algo = cudnnConvolutionBwdFilterAlgo_t;
+  using Perf = cudnnConvolutionBwdFilterAlgoPerf_t;
+  static constexpr const char* kName = "backward-filter";
+  static void rank(cudnnHandle_t h, const Descriptors& p, Perf* out, int* returned) {
+    HOOKRT_CUDA_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p.x.get(), p.y.get(), p.conv.get(), p.w.get(),
+                                                                    kCandidates, returned, out));
+  }
+  static void measure(cudnnHandle_t h, const Descriptors& p, const Operands& o, Perf* out, int* returned,
+                      void* scratch, size_t bytes) {  // o: x, dy -> dw
+    HOOKRT_CUDA_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(h, p.x.get(), o.a, p.y.get(), o.b, p.conv.get(),
+                                                                    p.w.get(), o.out, kCandidates, returned, out,
+                                                                    scratch, bytes));
+  }
+  static size_t workspace(cudnnHandle_t h, const Descriptors& p, Algo algo) {
+    size_t bytes = 0;
+    HOOKRT_CUDA_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x.get(), p.y.get(), p.conv.get(),
+                                                                     p.w.get(), algo, &bytes));
+    return bytes;
+  }
+};
+
 // An algorithm and the workspace it needs.
 template <class Algo>
 struct Chosen {
@@ -25,123 +110,148 @@ struct Chosen {
   size_t bytes;
 };
 
-// The best-ranked heuristic result that cuDNN says runs and whose workspace (asked of cuDNN for
-// that algorithm: workspace_of(algo)) fits in `limit`; Error naming the shape and limit if none.
-template <class Perf, class WorkspaceOf>
-auto first_fitting(const Perf (&results)[kCandidates], int returned, WorkspaceOf workspace_of, size_t limit,
-                   const char* direction, const ConvDims& d) {
-  for (int i = 0; i < returned; ++i) {
-    if (results[i].status != CUDNN_STATUS_SUCCESS) continue;
-    const size_t bytes = workspace_of(results[i].algo);
-    if (bytes <= limit) return Chosen<decltype(results[i].algo)>{results[i].algo, bytes};
+// What cuDNN said of the candidates: ranked by its heuristics, or sorted by measured time.
+template <class Calls>
+struct Candidates {
+  typename Calls::Perf results[kCandidates];
+  int count = 0;
+};
+
+// A measured result may name another math mode than the descriptor's. It runs with the
+// descriptor's, so only results timed that way (or with plain FMA, which TF32-allowed math
+// includes) are taken; never one that converts F32 to half precision.
+bool math_allowed(cudnnMathType_t measured, cudnnMathType_t descriptor) {
+  return measured == descriptor || (descriptor == CUDNN_DEFAULT_MATH && measured == CUDNN_FMA_MATH);
+}
+
+cudnnMathType_t math_of(const ConvolutionDescriptor& conv) {
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+  HOOKRT_CUDA_CHECK(cudnnGetConvolutionMathType(conv.get(), &math));
+  return math;
+}
+
+// The first candidate that runs, fits in `limit` (its workspace asked of cuDNN) and, where
+// `math` is given, ran with an allowed math mode.
+template <class Calls>
+std::optional<Chosen<typename Calls::Algo>> first_usable(cudnnHandle_t h, const Descriptors& p,
+                                                         const Candidates<Calls>& c, size_t limit,
+                                                         std::optional<cudnnMathType_t> math) {
+  for (int i = 0; i < c.count; ++i) {
+    const auto& result = c.results[i];
+    if (result.status != CUDNN_STATUS_SUCCESS) continue;
+    if (math && !math_allowed(result.mathType, *math)) continue;
+    const size_t bytes = Calls::workspace(h, p, result.algo);
+    if (bytes <= limit) return Chosen<typename Calls::Algo>{result.algo, bytes};
   }
-  throw Error(std::string("cuDNN offers no ") + direction + " convolution algorithm for " + describe(d) +
+  return std::nullopt;
+}
+
+// The workspace the search gets: the largest any ranked candidate needs within the limit, so
+// that every algorithm allowed to run later can be timed.
+template <class Calls>
+size_t search_workspace(cudnnHandle_t h, const Descriptors& p, const Candidates<Calls>& ranked, size_t limit) {
+  size_t most = 0;
+  for (int i = 0; i < ranked.count; ++i) {
+    if (ranked.results[i].status != CUDNN_STATUS_SUCCESS) continue;
+    const size_t bytes = Calls::workspace(h, p, ranked.results[i].algo);
+    if (bytes <= limit) most = std::max(most, bytes);
+  }
+  return most;
+}
+
+// Called with the reason when measuring gave nothing usable and the heuristic choice stands.
+using FallbackNote = std::function<void(const std::string& why)>;
+
+template <class Calls>
+Chosen<typename Calls::Algo> choose(cudnnHandle_t h, const Descriptors& p, const ConvDims& d,
+                                    const ConvolutionOptions& options, Workspace& workspace, const Operands& operands,
+                                    const FallbackNote& note) {
+  Candidates<Calls> ranked;
+  Calls::rank(h, p, ranked.results, &ranked.count);
+  const size_t limit = options.workspace_limit_bytes;
+  if (options.algorithms == ConvAlgorithmChoice::Measured) {
+    try {
+      const size_t bytes = search_workspace(h, p, ranked, limit);
+      void* scratch = workspace.reserve(bytes);
+      Candidates<Calls> timed;
+      Calls::measure(h, p, operands, timed.results, &timed.count, scratch, bytes);
+      if (auto fastest = first_usable(h, p, timed, limit, math_of(p.conv))) return *fastest;
+      note("no measured algorithm ran within the workspace limit with the convolution's math");
+    } catch (const Error& error) {
+      note(error.what());
+    }
+  }
+  if (auto best = first_usable(h, p, ranked, limit, std::nullopt)) return *best;
+  throw Error(std::string("cuDNN offers no ") + Calls::kName + " convolution algorithm for " + describe(d) +
               " within the workspace limit of " + std::to_string(limit) + " bytes");
 }
 
 }  // namespace
 
 struct CudnnConvolutions::Plan {
-  TensorDescriptor x, y;
-  FilterDescriptor w;
-  ConvolutionDescriptor conv;
-  cudnnConvolutionFwdAlgo_t forward{};
-  cudnnConvolutionBwdDataAlgo_t backward_data{};
-  cudnnConvolutionBwdFilterAlgo_t backward_filter{};
-  size_t forward_bytes = 0, backward_data_bytes = 0, backward_filter_bytes = 0;
+  Descriptors desc;
+  std::optional<Chosen<ForwardCalls::Algo>> forward;
+  std::optional<Chosen<BackwardDataCalls::Algo>> backward_data;
+  std::optional<Chosen<BackwardFilterCalls::Algo>> backward_filter;
 };
 
 CudnnConvolutions::CudnnConvolutions(cudnnHandle_t handle, Workspace& workspace, const ConvolutionOptions& options)
-    : handle_(handle), workspace_(workspace), allow_tf32_(options.allow_tf32),
-      workspace_limit_(options.workspace_limit_bytes) {}
+    : handle_(handle), workspace_(workspace), options_(options) {}
 
 CudnnConvolutions::~CudnnConvolutions() = default;
 
-const CudnnConvolutions::Plan& CudnnConvolutions::plan(const ConvDims& d) {
+CudnnConvolutions::Plan& CudnnConvolutions::plan(const ConvDims& d) {
   auto found = plans_.find(d.key());
   if (found != plans_.end()) return *found->second;
-  auto made = std::make_unique<Plan>(Plan{TensorDescriptor::nchw(d.n, d.c, d.h, d.w),
-                                          TensorDescriptor::nchw(d.n, d.k, d.p(), d.q()),
-                                          FilterDescriptor::kcrs(d.k, d.c, d.r, d.s),
-                                          ConvolutionDescriptor::create(d.geometry, allow_tf32_)});
-  choose_forward(*made, d);
-  choose_backward_data(*made, d);
-  choose_backward_filter(*made, d);
+  auto made = std::make_unique<Plan>(Plan{Descriptors{TensorDescriptor::nchw(d.n, d.c, d.h, d.w),
+                                                      TensorDescriptor::nchw(d.n, d.k, d.p(), d.q()),
+                                                      FilterDescriptor::kcrs(d.k, d.c, d.r, d.s),
+                                                      ConvolutionDescriptor::create(d.geometry, options_.allow_tf32)},
+                                          std::nullopt, std::nullopt, std::nullopt});
   return *plans_.emplace(d.key(), std::move(made)).first->second;
 }
 
-void CudnnConvolutions::choose_forward(Plan& p, const ConvDims& d) const {
-  cudnnConvolutionFwdAlgoPerf_t results[kCandidates];
-  int returned = 0;
-  HOOKRT_CUDA_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(handle_, p.x.get(), p.w.get(), p.conv.get(), p.y.get(),
-                                                           kCandidates, &returned, results));
-  const auto workspace_of = [&](cudnnConvolutionFwdAlgo_t algo) {
-    size_t bytes = 0;
-    HOOKRT_CUDA_CHECK(
-        cudnnGetConvolutionForwardWorkspaceSize(handle_, p.x.get(), p.w.get(), p.conv.get(), p.y.get(), algo, &bytes));
-    return bytes;
+// Measuring that gives nothing usable is not an error (the heuristic choice runs), but it is
+// worth one line, once per backend: the run may then be slower than PyTorch's with
+// cudnn.benchmark.
+std::function<void(const std::string&)> CudnnConvolutions::note_for(const char* direction, const ConvDims& d) {
+  return [this, direction, d](const std::string& why) {
+    if (noted_fallback_) return;
+    noted_fallback_ = true;
+    std::cerr << "hookrt: cuDNN's heuristic " << direction << " algorithm is used for " << describe(d)
+              << " (and any other convolution where measuring fails): " << why << "\n";
   };
-  const auto chosen = first_fitting(results, returned, workspace_of, workspace_limit_, "forward", d);
-  p.forward = chosen.algo;
-  p.forward_bytes = chosen.bytes;
-}
-
-void CudnnConvolutions::choose_backward_data(Plan& p, const ConvDims& d) const {
-  cudnnConvolutionBwdDataAlgoPerf_t results[kCandidates];
-  int returned = 0;
-  HOOKRT_CUDA_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(handle_, p.w.get(), p.y.get(), p.conv.get(),
-                                                                p.x.get(), kCandidates, &returned, results));
-  const auto workspace_of = [&](cudnnConvolutionBwdDataAlgo_t algo) {
-    size_t bytes = 0;
-    HOOKRT_CUDA_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(handle_, p.w.get(), p.y.get(), p.conv.get(),
-                                                                   p.x.get(), algo, &bytes));
-    return bytes;
-  };
-  const auto chosen = first_fitting(results, returned, workspace_of, workspace_limit_, "backward-data", d);
-  p.backward_data = chosen.algo;
-  p.backward_data_bytes = chosen.bytes;
-}
-
-void CudnnConvolutions::choose_backward_filter(Plan& p, const ConvDims& d) const {
-  cudnnConvolutionBwdFilterAlgoPerf_t results[kCandidates];
-  int returned = 0;
-  HOOKRT_CUDA_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle_, p.x.get(), p.y.get(), p.conv.get(),
-                                                                  p.w.get(), kCandidates, &returned, results));
-  const auto workspace_of = [&](cudnnConvolutionBwdFilterAlgo_t algo) {
-    size_t bytes = 0;
-    HOOKRT_CUDA_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(handle_, p.x.get(), p.y.get(), p.conv.get(),
-                                                                     p.w.get(), algo, &bytes));
-    return bytes;
-  };
-  const auto chosen = first_fitting(results, returned, workspace_of, workspace_limit_, "backward-filter", d);
-  p.backward_filter = chosen.algo;
-  p.backward_filter_bytes = chosen.bytes;
 }
 
 void CudnnConvolutions::forward(const float* x, const float* w, float* y, const ConvDims& d) {
-  const Plan& p = plan(d);
-  void* scratch = workspace_.reserve(p.forward_bytes);
+  Plan& p = plan(d);
+  if (!p.forward) p.forward = choose<ForwardCalls>(handle_, p.desc, d, options_, workspace_, Operands{x, w, y}, note_for("forward", d));
+  void* scratch = workspace_.reserve(p.forward->bytes);
   const float one = 1.0f, zero = 0.0f;
-  HOOKRT_CUDA_CHECK(cudnnConvolutionForward(handle_, &one, p.x.get(), x, p.w.get(), w, p.conv.get(), p.forward,
-                                            scratch, p.forward_bytes, &zero, p.y.get(), y));
+  HOOKRT_CUDA_CHECK(cudnnConvolutionForward(handle_, &one, p.desc.x.get(), x, p.desc.w.get(), w, p.desc.conv.get(),
+                                            p.forward->algo, scratch, p.forward->bytes, &zero, p.desc.y.get(), y));
 }
 
 void CudnnConvolutions::backward_data(const float* dy, const float* w, float* dx, const ConvDims& d) {
-  const Plan& p = plan(d);
-  void* scratch = workspace_.reserve(p.backward_data_bytes);
+  Plan& p = plan(d);
+  if (!p.backward_data) p.backward_data =
+        choose<BackwardDataCalls>(handle_, p.desc, d, options_, workspace_, Operands{w, dy, dx}, note_for("backward-data", d));
+  void* scratch = workspace_.reserve(p.backward_data->bytes);
   const float one = 1.0f, zero = 0.0f;
-  HOOKRT_CUDA_CHECK(cudnnConvolutionBackwardData(handle_, &one, p.w.get(), w, p.y.get(), dy, p.conv.get(),
-                                                 p.backward_data, scratch, p.backward_data_bytes, &zero, p.x.get(),
-                                                 dx));
+  HOOKRT_CUDA_CHECK(cudnnConvolutionBackwardData(handle_, &one, p.desc.w.get(), w, p.desc.y.get(), dy,
+                                                 p.desc.conv.get(), p.backward_data->algo, scratch,
+                                                 p.backward_data->bytes, &zero, p.desc.x.get(), dx));
 }
 
 void CudnnConvolutions::backward_filter(const float* x, const float* dy, float* dw, const ConvDims& d) {
-  const Plan& p = plan(d);
-  void* scratch = workspace_.reserve(p.backward_filter_bytes);
+  Plan& p = plan(d);
+  if (!p.backward_filter) p.backward_filter = choose<BackwardFilterCalls>(handle_, p.desc, d, options_, workspace_, Operands{x, dy, dw},
+                                                    note_for("backward-filter", d));
+  void* scratch = workspace_.reserve(p.backward_filter->bytes);
   const float one = 1.0f, zero = 0.0f;
-  HOOKRT_CUDA_CHECK(cudnnConvolutionBackwardFilter(handle_, &one, p.x.get(), x, p.y.get(), dy, p.conv.get(),
-                                                   p.backward_filter, scratch, p.backward_filter_bytes, &zero,
-                                                   p.w.get(), dw));
+  HOOKRT_CUDA_CHECK(cudnnConvolutionBackwardFilter(handle_, &one, p.desc.x.get(), x, p.desc.y.get(), dy,
+                                                   p.desc.conv.get(), p.backward_filter->algo, scratch,
+                                                   p.backward_filter->bytes, &zero, p.desc.w.get(), dw));
 }
 
 }  // namespace hookrt::cuda

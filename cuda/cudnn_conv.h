@@ -1,16 +1,23 @@
 #pragma once
 // Convolution forward, backward-data and backward-filter through cuDNN's legacy API. For each
-// shape (input, filter, stride, padding) the descriptors and the three algorithms are chosen once
-// and cached with their workspace sizes: cuDNN's heuristics rank the algorithms
-// (cudnnGet*Algorithm_v7, no trial runs) and the best-ranked one that supports the shape and
-// whose workspace fits the limit is taken. The shared workspace grows to the largest need, so a
-// shape seen before allocates nothing.
+// shape (input, filter, stride, padding) the descriptors are made once, and each direction's
+// algorithm is chosen on its first call and cached with its workspace size, in one of two ways:
+// - Measured (PyTorch's cudnn.benchmark): cuDNN times every algorithm that fits the workspace
+//   limit on the call's own buffers (cudnnFind*AlgorithmEx) and the fastest is kept. That first
+//   call waits for the device, as the timing needs; later calls of the shape do not.
+// - Heuristic: cuDNN's ranking without trial runs (cudnnGet*Algorithm_v7), the best-ranked one
+//   that supports the shape and fits the limit. Measuring falls back to it, saying so once, if
+//   it finds nothing usable.
+// Either way the algorithm runs with the descriptor's math (TF32 allowed or not). The shared
+// workspace grows to the largest need, so a shape seen before allocates nothing.
 #include <cudnn.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
+#include <string>
 #include <tuple>
 
 #include "hookrt/backend.h"
@@ -28,11 +35,14 @@ struct ConvDims {
   auto key() const { return std::make_tuple(n, c, h, w, k, r, s, geometry.stride, geometry.padding); }
 };
 
+enum class ConvAlgorithmChoice { Measured, Heuristic };
+
 struct ConvolutionOptions {
   // CUDNN_DEFAULT_MATH (TF32 tensor cores on Ampere and later) or CUDNN_FMA_MATH (full F32).
   bool allow_tf32 = true;
   // The most workspace one algorithm may use (PyTorch's cuDNN path caps it by free memory).
   size_t workspace_limit_bytes = size_t{1} << 30;
+  ConvAlgorithmChoice algorithms = ConvAlgorithmChoice::Measured;
 };
 
 class CudnnConvolutions {
@@ -48,15 +58,14 @@ class CudnnConvolutions {
 
  private:
   struct Plan;
-  const Plan& plan(const ConvDims& dims);
-  void choose_forward(Plan& plan, const ConvDims& dims) const;
-  void choose_backward_data(Plan& plan, const ConvDims& dims) const;
-  void choose_backward_filter(Plan& plan, const ConvDims& dims) const;
+  Plan& plan(const ConvDims& dims);
+  // What reports that measuring gave nothing usable for a call of `direction` on `dims`.
+  std::function<void(const std::string&)> note_for(const char* direction, const ConvDims& dims);
 
   cudnnHandle_t handle_;
   Workspace& workspace_;
-  bool allow_tf32_;
-  size_t workspace_limit_;
+  ConvolutionOptions options_;
+  bool noted_fallback_ = false;
   std::map<decltype(ConvDims{}.key()), std::unique_ptr<Plan>> plans_;
 };
 

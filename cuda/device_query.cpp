@@ -49,6 +49,8 @@ std::unique_ptr<Backend> make_backend(const GpuOptions& options) {
   CudaBackendOptions backend_options;
   backend_options.device = options.device;
   backend_options.allow_tf32 = options.allow_tf32;
+  backend_options.conv_algorithms =
+      options.measure_conv_algorithms ? ConvAlgorithmChoice::Measured : ConvAlgorithmChoice::Heuristic;
   return std::make_unique<CudaBackend>(backend_options);
 }
 

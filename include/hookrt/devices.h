@@ -43,6 +43,10 @@ struct GpuOptions {
   // TF32 tensor cores for convolutions and GEMMs, PyTorch's default (torch.backends.cudnn.allow_tf32);
   // off (`--no-tf32`) keeps full F32 products, as parity tests against the CPU reference need.
   bool allow_tf32 = true;
+  // Convolution algorithms timed on their first call of each shape, the fastest kept (PyTorch's
+  // torch.backends.cudnn.benchmark = True); off: cuDNN's heuristic ranking, the same algorithms
+  // on every run.
+  bool measure_conv_algorithms = true;
 };
 DeviceChoice parse_device_choice(const std::string& text);  // throws Error(BadInput)
 

@@ -10,10 +10,17 @@
 namespace hookrt::testing {
 
 GpuForTests make_gpu_backend_for_tests() {
-  const GpuScan scan = scan_gpus();
-  if (!scan.problem.empty()) return {nullptr, "GPU test skipped: " + scan.problem};
   GpuOptions options;
   options.allow_tf32 = false;  // the CPU reference computes full F32 products
+  // The heuristic algorithms: the same on every run, so a failure reproduces
+  // (test_gpu_conv_algorithms holds the measured ones to them).
+  options.measure_conv_algorithms = false;
+  return make_gpu_backend_for_tests(options);
+}
+
+GpuForTests make_gpu_backend_for_tests(const GpuOptions& options) {
+  const GpuScan scan = scan_gpus();
+  if (!scan.problem.empty()) return {nullptr, "GPU test skipped: " + scan.problem};
   return {cuda::make_backend(options), ""};
 }
 

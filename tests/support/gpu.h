@@ -6,6 +6,7 @@
 #include <string>
 
 #include "hookrt/backend.h"
+#include "hookrt/devices.h"
 
 namespace hookrt::testing {
 
@@ -13,7 +14,9 @@ struct GpuForTests {
   std::unique_ptr<Backend> backend;  // nullptr when `reason` says why
   std::string reason;
 };
+// TF32 off, cuDNN's heuristic convolution algorithms (the same on every run).
 GpuForTests make_gpu_backend_for_tests();
+GpuForTests make_gpu_backend_for_tests(const GpuOptions& options);
 
 // Bytes the current device's default memory pool (the CUDA backend's) holds from the driver;
 // throws where there is no CUDA build or it cannot be read.
