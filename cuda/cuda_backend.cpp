@@ -13,6 +13,7 @@
 #include "fused_probes.cuh"
 #include "multiply.cuh"
 #include "probe_plan.h"
+#include "relu.cuh"
 #include "status.h"
 #include "tensor_checks.h"
 
@@ -293,21 +294,55 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
   return effects;
 }
 
-// The producing op's inputs as the fused pass reads them, checked as relu_forward and
-// relu_backward check theirs.
+namespace {
+
+// What the op is called and its operands, in the words of the backend's own methods.
+struct ProducingOpNames {
+  const char* op;
+  const char* a;
+  const char* b;  // nullptr: the op has no second operand
+};
+
+ProducingOpNames names_of(ProducingOp::Kind kind) {
+  switch (kind) {
+    case ProducingOp::Kind::ReluForward: return {"relu_forward", "x", nullptr};
+    case ProducingOp::Kind::ReluBackward: return {"relu_backward", "y", "dy"};
+    case ProducingOp::Kind::AddReluForward: return {"add_relu_forward", "a", "b"};
+  }
+  throw Error("internal: unknown producing op");
+}
+
+ProducerKind producer_kind(ProducingOp::Kind kind) {
+  switch (kind) {
+    case ProducingOp::Kind::ReluForward: return ProducerKind::ReluForward;
+    case ProducingOp::Kind::ReluBackward: return ProducerKind::ReluBackward;
+    case ProducingOp::Kind::AddReluForward: return ProducerKind::AddReluForward;
+  }
+  throw Error("internal: unknown producing op");
+}
+
+}  // namespace
+
+// The producing op's inputs as a kernel reads them, checked as the backend's ops check theirs.
 FusedProducer CudaBackend::fused_producer(const ProducingOp& op, const Tensor& out) {
-  const bool forward = op.kind == ProducingOp::Kind::ReluForward;
-  const char* name = forward ? "relu_forward" : "relu_backward";
-  require_f32(op.a, name, forward ? "x" : "y");
-  require_shape(op.a, out.shape(), name, forward ? "x" : "y");
-  FusedProducer producer{forward ? ProducerKind::ReluForward : ProducerKind::ReluBackward, op.a.data<float>(),
-                         nullptr};
-  if (!forward) {
-    require_f32(op.b, name, "dy");
-    require_shape(op.b, out.shape(), name, "dy");
+  const ProducingOpNames names = names_of(op.kind);
+  require_f32(op.a, names.op, names.a);
+  require_shape(op.a, out.shape(), names.op, names.a);
+  FusedProducer producer{producer_kind(op.kind), op.a.data<float>(), nullptr};
+  if (names.b) {
+    require_f32(op.b, names.op, names.b);
+    require_shape(op.b, out.shape(), names.op, names.b);
     producer.b = op.b.data<float>();
   }
   return producer;
+}
+
+// The residual add and its ReLU as one kernel; the other ops are the backend's own.
+void CudaBackend::run_producing_op(const ProducingOp& op, Tensor& out) {
+  if (op.kind != ProducingOp::Kind::AddReluForward) return Backend::run_producing_op(op, out);
+  prepare_output(out, op.a.shape(), DType::F32, "add_relu_forward", "y");
+  const FusedProducer producer = fused_producer(op, out);
+  cuda::add_relu_forward(producer.a, producer.b, out.data<float>(), out.numel(), stream());
 }
 
 // One copy of the arena, queued; the captures' copies are waited for here (the capture ring is

@@ -103,6 +103,7 @@ class CudaBackend final : public Backend {
   // the tensor in the same pass, and their gradient transforms are device tensors.
   ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                              const ProbeRunOptions& options) override;
+  void run_producing_op(const ProducingOp& op, Tensor& out) override;
   std::unique_ptr<DeferredProbeBatch> seal_deferred_probe_results() override;
 
   // ---- recording a step: stream capture into a CUDA graph (step_graph.h) ----

@@ -17,12 +17,14 @@ namespace hookrt::cuda {
 // An elementwise op that writes the tensor in the plan's first pass instead of before it (probes
 // in the op's epilogue): the pass computes each element from the inputs, probes it and stores it,
 // so the tensor is written once and never read. ReLU's rules are relu_math.cuh's.
-enum class ProducerKind : int { None, ReluForward, ReluBackward };
+enum class ProducerKind : int { None, ReluForward, ReluBackward, AddReluForward };
 
+// The inputs, (plan.numel) each, as ProducingOp has them: relu(a), relu_backward(y = a, dy = b),
+// relu(a + b).
 struct FusedProducer {
   ProducerKind kind = ProducerKind::None;
-  const float* a = nullptr;  // (plan.numel) ReluForward: x; ReluBackward: y
-  const float* b = nullptr;  // (plan.numel) ReluBackward: dy
+  const float* a = nullptr;
+  const float* b = nullptr;  // unused by ReluForward
 };
 
 // Whether the plan's first pass can write the tensor itself: it has one, and no clipnorm in it

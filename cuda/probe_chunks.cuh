@@ -55,6 +55,11 @@ __device__ __forceinline__ void produce_chunk(const FusedProducer& producer, int
   }
   float b[N];
   load_unaligned_chunk<N>(producer.b + i, b);
+  if (producer.kind == ProducerKind::AddReluForward) {
+#pragma unroll
+    for (int j = 0; j < N; ++j) v[j] = relu_value(a[j] + b[j]);
+    return;
+  }
 #pragma unroll
   for (int j = 0; j < N; ++j) v[j] = relu_grad(a[j], b[j]);
 }

@@ -12,6 +12,11 @@ __global__ void relu_forward_kernel(int64_t n, const T* x, T* y) {
 }
 
 template <class T>
+__global__ void add_relu_forward_kernel(int64_t n, const T* a, const T* b, T* y) {
+  HOOKRT_GRID_STRIDE_LOOP(i, n) y[i] = relu_value(a[i] + b[i]);
+}
+
+template <class T>
 __global__ void relu_backward_kernel(int64_t n, const T* y, const T* dy, T* dx) {
   HOOKRT_GRID_STRIDE_LOOP(i, n) dx[i] = relu_grad(y[i], dy[i]);
 }
@@ -20,6 +25,10 @@ __global__ void relu_backward_kernel(int64_t n, const T* y, const T* dy, T* dx) 
 
 void relu_forward(const float* x, float* y, int64_t n, cudaStream_t stream) {
   launch_linear(relu_forward_kernel<float>, n, stream, x, y);
+}
+
+void add_relu_forward(const float* a, const float* b, float* y, int64_t n, cudaStream_t stream) {
+  launch_linear(add_relu_forward_kernel<float>, n, stream, a, b, y);
 }
 
 void relu_backward(const float* y, const float* dy, float* dx, int64_t n, cudaStream_t stream) {

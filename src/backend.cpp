@@ -15,6 +15,10 @@ void Backend::run_producing_op(const ProducingOp& op, Tensor& out) {
   switch (op.kind) {
     case ProducingOp::Kind::ReluForward: relu_forward(op.a, out); return;
     case ProducingOp::Kind::ReluBackward: relu_backward(op.a, op.b, out); return;
+    case ProducingOp::Kind::AddReluForward:
+      add(op.a, op.b, out);
+      relu_forward(out, out);
+      return;
   }
   throw Error("internal: unknown producing op");
 }

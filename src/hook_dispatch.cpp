@@ -28,6 +28,13 @@ bool HookDispatcher::probes_first(HookWhen when, const std::string& target) cons
   return !hooks.empty() && std::holds_alternative<ProbeList>(hooks.front()->action);
 }
 
+bool HookDispatcher::reads_forward_input(const std::string& module) const {
+  if (any(HookWhen::ForwardPre, module)) return true;
+  auto hooks = active(HookWhen::Forward, module);
+  return std::any_of(hooks.begin(), hooks.end(),
+                     [](const auto& hook) { return std::holds_alternative<PairCallback>(hook->action); });
+}
+
 void HookDispatcher::write_now(std::optional<ProducingOp>& produce, Tensor& tensor) {
   if (!produce) return;
   const ProducingOp op = std::move(*produce);

@@ -45,6 +45,9 @@ class HookDispatcher {
   // Whether the first active hook is a probe hook: a tensor still to be written can then be
   // handed to its probe run (ProbeRunOptions::produce) rather than written first.
   bool probes_first(HookWhen when, const std::string& target) const;
+  // Whether an active hook sees the module's input in forward: a forward_pre hook, or a forward
+  // callback that takes (input, output).
+  bool reads_forward_input(const std::string& module) const;
 
   // forward_pre (input), backward_pre (grad_output), grad (grad): hooks act on `tensor` in place.
   // `transforms`, when given, receives the gradient transforms of changing probes (forward tensors).

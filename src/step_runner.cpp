@@ -63,6 +63,7 @@ int StepRunner::run_module(const Module& module, int x) {
     return y_out;
   } catch (...) {
     unwritten_output_.reset();
+    unwritten_sum_.reset();
     hooks_.fire_always_call(site, value(x).data, called);
     throw;
   }
@@ -87,6 +88,7 @@ int StepRunner::wrap_input(const HookSite& site, int x, std::shared_ptr<Tensor> 
 
 int StepRunner::forward_pre_hooks(const HookSite& site, int x) {
   if (!hooks_.any(HookWhen::ForwardPre, site.module)) return x;
+  write_unwritten_sum();  // the hooks see the input
   auto fire = [&](Tensor& t, std::vector<GradTransform>* transforms) {
     hooks_.fire(HookWhen::ForwardPre, site, site.module, t, "input", transforms);
   };
@@ -188,8 +190,18 @@ int StepRunner::basic_block(const Module& module, int x) {
   out = run_module(model_.module(p + ".conv2"), out);
   out = run_module(model_.module(p + ".bn2"), out);
   const int identity = model_.has_module(p + ".downsample") ? run_module(model_.module(p + ".downsample"), x) : x;
-  out = add(out, identity);
-  return run_module(model_.module(p + ".relu"), out);  // the same ReLU module, second call
+  const Module& relu = model_.module(p + ".relu");  // the same ReLU module, second call
+  out = add(out, identity, !hooks_.reads_forward_input(relu.path));
+  const int y = run_module(relu, out);
+  write_unwritten_sum();  // a no-op (the ReLU took the sum), so that no path leaves it unwritten
+  return y;
+}
+
+void StepRunner::write_unwritten_sum() {
+  if (!unwritten_sum_) return;
+  UnwrittenSum s = std::move(*unwritten_sum_);
+  unwritten_sum_.reset();
+  backend_.add(s.a, s.b, s.sum);
 }
 
 static int64_t conv_out_size(int64_t in, int kernel, int stride, int padding) {
@@ -264,14 +276,22 @@ int StepRunner::batchnorm2d(const Module& module, int x) {
 }
 
 // With probes first on its output (or on its input's gradient, where backward hooks wrap it), the
-// ReLU leaves the tensor unwritten for them: see epilogue_probes.
+// ReLU leaves the tensor unwritten for them: see epilogue_probes. A block's second ReLU may get its
+// input as an unwritten residual sum: it then computes relu(a + b) from the sum's operands.
 int StepRunner::relu(const Module& module, int x) {
   const Tensor input = value(x).data;
+  ProducingOp op{ProducingOp::Kind::ReluForward, input, Tensor()};
+  if (unwritten_sum_ && unwritten_sum_->sum.storage() == input.storage() &&
+      unwritten_sum_->sum.byte_offset() == input.byte_offset()) {
+    op = ProducingOp{ProducingOp::Kind::AddReluForward, unwritten_sum_->a, unwritten_sum_->b};
+    unwritten_sum_.reset();
+  }
+  write_unwritten_sum();  // not this ReLU's input after all
   Tensor y = output_like(input.shape());
   if (epilogue_probes(HookWhen::Forward, module.path))
-    unwritten_output_ = ProducingOp{ProducingOp::Kind::ReluForward, input, Tensor()};
+    unwritten_output_ = std::move(op);
   else
-    backend_.relu_forward(input, y);
+    backend_.run_producing_op(op, y);
   const int out = tape_.add_value(y, value(x).requires_grad);
   const bool grad_to_probes = epilogue_probes(HookWhen::Backward, module.path);
   tape_.record([this, x, out, y, grad_to_probes] {
@@ -362,10 +382,13 @@ int StepRunner::linear(const Module& module, int x) {
   return out;
 }
 
-int StepRunner::add(int a, int b) {
+int StepRunner::add(int a, int b, bool into_relu) {
   const Tensor& ta = value(a).data;
   Tensor y = output_like(ta.shape());
-  backend_.add(ta, value(b).data, y);
+  if (into_relu)
+    unwritten_sum_ = UnwrittenSum{y, ta, value(b).data};
+  else
+    backend_.add(ta, value(b).data, y);
   const int out = tape_.add_value(y, value(a).requires_grad || value(b).requires_grad);
   tape_.record([this, a, b, out] {
     Tensor dy = take_grad(out);

@@ -63,7 +63,9 @@ class StepRunner {
   int adaptive_avgpool2d(int x);
   int linear(const Module& module, int x);
   int flatten(int x);
-  int add(int a, int b);
+  // out = a + b; with `into_relu`, the sum is left unwritten for the ReLU called next, which
+  // computes relu(a + b) itself (see unwritten_sum_).
+  int add(int a, int b, bool into_relu);
 
   int forward_pre_hooks(const HookSite& site, int x);
   int forward_hooks(const HookSite& site, int x, int y, std::set<uint64_t>& called);
@@ -90,6 +92,14 @@ class StepRunner {
   // The op still to write the output of the module body that just ran (a ReLU's whose first
   // forward hook probes it): its forward hooks are given it (see epilogue_probes).
   std::optional<ProducingOp> unwritten_output_;
+  // A block's residual sum, allocated but not written: nothing reads it but the block's ReLU,
+  // called next (no hook sees that ReLU's input), which takes relu(a + b) from its operands.
+  struct UnwrittenSum {
+    Tensor sum, a, b;
+  };
+  std::optional<UnwrittenSum> unwritten_sum_;
+  // Writes the unwritten sum, if any: before anything other than its ReLU could read it.
+  void write_unwritten_sum();
 };
 
 }  // namespace hookrt::detail

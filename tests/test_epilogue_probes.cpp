@@ -26,8 +26,10 @@ using testing::TinyModelTest;
 class CountingBackend final : public testing::DelegatingBackend {
  public:
   struct Counts {
-    int relu_forward = 0, relu_backward = 0;      // run as ops
+    int relu_forward = 0, relu_backward = 0;          // run as ops
     int produced_forward = 0, produced_backward = 0;  // handed to a probe run
+    int adds = 0;                                     // residual sums written
+    int add_relus = 0;                                // residual adds with their ReLU, run as ops
   };
   explicit CountingBackend(Counts& counts) : counts_(counts) {}
 
@@ -39,11 +41,21 @@ class CountingBackend final : public testing::DelegatingBackend {
     ++counts_.relu_backward;
     DelegatingBackend::relu_backward(y, dy, dx);
   }
+  void add(const Tensor& a, const Tensor& b, Tensor& out) override {
+    ++counts_.adds;
+    DelegatingBackend::add(a, b, out);
+  }
+  // A residual add with its ReLU counts as itself, not as the add and ReLU the CPU runs it as.
+  void run_producing_op(const ProducingOp& op, Tensor& out) override {
+    if (op.kind != ProducingOp::Kind::AddReluForward) return DelegatingBackend::run_producing_op(op, out);
+    ++counts_.add_relus;
+    inner().run_producing_op(op, out);
+  }
   ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                              const ProbeRunOptions& options) override {
     if (options.produce) {
-      const bool forward = options.produce->kind == ProducingOp::Kind::ReluForward;
-      ++(forward ? counts_.produced_forward : counts_.produced_backward);
+      const bool backward = options.produce->kind == ProducingOp::Kind::ReluBackward;
+      ++(backward ? counts_.produced_backward : counts_.produced_forward);
     }
     return DelegatingBackend::run_probes(probes, tensor, record, options);
   }
@@ -103,8 +115,10 @@ class EpilogueProbesTest : public TinyModelTest {
   }
 };
 
-// 17 ReLU calls per forward: the stem's, and two in each of the eight blocks.
+// 17 ReLU calls per forward: the stem's, and two in each of the eight blocks, whose second adds
+// the residual.
 constexpr int kReluCalls = 17;
+constexpr int kBlocks = 8;
 
 TEST_F(EpilogueProbesTest, EveryProbedReluTensorIsWrittenByItsProbeRun) {
   register_specs({"forward:*:stats,zeros,nonfinite", "backward:*:stats,zeros,nonfinite", "grad:*:stats"});
@@ -115,8 +129,10 @@ TEST_F(EpilogueProbesTest, EveryProbedReluTensorIsWrittenByItsProbeRun) {
   EXPECT_EQ(fused.counts.relu_forward, 0);
   EXPECT_EQ(fused.counts.relu_backward, 0);
   EXPECT_EQ(unfused.counts.produced_forward + unfused.counts.produced_backward, 0);
-  EXPECT_EQ(unfused.counts.relu_forward, kReluCalls);
+  EXPECT_EQ(unfused.counts.relu_forward, kReluCalls - kBlocks);
+  EXPECT_EQ(unfused.counts.add_relus, kBlocks);
   EXPECT_EQ(unfused.counts.relu_backward, kReluCalls);
+  EXPECT_EQ(fused.counts.adds + unfused.counts.adds, 0) << "no residual sum is written";
   ASSERT_GT(unfused.records.size(), 250u);
   expect_same_outcome(fused, unfused);
 }
@@ -142,7 +158,7 @@ TEST_F(EpilogueProbesTest, ChangingForwardHooksGetTheWrittenOutput) {
   register_specs({"forward:*relu:clamp=0:0.5,stats", "backward:*relu:stats,clipnorm=0.01,stats"});
   const StepOutcome fused = train_step(true);
   EXPECT_EQ(fused.counts.produced_forward, 0);
-  EXPECT_EQ(fused.counts.relu_forward, kReluCalls);
+  EXPECT_EQ(fused.counts.relu_forward + fused.counts.add_relus, kReluCalls);
   EXPECT_EQ(fused.counts.produced_backward, kReluCalls);
   expect_same_outcome(fused, train_step(false));
 }
@@ -157,7 +173,7 @@ TEST_F(EpilogueProbesTest, ACallbackFiringFirstSeesTheWrittenTensor) {
   const StepOutcome fused = train_step(true);
   const std::vector<float> fused_forward = forward_seen, fused_backward = backward_seen;
   // The callbacks fire first on their ReLUs, which therefore write their tensors as ops.
-  EXPECT_EQ(fused.counts.relu_forward, 2);
+  EXPECT_EQ(fused.counts.relu_forward + fused.counts.add_relus, 2);
   EXPECT_EQ(fused.counts.relu_backward, 2);
   EXPECT_EQ(fused.counts.produced_forward, kReluCalls - 2);
   EXPECT_EQ(fused.counts.produced_backward, kReluCalls - 2);
@@ -196,9 +212,33 @@ TEST_F(EpilogueProbesTest, StepsWhereTheHookRestsWriteTheirRelusAsOps) {
   const StepOutcome fused = train_step(true, 3);
   EXPECT_EQ(fused.counts.produced_forward, 2 * kReluCalls);
   EXPECT_EQ(fused.counts.produced_backward, 2 * kReluCalls);
-  EXPECT_EQ(fused.counts.relu_forward, kReluCalls);
+  EXPECT_EQ(fused.counts.relu_forward + fused.counts.add_relus, kReluCalls);
   EXPECT_EQ(fused.counts.relu_backward, kReluCalls);
   expect_same_outcome(fused, train_step(false, 3));
+}
+
+// A block's residual sum is written only where a hook sees the ReLU's input (a forward_pre hook,
+// a forward callback taking (input, output)); elsewhere the ReLU computes relu(a + b) itself.
+TEST_F(EpilogueProbesTest, ResidualSumsAreWrittenOnlyForHooksThatReadThem) {
+  const StepOutcome unhooked = train_step(true);
+  EXPECT_EQ(unhooked.counts.adds, 0);
+  EXPECT_EQ(unhooked.counts.add_relus, kBlocks);
+  std::vector<float> seen_sum;
+  HookHandle pair = model().register_forward_hook(
+      "layer3.1.relu", [&](const HookEvent& e, Tensor input, Tensor) {
+        if (e.call == 1) seen_sum = testing::values_of(input);
+      });
+  register_specs({"forward_pre:layer1.0.relu:stats"});
+  const StepOutcome hooked = train_step(true);
+  EXPECT_EQ(hooked.counts.adds, 2) << "layer1.0's and layer3.1's sums";
+  EXPECT_EQ(hooked.counts.add_relus, kBlocks - 2);
+  EXPECT_EQ(hooked.loss, unhooked.loss);
+  for (const auto& [key, tensor] : unhooked.state)
+    EXPECT_TRUE(testing::bitwise_equal(hooked.state.at(key), tensor)) << key;
+  ASSERT_EQ(hooked.records.size(), 2u);  // both calls of layer1.0.relu, the second on the sum
+  ASSERT_FALSE(seen_sum.empty());
+  EXPECT_TRUE(std::any_of(seen_sum.begin(), seen_sum.end(), [](float v) { return v < 0.0f; }))
+      << "the callback saw the sum before its ReLU";
 }
 
 TEST_F(EpilogueProbesTest, EvalStepsWithoutLabelsHandOverForwardOutputsOnly) {

@@ -1,6 +1,6 @@
 // Probes in the ReLU's epilogue on the GPU: a probe run handed the op that writes its tensor
-// (ProbeRunOptions::produce) writes it and probes it in one pass. Against the CPU backend's ReLU
-// followed by the CPU probe engine: the tensor bit for bit, every result as test_gpu_probes holds
+// (ProbeRunOptions::produce: a ReLU, its backward, or a residual add with its ReLU) writes it and
+// probes it in one pass. Against the CPU backend's ops followed by the CPU probe engine: the tensor bit for bit, every result as test_gpu_probes holds
 // them, on sizes that are not multiples of 4, inputs and outputs at different alignments, one
 // element, a tensor larger than the grid, and lists whose first pass cannot write the tensor (a
 // clipnorm needs its norm first) or that take several passes. Then whole steps: the GPU executor
@@ -47,6 +47,18 @@ Tensor sentinel_view(Backend& gpu, const Shape& shape, size_t offset) {
   return Tensor(backing.storage(), shape, DType::F32, offset * sizeof(float));
 }
 
+std::string kind_name(ProducingOp::Kind kind) {
+  switch (kind) {
+    case ProducingOp::Kind::ReluForward: return "relu_forward";
+    case ProducingOp::Kind::ReluBackward: return "relu_backward";
+    case ProducingOp::Kind::AddReluForward: return "add_relu_forward";
+  }
+  return "?";
+}
+
+constexpr ProducingOp::Kind kKinds[] = {ProducingOp::Kind::ReluForward, ProducingOp::Kind::ReluBackward,
+                                         ProducingOp::Kind::AddReluForward};
+
 struct Case {
   ProducingOp::Kind kind;
   Shape shape;
@@ -55,27 +67,24 @@ struct Case {
   uint64_t seed;
 
   std::string name() const {
-    return std::string(kind == ProducingOp::Kind::ReluForward ? "relu_forward" : "relu_backward") + " [" + list +
+    return kind_name(kind) + " [" + list +
            "] on " + shape_string(shape) + ", inputs at +" + std::to_string(input_offset) + ", output at +" +
            std::to_string(output_offset);
   }
 };
 
 void expect_fused_run_matches_cpu(Backend& gpu, const Case& c) {
-  const bool forward = c.kind == ProducingOp::Kind::ReluForward;
+  const bool one_operand = c.kind == ProducingOp::Kind::ReluForward;
   const Tensor host_a = nasty_tensor(c.shape, c.seed);
-  const Tensor host_b = nasty_tensor(c.shape, c.seed + 1);
+  const Tensor host_b = one_operand ? Tensor() : nasty_tensor(c.shape, c.seed + 1);
   ProbeRunOptions options;
   options.channel_axis = c.shape.size() > 1 ? 1 : 0;
   options.want_grad_transforms = true;
 
-  // The CPU backend writes the tensor with its ReLU, then the CPU engine probes it.
+  // The CPU backend writes the tensor with its ops, then the CPU engine probes it.
   std::unique_ptr<Backend> cpu = make_cpu_backend();
   Tensor want = Tensor::empty(c.shape);
-  if (forward)
-    cpu->relu_forward(host_a, want);
-  else
-    cpu->relu_backward(host_a, host_b, want);
+  cpu->run_producing_op(ProducingOp{c.kind, host_a, host_b}, want);
   ProbeRecord want_record;
   const ProbeList list = parse_list(c.list);
   const ProbeRunEffects want_effects = cpu::run_probes(list, want, want_record, options);
@@ -83,7 +92,7 @@ void expect_fused_run_matches_cpu(Backend& gpu, const Case& c) {
   Tensor a = sentinel_view(gpu, c.shape, c.input_offset);
   gpu.copy(host_a, a);
   Tensor b;
-  if (!forward) {
+  if (!one_operand) {
     b = sentinel_view(gpu, c.shape, 3 - c.input_offset);
     gpu.copy(host_b, b);
   }
@@ -107,7 +116,7 @@ TEST(GpuEpilogueProbes, WriteTheReluAndProbeItAsTheCpuBackendDoes) {
   HOOKRT_GPU_OR_SKIP(gpu);
   uint64_t seed = 700;
   const std::vector<Shape> shapes = {{2, 3, 5, 7}, {1}, {4, 16, 9, 9}};
-  for (const ProducingOp::Kind kind : {ProducingOp::Kind::ReluForward, ProducingOp::Kind::ReluBackward})
+  for (const ProducingOp::Kind kind : kKinds)
     for (const Shape& shape : shapes)
       for (const std::string& list : kLists)
         for (const auto& [input_offset, output_offset] : {std::pair<size_t, size_t>{0, 0}, {1, 0}, {0, 3}, {2, 1}})
@@ -116,8 +125,26 @@ TEST(GpuEpilogueProbes, WriteTheReluAndProbeItAsTheCpuBackendDoes) {
 
 TEST(GpuEpilogueProbes, WriteATensorLargerThanTheGrid) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  for (const ProducingOp::Kind kind : {ProducingOp::Kind::ReluForward, ProducingOp::Kind::ReluBackward})
+  for (const ProducingOp::Kind kind : kKinds)
     expect_fused_run_matches_cpu(*gpu, Case{kind, {3, 64, 130, 131}, 1, 0, "stats,zeros,nonfinite", 900});
+}
+
+// Without probes, each op runs as the backend's own kernel (the residual add and its ReLU as one).
+TEST(GpuEpilogueProbes, ProducingOpsOnTheirOwnMatchTheCpuBackend) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  uint64_t seed = 950;
+  for (const ProducingOp::Kind kind : kKinds)
+    for (const Shape& shape : {Shape{1}, Shape{2, 3, 5, 7}, Shape{3, 64, 130, 131}}) {
+      const Tensor a = nasty_tensor(shape, seed++), b = nasty_tensor(shape, seed++);
+      const Tensor second = kind == ProducingOp::Kind::ReluForward ? Tensor() : b;
+      Tensor want = Tensor::empty(shape);
+      cpu->run_producing_op(ProducingOp{kind, a, second}, want);
+      Tensor got;  // allocated by the op, as the backend's ops allocate undefined outputs
+      gpu->run_producing_op(ProducingOp{kind, gpu->from_host(a), second.defined() ? gpu->from_host(second) : Tensor()},
+                            got);
+      expect_same_floats(gpu->to_host(got), want, 0.0, kind_name(kind) + " on " + shape_string(shape));
+    }
 }
 
 // Whole steps: every hooked ReLU tensor written by its probe run, against the same steps with

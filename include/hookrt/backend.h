@@ -54,9 +54,13 @@ struct GradTransform {
 // it: a backend may then write the tensor and probe it in one pass (probes in the op's epilogue),
 // so a probed ReLU output or gradient is not written by one kernel and read again by the next.
 struct ProducingOp {
-  enum class Kind { ReluForward, ReluBackward } kind = Kind::ReluForward;
-  Tensor a;  // ReluForward: x; ReluBackward: y, the forward's output
-  Tensor b;  // ReluBackward: dy; unused otherwise
+  enum class Kind {
+    ReluForward,     // relu(a)
+    ReluBackward,    // relu_backward(y = a, dy = b)
+    AddReluForward,  // relu(a + b): a block's residual add and its ReLU, the sum never written
+  } kind = Kind::ReluForward;
+  Tensor a;
+  Tensor b;  // unused by ReluForward
 };
 
 struct ProbeRunOptions {
@@ -198,8 +202,9 @@ class Backend {
   virtual std::unique_ptr<StepGraph> end_step_recording();
   // Drops a recording after a failure, with the probe runs deferred while it lasted.
   virtual void abandon_step_recording() noexcept {}
-  // Writes `out` with `op` through this backend's own op (relu_forward, relu_backward).
-  void run_producing_op(const ProducingOp& op, Tensor& out);
+  // Writes `out` with `op`: by default through this backend's ops (relu_forward, relu_backward;
+  // add then relu_forward in place); a backend may run it as one kernel.
+  virtual void run_producing_op(const ProducingOp& op, Tensor& out);
   // Seals and finishes at once: waits for every probe run deferred since the last seal.
   std::vector<DeferredProbeResults> collect_deferred_probe_results() {
     std::unique_ptr<DeferredProbeBatch> batch = seal_deferred_probe_results();
