@@ -50,6 +50,9 @@ int StepRunner::run_module(const Module& module, int x) {
     tape_.record([this, site, y, y_out, saved_grad_output, input_has_grad = wrap] {
       Tensor grad_output = take_grad(y_out);
       if (!grad_output.defined()) return;
+      if (hooks_.may_change(HookWhen::BackwardPre, site.module) ||
+          (!input_has_grad && hooks_.may_change(HookWhen::Backward, site.module)))
+        grad_output = tape_.own_grad(std::move(grad_output));
       hooks_.fire(HookWhen::BackwardPre, site, site.module, grad_output, "grad_output", nullptr);
       if (input_has_grad) {
         *saved_grad_output = grad_output;  // shared: the body only reads it
@@ -77,6 +80,10 @@ int StepRunner::wrap_input(const HookSite& site, int x, std::shared_ptr<Tensor> 
     if (!grad_input.grad.defined()) return;
     Tensor grad_output = std::move(*saved_grad_output);
     *saved_grad_output = Tensor();
+    if (hooks_.may_change(HookWhen::Backward, site.module)) {  // hooks that may write what they get
+      grad_input.grad = tape_.own_grad(std::move(grad_input.grad));
+      grad_output = tape_.own_grad(std::move(grad_output));
+    }
     if (grad_output.defined())
       hooks_.fire_backward(site, grad_input.grad, grad_output, std::move(grad_input.producer));
     else if (grad_input.producer)
@@ -392,12 +399,7 @@ int StepRunner::add(int a, int b, bool into_relu) {
   const int out = tape_.add_value(y, value(a).requires_grad || value(b).requires_grad);
   tape_.record([this, a, b, out] {
     Tensor dy = take_grad(out);
-    if (!dy.defined()) return;
-    // Each input gets its own buffer: gradients are accumulated in place later.
-    Tensor copy = output_like(dy.shape());
-    backend_.copy(dy, copy);
-    tape_.accumulate_grad(a, std::move(dy));
-    tape_.accumulate_grad(b, std::move(copy));
+    if (dy.defined()) tape_.accumulate_shared_grad(a, b, std::move(dy));  // one tensor, no copy
   });
   return out;
 }

@@ -1,5 +1,6 @@
 #include "tape.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace hookrt::detail {
@@ -20,11 +21,39 @@ void Tape::accumulate_grad(int id, Tensor g) {
   if (!v.requires_grad) return;
   if (!v.grad.defined()) {
     v.grad = std::move(g);
-  } else {
-    write_grad(v);
-    if (write_observer_) write_observer_();
-    backend_.accumulate(v.grad, g);
+    return;
   }
+  write_grad(v);
+  if (shared(v.grad)) {  // out of place: the other value still holds it
+    Tensor sum = backend_.empty(v.grad.shape(), v.grad.dtype());
+    backend_.add(v.grad, g, sum);
+    v.grad = std::move(sum);
+    return;
+  }
+  if (write_observer_) write_observer_();
+  backend_.accumulate(v.grad, g);
+}
+
+void Tape::accumulate_shared_grad(int a, int b, Tensor g) {
+  std::erase_if(shared_grads_, [](const std::weak_ptr<Storage>& s) { return s.expired(); });
+  shared_grads_.push_back(g.storage());
+  accumulate_grad(a, g);
+  accumulate_grad(b, std::move(g));
+}
+
+bool Tape::shared(const Tensor& grad) {
+  const std::shared_ptr<Storage>& storage = grad.storage();
+  if (!storage) return false;
+  return std::any_of(shared_grads_.begin(), shared_grads_.end(), [&](const std::weak_ptr<Storage>& s) {
+    return !s.owner_before(storage) && !storage.owner_before(s);
+  });
+}
+
+Tensor Tape::own_grad(Tensor grad) {
+  if (!grad.defined() || !shared(grad)) return grad;
+  Tensor copy = backend_.empty(grad.shape(), grad.dtype());
+  backend_.copy(grad, copy);
+  return copy;
 }
 
 void Tape::accumulate_unwritten_grad(int id, Tensor g, ProducingOp op) {

@@ -5,6 +5,7 @@
 // recording order is a valid topological order.
 #include <deque>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -41,9 +42,16 @@ class Tape {
   void on_write_in_place(std::function<void()> observer) { write_observer_ = std::move(observer); }
   // Records a backward closure (no-op when the tape is disabled: forward-only steps).
   void record(std::function<void()> backward);
-  // Adds g into the value's gradient. g must not be referenced elsewhere afterwards: the value
-  // may adopt its storage and later accumulate into it in place.
+  // Adds g into the value's gradient. g must not be referenced elsewhere afterwards (unless it is
+  // shared, below): the value may adopt its storage and later accumulate into it in place.
   void accumulate_grad(int id, Tensor g);
+  // Gives g to both values (a residual add's backward), without a copy: a gradient held by two
+  // values is never written in place. Accumulating into it makes a new tensor; a hook that may
+  // write it gets a copy (own_grad).
+  void accumulate_shared_grad(int a, int b, Tensor g);
+  // `grad` itself, or a copy of it when the tape shares it between values: a tensor the caller
+  // may write in place.
+  Tensor own_grad(Tensor grad);
   // accumulate_grad of a gradient that `op` writes: kept unwritten while it is the value's only
   // one (for take_unwritten_grad), written at once when there is one already, and never written
   // when the value needs no gradient.
@@ -58,7 +66,11 @@ class Tape {
 
  private:
   void write_grad(Value& v);
+  bool shared(const Tensor& grad);
 
+  // Storages of gradients given to two values; weak, so that a freed one can neither be kept
+  // alive nor mistaken for a new tensor at the same address.
+  std::vector<std::weak_ptr<Storage>> shared_grads_;
   Backend& backend_;
   bool enabled_;
   std::deque<Value> values_;  // deque: references stay valid as values are added
