@@ -54,21 +54,26 @@ TEST_F(ResidualGradsTest, AnUnhookedStepCopiesNoGradient) {
   EXPECT_EQ(copies, 0);
 }
 
-// (Results are copied out of the records: only() returns a record by value.)
-// layer2.0 has a downsample: its backward runs before bn2's and all but zeroes what it is given. bn2 must
-// still receive the add's gradient, which reached the block's ReLU as its grad_input.
+// layer2.0's bn2 received the gradient its add was given, which reached the block's second ReLU
+// call as its grad_input. (Results are copied out: only() returns a record by value.)
+void expect_bn2_got_the_adds_gradient(const testing::RecordLog& log) {
+  const StatsResult added = testing::result_of<StatsResult>(
+      log.only(HookWhen::Backward, "layer2.0.relu", "grad_input", 1), 0);
+  const StatsResult bn2 =
+      testing::result_of<StatsResult>(log.only(HookWhen::BackwardPre, "layer2.0.bn2", "grad_output"), 0);
+  ASSERT_GT(added.l2, 0.0);
+  EXPECT_EQ(bn2.l2, added.l2);
+  EXPECT_EQ(bn2.min, added.min);
+  EXPECT_EQ(bn2.max, added.max);
+}
+
+// layer2.0 has a downsample: its backward runs before bn2's and all but zeroes what it is given.
 TEST_F(ResidualGradsTest, AChangingProbeOnOneBranchLeavesTheOtherBranchsGradient) {
   for (const char* spec : {"backward_pre:layer2.0.downsample:clamp=0:1e-30", "backward_pre:layer2.0.bn2:stats",
                            "backward:layer2.0.relu:stats", "grad:layer2.0.downsample.0.weight:stats"})
     register_hook_spec(model(), parse_hook_spec(spec));
   const testing::RecordLog log = train_step();
-  const StatsResult added = testing::result_of<StatsResult>(
-      log.only(HookWhen::Backward, "layer2.0.relu", "grad_input", 1), 0);
-  const StatsResult bn2 = testing::result_of<StatsResult>(log.only(HookWhen::BackwardPre, "layer2.0.bn2", "grad_output"), 0);
-  ASSERT_GT(added.l2, 0.0);
-  EXPECT_EQ(bn2.l2, added.l2);
-  EXPECT_EQ(bn2.min, added.min);
-  EXPECT_EQ(bn2.max, added.max);
+  expect_bn2_got_the_adds_gradient(log);
   const StatsResult weight = testing::result_of<StatsResult>(
       log.only(HookWhen::Grad, "layer2.0.downsample.0", "grad"), 0);
   EXPECT_LT(weight.l2, 1e-20) << "the clamp did all but zero the downsample's gradient";
@@ -82,12 +87,7 @@ TEST_F(ResidualGradsTest, ACallbackWritingItsGradientLeavesTheOtherBranchs) {
       });
   for (const char* spec : {"backward_pre:layer2.0.bn2:stats", "backward:layer2.0.relu:stats"})
     register_hook_spec(model(), parse_hook_spec(spec));
-  const testing::RecordLog log = train_step();
-  const StatsResult added = testing::result_of<StatsResult>(
-      log.only(HookWhen::Backward, "layer2.0.relu", "grad_input", 1), 0);
-  const StatsResult bn2 = testing::result_of<StatsResult>(log.only(HookWhen::BackwardPre, "layer2.0.bn2", "grad_output"), 0);
-  ASSERT_GT(added.l2, 0.0);
-  EXPECT_EQ(bn2.l2, added.l2);
+  expect_bn2_got_the_adds_gradient(train_step());
 }
 
 }  // namespace
