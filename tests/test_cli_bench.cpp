@@ -66,6 +66,22 @@ TEST(CliBench, SaysHowItsTimedStepsRanAndWhyNotAsGraphs) {
   EXPECT_EQ(figures["hooked_eager_because"], "graph replay is turned off");
 }
 
+TEST(CliBench, WritesTheSettingsItRanWith) {
+  TempDir dir;
+  for (const bool off : {false, true}) {
+    std::vector<std::string> args = {"bench", "--device", "cpu", "--batch", "2", "--size", "32", "--steps", "1",
+                                     "--warmup", "0", "--json", dir.file("bench.json")};
+    if (off) args.insert(args.end(), {"--no-tf32", "--no-graphs", "--no-epilogue-probes", "--heuristic-conv"});
+    const ProcessResult r = hookrt_cli(args);
+    ASSERT_EQ(r.exit_code, 0) << r.describe();
+    const auto settings = nlohmann::json::parse(read_text(dir.file("bench.json"))).at("settings");
+    EXPECT_EQ(settings.at("tf32"), !off);
+    EXPECT_EQ(settings.at("graphs"), !off);
+    EXPECT_EQ(settings.at("epilogue_probes"), !off);
+    EXPECT_EQ(settings.at("conv_algorithms"), off ? "heuristic" : "measured");
+  }
+}
+
 TEST(CliBench, BadArgumentsExitTwo) {
   EXPECT_EQ(hookrt_cli({"bench", "--steps", "0"}).exit_code, 2);
   EXPECT_EQ(hookrt_cli({"bench", "--device", "tpu"}).exit_code, 2);

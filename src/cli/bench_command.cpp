@@ -26,6 +26,8 @@ struct BenchArgs {
   std::string device = "auto", json;
   int64_t batch = 256, size = 224, steps = 10, warmup = 3;
   bool no_tf32 = false, no_graphs = false;
+  // Each off switch undoes one of the GPU path's speedups, so that a run can measure what it gains.
+  bool no_epilogue_probes = false, heuristic_conv = false;
 };
 
 // One variant of the step, kept after its timing so that one more of its steps can be counted
@@ -45,11 +47,13 @@ struct BenchVariant {
   static ExecutorOptions executor_options(const BenchArgs& a) {
     ExecutorOptions options = bench::train_options();
     options.replay_graphs = !a.no_graphs;
+    options.probes_in_epilogues = !a.no_epilogue_probes;
     return options;
   }
   static GpuOptions gpu_options(const BenchArgs& a) {
     GpuOptions gpu;
     gpu.allow_tf32 = !a.no_tf32;
+    gpu.measure_conv_algorithms = !a.heuristic_conv;
     return gpu;
   }
 
@@ -120,6 +124,14 @@ nlohmann::ordered_json launches_json(const LaunchCount& count) {
   return {{"kernels", count.counts->kernels}, {"memcpy", count.counts->memcpys}, {"memset", count.counts->memsets}};
 }
 
+// What the run was asked for, beside its figures: a variant's speed means little without it.
+nlohmann::ordered_json settings_json(const BenchArgs& a) {
+  return {{"tf32", !a.no_tf32},
+          {"graphs", !a.no_graphs},
+          {"epilogue_probes", !a.no_epilogue_probes},
+          {"conv_algorithms", a.heuristic_conv ? "heuristic" : "measured"}};
+}
+
 void write_json(const BenchArgs& a, const std::string& backend, double unhooked, double hooked,
                 const BenchVariant* unhooked_variant, const BenchVariant& hooked_variant,
                 const LaunchCount& unhooked_launches, const LaunchCount& hooked_launches) {
@@ -136,6 +148,7 @@ void write_json(const BenchArgs& a, const std::string& backend, double unhooked,
   figures["hooked_launches"] = launches_json(hooked_launches);
   if (!unhooked_launches.counts || !hooked_launches.counts)
     figures["launches_not_counted"] = !unhooked_launches.counts ? unhooked_launches.why_not : hooked_launches.why_not;
+  figures["settings"] = settings_json(a);
   std::ofstream out(a.json);
   out << figures.dump(2) << "\n";
   if (!out) throw_bad_input("--json " + a.json + ": cannot write the file");
@@ -176,6 +189,10 @@ void add_bench_command(CLI::App& app, int& status) {
   cmd->add_option("--device", a->device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   cmd->add_flag("--no-tf32", a->no_tf32, "GPU: full F32 convolutions and GEMMs");
   cmd->add_flag("--no-graphs", a->no_graphs, "GPU: run each step op by op rather than replaying it as one CUDA graph");
+  cmd->add_flag("--no-epilogue-probes", a->no_epilogue_probes,
+                "GPU: ReLUs write their tensors and the probes read them again, rather than one pass doing both");
+  cmd->add_flag("--heuristic-conv", a->heuristic_conv,
+                "GPU: cuDNN's heuristic convolution algorithms rather than the fastest measured");
   cmd->add_option("--batch", a->batch, "Batch size (default 256)")->check(CLI::PositiveNumber);
   cmd->add_option("--size", a->size, "Image size (default 224)")->check(CLI::PositiveNumber);
   cmd->add_option("--steps", a->steps, "Timed steps (default 10)")->check(CLI::PositiveNumber);
