@@ -145,6 +145,12 @@ StepResult Executor::step(const Tensor& input, const Tensor& labels) {
   return result;
 }
 
+// After a recording or a replay failed: every later step runs op by op, said once on stderr.
+void Executor::turn_graphs_off(const std::string& why) {
+  graphs_off_ = why_eager_ = why;
+  std::cerr << "hookrt: steps run op by op from now on: " << why << "\n";
+}
+
 // An eager step moves the backend's buffers (they grow to fit it), which a recorded step uses.
 void Executor::drop_recorded_step() {
   recorded_.reset();
@@ -225,20 +231,20 @@ std::optional<StepResult> Executor::record_step(detail::StepSignature signature,
     graphs_off_ = why_eager_ = "the " + backend_->name() + " backend does not record steps";
     return std::nullopt;
   }
+  auto drop_recording = [&] {
+    state_->grads.clear();  // made while recording: freed before the recording is dropped
+    backend_->abandon_step_recording();
+    set_host_counters(model_, counters);
+  };
   try {
     record_work(*recorded);
     recorded->graph = backend_->end_step_recording();
   } catch (const Error& error) {
-    state_->grads.clear();  // made while recording: freed before the recording is dropped
-    backend_->abandon_step_recording();
-    set_host_counters(model_, counters);
-    graphs_off_ = why_eager_ = std::string("recording a step as a graph failed: ") + error.what();
-    std::cerr << "hookrt: steps run op by op from now on: " << graphs_off_ << "\n";
+    drop_recording();
+    turn_graphs_off(std::string("recording a step as a graph failed: ") + error.what());
     return std::nullopt;
   } catch (...) {
-    state_->grads.clear();
-    backend_->abandon_step_recording();
-    set_host_counters(model_, counters);
+    drop_recording();
     throw;
   }
   // Recording ran the step's host code once; each replay, the first included, does it again.
@@ -288,8 +294,7 @@ StepResult Executor::replay_step(const Tensor& input, const Tensor& host_labels,
     recorded.graph->replay();
   } catch (const Error& error) {  // nothing of the step ran: it runs op by op instead
     drop_recorded_step();
-    graphs_off_ = why_eager_ = std::string("replaying a recorded step failed: ") + error.what();
-    std::cerr << "hookrt: steps run op by op from now on: " << graphs_off_ << "\n";
+    turn_graphs_off(std::string("replaying a recorded step failed: ") + error.what());
     return eager_step(input, host_labels, gated);
   }
   for (const auto& [key, moved] : recorded.counter_steps) model_.tensor(key).data<int64_t>()[0] += moved;

@@ -129,6 +129,7 @@ class Executor {
   void record_work(detail::RecordedStep& recorded);
   StepResult replay_step(const Tensor& input, const Tensor& labels, bool gated, StepPath path);
   void drop_recorded_step();
+  void turn_graphs_off(const std::string& why);
   void update_through_gate();
   void apply_sgd();
   UpdateAction gate_update();
@@ -152,7 +153,7 @@ class Executor {
   // Declared after backend_: a recording may use the backend's buffers, so it goes first.
   std::unique_ptr<detail::RecordedStep> recorded_;
   std::unique_ptr<detail::StepSignature> warmed_up_;
-  std::string graphs_off_;  // why recording failed, once it has
+  std::string graphs_off_;  // why recording or replaying failed, once one has
   std::string why_eager_;
   std::unique_ptr<detail::RecordDelivery> delivery_;  // started by the first step handed over
   int64_t step_ = 0;
