@@ -80,7 +80,9 @@ TEST(GpuConvAlgorithms, MeasuredAlgorithmsAgreeWithTheHeuristicOnesOnEveryResnet
     for (int b = 0; b < 2; ++b) {
       Backend& gpu = *backends[b];
       const Tensor device_x = gpu.from_host(x), device_w = gpu.from_host(w), device_dy = gpu.from_host(dy);
-      Tensor y, dx, dw;
+      // The gradients come allocated, as the backend's contract asks (with stride 2, dy's size
+      // does not say the input's).
+      Tensor y, dx = gpu.empty(x.shape()), dw = gpu.empty(w.shape());
       gpu.conv2d_forward(device_x, device_w, y, s.g);
       gpu.conv2d_backward_data(device_dy, device_w, dx, s.g);
       gpu.conv2d_backward_filter(device_x, device_dy, dw, s.g);
