@@ -39,6 +39,8 @@ struct CudaBackendOptions {
   size_t conv_workspace_limit_bytes = size_t{1} << 30;
   // How each convolution shape's algorithms are chosen (cudnn_conv.h).
   ConvAlgorithmChoice conv_algorithms = ConvAlgorithmChoice::Measured;
+  // Only deterministic convolution algorithms (cudnn_conv.h).
+  bool deterministic_conv = false;
   // Pinned host memory for captures in flight (see capture_ring.h).
   size_t capture_ring_bytes = size_t{256} << 20;
 };

@@ -130,15 +130,18 @@ cudnnMathType_t math_of(const ConvolutionDescriptor& conv) {
   return math;
 }
 
-// The first candidate that runs, fits in `limit` (its workspace asked of cuDNN) and, where
-// `math` is given, ran with an allowed math mode.
+// The first candidate that runs, fits in `limit` (its workspace asked of cuDNN), is deterministic
+// where the options ask it and, where `math` is given, ran with an allowed math mode.
 template <class Calls>
 std::optional<Chosen<typename Calls::Algo>> first_usable(cudnnHandle_t h, const Descriptors& p,
-                                                         const Candidates<Calls>& c, size_t limit,
+                                                         const Candidates<Calls>& c,
+                                                         const ConvolutionOptions& options,
                                                          std::optional<cudnnMathType_t> math) {
+  const size_t limit = options.workspace_limit_bytes;
   for (int i = 0; i < c.count; ++i) {
     const auto& result = c.results[i];
     if (result.status != CUDNN_STATUS_SUCCESS) continue;
+    if (options.deterministic && result.determinism != CUDNN_DETERMINISTIC) continue;
     if (math && !math_allowed(result.mathType, *math)) continue;
     const size_t bytes = Calls::workspace(h, p, result.algo);
     if (bytes <= limit) return Chosen<typename Calls::Algo>{result.algo, bytes};
@@ -175,14 +178,16 @@ Chosen<typename Calls::Algo> choose(cudnnHandle_t h, const Descriptors& p, const
       void* scratch = workspace.reserve(bytes);
       Candidates<Calls> timed;
       Calls::measure(h, p, operands, timed.results, &timed.count, scratch, bytes);
-      if (auto fastest = first_usable(h, p, timed, limit, math_of(p.conv))) return *fastest;
-      note("no measured algorithm ran within the workspace limit with the convolution's math");
+      if (auto fastest = first_usable(h, p, timed, options, math_of(p.conv))) return *fastest;
+      note(std::string("no measured ") + (options.deterministic ? "deterministic " : "") +
+           "algorithm ran within the workspace limit with the convolution's math");
     } catch (const Error& error) {
       note(error.what());
     }
   }
-  if (auto best = first_usable(h, p, ranked, limit, std::nullopt)) return *best;
-  throw Error(std::string("cuDNN offers no ") + Calls::kName + " convolution algorithm for " + describe(d) +
+  if (auto best = first_usable(h, p, ranked, options, std::nullopt)) return *best;
+  throw Error(std::string("cuDNN offers no ") + (options.deterministic ? "deterministic " : "") + Calls::kName +
+              " convolution algorithm for " + describe(d) +
               " within the workspace limit of " + std::to_string(limit) + " bytes");
 }
 

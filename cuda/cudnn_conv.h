@@ -8,7 +8,8 @@
 // - Heuristic: cuDNN's ranking without trial runs (cudnnGet*Algorithm_v7), the best-ranked one
 //   that supports the shape and fits the limit. Measuring falls back to it, saying so once, if
 //   it finds nothing usable.
-// Either way the algorithm runs with the descriptor's math (TF32 allowed or not). The shared
+// Either way the algorithm runs with the descriptor's math (TF32 allowed or not), and with
+// `deterministic` only algorithms that give the same bits on every run are taken. The shared
 // workspace grows to the largest need, so a shape seen before allocates nothing.
 #include <cudnn.h>
 
@@ -43,6 +44,9 @@ struct ConvolutionOptions {
   // The most workspace one algorithm may use (PyTorch's cuDNN path caps it by free memory).
   size_t workspace_limit_bytes = size_t{1} << 30;
   ConvAlgorithmChoice algorithms = ConvAlgorithmChoice::Measured;
+  // Only algorithms cuDNN reports as CUDNN_DETERMINISTIC (torch.backends.cudnn.deterministic):
+  // backward-data and backward-filter have some that add with atomics, in arrival order.
+  bool deterministic = false;
 };
 
 class CudnnConvolutions {

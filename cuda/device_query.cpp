@@ -51,6 +51,7 @@ std::unique_ptr<Backend> make_backend(const GpuOptions& options) {
   backend_options.allow_tf32 = options.allow_tf32;
   backend_options.conv_algorithms =
       options.measure_conv_algorithms ? ConvAlgorithmChoice::Measured : ConvAlgorithmChoice::Heuristic;
+  backend_options.deterministic_conv = options.deterministic;
   return std::make_unique<CudaBackend>(backend_options);
 }
 

@@ -47,6 +47,11 @@ struct GpuOptions {
   // torch.backends.cudnn.benchmark = True); off: cuDNN's heuristic ranking, the same algorithms
   // on every run.
   bool measure_conv_algorithms = true;
+  // Only convolution algorithms that give the same bits on every run (PyTorch's
+  // torch.backends.cudnn.deterministic = True): some of cuDNN's backward algorithms add with
+  // atomics, in whatever order the threads arrive. hookrt's own kernels and cuBLAS are
+  // deterministic on one GPU either way.
+  bool deterministic = false;
 };
 DeviceChoice parse_device_choice(const std::string& text);  // throws Error(BadInput)
 

@@ -15,6 +15,9 @@ GpuForTests make_gpu_backend_for_tests() {
   // The heuristic algorithms: the same on every run, so a failure reproduces
   // (test_gpu_conv_algorithms holds the measured ones to them).
   options.measure_conv_algorithms = false;
+  // Deterministic algorithms: GPU tests compare GPU runs bit for bit, and trained steps amplify
+  // any difference in the gradients' summation order.
+  options.deterministic = true;
   return make_gpu_backend_for_tests(options);
 }
 

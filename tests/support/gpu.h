@@ -14,7 +14,8 @@ struct GpuForTests {
   std::unique_ptr<Backend> backend;  // nullptr when `reason` says why
   std::string reason;
 };
-// TF32 off, cuDNN's heuristic convolution algorithms (the same on every run).
+// TF32 off, cuDNN's heuristic convolution algorithms, deterministic ones only (the same bits on
+// every run).
 GpuForTests make_gpu_backend_for_tests();
 GpuForTests make_gpu_backend_for_tests(const GpuOptions& options);
 
