@@ -1,5 +1,6 @@
 // `hookrt bench`: both variants timed and printed in the PyTorch baseline's line format, the
-// ratio, and the JSON figures; launches per step, which the CPU backend does not count.
+// ratio, and the JSON figures; launches per step, which the CPU backend does not count. And the GPU
+// flags that `bench` shares with `run` and `train`, which the CPU accepts and ignores.
 #include <gtest/gtest.h>
 
 #include <regex>
@@ -71,7 +72,9 @@ TEST(CliBench, WritesTheSettingsItRanWith) {
   for (const bool off : {false, true}) {
     std::vector<std::string> args = {"bench", "--device", "cpu", "--batch", "2", "--size", "32", "--steps", "1",
                                      "--warmup", "0", "--json", dir.file("bench.json")};
-    if (off) args.insert(args.end(), {"--no-tf32", "--no-graphs", "--no-epilogue-probes", "--heuristic-conv"});
+    if (off)
+      args.insert(args.end(),
+                  {"--no-tf32", "--no-graphs", "--no-epilogue-probes", "--heuristic-conv", "--deterministic"});
     const ProcessResult r = hookrt_cli(args);
     ASSERT_EQ(r.exit_code, 0) << r.describe();
     const auto settings = nlohmann::json::parse(read_text(dir.file("bench.json"))).at("settings");
@@ -79,7 +82,27 @@ TEST(CliBench, WritesTheSettingsItRanWith) {
     EXPECT_EQ(settings.at("graphs"), !off);
     EXPECT_EQ(settings.at("epilogue_probes"), !off);
     EXPECT_EQ(settings.at("conv_algorithms"), off ? "heuristic" : "measured");
+    EXPECT_EQ(settings.at("deterministic"), off);
   }
+}
+
+// A parity check runs the same command on the GPU with `--no-tf32 --heuristic-conv
+// --deterministic` and on the CPU; the CPU run must take the same flags.
+TEST(CliGpuFlags, RunAndTrainOnTheCpuAcceptThem) {
+  const std::vector<std::string> flags = {"--no-tf32", "--heuristic-conv", "--deterministic"};
+  std::vector<std::string> run = {"run", "--device", "cpu", "--num-classes", "5", "--batch", "1", "--size", "32",
+                                  "--steps", "1", "--quiet"};
+  run.insert(run.end(), flags.begin(), flags.end());
+  const ProcessResult r = hookrt_cli(run);
+  EXPECT_EQ(r.exit_code, 0) << r.describe();
+
+  TempDir out;
+  std::vector<std::string> train = {"train", "--device", "cpu", "--steps", "1", "--batch", "2", "--size", "32",
+                                    "--images", "2", "--classes", "2", "--workers", "0", "--out",
+                                    out.path().string(), "--quiet"};
+  train.insert(train.end(), flags.begin(), flags.end());
+  const ProcessResult t = hookrt_cli(train);
+  EXPECT_EQ(t.exit_code, 0) << t.describe();
 }
 
 TEST(CliBench, BadArgumentsExitTwo) {

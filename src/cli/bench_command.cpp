@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/gpu_flags.h"
 #include "cuda_entry.h"
 #include "hookrt/devices.h"
 #include "hookrt/executor.h"
@@ -25,9 +26,10 @@ namespace {
 struct BenchArgs {
   std::string device = "auto", json;
   int64_t batch = 256, size = 224, steps = 10, warmup = 3;
-  bool no_tf32 = false, no_graphs = false;
-  // Each off switch undoes one of the GPU path's speedups, so that a run can measure what it gains.
-  bool no_epilogue_probes = false, heuristic_conv = false;
+  // Each off switch undoes one of the GPU path's speedups, so that a run can measure what it gains
+  // (--heuristic-conv is one of the GPU flags).
+  bool no_graphs = false, no_epilogue_probes = false;
+  GpuFlags gpu;
 };
 
 // One variant of the step, kept after its timing so that one more of its steps can be counted
@@ -35,7 +37,7 @@ struct BenchArgs {
 struct BenchVariant {
   BenchVariant(const BenchArgs& a, bool hooked)
       : model(make_model(hooked)),
-        executor(model, select_backend(parse_device_choice(a.device), gpu_options(a)).backend, executor_options(a)),
+        executor(model, select_backend(parse_device_choice(a.device), gpu_options(a.gpu)).backend, executor_options(a)),
         x(bench::random_batch(a.batch, a.size)),
         y(bench::batch_labels(a.batch)) {}
 
@@ -49,12 +51,6 @@ struct BenchVariant {
     options.replay_graphs = !a.no_graphs;
     options.probes_in_epilogues = !a.no_epilogue_probes;
     return options;
-  }
-  static GpuOptions gpu_options(const BenchArgs& a) {
-    GpuOptions gpu;
-    gpu.allow_tf32 = !a.no_tf32;
-    gpu.measure_conv_algorithms = !a.heuristic_conv;
-    return gpu;
   }
 
   Model model;
@@ -126,10 +122,11 @@ nlohmann::ordered_json launches_json(const LaunchCount& count) {
 
 // What the run was asked for, beside its figures: a variant's speed means little without it.
 nlohmann::ordered_json settings_json(const BenchArgs& a) {
-  return {{"tf32", !a.no_tf32},
+  return {{"tf32", !a.gpu.no_tf32},
           {"graphs", !a.no_graphs},
           {"epilogue_probes", !a.no_epilogue_probes},
-          {"conv_algorithms", a.heuristic_conv ? "heuristic" : "measured"}};
+          {"conv_algorithms", a.gpu.heuristic_conv ? "heuristic" : "measured"},
+          {"deterministic", a.gpu.deterministic}};
 }
 
 void write_json(const BenchArgs& a, const std::string& backend, double unhooked, double hooked,
@@ -187,12 +184,10 @@ void add_bench_command(CLI::App& app, int& status) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* cmd = app.add_subcommand("bench", "Time the ResNet18 train step with and without probes on every layer");
   cmd->add_option("--device", a->device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  cmd->add_flag("--no-tf32", a->no_tf32, "GPU: full F32 convolutions and GEMMs");
+  add_gpu_flags(*cmd, a->gpu);
   cmd->add_flag("--no-graphs", a->no_graphs, "GPU: run each step op by op rather than replaying it as one CUDA graph");
   cmd->add_flag("--no-epilogue-probes", a->no_epilogue_probes,
                 "GPU: ReLUs write their tensors and the probes read them again, rather than one pass doing both");
-  cmd->add_flag("--heuristic-conv", a->heuristic_conv,
-                "GPU: cuDNN's heuristic convolution algorithms rather than the fastest measured");
   cmd->add_option("--batch", a->batch, "Batch size (default 256)")->check(CLI::PositiveNumber);
   cmd->add_option("--size", a->size, "Image size (default 224)")->check(CLI::PositiveNumber);
   cmd->add_option("--steps", a->steps, "Timed steps (default 10)")->check(CLI::PositiveNumber);

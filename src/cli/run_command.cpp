@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/gpu_flags.h"
 #include "cli/interrupt.h"
 #include "cli/summary_table.h"
 #include "hookrt/checkpoint.h"
@@ -25,7 +26,8 @@ struct RunArgs {
   int64_t steps = 1, batch = 2, size = 224, num_classes = 1000;
   uint64_t seed = 0;
   double lr = 0.01, momentum = 0.0, weight_decay = 0.0, dampening = 0.0;
-  bool nesterov = false, input_grad = false, quiet = false, no_tf32 = false, no_graphs = false;
+  bool nesterov = false, input_grad = false, quiet = false, no_graphs = false;
+  GpuFlags gpu;
 };
 
 Model load_model(const RunArgs& args) {
@@ -92,9 +94,7 @@ int run(const RunArgs& args) {
   std::vector<HookHandle> handles;
   for (const std::string& text : args.hooks) handles.push_back(register_hook_spec(model, parse_hook_spec(text)));
 
-  GpuOptions gpu;
-  gpu.allow_tf32 = !args.no_tf32;
-  BackendSelection selection = select_backend(device, gpu);
+  BackendSelection selection = select_backend(device, gpu_options(args.gpu));
   if (device == DeviceChoice::Auto) std::cerr << "hookrt: note: --device auto chose " << selection.backend->name()
                                               << " (" << selection.reason << ")\n";
   Executor executor(model, std::move(selection.backend), options);
@@ -165,7 +165,7 @@ void add_run_command(CLI::App& app, int& status) {
   cmd->add_option("--labels", args->labels, "Labels (.npy int64/int32, N): enables backward");
   cmd->add_option("--mode", args->mode, "eval or train")->check(CLI::IsMember({"eval", "train"}));
   cmd->add_option("--device", args->device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  cmd->add_flag("--no-tf32", args->no_tf32, "GPU: full F32 convolutions and GEMMs (TF32 is allowed by default, as in PyTorch)");
+  add_gpu_flags(*cmd, args->gpu);
   cmd->add_flag("--no-graphs", args->no_graphs,
                 "GPU: run each step op by op rather than replaying it as one CUDA graph (steps with host callbacks always do)");
   cmd->add_option("--hook", args->hooks, "WHEN:SELECTOR:PROBE[,PROBE...] (repeatable)");

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/gpu_flags.h"
 #include "cli/interrupt.h"
 #include "cli/progress.h"
 #include "hookrt/checkpoint.h"
@@ -27,7 +28,8 @@ struct TrainArgs {
   uint64_t seed = 0;
   double lr = 0.05, momentum = 0.9, weight_decay = 0.0, dampening = 0.0, gamma = 0.1, min_lr = 0.0;
   double warmup_start_factor = 0.1, factor = 10.0;
-  bool nesterov = false, no_tf32 = false, skip_bad = false, quiet = false;
+  bool nesterov = false, skip_bad = false, quiet = false;
+  GpuFlags gpu;
 };
 
 std::shared_ptr<const data::Dataset> make_dataset(const TrainArgs& a) {
@@ -120,9 +122,7 @@ int train_main(const TrainArgs& a) {
   }
   o.resume = std::move(resume);
 
-  GpuOptions gpu;
-  gpu.allow_tf32 = !a.no_tf32;
-  BackendSelection selection = select_backend(parse_device_choice(a.device), gpu);
+  BackendSelection selection = select_backend(parse_device_choice(a.device), gpu_options(a.gpu));
   o.settings["device"] = selection.backend->name();
   Progress progress(!a.quiet);
   progress.message("hookrt train: " + std::to_string(o.steps) + " steps of batch " + std::to_string(a.batch) + " on " +
@@ -161,7 +161,7 @@ void add_train_command(CLI::App& app, int& status) {
   cmd->add_option("--weights", a->weights, "Start from these weights (.safetensors, torchvision keys)");
   cmd->add_option("--resume", a->resume, "Continue from a checkpoint written by a previous run");
   cmd->add_option("--device", a->device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  cmd->add_flag("--no-tf32", a->no_tf32, "GPU: full F32 convolutions and GEMMs");
+  add_gpu_flags(*cmd, a->gpu);
   cmd->add_option("--steps", a->steps, "Total steps (default 100)")->check(CLI::PositiveNumber);
   cmd->add_option("--epochs", a->epochs, "Total epochs instead of --steps")->check(CLI::PositiveNumber);
   cmd->add_option("--batch", a->batch, "Batch size")->check(CLI::PositiveNumber);

@@ -1,0 +1,23 @@
+#include "cli/gpu_flags.h"
+
+namespace hookrt::cli {
+
+void add_gpu_flags(CLI::App& cmd, GpuFlags& flags) {
+  cmd.add_flag("--no-tf32", flags.no_tf32,
+               "GPU: full F32 convolutions and GEMMs (TF32 is allowed by default, as in PyTorch)");
+  cmd.add_flag("--heuristic-conv", flags.heuristic_conv,
+               "GPU: cuDNN's heuristic convolution algorithms rather than the fastest measured");
+  cmd.add_flag("--deterministic", flags.deterministic,
+               "GPU: only convolution algorithms that give the same bits on every run (as PyTorch's "
+               "cudnn.deterministic)");
+}
+
+GpuOptions gpu_options(const GpuFlags& flags) {
+  GpuOptions options;
+  options.allow_tf32 = !flags.no_tf32;
+  options.measure_conv_algorithms = !flags.heuristic_conv;
+  options.deterministic = flags.deterministic;
+  return options;
+}
+
+}  // namespace hookrt::cli
