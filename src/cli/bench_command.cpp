@@ -38,7 +38,11 @@ struct BenchVariant {
   BenchVariant(const BenchArgs& a, bool hooked)
       : model(make_model(hooked)),
         executor(model, select_backend(parse_device_choice(a.device), gpu_options(a.gpu)).backend, executor_options(a)),
-        x(bench::random_batch(a.batch, a.size)),
+        // The batch lives on the step's device, as PyTorch's baseline keeps its batch on the GPU
+        // (and a data loader's prefetched batch would be): the figure is the step's own, not a
+        // host-to-device copy of the batch every step. The labels stay on the host, where the
+        // step checks their range.
+        x(executor.backend().from_host(bench::random_batch(a.batch, a.size))),
         y(bench::batch_labels(a.batch)) {}
 
   static Model make_model(bool hooked) {
