@@ -19,6 +19,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -51,12 +52,33 @@ int multiprocessors() {
   return count;
 }
 
-// Enough blocks for `items` at `per_block` each, at most two per multiprocessor (grid-stride
-// loops cover the rest), at least one so that finishing kernels always have partials to read.
-int grid_for(int64_t items, int64_t per_block) {
+// Enough blocks for `items` at `per_block` each, at most `per_multiprocessor` per multiprocessor
+// (grid-stride loops cover the rest), at least one so that finishing kernels always have partials
+// to read.
+int grid_for(int64_t items, int64_t per_block, int per_multiprocessor = 2) {
   const int64_t wanted = (items + per_block - 1) / per_block;
-  const int64_t most = 2 * static_cast<int64_t>(multiprocessors());
+  const int64_t most = static_cast<int64_t>(per_multiprocessor) * multiprocessors();
   return static_cast<int>(std::max<int64_t>(1, std::min(wanted, most)));
+}
+
+// The pass kernel's blocks per multiprocessor: as many as are resident at once (a memory-bound pass
+// needs every warp it can get to keep loads in flight), at least two, asked once per device.
+int pass_blocks_per_multiprocessor(PassKernel kernel) {
+  static std::mutex mutex;
+  static std::vector<std::array<int, 3>> known;  // by device, by kernel; 0 until asked
+  int device = 0;
+  HOOKRT_CUDA_CHECK(cudaGetDevice(&device));
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (static_cast<size_t>(device) >= known.size()) known.resize(static_cast<size_t>(device) + 1, {0, 0, 0});
+  int& blocks = known[static_cast<size_t>(device)][static_cast<size_t>(kernel)];
+  if (blocks == 0) blocks = std::max(2, fused_pass_blocks_per_multiprocessor(kernel));
+  return blocks;
+}
+
+// A flat pass's channel arithmetic in 32 bits when every element index fits FastDivmod.
+bool fits_fast_channels(const ProbePlan& plan) {
+  return plan.numel > 0 && plan.numel - 1 <= FastDivmod::kMaxDividend && plan.inner >= 1 && plan.channels >= 1 &&
+         plan.inner <= FastDivmod::kMaxDividend && plan.channels <= FastDivmod::kMaxDividend;
 }
 
 size_t round_up(size_t bytes) { return (bytes + 255) / 256 * 256; }
@@ -130,8 +152,10 @@ void run_pass(const ProbePlan& plan, size_t pass_index, const FusedProbeBuffers&
               const ProbeScratchAllocator& scratch, cudaStream_t stream) {
   const PlannedPass& pass = plan.passes[pass_index];
   const bool rows = pass.per_channel();
-  const int flat_blocks = grid_for(plan.numel, int64_t{kBlock} * 4);
-  const int blocks = rows ? grid_for(plan.rows(), kWarpsPerBlock) : flat_blocks;
+  const PassKernel kernel = pass_kernel_for(pass);
+  const int flat_blocks =
+      grid_for(plan.numel, int64_t{kBlock} * 4, pass_blocks_per_multiprocessor(rows ? PassKernel::Flat : kernel));
+  const int blocks = rows ? grid_for(plan.rows(), kWarpsPerBlock, pass_blocks_per_multiprocessor(kernel)) : flat_blocks;
   PassScratch s = allocate_pass_scratch(plan, pass, blocks, flat_blocks, buffers.zeroed_counters, scratch);
   if (s.clear_bytes > 0) HOOKRT_CUDA_CHECK(cudaMemsetAsync(s.to_clear, 0, s.clear_bytes, stream));
 
@@ -148,12 +172,18 @@ void run_pass(const ProbePlan& plan, size_t pass_index, const FusedProbeBuffers&
   args.outer = plan.outer;
   args.slot = buffers.slot;
   args.done = s.done;
+  args.fast_channels = !rows && fits_fast_channels(plan);
+  if (args.fast_channels) {
+    args.inner_div = FastDivmod(static_cast<uint32_t>(plan.inner));
+    args.channels_div = FastDivmod(static_cast<uint32_t>(plan.channels));
+  }
   int hist_words = 0;
   for (const PlannedOp& op : pass.ops)
     if (op.kind == PlannedOpKind::Hist) hist_words += 2 + op.bins;
   const bool shared_hist = hist_words <= kMaxSharedHistWords;
   args.shared_hist_words = shared_hist ? hist_words : 0;
   int next_word = 0;
+  int next_alive_byte = 0;  // alive flags of the pass's flat zeros ops, in shared memory where they fit
   for (size_t k = 0; k < pass.ops.size(); ++k) {
     const PlannedOp& op = pass.ops[k];
     DeviceOp& d = args.ops[k];
@@ -172,10 +202,17 @@ void run_pass(const ProbePlan& plan, size_t pass_index, const FusedProbeBuffers&
       d.hist_shared = next_word;
       next_word += 2 + op.bins;
     }
+    d.alive_shared = -1;
+    if (op.kind == PlannedOpKind::Zeros && !rows && next_alive_byte + plan.channels <= kMaxSharedAliveChannels) {
+      d.alive_shared = next_alive_byte;
+      next_alive_byte += static_cast<int>(plan.channels);
+    }
     d.counters = s.op_counters[k];
     d.rows = s.rows[k];
     d.slot = op.slot;
   }
+
+  args.shared_alive_words = (next_alive_byte + 3) / 4;
 
   // clipnorm needs the norm of the tensor as the ops before it leave it, before the main pass can
   // scale anything: one norm pass (a read of the tensor) and its finishing kernel per clipnorm,
@@ -189,7 +226,7 @@ void run_pass(const ProbePlan& plan, size_t pass_index, const FusedProbeBuffers&
 
   // A flat pass finishes itself (its last block); a row pass (it holds a channels probe, so it
   // has per-channel ops) needs the finishing kernels.
-  launch_fused_pass(args, rows, blocks, s.partials, stream);
+  launch_fused_pass(args, kernel, blocks, s.partials, stream);
   if (rows) {
     launch_channel_finish(args, grid_for(plan.channels, kBlock), stream);
     launch_flat_finish(args, s.partials, blocks, stream);

@@ -19,6 +19,16 @@ struct FlatAcc {
   float min, max, abs_max;
 };
 
+// What one thread accumulates for one op over its share of a pass, kept cheap per element (the
+// pass is memory-bound only if each element costs a few F32 and integer instructions): 32-bit
+// counts (a thread never sees 2^32 elements), and the moments as sums shifted by one of the
+// thread's own values, fed once per chunk (accumulate_stats). to_flat turns it into a FlatAcc.
+struct ThreadAcc {
+  unsigned count, nan, posinf, neginf, zeros;
+  double shift, s1, s2, l1;  // shift: the first finite value; s1, s2: sums of (x - shift), its square
+  float min, max, abs_max;
+};
+
 // What one lane accumulates over one row for a per-channel op.
 struct RowAcc {
   unsigned long long count, zeros;
@@ -33,6 +43,40 @@ __device__ __forceinline__ FlatAcc empty_flat() {
   a.min = INFINITY;
   a.max = -INFINITY;
   a.abs_max = 0;
+  return a;
+}
+
+__device__ __forceinline__ ThreadAcc empty_thread() {
+  ThreadAcc a;
+  a.count = a.nan = a.posinf = a.neginf = a.zeros = 0;
+  a.shift = a.s1 = a.s2 = a.l1 = 0;
+  a.min = INFINITY;
+  a.max = -INFINITY;
+  a.abs_max = 0;
+  return a;
+}
+
+// The thread's moments from its shifted sums: m2 = s2 - s1^2 / n. The shift is one of the values
+// summed, so s2 <= (n + 1) * m2 and the subtraction loses at most about log2(n) bits of fp64.
+// The sum of squares follows from the moments, m2 + n * mean^2, a sum of two non-negative terms.
+__device__ __forceinline__ FlatAcc to_flat(const ThreadAcc& t) {
+  FlatAcc a = empty_flat();
+  a.count = t.count;
+  a.nan = t.nan;
+  a.posinf = t.posinf;
+  a.neginf = t.neginf;
+  a.zeros = t.zeros;
+  a.l1 = t.l1;
+  a.min = t.min;
+  a.max = t.max;
+  a.abs_max = t.abs_max;
+  if (t.count != 0) {  // (for clamp, count is its changed count and the moments stay 0)
+    const double n = static_cast<double>(t.count);
+    const double centre = t.s1 / n;  // mean - shift
+    a.mean = t.shift + centre;
+    a.m2 = fmax(0.0, t.s2 - t.s1 * centre);
+    a.squares = a.m2 + n * a.mean * a.mean;
+  }
   return a;
 }
 

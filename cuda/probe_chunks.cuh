@@ -77,8 +77,15 @@ __device__ __forceinline__ void store_chunk(float* p, const float (&v)[N]) {
   for (int j = 0; j < N; ++j) p[j] = v[j];
 }
 
+// Chunks of 4 whose loads a thread issues before it works on any of them: a memory-bound pass
+// needs bytes in flight, and the work on a chunk would otherwise wait for each load in turn.
+constexpr int kChunksInFlight = 4;
+
 // Visits x[begin, end) as participant `index` of `stride`: scalars up to the first 16-byte
-// boundary, float4 chunks, then scalars for the tail. Every element is visited exactly once.
+// boundary, float4 chunks, then scalars for the tail. Every element is visited exactly once, and
+// each participant visits its chunks in increasing order. The visitor loads a chunk
+// (`load<N>(i, v)`) and then works on it (`chunk<N>(i, v)`); float4 chunks are loaded
+// kChunksInFlight at a time.
 template <class Visitor>
 __device__ __forceinline__ void visit_range(const float* x, int64_t begin, int64_t end, int64_t index,
                                             int64_t stride, Visitor& visit) {
@@ -86,15 +93,36 @@ __device__ __forceinline__ void visit_range(const float* x, int64_t begin, int64
   const uintptr_t address = reinterpret_cast<uintptr_t>(x + begin);
   const int64_t to_boundary = static_cast<int64_t>(((16 - address % 16) % 16) / sizeof(float));
   const int64_t body = begin + (to_boundary < end - begin ? to_boundary : end - begin);
-  for (int64_t i = begin + index; i < body; i += stride) visit.template chunk<1>(i);
+  for (int64_t i = begin + index; i < body; i += stride) {
+    float v[1];
+    visit.template load<1>(i, v);
+    visit.template chunk<1>(i, v);
+  }
   const int64_t vectors = (end - body) / 4;
-  for (int64_t k = index; k < vectors; k += stride) visit.template chunk<4>(body + 4 * k);
-  for (int64_t i = body + 4 * vectors + index; i < end; i += stride) visit.template chunk<1>(i);
+  int64_t k = index;
+  for (; k + (kChunksInFlight - 1) * stride < vectors; k += kChunksInFlight * stride) {
+    float v[kChunksInFlight][4];
+#pragma unroll
+    for (int u = 0; u < kChunksInFlight; ++u) visit.template load<4>(body + 4 * (k + u * stride), v[u]);
+#pragma unroll
+    for (int u = 0; u < kChunksInFlight; ++u) visit.template chunk<4>(body + 4 * (k + u * stride), v[u]);
+  }
+  for (; k < vectors; k += stride) {
+    float v[4];
+    visit.template load<4>(body + 4 * k, v);
+    visit.template chunk<4>(body + 4 * k, v);
+  }
+  for (int64_t i = body + 4 * vectors + index; i < end; i += stride) {
+    float v[1];
+    visit.template load<1>(i, v);
+    visit.template chunk<1>(i, v);
+  }
 }
 
 // ---- the probes on one chunk ----
 
-__device__ __forceinline__ void count_nonfinite(float x, FlatAcc& acc) {
+template <class Acc>
+__device__ __forceinline__ void count_nonfinite(float x, Acc& acc) {
   if (isnan(x))
     ++acc.nan;
   else if (x > 0)
@@ -120,10 +148,24 @@ __device__ __forceinline__ void merge_chunk_moments(const float (&v)[N], unsigne
   merge_moments(count, mean, m2, finite, chunk_mean, chunk_m2);
 }
 
+// stats on a chunk. Per element only F32 work: the finite values' offsets d from the chunk's first
+// finite value, their sum and sum of squares, |x|, the extrema. Once per chunk the sums move to
+// the thread's shift in fp64 (x - shift = d + D, D = first - shift), so nothing per element is
+// converted to fp64 and nothing is divided. The offsets within a chunk are small next to its
+// values wherever the values are close (where a plain sum of squares would cancel), so F32 keeps
+// them to a few units of F32 rounding.
 template <int N>
-__device__ __forceinline__ void accumulate_stats(const float (&v)[N], FlatAcc& acc) {
-  unsigned long long finite = 0;
-  double sum = 0;
+__device__ __forceinline__ void accumulate_stats(const float (&v)[N], ThreadAcc& acc) {
+  float first = 0;
+  bool found = false;
+#pragma unroll
+  for (int j = 0; j < N; ++j)
+    if (!found && isfinite(v[j])) {
+      first = v[j];
+      found = true;
+    }
+  unsigned finite = 0;
+  float t1 = 0, t2 = 0, l1 = 0;
 #pragma unroll
   for (int j = 0; j < N; ++j) {
     const float x = v[j];
@@ -132,14 +174,23 @@ __device__ __forceinline__ void accumulate_stats(const float (&v)[N], FlatAcc& a
       continue;
     }
     ++finite;
-    sum += x;
-    acc.l1 += fabsf(x);
-    acc.squares += static_cast<double>(x) * x;
+    const float d = x - first;
+    t1 += d;
+    t2 = fmaf(d, d, t2);
+    l1 += fabsf(x);
     acc.min = fminf(acc.min, x);
     acc.max = fmaxf(acc.max, x);
     acc.abs_max = fmaxf(acc.abs_max, fabsf(x));
   }
-  merge_chunk_moments<N>(v, finite, sum, acc.count, acc.mean, acc.m2);
+  if (finite == 0) return;
+  if (acc.count == 0) acc.shift = first;
+  const double n = finite == N ? static_cast<double>(N) : static_cast<double>(finite);
+  const double to_shift = static_cast<double>(first) - acc.shift;
+  const double offsets = t1;
+  acc.s1 += fma(n, to_shift, offsets);
+  acc.s2 += fma(to_shift, fma(n, to_shift, 2.0 * offsets), static_cast<double>(t2));
+  acc.l1 += l1;
+  acc.count += finite;
 }
 
 template <int N>
@@ -179,7 +230,7 @@ __device__ __forceinline__ void hist_add(const DeviceOp& op, float value, unsign
 // x = clamp(x, lo, hi) as torch.clamp on F32 (NaN stays), with the grad mask and changed count
 // of cpu::apply_clamp.
 template <int N>
-__device__ __forceinline__ void apply_clamp(const DeviceOp& op, int64_t i, float (&v)[N], FlatAcc& acc) {
+__device__ __forceinline__ void apply_clamp(const DeviceOp& op, int64_t i, float (&v)[N], ThreadAcc& acc) {
   float mask[N];
 #pragma unroll
   for (int j = 0; j < N; ++j) {
@@ -194,43 +245,58 @@ __device__ __forceinline__ void apply_clamp(const DeviceOp& op, int64_t i, float
   if (op.mask) store_chunk<N>(op.mask + i, mask);
 }
 
-// The row (o, c) of flat element i, o * channels + c = i / inner, in 32-bit arithmetic where the
-// tensor allows (integer division is the costliest thing a memory-bound pass does per chunk).
+// The row (o, c) of flat element i, o * channels + c = i / inner, and the row's channel. Where the
+// tensor allows, in 32 bits with the launch's FastDivmods: integer division would cost a
+// memory-bound pass more than its reads.
 __device__ __forceinline__ int64_t row_of(int64_t i, const PassArgs& args) {
-  if (args.n <= 0xffffffffll) return static_cast<uint32_t>(i) / static_cast<uint32_t>(args.inner);
+  if (args.fast_channels) return args.inner_div.divide(static_cast<uint32_t>(i));
   return i / args.inner;
 }
 
 __device__ __forceinline__ int64_t channel_of_row(int64_t row, const PassArgs& args) {
-  if (args.n <= 0xffffffffll) return static_cast<uint32_t>(row) % static_cast<uint32_t>(args.channels);
+  if (args.fast_channels) return args.channels_div.remainder(static_cast<uint32_t>(row));
   return row % args.channels;
 }
 
-// zeros in a flat pass: sets the alive flag (counters[1 + c]) of each channel with a value > 0 or
-// NaN in the chunk. A chunk within one row costs two divisions and a remainder; the flag is read
-// before it is written, so a channel's flag is stored only until the store is visible, not once
-// per element.
+// Where zeros' alive flags are set: the block's byte flags in shared memory (merged into the
+// global ones when the block ends, see flush_alive_flags), or the global flags (counters[1 + c])
+// for tensors with too many channels for shared memory. A global flag is read before it is
+// written, so it is stored only until the store is visible, not once per element.
+struct AliveFlags {
+  unsigned char* shared;        // (channels) or nullptr
+  unsigned long long* global;   // (channels)
+  __device__ __forceinline__ void set(int64_t c) const {
+    if (shared != nullptr) {
+      shared[c] = 1;
+    } else if (global[c] == 0) {
+      global[c] = 1;
+    }
+  }
+};
+
+// A flat zeros op's flags: its bytes in the block's shared flags where it has some, else global.
+__device__ __forceinline__ AliveFlags alive_flags(const DeviceOp& op, unsigned char* shared_alive) {
+  return AliveFlags{op.alive_shared >= 0 ? shared_alive + op.alive_shared : nullptr, op.counters + 1};
+}
+
+// zeros in a flat pass: marks alive each channel with a value > 0 or NaN in the chunk. A chunk
+// within one row costs two divisions and a remainder, each a multiply-high and a shift.
 template <int N>
-__device__ __forceinline__ void mark_alive_channels(const DeviceOp& op, const PassArgs& args, int64_t i,
+__device__ __forceinline__ void mark_alive_channels(const AliveFlags& alive, const PassArgs& args, int64_t i,
                                                     const float (&v)[N]) {
   bool any = false;
 #pragma unroll
   for (int j = 0; j < N; ++j) any = any || !(v[j] <= 0.0f);
   if (!any) return;
-  unsigned long long* alive = op.counters + 1;
   const int64_t row = row_of(i, args);
   if (N == 1 || row == row_of(i + N - 1, args)) {
-    const int64_t c = channel_of_row(row, args);
-    if (alive[c] == 0) alive[c] = 1;
+    alive.set(channel_of_row(row, args));
     return;
   }
   if constexpr (N > 1) {  // the chunk crosses rows: each element's own channel
 #pragma unroll
     for (int j = 0; j < N; ++j)
-      if (!(v[j] <= 0.0f)) {
-        const int64_t c = channel_of_row(row_of(i + j, args), args);
-        if (alive[c] == 0) alive[c] = 1;
-      }
+      if (!(v[j] <= 0.0f)) alive.set(channel_of_row(row_of(i + j, args), args));
   }
 }
 

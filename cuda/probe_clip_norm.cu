@@ -24,9 +24,12 @@ struct NormVisitor {
   double squares;
 
   template <int N>
-  __device__ __forceinline__ void chunk(int64_t i) {
-    float v[N];
+  __device__ __forceinline__ void load(int64_t i, float (&v)[N]) const {
     load_chunk<N>(args.x + i, v);
+  }
+
+  template <int N>
+  __device__ __forceinline__ void chunk(int64_t, float (&v)[N]) {
 #pragma unroll
     for (int k = 0; k < kMaxOps; ++k) {
       if (k >= end) break;

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "fast_divmod.h"
 #include "fused_probes.cuh"
 #include "probe_plan.h"
 
@@ -21,6 +22,9 @@ constexpr int kRowFields = 5;
 // Histograms of a pass live in shared memory when they fit in 32 KiB (under the 48 KiB a block
 // gets without opting in, beside CUB's reduction storage); larger ones count in global memory.
 constexpr int kMaxSharedHistWords = 8192;
+// zeros' alive flags of a flat pass live in shared memory, a byte per channel, for tensors of up to
+// this many channels (every ResNet layer has at most 2048); more are flagged in global memory.
+constexpr int kMaxSharedAliveChannels = 4096;
 
 // One op of a pass as the kernel reads it (a kernel parameter, so it sits in constant memory).
 struct DeviceOp {
@@ -31,6 +35,7 @@ struct DeviceOp {
   int bins;                         // hist
   double hist_lo, hist_hi;          // hist
   int hist_shared;                  // hist: first word in the block's shared histogram, or -1
+  int alive_shared;                 // zeros in a flat pass: first byte of its shared alive flags, or -1
   unsigned long long* counters;     // hist: (2 + bins) below, above, bins; zeros: (1) dead channels,
                                     // then in a flat pass (channels) alive flags
   double* rows;                     // row passes only, zeros and channels: (rows, kRowFields) partials
@@ -49,7 +54,13 @@ struct PassArgs {
   int64_t rows;      // outer * channels (row mode)
   int64_t channels;  // channel finishing
   int64_t outer;     // channel finishing
+  // Flat passes: the row and channel of an element with FastDivmods (when n fits them, else
+  // 64-bit division): inner_div divides by inner, channels_div by channels.
+  bool fast_channels;
+  FastDivmod inner_div, channels_div;
+  // Dynamic shared memory: histogram words, then alive flag bytes (rounded up to whole words).
   int shared_hist_words;
+  int shared_alive_words;
   double* slot;
   // Flat passes: how many blocks have finished (zero at launch); the last to finish merges the
   // partials and writes the slot (probe_pass_kernel.cu), and leaves this and the ops' counters

@@ -7,7 +7,10 @@
 // integer atomics, which are exact in any order.
 // Passes walk the tensor flat (the whole grid strides over it) unless they hold a channels probe,
 // whose per-channel moments need rows: then each warp takes rows (o, c). zeros finds dead channels
-// in either walk: in the flat one, an element that is > 0 or NaN sets its channel's alive flag.
+// in either walk: in the flat one, an element that is > 0 or NaN sets its channel's alive flag
+// (in the block's shared memory, merged into the global flags when the block is done).
+// Per element a pass does F32 and 32-bit integer work only (ThreadAcc); fp64 comes in once per
+// chunk of 4 and in the merges, so that the pass runs at the speed of its reads.
 #include "probe_pass_kernel.cuh"
 
 #include <cuda_runtime.h>
@@ -27,18 +30,22 @@ namespace {
 template <bool kRows>
 struct PassVisitor {
   const PassArgs& args;
-  FlatAcc (&flat)[kMaxOps];
+  ThreadAcc (&flat)[kMaxOps];
   RowAcc (&row)[kMaxOps];
   const float (&scales)[kMaxOps];
   unsigned* shared_hist;
+  unsigned char* shared_alive;  // the block's alive flag bytes
 
   template <int N>
-  __device__ __forceinline__ void chunk(int64_t i) {
-    float v[N];
+  __device__ __forceinline__ void load(int64_t i, float (&v)[N]) const {
     if (args.producer.kind == ProducerKind::None)
       load_chunk<N>(args.x + i, v);
     else
       produce_chunk<N>(args.producer, i, v);  // write_back is set: the pass writes the tensor
+  }
+
+  template <int N>
+  __device__ __forceinline__ void chunk(int64_t i, float (&v)[N]) {
 #pragma unroll
     for (int k = 0; k < kMaxOps; ++k) {
       if (k >= args.n_ops) break;
@@ -63,7 +70,7 @@ struct PassVisitor {
               if (!(v[j] <= 0.0f)) row[k].alive = 1u;
             }
           }
-          if constexpr (!kRows) mark_alive_channels<N>(op, args, i, v);
+          if constexpr (!kRows) mark_alive_channels<N>(alive_flags(op, shared_alive), args, i, v);
           break;
         case PlannedOpKind::Hist:
 #pragma unroll
@@ -78,6 +85,50 @@ struct PassVisitor {
     if (args.capture) store_chunk<N>(args.capture + i, v);
   }
 };
+
+// The common pass: stats, nonfinite and at most one zeros, none of which changes the tensor. One
+// ThreadAcc holds all three, as stats counts the non-finite values that nonfinite reports and
+// zeros adds its count beside them: a handful of registers rather than one accumulator per op,
+// so that more warps fit on a multiprocessor and keep more loads in flight. Each op's slot reads
+// only its own fields, so the slots have the bits the general pass gives them.
+struct CommonVisitor {
+  const PassArgs& args;
+  ThreadAcc& acc;
+  AliveFlags alive;  // the zeros op's, when there is one
+  bool zeros;
+
+  template <int N>
+  __device__ __forceinline__ void load(int64_t i, float (&v)[N]) const {
+    if (args.producer.kind == ProducerKind::None)
+      load_chunk<N>(args.x + i, v);
+    else
+      produce_chunk<N>(args.producer, i, v);  // write_back is set: the pass writes the tensor
+  }
+
+  template <int N>
+  __device__ __forceinline__ void chunk(int64_t i, float (&v)[N]) {
+    accumulate_stats<N>(v, acc);
+#pragma unroll
+    for (int j = 0; j < N; ++j)
+      if (v[j] == 0.0f) ++acc.zeros;
+    if (zeros) mark_alive_channels<N>(alive, args, i, v);
+    if (args.write_back) store_chunk<N>(args.x + i, v);
+    if (args.capture) store_chunk<N>(args.capture + i, v);
+  }
+};
+
+// After the walk (and a __syncthreads): the block's shared alive flags into the global ones, each
+// flag set once per block at most, before the block counts itself done.
+__device__ __forceinline__ void flush_alive_flags(const PassArgs& args, const unsigned char* shared_alive) {
+  for (int k = 0; k < args.n_ops; ++k) {
+    const DeviceOp& op = args.ops[k];
+    if (op.kind != PlannedOpKind::Zeros || op.alive_shared < 0) continue;
+    const unsigned char* flags = shared_alive + op.alive_shared;
+    unsigned long long* global = op.counters + 1;
+    for (int64_t c = threadIdx.x; c < args.channels; c += kBlock)
+      if (flags[c] != 0 && __ldcg(global + c) == 0) global[c] = 1;
+  }
+}
 
 // A flat pass is finished by its last block to arrive (the threadfence-reduction pattern): each
 // thread fences its writes (partials, histogram counts, alive flags) before the block counts
@@ -111,20 +162,23 @@ __device__ __forceinline__ void finish_if_last_block(const PassArgs& args, const
 // (o, c) in a grid-stride walk and leaves one partial per row and per-channel op.
 template <bool kRows>
 __global__ void __launch_bounds__(kBlock) fused_pass_kernel(const PassArgs args, FlatAcc* partials) {
-  extern __shared__ unsigned shared_hist[];  // (args.shared_hist_words)
-  for (int w = threadIdx.x; w < args.shared_hist_words; w += kBlock) shared_hist[w] = 0;
+  // (args.shared_hist_words) histogram words, then (args.shared_alive_words) words of alive flags
+  extern __shared__ unsigned shared_words[];
+  unsigned* shared_hist = shared_words;
+  for (int w = threadIdx.x; w < args.shared_hist_words + args.shared_alive_words; w += kBlock) shared_words[w] = 0;
+  unsigned char* shared_alive = reinterpret_cast<unsigned char*>(shared_words + args.shared_hist_words);
   __syncthreads();
 
-  FlatAcc flat[kMaxOps];
+  ThreadAcc flat[kMaxOps];
   RowAcc row[kMaxOps];
   float scales[kMaxOps];
 #pragma unroll
   for (int k = 0; k < kMaxOps; ++k) {
-    flat[k] = empty_flat();
+    flat[k] = empty_thread();
     row[k] = empty_row();
     scales[k] = (k < args.n_ops && args.ops[k].kind == PlannedOpKind::ClipNorm) ? *args.ops[k].scale : 1.0f;
   }
-  PassVisitor<kRows> visit{args, flat, row, scales, shared_hist};
+  PassVisitor<kRows> visit{args, flat, row, scales, shared_hist, shared_alive};
 
   if constexpr (!kRows) {
     visit_range(args.x, 0, args.n, static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x,
@@ -154,7 +208,7 @@ __global__ void __launch_bounds__(kBlock) fused_pass_kernel(const PassArgs args,
     }
   }
 
-  __syncthreads();  // the block's shared histograms are complete
+  __syncthreads();  // the block's shared histograms and alive flags are complete
   for (int k = 0; k < args.n_ops; ++k) {
     const DeviceOp& op = args.ops[k];
     if (op.kind != PlannedOpKind::Hist || op.hist_shared < 0) continue;
@@ -163,27 +217,83 @@ __global__ void __launch_bounds__(kBlock) fused_pass_kernel(const PassArgs args,
       if (count != 0) atomicAdd(op.counters + w, static_cast<unsigned long long>(count));
     }
   }
+  if constexpr (!kRows) flush_alive_flags(args, shared_alive);
 
   __shared__ typename FlatReduce::TempStorage temp;
 #pragma unroll
   for (int k = 0; k < kMaxOps; ++k) {
     if (k >= args.n_ops) break;  // n_ops is the same for the whole block
-    const FlatAcc total = FlatReduce(temp).Reduce(flat[k], MergeFlat{});
+    const FlatAcc total = FlatReduce(temp).Reduce(to_flat(flat[k]), MergeFlat{});
     if (threadIdx.x == 0) partials[static_cast<int64_t>(blockIdx.x) * kMaxOps + k] = total;
     __syncthreads();  // temp is reused by the next reduction
   }
   if constexpr (!kRows) finish_if_last_block(args, partials, temp);
 }
 
+// The common pass (CommonVisitor), flat, finished by its last block as the general flat pass is.
+__global__ void __launch_bounds__(kBlock, 2) common_pass_kernel(const PassArgs args, FlatAcc* partials) {
+  extern __shared__ unsigned shared_words[];  // (args.shared_alive_words) words of alive flags
+  for (int w = threadIdx.x; w < args.shared_alive_words; w += kBlock) shared_words[w] = 0;
+  unsigned char* shared_alive = reinterpret_cast<unsigned char*>(shared_words);
+  __syncthreads();
+
+  int zeros_op = -1;
+  for (int k = 0; k < args.n_ops; ++k)
+    if (args.ops[k].kind == PlannedOpKind::Zeros) zeros_op = k;
+  ThreadAcc acc = empty_thread();
+  CommonVisitor visit{args, acc,
+                      zeros_op >= 0 ? alive_flags(args.ops[zeros_op], shared_alive) : AliveFlags{nullptr, nullptr},
+                      zeros_op >= 0};
+  visit_range(args.x, 0, args.n, static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x,
+              static_cast<int64_t>(gridDim.x) * kBlock, visit);
+
+  __syncthreads();  // the block's shared alive flags are complete
+  flush_alive_flags(args, shared_alive);
+  __shared__ typename FlatReduce::TempStorage temp;
+  const FlatAcc total = FlatReduce(temp).Reduce(to_flat(acc), MergeFlat{});
+  if (threadIdx.x == 0)
+    for (int k = 0; k < args.n_ops; ++k) partials[static_cast<int64_t>(blockIdx.x) * kMaxOps + k] = total;
+  __syncthreads();  // temp is reused by the finish
+  finish_if_last_block(args, partials, temp);
+}
+
 }  // namespace
 
-void launch_fused_pass(const PassArgs& args, bool rows, int blocks, FlatAcc* partials,
+PassKernel pass_kernel_for(const PlannedPass& pass) {
+  if (pass.per_channel()) return PassKernel::Rows;
+  int zeros = 0;
+  for (const PlannedOp& op : pass.ops) {
+    if (op.kind == PlannedOpKind::Zeros) ++zeros;
+    else if (op.kind != PlannedOpKind::Stats && op.kind != PlannedOpKind::NonFinite) return PassKernel::Flat;
+  }
+  return zeros <= 1 ? PassKernel::Common : PassKernel::Flat;
+}
+
+int fused_pass_blocks_per_multiprocessor(PassKernel kernel) {
+  int blocks = 0;
+  switch (kernel) {
+    case PassKernel::Rows:
+      HOOKRT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, fused_pass_kernel<true>, kBlock, 0));
+      break;
+    case PassKernel::Flat:
+      HOOKRT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, fused_pass_kernel<false>, kBlock, 0));
+      break;
+    case PassKernel::Common:
+      HOOKRT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, common_pass_kernel, kBlock, 0));
+      break;
+  }
+  return blocks;
+}
+
+void launch_fused_pass(const PassArgs& args, PassKernel kernel, int blocks, FlatAcc* partials,
                        cudaStream_t stream) {
-  const size_t shared_bytes = static_cast<size_t>(args.shared_hist_words) * sizeof(unsigned);
-  if (rows)
-    fused_pass_kernel<true><<<blocks, kBlock, shared_bytes, stream>>>(args, partials);
-  else
-    fused_pass_kernel<false><<<blocks, kBlock, shared_bytes, stream>>>(args, partials);
+  const size_t shared_bytes =
+      static_cast<size_t>(args.shared_hist_words + args.shared_alive_words) * sizeof(unsigned);
+  switch (kernel) {
+    case PassKernel::Rows: fused_pass_kernel<true><<<blocks, kBlock, shared_bytes, stream>>>(args, partials); break;
+    case PassKernel::Flat: fused_pass_kernel<false><<<blocks, kBlock, shared_bytes, stream>>>(args, partials); break;
+    case PassKernel::Common: common_pass_kernel<<<blocks, kBlock, shared_bytes, stream>>>(args, partials); break;
+  }
   HOOKRT_CUDA_CHECK(cudaGetLastError());
 }
 
