@@ -11,10 +11,11 @@ and issue 5's ratios against their targets, and writes the figures as JSON: {"da
 figures (bench_*, torch_bf16_*) also carry "ratio_is", "target" and "met"; a figure hookrt cannot
 measure yet has "value", "ratio" and "met" null. The hooked step's launches (kernels, memcpys,
 memsets, and all of them: `hookrt bench` counts one step of each variant with CUPTI) are figures
-against the unhooked step's, with no target. Where OUT/hookrt_bench_eager.json (`hookrt bench
---no-graphs`) is there too, each variant's step replayed as a CUDA graph is a figure against the same
-step run op by op. A missing input, or launches hookrt could not count,
-leaves its figures out and says so on stderr.
+against the unhooked step's, with no target. Where the same bench with one speedup switched off
+is there too (OFF_SWITCHES: OUT/hookrt_bench_eager.json from `--no-graphs`,
+hookrt_bench_no_epilogue_probes.json, hookrt_bench_heuristic_conv.json), each variant's step is a
+figure against the same step without that speedup. A missing input, or launches hookrt could not
+count, leaves its figures out and says so on stderr.
 """
 import argparse
 import datetime
@@ -198,21 +199,33 @@ def launch_figures(hookrt_bench, figures):
             "ratio": significant(value / baseline) if baseline else None}
 
 
-# ---- CUDA-graph replay: the same bench with every step run op by op (`hookrt bench --no-graphs`) -------
-def graph_replay_figures(hookrt_bench, eager_bench, figures):
-    """Each variant's step replayed as one CUDA graph against the same step run op by op, with how
-    the timed steps actually ran (a hook or a failed recording keeps them op by op)."""
-    if not hookrt_bench or not eager_bench:
+# ---- each speedup against the same bench with it switched off -------------------------------------
+# (file in OUT, the flag that switches the speedup off, the figure's name for a variant, what the
+# speedup is). A ratio below 1 is what the speedup gains.
+OFF_SWITCHES = (
+    ("hookrt_bench_eager.json", "--no-graphs", "bench_{}_graphs_over_eager",
+     "run op by op (--no-graphs)"),
+    ("hookrt_bench_no_epilogue_probes.json", "--no-epilogue-probes", "bench_{}_epilogue_probes_over_without",
+     "with ReLUs writing their tensors and the probes reading them again (--no-epilogue-probes)"),
+    ("hookrt_bench_heuristic_conv.json", "--heuristic-conv", "bench_{}_measured_conv_over_heuristic",
+     "with cuDNN's heuristic convolution algorithms (--heuristic-conv)"),
+)
+
+
+def off_switch_figures(hookrt_bench, other, source, name, what, figures):
+    """Each variant's step against the same step with one speedup switched off, with how the timed
+    steps of the default bench actually ran (a hook or a failed recording keeps them op by op)."""
+    if not hookrt_bench or not other:
         return
     for variant in ("unhooked", "hooked"):
         key = f"{variant}_ms"
-        if not (has(hookrt_bench, "hookrt_bench.json", (key,)) and has(eager_bench, "hookrt_bench_eager.json", (key,))):
+        if not (has(hookrt_bench, "hookrt_bench.json", (key,)) and has(other, source, (key,))):
             continue
         ran = hookrt_bench.get(f"{variant}_steps", "unknown")
         because = hookrt_bench.get(f"{variant}_eager_because")
-        figures[f"bench_{variant}_graphs_over_eager"] = issue5_figure(
-            hookrt_bench[key], eager_bench[key],
-            f"hookrt's {variant} step run op by op (--no-graphs), {shape(eager_bench)}; the timed steps ran "
+        figures[name.format(variant)] = issue5_figure(
+            hookrt_bench[key], other[key],
+            f"hookrt's {variant} step {what}, {shape(other)}; the timed steps ran "
             f"{ran}" + (f" ({because})" if because else ""), TIME_RATIO, None)
 
 
@@ -307,7 +320,8 @@ def main():
     step_figures(runs_by_name(step), torch_result, figures)
     hookrt_bench = load(os.path.join(args.dir, "hookrt_bench.json"))
     issue5_figures(hookrt_bench, torch_result, figures)
-    graph_replay_figures(hookrt_bench, load(os.path.join(args.dir, "hookrt_bench_eager.json")), figures)
+    for source, _, name, what in OFF_SWITCHES:
+        off_switch_figures(hookrt_bench, load(os.path.join(args.dir, source)), source, name, what, figures)
     card = args.card or (torch_result or {}).get("card") or "unknown"
     result = {"date": datetime.date.today().isoformat(), "card": card, "commit": args.commit, "figures": figures}
     print(f"figures ({card}, commit {args.commit}): value | baseline | ratio")

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <regex>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,7 @@ json probe_benchmarks() {
 struct Inputs {
   bool probes = true, train_step = true, torch = true, hookrt = true;
   json hookrt_json = hookrt_bench();
+  std::map<std::string, json> more;  // other files for OUT, by name
 };
 
 struct FiguresRun {
@@ -90,6 +92,7 @@ FiguresRun run_figures(const TempDir& dir, const Inputs& in) {
   if (in.train_step) write_text(dir.file("bench_gpu_train_step.json"), train_step_benchmarks().dump(1));
   if (in.torch) write_text(dir.file("torch_gpu_baseline.json"), torch_baseline().dump(1));
   if (in.hookrt) write_text(dir.file("hookrt_bench.json"), in.hookrt_json.dump(2));
+  for (const auto& [name, content] : in.more) write_text(dir.file(name), content.dump(2));
   const std::string script = std::string(HOOKRT_SOURCE_DIR) + "/benchmarks/device_figures.py";
   FiguresRun run;
   // python3 from PATH: the script needs only the standard library.
@@ -127,6 +130,29 @@ TEST(DeviceFigures, KeepsTheFiguresThatResultsFilesAlreadyHold) {
   EXPECT_EQ(f["probe_pass_64MiB_read_GBps"]["ratio"], 0.9);
   for (const char* key : {"value", "baseline", "unit", "baseline_is", "ratio"})
     EXPECT_TRUE(f["train_step_ms"].contains(key)) << key;
+}
+
+// The bench with one speedup switched off (--no-graphs, --no-epilogue-probes, --heuristic-conv):
+// each variant's default step over the same step without it, and nothing for a file not there.
+TEST(DeviceFigures, EachSpeedupIsAFigureAgainstTheStepWithoutIt) {
+  TempDir dir;
+  Inputs in;
+  json no_epilogue = hookrt_bench();
+  no_epilogue["hooked_ms"] = 60.0;
+  json heuristic = hookrt_bench();
+  heuristic["unhooked_ms"] = 40.0;
+  in.more = {{"hookrt_bench_no_epilogue_probes.json", no_epilogue}, {"hookrt_bench_heuristic_conv.json", heuristic}};
+  FiguresRun run = run_figures(dir, in);
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  json& f = run.results["figures"];
+  EXPECT_EQ(f["bench_hooked_epilogue_probes_over_without"]["value"], 51.0);
+  EXPECT_EQ(f["bench_hooked_epilogue_probes_over_without"]["baseline"], 60.0);
+  EXPECT_EQ(f["bench_hooked_epilogue_probes_over_without"]["ratio"], 0.85);
+  EXPECT_EQ(f["bench_unhooked_measured_conv_over_heuristic"]["ratio"], 1.25);  // 50 / 40: slower, and shown
+  EXPECT_NE(f["bench_unhooked_measured_conv_over_heuristic"]["baseline_is"].get<std::string>().find(
+                "--heuristic-conv"),
+            std::string::npos);
+  EXPECT_FALSE(f.contains("bench_hooked_graphs_over_eager")) << "no hookrt_bench_eager.json was written";
 }
 
 TEST(DeviceFigures, Issue5RatiosCarryTheirTargetsAndWhetherMet) {
