@@ -77,6 +77,24 @@ __device__ __forceinline__ void store_chunk(float* p, const float (&v)[N]) {
   for (int j = 0; j < N; ++j) p[j] = v[j];
 }
 
+// A pass's chunk at element i: read from the tensor, or, in a producing run's first pass, computed
+// from the producer's inputs (write_back is then set: the pass writes the tensor).
+template <int N>
+__device__ __forceinline__ void load_pass_chunk(const PassArgs& args, int64_t i, float (&v)[N]) {
+  if (args.producer.kind == ProducerKind::None)
+    load_chunk<N>(args.x + i, v);
+  else
+    produce_chunk<N>(args.producer, i, v);
+}
+
+// A pass's chunk as its ops left it: into the tensor where the pass changes or writes it, and into
+// the capture.
+template <int N>
+__device__ __forceinline__ void store_pass_chunk(const PassArgs& args, int64_t i, const float (&v)[N]) {
+  if (args.write_back) store_chunk<N>(args.x + i, v);
+  if (args.capture) store_chunk<N>(args.capture + i, v);
+}
+
 // Chunks of 4 whose loads a thread issues before it works on any of them: a memory-bound pass
 // needs bytes in flight, and the work on a chunk would otherwise wait for each load in turn.
 constexpr int kChunksInFlight = 4;

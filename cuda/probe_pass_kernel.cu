@@ -38,10 +38,7 @@ struct PassVisitor {
 
   template <int N>
   __device__ __forceinline__ void load(int64_t i, float (&v)[N]) const {
-    if (args.producer.kind == ProducerKind::None)
-      load_chunk<N>(args.x + i, v);
-    else
-      produce_chunk<N>(args.producer, i, v);  // write_back is set: the pass writes the tensor
+    load_pass_chunk<N>(args, i, v);
   }
 
   template <int N>
@@ -81,8 +78,7 @@ struct PassVisitor {
           break;
       }
     }
-    if (args.write_back) store_chunk<N>(args.x + i, v);
-    if (args.capture) store_chunk<N>(args.capture + i, v);
+    store_pass_chunk<N>(args, i, v);
   }
 };
 
@@ -99,10 +95,7 @@ struct CommonVisitor {
 
   template <int N>
   __device__ __forceinline__ void load(int64_t i, float (&v)[N]) const {
-    if (args.producer.kind == ProducerKind::None)
-      load_chunk<N>(args.x + i, v);
-    else
-      produce_chunk<N>(args.producer, i, v);  // write_back is set: the pass writes the tensor
+    load_pass_chunk<N>(args, i, v);
   }
 
   template <int N>
@@ -112,8 +105,7 @@ struct CommonVisitor {
     for (int j = 0; j < N; ++j)
       if (v[j] == 0.0f) ++acc.zeros;
     if (zeros) mark_alive_channels<N>(alive, args, i, v);
-    if (args.write_back) store_chunk<N>(args.x + i, v);
-    if (args.capture) store_chunk<N>(args.capture + i, v);
+    store_pass_chunk<N>(args, i, v);
   }
 };
 
