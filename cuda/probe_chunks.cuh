@@ -99,11 +99,19 @@ __device__ __forceinline__ void store_pass_chunk(const PassArgs& args, int64_t i
 // needs bytes in flight, and the work on a chunk would otherwise wait for each load in turn.
 constexpr int kChunksInFlight = 4;
 
+// Loads the float4 chunks k, k + stride, ... (kChunksInFlight of them) of the body at `body`.
+template <class Visitor>
+__device__ __forceinline__ void load_group(Visitor& visit, int64_t body, int64_t k, int64_t stride,
+                                           float (&v)[kChunksInFlight][4]) {
+#pragma unroll
+  for (int u = 0; u < kChunksInFlight; ++u) visit.template load<4>(body + 4 * (k + u * stride), v[u]);
+}
+
 // Visits x[begin, end) as participant `index` of `stride`: scalars up to the first 16-byte
 // boundary, float4 chunks, then scalars for the tail. Every element is visited exactly once, and
 // each participant visits its chunks in increasing order. The visitor loads a chunk
 // (`load<N>(i, v)`) and then works on it (`chunk<N>(i, v)`); float4 chunks are loaded
-// kChunksInFlight at a time.
+// kChunksInFlight at a time, a group ahead of the work.
 template <class Visitor>
 __device__ __forceinline__ void visit_range(const float* x, int64_t begin, int64_t end, int64_t index,
                                             int64_t stride, Visitor& visit) {
@@ -118,12 +126,25 @@ __device__ __forceinline__ void visit_range(const float* x, int64_t begin, int64
   }
   const int64_t vectors = (end - body) / 4;
   int64_t k = index;
-  for (; k + (kChunksInFlight - 1) * stride < vectors; k += kChunksInFlight * stride) {
+  // Whole groups of kChunksInFlight chunks, each group's loads issued before the work on the
+  // group before it, so that the reads of one overlap the arithmetic of the other.
+  if (k + (kChunksInFlight - 1) * stride < vectors) {
     float v[kChunksInFlight][4];
+    load_group(visit, body, k, stride, v);
+    for (;;) {
+      const int64_t next = k + kChunksInFlight * stride;
+      const bool more = next + (kChunksInFlight - 1) * stride < vectors;
+      float w[kChunksInFlight][4];
+      if (more) load_group(visit, body, next, stride, w);
 #pragma unroll
-    for (int u = 0; u < kChunksInFlight; ++u) visit.template load<4>(body + 4 * (k + u * stride), v[u]);
+      for (int u = 0; u < kChunksInFlight; ++u) visit.template chunk<4>(body + 4 * (k + u * stride), v[u]);
+      k = next;
+      if (!more) break;
 #pragma unroll
-    for (int u = 0; u < kChunksInFlight; ++u) visit.template chunk<4>(body + 4 * (k + u * stride), v[u]);
+      for (int u = 0; u < kChunksInFlight; ++u)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) v[u][j] = w[u][j];
+    }
   }
   for (; k < vectors; k += stride) {
     float v[4];
