@@ -180,7 +180,9 @@ void run_pass(const ProbePlan& plan, size_t pass_index, const FusedProbeBuffers&
   int hist_words = 0;
   for (const PlannedOp& op : pass.ops)
     if (op.kind == PlannedOpKind::Hist) hist_words += 2 + op.bins;
-  const bool shared_hist = hist_words <= kMaxSharedHistWords;
+  // A block's shared bins count in 32 bits: only where no block can see 2^32 elements (a row pass
+  // over a few huge rows runs as few blocks) do histograms count in shared memory.
+  const bool shared_hist = hist_words <= kMaxSharedHistWords && plan.numel < (int64_t{1} << 32);
   args.shared_hist_words = shared_hist ? hist_words : 0;
   int next_word = 0;
   int next_alive_byte = 0;  // alive flags of the pass's flat zeros ops, in shared memory where they fit

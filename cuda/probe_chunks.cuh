@@ -187,12 +187,35 @@ __device__ __forceinline__ void merge_chunk_moments(const float (&v)[N], unsigne
   merge_moments(count, mean, m2, finite, chunk_mean, chunk_m2);
 }
 
+// Folds a chunk's sums, taken relative to its first finite value `first` (offsets' sum t1, their
+// squares' sum t2, the |x| sum l1, over `finite` values), into the thread's shifted fp64 sums:
+// x - shift = d + D, D = first - shift.
+template <int N>
+__device__ __forceinline__ void fold_chunk_sums(ThreadAcc& acc, float first, unsigned finite, double t1,
+                                                double t2, double l1) {
+  if (acc.count == 0) acc.shift = first;
+  // (a whole chunk's count is a constant: no conversion)
+  const double n = finite == N ? static_cast<double>(N) : static_cast<double>(finite);
+  const double to_shift = static_cast<double>(first) - acc.shift;
+  acc.s1 += fma(n, to_shift, t1);
+  acc.s2 += fma(to_shift, fma(n, to_shift, 2.0 * t1), t2);
+  acc.l1 += l1;
+  acc.count += finite;
+}
+
+// Offsets whose squares F32 holds as normal numbers, and four of them without overflow: the F32
+// sums are then good to a few units of F32 rounding, as the CPU's float64 reference needs.
+constexpr float kSmallestF32Offset = 0x1p-50f;
+constexpr float kLargestF32Offset = 0x1p50f;
+
 // stats on a chunk. Per element only F32 work: the finite values' offsets d from the chunk's first
 // finite value, their sum and sum of squares, |x|, the extrema. Once per chunk the sums move to
-// the thread's shift in fp64 (x - shift = d + D, D = first - shift), so nothing per element is
-// converted to fp64 and nothing is divided. The offsets within a chunk are small next to its
-// values wherever the values are close (where a plain sum of squares would cancel), so F32 keeps
-// them to a few units of F32 rounding.
+// the thread's shift in fp64, so nothing per element is converted to fp64 and nothing is divided.
+// The offsets within a chunk are small next to its values wherever the values are close (where a
+// plain sum of squares would cancel), so F32 keeps them to a few units of F32 rounding. A chunk
+// whose offsets F32 would square into overflow or below its normal range (vanishing or exploding
+// values, which stats exists to report) takes its sums in fp64 instead; so does one whose |x| sum
+// overflows F32.
 template <int N>
 __device__ __forceinline__ void accumulate_stats(const float (&v)[N], ThreadAcc& acc) {
   float first = 0;
@@ -204,7 +227,7 @@ __device__ __forceinline__ void accumulate_stats(const float (&v)[N], ThreadAcc&
       found = true;
     }
   unsigned finite = 0;
-  float t1 = 0, t2 = 0, l1 = 0;
+  float t1 = 0, t2 = 0, l1 = 0, widest = 0;
 #pragma unroll
   for (int j = 0; j < N; ++j) {
     const float x = v[j];
@@ -217,19 +240,28 @@ __device__ __forceinline__ void accumulate_stats(const float (&v)[N], ThreadAcc&
     t1 += d;
     t2 = fmaf(d, d, t2);
     l1 += fabsf(x);
+    widest = fmaxf(widest, fabsf(d));
     acc.min = fminf(acc.min, x);
     acc.max = fmaxf(acc.max, x);
     acc.abs_max = fmaxf(acc.abs_max, fabsf(x));
   }
   if (finite == 0) return;
-  if (acc.count == 0) acc.shift = first;
-  const double n = finite == N ? static_cast<double>(N) : static_cast<double>(finite);
-  const double to_shift = static_cast<double>(first) - acc.shift;
-  const double offsets = t1;
-  acc.s1 += fma(n, to_shift, offsets);
-  acc.s2 += fma(to_shift, fma(n, to_shift, 2.0 * offsets), static_cast<double>(t2));
-  acc.l1 += l1;
-  acc.count += finite;
+  const bool f32_holds =
+      (widest == 0.0f || (widest >= kSmallestF32Offset && widest <= kLargestF32Offset)) && isfinite(l1);
+  if (f32_holds) {
+    fold_chunk_sums<N>(acc, first, finite, t1, t2, l1);
+    return;
+  }
+  double d1 = 0, d2 = 0, a1 = 0;
+#pragma unroll
+  for (int j = 0; j < N; ++j) {
+    if (!isfinite(v[j])) continue;
+    const double d = static_cast<double>(v[j]) - static_cast<double>(first);
+    d1 += d;
+    d2 = fma(d, d, d2);
+    a1 += fabs(static_cast<double>(v[j]));
+  }
+  fold_chunk_sums<N>(acc, first, finite, d1, d2, a1);
 }
 
 template <int N>

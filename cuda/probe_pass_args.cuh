@@ -20,7 +20,8 @@ constexpr int kMaxOps = static_cast<int>(kMaxOpsPerPass);
 // A row partial of a per-channel op: finite count, mean, M2, zeros, alive (some value > 0 or NaN).
 constexpr int kRowFields = 5;
 // Histograms of a pass live in shared memory when they fit in 32 KiB (under the 48 KiB a block
-// gets without opting in, beside CUB's reduction storage); larger ones count in global memory.
+// gets without opting in, beside CUB's reduction storage) and the tensor has fewer than 2^32
+// elements (a block's shared bins are 32-bit); others count in global memory.
 constexpr int kMaxSharedHistWords = 8192;
 // zeros' alive flags of a flat pass live in shared memory, a byte per channel, for tensors of up to
 // this many channels (every ResNet layer has at most 2048); more are flagged in global memory.

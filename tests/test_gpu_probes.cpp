@@ -16,6 +16,7 @@
 #include "cpu/probes.h"
 #include "hookrt/backend.h"
 #include "hookrt/probes.h"
+#include "random.h"
 #include "support/probe_results.h"
 #include "support/gpu.h"
 
@@ -25,7 +26,8 @@ namespace {
 using namespace hookrt::testing;  // parse_list, nasty_tensor, expect_same_*
 
 // DESIGN.md's accuracy promise for fp32 tensors: mean/std/l1/l2 within 1e-5 relative of a float64
-// reference (the kernels accumulate in fp64, so they are much closer than that in practice).
+// reference (the kernels sum chunks of 4 in F32 and everything else in fp64, so they are much
+// closer than that in practice).
 constexpr double kRel = 1e-5;
 // Tensors after a clipnorm are x * scale; the scale is a float from the norm and may round one
 // ulp apart when the GPU's norm (another summation order) lands on a float boundary.
@@ -176,6 +178,23 @@ TEST(GpuProbes, MatchOnEmptyAndOneElementTensors) {
   expect_gpu_matches_cpu(*gpu, all, Tensor::from_vector(std::vector<float>{kNaN}, {1}), 0);
 }
 
+// Vanishing and exploding values, which stats exists to report: the common pass keeps each chunk's
+// offsets in F32, and those whose squares F32 cannot hold (below 1e-19, above 1e19, sums of
+// |x| past FLT_MAX) must take the fp64 path, matching the CPU's float64 reference all the same.
+TEST(GpuProbes, MatchTheCpuEngineOnVanishingAndExplodingValues) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  for (const double spread : {1e-30, 1e-22, 1e-19, 4e18, 1e25, 1e37}) {
+    Tensor t = Tensor::empty({8, 16, 7, 9});  // rows that do not split into chunks of 4
+    Pcg32 rng(static_cast<uint64_t>(std::log10(spread) + 100));
+    float* p = t.data<float>();
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] = static_cast<float>(spread * rng.normal());
+    p[3] = 0.0f;
+    p[10] = std::numeric_limits<float>::max();  // with the spread's values: offsets that overflow F32
+    for (const std::string list : {"stats,zeros,nonfinite", "stats", "stats,clamp=-1e38:1e38,stats"})
+      expect_gpu_matches_cpu(*gpu, list, t, 1);
+  }
+}
+
 TEST(GpuProbes, MatchOnATensorWhoseDataIsNotSixteenByteAligned) {
   HOOKRT_GPU_OR_SKIP(gpu);
   uint64_t seed = 400;
@@ -245,7 +264,7 @@ TEST(GpuProbes, FlatPassesLeaveTheirCountersZeroForTheNextRun) {
 // 32-bit, for speed): on a tensor of 4.5e9 elements (18 GB) the channel of an element beyond
 // 2^32 must not wrap onto another. Known values stand in for the CPU reference, which would take
 // 18 GB of host memory and minutes.
-TEST(GpuProbes, FindDeadChannelsPastTwoToThe32Elements) {
+TEST(GpuProbes, FindDeadChannelsAndCountBinsPastTwoToThe32Elements) {
   HOOKRT_GPU_OR_SKIP(gpu);
   const int64_t outer = 2, channels = 3, inner = 750'000'000, n = outer * channels * inner;
   Tensor big;
@@ -276,6 +295,16 @@ TEST(GpuProbes, FindDeadChannelsPastTwoToThe32Elements) {
   EXPECT_EQ(stats.count, n);
   EXPECT_EQ(stats.min, -1.0);
   EXPECT_EQ(stats.max, 3.0);
+
+  // With a channels probe the pass walks rows, and these 6 rows make one block: one block counts
+  // all 4.5e9 elements into the histogram, past what 32-bit bins hold. 2.0 is hi, the last bin's.
+  ProbeRecord binned;
+  testing::run_probes_now(*gpu, parse_list("hist=4:-2:2,channels"), big, binned, options);
+  ASSERT_EQ(binned.results.size(), 2u);
+  const auto& hist = std::get<HistResult>(binned.results[0]);
+  EXPECT_EQ(hist.counts, (std::vector<int64_t>{0, n - 3, 1, 1}));
+  EXPECT_EQ(hist.below, 0);
+  EXPECT_EQ(hist.above, 1);
 }
 
 TEST(GpuProbes, LeaveGradTransformsThatTheBackendCanApply) {
