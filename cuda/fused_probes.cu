@@ -173,6 +173,8 @@ void run_pass(const ProbePlan& plan, size_t pass_index, const FusedProbeBuffers&
   args.slot = buffers.slot;
   args.done = s.done;
   args.fast_channels = !rows && fits_fast_channels(plan);
+  args.chunks_within_rows =
+      !rows && plan.inner % 4 == 0 && reinterpret_cast<uintptr_t>(buffers.tensor) % 16 == 0;
   if (args.fast_channels) {
     args.inner_div = FastDivmod(static_cast<uint32_t>(plan.inner));
     args.channels_div = FastDivmod(static_cast<uint32_t>(plan.channels));

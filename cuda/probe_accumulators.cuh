@@ -1,13 +1,14 @@
 #pragma once
-// What the fused probe kernels accumulate per thread (FlatAcc for a flat op, RowAcc for one row
-// of a per-channel op) and how two accumulators merge: Chan's merge of Welford moments, so that
-// partials combine in a fixed order in fp64 and a slot has the same bits on every run on the same
-// GPU. Used by the pass kernel (probe_pass_kernel.cu) and the finishing kernels (probe_finish.cu).
+// What the fused probe kernels accumulate besides a thread's ThreadAcc (probe_thread_stats.h):
+// FlatAcc for a flat op's merged partials, RowAcc for one row of a per-channel op, and how two
+// accumulators merge: Chan's merge of Welford moments, so that partials combine in a fixed order
+// in fp64 and a slot has the same bits on every run on the same GPU. Used by the pass kernel (probe_pass_kernel.cu) and the finishing kernels (probe_finish.cu).
 #include <cuda_runtime.h>
 
 #include <cmath>
 
 #include "probe_pass_args.cuh"
+#include "probe_thread_stats.h"
 
 namespace hookrt::cuda::detail {
 
@@ -16,16 +17,6 @@ namespace hookrt::cuda::detail {
 struct FlatAcc {
   unsigned long long count, nan, posinf, neginf, zeros;
   double mean, m2, l1, squares;
-  float min, max, abs_max;
-};
-
-// What one thread accumulates for one op over its share of a pass, kept cheap per element (the
-// pass is memory-bound only if each element costs a few F32 and integer instructions): 32-bit
-// counts (a thread never sees 2^32 elements), and the moments as sums shifted by one of the
-// thread's own values, fed once per chunk (accumulate_stats). to_flat turns it into a FlatAcc.
-struct ThreadAcc {
-  unsigned count, nan, posinf, neginf, zeros;
-  double shift, s1, s2, l1;  // shift: the first finite value; s1, s2: sums of (x - shift), its square
   float min, max, abs_max;
 };
 
@@ -46,19 +37,7 @@ __device__ __forceinline__ FlatAcc empty_flat() {
   return a;
 }
 
-__device__ __forceinline__ ThreadAcc empty_thread() {
-  ThreadAcc a;
-  a.count = a.nan = a.posinf = a.neginf = a.zeros = 0;
-  a.shift = a.s1 = a.s2 = a.l1 = 0;
-  a.min = INFINITY;
-  a.max = -INFINITY;
-  a.abs_max = 0;
-  return a;
-}
-
-// The thread's moments from its shifted sums: m2 = s2 - s1^2 / n. The shift is one of the values
-// summed, so s2 <= (n + 1) * m2 and the subtraction loses at most about log2(n) bits of fp64.
-// The sum of squares follows from the moments, m2 + n * mean^2, a sum of two non-negative terms.
+// A thread's accumulator as a FlatAcc, the form partials merge in.
 __device__ __forceinline__ FlatAcc to_flat(const ThreadAcc& t) {
   FlatAcc a = empty_flat();
   a.count = t.count;
@@ -70,13 +49,10 @@ __device__ __forceinline__ FlatAcc to_flat(const ThreadAcc& t) {
   a.min = t.min;
   a.max = t.max;
   a.abs_max = t.abs_max;
-  if (t.count != 0) {  // (for clamp, count is its changed count and the moments stay 0)
-    const double n = static_cast<double>(t.count);
-    const double centre = t.s1 / n;  // mean - shift
-    a.mean = t.shift + centre;
-    a.m2 = fmax(0.0, t.s2 - t.s1 * centre);
-    a.squares = a.m2 + n * a.mean * a.mean;
-  }
+  const ThreadMoments moments = thread_moments(t);  // (for clamp, count is its changed count: all 0)
+  a.mean = moments.mean;
+  a.m2 = moments.m2;
+  a.squares = moments.squares;
   return a;
 }
 

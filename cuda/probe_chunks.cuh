@@ -110,8 +110,10 @@ __device__ __forceinline__ void load_group(Visitor& visit, int64_t body, int64_t
 // Visits x[begin, end) as participant `index` of `stride`: scalars up to the first 16-byte
 // boundary, float4 chunks, then scalars for the tail. Every element is visited exactly once, and
 // each participant visits its chunks in increasing order. The visitor loads a chunk
-// (`load<N>(i, v)`) and then works on it (`chunk<N>(i, v)`); float4 chunks are loaded
-// kChunksInFlight at a time, a group ahead of the work.
+// (`load<N>(i, v)`) and works on a group of G chunks at once (`work<G, N>(i, step, v)`, chunk u at
+// element i + u * step): float4 chunks come kChunksInFlight to a group, each group's loads issued
+// before the work on the group before it, so that the reads of one overlap the arithmetic of the
+// other; the chunks and scalars left over come as groups of one.
 template <class Visitor>
 __device__ __forceinline__ void visit_range(const float* x, int64_t begin, int64_t end, int64_t index,
                                             int64_t stride, Visitor& visit) {
@@ -120,14 +122,12 @@ __device__ __forceinline__ void visit_range(const float* x, int64_t begin, int64
   const int64_t to_boundary = static_cast<int64_t>(((16 - address % 16) % 16) / sizeof(float));
   const int64_t body = begin + (to_boundary < end - begin ? to_boundary : end - begin);
   for (int64_t i = begin + index; i < body; i += stride) {
-    float v[1];
-    visit.template load<1>(i, v);
-    visit.template chunk<1>(i, v);
+    float v[1][1];
+    visit.template load<1>(i, v[0]);
+    visit.template work<1, 1>(i, 0, v);
   }
   const int64_t vectors = (end - body) / 4;
   int64_t k = index;
-  // Whole groups of kChunksInFlight chunks, each group's loads issued before the work on the
-  // group before it, so that the reads of one overlap the arithmetic of the other.
   if (k + (kChunksInFlight - 1) * stride < vectors) {
     float v[kChunksInFlight][4];
     load_group(visit, body, k, stride, v);
@@ -136,8 +136,7 @@ __device__ __forceinline__ void visit_range(const float* x, int64_t begin, int64
       const bool more = next + (kChunksInFlight - 1) * stride < vectors;
       float w[kChunksInFlight][4];
       if (more) load_group(visit, body, next, stride, w);
-#pragma unroll
-      for (int u = 0; u < kChunksInFlight; ++u) visit.template chunk<4>(body + 4 * (k + u * stride), v[u]);
+      visit.template work<kChunksInFlight, 4>(body + 4 * k, 4 * stride, v);
       k = next;
       if (!more) break;
 #pragma unroll
@@ -147,28 +146,18 @@ __device__ __forceinline__ void visit_range(const float* x, int64_t begin, int64
     }
   }
   for (; k < vectors; k += stride) {
-    float v[4];
-    visit.template load<4>(body + 4 * k, v);
-    visit.template chunk<4>(body + 4 * k, v);
+    float v[1][4];
+    visit.template load<4>(body + 4 * k, v[0]);
+    visit.template work<1, 4>(body + 4 * k, 0, v);
   }
   for (int64_t i = body + 4 * vectors + index; i < end; i += stride) {
-    float v[1];
-    visit.template load<1>(i, v);
-    visit.template chunk<1>(i, v);
+    float v[1][1];
+    visit.template load<1>(i, v[0]);
+    visit.template work<1, 1>(i, 0, v);
   }
 }
 
 // ---- the probes on one chunk ----
-
-template <class Acc>
-__device__ __forceinline__ void count_nonfinite(float x, Acc& acc) {
-  if (isnan(x))
-    ++acc.nan;
-  else if (x > 0)
-    ++acc.posinf;
-  else
-    ++acc.neginf;
-}
 
 // The chunk's own moments over its `finite` finite values (summing to `sum`), merged into
 // (count, mean, m2) at once: one division per chunk rather than per element.
@@ -185,83 +174,6 @@ __device__ __forceinline__ void merge_chunk_moments(const float (&v)[N], unsigne
       chunk_m2 += d * d;
     }
   merge_moments(count, mean, m2, finite, chunk_mean, chunk_m2);
-}
-
-// Folds a chunk's sums, taken relative to its first finite value `first` (offsets' sum t1, their
-// squares' sum t2, the |x| sum l1, over `finite` values), into the thread's shifted fp64 sums:
-// x - shift = d + D, D = first - shift.
-template <int N>
-__device__ __forceinline__ void fold_chunk_sums(ThreadAcc& acc, float first, unsigned finite, double t1,
-                                                double t2, double l1) {
-  if (acc.count == 0) acc.shift = first;
-  // (a whole chunk's count is a constant: no conversion)
-  const double n = finite == N ? static_cast<double>(N) : static_cast<double>(finite);
-  const double to_shift = static_cast<double>(first) - acc.shift;
-  acc.s1 += fma(n, to_shift, t1);
-  acc.s2 += fma(to_shift, fma(n, to_shift, 2.0 * t1), t2);
-  acc.l1 += l1;
-  acc.count += finite;
-}
-
-// Offsets whose squares F32 holds as normal numbers, and four of them without overflow: the F32
-// sums are then good to a few units of F32 rounding, as the CPU's float64 reference needs.
-constexpr float kSmallestF32Offset = 0x1p-50f;
-constexpr float kLargestF32Offset = 0x1p50f;
-
-// stats on a chunk. Per element only F32 work: the finite values' offsets d from the chunk's first
-// finite value, their sum and sum of squares, |x|, the extrema. Once per chunk the sums move to
-// the thread's shift in fp64, so nothing per element is converted to fp64 and nothing is divided.
-// The offsets within a chunk are small next to its values wherever the values are close (where a
-// plain sum of squares would cancel), so F32 keeps them to a few units of F32 rounding. A chunk
-// whose offsets F32 would square into overflow or below its normal range (vanishing or exploding
-// values, which stats exists to report) takes its sums in fp64 instead; so does one whose |x| sum
-// overflows F32.
-template <int N>
-__device__ __forceinline__ void accumulate_stats(const float (&v)[N], ThreadAcc& acc) {
-  float first = 0;
-  bool found = false;
-#pragma unroll
-  for (int j = 0; j < N; ++j)
-    if (!found && isfinite(v[j])) {
-      first = v[j];
-      found = true;
-    }
-  unsigned finite = 0;
-  float t1 = 0, t2 = 0, l1 = 0, widest = 0;
-#pragma unroll
-  for (int j = 0; j < N; ++j) {
-    const float x = v[j];
-    if (!isfinite(x)) {
-      count_nonfinite(x, acc);
-      continue;
-    }
-    ++finite;
-    const float d = x - first;
-    t1 += d;
-    t2 = fmaf(d, d, t2);
-    l1 += fabsf(x);
-    widest = fmaxf(widest, fabsf(d));
-    acc.min = fminf(acc.min, x);
-    acc.max = fmaxf(acc.max, x);
-    acc.abs_max = fmaxf(acc.abs_max, fabsf(x));
-  }
-  if (finite == 0) return;
-  const bool f32_holds =
-      (widest == 0.0f || (widest >= kSmallestF32Offset && widest <= kLargestF32Offset)) && isfinite(l1);
-  if (f32_holds) {
-    fold_chunk_sums<N>(acc, first, finite, t1, t2, l1);
-    return;
-  }
-  double d1 = 0, d2 = 0, a1 = 0;
-#pragma unroll
-  for (int j = 0; j < N; ++j) {
-    if (!isfinite(v[j])) continue;
-    const double d = static_cast<double>(v[j]) - static_cast<double>(first);
-    d1 += d;
-    d2 = fma(d, d, d2);
-    a1 += fabs(static_cast<double>(v[j]));
-  }
-  fold_chunk_sums<N>(acc, first, finite, d1, d2, a1);
 }
 
 template <int N>
@@ -350,25 +262,38 @@ __device__ __forceinline__ AliveFlags alive_flags(const DeviceOp& op, unsigned c
   return AliveFlags{op.alive_shared >= 0 ? shared_alive + op.alive_shared : nullptr, op.counters + 1};
 }
 
-// zeros in a flat pass: marks alive each channel with a value > 0 or NaN in the chunk. A chunk
-// within one row costs two divisions and a remainder, each a multiply-high and a shift.
+// Whether a chunk holds a value that keeps its channel alive for zeros: > 0, or NaN.
 template <int N>
-__device__ __forceinline__ void mark_alive_channels(const AliveFlags& alive, const PassArgs& args, int64_t i,
-                                                    const float (&v)[N]) {
+__device__ __forceinline__ bool any_alive(const float (&v)[N]) {
   bool any = false;
 #pragma unroll
   for (int j = 0; j < N; ++j) any = any || !(v[j] <= 0.0f);
-  if (!any) return;
+  return any;
+}
+
+// zeros in a flat pass: marks alive the channel of each value of the chunk at i that is > 0 or
+// NaN, given that one is. A chunk within one row costs a division and a remainder, each a
+// multiply-high, an add and a shift; a second division tells whether the chunk crosses rows,
+// unless the launch knows that none does.
+template <int N>
+__device__ __forceinline__ void mark_chunk_alive(const AliveFlags& alive, const PassArgs& args, int64_t i,
+                                                 const float (&v)[N]) {
   const int64_t row = row_of(i, args);
-  if (N == 1 || row == row_of(i + N - 1, args)) {
+  if (N == 1 || args.chunks_within_rows || row == row_of(i + N - 1, args)) {
     alive.set(channel_of_row(row, args));
     return;
   }
-  if constexpr (N > 1) {  // the chunk crosses rows: each element's own channel
+  if constexpr (N > 1) {  // the chunk crosses rows: each value's own channel
 #pragma unroll
     for (int j = 0; j < N; ++j)
       if (!(v[j] <= 0.0f)) alive.set(channel_of_row(row_of(i + j, args), args));
   }
+}
+
+template <int N>
+__device__ __forceinline__ void mark_alive_channels(const AliveFlags& alive, const PassArgs& args, int64_t i,
+                                                    const float (&v)[N]) {
+  if (any_alive<N>(v)) mark_chunk_alive<N>(alive, args, i, v);
 }
 
 }  // namespace hookrt::cuda::detail

@@ -28,24 +28,28 @@ struct NormVisitor {
     load_chunk<N>(args.x + i, v);
   }
 
-  template <int N>
-  __device__ __forceinline__ void chunk(int64_t, float (&v)[N]) {
+  template <int G, int N>
+  __device__ __forceinline__ void work(int64_t, int64_t, float (&group)[G][N]) {
 #pragma unroll
-    for (int k = 0; k < kMaxOps; ++k) {
-      if (k >= end) break;
-      const DeviceOp& op = args.ops[k];
+    for (int u = 0; u < G; ++u) {
+      float (&v)[N] = group[u];
 #pragma unroll
-      for (int j = 0; j < N; ++j) {
-        if (op.kind == PlannedOpKind::Clamp) {
-          if (v[j] < op.lo) v[j] = op.lo;
-          if (v[j] > op.hi) v[j] = op.hi;
-        } else if (op.kind == PlannedOpKind::ClipNorm) {
-          v[j] *= scales[k];
+      for (int k = 0; k < kMaxOps; ++k) {
+        if (k >= end) break;
+        const DeviceOp& op = args.ops[k];
+#pragma unroll
+        for (int j = 0; j < N; ++j) {
+          if (op.kind == PlannedOpKind::Clamp) {
+            if (v[j] < op.lo) v[j] = op.lo;
+            if (v[j] > op.hi) v[j] = op.hi;
+          } else if (op.kind == PlannedOpKind::ClipNorm) {
+            v[j] *= scales[k];
+          }
         }
       }
-    }
 #pragma unroll
-    for (int j = 0; j < N; ++j) squares += static_cast<double>(v[j]) * v[j];
+      for (int j = 0; j < N; ++j) squares += static_cast<double>(v[j]) * v[j];
+    }
   }
 };
 

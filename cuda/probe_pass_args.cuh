@@ -59,6 +59,9 @@ struct PassArgs {
   // 64-bit division): inner_div divides by inner, channels_div by channels.
   bool fast_channels;
   FastDivmod inner_div, channels_div;
+  // Flat passes: no float4 chunk spans two rows (rows are whole chunks long and the tensor starts
+  // on a 16-byte boundary), so a chunk's first element tells its channel.
+  bool chunks_within_rows;
   // Dynamic shared memory: histogram words, then alive flag bytes (rounded up to whole words).
   int shared_hist_words;
   int shared_alive_words;

@@ -10,7 +10,8 @@
 // in either walk: in the flat one, an element that is > 0 or NaN sets its channel's alive flag
 // (in the block's shared memory, merged into the global flags when the block is done).
 // Per element a pass does F32 and 32-bit integer work only (ThreadAcc); fp64 comes in once per
-// chunk of 4 and in the merges, so that the pass runs at the speed of its reads.
+// group of chunks a thread loads together, and in the merges, so that the pass runs at the speed
+// of its reads.
 #include "probe_pass_kernel.cuh"
 
 #include <cuda_runtime.h>
@@ -41,44 +42,62 @@ struct PassVisitor {
     load_pass_chunk<N>(args, i, v);
   }
 
-  template <int N>
-  __device__ __forceinline__ void chunk(int64_t i, float (&v)[N]) {
+  // The pass's ops, in order, each on the whole group: the ops work value by value, so each
+  // still sees what the ops before it left.
+  template <int G, int N>
+  __device__ __forceinline__ void work(int64_t i, int64_t step, float (&v)[G][N]) {
 #pragma unroll
     for (int k = 0; k < kMaxOps; ++k) {
       if (k >= args.n_ops) break;
       const DeviceOp& op = args.ops[k];
       switch (op.kind) {
-        case PlannedOpKind::Clamp: apply_clamp<N>(op, i, v, flat[k]); break;
+        case PlannedOpKind::Clamp:
+#pragma unroll
+          for (int u = 0; u < G; ++u) apply_clamp<N>(op, i + u * step, v[u], flat[k]);
+          break;
         case PlannedOpKind::ClipNorm:
 #pragma unroll
-          for (int j = 0; j < N; ++j) v[j] *= scales[k];
+          for (int u = 0; u < G; ++u)
+#pragma unroll
+            for (int j = 0; j < N; ++j) v[u][j] *= scales[k];
           break;
-        case PlannedOpKind::Stats: accumulate_stats<N>(v, flat[k]); break;
+        case PlannedOpKind::Stats: accumulate_stats_group<G, N>(v, flat[k]); break;
         case PlannedOpKind::NonFinite:
 #pragma unroll
-          for (int j = 0; j < N; ++j)
-            if (!isfinite(v[j])) count_nonfinite(v[j], flat[k]);
+          for (int u = 0; u < G; ++u)
+#pragma unroll
+            for (int j = 0; j < N; ++j)
+              if (!is_finite_f32(v[u][j])) count_nonfinite(v[u][j], flat[k]);
           break;
         case PlannedOpKind::Zeros:
 #pragma unroll
-          for (int j = 0; j < N; ++j) {
-            if (v[j] == 0.0f) ++flat[k].zeros;
-            if constexpr (kRows) {
-              if (!(v[j] <= 0.0f)) row[k].alive = 1u;
+          for (int u = 0; u < G; ++u) {
+#pragma unroll
+            for (int j = 0; j < N; ++j) {
+              if (v[u][j] == 0.0f) ++flat[k].zeros;
+              if constexpr (kRows) {
+                if (!(v[u][j] <= 0.0f)) row[k].alive = 1u;
+              }
             }
+            if constexpr (!kRows) mark_alive_channels<N>(alive_flags(op, shared_alive), args, i + u * step, v[u]);
           }
-          if constexpr (!kRows) mark_alive_channels<N>(alive_flags(op, shared_alive), args, i, v);
           break;
         case PlannedOpKind::Hist:
 #pragma unroll
-          for (int j = 0; j < N; ++j) hist_add(op, v[j], shared_hist);
+          for (int u = 0; u < G; ++u)
+#pragma unroll
+            for (int j = 0; j < N; ++j) hist_add(op, v[u][j], shared_hist);
           break;
         case PlannedOpKind::Channels:
-          if constexpr (kRows) accumulate_channel<N>(v, row[k]);
+          if constexpr (kRows) {
+#pragma unroll
+            for (int u = 0; u < G; ++u) accumulate_channel<N>(v[u], row[k]);
+          }
           break;
       }
     }
-    store_pass_chunk<N>(args, i, v);
+#pragma unroll
+    for (int u = 0; u < G; ++u) store_pass_chunk<N>(args, i + u * step, v[u]);
   }
 };
 
@@ -98,14 +117,25 @@ struct CommonVisitor {
     load_pass_chunk<N>(args, i, v);
   }
 
-  template <int N>
-  __device__ __forceinline__ void chunk(int64_t i, float (&v)[N]) {
-    accumulate_stats<N>(v, acc);
+  // stats tells, per group, whether every value was finite, and then each chunk's largest value:
+  // all that zeros' alive test needs, so a chunk of a group like that costs it one comparison.
+  template <int G, int N>
+  __device__ __forceinline__ void work(int64_t i, int64_t step, float (&v)[G][N]) {
+    const StatsGroup<G> group = accumulate_stats_group<G, N>(v, acc);
 #pragma unroll
-    for (int j = 0; j < N; ++j)
-      if (v[j] == 0.0f) ++acc.zeros;
-    if (zeros) mark_alive_channels<N>(alive, args, i, v);
-    store_pass_chunk<N>(args, i, v);
+    for (int u = 0; u < G; ++u)
+#pragma unroll
+      for (int j = 0; j < N; ++j)
+        if (v[u][j] == 0.0f) ++acc.zeros;
+    if (zeros) {
+#pragma unroll
+      for (int u = 0; u < G; ++u) {
+        const bool any = group.fast ? group.chunk_max[u] > 0.0f : any_alive<N>(v[u]);
+        if (any) mark_chunk_alive<N>(alive, args, i + u * step, v[u]);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < G; ++u) store_pass_chunk<N>(args, i + u * step, v[u]);
   }
 };
 

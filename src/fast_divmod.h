@@ -6,12 +6,7 @@
 #include <cstdint>
 
 #include "hookrt/error.h"
-
-#if defined(__CUDACC__)
-#define HOOKRT_HOST_DEVICE __host__ __device__
-#else
-#define HOOKRT_HOST_DEVICE
-#endif
+#include "host_device.h"
 
 namespace hookrt {
 
