@@ -72,6 +72,7 @@ json probe_benchmarks() {
   return json{{"context", {{"executable", "bench_gpu_probes"}}},
               {"benchmarks",
                {gbench_run("BM_ProbePass/64/min_time:0.300/manual_time", 30.0, "us", {{"read_GB/s", 2.25e12}}),
+                gbench_run("BM_ProbePassEager/64/min_time:0.300/manual_time", 45.0, "us", {{"read_GB/s", 1.5e12}}),
                 gbench_run("BM_DeviceCopy/64/min_time:0.300/manual_time", 50.0, "us",
                            {{"read+write_GB/s", 2.5e12}})}}};
 }
@@ -128,6 +129,8 @@ TEST(DeviceFigures, KeepsTheFiguresThatResultsFilesAlreadyHold) {
   EXPECT_EQ(f["train_step_hooked_vs_torch_hooks_item_ms"]["baseline"], 300.0);
   EXPECT_EQ(f["probe_pass_64MiB_read_GBps"]["value"], 2250.0);
   EXPECT_EQ(f["probe_pass_64MiB_read_GBps"]["ratio"], 0.9);
+  EXPECT_EQ(f["probe_pass_eager_64MiB_read_GBps"]["value"], 1500.0);  // the eager call, against the same copy
+  EXPECT_EQ(f["probe_pass_eager_64MiB_read_GBps"]["ratio"], 0.6);
   for (const char* key : {"value", "baseline", "unit", "baseline_is", "ratio"})
     EXPECT_TRUE(f["train_step_ms"].contains(key)) << key;
 }
