@@ -43,7 +43,7 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options)
       cublas_workspace_(pool_.allocate_bytes(cublas_workspace_bytes(options.device))),
       cublas_(CublasHandle::create(stream_->get(), options.allow_tf32, cublas_workspace_->data,
                                    cublas_workspace_bytes(options.device))),
-      workspace_(pool_),
+      workspace_(pool_, "cuDNN's workspace"),
       convolutions_(cudnn_.get(), workspace_,
                     ConvolutionOptions{options.allow_tf32, options.conv_workspace_limit_bytes, options.conv_algorithms,
                                        options.deterministic_conv}),
@@ -272,9 +272,7 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
       buffers.captures[p] = captures[p].data<float>();
     }
 
-  run_fused_probes(
-      *plan, buffers, [this](size_t bytes) { return empty({static_cast<int64_t>(bytes)}, DType::U8).storage(); },
-      stream());
+  run_fused_probes(*plan, buffers, [this](size_t bytes) { return probe_scratch_.reserve(bytes); }, stream());
 
   PendingProbeRun pending{next_ticket_++, plan, slot.offset, {}};
   for (const Tensor& capture : captures) {

@@ -141,6 +141,7 @@ class CudaBackend final : public Backend {
 
   ProbeArena arena_;
   ZeroedCounters probe_counters_{pool_};
+  Workspace probe_scratch_{pool_, "the probe passes' scratch"};  // block partials, row moments
   CaptureRing capture_ring_;
   std::vector<PendingProbeRun> pending_;
   uint64_t next_ticket_ = 0;

@@ -21,7 +21,6 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -92,10 +91,9 @@ size_t op_counter_words(const ProbePlan& plan, const PlannedPass& pass, size_t k
   return 0;
 }
 
-// Scratch of one pass, carved from one allocation. A flat pass takes its counters from the
-// zeroed words (the first is its `done` count) and needs no memset; a row pass's are scratch.
+// Scratch of one pass, carved from one request. A flat pass takes its counters from the zeroed
+// words (the first is its `done` count) and needs no memset; a row pass's are scratch.
 struct PassScratch {
-  std::shared_ptr<Storage> storage;
   FlatAcc* partials = nullptr;       // (blocks, kMaxOps)
   double* norm_partials = nullptr;   // (flat blocks)
   unsigned long long* done = nullptr;      // flat passes
@@ -124,8 +122,7 @@ PassScratch allocate_pass_scratch(const ProbePlan& plan, const PlannedPass& pass
   const size_t row_bytes = round_up(rows_total * sizeof(double));
 
   PassScratch s;
-  s.storage = scratch(partial_bytes + norm_bytes + counter_bytes + row_bytes);
-  char* base = static_cast<char*>(s.storage->data);
+  char* base = static_cast<char*>(scratch(partial_bytes + norm_bytes + counter_bytes + row_bytes));
   s.partials = reinterpret_cast<FlatAcc*>(base);
   s.norm_partials = reinterpret_cast<double*>(base + partial_bytes);
   unsigned long long* counters = nullptr;
@@ -235,7 +232,6 @@ void run_pass(const ProbePlan& plan, size_t pass_index, const FusedProbeBuffers&
     launch_channel_finish(args, grid_for(plan.channels, kBlock), stream);
     launch_flat_finish(args, s.partials, blocks, stream);
   }
-  // s.storage is freed stream-ordered, after the kernels above have used it.
 }
 
 }  // namespace

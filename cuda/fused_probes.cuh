@@ -6,7 +6,6 @@
 
 #include <cstddef>
 #include <functional>
-#include <memory>
 #include <vector>
 
 #include "hookrt/tensor.h"
@@ -52,8 +51,10 @@ struct FusedProbeBuffers {
 // The zeroed counter words the plan's flat passes need (the most any one of them needs).
 size_t fused_probe_counter_words(const ProbePlan& plan);
 
-// Stream-ordered device scratch of at least `bytes` bytes (the backend's pool).
-using ProbeScratchAllocator = std::function<std::shared_ptr<Storage>(size_t bytes)>;
+// Device scratch of at least `bytes` bytes for the work queued next on the stream: a pass's block
+// partials and row moments, which its own kernels consume. Later requests may hand out the same
+// memory (the backend keeps one buffer), as stream order runs their work after this one's.
+using ProbeScratchAllocator = std::function<void*(size_t bytes)>;
 
 // Queues the plan's kernels on `stream`; the slot is complete when the stream reaches this point.
 void run_fused_probes(const ProbePlan& plan, const FusedProbeBuffers& buffers,

@@ -1,13 +1,15 @@
 // The GPU path's steady state: a probed step reserves no new device memory once warm, probes add
 // one host wait per step however many tensors they watch (the arena's copy, waited for by the
 // delivery thread: the thread that steps waits no more than without probes), and a probe run can
-// be captured into a CUDA graph and replayed on new data. Skips where no GPU is usable.
+// be captured into a CUDA graph, with no allocation in it, and replayed on new data. Skips where no
+// GPU is usable.
 #include <gtest/gtest.h>
 
 #if HOOKRT_WITH_CUDA
 #include <cuda_runtime.h>
 
 #include <string>
+#include <vector>
 
 #include "cpu/probes.h"
 #include "cuda_backend.h"
@@ -98,6 +100,17 @@ TEST(GpuProbeGraph, AProbeRunCapturedInACudaGraphReplaysOnNewData) {
   cudaGraph_t graph = nullptr;
   ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess) << "the probe run did something a graph cannot hold";
   ASSERT_TRUE(effects.deferred.has_value());
+  // Warm, a run takes its scratch from the backend's buffers: the graph holds no allocation.
+  size_t node_count = 0;
+  ASSERT_EQ(cudaGraphGetNodes(graph, nullptr, &node_count), cudaSuccess);
+  std::vector<cudaGraphNode_t> nodes(node_count);
+  ASSERT_EQ(cudaGraphGetNodes(graph, nodes.data(), &node_count), cudaSuccess);
+  for (cudaGraphNode_t node : nodes) {
+    cudaGraphNodeType type{};
+    ASSERT_EQ(cudaGraphNodeGetType(node, &type), cudaSuccess);
+    EXPECT_NE(type, cudaGraphNodeTypeMemAlloc) << "the recorded probe run allocates device memory";
+    EXPECT_NE(type, cudaGraphNodeTypeMemFree) << "the recorded probe run frees device memory";
+  }
   cudaGraphExec_t exec = nullptr;
   ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
 
