@@ -3,7 +3,8 @@
 // loads them, and the groups of one chunk or one value left at the ends of a range) over
 // ordinary data, which takes the fast path, and over NaN, Inf, exploding and vanishing values,
 // which must take the careful path and still agree. The design's accuracy: counts, min and max
-// exact; mean, std, l1 and l2 to 1e-5 relative.
+// exact; mean, std, l1 and l2 to 1e-5 relative. The fast path, centred on each group's mean, does
+// better: a few units of F32 rounding, held here to 1e-6 on data that puts outliers anywhere.
 #include "probe_thread_stats.h"
 
 #include <gtest/gtest.h>
@@ -21,6 +22,7 @@ namespace hookrt {
 namespace {
 
 constexpr double kRel = 1e-5;
+constexpr double kFastRel = 1e-6;
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
@@ -92,7 +94,8 @@ double relative(double got, double want, double scale) {
   return scale == 0 ? std::fabs(got - want) : std::fabs(got - want) / scale;
 }
 
-void expect_matches(const ThreadAcc& acc, const std::vector<float>& values, const std::string& what) {
+void expect_matches(const ThreadAcc& acc, const std::vector<float>& values, const std::string& what,
+                    double rel = kRel) {
   const Reference want = reference_of(values);
   EXPECT_EQ(acc.count, want.count) << what;
   EXPECT_EQ(acc.nan, want.nan) << what;
@@ -106,11 +109,11 @@ void expect_matches(const ThreadAcc& acc, const std::vector<float>& values, cons
   const double std_want = want.count > 1 ? std::sqrt(want.m2 / (want.count - 1)) : 0.0;
   const double std_got = want.count > 1 ? std::sqrt(got.m2 / (want.count - 1)) : 0.0;
   // The mean of values spread around zero is judged against their spread.
-  EXPECT_LE(relative(got.mean, want.mean, std::fabs(want.mean) + std_want), kRel)
+  EXPECT_LE(relative(got.mean, want.mean, std::fabs(want.mean) + std_want), rel)
       << what << ": mean " << got.mean << " vs " << want.mean;
-  EXPECT_LE(relative(std_got, std_want, std_want), kRel) << what << ": std " << std_got << " vs " << std_want;
-  EXPECT_LE(relative(acc.l1, want.l1, want.l1), kRel) << what << ": l1 " << acc.l1 << " vs " << want.l1;
-  EXPECT_LE(relative(std::sqrt(got.squares), std::sqrt(want.squares), std::sqrt(want.squares)), kRel)
+  EXPECT_LE(relative(std_got, std_want, std_want), rel) << what << ": std " << std_got << " vs " << std_want;
+  EXPECT_LE(relative(acc.l1, want.l1, want.l1), rel) << what << ": l1 " << acc.l1 << " vs " << want.l1;
+  EXPECT_LE(relative(std::sqrt(got.squares), std::sqrt(want.squares), std::sqrt(want.squares)), rel)
       << what << ": l2 " << std::sqrt(got.squares) << " vs " << std::sqrt(want.squares);
 }
 
@@ -139,7 +142,14 @@ std::vector<Case> ordinary_cases() {
          return static_cast<float>(std::pow(10.0, static_cast<double>((i / 4) % 7) - 3.0) * (1 + r.normal()));
        }},
       {"gradients around 1e-6", [](Pcg32& r, size_t) { return static_cast<float>(1e-6 * r.normal()); }},
+      {"an outlier first in every group", [](Pcg32&, size_t i) { return i % 16 == 0 ? 0.0f : 1.8118352890014648f; }},
+      {"an outlier first in every group, the rest spread",
+       [](Pcg32& r, size_t i) { return i % 16 == 0 ? 0.0f : static_cast<float>(r.uniform(1.0, 1.0001)); }},
+      {"an outlier last in every group", [](Pcg32& r, size_t i) {
+         return i % 16 == 15 ? 100.0f : static_cast<float>(r.normal());
+       }},
       {"constant", [](Pcg32&, size_t) { return 0.75f; }},
+      {"constant, summing with rounding", [](Pcg32&, size_t) { return 1.1f; }},
       {"all zeros", [](Pcg32&, size_t) { return 0.0f; }},
   };
 }
@@ -149,7 +159,7 @@ TEST(ProbeThreadStats, OrdinaryDataTakesTheFastPathAndMatchesFloat64) {
     const std::vector<float> values = sample(c.value, 11);
     const Fed fed = feed(values);
     EXPECT_EQ(fed.fast_groups, fed.groups) << c.name;
-    expect_matches(fed.acc, values, c.name);
+    expect_matches(fed.acc, values, c.name, kFastRel);
   }
 }
 
