@@ -77,7 +77,7 @@ void HookDispatcher::run_probe_hook(const ProbeList& probes, HookWhen when, cons
     }
   may_halt_ = may_halt_ || std::any_of(probes.begin(), probes.end(), probe_may_halt);
   ProbeRunEffects effects = backend_.run_probes(probes, tensor, record, options);
-  if (effects.changed) probed_.forget();
+  if (effects.changed) probed_.forget(tensor);
   if (reusable) probed_.remember(tensor, probes, options.channel_axis, EarlierProbeRun{record.results, effects.deferred});
   if (transforms)
     for (GradTransform& t : effects.grad_transforms) transforms->push_back(std::move(t));

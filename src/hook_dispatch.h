@@ -76,9 +76,9 @@ class HookDispatcher {
   // For error paths: delivers what can be delivered and never throws (a halt is ignored, other
   // failures are reported on stderr).
   void flush_records_noexcept() noexcept;
-  // A tensor the step has written in place (an accumulated gradient): earlier probe results
-  // describe no tensor any more (see probed_tensors.h).
-  void tensors_written() { probed_.forget(); }
+  // A tensor the step is about to write in place (a gradient accumulated into): earlier probe
+  // results on it no longer describe it (see probed_tensors.h).
+  void tensor_written(const Tensor& tensor) { probed_.forget(tensor); }
   // Whether a probe that ran in this step may stop it (nonfinite=halt): its records must then be
   // finished before the optimizer runs, not handed over.
   bool may_halt() const { return may_halt_; }

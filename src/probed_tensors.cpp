@@ -26,6 +26,11 @@ const EarlierProbeRun* ProbedTensors::find(const Tensor& tensor, const ProbeList
   return nullptr;
 }
 
+void ProbedTensors::forget(const Tensor& written) {
+  if (!written.storage()) return;
+  std::erase_if(entries_, [&](const Entry& entry) { return entry.storage == written.storage(); });
+}
+
 void ProbedTensors::remember(const Tensor& tensor, const ProbeList& probes, int channel_axis, EarlierProbeRun run) {
   if (!tensor.defined() || !tensor.storage()) return;
   drop_dead_tensors();

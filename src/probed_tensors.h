@@ -6,12 +6,13 @@
 // a firing takes the earlier run's results instead of reading the tensor again.
 //
 // That is sound because a step writes each tensor once, when it makes it, except in three places,
-// which call forget(): a gradient accumulated in place (Tape), a host callback (it may write any
-// tensor it is given), and a changing probe. Entries keep their storage alive, so a remembered
-// address cannot come back as a new tensor; but a tensor that only this memory still holds can
-// never fire again, so such entries go at the next firing (a step's gradients are freed as
-// backward goes on, not kept for this), and only the last few are kept at all, since repeats
-// fire close together.
+// which forget what they may have changed: a gradient accumulated in place (Tape) and a changing
+// probe forget their tensor's storage, a host callback (it may write any tensor it is given)
+// everything. Entries keep their storage alive, so a remembered address cannot come back as a new
+// tensor; but a tensor that only this memory still holds can never fire again, so such entries go
+// at the next firing (a step's gradients are freed as backward goes on, not kept for this).
+// Repeats fire close together, but a block's gradients fire between a block's grad_output and
+// its Sequential's: a few dozen entries cover a ResNet's.
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -42,11 +43,13 @@ class ProbedTensors {
   const EarlierProbeRun* find(const Tensor& tensor, const ProbeList& probes, int channel_axis);
   void remember(const Tensor& tensor, const ProbeList& probes, int channel_axis, EarlierProbeRun run);
   void forget() { entries_.clear(); }
+  // Forgets every run on `written`'s storage (any view of it), which is about to change.
+  void forget(const Tensor& written);
 
  private:
   void drop_dead_tensors();
 
-  static constexpr size_t kKept = 8;
+  static constexpr size_t kKept = 32;
   struct Entry {
     std::shared_ptr<Storage> storage;
     size_t byte_offset = 0;

@@ -14,7 +14,7 @@ StepRunner::StepRunner(Model& model, Backend& backend, DeviceState& state, const
       options_(options),
       tape_(backend, backward),
       hooks_(backend, model.hooks(), std::move(sink), step) {
-  tape_.on_write_in_place([this] { hooks_.tensors_written(); });
+  tape_.on_write_in_place([this](const Tensor& grad) { hooks_.tensor_written(grad); });
 }
 
 int StepRunner::forward(const Tensor& input, bool input_requires_grad) {

@@ -30,7 +30,7 @@ void Tape::accumulate_grad(int id, Tensor g) {
     v.grad = std::move(sum);
     return;
   }
-  if (write_observer_) write_observer_();
+  if (write_observer_) write_observer_(v.grad);
   backend_.accumulate(v.grad, g);
 }
 

@@ -37,9 +37,9 @@ class Tape {
   int add_value(Tensor data, bool requires_grad);
   Value& value(int id) { return values_.at(static_cast<size_t>(id)); }
 
-  // Called before a gradient is accumulated into a tensor in place (what was known about its
-  // values no longer holds).
-  void on_write_in_place(std::function<void()> observer) { write_observer_ = std::move(observer); }
+  // Called with a gradient about to be accumulated into in place (what was known about its values
+  // no longer holds).
+  void on_write_in_place(std::function<void(const Tensor&)> observer) { write_observer_ = std::move(observer); }
   // Records a backward closure (no-op when the tape is disabled: forward-only steps).
   void record(std::function<void()> backward);
   // Adds g into the value's gradient. g must not be referenced elsewhere afterwards (unless it is
@@ -75,7 +75,7 @@ class Tape {
   bool enabled_;
   std::deque<Value> values_;  // deque: references stay valid as values are added
   std::vector<std::function<void()>> nodes_;
-  std::function<void()> write_observer_;
+  std::function<void(const Tensor&)> write_observer_;
 };
 
 }  // namespace hookrt::detail

@@ -1,7 +1,8 @@
 // Probe results shared between firings on one tensor (src/probed_tensors.h) must describe the
 // tensor as each firing sees it. Every stats record of a whole train step is held to the stats of
 // the capture that a second hook took at the same firing: a stale result (a gradient accumulated
-// in place since, a callback that wrote the tensor) would differ from its capture.
+// in place since, a callback that wrote the tensor) would differ from its capture. And a gradient
+// summed in place forgets only its own runs: the tensors around it are not probed again.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -11,6 +12,7 @@
 
 #include "cpu/probes.h"
 #include "hookrt/hook_spec.h"
+#include "support/delegating_backend.h"
 #include "support/probe_results.h"
 #include "support/tiny_model.h"
 
@@ -76,6 +78,40 @@ TEST_F(ProbeReuse, EveryRecordDescribesTheTensorAsItsFiringSawIt) {
 TEST_F(ProbeReuse, AGradientAccumulatedInPlaceIsProbedAgain) {
   expect_records_match_their_captures(model(), {"backward:layer2.0.downsample", "backward:layer1.1", "backward:layer1"},
                                       5);
+}
+
+// Probe runs that reach the backend.
+class RunCountingBackend final : public testing::DelegatingBackend {
+ public:
+  explicit RunCountingBackend(int& runs) : runs_(runs) {}
+  ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
+                             const ProbeRunOptions& options) override {
+    ++runs_;
+    return DelegatingBackend::run_probes(probes, tensor, record, options);
+  }
+
+ private:
+  int& runs_;
+};
+
+// layer2.0's output gradient fires twice: as the grad_output of its last ReLU, then of the block.
+// Between them the block sums its conv path's gradient into its downsample's in place (its
+// grad_input), which must not cost the output gradient its run.
+TEST_F(ProbeReuse, AGradientSummedInPlaceForgetsOnlyItsOwnRuns) {
+  register_hook_spec(model(), parse_hook_spec("backward:layer2.0.relu:stats,zeros"));
+  register_hook_spec(model(), parse_hook_spec("backward:layer2.0:stats,zeros"));
+  ExecutorOptions options;
+  options.mode = Mode::Train;
+  int runs = 0;
+  Executor executor(model(), std::make_unique<RunCountingBackend>(runs), options);
+  int records = 0;
+  executor.subscribe([&](const ProbeRecord&) { ++records; });
+  executor.step(testing::tiny_input(), testing::tiny_labels());
+  executor.flush_records();
+  EXPECT_EQ(records, 6);  // the ReLU's two calls and the block, a grad_input and a grad_output each
+  // The ReLU's four runs and the block's grad_input (the sum); the block's grad_output is the
+  // ReLU's second call's.
+  EXPECT_EQ(runs, 5);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // ProbedTensors: a remembered run stands in only for the same probes on the same tensor (storage,
 // offset, shape, dtype) and channel axis; runs that change, capture or may halt are never
-// remembered; a tensor nothing else holds is let go; only the last few runs are kept.
+// remembered; a written tensor's runs are forgotten, and only its; a tensor nothing else holds is
+// let go; only the last few dozen runs are kept.
 #include <gtest/gtest.h>
 
 #include <vector>
@@ -57,6 +58,21 @@ TEST(ProbedTensors, ForgetsOnRequest) {
   EXPECT_EQ(probed.find(t, kStats, 0), nullptr);
 }
 
+TEST(ProbedTensors, ForgetsEveryViewOfAWrittenTensorAndNothingElse) {
+  ProbedTensors probed;
+  Tensor written = Tensor::zeros({2, 4});
+  Tensor view(written.storage(), {4}, DType::F32, 16);  // its second row
+  Tensor other = Tensor::zeros({2, 4});
+  probed.remember(written, kStats, 0, run_with_ticket(1));
+  probed.remember(view, kStats, 0, run_with_ticket(2));
+  probed.remember(other, kStats, 0, run_with_ticket(3));
+  probed.forget(view);
+  EXPECT_EQ(probed.find(written, kStats, 0), nullptr);
+  EXPECT_EQ(probed.find(view, kStats, 0), nullptr);
+  ASSERT_NE(probed.find(other, kStats, 0), nullptr);
+  EXPECT_EQ(probed.find(other, kStats, 0)->ticket, 3u);
+}
+
 TEST(ProbedTensors, LetsGoOfTensorsNothingElseHolds) {
   ProbedTensors probed;
   std::weak_ptr<Storage> storage;
@@ -71,16 +87,20 @@ TEST(ProbedTensors, LetsGoOfTensorsNothingElseHolds) {
   EXPECT_TRUE(storage.expired()) << "a tensor only the memory held was kept past the next firing";
 }
 
-TEST(ProbedTensors, KeepsOnlyTheLastFewRuns) {
+// A BasicBlock's backward fires about 15 runs (grad_input of each child, parameter gradients)
+// between the block's grad_output and its Sequential's: the memory holds them all, and no more
+// than a few dozen.
+TEST(ProbedTensors, KeepsTheLastFewDozenRuns) {
   ProbedTensors probed;
   std::vector<Tensor> tensors;
-  for (int i = 0; i < 20; ++i) {
+  for (int i = 0; i < 64; ++i) {
     tensors.push_back(Tensor::zeros({4}));
     probed.remember(tensors.back(), kStats, 0, run_with_ticket(static_cast<uint64_t>(i)));
   }
   EXPECT_EQ(probed.find(tensors.front(), kStats, 0), nullptr);
+  ASSERT_NE(probed.find(tensors[64 - 30], kStats, 0), nullptr) << "30 runs back";
   ASSERT_NE(probed.find(tensors.back(), kStats, 0), nullptr);
-  EXPECT_EQ(probed.find(tensors.back(), kStats, 0)->ticket, 19u);
+  EXPECT_EQ(probed.find(tensors.back(), kStats, 0)->ticket, 63u);
 }
 
 }  // namespace
