@@ -123,13 +123,29 @@ void time_replays(benchmark::State& state, cudaStream_t stream, RecordedWork& wo
   }
 }
 
+// Runs a benchmark's body: a failed CUDA call (an Error) skips this size, and the rest run.
+template <class Body>
+void run_or_skip(benchmark::State& state, Body body) {
+  try {
+    body();
+  } catch (const std::exception& error) {
+    state.SkipWithError(error.what());
+  }
+}
+
+// `bytes` moved per iteration, as a rate in bytes per second.
+benchmark::Counter bytes_per_second(double bytes, const benchmark::State& state) {
+  return benchmark::Counter(bytes * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate,
+                            benchmark::Counter::kIs1000);
+}
+
 const hookrt::ProbeList& common_probes() {
   static const hookrt::ProbeList probes{hookrt::probes::Stats{}, hookrt::probes::Zeros{}, hookrt::probes::NonFinite{}};
   return probes;
 }
 
 void BM_ProbePass(benchmark::State& state) {
-  try {
+  run_or_skip(state, [&] {
     auto gpu = gpu_or_skip(state);
     if (!gpu) return;
     hookrt::Tensor t = random_device_tensor(*gpu, activation_shape(state));
@@ -141,15 +157,12 @@ void BM_ProbePass(benchmark::State& state) {
     RecordedWork pass(stream_of(*gpu), [&] { gpu->run_probes(common_probes(), t, record, options); });
     time_replays(state, stream_of(*gpu), pass, replays_per_timing(state));
     gpu->collect_deferred_probe_results();  // the results of the last replay
-    state.counters["read_GB/s"] = benchmark::Counter(static_cast<double>(t.nbytes()) * state.iterations(),
-                                                     benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
-  } catch (const std::exception& error) {  // a failed CUDA call: this size fails, the rest run
-    state.SkipWithError(error.what());
-  }
+    state.counters["read_GB/s"] = bytes_per_second(static_cast<double>(t.nbytes()), state);
+  });
 }
 
 void BM_ProbePassEager(benchmark::State& state) {
-  try {
+  run_or_skip(state, [&] {
     auto gpu = gpu_or_skip(state);
     if (!gpu) return;
     hookrt::Tensor t = random_device_tensor(*gpu, activation_shape(state));
@@ -164,15 +177,12 @@ void BM_ProbePassEager(benchmark::State& state) {
       gpu->collect_deferred_probe_results();  // the step's one copy of the results arena, not timed
       state.SetIterationTime(timer.seconds());
     }
-    state.counters["read_GB/s"] = benchmark::Counter(static_cast<double>(t.nbytes()) * state.iterations(),
-                                                     benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
-  } catch (const std::exception& error) {  // a failed CUDA call: this size fails, the rest run
-    state.SkipWithError(error.what());
-  }
+    state.counters["read_GB/s"] = bytes_per_second(static_cast<double>(t.nbytes()), state);
+  });
 }
 
 void BM_DeviceCopy(benchmark::State& state) {
-  try {
+  run_or_skip(state, [&] {
     auto gpu = gpu_or_skip(state);
     if (!gpu) return;
     const hookrt::Tensor src = random_device_tensor(*gpu, activation_shape(state));
@@ -183,11 +193,8 @@ void BM_DeviceCopy(benchmark::State& state) {
       cudaMemcpyAsync(dst.raw_data(), src.raw_data(), src.nbytes(), cudaMemcpyDeviceToDevice, stream);
     });
     time_replays(state, stream, copy, replays_per_timing(state));
-    state.counters["read+write_GB/s"] = benchmark::Counter(2.0 * static_cast<double>(src.nbytes()) * state.iterations(),
-                                                           benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
-  } catch (const std::exception& error) {  // a failed CUDA call: this size fails, the rest run
-    state.SkipWithError(error.what());
-  }
+    state.counters["read+write_GB/s"] = bytes_per_second(2.0 * static_cast<double>(src.nbytes()), state);
+  });
 }
 
 // 1 MiB to 1 GiB by factors of 4.
