@@ -1,8 +1,9 @@
 #pragma once
-// The fused probe kernels' work on one chunk of the tensor (1 or 4 consecutive elements, in
-// registers): loading and storing chunks with float4 where the address allows, the visitor that
-// hands out a range's chunks, and each probe's step on a chunk (stats, nonfinite, histogram
-// binning, clamp, zeros' alive flags). Each step follows its CPU reference in src/cpu/.
+// The fused probe kernels' work on chunks of the tensor (1 or 4 consecutive elements, in
+// registers): loading and storing chunks with float4 where the address allows, the walk that
+// hands out a range's chunks in groups (visit_range), and each probe's step on a chunk
+// (histogram binning, clamp, per-channel moments, zeros' alive flags; stats is
+// src/probe_thread_stats.h). Each step follows its CPU reference in src/cpu/.
 #include <cuda_runtime.h>
 
 #include <cmath>
