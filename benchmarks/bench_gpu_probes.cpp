@@ -139,6 +139,19 @@ benchmark::Counter bytes_per_second(double bytes, const benchmark::State& state)
                             benchmark::Counter::kIs1000);
 }
 
+// The backend and an activation-shaped random tensor on it; no backend where this build has none
+// (the size is then skipped).
+struct BenchTensor {
+  std::unique_ptr<hookrt::Backend> gpu;
+  hookrt::Tensor t;
+};
+
+BenchTensor bench_tensor(benchmark::State& state) {
+  BenchTensor bench{gpu_or_skip(state), {}};
+  if (bench.gpu) bench.t = random_device_tensor(*bench.gpu, activation_shape(state));
+  return bench;
+}
+
 const hookrt::ProbeList& common_probes() {
   static const hookrt::ProbeList probes{hookrt::probes::Stats{}, hookrt::probes::Zeros{}, hookrt::probes::NonFinite{}};
   return probes;
@@ -146,9 +159,8 @@ const hookrt::ProbeList& common_probes() {
 
 void BM_ProbePass(benchmark::State& state) {
   run_or_skip(state, [&] {
-    auto gpu = gpu_or_skip(state);
+    auto [gpu, t] = bench_tensor(state);
     if (!gpu) return;
-    hookrt::Tensor t = random_device_tensor(*gpu, activation_shape(state));
     const hookrt::ProbeRunOptions options;
     hookrt::ProbeRecord warm_up;  // the arena, the pool and the kernels' first use, outside the graph
     gpu->run_probes(common_probes(), t, warm_up, options);
@@ -163,9 +175,8 @@ void BM_ProbePass(benchmark::State& state) {
 
 void BM_ProbePassEager(benchmark::State& state) {
   run_or_skip(state, [&] {
-    auto gpu = gpu_or_skip(state);
+    auto [gpu, t] = bench_tensor(state);
     if (!gpu) return;
-    hookrt::Tensor t = random_device_tensor(*gpu, activation_shape(state));
     const hookrt::ProbeRunOptions options;
     gpu->synchronize();
     EventTimer timer;
@@ -183,9 +194,8 @@ void BM_ProbePassEager(benchmark::State& state) {
 
 void BM_DeviceCopy(benchmark::State& state) {
   run_or_skip(state, [&] {
-    auto gpu = gpu_or_skip(state);
+    auto [gpu, src] = bench_tensor(state);
     if (!gpu) return;
-    const hookrt::Tensor src = random_device_tensor(*gpu, activation_shape(state));
     hookrt::Tensor dst = gpu->empty(src.shape());
     gpu->synchronize();
     cudaStream_t stream = stream_of(*gpu);
