@@ -39,8 +39,8 @@ HOOKRT_HOST_DEVICE_INLINE ThreadAcc empty_thread() {
 // One comparison of |x| (NaN compares false), where isfinite may cost more.
 HOOKRT_HOST_DEVICE_INLINE bool is_finite_f32(float x) { return fabsf(x) <= FLT_MAX; }
 
-template <class Acc>
-HOOKRT_HOST_DEVICE_INLINE void count_nonfinite(float x, Acc& acc) {
+// x, not finite, into its count.
+HOOKRT_HOST_DEVICE_INLINE void count_nonfinite(float x, ThreadAcc& acc) {
   if (x != x)
     ++acc.nan;
   else if (x > 0)
