@@ -228,6 +228,7 @@ void CudaBackend::multiply_(Tensor& tensor, const Tensor& factor) {
 // for the device (a capture may, when the capture ring is full).
 ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                                         const ProbeRunOptions& options) {
+  if (options.probe_input) return run_input_probes_apart(probes, tensor, record, options);
   if (tensor.device() != Device::CUDA || probes.empty()) return cpu::produce_and_run_probes(*this, probes, tensor, record, options);
   if (tensor.dtype() != DType::F32)  // the words of cpu::probe_data, so both backends fail alike
     throw Error("probe " + probe_name(probes.front()) + ": probes run on F32 tensors, got " +

@@ -1,6 +1,8 @@
 // Backend's non-virtual conveniences (see hookrt/backend.h).
 #include "hookrt/backend.h"
 
+#include <string>
+
 #include "hookrt/error.h"
 
 namespace hookrt {
@@ -21,6 +23,25 @@ void Backend::run_producing_op(const ProducingOp& op, Tensor& out) {
       return;
   }
   throw Error("internal: unknown producing op");
+}
+
+ProbeRunEffects Backend::run_input_probes_apart(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
+                                               const ProbeRunOptions& options) {
+  if (!options.probe_input) return run_probes(probes, tensor, record, options);
+  const InputProbeRun& run = *options.probe_input;
+  if (!options.produce || run.record == nullptr || run.input < 0 || run.input > 1)
+    throw Error("internal: probes on a producing op's input need the op, an input (0 or 1) and a record");
+  Tensor input = run.input == 0 ? options.produce->a : options.produce->b;
+  if (!input.defined())
+    throw Error("internal: probes on input " + std::to_string(run.input) + " of a producing op that has none");
+  ProbeRunOptions input_options;
+  input_options.channel_axis = run.channel_axis;
+  const ProbeRunEffects input_effects = run_probes(run.probes, input, *run.record, input_options);
+  ProbeRunOptions rest = options;
+  rest.probe_input.reset();
+  ProbeRunEffects effects = run_probes(probes, tensor, record, rest);
+  effects.input_deferred = input_effects.deferred;
+  return effects;
 }
 
 std::unique_ptr<StepGraph> Backend::end_step_recording() {

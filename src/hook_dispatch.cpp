@@ -39,7 +39,104 @@ void HookDispatcher::write_now(std::optional<ProducingOp>& produce, Tensor& tens
   if (!produce) return;
   const ProducingOp op = std::move(*produce);
   produce.reset();
-  backend_.run_producing_op(op, tensor);
+  write(op, tensor);
+}
+
+void HookDispatcher::write(const ProducingOp& op, Tensor& out) {
+  ProbeRunOptions options;
+  options.produce = op;
+  const std::optional<ParkedRun> parked = take_parked_for(options);
+  if (!parked) {
+    backend_.run_producing_op(op, out);
+    return;
+  }
+  ProbeRecord unused;  // the run probes the op's input only
+  const ProbeRunEffects effects = backend_.run_probes(ProbeList{}, out, unused, options);
+  parked_run_done(*parked, effects.input_deferred);
+}
+
+static bool same_tensor(const Tensor& a, const Tensor& b) {
+  return a.defined() && b.defined() && a.storage() == b.storage() && a.byte_offset() == b.byte_offset() &&
+         a.shape() == b.shape() && a.dtype() == b.dtype();
+}
+
+bool HookDispatcher::can_park_forward(const std::string& module) const {
+  const auto hooks = active(HookWhen::Forward, module);
+  if (hooks.size() != 1) return false;
+  const auto* probes = std::get_if<ProbeList>(&hooks.front()->action);
+  return probes && !probes->empty() && ProbedTensors::reusable(*probes);
+}
+
+void HookDispatcher::park_forward(const HookSite& site, const Tensor& output, std::set<uint64_t>& called) {
+  run_parked();
+  const auto hooks = active(HookWhen::Forward, site.module);
+  if (!can_park_forward(site.module)) throw Error("internal: the forward hooks of '" + site.module + "' cannot wait");
+  called.insert(hooks.front()->id);
+  const ProbeList& probes = std::get<ProbeList>(hooks.front()->action);
+  ProbeRecord record = record_for(HookWhen::Forward, site, output, "output");
+  const int channel_axis = output.ndim() < 2 ? 0 : 1;
+  if (const EarlierProbeRun* earlier = probed_.find(output, probes, channel_axis)) {
+    reuse(std::move(record), *earlier);
+    return;
+  }
+  queue_.push_back(QueuedRecord{std::move(record), std::nullopt, false, std::nullopt});
+  parked_ = ParkedRun{output, probes, channel_axis, queue_.size() - 1};
+}
+
+std::optional<HookDispatcher::ParkedRun> HookDispatcher::take_parked_for(ProbeRunOptions& options) {
+  if (!parked_ || !options.produce) return std::nullopt;
+  const ProducingOp& op = *options.produce;
+  const int input = same_tensor(op.a, parked_->tensor) ? 0 : same_tensor(op.b, parked_->tensor) ? 1 : -1;
+  if (input < 0) return std::nullopt;
+  ParkedRun parked = std::move(*parked_);
+  parked_.reset();
+  options.probe_input = InputProbeRun{input, parked.probes, parked.channel_axis, &queue_[parked.queued].record};
+  return parked;
+}
+
+void HookDispatcher::run_parked() {
+  if (!parked_) return;
+  const ParkedRun parked = std::move(*parked_);
+  parked_.reset();  // a run that fails is not tried again
+  ProbeRunOptions options;
+  options.channel_axis = parked.channel_axis;
+  Tensor tensor = parked.tensor;
+  const ProbeRunEffects effects = backend_.run_probes(parked.probes, tensor, queue_[parked.queued].record, options);
+  parked_run_done(parked, effects.deferred);
+}
+
+void HookDispatcher::parked_run_done(const ParkedRun& parked, std::optional<uint64_t> ticket) {
+  QueuedRecord& queued = queue_[parked.queued];
+  queued.ticket = ticket;
+  probed_.remember(parked.tensor, parked.probes, parked.channel_axis, EarlierProbeRun{queued.record.results, ticket});
+  deliver_ready();
+}
+
+void HookDispatcher::deliver_ready() {
+  while (!parked_ && !queue_.empty() && !queue_.front().ticket && !queue_.front().results_of) {
+    QueuedRecord queued = std::move(queue_.front());
+    queue_.pop_front();
+    if (queued.halt) queue_.clear();  // the step stops at this record: later firings never happened
+    deliver(queued.record, queued.halt);
+  }
+}
+
+void HookDispatcher::tensor_written(const Tensor& tensor) {
+  if (parked_ && parked_->tensor.storage() == tensor.storage()) run_parked();
+  probed_.forget(tensor);
+}
+
+ProbeRecord HookDispatcher::record_for(HookWhen when, const HookSite& site, const Tensor& tensor,
+                                      const std::string& tensor_name) const {
+  ProbeRecord record;
+  record.step = step_;
+  record.when = when;
+  record.module = site.module;
+  record.call = site.call;
+  record.param = site.param;
+  record.tensor = tensor_name;
+  record.shape = tensor.shape();
+  return record;
 }
 
 HookEvent HookDispatcher::event(HookWhen when, const HookSite& site) const {
@@ -56,19 +153,13 @@ HookEvent HookDispatcher::event(HookWhen when, const HookSite& site) const {
 void HookDispatcher::run_probe_hook(const ProbeList& probes, HookWhen when, const HookSite& site, Tensor& tensor,
                                     const std::string& tensor_name, std::vector<GradTransform>* transforms,
                                     std::optional<ProducingOp>& produce) {
-  ProbeRecord record;
-  record.step = step_;
-  record.when = when;
-  record.module = site.module;
-  record.call = site.call;
-  record.param = site.param;
-  record.tensor = tensor_name;
-  record.shape = tensor.shape();
+  ProbeRecord record = record_for(when, site, tensor, tensor_name);
   ProbeRunOptions options;
   // Parameter gradients have their channels first (out_channels of a conv weight).
   options.channel_axis = (when == HookWhen::Grad || tensor.ndim() < 2) ? 0 : 1;
   options.want_grad_transforms = transforms != nullptr;
   options.produce = std::exchange(produce, std::nullopt);
+  const std::optional<ParkedRun> parked = take_parked_for(options);
   const bool reusable = ProbedTensors::reusable(probes);
   if (reusable && !options.produce)  // a tensor still to be written has had no run yet
     if (const EarlierProbeRun* earlier = probed_.find(tensor, probes, options.channel_axis)) {
@@ -77,6 +168,7 @@ void HookDispatcher::run_probe_hook(const ProbeList& probes, HookWhen when, cons
     }
   may_halt_ = may_halt_ || std::any_of(probes.begin(), probes.end(), probe_may_halt);
   ProbeRunEffects effects = backend_.run_probes(probes, tensor, record, options);
+  if (parked) parked_run_done(*parked, effects.input_deferred);  // its record comes before this one
   if (effects.changed) probed_.forget(tensor);
   if (reusable) probed_.remember(tensor, probes, options.channel_axis, EarlierProbeRun{record.results, effects.deferred});
   if (transforms)
@@ -106,6 +198,7 @@ void HookDispatcher::deliver(const ProbeRecord& record, bool halt) {
 }
 
 void HookDispatcher::flush_records() {
+  run_parked();
   probed_.forget();  // remembered tickets refer to the queue
   if (queue_.empty()) return;
   std::deque<QueuedRecord> queue = std::move(queue_);
@@ -115,6 +208,7 @@ void HookDispatcher::flush_records() {
 }
 
 HandedOverStep HookDispatcher::hand_over() {
+  run_parked();  // before sealing: its results travel with the others
   HandedOverStep step;
   step.step = step_;
   step.batch = backend_.seal_deferred_probe_results();
@@ -123,6 +217,7 @@ HandedOverStep HookDispatcher::hand_over() {
 }
 
 std::deque<QueuedRecord> HookDispatcher::take_queued_records() {
+  run_parked();
   probed_.forget();  // remembered tickets refer to the queue
   std::deque<QueuedRecord> records = std::move(queue_);
   queue_.clear();
@@ -163,6 +258,7 @@ void HookDispatcher::fire(HookWhen when, const HookSite& site, const std::string
       std::optional<ProducingOp> written;
       run_probe_hook(*probes, when, site, tensor, tensor_name, transforms, written);
     } else if (const auto* callback = std::get_if<TensorCallback>(&hook->action)) {
+      run_parked();  // the callback may write any tensor it can reach
       const HookEvent e = event(when, site);
       call_on_host(tensor, nullptr, [&](Tensor& t, Tensor&) { (*callback)(e, t); });
       probed_.forget();  // it may have written the tensor
@@ -182,6 +278,7 @@ void HookDispatcher::fire_forward(const HookSite& site, const Tensor& input, Ten
       continue;
     }
     write_now(produce, output);
+    run_parked();  // the callback may write any tensor it can reach
     if (const auto* callback = std::get_if<TensorCallback>(&hook->action)) {
       const HookEvent e = event(HookWhen::Forward, site);
       call_on_host(output, nullptr, [&](Tensor& out, Tensor&) { (*callback)(e, out); });
@@ -245,6 +342,7 @@ void HookDispatcher::fire_backward(const HookSite& site, Tensor& grad_input, Ten
       continue;
     }
     write_now(produce_grad_input, grad_input);
+    run_parked();  // the callback may write any tensor it can reach
     if (const auto* pair = std::get_if<PairCallback>(&hook->action)) {
       const HookEvent e = event(HookWhen::Backward, site);
       call_on_host(grad_input, &grad_output, [&](Tensor& gi, Tensor& go) { (*pair)(e, gi, go); });

@@ -61,6 +61,21 @@ class HookDispatcher {
   void fire_forward(const HookSite& site, const Tensor& input, Tensor& output,
                     std::vector<GradTransform>* transforms, std::set<uint64_t>& called,
                     std::optional<ProducingOp> produce = std::nullopt);
+  // Whether the forward hooks of `module` may wait for the op that reads its output next
+  // (park_forward): there is one, a probe hook that only observes (ProbedTensors::reusable).
+  bool can_park_forward(const std::string& module) const;
+  // Fires the forward hook of `module` (can_park_forward) on `output`, which a producing op reads
+  // next (a batch norm's output, read by the ReLU after it), without reading it yet: its record
+  // takes its place in the queue now, and its probes run in the op's own read of the tensor
+  // (write, or the probe run that writes the op's output), or else on their own at run_parked.
+  // One run is parked at a time: parking another runs the first.
+  void park_forward(const HookSite& site, const Tensor& output, std::set<uint64_t>& called);
+  // Runs the parked run on its own, if there is one: before anything but its op may read or write
+  // its tensor, or before its record must be delivered.
+  void run_parked();
+  // Writes `out` with `op`, probing the parked tensor in the same run where `op` reads it.
+  void write(const ProducingOp& op, Tensor& out);
+
   // After a forward that threw: runs always_call forward hooks not yet called, with no output.
   void fire_always_call(const HookSite& site, const Tensor& input, const std::set<uint64_t>& called) noexcept;
 
@@ -78,7 +93,7 @@ class HookDispatcher {
   void flush_records_noexcept() noexcept;
   // A tensor the step is about to write in place (a gradient accumulated into): earlier probe
   // results on it no longer describe it (see probed_tensors.h).
-  void tensor_written(const Tensor& tensor) { probed_.forget(tensor); }
+  void tensor_written(const Tensor& tensor);
   // Whether a probe that ran in this step may stop it (nonfinite=halt): its records must then be
   // finished before the optimizer runs, not handed over.
   bool may_halt() const { return may_halt_; }
@@ -98,6 +113,23 @@ class HookDispatcher {
   // queues it otherwise (a halting one flushes the queue, which throws).
   void queue_or_deliver(QueuedRecord queued);
 
+  // A forward probe run waiting for the producing op that reads its tensor (park_forward).
+  struct ParkedRun {
+    Tensor tensor;
+    ProbeList probes;
+    int channel_axis = 1;
+    size_t queued = 0;  // its record's index in queue_ (nothing leaves the queue while it waits)
+  };
+  // The parked run, handed to `options` (which holds the op) as its probe_input, if the op reads
+  // its tensor; it is no longer parked then.
+  std::optional<ParkedRun> take_parked_for(ProbeRunOptions& options);
+  // After the parked run ran: its ticket to its record, its results remembered for repeats, and
+  // the records it held back delivered if they are all known.
+  void parked_run_done(const ParkedRun& parked, std::optional<uint64_t> ticket);
+  // Delivers the queue's leading records whose results are known.
+  void deliver_ready();
+  ProbeRecord record_for(HookWhen when, const HookSite& site, const Tensor& tensor, const std::string& tensor_name) const;
+
   // `produce` (see fire_forward) is handed to the run and left empty.
   void run_probe_hook(const ProbeList& probes, HookWhen when, const HookSite& site, Tensor& tensor,
                       const std::string& tensor_name, std::vector<GradTransform>* transforms,
@@ -114,6 +146,7 @@ class HookDispatcher {
   std::deque<QueuedRecord> queue_;
   bool may_halt_ = false;
   ProbedTensors probed_;
+  std::optional<ParkedRun> parked_;
 };
 
 }  // namespace hookrt::detail

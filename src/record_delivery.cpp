@@ -12,7 +12,10 @@
 namespace hookrt::detail {
 
 void attach_deferred_results(std::deque<QueuedRecord>& queue, std::vector<DeferredProbeResults> finished) {
-  size_t next = 0;
+  // Runs finish in the order they ran, which is not always the queue's: a parked run (see
+  // HookDispatcher::park_forward) runs after records queued behind its own.
+  std::map<uint64_t, DeferredProbeResults*> results;
+  for (DeferredProbeResults& run : finished) results[run.ticket] = &run;
   std::map<uint64_t, const ProbeRecord*> by_ticket;
   for (auto queued = queue.begin(); queued != queue.end(); ++queued) {
     if (queued->results_of) {
@@ -23,14 +26,14 @@ void attach_deferred_results(std::deque<QueuedRecord>& queue, std::vector<Deferr
       queued->record.results = earlier->second->results;
     }
     if (queued->ticket) {
-      // Results come back in the order the runs were queued, which is the order of this queue.
-      if (next >= finished.size() || finished[next].ticket != *queued->ticket)
+      const auto run = results.find(*queued->ticket);
+      if (run == results.end())
         throw Error("internal: the backend did not return the results of deferred probe run " +
                     std::to_string(*queued->ticket));
-      queued->record.results = std::move(finished[next].results);
-      queued->halt = finished[next].halt;
+      queued->record.results = std::move(run->second->results);
+      queued->halt = run->second->halt;
+      results.erase(run);  // each run's results go to one record
       by_ticket[*queued->ticket] = &queued->record;
-      ++next;
     }
     if (queued->halt) {
       queue.erase(std::next(queued), queue.end());

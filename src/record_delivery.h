@@ -37,7 +37,7 @@ struct QueuedRecord {
   std::optional<uint64_t> results_of;
 };
 
-// Fills the deferred records of `queue` from `finished` (the batch's results, in queue order), and
+// Fills the deferred records of `queue` from `finished` (the batch's results, by ticket), and
 // those that share an earlier run's results from that run's record, and cuts the queue after the
 // first halting record: the step stopped there, later firings never happened. Throws Error naming
 // the ticket when a result is missing.

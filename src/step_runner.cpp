@@ -2,7 +2,9 @@
 
 #include <memory>
 #include <set>
+#include <string>
 #include <utility>
+#include <vector>
 
 namespace hookrt::detail {
 
@@ -32,7 +34,7 @@ bool StepRunner::epilogue_probes(HookWhen when, const std::string& module) const
 
 // ---- module calls and hooks ----
 
-int StepRunner::run_module(const Module& module, int x) {
+int StepRunner::run_module(const Module& module, int x, bool read_by_next_op) {
   const HookSite site{module.path, module.kind, calls_[module.path]++, ""};
   std::set<uint64_t> called;
   try {
@@ -43,7 +45,7 @@ int StepRunner::run_module(const Module& module, int x) {
     auto saved_grad_output = std::make_shared<Tensor>();
     const int x_in = wrap ? wrap_input(site, x, saved_grad_output) : x;
     int y = body(module, x_in);
-    y = forward_hooks(site, x_in, y, called);
+    y = forward_hooks(site, x_in, y, called, read_by_next_op);
     if (!backward_hooked) return y;
     // Output wrapper: complete grad_output -> backward_pre hooks -> (no-grad input: backward hooks now).
     const int y_out = tape_.add_value(value(y).data, value(y).requires_grad);
@@ -87,7 +89,7 @@ int StepRunner::wrap_input(const HookSite& site, int x, std::shared_ptr<Tensor> 
     if (grad_output.defined())
       hooks_.fire_backward(site, grad_input.grad, grad_output, std::move(grad_input.producer));
     else if (grad_input.producer)
-      backend_.run_producing_op(*grad_input.producer, grad_input.grad);
+      hooks_.write(*grad_input.producer, grad_input.grad);
     tape_.accumulate_grad(x, std::move(grad_input.grad));
   });
   return x_in;
@@ -96,6 +98,7 @@ int StepRunner::wrap_input(const HookSite& site, int x, std::shared_ptr<Tensor> 
 int StepRunner::forward_pre_hooks(const HookSite& site, int x) {
   if (!hooks_.any(HookWhen::ForwardPre, site.module)) return x;
   write_unwritten_sum();  // the hooks see the input
+  hooks_.run_parked();    // which may be the parked tensor
   auto fire = [&](Tensor& t, std::vector<GradTransform>* transforms) {
     hooks_.fire(HookWhen::ForwardPre, site, site.module, t, "input", transforms);
   };
@@ -107,15 +110,23 @@ int StepRunner::forward_pre_hooks(const HookSite& site, int x) {
   return through_changing_hooks(x, fire);
 }
 
-int StepRunner::forward_hooks(const HookSite& site, int x, int y, std::set<uint64_t>& called) {
+// An output that a producing op reads next need not be read for its probes before: they may run
+// in that op's read of it (park_forward), so that a probed batch norm output costs no read of
+// its own.
+int StepRunner::forward_hooks(const HookSite& site, int x, int y, std::set<uint64_t>& called,
+                              bool read_by_next_op) {
   std::optional<ProducingOp> produce = std::exchange(unwritten_output_, std::nullopt);
   const bool hooked = hooks_.any(HookWhen::Forward, site.module);
   const bool changing = hooked && hooks_.may_change(HookWhen::Forward, site.module);
   if (produce && (!hooked || changing)) {  // not what epilogue_probes allowed: write it now
-    backend_.run_producing_op(*produce, value(y).data);
+    hooks_.write(*produce, value(y).data);
     produce.reset();
   }
   if (!hooked) return y;
+  if (read_by_next_op && !produce && options_.probes_in_epilogues && hooks_.can_park_forward(site.module)) {
+    hooks_.park_forward(site, value(y).data, called);
+    return y;
+  }
   const Tensor input = value(x).data;
   if (!changing) {
     Tensor t = value(y).data;
@@ -177,9 +188,11 @@ int StepRunner::body(const Module& module, int x) {
 }
 
 int StepRunner::resnet(const Module& module, int x) {
-  for (const std::string& child : module.children) {
-    if (child == "fc") x = flatten(x);  // torch.flatten(x, 1) between avgpool and fc
-    x = run_module(model_.module(child), x);
+  const std::vector<std::string>& children = module.children;
+  for (size_t i = 0; i < children.size(); ++i) {
+    if (children[i] == "fc") x = flatten(x);  // torch.flatten(x, 1) between avgpool and fc
+    const bool into_relu = i + 1 < children.size() && model_.module(children[i + 1]).kind == ModuleKind::ReLU;
+    x = run_module(model_.module(children[i]), x, into_relu);
   }
   return x;
 }
@@ -192,20 +205,22 @@ int StepRunner::sequential(const Module& module, int x) {
 int StepRunner::basic_block(const Module& module, int x) {
   const std::string& p = module.path;
   int out = run_module(model_.module(p + ".conv1"), x);
-  out = run_module(model_.module(p + ".bn1"), out);
+  out = run_module(model_.module(p + ".bn1"), out, /*read_by_next_op=*/true);
   out = run_module(model_.module(p + ".relu"), out);
   out = run_module(model_.module(p + ".conv2"), out);
-  out = run_module(model_.module(p + ".bn2"), out);
+  out = run_module(model_.module(p + ".bn2"), out, /*read_by_next_op=*/true);  // by the residual add's ReLU
   const int identity = model_.has_module(p + ".downsample") ? run_module(model_.module(p + ".downsample"), x) : x;
   const Module& relu = model_.module(p + ".relu");  // the same ReLU module, second call
   out = add(out, identity, !hooks_.reads_forward_input(relu.path));
   const int y = run_module(relu, out);
   write_unwritten_sum();  // a no-op (the ReLU took the sum), so that no path leaves it unwritten
+  hooks_.run_parked();    // a no-op likewise (the ReLU read bn2's output)
   return y;
 }
 
 void StepRunner::write_unwritten_sum() {
   if (!unwritten_sum_) return;
+  hooks_.run_parked();  // the sum reads its operands, one of which may be the parked tensor
   UnwrittenSum s = std::move(*unwritten_sum_);
   unwritten_sum_.reset();
   backend_.add(s.a, s.b, s.sum);
@@ -298,7 +313,7 @@ int StepRunner::relu(const Module& module, int x) {
   if (epilogue_probes(HookWhen::Forward, module.path))
     unwritten_output_ = std::move(op);
   else
-    backend_.run_producing_op(op, y);
+    hooks_.write(op, y);
   const int out = tape_.add_value(y, value(x).requires_grad);
   const bool grad_to_probes = epilogue_probes(HookWhen::Backward, module.path);
   tape_.record([this, x, out, y, grad_to_probes] {
@@ -392,10 +407,12 @@ int StepRunner::linear(const Module& module, int x) {
 int StepRunner::add(int a, int b, bool into_relu) {
   const Tensor& ta = value(a).data;
   Tensor y = output_like(ta.shape());
-  if (into_relu)
+  if (into_relu) {
     unwritten_sum_ = UnwrittenSum{y, ta, value(b).data};
-  else
+  } else {
+    hooks_.run_parked();  // the add reads its operands
     backend_.add(ta, value(b).data, y);
+  }
   const int out = tape_.add_value(y, value(a).requires_grad || value(b).requires_grad);
   tape_.record([this, a, b, out] {
     Tensor dy = take_grad(out);

@@ -51,7 +51,9 @@ class StepRunner {
   std::deque<QueuedRecord> take_queued_records() { return hooks_.take_queued_records(); }
 
  private:
-  int run_module(const Module& module, int x);
+  // read_by_next_op: the module's output is read next by a producing op (a ReLU's), whose read
+  // may then probe it for the module's forward hooks (HookDispatcher::park_forward).
+  int run_module(const Module& module, int x, bool read_by_next_op = false);
   int body(const Module& module, int x);
   int resnet(const Module& module, int x);
   int sequential(const Module& module, int x);
@@ -68,7 +70,7 @@ class StepRunner {
   int add(int a, int b, bool into_relu);
 
   int forward_pre_hooks(const HookSite& site, int x);
-  int forward_hooks(const HookSite& site, int x, int y, std::set<uint64_t>& called);
+  int forward_hooks(const HookSite& site, int x, int y, std::set<uint64_t>& called, bool read_by_next_op);
   template <class Fire> int through_changing_hooks(int x, Fire fire);
   int wrap_for_backward_hooks(const HookSite& site, int x, int y);
   int wrap_input(const HookSite& site, int x, std::shared_ptr<Tensor> saved_grad_output);

@@ -40,6 +40,8 @@ class DeferringBackend final : public testing::DelegatingBackend {
 
   ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                              const ProbeRunOptions& options) override {
+    // An input's probes are a run of their own, deferred or not as any other.
+    if (options.probe_input) return run_input_probes_apart(probes, tensor, record, options);
     const bool now = !defer_every_run_ && runs_ % 2 == 0;
     ++runs_;
     if (now) return inner().run_probes(probes, tensor, record, options);

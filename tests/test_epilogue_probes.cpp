@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -30,6 +31,7 @@ class CountingBackend final : public testing::DelegatingBackend {
     int produced_forward = 0, produced_backward = 0;  // handed to a probe run
     int adds = 0;                                     // sums written (forward: residual sums)
     int add_relus = 0;                                // residual adds with their ReLU, run as ops
+    int input_probes = 0;  // runs also handed probes on their op's input (a batch norm's output)
   };
   explicit CountingBackend(Counts& counts) : counts_(counts) {}
 
@@ -53,7 +55,10 @@ class CountingBackend final : public testing::DelegatingBackend {
   }
   ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                              const ProbeRunOptions& options) override {
-    if (options.produce) {
+    if (options.probe_input) ++counts_.input_probes;
+    if (options.produce && probes.empty()) {  // the op, run where its input is probed
+      count_op(options.produce->kind);
+    } else if (options.produce) {
       const bool backward = options.produce->kind == ProducingOp::Kind::ReluBackward;
       ++(backward ? counts_.produced_backward : counts_.produced_forward);
     }
@@ -61,6 +66,14 @@ class CountingBackend final : public testing::DelegatingBackend {
   }
 
  private:
+  void count_op(ProducingOp::Kind kind) {
+    switch (kind) {
+      case ProducingOp::Kind::ReluForward: ++counts_.relu_forward; break;
+      case ProducingOp::Kind::ReluBackward: ++counts_.relu_backward; break;
+      case ProducingOp::Kind::AddReluForward: ++counts_.add_relus; break;
+    }
+  }
+
   Counts& counts_;
 };
 
@@ -116,9 +129,10 @@ class EpilogueProbesTest : public TinyModelTest {
 };
 
 // 17 ReLU calls per forward: the stem's, and two in each of the eight blocks, whose second adds
-// the residual.
+// the residual. Each reads a batch norm's output: the stem's bn1, a block's bn1 and bn2.
 constexpr int kReluCalls = 17;
 constexpr int kBlocks = 8;
+constexpr int kBatchNormsIntoRelus = kReluCalls;
 
 TEST_F(EpilogueProbesTest, EveryProbedReluTensorIsWrittenByItsProbeRun) {
   register_specs({"forward:*:stats,zeros,nonfinite", "backward:*:stats,zeros,nonfinite", "grad:*:stats"});
@@ -128,7 +142,9 @@ TEST_F(EpilogueProbesTest, EveryProbedReluTensorIsWrittenByItsProbeRun) {
   EXPECT_EQ(fused.counts.produced_backward, kReluCalls);
   EXPECT_EQ(fused.counts.relu_forward, 0);
   EXPECT_EQ(fused.counts.relu_backward, 0);
+  EXPECT_EQ(fused.counts.input_probes, kBatchNormsIntoRelus);
   EXPECT_EQ(unfused.counts.produced_forward + unfused.counts.produced_backward, 0);
+  EXPECT_EQ(unfused.counts.input_probes, 0);
   EXPECT_EQ(unfused.counts.relu_forward, kReluCalls - kBlocks);
   EXPECT_EQ(unfused.counts.add_relus, kBlocks);
   EXPECT_EQ(unfused.counts.relu_backward, kReluCalls);
@@ -250,6 +266,81 @@ TEST_F(EpilogueProbesTest, ResidualSumsAreWrittenOnlyForHooksThatReadThem) {
   ASSERT_FALSE(seen_sum.empty());
   EXPECT_TRUE(std::any_of(seen_sum.begin(), seen_sum.end(), [](float v) { return v < 0.0f; }))
       << "the callback saw the sum before its ReLU";
+}
+
+// A batch norm's output is probed where the ReLU after it reads it, even where the ReLU has no
+// hook of its own: its record keeps its place, before the records of what ran in between
+// (downsample's, between bn2 and the residual add).
+TEST_F(EpilogueProbesTest, BatchNormOutputsAreProbedWhereTheirReluReadsThem) {
+  register_specs({"forward:*bn1:stats,zeros,nonfinite", "forward:*bn2:stats,zeros", "forward:*downsample*:stats",
+                  "grad:*bn2.weight:stats"});
+  const StepOutcome fused = train_step(true, 2);
+  EXPECT_EQ(fused.counts.input_probes, 2 * kBatchNormsIntoRelus);
+  EXPECT_EQ(fused.counts.relu_forward + fused.counts.add_relus, 2 * kReluCalls) << "each ReLU wrote its output there";
+  const StepOutcome unfused = train_step(false, 2);
+  EXPECT_EQ(unfused.counts.input_probes, 0);
+  expect_same_outcome(fused, unfused);
+}
+
+// What may read or write a batch norm's output before its ReLU (a forward_pre hook, a residual sum
+// written for a hook, a host callback) has it probed first, on its own.
+TEST_F(EpilogueProbesTest, ReadersBeforeTheReluHaveTheBatchNormOutputProbedFirst) {
+  std::vector<std::string> events;
+  HookHandle sum_reader = model().register_forward_hook(
+      "layer3.1.relu", [&](const HookEvent& e, Tensor, Tensor) { events.push_back("pair " + std::to_string(e.call)); });
+  HookHandle between = model().register_forward_hook(
+      "layer2.0.downsample.0", [&](const HookEvent&, Tensor) { events.push_back("callback"); });
+  register_specs({"forward:*bn?:stats,zeros", "forward_pre:layer1.0.relu:stats"});
+  auto run = [&](bool epilogues) {
+    events.clear();
+    model().load_state_dict(initial_state(), "initial state");
+    CountingBackend::Counts counts;
+    ExecutorOptions options;
+    options.probes_in_epilogues = epilogues;
+    Executor executor(model(), std::make_unique<CountingBackend>(counts), options);
+    executor.subscribe([&](const ProbeRecord& r) { events.push_back(r.capture_key()); });
+    executor.step(testing::tiny_input());
+    executor.flush_records();
+    return std::make_pair(events, counts);
+  };
+  const auto [fused_events, fused_counts] = run(true);
+  const auto [unfused_events, unfused_counts] = run(false);
+  EXPECT_EQ(fused_events, unfused_events) << "records and callbacks in the same order";
+  // layer1.0.bn1 (its ReLU has a forward_pre hook), layer1.0.bn2 and layer3.1.bn2 (their sums
+  // are written for the hooks that read them) and layer2.0.bn2 (a callback fires before its add).
+  EXPECT_EQ(fused_counts.input_probes, kBatchNormsIntoRelus - 4);
+  ASSERT_GT(fused_events.size(), 20u);
+}
+
+// A nonfinite=halt between a batch norm's output and its ReLU stops the step with the batch
+// norm's record delivered, as when nothing waits.
+TEST_F(EpilogueProbesTest, AHaltWhileABatchNormOutputWaitsDeliversItsRecord) {
+  register_specs({"forward:*bn2:stats", "forward:layer2.0.downsample.0:nonfinite=halt"});
+  Tensor input = testing::tiny_input();
+  input.data<float>()[5] = std::numeric_limits<float>::quiet_NaN();
+  auto run = [&](bool epilogues) {
+    model().load_state_dict(initial_state(), "initial state");
+    CountingBackend::Counts counts;
+    ExecutorOptions options;
+    options.probes_in_epilogues = epilogues;
+    Executor executor(model(), std::make_unique<CountingBackend>(counts), options);
+    std::vector<std::string> records;
+    executor.subscribe([&](const ProbeRecord& r) { records.push_back(io::record_to_json(r).dump()); });
+    try {
+      executor.step(input);
+      ADD_FAILURE() << "the step did not halt";
+    } catch (const Error& error) {
+      EXPECT_EQ(error.kind(), ErrorKind::Halted) << error.what();
+    }
+    executor.flush_records();
+    return std::make_pair(records, counts.input_probes);
+  };
+  const auto [fused, fused_input_probes] = run(true);
+  const auto [unfused, unfused_input_probes] = run(false);
+  EXPECT_EQ(fused, unfused);
+  ASSERT_EQ(fused.size(), 4u) << "layer1's two bn2s, layer2.0.bn2, then the halting record";
+  EXPECT_NE(fused[2].find("layer2.0.bn2"), std::string::npos) << fused[2];
+  EXPECT_EQ(fused_input_probes, 2) << "layer1's bn2s, read by their ReLUs";
 }
 
 TEST_F(EpilogueProbesTest, EvalStepsWithoutLabelsHandOverForwardOutputsOnly) {

@@ -166,6 +166,21 @@ TEST(AttachDeferredResults, GivesARepeatTheResultsOfTheRunItShares) {
   EXPECT_THROW(attach_deferred_results(orphan, {}), Error);
 }
 
+// A parked run (a batch norm's output, probed where its ReLU reads it) runs after records queued
+// behind its own: each record still gets its own run's results.
+TEST(AttachDeferredResults, MatchesRunsThatRanOutOfQueueOrder) {
+  std::deque<QueuedRecord> queue;
+  queue.push_back(QueuedRecord{record_of(0, "layer2.0.bn2"), 8, false, std::nullopt});
+  queue.push_back(QueuedRecord{record_of(0, "layer2.0.downsample.0"), 6, false, std::nullopt});
+  queue.push_back(QueuedRecord{record_of(0, "layer2.0.downsample.1"), 7, false, std::nullopt});
+  attach_deferred_results(queue, {{6, {stats_with_count(60)}, false},
+                                  {7, {stats_with_count(70)}, false},
+                                  {8, {stats_with_count(80)}, false}});
+  EXPECT_EQ(std::get<StatsResult>(queue[0].record.results.at(0)).count, 80);
+  EXPECT_EQ(std::get<StatsResult>(queue[1].record.results.at(0)).count, 60);
+  EXPECT_EQ(std::get<StatsResult>(queue[2].record.results.at(0)).count, 70);
+}
+
 TEST(AttachDeferredResults, CutsTheStepAfterTheHaltingRecord) {
   std::deque<QueuedRecord> queue;
   for (uint64_t ticket = 0; ticket < 4; ++ticket) queue.push_back(QueuedRecord{record_of(0, "m"), ticket, false, std::nullopt});

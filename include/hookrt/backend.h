@@ -63,12 +63,26 @@ struct ProducingOp {
   Tensor b;  // unused by ReluForward
 };
 
+// Probes on one input of a producing op, run in the op's read of that input: a batch norm's
+// output, probed where the ReLU after it reads it, so that it is read once for both. They are
+// the input's own record (its hook fired before the op's), and only observe: none changes the
+// input, captures it or may halt the step.
+struct InputProbeRun {
+  int input = 0;  // 0: the op's a, 1: its b
+  ProbeList probes;
+  int channel_axis = 1;
+  ProbeRecord* record = nullptr;  // the input's record: results are appended to it
+};
+
 struct ProbeRunOptions {
   int channel_axis = 1;          // axis of channels for zeros/channels (0 for parameter grads)
   bool want_grad_transforms = false;  // forward tensors in training: record GradTransforms
   // When set, the tensor is not written yet: the run first writes it with this op (as
-  // Backend::run_producing_op would, or fused into its first pass), then probes it.
+  // Backend::run_producing_op would, or fused into its first pass), then probes it. The probe
+  // list may then be empty: the run only writes the tensor (and runs probe_input).
   std::optional<ProducingOp> produce;
+  // With produce: probes on one of its inputs, read by the same pass where the backend can.
+  std::optional<InputProbeRun> probe_input;
 };
 
 // What a probe run produced besides the record's results.
@@ -80,6 +94,8 @@ struct ProbeRunEffects {
   // device until the step ends). record.results is then left empty, `halt` is not yet known, and
   // both arrive from collect_deferred_probe_results() under this ticket.
   std::optional<uint64_t> deferred;
+  // The same for options.probe_input's run (its halt is always false: its probes only observe).
+  std::optional<uint64_t> input_deferred;
 };
 
 // A deferred probe run, finished.
@@ -183,7 +199,8 @@ class Backend {
                           const SgdOptions& o) = 0;
 
   // Runs `probes` on tensor in order: changing probes rewrite it in place, observing probes
-  // append their result to record.results. options.produce, when set, writes the tensor first.
+  // append their result to record.results. options.produce, when set, writes the tensor first;
+  // options.probe_input's probes run on the op's input before that.
   virtual ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                                      const ProbeRunOptions& options) = 0;
   // Queues the transfer of every probe run deferred since the last seal and returns at once; null
@@ -210,6 +227,12 @@ class Backend {
     std::unique_ptr<DeferredProbeBatch> batch = seal_deferred_probe_results();
     return batch ? batch->finish() : std::vector<DeferredProbeResults>{};
   }
+
+ protected:
+  // run_probes for a run with options.probe_input whose input is not read once for both: the
+  // input's probes run on their own (a run_probes of their own), then the rest of the run.
+  ProbeRunEffects run_input_probes_apart(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
+                                         const ProbeRunOptions& options);
 };
 
 // The CPU reference backend.

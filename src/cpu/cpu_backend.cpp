@@ -376,6 +376,8 @@ class CpuBackend final : public Backend {
   // ---- probes ----
   ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                              const ProbeRunOptions& options) override {
+    // The reference reads an input probed with its op twice: once to probe it, once in the op.
+    if (options.probe_input) return run_input_probes_apart(probes, tensor, record, options);
     return cpu::produce_and_run_probes(*this, probes, tensor, record, options);
   }
 

@@ -386,12 +386,17 @@ void RecordingCpuBackend::sgd_update(Tensor& param, const Tensor& grad, Tensor& 
 ProbeRunEffects RecordingCpuBackend::run_probes(const ProbeList& probes, Tensor& tensor,
                                                 ProbeRecord& record,
                                                 const ProbeRunOptions& options) {
+  // An input's probes are a run of their own, recorded as any other.
+  if (options.probe_input) return run_input_probes_apart(probes, tensor, record, options);
   if (!recording_) {
     eager();
     return cpu().run_probes(probes, tensor, record, options);
   }
   ProbeRunEffects effects;
-  if (probes.empty()) return effects;
+  if (probes.empty()) {  // the run only writes its tensor
+    if (options.produce) run_producing_op(*options.produce, tensor);
+    return effects;
+  }
   std::vector<Tensor> factors;
   for (const Probe& probe : probes) {
     if (!probe_changes_tensor(probe)) continue;
