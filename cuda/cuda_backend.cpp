@@ -228,7 +228,10 @@ void CudaBackend::multiply_(Tensor& tensor, const Tensor& factor) {
 // for the device (a capture may, when the capture ring is full).
 ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                                         const ProbeRunOptions& options) {
-  if (options.probe_input) return run_input_probes_apart(probes, tensor, record, options);
+  if (options.probe_input) {
+    if (std::optional<ProbeRunEffects> effects = run_probes_reading_input_once(probes, tensor, options)) return *effects;
+    return run_input_probes_apart(probes, tensor, record, options);
+  }
   if (tensor.device() != Device::CUDA || probes.empty()) return cpu::produce_and_run_probes(*this, probes, tensor, record, options);
   if (tensor.dtype() != DType::F32)  // the words of cpu::probe_data, so both backends fail alike
     throw Error("probe " + probe_name(probes.front()) + ": probes run on F32 tensors, got " +
@@ -343,6 +346,48 @@ void CudaBackend::run_producing_op(const ProducingOp& op, Tensor& out) {
   prepare_output(out, op.a.shape(), DType::F32, "add_relu_forward", "y");
   const FusedProducer producer = fused_producer(op, out);
   cuda::add_relu_forward(producer.a, producer.b, out.data<float>(), out.numel(), stream());
+}
+
+// A ReLU's output written, and probed where it has probes, by the pass that reads the ReLU's input
+// and probes it for options.probe_input: a batch norm's output read once, not twice. Only common
+// probes on both (fused_probes_can_probe_input): none changes or captures, so the run is only
+// its slots, read when the step's results are.
+std::optional<ProbeRunEffects> CudaBackend::run_probes_reading_input_once(const ProbeList& probes, Tensor& tensor,
+                                                                          const ProbeRunOptions& options) {
+  const InputProbeRun& run = *options.probe_input;
+  if (!options.produce || run.record == nullptr || run.input < 0 || run.input > 1)
+    return std::nullopt;  // run_input_probes_apart says what is missing
+  const Tensor& input = run.input == 0 ? options.produce->a : options.produce->b;
+  if (tensor.device() != Device::CUDA || tensor.dtype() != DType::F32 || !input.defined() ||
+      input.device() != Device::CUDA || input.dtype() != DType::F32 || input.shape() != tensor.shape())
+    return std::nullopt;
+  ProbeRunOptions input_options;
+  input_options.channel_axis = run.channel_axis;
+  auto input_plan = std::make_shared<const ProbePlan>(plan_probes(run.probes, input.shape(), input_options));
+  auto plan = std::make_shared<const ProbePlan>(plan_probes(probes, tensor.shape(), options));
+  const ProducerKind kind = producer_kind(options.produce->kind);
+  if (!fused_probes_can_probe_input(*plan, kind, FusedInputProbes{input_plan.get(), run.input, nullptr}))
+    return std::nullopt;
+
+  const ProbeArena::Slot input_slot = arena_.reserve(input_plan->slot_size);
+  const bool output_probed = !probes.empty();  // else the run only writes the tensor
+  const ProbeArena::Slot slot = output_probed ? arena_.reserve(plan->slot_size) : ProbeArena::Slot{};
+  FusedProbeBuffers buffers;
+  buffers.producer = fused_producer(*options.produce, tensor);
+  buffers.tensor = tensor.data<float>();
+  buffers.slot = slot.device;
+  buffers.input = FusedInputProbes{input_plan.get(), run.input, input_slot.device};
+  buffers.zeroed_counters = probe_counters_.words(fused_probe_counter_words(*plan, input_plan.get()));
+  run_fused_probes(*plan, buffers, [this](size_t bytes) { return probe_scratch_.reserve(bytes); }, stream());
+
+  ProbeRunEffects effects;
+  effects.input_deferred = next_ticket_;
+  pending_.push_back(PendingProbeRun{next_ticket_++, input_plan, input_slot.offset, {}});
+  if (output_probed) {
+    effects.deferred = next_ticket_;
+    pending_.push_back(PendingProbeRun{next_ticket_++, plan, slot.offset, {}});
+  }
+  return effects;
 }
 
 // One copy of the arena, queued; the captures' copies are waited for here (the capture ring is

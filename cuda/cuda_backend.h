@@ -10,6 +10,7 @@
 // own thread).
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "capture_ring.h"
@@ -121,6 +122,10 @@ class CudaBackend final : public Backend {
   void prepare_output(Tensor& t, const Shape& shape, DType dtype, const char* op, const char* name);
   // The inputs of the op that writes a probed tensor in the probe pass (probes in its epilogue).
   FusedProducer fused_producer(const ProducingOp& op, const Tensor& out);
+  // run_probes for a run with options.probe_input, where one pass can read the input for both;
+  // nothing (and nothing queued) where it cannot.
+  std::optional<ProbeRunEffects> run_probes_reading_input_once(const ProbeList& probes, Tensor& tensor,
+                                                               const ProbeRunOptions& options);
   // labels (N) as a device I64 tensor, checked to lie in [0, classes) on the host first.
   Tensor checked_device_labels(const Tensor& labels, int64_t n, int64_t classes, const char* op);
   // `t` on the device: itself, or a device copy of a host tensor.

@@ -64,11 +64,11 @@ int grid_for(int64_t items, int64_t per_block, int per_multiprocessor = 2) {
 // needs every warp it can get to keep loads in flight), at least two, asked once per device.
 int pass_blocks_per_multiprocessor(PassKernel kernel) {
   static std::mutex mutex;
-  static std::vector<std::array<int, 3>> known;  // by device, by kernel; 0 until asked
+  static std::vector<std::array<int, 4>> known;  // by device, by kernel; 0 until asked
   int device = 0;
   HOOKRT_CUDA_CHECK(cudaGetDevice(&device));
   const std::lock_guard<std::mutex> lock(mutex);
-  if (static_cast<size_t>(device) >= known.size()) known.resize(static_cast<size_t>(device) + 1, {0, 0, 0});
+  if (static_cast<size_t>(device) >= known.size()) known.resize(static_cast<size_t>(device) + 1, {0, 0, 0, 0});
   int& blocks = known[static_cast<size_t>(device)][static_cast<size_t>(kernel)];
   if (blocks == 0) blocks = std::max(2, fused_pass_blocks_per_multiprocessor(kernel));
   return blocks;
@@ -145,17 +145,48 @@ PassScratch allocate_pass_scratch(const ProbePlan& plan, const PlannedPass& pass
   return s;
 }
 
-void run_pass(const ProbePlan& plan, size_t pass_index, const FusedProbeBuffers& buffers,
-              const ProbeScratchAllocator& scratch, cudaStream_t stream) {
-  const PlannedPass& pass = plan.passes[pass_index];
-  const bool rows = pass.per_channel();
-  const PassKernel kernel = pass_kernel_for(pass);
-  const int flat_blocks =
-      grid_for(plan.numel, int64_t{kBlock} * 4, pass_blocks_per_multiprocessor(rows ? PassKernel::Flat : kernel));
-  const int blocks = rows ? grid_for(plan.rows(), kWarpsPerBlock, pass_blocks_per_multiprocessor(kernel)) : flat_blocks;
-  PassScratch s = allocate_pass_scratch(plan, pass, blocks, flat_blocks, buffers.zeroed_counters, scratch);
-  if (s.clear_bytes > 0) HOOKRT_CUDA_CHECK(cudaMemsetAsync(s.to_clear, 0, s.clear_bytes, stream));
+// Where a pass's histograms and flat zeros' alive flags go in the block's shared memory, handed
+// out op by op.
+struct SharedLayout {
+  bool hist = false;   // the pass's histograms count in shared memory
+  int next_word = 0;   // the next histogram word
+  int next_alive_byte = 0;
+};
 
+// Op k of a pass as the kernel reads it, with its share of the pass's scratch and shared memory.
+DeviceOp device_op(const ProbePlan& plan, const PlannedOp& op, bool row_pass, const FusedProbeBuffers& buffers,
+                   unsigned long long* counters, double* rows, SharedLayout& shared) {
+  DeviceOp d{};
+  d.kind = op.kind;
+  d.lo = static_cast<float>(op.clamp_lo);
+  d.hi = static_cast<float>(op.clamp_hi);
+  d.mask = op.kind == PlannedOpKind::Clamp ? buffers.clamp_masks.at(op.probe) : nullptr;
+  d.scale = op.kind == PlannedOpKind::ClipNorm ? buffers.clip_scales.at(op.probe) : nullptr;
+  if (op.kind == PlannedOpKind::ClipNorm && d.scale == nullptr)
+    throw Error("run_fused_probes: clipnorm probe " + std::to_string(op.probe) + " has no device scale");
+  d.bins = op.bins;
+  d.hist_lo = op.hist_lo;
+  d.hist_hi = op.hist_hi;
+  d.hist_shared = -1;
+  if (op.kind == PlannedOpKind::Hist && shared.hist) {
+    d.hist_shared = shared.next_word;
+    shared.next_word += 2 + op.bins;
+  }
+  d.alive_shared = -1;
+  if (op.kind == PlannedOpKind::Zeros && !row_pass && shared.next_alive_byte + plan.channels <= kMaxSharedAliveChannels) {
+    d.alive_shared = shared.next_alive_byte;
+    shared.next_alive_byte += static_cast<int>(plan.channels);
+  }
+  d.counters = counters;
+  d.rows = rows;
+  d.slot = op.slot;
+  return d;
+}
+
+// A pass's kernel arguments, its ops included (their shared memory handed out from `shared`).
+PassArgs pass_args(const ProbePlan& plan, const PlannedPass& pass, size_t pass_index, const FusedProbeBuffers& buffers,
+                   const PassScratch& s, SharedLayout& shared) {
+  const bool rows = pass.per_channel();
   PassArgs args{};
   args.x = buffers.tensor;
   args.n = plan.numel;
@@ -181,39 +212,26 @@ void run_pass(const ProbePlan& plan, size_t pass_index, const FusedProbeBuffers&
     if (op.kind == PlannedOpKind::Hist) hist_words += 2 + op.bins;
   // A block's shared bins count in 32 bits: only where no block can see 2^32 elements (a row pass
   // over a few huge rows runs as few blocks) do histograms count in shared memory.
-  const bool shared_hist = hist_words <= kMaxSharedHistWords && plan.numel < (int64_t{1} << 32);
-  args.shared_hist_words = shared_hist ? hist_words : 0;
-  int next_word = 0;
-  int next_alive_byte = 0;  // alive flags of the pass's flat zeros ops, in shared memory where they fit
-  for (size_t k = 0; k < pass.ops.size(); ++k) {
-    const PlannedOp& op = pass.ops[k];
-    DeviceOp& d = args.ops[k];
-    d.kind = op.kind;
-    d.lo = static_cast<float>(op.clamp_lo);
-    d.hi = static_cast<float>(op.clamp_hi);
-    d.mask = op.kind == PlannedOpKind::Clamp ? buffers.clamp_masks.at(op.probe) : nullptr;
-    d.scale = op.kind == PlannedOpKind::ClipNorm ? buffers.clip_scales.at(op.probe) : nullptr;
-    if (op.kind == PlannedOpKind::ClipNorm && d.scale == nullptr)
-      throw Error("run_fused_probes: clipnorm probe " + std::to_string(op.probe) + " has no device scale");
-    d.bins = op.bins;
-    d.hist_lo = op.hist_lo;
-    d.hist_hi = op.hist_hi;
-    d.hist_shared = -1;
-    if (op.kind == PlannedOpKind::Hist && shared_hist) {
-      d.hist_shared = next_word;
-      next_word += 2 + op.bins;
-    }
-    d.alive_shared = -1;
-    if (op.kind == PlannedOpKind::Zeros && !rows && next_alive_byte + plan.channels <= kMaxSharedAliveChannels) {
-      d.alive_shared = next_alive_byte;
-      next_alive_byte += static_cast<int>(plan.channels);
-    }
-    d.counters = s.op_counters[k];
-    d.rows = s.rows[k];
-    d.slot = op.slot;
-  }
+  shared.hist = hist_words <= kMaxSharedHistWords && plan.numel < (int64_t{1} << 32);
+  args.shared_hist_words = shared.hist ? hist_words : 0;
+  for (size_t k = 0; k < pass.ops.size(); ++k)
+    args.ops[k] = device_op(plan, pass.ops[k], rows, buffers, s.op_counters[k], s.rows[k], shared);
+  args.shared_alive_words = (shared.next_alive_byte + 3) / 4;
+  return args;
+}
 
-  args.shared_alive_words = (next_alive_byte + 3) / 4;
+void run_pass(const ProbePlan& plan, size_t pass_index, const FusedProbeBuffers& buffers,
+              const ProbeScratchAllocator& scratch, cudaStream_t stream) {
+  const PlannedPass& pass = plan.passes[pass_index];
+  const bool rows = pass.per_channel();
+  const PassKernel kernel = pass_kernel_for(pass);
+  const int flat_blocks =
+      grid_for(plan.numel, int64_t{kBlock} * 4, pass_blocks_per_multiprocessor(rows ? PassKernel::Flat : kernel));
+  const int blocks = rows ? grid_for(plan.rows(), kWarpsPerBlock, pass_blocks_per_multiprocessor(kernel)) : flat_blocks;
+  PassScratch s = allocate_pass_scratch(plan, pass, blocks, flat_blocks, buffers.zeroed_counters, scratch);
+  if (s.clear_bytes > 0) HOOKRT_CUDA_CHECK(cudaMemsetAsync(s.to_clear, 0, s.clear_bytes, stream));
+  SharedLayout shared;
+  const PassArgs args = pass_args(plan, pass, pass_index, buffers, s, shared);
 
   // clipnorm needs the norm of the tensor as the ops before it leave it, before the main pass can
   // scale anything: one norm pass (a read of the tensor) and its finishing kernel per clipnorm,
@@ -234,17 +252,65 @@ void run_pass(const ProbePlan& plan, size_t pass_index, const FusedProbeBuffers&
   }
 }
 
+size_t pass_counter_words(const ProbePlan& plan, const PlannedPass& pass) {
+  size_t words = 0;
+  for (size_t k = 0; k < pass.ops.size(); ++k) words += op_counter_words(plan, pass, k);
+  return words;
+}
+
+const PlannedPass& first_pass_or_none(const ProbePlan& plan) {
+  static const PlannedPass none;
+  return plan.passes.empty() ? none : plan.passes.front();
+}
+
+// A ReLU's output written and probed (its plan's one pass, or none) in the pass that reads its
+// input and runs the input's probes: the input's counters come after the output's in the zeroed
+// words, its alive flags after the output's in shared memory.
+void run_relu_pass_probing_input(const ProbePlan& plan, const FusedProbeBuffers& buffers,
+                                 const ProbeScratchAllocator& scratch, cudaStream_t stream) {
+  const PlannedPass& pass = first_pass_or_none(plan);
+  const ProbePlan& input_plan = *buffers.input.plan;
+  const PlannedPass& input_pass = input_plan.passes.front();
+  const int blocks =
+      grid_for(plan.numel, int64_t{kBlock} * 4, pass_blocks_per_multiprocessor(PassKernel::ReluProbingInput));
+  const PassScratch s = allocate_pass_scratch(plan, pass, blocks, blocks, buffers.zeroed_counters, scratch);
+  SharedLayout shared;
+  PassArgs args = pass_args(plan, pass, 0, buffers, s, shared);
+  InputPassArgs input{};
+  input.n_ops = static_cast<int>(input_pass.ops.size());
+  input.slot = buffers.input.slot;
+  unsigned long long* counters = buffers.zeroed_counters + 1 + pass_counter_words(plan, pass);
+  for (size_t k = 0; k < input_pass.ops.size(); ++k) {
+    const size_t words = op_counter_words(input_plan, input_pass, k);
+    input.ops[k] = device_op(input_plan, input_pass.ops[k], false, buffers, words ? counters : nullptr, nullptr, shared);
+    counters += words;
+  }
+  args.shared_alive_words = (shared.next_alive_byte + 3) / 4;
+  launch_relu_pass_probing_input(args, input, blocks, s.partials, stream);
+}
+
 }  // namespace
 
-size_t fused_probe_counter_words(const ProbePlan& plan) {
+size_t fused_probe_counter_words(const ProbePlan& plan, const ProbePlan* input_plan) {
   size_t most = 0;
-  for (const PlannedPass& pass : plan.passes) {
-    if (pass.per_channel()) continue;
-    size_t words = 1;  // done
-    for (size_t k = 0; k < pass.ops.size(); ++k) words += op_counter_words(plan, pass, k);
-    most = std::max(most, words);
-  }
+  for (const PlannedPass& pass : plan.passes)
+    if (!pass.per_channel()) most = std::max(most, 1 + pass_counter_words(plan, pass));  // 1: done
+  if (input_plan != nullptr && !input_plan->passes.empty())
+    most = std::max(most, 1 + pass_counter_words(plan, first_pass_or_none(plan)) +
+                              pass_counter_words(*input_plan, input_plan->passes.front()));
   return most;
+}
+
+// Both plans must have the same layout, even where only one holds a zeros op: the kernel finds
+// either tensor's channels with the tensor's (PassArgs) arithmetic.
+bool fused_probes_can_probe_input(const ProbePlan& plan, ProducerKind kind, const FusedInputProbes& input) {
+  if (kind != ProducerKind::ReluForward || input.input != 0 || input.plan == nullptr) return false;
+  const ProbePlan& in = *input.plan;
+  auto common = [](const PlannedPass& pass) {
+    return pass.captures.empty() && pass_kernel_for(pass) == PassKernel::Common;
+  };
+  return in.numel == plan.numel && in.channels == plan.channels && in.inner == plan.inner && in.passes.size() == 1 &&
+         common(in.passes.front()) && plan.passes.size() <= 1 && common(first_pass_or_none(plan));
 }
 
 bool fused_probes_can_produce(const ProbePlan& plan) {
@@ -255,6 +321,12 @@ bool fused_probes_can_produce(const ProbePlan& plan) {
 
 void run_fused_probes(const ProbePlan& plan, const FusedProbeBuffers& buffers, const ProbeScratchAllocator& scratch,
                       cudaStream_t stream) {
+  if (buffers.input.plan != nullptr) {
+    if (!fused_probes_can_probe_input(plan, buffers.producer.kind, buffers.input))
+      throw Error("run_fused_probes: this run cannot probe its producer's input in the pass that writes the tensor");
+    run_relu_pass_probing_input(plan, buffers, scratch, stream);
+    return;
+  }
   if (buffers.producer.kind != ProducerKind::None && !fused_probes_can_produce(plan))
     throw Error("run_fused_probes: this plan's first pass cannot write its tensor (it starts with a norm pass)");
   // No clearing of the slot: each op's finishing kernel (flat, channel, norm) writes every entry of

@@ -26,6 +26,20 @@ struct FusedProducer {
   const float* b = nullptr;  // unused by ReluForward
 };
 
+// Probes on one input of the producer, run in the pass that reads that input to write the tensor
+// (ProbeRunOptions::probe_input): a batch norm's output, probed where its ReLU reads it.
+struct FusedInputProbes {
+  const ProbePlan* plan = nullptr;  // the input's probes on its shape (the tensor's); nullptr: none
+  int input = 0;                    // 0: producer.a, 1: producer.b
+  double* slot = nullptr;           // (plan->slot_size) its results
+};
+
+// Whether run_fused_probes can run `input` in the pass that writes the tensor: a ReLU reading its
+// input, and both plans (the tensor's may have no pass at all) one pass of the common probes
+// (stats, nonfinite, at most one zeros) with no capture, on the same layout. Elsewhere the
+// input's probes run on their own.
+bool fused_probes_can_probe_input(const ProbePlan& plan, ProducerKind kind, const FusedInputProbes& input);
+
 // Whether the plan's first pass can write the tensor itself: it has one, and no clipnorm in it
 // needs the tensor's norm before the pass runs (the norm pass would read a tensor not yet written).
 bool fused_probes_can_produce(const ProbePlan& plan);
@@ -42,14 +56,17 @@ struct FusedProbeBuffers {
   std::vector<float*> clip_scales;  // (1) a clipnorm's scale; required for every clipnorm
   // By pass index: (plan.numel) the tensor at the pass's end; required for passes with captures.
   std::vector<float*> captures;
-  // fused_probe_counter_words(plan) words, all zero, which the kernels leave zero: the counters
+  // Probes on the producer's input, run in the first pass (fused_probes_can_probe_input).
+  FusedInputProbes input;
+  // fused_probe_counter_words(plan, input.plan) words, all zero, which the kernels leave zero: the counters
   // of flat passes, kept from run to run so that such a pass is one launch and no memset. Runs
   // on one stream may share them (stream order keeps them apart).
   unsigned long long* zeroed_counters = nullptr;
 };
 
-// The zeroed counter words the plan's flat passes need (the most any one of them needs).
-size_t fused_probe_counter_words(const ProbePlan& plan);
+// The zeroed counter words the plan's flat passes need (the most any one of them needs), with those
+// of the input's plan where its probes run in the first pass.
+size_t fused_probe_counter_words(const ProbePlan& plan, const ProbePlan* input_plan = nullptr);
 
 // Device scratch of at least `bytes` bytes for the work queued next on the stream: a pass's block
 // partials and row moments, which its own kernels consume. Later requests may hand out the same

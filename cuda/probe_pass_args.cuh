@@ -72,6 +72,14 @@ struct PassArgs {
   unsigned long long* done;
 };
 
+// The probes on a producing pass's input (FusedInputProbes), read where the pass loads that input:
+// common ops only (stats, nonfinite, at most one zeros), with the pass's layout and alignment.
+struct InputPassArgs {
+  int n_ops;
+  DeviceOp ops[kMaxOps];  // counters and shared alive flags after the pass's own
+  double* slot;           // the input's slot (ops' slot entries are relative to it)
+};
+
 __device__ __forceinline__ bool per_channel_kind(PlannedOpKind kind) {
   return kind == PlannedOpKind::Zeros || kind == PlannedOpKind::Channels;
 }

@@ -101,6 +101,27 @@ struct PassVisitor {
   }
 };
 
+// The common ops on a group of G chunks at element i (chunk u at i + u * step): stats tells, per
+// group, whether every value was finite, and then each chunk's largest value: all that zeros'
+// alive test needs, so a chunk of a group like that costs it one comparison.
+template <int G, int N>
+__device__ __forceinline__ void probe_common_group(const PassArgs& args, ThreadAcc& acc, const AliveFlags& alive,
+                                                   bool zeros, int64_t i, int64_t step, const float (&v)[G][N]) {
+  const StatsGroup<G> group = accumulate_stats_group<G, N>(v, acc);
+#pragma unroll
+  for (int u = 0; u < G; ++u)
+#pragma unroll
+    for (int j = 0; j < N; ++j)
+      if (v[u][j] == 0.0f) ++acc.zeros;
+  if (zeros) {
+#pragma unroll
+    for (int u = 0; u < G; ++u) {
+      const bool any = group.fast ? group.chunk_max[u] > 0.0f : any_alive<N>(v[u]);
+      if (any) mark_chunk_alive<N>(alive, args, i + u * step, v[u]);
+    }
+  }
+}
+
 // The common pass: stats, nonfinite and at most one zeros, none of which changes the tensor. One
 // ThreadAcc holds all three, as stats counts the non-finite values that nonfinite reports and
 // zeros adds its count beside them: a handful of registers rather than one accumulator per op,
@@ -117,23 +138,38 @@ struct CommonVisitor {
     load_pass_chunk<N>(args, i, v);
   }
 
-  // stats tells, per group, whether every value was finite, and then each chunk's largest value:
-  // all that zeros' alive test needs, so a chunk of a group like that costs it one comparison.
   template <int G, int N>
   __device__ __forceinline__ void work(int64_t i, int64_t step, float (&v)[G][N]) {
-    const StatsGroup<G> group = accumulate_stats_group<G, N>(v, acc);
+    probe_common_group<G, N>(args, acc, alive, zeros, i, step, v);
+#pragma unroll
+    for (int u = 0; u < G; ++u) store_pass_chunk<N>(args, i + u * step, v[u]);
+  }
+};
+
+// The common pass of a ReLU's output that probes the ReLU's input too: it loads the input, runs
+// the input's ops on it, applies the ReLU and runs the output's ops (when it has any) on the
+// result, which it stores. One more accumulator than the common pass, and the input never read
+// twice.
+struct ReluInputVisitor {
+  const PassArgs& args;
+  ThreadAcc& acc;
+  ThreadAcc& input_acc;
+  AliveFlags alive, input_alive;
+  bool zeros, input_zeros;
+
+  template <int N>
+  __device__ __forceinline__ void load(int64_t i, float (&v)[N]) const {
+    load_unaligned_chunk<N>(args.producer.a + i, v);
+  }
+
+  template <int G, int N>
+  __device__ __forceinline__ void work(int64_t i, int64_t step, float (&v)[G][N]) {
+    probe_common_group<G, N>(args, input_acc, input_alive, input_zeros, i, step, v);
 #pragma unroll
     for (int u = 0; u < G; ++u)
 #pragma unroll
-      for (int j = 0; j < N; ++j)
-        if (v[u][j] == 0.0f) ++acc.zeros;
-    if (zeros) {
-#pragma unroll
-      for (int u = 0; u < G; ++u) {
-        const bool any = group.fast ? group.chunk_max[u] > 0.0f : any_alive<N>(v[u]);
-        if (any) mark_chunk_alive<N>(alive, args, i + u * step, v[u]);
-      }
-    }
+      for (int j = 0; j < N; ++j) v[u][j] = relu_value(v[u][j]);
+    if (args.n_ops > 0) probe_common_group<G, N>(args, acc, alive, zeros, i, step, v);
 #pragma unroll
     for (int u = 0; u < G; ++u) store_pass_chunk<N>(args, i + u * step, v[u]);
   }
@@ -141,42 +177,60 @@ struct CommonVisitor {
 
 // After the walk (and a __syncthreads): the block's shared alive flags into the global ones, each
 // flag set once per block at most, before the block counts itself done.
-__device__ __forceinline__ void flush_alive_flags(const PassArgs& args, const unsigned char* shared_alive) {
-  for (int k = 0; k < args.n_ops; ++k) {
-    const DeviceOp& op = args.ops[k];
+__device__ __forceinline__ void flush_alive_flags(const DeviceOp* ops, int n_ops, int64_t channels,
+                                                  const unsigned char* shared_alive) {
+  for (int k = 0; k < n_ops; ++k) {
+    const DeviceOp& op = ops[k];
     if (op.kind != PlannedOpKind::Zeros || op.alive_shared < 0) continue;
     const unsigned char* flags = shared_alive + op.alive_shared;
     unsigned long long* global = op.counters + 1;
-    for (int64_t c = threadIdx.x; c < args.channels; c += kBlock)
+    for (int64_t c = threadIdx.x; c < channels; c += kBlock)
       if (flags[c] != 0 && __ldcg(global + c) == 0) global[c] = 1;
   }
 }
 
+__device__ __forceinline__ void flush_alive_flags(const PassArgs& args, const unsigned char* shared_alive) {
+  flush_alive_flags(args.ops, args.n_ops, args.channels, shared_alive);
+}
+
 // A flat pass is finished by its last block to arrive (the threadfence-reduction pattern): each
 // thread fences its writes (partials, histogram counts, alive flags) before the block counts
-// itself done, so the block that counts last sees every other block's. It merges the partials in
-// block order with flat_finish_kernel's code, so the slot has the same bits as a separate
-// finishing launch would give, and it zeroes the counters behind it: the pass needs neither a
-// memset before it nor a kernel after it.
-__device__ __forceinline__ void finish_if_last_block(const PassArgs& args, const FlatAcc* partials,
-                                                     typename FlatReduce::TempStorage& temp) {
+// itself done, so the block that counts last sees every other block's (finish_ops).
+__device__ __forceinline__ bool last_block_to_finish(const PassArgs& args) {
   __shared__ bool last;
-  __shared__ unsigned long long dead_total;
   __threadfence();
   __syncthreads();
   if (threadIdx.x == 0) last = atomicAdd(args.done, 1ull) == static_cast<unsigned long long>(gridDim.x) - 1;
   __syncthreads();
-  if (!last) return;  // the same for the whole block
-  for (int k = 0; k < args.n_ops; ++k) {
-    const DeviceOp& op = args.ops[k];
-    const FlatAcc total = merge_block_partials(partials, static_cast<int>(gridDim.x), k, temp);
+  return last;  // the same for the whole block
+}
+
+// The last block: each op's slot from its merged partials, partials[b * kMaxOps + k] for op k, or
+// partials[b * kMaxOps + shared_partial] for every op where the ops share one accumulator. It
+// merges them in block order with flat_finish_kernel's code, so the slot has the same bits as a
+// separate finishing launch would give, and it zeroes the counters behind it: the pass needs
+// neither a memset before it nor a kernel after it.
+__device__ __forceinline__ void finish_ops(const DeviceOp* ops, int n_ops, double* slot_base, int64_t channels,
+                                           const FlatAcc* partials, int shared_partial,
+                                           typename FlatReduce::TempStorage& temp) {
+  __shared__ unsigned long long dead_total;
+  for (int k = 0; k < n_ops; ++k) {
+    const DeviceOp& op = ops[k];
+    const int index = shared_partial >= 0 ? shared_partial : k;
+    const FlatAcc total = merge_block_partials(partials, static_cast<int>(gridDim.x), index, temp);
     const unsigned long long dead =
-        op.kind == PlannedOpKind::Zeros ? count_dead_channels_and_reset(op, args.channels, dead_total) : 0ull;
-    double* slot = args.slot + op.slot;
+        op.kind == PlannedOpKind::Zeros ? count_dead_channels_and_reset(op, channels, dead_total) : 0ull;
+    double* slot = slot_base + op.slot;
     if (threadIdx.x == 0) write_flat_slot(op, slot, total, dead);
     if (op.kind == PlannedOpKind::Hist) copy_histogram(op, slot, /*reset=*/true);
     __syncthreads();  // temp and dead_total are reused by the next op
   }
+}
+
+__device__ __forceinline__ void finish_if_last_block(const PassArgs& args, const FlatAcc* partials,
+                                                     typename FlatReduce::TempStorage& temp) {
+  if (!last_block_to_finish(args)) return;
+  finish_ops(args.ops, args.n_ops, args.slot, args.channels, partials, -1, temp);
   if (threadIdx.x == 0) *args.done = 0;
 }
 
@@ -273,13 +327,64 @@ __global__ void __launch_bounds__(kBlock, 2) common_pass_kernel(const PassArgs a
   flush_alive_flags(args, shared_alive);
   __shared__ typename FlatReduce::TempStorage temp;
   const FlatAcc total = FlatReduce(temp).Reduce(to_flat(acc), MergeFlat{});
-  if (threadIdx.x == 0)
-    for (int k = 0; k < args.n_ops; ++k) partials[static_cast<int64_t>(blockIdx.x) * kMaxOps + k] = total;
+  if (threadIdx.x == 0) partials[static_cast<int64_t>(blockIdx.x) * kMaxOps] = total;  // every op's
   __syncthreads();  // temp is reused by the finish
-  finish_if_last_block(args, partials, temp);
+  if (!last_block_to_finish(args)) return;
+  finish_ops(args.ops, args.n_ops, args.slot, args.channels, partials, 0, temp);
+  if (threadIdx.x == 0) *args.done = 0;
+}
+
+// The common pass of a ReLU's output with its input's probes (ReluInputVisitor), finished by its
+// last block: the output's ops from partial 0, the input's from partial 1.
+__global__ void __launch_bounds__(kBlock, 2)
+    relu_probing_input_kernel(const PassArgs args, const InputPassArgs input, FlatAcc* partials) {
+  extern __shared__ unsigned shared_words[];  // (args.shared_alive_words) words: both tensors' flags
+  for (int w = threadIdx.x; w < args.shared_alive_words; w += kBlock) shared_words[w] = 0;
+  unsigned char* shared_alive = reinterpret_cast<unsigned char*>(shared_words);
+  __syncthreads();
+
+  int zeros_op = -1, input_zeros_op = -1;
+  for (int k = 0; k < args.n_ops; ++k)
+    if (args.ops[k].kind == PlannedOpKind::Zeros) zeros_op = k;
+  for (int k = 0; k < input.n_ops; ++k)
+    if (input.ops[k].kind == PlannedOpKind::Zeros) input_zeros_op = k;
+  const AliveFlags none{nullptr, nullptr};
+  ThreadAcc acc = empty_thread();
+  ThreadAcc input_acc = empty_thread();
+  ReluInputVisitor visit{args,
+                         acc,
+                         input_acc,
+                         zeros_op >= 0 ? alive_flags(args.ops[zeros_op], shared_alive) : none,
+                         input_zeros_op >= 0 ? alive_flags(input.ops[input_zeros_op], shared_alive) : none,
+                         zeros_op >= 0,
+                         input_zeros_op >= 0};
+  visit_range(args.x, 0, args.n, static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x,
+              static_cast<int64_t>(gridDim.x) * kBlock, visit);
+
+  __syncthreads();  // the block's shared alive flags are complete
+  flush_alive_flags(args, shared_alive);
+  flush_alive_flags(input.ops, input.n_ops, args.channels, shared_alive);
+  __shared__ typename FlatReduce::TempStorage temp;
+  const FlatAcc total = FlatReduce(temp).Reduce(to_flat(acc), MergeFlat{});
+  if (threadIdx.x == 0) partials[static_cast<int64_t>(blockIdx.x) * kMaxOps] = total;
+  __syncthreads();  // temp is reused
+  const FlatAcc input_total = FlatReduce(temp).Reduce(to_flat(input_acc), MergeFlat{});
+  if (threadIdx.x == 0) partials[static_cast<int64_t>(blockIdx.x) * kMaxOps + 1] = input_total;
+  __syncthreads();  // temp is reused by the finish
+  if (!last_block_to_finish(args)) return;
+  finish_ops(args.ops, args.n_ops, args.slot, args.channels, partials, 0, temp);
+  finish_ops(input.ops, input.n_ops, input.slot, args.channels, partials, 1, temp);
+  if (threadIdx.x == 0) *args.done = 0;
 }
 
 }  // namespace
+
+void launch_relu_pass_probing_input(const PassArgs& args, const InputPassArgs& input, int blocks,
+                                    FlatAcc* partials, cudaStream_t stream) {
+  const size_t shared_bytes = static_cast<size_t>(args.shared_alive_words) * sizeof(unsigned);
+  relu_probing_input_kernel<<<blocks, kBlock, shared_bytes, stream>>>(args, input, partials);
+  HOOKRT_CUDA_CHECK(cudaGetLastError());
+}
 
 PassKernel pass_kernel_for(const PlannedPass& pass) {
   if (pass.per_channel()) return PassKernel::Rows;
@@ -303,6 +408,9 @@ int fused_pass_blocks_per_multiprocessor(PassKernel kernel) {
     case PassKernel::Common:
       HOOKRT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, common_pass_kernel, kBlock, 0));
       break;
+    case PassKernel::ReluProbingInput:
+      HOOKRT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, relu_probing_input_kernel, kBlock, 0));
+      break;
   }
   return blocks;
 }
@@ -315,6 +423,8 @@ void launch_fused_pass(const PassArgs& args, PassKernel kernel, int blocks, Flat
     case PassKernel::Rows: fused_pass_kernel<true><<<blocks, kBlock, shared_bytes, stream>>>(args, partials); break;
     case PassKernel::Flat: fused_pass_kernel<false><<<blocks, kBlock, shared_bytes, stream>>>(args, partials); break;
     case PassKernel::Common: common_pass_kernel<<<blocks, kBlock, shared_bytes, stream>>>(args, partials); break;
+    case PassKernel::ReluProbingInput:
+      throw Error("internal: a pass that probes its producer's input is launched with its input's ops");
   }
   HOOKRT_CUDA_CHECK(cudaGetLastError());
 }

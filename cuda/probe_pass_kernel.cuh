@@ -8,16 +8,12 @@
 
 namespace hookrt::cuda::detail {
 
-// Queues the pass on `stream` as `blocks` blocks of kBlock threads; block b leaves op k's flat
-// partial at partials[b * kMaxOps + k]. rows: the row walk, for a pass with a channels probe;
-// its finishing kernels follow (probe_finish.cuh). A flat pass finishes itself and writes the
-// slot, given args.done and its ops' counters zeroed, which it leaves zeroed. Shared memory is
-// sized from args.shared_hist_words and args.shared_alive_words. Throws Error if the launch fails.
 // Which kernel runs a pass: Rows, the row walk, for a pass with a channels probe (its finishing
 // kernels follow, probe_finish.cuh); Common, the flat walk with one accumulator, for a pass of
 // only stats, nonfinite and at most one zeros (the probes users put everywhere); Flat, the
-// general flat walk, for any other pass.
-enum class PassKernel { Rows, Flat, Common };
+// general flat walk, for any other pass; ReluProbingInput, the common walk of a ReLU's output that
+// probes the ReLU's input too (launch_relu_pass_probing_input).
+enum class PassKernel { Rows, Flat, Common, ReluProbingInput };
 PassKernel pass_kernel_for(const PlannedPass& pass);
 
 // How many blocks of the kernel one multiprocessor holds at once, as its registers allow; throws
@@ -25,11 +21,19 @@ PassKernel pass_kernel_for(const PlannedPass& pass);
 int fused_pass_blocks_per_multiprocessor(PassKernel kernel);
 
 // Queues the pass on `stream` as `blocks` blocks of kBlock threads; block b leaves op k's flat
-// partial at partials[b * kMaxOps + k]. A flat pass (Flat, Common) finishes itself and writes
+// partial at partials[b * kMaxOps + k] (Common: one at partials[b * kMaxOps], its ops' one
+// accumulator). A flat pass (Flat, Common) finishes itself and writes
 // the slot, given args.done and its ops' counters zeroed, which it leaves zeroed. Shared memory
 // is sized from args.shared_hist_words and args.shared_alive_words. Throws Error if the launch
 // fails.
 void launch_fused_pass(const PassArgs& args, PassKernel kernel, int blocks, FlatAcc* partials,
                        cudaStream_t stream);
+
+// The common pass of a ReLU's output (args: a ReluForward producer, common ops, possibly none)
+// that also runs `input`'s ops on the ReLU's input as it loads it, so that the input is read once
+// for both. Block b leaves the output's partial at partials[b * kMaxOps] and the input's at
+// partials[b * kMaxOps + 1]; the last block writes both slots. Otherwise as launch_fused_pass.
+void launch_relu_pass_probing_input(const PassArgs& args, const InputPassArgs& input, int blocks,
+                                    FlatAcc* partials, cudaStream_t stream);
 
 }  // namespace hookrt::cuda::detail

@@ -8,10 +8,12 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cpu/probes.h"
+#include "cuda_entry.h"
 #include "hookrt/backend.h"
 #include "hookrt/executor.h"
 #include "hookrt/hook_spec.h"
@@ -127,6 +129,122 @@ TEST(GpuEpilogueProbes, WriteATensorLargerThanTheGrid) {
   HOOKRT_GPU_OR_SKIP(gpu);
   for (const ProducingOp::Kind kind : kKinds)
     expect_fused_run_matches_cpu(*gpu, Case{kind, {3, 64, 130, 131}, 1, 0, "stats,zeros,nonfinite", 900});
+}
+
+// Probes on the op's input (ProbeRunOptions::probe_input), run where the op reads it: a batch
+// norm's output probed by its ReLU's pass. One pass where both lists are common probes and the op
+// is a ReLU reading input 0 (counted where launches can be), the input's probes on their own
+// elsewhere; either way, against the CPU engine on the input and the CPU op and engine on the
+// output.
+struct InputCase {
+  ProducingOp::Kind kind;
+  int input;
+  Shape shape;
+  size_t input_offset, output_offset;
+  std::string input_list, output_list;  // output_list may be empty: the run only writes the tensor
+  bool common;                          // both lists are common probes (stats, nonfinite, one zeros)
+  uint64_t seed;
+  double value_offset = 0.0;  // below zero: most values negative, so ReLUs leave channels dead
+
+  bool one_pass() const { return common && kind == ProducingOp::Kind::ReluForward && input == 0; }
+  std::string name() const {
+    return kind_name(kind) + " probing input " + std::to_string(input) + " [" + input_list + "], output [" +
+           output_list + "] on " + shape_string(shape) + ", inputs at +" + std::to_string(input_offset) +
+           ", output at +" + std::to_string(output_offset) + ", values offset by " + std::to_string(value_offset);
+  }
+};
+
+void expect_input_probes_match_cpu(Backend& gpu, const InputCase& c) {
+  const bool one_operand = c.kind == ProducingOp::Kind::ReluForward;
+  const Tensor host_a = nasty_tensor(c.shape, c.seed, c.value_offset, 1.0);
+  const Tensor host_b = one_operand ? Tensor() : nasty_tensor(c.shape, c.seed + 1, c.value_offset, 1.0);
+  const ProbeList input_list = parse_list(c.input_list);
+  const ProbeList output_list = c.output_list.empty() ? ProbeList{} : parse_list(c.output_list);
+  ProbeRunOptions options;
+  options.channel_axis = c.shape.size() > 1 ? 1 : 0;
+
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  ProbeRecord want_input;
+  Tensor host_input = c.input == 0 ? host_a : host_b;
+  cpu::run_probes(input_list, host_input, want_input, options);
+  Tensor want = Tensor::empty(c.shape);
+  cpu->run_producing_op(ProducingOp{c.kind, host_a, host_b}, want);
+  ProbeRecord want_output;
+  cpu::run_probes(output_list, want, want_output, options);
+
+  Tensor a = sentinel_view(gpu, c.shape, c.input_offset);
+  gpu.copy(host_a, a);
+  Tensor b;
+  if (!one_operand) {
+    b = sentinel_view(gpu, c.shape, 3 - c.input_offset);
+    gpu.copy(host_b, b);
+  }
+  Tensor out = sentinel_view(gpu, c.shape, c.output_offset);
+  gpu.synchronize();
+  ProbeRecord got_input, got_output;
+  options.produce = ProducingOp{c.kind, a, b};
+  options.probe_input = InputProbeRun{c.input, input_list, options.channel_axis, &got_input};
+  auto run = [&] { run_probes_now(gpu, output_list, out, got_output, options); };
+  std::string why_not_counted;
+  if (const std::optional<cuda::LaunchCounts> counts = cuda::count_launches(run, &why_not_counted)) {
+    if (c.one_pass())
+      EXPECT_EQ(counts->kernels, 1) << c.name() << ": the input is read by the pass that writes the tensor";
+    else
+      EXPECT_GE(counts->kernels, 2) << c.name() << ": the input's probes run on their own";
+  } else {
+    run();
+  }
+
+  expect_same_results(got_input.results, want_input.results, kRel, 0.0, c.name() + " input");
+  expect_same_results(got_output.results, want_output.results, kRel, 0.0, c.name() + " output");
+  expect_same_floats(gpu.to_host(out), want, 0.0, c.name() + " tensor");
+  expect_same_floats(gpu.to_host(c.input == 0 ? a : b), host_input, 0.0, c.name() + " input, unchanged");
+  const Tensor backing = gpu.to_host(Tensor(out.storage(), {out.numel() + 4 - static_cast<int64_t>(c.output_offset)},
+                                            DType::F32, c.output_offset * sizeof(float)));
+  for (int64_t i = out.numel(); i < backing.numel(); ++i)
+    EXPECT_EQ(backing.data<float>()[i], kSentinel) << c.name() << ": written past the end at " << i;
+}
+
+TEST(GpuEpilogueProbes, ProbeTheOpsInputAsTheCpuBackendDoes) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  uint64_t seed = 1100;
+  struct Lists {
+    std::string input, output;
+    bool common;
+  };
+  const std::vector<Lists> lists = {
+      {"stats,zeros,nonfinite", "", true},
+      {"stats,zeros,nonfinite", "stats,zeros,nonfinite", true},
+      {"zeros", "stats", true},
+      {"stats,nonfinite", "zeros,stats", true},
+      {"stats,zeros,nonfinite", "capture,stats", false},      // the output's list is not common: apart
+      {"hist=8:-2:2,stats", "stats,zeros,nonfinite", false},  // nor the input's
+  };
+  const std::vector<std::pair<size_t, size_t>> offsets = {{0, 0}, {1, 0}, {0, 3}, {2, 1}};
+  for (const ProducingOp::Kind kind : kKinds)
+    for (int input = 0; input < (kind == ProducingOp::Kind::ReluForward ? 1 : 2); ++input) {
+      for (const Shape& shape : {Shape{2, 3, 5, 7}, Shape{1}, Shape{4, 16, 9, 9}})
+        for (const Lists& l : lists)
+          for (const auto& [input_offset, output_offset] : offsets)
+            expect_input_probes_match_cpu(*gpu, InputCase{kind, input, shape, input_offset, output_offset, l.input,
+                                                          l.output, l.common, seed += 2});
+      // Larger than the grid; most values negative, so that many channels are dead in both tensors.
+      for (const double value_offset : {0.0, -2.5})
+        expect_input_probes_match_cpu(*gpu, InputCase{kind, input, {3, 64, 130, 131}, 1, 0, lists[1].input,
+                                                      lists[1].output, true, seed += 2, value_offset});
+    }
+}
+
+// Alive flags of two zeros ops in one pass: in the block's shared memory while both tensors' fit,
+// the input's in global memory once the output's take the room, both there beyond it.
+TEST(GpuEpilogueProbes, ProbeTheOpsInputWithManyChannels) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  uint64_t seed = 1500;
+  for (const Shape& shape : {Shape{2, 2048, 3, 3}, Shape{2, 3000, 3, 3}, Shape{1, 5000, 2, 2}})
+    for (const std::string& output_list : {std::string("stats,zeros"), std::string()})
+      for (const double value_offset : {0.0, -2.5})
+        expect_input_probes_match_cpu(*gpu, InputCase{ProducingOp::Kind::ReluForward, 0, shape, 0, 0, "zeros,stats",
+                                                      output_list, true, seed += 2, value_offset});
 }
 
 // Without probes, each op runs as the backend's own kernel (the residual add and its ReLU as one).

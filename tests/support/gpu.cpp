@@ -42,15 +42,20 @@ uint64_t device_pool_reserved_bytes() {
 ProbeRunEffects run_probes_now(Backend& backend, const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                                const ProbeRunOptions& options) {
   ProbeRunEffects effects = backend.run_probes(probes, tensor, record, options);
-  if (!effects.deferred) return effects;
-  for (DeferredProbeResults& finished : backend.collect_deferred_probe_results()) {
-    if (finished.ticket != *effects.deferred) continue;
-    for (ProbeResult& result : finished.results) record.results.push_back(std::move(result));
-    effects.halt = finished.halt;
-    effects.deferred.reset();
-    return effects;
-  }
-  throw Error("run_probes_now: the backend did not return deferred run " + std::to_string(*effects.deferred));
+  if (!effects.deferred && !effects.input_deferred) return effects;
+  std::vector<DeferredProbeResults> finished = backend.collect_deferred_probe_results();
+  auto take = [&finished](std::optional<uint64_t>& ticket, ProbeRecord& into) {
+    for (DeferredProbeResults& run : finished) {
+      if (run.ticket != *ticket) continue;
+      for (ProbeResult& result : run.results) into.results.push_back(std::move(result));
+      ticket.reset();
+      return run.halt;
+    }
+    throw Error("run_probes_now: the backend did not return deferred run " + std::to_string(*ticket));
+  };
+  if (effects.deferred) effects.halt = take(effects.deferred, record);
+  if (effects.input_deferred) take(effects.input_deferred, *options.probe_input->record);
+  return effects;
 }
 
 }  // namespace hookrt::testing

@@ -24,7 +24,8 @@ GpuForTests make_gpu_backend_for_tests(const GpuOptions& options);
 uint64_t device_pool_reserved_bytes();
 
 // backend.run_probes, finished at once: a deferred run is collected and its results and halt flag
-// put where a backend that does not defer would have put them.
+// put where a backend that does not defer would have put them (options.probe_input's results in
+// its record).
 ProbeRunEffects run_probes_now(Backend& backend, const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                                const ProbeRunOptions& options);
 
