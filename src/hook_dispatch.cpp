@@ -60,27 +60,32 @@ static bool same_tensor(const Tensor& a, const Tensor& b) {
          a.shape() == b.shape() && a.dtype() == b.dtype();
 }
 
-bool HookDispatcher::can_park_forward(const std::string& module) const {
-  const auto hooks = active(HookWhen::Forward, module);
+bool HookDispatcher::can_park(HookWhen when, const std::string& module) const {
+  const auto hooks = active(when, module);
   if (hooks.size() != 1) return false;
   const auto* probes = std::get_if<ProbeList>(&hooks.front()->action);
   return probes && !probes->empty() && ProbedTensors::reusable(*probes);
 }
 
 void HookDispatcher::park_forward(const HookSite& site, const Tensor& output, std::set<uint64_t>& called) {
-  run_parked();
   const auto hooks = active(HookWhen::Forward, site.module);
-  if (!can_park_forward(site.module)) throw Error("internal: the forward hooks of '" + site.module + "' cannot wait");
+  if (!can_park(HookWhen::Forward, site.module))
+    throw Error("internal: the forward hooks of '" + site.module + "' cannot wait");
   called.insert(hooks.front()->id);
-  const ProbeList& probes = std::get<ProbeList>(hooks.front()->action);
-  ProbeRecord record = record_for(HookWhen::Forward, site, output, "output");
-  const int channel_axis = output.ndim() < 2 ? 0 : 1;
-  if (const EarlierProbeRun* earlier = probed_.find(output, probes, channel_axis)) {
+  park(std::get<ProbeList>(hooks.front()->action), HookWhen::Forward, site, output, "output");
+}
+
+void HookDispatcher::park(const ProbeList& probes, HookWhen when, const HookSite& site, const Tensor& tensor,
+                          const std::string& tensor_name) {
+  run_parked();
+  ProbeRecord record = record_for(when, site, tensor, tensor_name);
+  const int channel_axis = tensor.ndim() < 2 ? 0 : 1;
+  if (const EarlierProbeRun* earlier = probed_.find(tensor, probes, channel_axis)) {
     reuse(std::move(record), *earlier);
     return;
   }
   queue_.push_back(QueuedRecord{std::move(record), std::nullopt, false, std::nullopt});
-  parked_ = ParkedRun{output, probes, channel_axis, queue_.size() - 1};
+  parked_ = ParkedRun{tensor, probes, channel_axis, queue_.size() - 1};
 }
 
 std::optional<HookDispatcher::ParkedRun> HookDispatcher::take_parked_for(ProbeRunOptions& options) {
@@ -153,6 +158,9 @@ HookEvent HookDispatcher::event(HookWhen when, const HookSite& site) const {
 void HookDispatcher::run_probe_hook(const ProbeList& probes, HookWhen when, const HookSite& site, Tensor& tensor,
                                     const std::string& tensor_name, std::vector<GradTransform>* transforms,
                                     std::optional<ProducingOp>& produce) {
+  // Another run on the parked tensor: the parked one runs first, in its record's order, and may
+  // stand in for this one.
+  if (parked_ && same_tensor(parked_->tensor, tensor)) run_parked();
   ProbeRecord record = record_for(when, site, tensor, tensor_name);
   ProbeRunOptions options;
   // Parameter gradients have their channels first (out_channels of a conv weight).
@@ -329,10 +337,14 @@ static ProbeList observing_only(const ProbeList& probes) {
 }
 
 void HookDispatcher::fire_backward(const HookSite& site, Tensor& grad_input, Tensor& grad_output,
-                                   std::optional<ProducingOp> produce_grad_input) {
+                                   std::optional<ProducingOp> produce_grad_input, bool park_grad_input) {
+  park_grad_input = park_grad_input && grad_input.defined() && !produce_grad_input &&
+                    can_park(HookWhen::Backward, site.module);
   for (const auto& hook : active(HookWhen::Backward, site.module)) {
     if (const auto* probes = std::get_if<ProbeList>(&hook->action)) {
-      if (grad_input.defined())
+      if (park_grad_input)
+        park(*probes, HookWhen::Backward, site, grad_input, "grad_input");
+      else if (grad_input.defined())
         run_probe_hook(*probes, HookWhen::Backward, site, grad_input, "grad_input", nullptr, produce_grad_input);
       // grad_output has already been used by the module's backward: only observing probes see it.
       ProbeList observers = observing_only(*probes);

@@ -61,14 +61,15 @@ class HookDispatcher {
   void fire_forward(const HookSite& site, const Tensor& input, Tensor& output,
                     std::vector<GradTransform>* transforms, std::set<uint64_t>& called,
                     std::optional<ProducingOp> produce = std::nullopt);
-  // Whether the forward hooks of `module` may wait for the op that reads its output next
-  // (park_forward): there is one, a probe hook that only observes (ProbedTensors::reusable).
-  bool can_park_forward(const std::string& module) const;
-  // Fires the forward hook of `module` (can_park_forward) on `output`, which a producing op reads
-  // next (a batch norm's output, read by the ReLU after it), without reading it yet: its record
-  // takes its place in the queue now, and its probes run in the op's own read of the tensor
-  // (write, or the probe run that writes the op's output), or else on their own at run_parked.
-  // One run is parked at a time: parking another runs the first.
+  // Whether the hooks of `when` on `module` may wait for the op that reads their tensor next
+  // (park_forward, fire_backward's park_grad_input): there is one, a probe hook that only
+  // observes (ProbedTensors::reusable).
+  bool can_park(HookWhen when, const std::string& module) const;
+  // Fires the forward hook of `module` (can_park) on `output`, which a producing op reads next (a
+  // batch norm's output, read by the ReLU after it), without reading it yet: its record takes its
+  // place in the queue now, and its probes run in the op's own read of the tensor (write, or the
+  // probe run that writes the op's output), or else on their own at run_parked, or when another
+  // probe run fires on the tensor. One run is parked at a time: parking another runs the first.
   void park_forward(const HookSite& site, const Tensor& output, std::set<uint64_t>& called);
   // Runs the parked run on its own, if there is one: before anything but its op may read or write
   // its tensor, or before its record must be delivered.
@@ -81,9 +82,11 @@ class HookDispatcher {
 
   // backward: changing probes act on grad_input only; observing probes report grad_input (when
   // defined) and grad_output as separate records; pair callbacks get (grad_input, grad_output).
-  // `produce_grad_input` is fire_forward's `produce` for grad_input.
+  // `produce_grad_input` is fire_forward's `produce` for grad_input. park_grad_input: a ReLU's
+  // backward reads grad_input next (a convolution's or max pool's after a ReLU), so a hook that
+  // can_park waits for it there, as park_forward's.
   void fire_backward(const HookSite& site, Tensor& grad_input, Tensor& grad_output,
-                     std::optional<ProducingOp> produce_grad_input = std::nullopt);
+                     std::optional<ProducingOp> produce_grad_input = std::nullopt, bool park_grad_input = false);
 
   // Collects deferred probe results and delivers every queued record in firing order. Throws
   // Error(Halted) after delivering the record whose nonfinite=halt probe fired.
@@ -129,6 +132,10 @@ class HookDispatcher {
   // Delivers the queue's leading records whose results are known.
   void deliver_ready();
   ProbeRecord record_for(HookWhen when, const HookSite& site, const Tensor& tensor, const std::string& tensor_name) const;
+
+  // Queues the record of `probes` on `tensor` and parks their run (see park_forward).
+  void park(const ProbeList& probes, HookWhen when, const HookSite& site, const Tensor& tensor,
+            const std::string& tensor_name);
 
   // `produce` (see fire_forward) is handed to the run and left empty.
   void run_probe_hook(const ProbeList& probes, HookWhen when, const HookSite& site, Tensor& tensor,

@@ -34,7 +34,7 @@ bool StepRunner::epilogue_probes(HookWhen when, const std::string& module) const
 
 // ---- module calls and hooks ----
 
-int StepRunner::run_module(const Module& module, int x, bool read_by_next_op) {
+int StepRunner::run_module(const Module& module, int x, ReadByOp read_by_op) {
   const HookSite site{module.path, module.kind, calls_[module.path]++, ""};
   std::set<uint64_t> called;
   try {
@@ -43,9 +43,9 @@ int StepRunner::run_module(const Module& module, int x, bool read_by_next_op) {
                                                      hooks_.any(HookWhen::BackwardPre, module.path));
     const bool wrap = backward_hooked && value(x).requires_grad;
     auto saved_grad_output = std::make_shared<Tensor>();
-    const int x_in = wrap ? wrap_input(site, x, saved_grad_output) : x;
+    const int x_in = wrap ? wrap_input(site, x, saved_grad_output, read_by_op.grad_input) : x;
     int y = body(module, x_in);
-    y = forward_hooks(site, x_in, y, called, read_by_next_op);
+    y = forward_hooks(site, x_in, y, called, read_by_op.output);
     if (!backward_hooked) return y;
     // Output wrapper: complete grad_output -> backward_pre hooks -> (no-grad input: backward hooks now).
     const int y_out = tape_.add_value(value(y).data, value(y).requires_grad);
@@ -74,10 +74,12 @@ int StepRunner::run_module(const Module& module, int x, bool read_by_next_op) {
   }
 }
 
-int StepRunner::wrap_input(const HookSite& site, int x, std::shared_ptr<Tensor> saved_grad_output) {
+int StepRunner::wrap_input(const HookSite& site, int x, std::shared_ptr<Tensor> saved_grad_output,
+                           bool grad_read_by_op) {
   const int x_in = tape_.add_value(value(x).data, true);
+  grad_read_by_op = grad_read_by_op && options_.probes_in_epilogues;
   // Recorded before the body, so it runs after the body's backward: grad_input is complete.
-  tape_.record([this, site, x, x_in, saved_grad_output] {
+  tape_.record([this, site, x, x_in, saved_grad_output, grad_read_by_op] {
     UnwrittenGrad grad_input = tape_.take_unwritten_grad(x_in);
     if (!grad_input.grad.defined()) return;
     Tensor grad_output = std::move(*saved_grad_output);
@@ -87,7 +89,7 @@ int StepRunner::wrap_input(const HookSite& site, int x, std::shared_ptr<Tensor> 
       grad_output = tape_.own_grad(std::move(grad_output));
     }
     if (grad_output.defined())
-      hooks_.fire_backward(site, grad_input.grad, grad_output, std::move(grad_input.producer));
+      hooks_.fire_backward(site, grad_input.grad, grad_output, std::move(grad_input.producer), grad_read_by_op);
     else if (grad_input.producer)
       hooks_.write(*grad_input.producer, grad_input.grad);
     tape_.accumulate_grad(x, std::move(grad_input.grad));
@@ -114,7 +116,7 @@ int StepRunner::forward_pre_hooks(const HookSite& site, int x) {
 // in that op's read of it (park_forward), so that a probed batch norm output costs no read of
 // its own.
 int StepRunner::forward_hooks(const HookSite& site, int x, int y, std::set<uint64_t>& called,
-                              bool read_by_next_op) {
+                              bool output_read_by_op) {
   std::optional<ProducingOp> produce = std::exchange(unwritten_output_, std::nullopt);
   const bool hooked = hooks_.any(HookWhen::Forward, site.module);
   const bool changing = hooked && hooks_.may_change(HookWhen::Forward, site.module);
@@ -123,7 +125,7 @@ int StepRunner::forward_hooks(const HookSite& site, int x, int y, std::set<uint6
     produce.reset();
   }
   if (!hooked) return y;
-  if (read_by_next_op && !produce && options_.probes_in_epilogues && hooks_.can_park_forward(site.module)) {
+  if (output_read_by_op && !produce && options_.probes_in_epilogues && hooks_.can_park(HookWhen::Forward, site.module)) {
     hooks_.park_forward(site, value(y).data, called);
     return y;
   }
@@ -191,8 +193,11 @@ int StepRunner::resnet(const Module& module, int x) {
   const std::vector<std::string>& children = module.children;
   for (size_t i = 0; i < children.size(); ++i) {
     if (children[i] == "fc") x = flatten(x);  // torch.flatten(x, 1) between avgpool and fc
-    const bool into_relu = i + 1 < children.size() && model_.module(children[i + 1]).kind == ModuleKind::ReLU;
-    x = run_module(model_.module(children[i]), x, into_relu);
+    // The stem: bn1's output goes to the ReLU, and the ReLU's backward reads maxpool's grad_input.
+    ReadByOp read_by_op;
+    read_by_op.output = i + 1 < children.size() && model_.module(children[i + 1]).kind == ModuleKind::ReLU;
+    read_by_op.grad_input = i > 0 && model_.module(children[i - 1]).kind == ModuleKind::ReLU;
+    x = run_module(model_.module(children[i]), x, read_by_op);
   }
   return x;
 }
@@ -205,10 +210,10 @@ int StepRunner::sequential(const Module& module, int x) {
 int StepRunner::basic_block(const Module& module, int x) {
   const std::string& p = module.path;
   int out = run_module(model_.module(p + ".conv1"), x);
-  out = run_module(model_.module(p + ".bn1"), out, /*read_by_next_op=*/true);
+  out = run_module(model_.module(p + ".bn1"), out, {.output = true});
   out = run_module(model_.module(p + ".relu"), out);
-  out = run_module(model_.module(p + ".conv2"), out);
-  out = run_module(model_.module(p + ".bn2"), out, /*read_by_next_op=*/true);  // by the residual add's ReLU
+  out = run_module(model_.module(p + ".conv2"), out, {.grad_input = true});  // by the ReLU's backward
+  out = run_module(model_.module(p + ".bn2"), out, {.output = true});        // by the residual add's ReLU
   const int identity = model_.has_module(p + ".downsample") ? run_module(model_.module(p + ".downsample"), x) : x;
   const Module& relu = model_.module(p + ".relu");  // the same ReLU module, second call
   out = add(out, identity, !hooks_.reads_forward_input(relu.path));
@@ -324,7 +329,7 @@ int StepRunner::relu(const Module& module, int x) {
       tape_.accumulate_unwritten_grad(x, std::move(dx), ProducingOp{ProducingOp::Kind::ReluBackward, y, dy});
       return;
     }
-    backend_.relu_backward(y, dy, dx);
+    hooks_.write(ProducingOp{ProducingOp::Kind::ReluBackward, y, dy}, dx);  // may probe dy as it reads it
     tape_.accumulate_grad(x, std::move(dx));
   });
   return out;

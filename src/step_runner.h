@@ -31,6 +31,15 @@ struct DeviceState {
   bool momentum_initialised = false;
 };
 
+// Which of a module call's tensors a producing op reads next: its output (a batch norm's, read by
+// the ReLU after it) or its grad_input (a convolution's or max pool's after a ReLU, read by that
+// ReLU's backward). That op's read may then probe it for the module's hooks
+// (HookDispatcher::park_forward, fire_backward's park_grad_input).
+struct ReadByOp {
+  bool output = false;
+  bool grad_input = false;
+};
+
 class StepRunner {
  public:
   StepRunner(Model& model, Backend& backend, DeviceState& state, const ExecutorOptions& options, int64_t step,
@@ -51,9 +60,7 @@ class StepRunner {
   std::deque<QueuedRecord> take_queued_records() { return hooks_.take_queued_records(); }
 
  private:
-  // read_by_next_op: the module's output is read next by a producing op (a ReLU's), whose read
-  // may then probe it for the module's forward hooks (HookDispatcher::park_forward).
-  int run_module(const Module& module, int x, bool read_by_next_op = false);
+  int run_module(const Module& module, int x, ReadByOp read_by_op = {});
   int body(const Module& module, int x);
   int resnet(const Module& module, int x);
   int sequential(const Module& module, int x);
@@ -70,10 +77,10 @@ class StepRunner {
   int add(int a, int b, bool into_relu);
 
   int forward_pre_hooks(const HookSite& site, int x);
-  int forward_hooks(const HookSite& site, int x, int y, std::set<uint64_t>& called, bool read_by_next_op);
+  int forward_hooks(const HookSite& site, int x, int y, std::set<uint64_t>& called, bool output_read_by_op);
   template <class Fire> int through_changing_hooks(int x, Fire fire);
   int wrap_for_backward_hooks(const HookSite& site, int x, int y);
-  int wrap_input(const HookSite& site, int x, std::shared_ptr<Tensor> saved_grad_output);
+  int wrap_input(const HookSite& site, int x, std::shared_ptr<Tensor> saved_grad_output, bool grad_read_by_op);
 
   // Fires grad hooks on a parameter's fresh gradient and keeps it for the optimizer.
   void parameter_grad(const std::string& key, Tensor grad);

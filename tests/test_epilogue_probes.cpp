@@ -133,6 +133,8 @@ class EpilogueProbesTest : public TinyModelTest {
 constexpr int kReluCalls = 17;
 constexpr int kBlocks = 8;
 constexpr int kBatchNormsIntoRelus = kReluCalls;
+// In backward, each block's conv2 and the stem's maxpool send their grad_input to a ReLU alone.
+constexpr int kGradInputsIntoRelus = kBlocks + 1;
 
 TEST_F(EpilogueProbesTest, EveryProbedReluTensorIsWrittenByItsProbeRun) {
   register_specs({"forward:*:stats,zeros,nonfinite", "backward:*:stats,zeros,nonfinite", "grad:*:stats"});
@@ -142,7 +144,7 @@ TEST_F(EpilogueProbesTest, EveryProbedReluTensorIsWrittenByItsProbeRun) {
   EXPECT_EQ(fused.counts.produced_backward, kReluCalls);
   EXPECT_EQ(fused.counts.relu_forward, 0);
   EXPECT_EQ(fused.counts.relu_backward, 0);
-  EXPECT_EQ(fused.counts.input_probes, kBatchNormsIntoRelus);
+  EXPECT_EQ(fused.counts.input_probes, kBatchNormsIntoRelus + kGradInputsIntoRelus);
   EXPECT_EQ(unfused.counts.produced_forward + unfused.counts.produced_backward, 0);
   EXPECT_EQ(unfused.counts.input_probes, 0);
   EXPECT_EQ(unfused.counts.relu_forward, kReluCalls - kBlocks);
@@ -279,6 +281,22 @@ TEST_F(EpilogueProbesTest, BatchNormOutputsAreProbedWhereTheirReluReadsThem) {
   EXPECT_EQ(fused.counts.relu_forward + fused.counts.add_relus, 2 * kReluCalls) << "each ReLU wrote its output there";
   const StepOutcome unfused = train_step(false, 2);
   EXPECT_EQ(unfused.counts.input_probes, 0);
+  expect_same_outcome(fused, unfused);
+}
+
+// In backward, the gradient a convolution or max pool sends to the ReLU before it is probed where
+// that ReLU's backward reads it: whether the ReLU has backward hooks of its own (its grad_output is
+// then that same gradient, and its record takes the parked run's results) or none, and whether a
+// backward_pre hook fires on that gradient first (the parked run then runs before it, and serves it).
+TEST_F(EpilogueProbesTest, GradientsIntoAReluAreProbedWhereItsBackwardReadsThem) {
+  register_specs({"backward:*conv2:stats,zeros,nonfinite", "backward:maxpool:stats,zeros", "backward:layer1.*relu:stats",
+                  "backward_pre:layer4.0.relu:stats,zeros,nonfinite"});
+  const StepOutcome fused = train_step(true, 2);
+  // layer4.0's conv2 sends its grad_input to a ReLU whose backward_pre hook reads it first.
+  EXPECT_EQ(fused.counts.input_probes, 2 * (kGradInputsIntoRelus - 1));
+  const StepOutcome unfused = train_step(false, 2);
+  EXPECT_EQ(unfused.counts.input_probes, 0);
+  ASSERT_GT(unfused.records.size(), 40u);
   expect_same_outcome(fused, unfused);
 }
 
