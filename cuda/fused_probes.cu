@@ -64,13 +64,26 @@ int grid_for(int64_t items, int64_t per_block, int per_multiprocessor = 2) {
 // needs every warp it can get to keep loads in flight), at least two, asked once per device.
 int pass_blocks_per_multiprocessor(PassKernel kernel) {
   static std::mutex mutex;
-  static std::vector<std::array<int, 4>> known;  // by device, by kernel; 0 until asked
+  static std::vector<std::array<int, 3>> known;  // by device, by kernel; 0 until asked
+  int device = 0;
+  HOOKRT_CUDA_CHECK(cudaGetDevice(&device));
+  const std::lock_guard<std::mutex> lock(mutex);
+  if (static_cast<size_t>(device) >= known.size()) known.resize(static_cast<size_t>(device) + 1, {0, 0, 0});
+  int& blocks = known[static_cast<size_t>(device)][static_cast<size_t>(kernel)];
+  if (blocks == 0) blocks = std::max(2, fused_pass_blocks_per_multiprocessor(kernel));
+  return blocks;
+}
+
+// The same for the passes that probe their producer's input, by variant (probing_input_variant).
+int probing_input_pass_blocks_per_multiprocessor(int variant) {
+  static std::mutex mutex;
+  static std::vector<std::array<int, 4>> known;  // by device, by variant; 0 until asked
   int device = 0;
   HOOKRT_CUDA_CHECK(cudaGetDevice(&device));
   const std::lock_guard<std::mutex> lock(mutex);
   if (static_cast<size_t>(device) >= known.size()) known.resize(static_cast<size_t>(device) + 1, {0, 0, 0, 0});
-  int& blocks = known[static_cast<size_t>(device)][static_cast<size_t>(kernel)];
-  if (blocks == 0) blocks = std::max(2, fused_pass_blocks_per_multiprocessor(kernel));
+  int& blocks = known[static_cast<size_t>(device)].at(static_cast<size_t>(variant));
+  if (blocks == 0) blocks = std::max(2, probing_input_blocks_per_multiprocessor(variant));
   return blocks;
 }
 
@@ -263,16 +276,17 @@ const PlannedPass& first_pass_or_none(const ProbePlan& plan) {
   return plan.passes.empty() ? none : plan.passes.front();
 }
 
-// A ReLU's output written and probed (its plan's one pass, or none) in the pass that reads its
-// input and runs the input's probes: the input's counters come after the output's in the zeroed
-// words, its alive flags after the output's in shared memory.
-void run_relu_pass_probing_input(const ProbePlan& plan, const FusedProbeBuffers& buffers,
-                                 const ProbeScratchAllocator& scratch, cudaStream_t stream) {
+// A producing op's output written and probed (its plan's one pass, or none) in the pass that
+// reads the op's inputs and runs one input's probes: the input's counters come after the output's
+// in the zeroed words, its alive flags after the output's in shared memory.
+void run_pass_probing_input(const ProbePlan& plan, const FusedProbeBuffers& buffers,
+                            const ProbeScratchAllocator& scratch, cudaStream_t stream) {
   const PlannedPass& pass = first_pass_or_none(plan);
   const ProbePlan& input_plan = *buffers.input.plan;
   const PlannedPass& input_pass = input_plan.passes.front();
+  const int variant = probing_input_variant(buffers.producer.kind, buffers.input.input);
   const int blocks =
-      grid_for(plan.numel, int64_t{kBlock} * 4, pass_blocks_per_multiprocessor(PassKernel::ReluProbingInput));
+      grid_for(plan.numel, int64_t{kBlock} * 4, probing_input_pass_blocks_per_multiprocessor(variant));
   const PassScratch s = allocate_pass_scratch(plan, pass, blocks, blocks, buffers.zeroed_counters, scratch);
   SharedLayout shared;
   PassArgs args = pass_args(plan, pass, 0, buffers, s, shared);
@@ -286,7 +300,7 @@ void run_relu_pass_probing_input(const ProbePlan& plan, const FusedProbeBuffers&
     counters += words;
   }
   args.shared_alive_words = (shared.next_alive_byte + 3) / 4;
-  launch_relu_pass_probing_input(args, input, blocks, s.partials, stream);
+  launch_pass_probing_input(args, input, variant, blocks, s.partials, stream);
 }
 
 }  // namespace
@@ -304,7 +318,7 @@ size_t fused_probe_counter_words(const ProbePlan& plan, const ProbePlan* input_p
 // Both plans must have the same layout, even where only one holds a zeros op: the kernel finds
 // either tensor's channels with the tensor's (PassArgs) arithmetic.
 bool fused_probes_can_probe_input(const ProbePlan& plan, ProducerKind kind, const FusedInputProbes& input) {
-  if (kind != ProducerKind::ReluForward || input.input != 0 || input.plan == nullptr) return false;
+  if (probing_input_variant(kind, input.input) < 0 || input.plan == nullptr) return false;
   const ProbePlan& in = *input.plan;
   auto common = [](const PlannedPass& pass) {
     return pass.captures.empty() && pass_kernel_for(pass) == PassKernel::Common;
@@ -324,7 +338,7 @@ void run_fused_probes(const ProbePlan& plan, const FusedProbeBuffers& buffers, c
   if (buffers.input.plan != nullptr) {
     if (!fused_probes_can_probe_input(plan, buffers.producer.kind, buffers.input))
       throw Error("run_fused_probes: this run cannot probe its producer's input in the pass that writes the tensor");
-    run_relu_pass_probing_input(plan, buffers, scratch, stream);
+    run_pass_probing_input(plan, buffers, scratch, stream);
     return;
   }
   if (buffers.producer.kind != ProducerKind::None && !fused_probes_can_produce(plan))

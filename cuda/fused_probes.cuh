@@ -34,10 +34,10 @@ struct FusedInputProbes {
   double* slot = nullptr;           // (plan->slot_size) its results
 };
 
-// Whether run_fused_probes can run `input` in the pass that writes the tensor: a ReLU reading its
-// input, and both plans (the tensor's may have no pass at all) one pass of the common probes
-// (stats, nonfinite, at most one zeros) with no capture, on the same layout. Elsewhere the
-// input's probes run on their own.
+// Whether run_fused_probes can run `input` in the pass that writes the tensor: a ReLU's input,
+// either input of the residual add's ReLU, or ReLU backward's incoming gradient (b), and both plans
+// (the tensor's may have no pass at all) one pass of the common probes (stats, nonfinite, at most
+// one zeros) with no capture, on the same layout. Elsewhere the input's probes run on their own.
 bool fused_probes_can_probe_input(const ProbePlan& plan, ProducerKind kind, const FusedInputProbes& input);
 
 // Whether the plan's first pass can write the tensor itself: it has one, and no clipnorm in it

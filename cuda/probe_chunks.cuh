@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "probe_accumulators.cuh"
 #include "probe_pass_args.cuh"
@@ -96,63 +97,78 @@ __device__ __forceinline__ void store_pass_chunk(const PassArgs& args, int64_t i
   if (args.capture) store_chunk<N>(args.capture + i, v);
 }
 
-// Chunks of 4 whose loads a thread issues before it works on any of them: a memory-bound pass
-// needs bytes in flight, and the work on a chunk would otherwise wait for each load in turn.
-constexpr int kChunksInFlight = 4;
+// Float4 loads a thread issues before it works on any of them: a memory-bound pass needs bytes
+// in flight, and the work on a chunk would otherwise wait for each load in turn.
+constexpr int kLoadsInFlight = 4;
 
-// Loads the float4 chunks k, k + stride, ... (kChunksInFlight of them) of the body at `body`.
+// The values a visitor loads per element: 1, or its kValues where it has them (2 for a pass that
+// reads both inputs of a producing op: a chunk's array holds the first input's N values, then the
+// second's). A group then holds kLoadsInFlight / kValues chunks, the same loads in flight.
+template <class Visitor, class = void>
+struct ValuesPerElement {
+  static constexpr int value = 1;
+};
 template <class Visitor>
+struct ValuesPerElement<Visitor, std::void_t<decltype(Visitor::kValues)>> {
+  static constexpr int value = Visitor::kValues;
+};
+
+// Loads the float4 chunks k, k + stride, ... (G of them) of the body at `body`.
+template <int G, int K, class Visitor>
 __device__ __forceinline__ void load_group(Visitor& visit, int64_t body, int64_t k, int64_t stride,
-                                           float (&v)[kChunksInFlight][4]) {
+                                           float (&v)[G][4 * K]) {
 #pragma unroll
-  for (int u = 0; u < kChunksInFlight; ++u) visit.template load<4>(body + 4 * (k + u * stride), v[u]);
+  for (int u = 0; u < G; ++u) visit.template load<4>(body + 4 * (k + u * stride), v[u]);
 }
 
 // Visits x[begin, end) as participant `index` of `stride`: scalars up to the first 16-byte
 // boundary, float4 chunks, then scalars for the tail. Every element is visited exactly once, and
 // each participant visits its chunks in increasing order. The visitor loads a chunk
-// (`load<N>(i, v)`) and works on a group of G chunks at once (`work<G, N>(i, step, v)`, chunk u at
-// element i + u * step): float4 chunks come kChunksInFlight to a group, each group's loads issued
-// before the work on the group before it, so that the reads of one overlap the arithmetic of the
-// other; the chunks and scalars left over come as groups of one.
+// (`load<N>(i, v)`, v holding N * K values, K = ValuesPerElement) and works on a group of G
+// chunks at once (`work<G, N>(i, step, v)`, chunk u at element i + u * step): float4 chunks come
+// G = kLoadsInFlight / K to a group, each group's loads issued before the work on the group
+// before it, so that the reads of one overlap the arithmetic of the other; the chunks and scalars
+// left over come as groups of one.
 template <class Visitor>
 __device__ __forceinline__ void visit_range(const float* x, int64_t begin, int64_t end, int64_t index,
                                             int64_t stride, Visitor& visit) {
+  constexpr int K = ValuesPerElement<Visitor>::value;
+  constexpr int G = kLoadsInFlight / K;
   if (begin >= end) return;
   const uintptr_t address = reinterpret_cast<uintptr_t>(x + begin);
   const int64_t to_boundary = static_cast<int64_t>(((16 - address % 16) % 16) / sizeof(float));
   const int64_t body = begin + (to_boundary < end - begin ? to_boundary : end - begin);
   for (int64_t i = begin + index; i < body; i += stride) {
-    float v[1][1];
+    float v[1][K];
     visit.template load<1>(i, v[0]);
     visit.template work<1, 1>(i, 0, v);
   }
   const int64_t vectors = (end - body) / 4;
   int64_t k = index;
-  if (k + (kChunksInFlight - 1) * stride < vectors) {
-    float v[kChunksInFlight][4];
-    load_group(visit, body, k, stride, v);
+  if (k + (G - 1) * stride < vectors) {
+    float v[G][4 * K];
+    load_group<G, K>(visit, body, k, stride, v);
     for (;;) {
-      const int64_t next = k + kChunksInFlight * stride;
-      const bool more = next + (kChunksInFlight - 1) * stride < vectors;
-      float w[kChunksInFlight][4];
-      if (more) load_group(visit, body, next, stride, w);
-      visit.template work<kChunksInFlight, 4>(body + 4 * k, 4 * stride, v);
+      const int64_t next = k + G * stride;
+      const bool more = next + (G - 1) * stride < vectors;
+      float w[G][4 * K];
+      if (more) load_group<G, K>(visit, body, next, stride, w);
+      visit.template work<G, 4>(body + 4 * k, 4 * stride, v);
       k = next;
       if (!more) break;
 #pragma unroll
-      for (int u = 0; u < kChunksInFlight; ++u)
+      for (int u = 0; u < G; ++u)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) v[u][j] = w[u][j];
+        for (int j = 0; j < 4 * K; ++j) v[u][j] = w[u][j];
     }
   }
   for (; k < vectors; k += stride) {
-    float v[1][4];
+    float v[1][4 * K];
     visit.template load<4>(body + 4 * k, v[0]);
     visit.template work<1, 4>(body + 4 * k, 0, v);
   }
   for (int64_t i = body + 4 * vectors + index; i < end; i += stride) {
-    float v[1][1];
+    float v[1][K];
     visit.template load<1>(i, v[0]);
     visit.template work<1, 1>(i, 0, v);
   }

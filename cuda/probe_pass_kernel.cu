@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "probe_chunks.cuh"
 #include "probe_flat_finish.cuh"
@@ -173,6 +174,53 @@ struct ReluInputVisitor {
 #pragma unroll
     for (int u = 0; u < G; ++u) store_pass_chunk<N>(args, i + u * step, v[u]);
   }
+};
+
+// The same for an op that reads two inputs (a residual add's ReLU, a ReLU backward), probing input
+// kInput: it loads both (kValues: a chunk's array holds a's values, then b's), so that it keeps as
+// many loads in flight as the common pass with half as many chunks to a group.
+template <ProducerKind kKind, int kInput>
+struct TwoInputVisitor {
+  static constexpr int kValues = 2;
+  const PassArgs& args;
+  ThreadAcc& acc;
+  ThreadAcc& input_acc;
+  AliveFlags alive, input_alive;
+  bool zeros, input_zeros;
+
+  template <int N>
+  __device__ __forceinline__ void load(int64_t i, float (&v)[2 * N]) const {
+    load_unaligned_chunk<N>(args.producer.a + i, *reinterpret_cast<float(*)[N]>(&v[0]));
+    load_unaligned_chunk<N>(args.producer.b + i, *reinterpret_cast<float(*)[N]>(&v[N]));
+  }
+
+  template <int G, int N>
+  __device__ __forceinline__ void work(int64_t i, int64_t step, float (&v)[G][2 * N]) {
+    float x[G][N];
+#pragma unroll
+    for (int u = 0; u < G; ++u)
+#pragma unroll
+      for (int j = 0; j < N; ++j) x[u][j] = v[u][kInput * N + j];
+    probe_common_group<G, N>(args, input_acc, input_alive, input_zeros, i, step, x);
+#pragma unroll
+    for (int u = 0; u < G; ++u)
+#pragma unroll
+      for (int j = 0; j < N; ++j)
+        x[u][j] = kKind == ProducerKind::AddReluForward ? relu_value(v[u][j] + v[u][N + j])
+                                                        : relu_grad(v[u][j], v[u][N + j]);
+    if (args.n_ops > 0) probe_common_group<G, N>(args, acc, alive, zeros, i, step, x);
+#pragma unroll
+    for (int u = 0; u < G; ++u) store_pass_chunk<N>(args, i + u * step, x[u]);
+  }
+};
+
+template <ProducerKind kKind, int kInput>
+struct ProbingInputVisitor {
+  using type = TwoInputVisitor<kKind, kInput>;
+};
+template <>
+struct ProbingInputVisitor<ProducerKind::ReluForward, 0> {
+  using type = ReluInputVisitor;
 };
 
 // After the walk (and a __syncthreads): the block's shared alive flags into the global ones, each
@@ -334,10 +382,12 @@ __global__ void __launch_bounds__(kBlock, 2) common_pass_kernel(const PassArgs a
   if (threadIdx.x == 0) *args.done = 0;
 }
 
-// The common pass of a ReLU's output with its input's probes (ReluInputVisitor), finished by its
-// last block: the output's ops from partial 0, the input's from partial 1.
+// The common pass of a producing op's output with its input's probes (ReluInputVisitor,
+// TwoInputVisitor), finished by its last block: the output's ops from partial 0, the input's from
+// partial 1.
+template <ProducerKind kKind, int kInput>
 __global__ void __launch_bounds__(kBlock, 2)
-    relu_probing_input_kernel(const PassArgs args, const InputPassArgs input, FlatAcc* partials) {
+    probing_input_kernel(const PassArgs args, const InputPassArgs input, FlatAcc* partials) {
   extern __shared__ unsigned shared_words[];  // (args.shared_alive_words) words: both tensors' flags
   for (int w = threadIdx.x; w < args.shared_alive_words; w += kBlock) shared_words[w] = 0;
   unsigned char* shared_alive = reinterpret_cast<unsigned char*>(shared_words);
@@ -351,13 +401,14 @@ __global__ void __launch_bounds__(kBlock, 2)
   const AliveFlags none{nullptr, nullptr};
   ThreadAcc acc = empty_thread();
   ThreadAcc input_acc = empty_thread();
-  ReluInputVisitor visit{args,
-                         acc,
-                         input_acc,
-                         zeros_op >= 0 ? alive_flags(args.ops[zeros_op], shared_alive) : none,
-                         input_zeros_op >= 0 ? alive_flags(input.ops[input_zeros_op], shared_alive) : none,
-                         zeros_op >= 0,
-                         input_zeros_op >= 0};
+  typename ProbingInputVisitor<kKind, kInput>::type visit{
+      args,
+      acc,
+      input_acc,
+      zeros_op >= 0 ? alive_flags(args.ops[zeros_op], shared_alive) : none,
+      input_zeros_op >= 0 ? alive_flags(input.ops[input_zeros_op], shared_alive) : none,
+      zeros_op >= 0,
+      input_zeros_op >= 0};
   visit_range(args.x, 0, args.n, static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x,
               static_cast<int64_t>(gridDim.x) * kBlock, visit);
 
@@ -379,10 +430,44 @@ __global__ void __launch_bounds__(kBlock, 2)
 
 }  // namespace
 
-void launch_relu_pass_probing_input(const PassArgs& args, const InputPassArgs& input, int blocks,
-                                    FlatAcc* partials, cudaStream_t stream) {
+int probing_input_variant(ProducerKind kind, int input) {
+  if (kind == ProducerKind::ReluForward && input == 0) return 0;
+  if (kind == ProducerKind::AddReluForward && input == 0) return 1;
+  if (kind == ProducerKind::AddReluForward && input == 1) return 2;
+  if (kind == ProducerKind::ReluBackward && input == 1) return 3;
+  return -1;
+}
+
+namespace {
+
+// Calls fn with the kernel of a variant (probing_input_variant).
+template <class Fn>
+void with_probing_input_kernel(int variant, Fn fn) {
+  switch (variant) {
+    case 0: return fn(probing_input_kernel<ProducerKind::ReluForward, 0>);
+    case 1: return fn(probing_input_kernel<ProducerKind::AddReluForward, 0>);
+    case 2: return fn(probing_input_kernel<ProducerKind::AddReluForward, 1>);
+    case 3: return fn(probing_input_kernel<ProducerKind::ReluBackward, 1>);
+  }
+  throw Error("internal: no pass probes input " + std::to_string(variant) + " of its producing op that way");
+}
+
+}  // namespace
+
+int probing_input_blocks_per_multiprocessor(int variant) {
+  int blocks = 0;
+  with_probing_input_kernel(variant, [&](auto kernel) {
+    HOOKRT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kBlock, 0));
+  });
+  return blocks;
+}
+
+void launch_pass_probing_input(const PassArgs& args, const InputPassArgs& input, int variant, int blocks,
+                               FlatAcc* partials, cudaStream_t stream) {
   const size_t shared_bytes = static_cast<size_t>(args.shared_alive_words) * sizeof(unsigned);
-  relu_probing_input_kernel<<<blocks, kBlock, shared_bytes, stream>>>(args, input, partials);
+  with_probing_input_kernel(variant, [&](auto kernel) {
+    kernel<<<blocks, kBlock, shared_bytes, stream>>>(args, input, partials);
+  });
   HOOKRT_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -408,9 +493,6 @@ int fused_pass_blocks_per_multiprocessor(PassKernel kernel) {
     case PassKernel::Common:
       HOOKRT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, common_pass_kernel, kBlock, 0));
       break;
-    case PassKernel::ReluProbingInput:
-      HOOKRT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, relu_probing_input_kernel, kBlock, 0));
-      break;
   }
   return blocks;
 }
@@ -423,8 +505,6 @@ void launch_fused_pass(const PassArgs& args, PassKernel kernel, int blocks, Flat
     case PassKernel::Rows: fused_pass_kernel<true><<<blocks, kBlock, shared_bytes, stream>>>(args, partials); break;
     case PassKernel::Flat: fused_pass_kernel<false><<<blocks, kBlock, shared_bytes, stream>>>(args, partials); break;
     case PassKernel::Common: common_pass_kernel<<<blocks, kBlock, shared_bytes, stream>>>(args, partials); break;
-    case PassKernel::ReluProbingInput:
-      throw Error("internal: a pass that probes its producer's input is launched with its input's ops");
   }
   HOOKRT_CUDA_CHECK(cudaGetLastError());
 }

@@ -11,9 +11,8 @@ namespace hookrt::cuda::detail {
 // Which kernel runs a pass: Rows, the row walk, for a pass with a channels probe (its finishing
 // kernels follow, probe_finish.cuh); Common, the flat walk with one accumulator, for a pass of
 // only stats, nonfinite and at most one zeros (the probes users put everywhere); Flat, the
-// general flat walk, for any other pass; ReluProbingInput, the common walk of a ReLU's output that
-// probes the ReLU's input too (launch_relu_pass_probing_input).
-enum class PassKernel { Rows, Flat, Common, ReluProbingInput };
+// general flat walk, for any other pass.
+enum class PassKernel { Rows, Flat, Common };
 PassKernel pass_kernel_for(const PlannedPass& pass);
 
 // How many blocks of the kernel one multiprocessor holds at once, as its registers allow; throws
@@ -29,11 +28,15 @@ int fused_pass_blocks_per_multiprocessor(PassKernel kernel);
 void launch_fused_pass(const PassArgs& args, PassKernel kernel, int blocks, FlatAcc* partials,
                        cudaStream_t stream);
 
-// The common pass of a ReLU's output (args: a ReluForward producer, common ops, possibly none)
-// that also runs `input`'s ops on the ReLU's input as it loads it, so that the input is read once
-// for both. Block b leaves the output's partial at partials[b * kMaxOps] and the input's at
+// The passes that write a producing op's output (args: its producer, common ops, possibly none)
+// and also run `input`'s ops on one of the op's inputs as they load it, so that the input is read
+// once for both. A variant per op and input: ReLU's input, either input of the residual add's
+// ReLU, and ReLU backward's incoming gradient; -1 for any other.
+int probing_input_variant(ProducerKind kind, int input);
+int probing_input_blocks_per_multiprocessor(int variant);
+// Block b leaves the output's partial at partials[b * kMaxOps] and the input's at
 // partials[b * kMaxOps + 1]; the last block writes both slots. Otherwise as launch_fused_pass.
-void launch_relu_pass_probing_input(const PassArgs& args, const InputPassArgs& input, int blocks,
-                                    FlatAcc* partials, cudaStream_t stream);
+void launch_pass_probing_input(const PassArgs& args, const InputPassArgs& input, int variant, int blocks,
+                               FlatAcc* partials, cudaStream_t stream);
 
 }  // namespace hookrt::cuda::detail

@@ -132,10 +132,9 @@ TEST(GpuEpilogueProbes, WriteATensorLargerThanTheGrid) {
 }
 
 // Probes on the op's input (ProbeRunOptions::probe_input), run where the op reads it: a batch
-// norm's output probed by its ReLU's pass. One pass where both lists are common probes and the op
-// is a ReLU reading input 0 (counted where launches can be), the input's probes on their own
-// elsewhere; either way, against the CPU engine on the input and the CPU op and engine on the
-// output.
+// norm's output probed by its ReLU's pass. One pass where both lists are common probes (counted
+// where launches can be), the input's probes on their own elsewhere; either way, against the CPU
+// engine on the input and the CPU op and engine on the output.
 struct InputCase {
   ProducingOp::Kind kind;
   int input;
@@ -146,7 +145,8 @@ struct InputCase {
   uint64_t seed;
   double value_offset = 0.0;  // below zero: most values negative, so ReLUs leave channels dead
 
-  bool one_pass() const { return common && kind == ProducingOp::Kind::ReluForward && input == 0; }
+  // Every input but ReLU backward's y (a ReLU's output, never probed waiting for its gradient).
+  bool one_pass() const { return common && !(kind == ProducingOp::Kind::ReluBackward && input == 0); }
   std::string name() const {
     return kind_name(kind) + " probing input " + std::to_string(input) + " [" + input_list + "], output [" +
            output_list + "] on " + shape_string(shape) + ", inputs at +" + std::to_string(input_offset) +
