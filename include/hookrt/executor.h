@@ -43,9 +43,10 @@ struct ExecutorOptions {
   bool replay_graphs = true;
   // Hands a ReLU's output (forward) and its input's gradient (backward) to the probe run of the
   // first hook that fires on them, unwritten, so a backend can write and probe each in one pass
-  // (ProbeRunOptions::produce), and a batch norm's output watched by observing probes alone to the
-  // ReLU that reads it next (ProbeRunOptions::probe_input); off: the ReLU writes its tensors and
-  // the probes read every tensor on their own.
+  // (ProbeRunOptions::produce), and a tensor that a ReLU pass reads next, watched by observing
+  // probes alone (a batch norm's output, a gradient into a ReLU's backward), to that pass
+  // (ProbeRunOptions::probe_input); off: the ReLU writes its tensors and the probes read every
+  // tensor on their own.
   bool probes_in_epilogues = true;
 };
 

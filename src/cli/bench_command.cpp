@@ -191,8 +191,8 @@ void add_bench_command(CLI::App& app, int& status) {
   add_gpu_flags(*cmd, a->gpu);
   cmd->add_flag("--no-graphs", a->no_graphs, "GPU: run each step op by op rather than replaying it as one CUDA graph");
   cmd->add_flag("--no-epilogue-probes", a->no_epilogue_probes,
-                "GPU: ReLUs write their tensors and the probes read them again, and batch norm outputs are "
-                "probed on their own, rather than in the ReLUs' passes");
+                "GPU: ReLUs write their tensors and the probes read them again, and the tensors ReLUs read "
+                "are probed on their own, rather than in the ReLUs' passes");
   cmd->add_option("--batch", a->batch, "Batch size (default 256)")->check(CLI::PositiveNumber);
   cmd->add_option("--size", a->size, "Image size (default 224)")->check(CLI::PositiveNumber);
   cmd->add_option("--steps", a->steps, "Timed steps (default 10)")->check(CLI::PositiveNumber);
