@@ -60,31 +60,33 @@ int grid_for(int64_t items, int64_t per_block, int per_multiprocessor = 2) {
   return static_cast<int>(std::max<int64_t>(1, std::min(wanted, most)));
 }
 
-// The pass kernel's blocks per multiprocessor: as many as are resident at once (a memory-bound pass
-// needs every warp it can get to keep loads in flight), at least two, asked once per device.
-int pass_blocks_per_multiprocessor(PassKernel kernel) {
-  static std::mutex mutex;
-  static std::vector<std::array<int, 3>> known;  // by device, by kernel; 0 until asked
+// A kernel's blocks per multiprocessor, asked of `query` once per device and key (a kernel or
+// variant, below `Keys`): as many as are resident at once (a memory-bound pass needs every warp it
+// can get to keep loads in flight), at least two.
+template <size_t Keys, class Query>
+int resident_blocks(std::mutex& mutex, std::vector<std::array<int, Keys>>& known, size_t key, Query query) {
   int device = 0;
   HOOKRT_CUDA_CHECK(cudaGetDevice(&device));
   const std::lock_guard<std::mutex> lock(mutex);
-  if (static_cast<size_t>(device) >= known.size()) known.resize(static_cast<size_t>(device) + 1, {0, 0, 0});
-  int& blocks = known[static_cast<size_t>(device)][static_cast<size_t>(kernel)];
-  if (blocks == 0) blocks = std::max(2, fused_pass_blocks_per_multiprocessor(kernel));
+  if (static_cast<size_t>(device) >= known.size()) known.resize(static_cast<size_t>(device) + 1, std::array<int, Keys>{});
+  int& blocks = known[static_cast<size_t>(device)].at(key);
+  if (blocks == 0) blocks = std::max(2, query());
   return blocks;
+}
+
+int pass_blocks_per_multiprocessor(PassKernel kernel) {
+  static std::mutex mutex;
+  static std::vector<std::array<int, 3>> known;  // by device, by kernel; 0 until asked
+  return resident_blocks(mutex, known, static_cast<size_t>(kernel),
+                         [&] { return fused_pass_blocks_per_multiprocessor(kernel); });
 }
 
 // The same for the passes that probe their producer's input, by variant (probing_input_variant).
 int probing_input_pass_blocks_per_multiprocessor(int variant) {
   static std::mutex mutex;
   static std::vector<std::array<int, 4>> known;  // by device, by variant; 0 until asked
-  int device = 0;
-  HOOKRT_CUDA_CHECK(cudaGetDevice(&device));
-  const std::lock_guard<std::mutex> lock(mutex);
-  if (static_cast<size_t>(device) >= known.size()) known.resize(static_cast<size_t>(device) + 1, {0, 0, 0, 0});
-  int& blocks = known[static_cast<size_t>(device)].at(static_cast<size_t>(variant));
-  if (blocks == 0) blocks = std::max(2, probing_input_blocks_per_multiprocessor(variant));
-  return blocks;
+  return resident_blocks(mutex, known, static_cast<size_t>(variant),
+                         [&] { return probing_input_blocks_per_multiprocessor(variant); });
 }
 
 // A flat pass's channel arithmetic in 32 bits when every element index fits FastDivmod.

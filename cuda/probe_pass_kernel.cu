@@ -147,51 +147,61 @@ struct CommonVisitor {
   }
 };
 
-// The common pass of a ReLU's output that probes the ReLU's input too: it loads the input, runs
-// the input's ops on it, applies the ReLU and runs the output's ops (when it has any) on the
-// result, which it stores. One more accumulator than the common pass, and the input never read
-// twice.
-struct ReluInputVisitor {
+// What a pass that probes its producing op's input keeps besides the values: both tensors'
+// accumulators and alive flags. The input's ops run on the input as loaded; the output's (when it
+// has any) on the op's result, which is then stored. One more accumulator than the common pass,
+// and the input never read twice.
+struct InputProbing {
   const PassArgs& args;
   ThreadAcc& acc;
   ThreadAcc& input_acc;
   AliveFlags alive, input_alive;
   bool zeros, input_zeros;
 
+  template <int G, int N>
+  __device__ __forceinline__ void input(int64_t i, int64_t step, const float (&x)[G][N]) {
+    probe_common_group<G, N>(args, input_acc, input_alive, input_zeros, i, step, x);
+  }
+  template <int G, int N>
+  __device__ __forceinline__ void output(int64_t i, int64_t step, const float (&y)[G][N]) {
+    if (args.n_ops > 0) probe_common_group<G, N>(args, acc, alive, zeros, i, step, y);
+#pragma unroll
+    for (int u = 0; u < G; ++u) store_pass_chunk<N>(args, i + u * step, y[u]);
+  }
+};
+
+// A ReLU's pass, probing its input.
+struct ReluInputVisitor {
+  InputProbing probing;
+
   template <int N>
   __device__ __forceinline__ void load(int64_t i, float (&v)[N]) const {
-    load_unaligned_chunk<N>(args.producer.a + i, v);
+    load_unaligned_chunk<N>(probing.args.producer.a + i, v);
   }
 
   template <int G, int N>
   __device__ __forceinline__ void work(int64_t i, int64_t step, float (&v)[G][N]) {
-    probe_common_group<G, N>(args, input_acc, input_alive, input_zeros, i, step, v);
+    probing.input<G, N>(i, step, v);
 #pragma unroll
     for (int u = 0; u < G; ++u)
 #pragma unroll
       for (int j = 0; j < N; ++j) v[u][j] = relu_value(v[u][j]);
-    if (args.n_ops > 0) probe_common_group<G, N>(args, acc, alive, zeros, i, step, v);
-#pragma unroll
-    for (int u = 0; u < G; ++u) store_pass_chunk<N>(args, i + u * step, v[u]);
+    probing.output<G, N>(i, step, v);
   }
 };
 
-// The same for an op that reads two inputs (a residual add's ReLU, a ReLU backward), probing input
+// The pass of an op that reads two inputs (a residual add's ReLU, a ReLU backward), probing input
 // kInput: it loads both (kValues: a chunk's array holds a's values, then b's), so that it keeps as
 // many loads in flight as the common pass with half as many chunks to a group.
 template <ProducerKind kKind, int kInput>
 struct TwoInputVisitor {
   static constexpr int kValues = 2;
-  const PassArgs& args;
-  ThreadAcc& acc;
-  ThreadAcc& input_acc;
-  AliveFlags alive, input_alive;
-  bool zeros, input_zeros;
+  InputProbing probing;
 
   template <int N>
   __device__ __forceinline__ void load(int64_t i, float (&v)[2 * N]) const {
-    load_unaligned_chunk<N>(args.producer.a + i, *reinterpret_cast<float(*)[N]>(&v[0]));
-    load_unaligned_chunk<N>(args.producer.b + i, *reinterpret_cast<float(*)[N]>(&v[N]));
+    load_unaligned_chunk<N>(probing.args.producer.a + i, *reinterpret_cast<float(*)[N]>(&v[0]));
+    load_unaligned_chunk<N>(probing.args.producer.b + i, *reinterpret_cast<float(*)[N]>(&v[N]));
   }
 
   template <int G, int N>
@@ -201,16 +211,14 @@ struct TwoInputVisitor {
     for (int u = 0; u < G; ++u)
 #pragma unroll
       for (int j = 0; j < N; ++j) x[u][j] = v[u][kInput * N + j];
-    probe_common_group<G, N>(args, input_acc, input_alive, input_zeros, i, step, x);
+    probing.input<G, N>(i, step, x);
 #pragma unroll
     for (int u = 0; u < G; ++u)
 #pragma unroll
       for (int j = 0; j < N; ++j)
         x[u][j] = kKind == ProducerKind::AddReluForward ? relu_value(v[u][j] + v[u][N + j])
                                                         : relu_grad(v[u][j], v[u][N + j]);
-    if (args.n_ops > 0) probe_common_group<G, N>(args, acc, alive, zeros, i, step, x);
-#pragma unroll
-    for (int u = 0; u < G; ++u) store_pass_chunk<N>(args, i + u * step, x[u]);
+    probing.output<G, N>(i, step, x);
   }
 };
 
@@ -402,13 +410,10 @@ __global__ void __launch_bounds__(kBlock, 2)
   ThreadAcc acc = empty_thread();
   ThreadAcc input_acc = empty_thread();
   typename ProbingInputVisitor<kKind, kInput>::type visit{
-      args,
-      acc,
-      input_acc,
-      zeros_op >= 0 ? alive_flags(args.ops[zeros_op], shared_alive) : none,
-      input_zeros_op >= 0 ? alive_flags(input.ops[input_zeros_op], shared_alive) : none,
-      zeros_op >= 0,
-      input_zeros_op >= 0};
+      InputProbing{args, acc, input_acc,
+                   zeros_op >= 0 ? alive_flags(args.ops[zeros_op], shared_alive) : none,
+                   input_zeros_op >= 0 ? alive_flags(input.ops[input_zeros_op], shared_alive) : none,
+                   zeros_op >= 0, input_zeros_op >= 0}};
   visit_range(args.x, 0, args.n, static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x,
               static_cast<int64_t>(gridDim.x) * kBlock, visit);
 

@@ -49,6 +49,32 @@ Tensor sentinel_view(Backend& gpu, const Shape& shape, size_t offset) {
   return Tensor(backing.storage(), shape, DType::F32, offset * sizeof(float));
 }
 
+// The sentinels after a sentinel_view `offset` floats in are still there.
+void expect_nothing_written_past(Backend& gpu, const Tensor& view, size_t offset, const std::string& name) {
+  const Tensor backing = gpu.to_host(Tensor(view.storage(), {view.numel() + 4 - static_cast<int64_t>(offset)},
+                                            DType::F32, offset * sizeof(float)));
+  for (int64_t i = view.numel(); i < backing.numel(); ++i)
+    EXPECT_EQ(backing.data<float>()[i], kSentinel) << name << ": written past the end at " << i;
+}
+
+// The op's inputs on the device (b undefined where host_b is), each in a sentinel_view, inputs at
+// `input_offset` and 3 - input_offset, and its output's view at `output_offset`.
+struct DeviceOperands {
+  Tensor a, b, out;
+};
+DeviceOperands device_operands(Backend& gpu, const Tensor& host_a, const Tensor& host_b, const Shape& shape,
+                               size_t input_offset, size_t output_offset) {
+  DeviceOperands d;
+  d.a = sentinel_view(gpu, shape, input_offset);
+  gpu.copy(host_a, d.a);
+  if (host_b.defined()) {
+    d.b = sentinel_view(gpu, shape, 3 - input_offset);
+    gpu.copy(host_b, d.b);
+  }
+  d.out = sentinel_view(gpu, shape, output_offset);
+  return d;
+}
+
 std::string kind_name(ProducingOp::Kind kind) {
   switch (kind) {
     case ProducingOp::Kind::ReluForward: return "relu_forward";
@@ -91,14 +117,7 @@ void expect_fused_run_matches_cpu(Backend& gpu, const Case& c) {
   const ProbeList list = parse_list(c.list);
   const ProbeRunEffects want_effects = cpu::run_probes(list, want, want_record, options);
 
-  Tensor a = sentinel_view(gpu, c.shape, c.input_offset);
-  gpu.copy(host_a, a);
-  Tensor b;
-  if (!one_operand) {
-    b = sentinel_view(gpu, c.shape, 3 - c.input_offset);
-    gpu.copy(host_b, b);
-  }
-  Tensor out = sentinel_view(gpu, c.shape, c.output_offset);
+  auto [a, b, out] = device_operands(gpu, host_a, host_b, c.shape, c.input_offset, c.output_offset);
   options.produce = ProducingOp{c.kind, a, b};
   ProbeRecord got_record;
   const ProbeRunEffects got_effects = run_probes_now(gpu, list, out, got_record, options);
@@ -108,10 +127,7 @@ void expect_fused_run_matches_cpu(Backend& gpu, const Case& c) {
   expect_same_floats(gpu.to_host(out), want, scaled ? kScaledRel : 0.0, c.name() + " tensor");
   EXPECT_EQ(got_effects.changed, want_effects.changed) << c.name();
   EXPECT_EQ(got_effects.grad_transforms.size(), want_effects.grad_transforms.size()) << c.name();
-  const Tensor backing = gpu.to_host(Tensor(out.storage(), {out.numel() + 4 - static_cast<int64_t>(c.output_offset)},
-                                            DType::F32, c.output_offset * sizeof(float)));
-  for (int64_t i = out.numel(); i < backing.numel(); ++i)
-    EXPECT_EQ(backing.data<float>()[i], kSentinel) << c.name() << ": written past the end at " << i;
+  expect_nothing_written_past(gpu, out, c.output_offset, c.name());
 }
 
 TEST(GpuEpilogueProbes, WriteTheReluAndProbeItAsTheCpuBackendDoes) {
@@ -172,14 +188,7 @@ void expect_input_probes_match_cpu(Backend& gpu, const InputCase& c) {
   ProbeRecord want_output;
   cpu::run_probes(output_list, want, want_output, options);
 
-  Tensor a = sentinel_view(gpu, c.shape, c.input_offset);
-  gpu.copy(host_a, a);
-  Tensor b;
-  if (!one_operand) {
-    b = sentinel_view(gpu, c.shape, 3 - c.input_offset);
-    gpu.copy(host_b, b);
-  }
-  Tensor out = sentinel_view(gpu, c.shape, c.output_offset);
+  auto [a, b, out] = device_operands(gpu, host_a, host_b, c.shape, c.input_offset, c.output_offset);
   gpu.synchronize();
   ProbeRecord got_input, got_output;
   options.produce = ProducingOp{c.kind, a, b};
@@ -199,10 +208,7 @@ void expect_input_probes_match_cpu(Backend& gpu, const InputCase& c) {
   expect_same_results(got_output.results, want_output.results, kRel, 0.0, c.name() + " output");
   expect_same_floats(gpu.to_host(out), want, 0.0, c.name() + " tensor");
   expect_same_floats(gpu.to_host(c.input == 0 ? a : b), host_input, 0.0, c.name() + " input, unchanged");
-  const Tensor backing = gpu.to_host(Tensor(out.storage(), {out.numel() + 4 - static_cast<int64_t>(c.output_offset)},
-                                            DType::F32, c.output_offset * sizeof(float)));
-  for (int64_t i = out.numel(); i < backing.numel(); ++i)
-    EXPECT_EQ(backing.data<float>()[i], kSentinel) << c.name() << ": written past the end at " << i;
+  expect_nothing_written_past(gpu, out, c.output_offset, c.name());
 }
 
 TEST(GpuEpilogueProbes, ProbeTheOpsInputAsTheCpuBackendDoes) {
