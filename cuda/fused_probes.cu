@@ -83,6 +83,7 @@ int pass_blocks_per_multiprocessor(PassKernel kernel) {
 
 // The same for the passes that probe their producer's input, by variant (probing_input_variant).
 int probing_input_pass_blocks_per_multiprocessor(int variant) {
+  if (variant < 0) throw Error("internal: no pass probes that input of its producing op");
   static std::mutex mutex;
   static std::vector<std::array<int, 4>> known;  // by device, by variant; 0 until asked
   return resident_blocks(mutex, known, static_cast<size_t>(variant),

@@ -133,6 +133,7 @@ template <class Visitor>
 __device__ __forceinline__ void visit_range(const float* x, int64_t begin, int64_t end, int64_t index,
                                             int64_t stride, Visitor& visit) {
   constexpr int K = ValuesPerElement<Visitor>::value;
+  static_assert(K >= 1 && kLoadsInFlight % K == 0, "a group holds whole chunks");
   constexpr int G = kLoadsInFlight / K;
   if (begin >= end) return;
   const uintptr_t address = reinterpret_cast<uintptr_t>(x + begin);

@@ -200,8 +200,8 @@ struct TwoInputVisitor {
 
   template <int N>
   __device__ __forceinline__ void load(int64_t i, float (&v)[2 * N]) const {
-    load_unaligned_chunk<N>(probing.args.producer.a + i, *reinterpret_cast<float(*)[N]>(&v[0]));
-    load_unaligned_chunk<N>(probing.args.producer.b + i, *reinterpret_cast<float(*)[N]>(&v[N]));
+    load_unaligned_chunk<N>(probing.args.producer.a + i, reinterpret_cast<float(&)[N]>(v[0]));
+    load_unaligned_chunk<N>(probing.args.producer.b + i, reinterpret_cast<float(&)[N]>(v[N]));
   }
 
   template <int G, int N>

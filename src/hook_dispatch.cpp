@@ -42,6 +42,19 @@ void HookDispatcher::write_now(std::optional<ProducingOp>& produce, Tensor& tens
   write(op, tensor);
 }
 
+template <class Run>
+ProbeRunEffects HookDispatcher::unpark_on_failure(const std::optional<ParkedRun>& parked, Run run) {
+  try {
+    return run();
+  } catch (...) {
+    if (parked) {
+      queue_[parked->queued].record.results.clear();  // whatever a failed run left
+      parked_ = *parked;
+    }
+    throw;
+  }
+}
+
 void HookDispatcher::write(const ProducingOp& op, Tensor& out) {
   ProbeRunOptions options;
   options.produce = op;
@@ -51,9 +64,11 @@ void HookDispatcher::write(const ProducingOp& op, Tensor& out) {
     return;
   }
   ProbeRecord unused;  // the run probes the op's input only
-  const ProbeRunEffects effects = backend_.run_probes(ProbeList{}, out, unused, options);
+  const ProbeRunEffects effects =
+      unpark_on_failure(parked, [&] { return backend_.run_probes(ProbeList{}, out, unused, options); });
   parked_run_done(*parked, effects.input_deferred);
 }
+
 
 static bool same_tensor(const Tensor& a, const Tensor& b) {
   return a.defined() && b.defined() && a.storage() == b.storage() && a.byte_offset() == b.byte_offset() &&
@@ -175,7 +190,8 @@ void HookDispatcher::run_probe_hook(const ProbeList& probes, HookWhen when, cons
       return;
     }
   may_halt_ = may_halt_ || std::any_of(probes.begin(), probes.end(), probe_may_halt);
-  ProbeRunEffects effects = backend_.run_probes(probes, tensor, record, options);
+  ProbeRunEffects effects =
+      unpark_on_failure(parked, [&] { return backend_.run_probes(probes, tensor, record, options); });
   if (parked) parked_run_done(*parked, effects.input_deferred);  // its record comes before this one
   if (effects.changed) probed_.forget(tensor);
   if (reusable) probed_.remember(tensor, probes, options.channel_axis, EarlierProbeRun{record.results, effects.deferred});
@@ -233,13 +249,17 @@ std::deque<QueuedRecord> HookDispatcher::take_queued_records() {
 }
 
 void HookDispatcher::flush_records_noexcept() noexcept {
-  try {
-    flush_records();
-  } catch (const Error& error) {
-    if (error.kind() != ErrorKind::Halted)
+  // The parked run first, on its own: if it fails, its record is left empty, and the records
+  // queued behind it still go.
+  for (void (HookDispatcher::*part)() : {&HookDispatcher::run_parked, &HookDispatcher::flush_records}) {
+    try {
+      (this->*part)();
+    } catch (const Error& error) {
+      if (error.kind() != ErrorKind::Halted)
+        std::cerr << "hookrt: probe records of step " << step_ << " could not be delivered: " << error.what() << "\n";
+    } catch (const std::exception& error) {
       std::cerr << "hookrt: probe records of step " << step_ << " could not be delivered: " << error.what() << "\n";
-  } catch (const std::exception& error) {
-    std::cerr << "hookrt: probe records of step " << step_ << " could not be delivered: " << error.what() << "\n";
+    }
   }
   queue_.clear();
 }

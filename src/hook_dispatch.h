@@ -70,6 +70,7 @@ class HookDispatcher {
   // place in the queue now, and its probes run in the op's own read of the tensor (write, or the
   // probe run that writes the op's output), or else on their own at run_parked, or when another
   // probe run fires on the tensor. One run is parked at a time: parking another runs the first.
+  // Where the op reads a copy after all (a changing hook's on its way), the run waits for that.
   void park_forward(const HookSite& site, const Tensor& output, std::set<uint64_t>& called);
   // Runs the parked run on its own, if there is one: before anything but its op may read or write
   // its tensor, or before its record must be delivered.
@@ -126,6 +127,10 @@ class HookDispatcher {
   // The parked run, handed to `options` (which holds the op) as its probe_input, if the op reads
   // its tensor; it is no longer parked then.
   std::optional<ParkedRun> take_parked_for(ProbeRunOptions& options);
+  // run(), a backend run that took `parked` (if set): where it throws, the run is parked again,
+  // its record as it was, for run_parked to retry or for the step's end to report.
+  template <class Run>
+  ProbeRunEffects unpark_on_failure(const std::optional<ParkedRun>& parked, Run run);
   // After the parked run ran: its ticket to its record, its results remembered for repeats, and
   // the records it held back delivered if they are all known.
   void parked_run_done(const ParkedRun& parked, std::optional<uint64_t> ticket);

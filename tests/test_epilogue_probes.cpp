@@ -361,6 +361,30 @@ TEST_F(EpilogueProbesTest, AHaltWhileABatchNormOutputWaitsDeliversItsRecord) {
   EXPECT_EQ(fused_input_probes, 2) << "layer1's bn2s, read by their ReLUs";
 }
 
+// A backend whose runs fail where they would probe their op's input.
+class FailingInputProbes final : public testing::DelegatingBackend {
+ public:
+  ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
+                             const ProbeRunOptions& options) override {
+    if (options.probe_input) throw Error("the device refused the pass");
+    return DelegatingBackend::run_probes(probes, tensor, record, options);
+  }
+};
+
+// Nothing recorded is lost when the run that was to probe a waiting tensor fails: the step stops
+// with the failure, and the waiting record is delivered from a run of its own.
+TEST_F(EpilogueProbesTest, AFailedRunDeliversTheRecordThatWaitedForIt) {
+  register_specs({"forward:layer1.0.bn1:stats"});
+  model().load_state_dict(initial_state(), "initial state");
+  Executor executor(model(), std::make_unique<FailingInputProbes>(), ExecutorOptions{});
+  testing::RecordLog log;
+  log.attach(executor);
+  EXPECT_THROW(executor.step(testing::tiny_input()), Error);
+  executor.flush_records();
+  const ProbeRecord record = log.only(HookWhen::Forward, "layer1.0.bn1", "output");
+  EXPECT_EQ(testing::result_of<StatsResult>(record, 0).count, 2 * 64 * 8 * 8);
+}
+
 TEST_F(EpilogueProbesTest, EvalStepsWithoutLabelsHandOverForwardOutputsOnly) {
   register_specs({"forward:*relu:stats", "backward:*relu:stats"});
   model().load_state_dict(initial_state(), "initial state");

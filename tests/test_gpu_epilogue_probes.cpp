@@ -246,11 +246,14 @@ TEST(GpuEpilogueProbes, ProbeTheOpsInputAsTheCpuBackendDoes) {
 TEST(GpuEpilogueProbes, ProbeTheOpsInputWithManyChannels) {
   HOOKRT_GPU_OR_SKIP(gpu);
   uint64_t seed = 1500;
-  for (const Shape& shape : {Shape{2, 2048, 3, 3}, Shape{2, 3000, 3, 3}, Shape{1, 5000, 2, 2}})
-    for (const std::string& output_list : {std::string("stats,zeros"), std::string()})
-      for (const double value_offset : {0.0, -2.5})
-        expect_input_probes_match_cpu(*gpu, InputCase{ProducingOp::Kind::ReluForward, 0, shape, 0, 0, "zeros,stats",
-                                                      output_list, true, seed += 2, value_offset});
+  const std::pair<ProducingOp::Kind, int> probed_inputs[] = {
+      {ProducingOp::Kind::ReluForward, 0}, {ProducingOp::Kind::AddReluForward, 0}, {ProducingOp::Kind::ReluBackward, 1}};
+  for (const auto& [kind, input] : probed_inputs)
+    for (const Shape& shape : {Shape{2, 2048, 3, 3}, Shape{2, 3000, 3, 3}, Shape{1, 5000, 2, 2}})
+      for (const std::string& output_list : {std::string("stats,zeros"), std::string()})
+        for (const double value_offset : {0.0, -2.5})
+          expect_input_probes_match_cpu(
+              *gpu, InputCase{kind, input, shape, 0, 0, "zeros,stats", output_list, true, seed += 2, value_offset});
 }
 
 // Without probes, each op runs as the backend's own kernel (the residual add and its ReLU as one).
@@ -299,6 +302,9 @@ class GpuEpilogueSteps : public TinyModelTest {
     for (const auto& [key, tensor] : model().state_dict()) out.state[key] = tensor.clone();
     return out;
   }
+  // The registered hooks' steps on `fused_gpu` with epilogue probes against a new GPU backend's
+  // steps without them.
+  void expect_same_steps(std::unique_ptr<Backend> fused_gpu);
 };
 
 TEST_F(GpuEpilogueSteps, GiveTheStepsTheReluOpsGive) {
@@ -306,6 +312,19 @@ TEST_F(GpuEpilogueSteps, GiveTheStepsTheReluOpsGive) {
   for (const char* spec : {"forward:*:stats,zeros,nonfinite", "backward:*:stats,zeros,nonfinite,hist=8:-0.1:0.1",
                            "grad:*:stats", "forward:layer2.0.relu:capture,stats"})
     register_hook_spec(model(), parse_hook_spec(spec));
+  expect_same_steps(std::move(fused_gpu));
+}
+
+// The hooks of the hooked benchmark: every tensor a ReLU pass reads is probed in it, forward (the
+// batch norms' outputs) and backward (the gradients conv2 and maxpool send to a ReLU).
+TEST_F(GpuEpilogueSteps, GiveTheStepsTheReluOpsGiveWithTheirInputsProbedInThem) {
+  HOOKRT_GPU_OR_SKIP(fused_gpu);
+  for (const char* spec : {"forward:*:stats,zeros,nonfinite", "backward:*:stats,zeros,nonfinite", "grad:*:stats"})
+    register_hook_spec(model(), parse_hook_spec(spec));
+  expect_same_steps(std::move(fused_gpu));
+}
+
+void GpuEpilogueSteps::expect_same_steps(std::unique_ptr<Backend> fused_gpu) {
   const Run fused = run(std::move(fused_gpu), true);
   HOOKRT_GPU_OR_SKIP(op_gpu);
   const Run ops = run(std::move(op_gpu), false);
