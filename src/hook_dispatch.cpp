@@ -69,7 +69,6 @@ void HookDispatcher::write(const ProducingOp& op, Tensor& out) {
   parked_run_done(*parked, effects.input_deferred);
 }
 
-
 static bool same_tensor(const Tensor& a, const Tensor& b) {
   return a.defined() && b.defined() && a.storage() == b.storage() && a.byte_offset() == b.byte_offset() &&
          a.shape() == b.shape() && a.dtype() == b.dtype();

@@ -225,7 +225,7 @@ int StepRunner::basic_block(const Module& module, int x) {
 
 void StepRunner::write_unwritten_sum() {
   if (!unwritten_sum_) return;
-  hooks_.run_parked();  // the sum reads its operands, one of which may be the parked tensor
+  hooks_.run_parked();  // the add, not the ReLU, reads bn2's output: its probes run on their own
   UnwrittenSum s = std::move(*unwritten_sum_);
   unwritten_sum_.reset();
   backend_.add(s.a, s.b, s.sum);
@@ -415,7 +415,7 @@ int StepRunner::add(int a, int b, bool into_relu) {
   if (into_relu) {
     unwritten_sum_ = UnwrittenSum{y, ta, value(b).data};
   } else {
-    hooks_.run_parked();  // the add reads its operands
+    hooks_.run_parked();  // likewise: the add, not the ReLU, reads bn2's output
     backend_.add(ta, value(b).data, y);
   }
   const int out = tape_.add_value(y, value(a).requires_grad || value(b).requires_grad);
