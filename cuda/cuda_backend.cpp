@@ -348,10 +348,11 @@ void CudaBackend::run_producing_op(const ProducingOp& op, Tensor& out) {
   cuda::add_relu_forward(producer.a, producer.b, out.data<float>(), out.numel(), stream());
 }
 
-// A ReLU's output written, and probed where it has probes, by the pass that reads the ReLU's input
-// and probes it for options.probe_input: a batch norm's output read once, not twice. Only common
-// probes on both (fused_probes_can_probe_input): none changes or captures, so the run is only
-// its slots, read when the step's results are.
+// A producing op's output (a ReLU's, the residual add's ReLU's, a ReLU backward's gradient)
+// written, and probed where it has probes, by the pass that reads the op's inputs and probes one
+// of them for options.probe_input: a batch norm's output, or a gradient into a ReLU, read once,
+// not twice. Only common probes on both (fused_probes_can_probe_input): none changes or captures,
+// so the run is only its slots, read when the step's results are.
 std::optional<ProbeRunEffects> CudaBackend::run_probes_reading_input_once(const ProbeList& probes, Tensor& tensor,
                                                                           const ProbeRunOptions& options) {
   const InputProbeRun& run = *options.probe_input;
