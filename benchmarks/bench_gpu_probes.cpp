@@ -112,15 +112,19 @@ class RecordedWork {
   cudaGraphExec_t exec_ = nullptr;
 };
 
-// Times `replays` replays of `work` back to back per iteration, as the time of one.
+// Times `replays` replays of `work` back to back per iteration. An iteration's time is that of all
+// its replays, not of one: Google Benchmark runs iterations until their times add up to min_time,
+// and per-replay times would make it run `replays` times as long as asked. The byte rates count
+// every replay (see replayed_bytes_per_second); the counter `replays` says how many an iteration has.
 void time_replays(benchmark::State& state, cudaStream_t stream, RecordedWork& work, int replays) {
   EventTimer timer;
   for (auto _ : state) {
     cudaEventRecord(timer.start, stream);
     for (int r = 0; r < replays; ++r) work.replay();
     cudaEventRecord(timer.stop, stream);
-    state.SetIterationTime(timer.seconds() / replays);
+    state.SetIterationTime(timer.seconds());
   }
+  state.counters["replays"] = replays;
 }
 
 // Runs a benchmark's body: a failed CUDA call (an Error) skips this size, and the rest run.
@@ -137,6 +141,11 @@ void run_or_skip(benchmark::State& state, Body body) {
 benchmark::Counter bytes_per_second(double bytes, const benchmark::State& state) {
   return benchmark::Counter(bytes * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate,
                             benchmark::Counter::kIs1000);
+}
+
+// `bytes` moved per replay, `replays` replays per iteration, as a rate in bytes per second.
+benchmark::Counter replayed_bytes_per_second(double bytes, int replays, const benchmark::State& state) {
+  return bytes_per_second(bytes * replays, state);
 }
 
 // The backend and an activation-shaped random tensor on it; no backend where this build has none
@@ -167,9 +176,10 @@ void BM_ProbePass(benchmark::State& state) {
     gpu->collect_deferred_probe_results();
     hookrt::ProbeRecord record;
     RecordedWork pass(stream_of(*gpu), [&] { gpu->run_probes(common_probes(), t, record, options); });
-    time_replays(state, stream_of(*gpu), pass, replays_per_timing(state));
+    const int replays = replays_per_timing(state);
+    time_replays(state, stream_of(*gpu), pass, replays);
     gpu->collect_deferred_probe_results();  // the results of the last replay
-    state.counters["read_GB/s"] = bytes_per_second(static_cast<double>(t.nbytes()), state);
+    state.counters["read_GB/s"] = replayed_bytes_per_second(static_cast<double>(t.nbytes()), replays, state);
   });
 }
 
@@ -202,8 +212,9 @@ void BM_DeviceCopy(benchmark::State& state) {
     RecordedWork copy(stream, [&] {
       cudaMemcpyAsync(dst.raw_data(), src.raw_data(), src.nbytes(), cudaMemcpyDeviceToDevice, stream);
     });
-    time_replays(state, stream, copy, replays_per_timing(state));
-    state.counters["read+write_GB/s"] = bytes_per_second(2.0 * static_cast<double>(src.nbytes()), state);
+    const int replays = replays_per_timing(state);
+    time_replays(state, stream, copy, replays);
+    state.counters["read+write_GB/s"] = replayed_bytes_per_second(2.0 * static_cast<double>(src.nbytes()), replays, state);
   });
 }
 
