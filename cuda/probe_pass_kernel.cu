@@ -270,10 +270,17 @@ __device__ __forceinline__ void finish_ops(const DeviceOp* ops, int n_ops, doubl
                                            const FlatAcc* partials, int shared_partial,
                                            typename FlatReduce::TempStorage& temp) {
   __shared__ unsigned long long dead_total;
+  // Ops that share one accumulator share its merge: one pass over the partials and one block
+  // reduction, however many ops (the finish is the pass's tail, where one block works alone).
+  FlatAcc shared_total = empty_flat();
+  if (shared_partial >= 0 && n_ops > 0) {
+    shared_total = merge_block_partials(partials, static_cast<int>(gridDim.x), shared_partial, temp);
+    __syncthreads();  // temp is reused below
+  }
   for (int k = 0; k < n_ops; ++k) {
     const DeviceOp& op = ops[k];
-    const int index = shared_partial >= 0 ? shared_partial : k;
-    const FlatAcc total = merge_block_partials(partials, static_cast<int>(gridDim.x), index, temp);
+    const FlatAcc total =
+        shared_partial >= 0 ? shared_total : merge_block_partials(partials, static_cast<int>(gridDim.x), k, temp);
     const unsigned long long dead =
         op.kind == PlannedOpKind::Zeros ? count_dead_channels_and_reset(op, channels, dead_total) : 0ull;
     double* slot = slot_base + op.slot;
