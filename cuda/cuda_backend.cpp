@@ -117,8 +117,14 @@ void CudaBackend::upload(const void* host_src, void* device_dst, size_t bytes) {
   if (!pinned_->upload(host_src, device_dst, bytes, stream())) transfer_.from_host(host_src, device_dst, bytes);
 }
 
+cudaStream_t CudaBackend::stream() {
+  launch_batched_probes();
+  return stream_->get();
+}
+
 void CudaBackend::synchronize() {
   refuse_while_recording("synchronize");
+  launch_batched_probes();
   stream_->synchronize();
 }
 
@@ -166,7 +172,8 @@ std::unique_ptr<StepGraph> CudaBackend::end_step_recording() {
 void CudaBackend::abandon_step_recording() noexcept {
   if (!recording_) return;
   recording_ = false;
-  drop_capture(stream());
+  batched_.clear();  // recorded runs, dropped with the capture unlaunched
+  drop_capture(stream_->get());
   pending_.clear();
   arena_.drop_reservations();
 }
@@ -237,6 +244,8 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
     throw Error("probe " + probe_name(probes.front()) + ": probes run on F32 tensors, got " +
                 dtype_name(tensor.dtype()) + " " + shape_string(tensor.shape()));
   auto plan = std::make_shared<const ProbePlan>(plan_probes(probes, tensor.shape(), options));
+  if (!options.produce && fused_probes_can_batch(*plan)) return batch_probe_run(std::move(plan), tensor);
+  launch_batched_probes();  // before this run takes the zeroed counters and scratch the batch shares
   FusedProducer producer;
   if (options.produce) {
     if (fused_probes_can_produce(*plan))
@@ -295,6 +304,37 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
         effects.grad_transforms.push_back(GradTransform{GradTransform::Kind::Scale, factors[i]});
     }
   return effects;
+}
+
+ProbeRunEffects CudaBackend::batch_probe_run(std::shared_ptr<const ProbePlan> plan, const Tensor& tensor) {
+  const ProbeArena::Slot slot = arena_.reserve(plan->slot_size);
+  batched_.push_back(BatchedRun{tensor, plan, slot.device});
+  PendingProbeRun pending{next_ticket_++, std::move(plan), slot.offset, {}};
+  ProbeRunEffects effects;
+  effects.deferred = pending.ticket;
+  pending_.push_back(std::move(pending));
+  if (batched_.size() == kMaxBatchedProbeRuns) launch_batched_probes();
+  return effects;
+}
+
+// One run alone goes as run_probes would have launched it; several as one kernel.
+void CudaBackend::launch_batched_probes() {
+  if (batched_.empty()) return;
+  const std::vector<BatchedRun> launching = std::move(batched_);
+  batched_.clear();  // (a launch that throws leaves no batch behind)
+  auto scratch = [this](size_t bytes) { return probe_scratch_.reserve(bytes); };
+  if (launching.size() == 1) {
+    const BatchedRun& run = launching.front();
+    FusedProbeBuffers buffers;
+    buffers.tensor = const_cast<float*>(run.tensor.data<float>());  // read only: the plan changes nothing
+    buffers.slot = run.slot;
+    buffers.zeroed_counters = probe_counters_.words(fused_probe_counter_words(*run.plan));
+    run_fused_probes(*run.plan, buffers, scratch, stream_->get());
+    return;
+  }
+  std::vector<BatchedProbeRun> runs;
+  for (const BatchedRun& run : launching) runs.push_back(BatchedProbeRun{run.plan.get(), run.tensor.data<float>(), run.slot});
+  run_fused_probe_batch(runs, probe_counters_.words(fused_batch_counter_words(runs)), scratch, stream_->get());
 }
 
 namespace {
@@ -370,6 +410,7 @@ std::optional<ProbeRunEffects> CudaBackend::run_probes_reading_input_once(const 
   if (!fused_probes_can_probe_input(*plan, kind, FusedInputProbes{input_plan.get(), run.input, nullptr}))
     return std::nullopt;
 
+  launch_batched_probes();  // before this run takes the zeroed counters and scratch the batch shares
   const ProbeArena::Slot input_slot = arena_.reserve(input_plan->slot_size);
   const bool output_probed = !probes.empty();  // else the run only writes the tensor
   const ProbeArena::Slot slot = output_probed ? arena_.reserve(plan->slot_size) : ProbeArena::Slot{};
@@ -396,6 +437,7 @@ std::optional<ProbeRunEffects> CudaBackend::run_probes_reading_input_once(const 
 std::unique_ptr<DeferredProbeBatch> CudaBackend::seal_deferred_probe_results() {
   if (pending_.empty()) return nullptr;
   refuse_while_recording("sealing probe results");  // it records an event and may wait for room
+  launch_batched_probes();  // before the arena's copy, which its own handle on the stream queues
   std::vector<PendingProbeRun> runs = std::move(pending_);
   pending_.clear();
   capture_ring_.drain();

@@ -55,7 +55,10 @@ class CudaBackend final : public Backend {
 
   Device device() const override { return Device::CUDA; }
   std::string name() const override;
-  cudaStream_t stream() const { return stream_->get(); }
+  // The backend's stream, with every probe run batched so far launched on it (launch_batched_probes):
+  // work queued on it after this call runs after them. A caller that queues work of its own after
+  // probe runs (an event, the end of a capture) asks for it again, rather than keeping the handle.
+  cudaStream_t stream();
 
   // ---- memory ----
   Tensor empty(const Shape& shape, DType dtype) override;
@@ -126,6 +129,14 @@ class CudaBackend final : public Backend {
   // nothing (and nothing queued) where it cannot.
   std::optional<ProbeRunEffects> run_probes_reading_input_once(const ProbeList& probes, Tensor& tensor,
                                                                const ProbeRunOptions& options);
+  // A probe run that can share a launch (fused_probes_can_batch): its slot and ticket now, its kernel
+  // with the next runs like it, at launch_batched_probes.
+  ProbeRunEffects batch_probe_run(std::shared_ptr<const ProbePlan> plan, const Tensor& tensor);
+  // Launches the batched runs as one kernel. Every method that queues work on the stream gets it
+  // from stream(), which calls this, or calls this itself first (cuDNN and cuBLAS queue on the
+  // stream their handles hold): a batch holds only runs with nothing queued between them, so the
+  // tensors it reads are as their runs found them.
+  void launch_batched_probes();
   // labels (N) as a device I64 tensor, checked to lie in [0, classes) on the host first.
   Tensor checked_device_labels(const Tensor& labels, int64_t n, int64_t classes, const char* op);
   // `t` on the device: itself, or a device copy of a host tensor.
@@ -149,6 +160,13 @@ class CudaBackend final : public Backend {
   Workspace probe_scratch_{pool_, "the probe passes' scratch"};  // block partials, row moments
   CaptureRing capture_ring_;
   std::vector<PendingProbeRun> pending_;
+  // Probe runs waiting to share a launch (batch_probe_run), each holding its tensor alive until then.
+  struct BatchedRun {
+    Tensor tensor;
+    std::shared_ptr<const ProbePlan> plan;
+    double* slot = nullptr;
+  };
+  std::vector<BatchedRun> batched_;
   uint64_t next_ticket_ = 0;
   bool recording_ = false;
 };

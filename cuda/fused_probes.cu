@@ -119,32 +119,49 @@ struct PassScratch {
   std::vector<unsigned long long*> op_counters;  // by op
 };
 
-PassScratch allocate_pass_scratch(const ProbePlan& plan, const PlannedPass& pass, int blocks, int flat_blocks,
-                                  unsigned long long* zeroed, const ProbeScratchAllocator& scratch) {
+// How one pass's scratch is laid out: partials, norm partials, counters (row passes), row moments.
+struct PassScratchLayout {
+  std::vector<size_t> row_doubles;  // by op
+  size_t counters_total = 0;
+  size_t partial_bytes = 0, norm_bytes = 0, counter_bytes = 0, row_bytes = 0;
+  size_t bytes() const { return partial_bytes + norm_bytes + counter_bytes + row_bytes; }
+};
+
+PassScratchLayout pass_scratch_layout(const ProbePlan& plan, const PlannedPass& pass, int blocks, int flat_blocks) {
   const size_t ops = pass.ops.size();
   const bool row_pass = pass.per_channel();
-  std::vector<size_t> row_doubles(ops, 0);
-  size_t counters_total = 0, rows_total = 0;
+  PassScratchLayout layout;
+  layout.row_doubles.assign(ops, 0);
+  size_t rows_total = 0;
   for (size_t k = 0; k < ops; ++k) {
     const PlannedOp& op = pass.ops[k];
     if (row_pass && (op.kind == PlannedOpKind::Zeros || op.kind == PlannedOpKind::Channels))
-      row_doubles[k] = static_cast<size_t>(plan.rows()) * kRowFields;
-    counters_total += op_counter_words(plan, pass, k);
-    rows_total += row_doubles[k];
+      layout.row_doubles[k] = static_cast<size_t>(plan.rows()) * kRowFields;
+    layout.counters_total += op_counter_words(plan, pass, k);
+    rows_total += layout.row_doubles[k];
   }
-  const size_t partial_bytes = round_up(static_cast<size_t>(blocks) * kMaxOps * sizeof(FlatAcc));
-  const size_t norm_bytes = round_up(static_cast<size_t>(flat_blocks) * sizeof(double));
-  const size_t counter_bytes = row_pass ? round_up(counters_total * sizeof(unsigned long long)) : 0;
-  const size_t row_bytes = round_up(rows_total * sizeof(double));
+  layout.partial_bytes = round_up(static_cast<size_t>(blocks) * kMaxOps * sizeof(FlatAcc));
+  layout.norm_bytes = round_up(static_cast<size_t>(flat_blocks) * sizeof(double));
+  layout.counter_bytes = row_pass ? round_up(layout.counters_total * sizeof(unsigned long long)) : 0;
+  layout.row_bytes = round_up(rows_total * sizeof(double));
+  return layout;
+}
 
+// The pass's scratch carved from `base` (layout.bytes() of it).
+PassScratch carve_pass_scratch(const ProbePlan& plan, const PlannedPass& pass, const PassScratchLayout& layout,
+                               char* base, unsigned long long* zeroed) {
+  const size_t ops = pass.ops.size();
+  const bool row_pass = pass.per_channel();
+  const size_t partial_bytes = layout.partial_bytes, norm_bytes = layout.norm_bytes;
+  const size_t counter_bytes = layout.counter_bytes;
+  const std::vector<size_t>& row_doubles = layout.row_doubles;
   PassScratch s;
-  char* base = static_cast<char*>(scratch(partial_bytes + norm_bytes + counter_bytes + row_bytes));
   s.partials = reinterpret_cast<FlatAcc*>(base);
   s.norm_partials = reinterpret_cast<double*>(base + partial_bytes);
   unsigned long long* counters = nullptr;
   if (row_pass) {
     counters = s.to_clear = reinterpret_cast<unsigned long long*>(base + partial_bytes + norm_bytes);
-    s.clear_bytes = counters_total * sizeof(unsigned long long);
+    s.clear_bytes = layout.counters_total * sizeof(unsigned long long);
   } else {
     if (zeroed == nullptr) throw Error("run_fused_probes: a flat pass needs the zeroed counters");
     s.done = zeroed;
@@ -159,6 +176,12 @@ PassScratch allocate_pass_scratch(const ProbePlan& plan, const PlannedPass& pass
     rows += row_doubles[k];
   }
   return s;
+}
+
+PassScratch allocate_pass_scratch(const ProbePlan& plan, const PlannedPass& pass, int blocks, int flat_blocks,
+                                  unsigned long long* zeroed, const ProbeScratchAllocator& scratch) {
+  const PassScratchLayout layout = pass_scratch_layout(plan, pass, blocks, flat_blocks);
+  return carve_pass_scratch(plan, pass, layout, static_cast<char*>(scratch(layout.bytes())), zeroed);
 }
 
 // Where a pass's histograms and flat zeros' alive flags go in the block's shared memory, handed
@@ -334,6 +357,54 @@ bool fused_probes_can_produce(const ProbePlan& plan) {
   if (plan.passes.empty()) return false;
   const std::vector<PlannedOp>& ops = plan.passes.front().ops;
   return std::none_of(ops.begin(), ops.end(), [](const PlannedOp& op) { return op.kind == PlannedOpKind::ClipNorm; });
+}
+
+bool fused_probes_can_batch(const ProbePlan& plan) {
+  return plan.passes.size() == 1 && !plan.changes_tensor && plan.passes.front().captures.empty() &&
+         pass_kernel_for(plan.passes.front()) == PassKernel::Common;
+}
+
+size_t fused_batch_counter_words(const std::vector<BatchedProbeRun>& runs) {
+  size_t words = 0;
+  for (const BatchedProbeRun& run : runs) words += fused_probe_counter_words(*run.plan);
+  return words;
+}
+
+// Each run as its own launch would run it (run_pass: the same blocks, so the same bits), its
+// scratch one after another in one request, its counters one after another in the zeroed words.
+void run_fused_probe_batch(const std::vector<BatchedProbeRun>& runs, unsigned long long* zeroed_counters,
+                           const ProbeScratchAllocator& scratch, cudaStream_t stream) {
+  if (runs.empty() || runs.size() > kMaxBatchedProbeRuns)
+    throw Error("run_fused_probe_batch: " + std::to_string(runs.size()) + " runs; a batch takes 1 to " +
+                std::to_string(kMaxBatchedProbeRuns));
+  const int per_multiprocessor = pass_blocks_per_multiprocessor(PassKernel::Common);
+  std::vector<int> blocks;
+  std::vector<PassScratchLayout> layouts;
+  size_t scratch_bytes = 0;
+  for (const BatchedProbeRun& run : runs) {
+    if (!fused_probes_can_batch(*run.plan)) throw Error("run_fused_probe_batch: a run that cannot share a launch");
+    blocks.push_back(grid_for(run.plan->numel, int64_t{kBlock} * 4, per_multiprocessor));
+    layouts.push_back(pass_scratch_layout(*run.plan, run.plan->passes.front(), blocks.back(), blocks.back()));
+    scratch_bytes += layouts.back().bytes();
+  }
+  char* base = static_cast<char*>(scratch(scratch_bytes));
+  BatchPassArgs batch{};
+  batch.passes = static_cast<int>(runs.size());
+  unsigned long long* counters = zeroed_counters;
+  for (size_t r = 0; r < runs.size(); ++r) {
+    const ProbePlan& plan = *runs[r].plan;
+    const PassScratch s = carve_pass_scratch(plan, plan.passes.front(), layouts[r], base, counters);
+    base += layouts[r].bytes();
+    counters += fused_probe_counter_words(plan);
+    FusedProbeBuffers buffers;
+    buffers.tensor = const_cast<float*>(runs[r].tensor);  // read only: a batched pass changes nothing
+    buffers.slot = runs[r].slot;
+    SharedLayout shared;
+    batch.pass[r] = pass_args(plan, plan.passes.front(), 0, buffers, s, shared);
+    batch.partials[r] = s.partials;
+    batch.first_block[r + 1] = batch.first_block[r] + blocks[r];
+  }
+  launch_batch_common_pass(batch, stream);
 }
 
 void run_fused_probes(const ProbePlan& plan, const FusedProbeBuffers& buffers, const ProbeScratchAllocator& scratch,

@@ -77,4 +77,27 @@ using ProbeScratchAllocator = std::function<void*(size_t bytes)>;
 void run_fused_probes(const ProbePlan& plan, const FusedProbeBuffers& buffers,
                       const ProbeScratchAllocator& scratch, cudaStream_t stream);
 
+// Probe runs that may share one launch with others (run_fused_probe_batch): one pass of the common
+// probes (stats, nonfinite, at most one zeros), which read the tensor and change nothing, with no
+// capture and no op to write the tensor first.
+bool fused_probes_can_batch(const ProbePlan& plan);
+
+// One run of a batch: its plan (fused_probes_can_batch), its tensor and its slot.
+struct BatchedProbeRun {
+  const ProbePlan* plan = nullptr;
+  const float* tensor = nullptr;  // (plan->numel)
+  double* slot = nullptr;         // (plan->slot_size)
+};
+// The most runs one launch takes (its arguments are kernel parameters).
+constexpr size_t kMaxBatchedProbeRuns = 6;
+
+// The zeroed counter words a batch needs: each run's own, one after another.
+size_t fused_batch_counter_words(const std::vector<BatchedProbeRun>& runs);
+
+// Queues the runs (1 to kMaxBatchedProbeRuns) on `stream` as one kernel; each slot gets the bits
+// run_fused_probes would give it. `zeroed_counters`: fused_batch_counter_words(runs) words, all
+// zero, which the kernel leaves zero.
+void run_fused_probe_batch(const std::vector<BatchedProbeRun>& runs, unsigned long long* zeroed_counters,
+                           const ProbeScratchAllocator& scratch, cudaStream_t stream);
+
 }  // namespace hookrt::cuda

@@ -16,6 +16,7 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -252,11 +253,12 @@ __device__ __forceinline__ void flush_alive_flags(const PassArgs& args, const un
 // A flat pass is finished by its last block to arrive (the threadfence-reduction pattern): each
 // thread fences its writes (partials, histogram counts, alive flags) before the block counts
 // itself done, so the block that counts last sees every other block's (finish_ops).
-__device__ __forceinline__ bool last_block_to_finish(const PassArgs& args) {
+// `blocks`: how many blocks the pass has (the grid's, or its share of a batch's grid).
+__device__ __forceinline__ bool last_block_to_finish(const PassArgs& args, int blocks) {
   __shared__ bool last;
   __threadfence();
   __syncthreads();
-  if (threadIdx.x == 0) last = atomicAdd(args.done, 1ull) == static_cast<unsigned long long>(gridDim.x) - 1;
+  if (threadIdx.x == 0) last = atomicAdd(args.done, 1ull) == static_cast<unsigned long long>(blocks) - 1;
   __syncthreads();
   return last;  // the same for the whole block
 }
@@ -267,20 +269,20 @@ __device__ __forceinline__ bool last_block_to_finish(const PassArgs& args) {
 // separate finishing launch would give, and it zeroes the counters behind it: the pass needs
 // neither a memset before it nor a kernel after it.
 __device__ __forceinline__ void finish_ops(const DeviceOp* ops, int n_ops, double* slot_base, int64_t channels,
-                                           const FlatAcc* partials, int shared_partial,
+                                           const FlatAcc* partials, int blocks, int shared_partial,
                                            typename FlatReduce::TempStorage& temp) {
   __shared__ unsigned long long dead_total;
   // Ops that share one accumulator share its merge: one pass over the partials and one block
   // reduction, however many ops (the finish is the pass's tail, where one block works alone).
   FlatAcc shared_total = empty_flat();
   if (shared_partial >= 0 && n_ops > 0) {
-    shared_total = merge_block_partials(partials, static_cast<int>(gridDim.x), shared_partial, temp);
+    shared_total = merge_block_partials(partials, blocks, shared_partial, temp);
     __syncthreads();  // temp is reused below
   }
   for (int k = 0; k < n_ops; ++k) {
     const DeviceOp& op = ops[k];
     const FlatAcc total =
-        shared_partial >= 0 ? shared_total : merge_block_partials(partials, static_cast<int>(gridDim.x), k, temp);
+        shared_partial >= 0 ? shared_total : merge_block_partials(partials, blocks, k, temp);
     const unsigned long long dead =
         op.kind == PlannedOpKind::Zeros ? count_dead_channels_and_reset(op, channels, dead_total) : 0ull;
     double* slot = slot_base + op.slot;
@@ -292,8 +294,9 @@ __device__ __forceinline__ void finish_ops(const DeviceOp* ops, int n_ops, doubl
 
 __device__ __forceinline__ void finish_if_last_block(const PassArgs& args, const FlatAcc* partials,
                                                      typename FlatReduce::TempStorage& temp) {
-  if (!last_block_to_finish(args)) return;
-  finish_ops(args.ops, args.n_ops, args.slot, args.channels, partials, -1, temp);
+  const int blocks = static_cast<int>(gridDim.x);
+  if (!last_block_to_finish(args, blocks)) return;
+  finish_ops(args.ops, args.n_ops, args.slot, args.channels, partials, blocks, -1, temp);
   if (threadIdx.x == 0) *args.done = 0;
 }
 
@@ -369,8 +372,9 @@ __global__ void __launch_bounds__(kBlock) fused_pass_kernel(const PassArgs args,
   if constexpr (!kRows) finish_if_last_block(args, partials, temp);
 }
 
-// The common pass (CommonVisitor), flat, finished by its last block as the general flat pass is.
-__global__ void __launch_bounds__(kBlock, 2) common_pass_kernel(const PassArgs args, FlatAcc* partials) {
+// The common pass (CommonVisitor), flat, finished by its last block as the general flat pass is,
+// run by block `block` of the pass's `blocks` (a grid's, or a share of a batch's grid).
+__device__ __forceinline__ void common_pass(const PassArgs& args, FlatAcc* partials, int block, int blocks) {
   extern __shared__ unsigned shared_words[];  // (args.shared_alive_words) words of alive flags
   for (int w = threadIdx.x; w < args.shared_alive_words; w += kBlock) shared_words[w] = 0;
   unsigned char* shared_alive = reinterpret_cast<unsigned char*>(shared_words);
@@ -383,18 +387,32 @@ __global__ void __launch_bounds__(kBlock, 2) common_pass_kernel(const PassArgs a
   CommonVisitor visit{args, acc,
                       zeros_op >= 0 ? alive_flags(args.ops[zeros_op], shared_alive) : AliveFlags{nullptr, nullptr},
                       zeros_op >= 0};
-  visit_range(args.x, 0, args.n, static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x,
-              static_cast<int64_t>(gridDim.x) * kBlock, visit);
+  visit_range(args.x, 0, args.n, static_cast<int64_t>(block) * kBlock + threadIdx.x,
+              static_cast<int64_t>(blocks) * kBlock, visit);
 
   __syncthreads();  // the block's shared alive flags are complete
   flush_alive_flags(args, shared_alive);
   __shared__ typename FlatReduce::TempStorage temp;
   const FlatAcc total = FlatReduce(temp).Reduce(to_flat(acc), MergeFlat{});
-  if (threadIdx.x == 0) partials[static_cast<int64_t>(blockIdx.x) * kMaxOps] = total;  // every op's
+  if (threadIdx.x == 0) partials[static_cast<int64_t>(block) * kMaxOps] = total;  // every op's
   __syncthreads();  // temp is reused by the finish
-  if (!last_block_to_finish(args)) return;
-  finish_ops(args.ops, args.n_ops, args.slot, args.channels, partials, 0, temp);
+  if (!last_block_to_finish(args, blocks)) return;
+  finish_ops(args.ops, args.n_ops, args.slot, args.channels, partials, blocks, 0, temp);
   if (threadIdx.x == 0) *args.done = 0;
+}
+
+__global__ void __launch_bounds__(kBlock, 2) common_pass_kernel(const PassArgs args, FlatAcc* partials) {
+  common_pass(args, partials, static_cast<int>(blockIdx.x), static_cast<int>(gridDim.x));
+}
+
+// Several common passes as one grid: pass r has blocks [first_block[r], first_block[r + 1]) and
+// its partials at partials[r]. The arguments stay in the kernel's parameter space
+// (__grid_constant__), where a block indexes them by its pass without copying them.
+__global__ void __launch_bounds__(kBlock, 2) batch_common_pass_kernel(const __grid_constant__ BatchPassArgs batch) {
+  const int b = static_cast<int>(blockIdx.x);
+  int r = 0;
+  while (r + 1 < batch.passes && b >= batch.first_block[r + 1]) ++r;
+  common_pass(batch.pass[r], batch.partials[r], b - batch.first_block[r], batch.first_block[r + 1] - batch.first_block[r]);
 }
 
 // The common pass of a producing op's output with its input's probes (ReluInputVisitor,
@@ -421,8 +439,9 @@ __global__ void __launch_bounds__(kBlock, 2)
                    zeros_op >= 0 ? alive_flags(args.ops[zeros_op], shared_alive) : none,
                    input_zeros_op >= 0 ? alive_flags(input.ops[input_zeros_op], shared_alive) : none,
                    zeros_op >= 0, input_zeros_op >= 0}};
+  const int blocks = static_cast<int>(gridDim.x);
   visit_range(args.x, 0, args.n, static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x,
-              static_cast<int64_t>(gridDim.x) * kBlock, visit);
+              static_cast<int64_t>(blocks) * kBlock, visit);
 
   __syncthreads();  // the block's shared alive flags are complete
   flush_alive_flags(args, shared_alive);
@@ -434,9 +453,9 @@ __global__ void __launch_bounds__(kBlock, 2)
   const FlatAcc input_total = FlatReduce(temp).Reduce(to_flat(input_acc), MergeFlat{});
   if (threadIdx.x == 0) partials[static_cast<int64_t>(blockIdx.x) * kMaxOps + 1] = input_total;
   __syncthreads();  // temp is reused by the finish
-  if (!last_block_to_finish(args)) return;
-  finish_ops(args.ops, args.n_ops, args.slot, args.channels, partials, 0, temp);
-  finish_ops(input.ops, input.n_ops, input.slot, args.channels, partials, 1, temp);
+  if (!last_block_to_finish(args, blocks)) return;
+  finish_ops(args.ops, args.n_ops, args.slot, args.channels, partials, blocks, 0, temp);
+  finish_ops(input.ops, input.n_ops, input.slot, args.channels, partials, blocks, 1, temp);
   if (threadIdx.x == 0) *args.done = 0;
 }
 
@@ -507,6 +526,16 @@ int fused_pass_blocks_per_multiprocessor(PassKernel kernel) {
       break;
   }
   return blocks;
+}
+
+void launch_batch_common_pass(const BatchPassArgs& batch, cudaStream_t stream) {
+  if (batch.passes < 1 || batch.passes > kMaxBatchPasses)
+    throw Error("internal: a batch of " + std::to_string(batch.passes) + " probe passes");
+  int shared_words = 0;
+  for (int r = 0; r < batch.passes; ++r) shared_words = std::max(shared_words, batch.pass[r].shared_alive_words);
+  const size_t shared_bytes = static_cast<size_t>(shared_words) * sizeof(unsigned);
+  batch_common_pass_kernel<<<batch.first_block[batch.passes], kBlock, shared_bytes, stream>>>(batch);
+  HOOKRT_CUDA_CHECK(cudaGetLastError());
 }
 
 void launch_fused_pass(const PassArgs& args, PassKernel kernel, int blocks, FlatAcc* partials,

@@ -28,6 +28,23 @@ int fused_pass_blocks_per_multiprocessor(PassKernel kernel);
 void launch_fused_pass(const PassArgs& args, PassKernel kernel, int blocks, FlatAcc* partials,
                        cudaStream_t stream);
 
+// Common passes of several plans (PassKernel::Common, flat, each finishing itself) as one launch:
+// consecutive probe runs on different tensors, so that a run's fixed cost (the launch, the last
+// block's finish) is paid once for all of them. Pass r runs as blocks [first_block[r],
+// first_block[r + 1]) of the grid, with the partials of its own launch at partials[r]: with the
+// blocks its own launch would have, its slot gets the same bits.
+constexpr int kMaxBatchPasses = static_cast<int>(kMaxBatchedProbeRuns);
+struct BatchPassArgs {
+  int passes;
+  int first_block[kMaxBatchPasses + 1];
+  FlatAcc* partials[kMaxBatchPasses];
+  PassArgs pass[kMaxBatchPasses];
+};
+// Kernel parameters beyond 4 KiB need CUDA 12.1 and Volta; the batch stays within the classic limit.
+static_assert(sizeof(BatchPassArgs) <= 4096, "a batch of passes fits the kernel parameter space");
+// Throws Error if the launch fails.
+void launch_batch_common_pass(const BatchPassArgs& batch, cudaStream_t stream);
+
 // The passes that write a producing op's output (args: its producer, common ops, possibly none)
 // and also run `input`'s ops on one of the op's inputs as they load it, so that the input is read
 // once for both. A variant per op and input: ReLU's input, either input of the residual add's

@@ -1,0 +1,183 @@
+// Consecutive probe runs sharing one launch on the GPU. The CUDA backend holds runs of the common
+// probes (stats, zeros, nonfinite: they read the tensor and change nothing) until other work is
+// queued, and launches up to kMaxBatchedProbeRuns of them as one kernel. Each run must get the bits
+// its own launch gives (the same blocks, so the same merge order) and the CPU engine's results
+// within the accuracy promise, on one element, odd sizes, odd alignments, dead channels,
+// non-finite values and a tensor larger than the grid; a batch must be one kernel; and work queued
+// after a run (an in-place write of its tensor) must not reach what the run reads. Skips where
+// there is no GPU.
+#include <gtest/gtest.h>
+
+#if HOOKRT_WITH_CUDA
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cpu/probes.h"
+#include "cuda_backend.h"
+#include "cuda_entry.h"
+#include "fused_probes.cuh"
+#include "hookrt/backend.h"
+#include "support/gpu.h"
+#include "support/probe_results.h"
+
+namespace hookrt {
+namespace {
+
+using namespace hookrt::testing;  // parse_list, nasty_tensor, expect_same_*
+
+constexpr double kRel = 1e-5;  // DESIGN.md's accuracy promise, as in test_gpu_probes
+
+const ProbeList& common_probes() {
+  static const ProbeList probes = parse_list("stats,zeros,nonfinite");
+  return probes;
+}
+
+struct Case {
+  Shape shape;
+  size_t offset;  // floats into its allocation: 0 is 16-byte aligned
+  uint64_t seed;
+  bool dead_channels = false;  // channels 1 and 3 hold nothing above zero
+};
+
+// Seven runs, one more than a batch takes, so that the runs fill one batch and start another.
+const std::vector<Case> kCases = {
+    {{1}, 0, 1},
+    {{5}, 1, 2},
+    {{3, 7}, 2, 3},
+    {{2, 8, 9, 9}, 3, 4, true},
+    {{512}, 0, 5},                 // a batch norm's weight gradient
+    {{64, 3, 7, 7}, 1, 6, true},   // a stem convolution's weight gradient
+    {{8, 64, 56, 56}, 0, 7},       // 1.6M elements: more than one pass of the grid
+};
+
+Tensor host_tensor(const Case& c) {
+  Tensor t = nasty_tensor(c.shape, c.seed);
+  if (c.dead_channels) {
+    const int64_t channels = c.shape[1], inner = t.numel() / c.shape[0] / channels;
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      const int64_t channel = i / inner % channels;
+      if (channel == 1 || channel == 3) t.data<float>()[i] = -0.5f;
+    }
+  }
+  return t;
+}
+
+// The host tensor on the device, `offset` floats into its allocation.
+Tensor device_view(Backend& gpu, const Tensor& host, size_t offset) {
+  Tensor backing = gpu.empty({host.numel() + 4}, DType::F32);
+  Tensor view(backing.storage(), host.shape(), DType::F32, offset * sizeof(float));
+  gpu.copy(host, view);
+  return view;
+}
+
+ProbeRunOptions options_for(const Shape& shape) {
+  ProbeRunOptions options;
+  options.channel_axis = shape.size() > 1 ? 1 : 0;
+  return options;
+}
+
+// Every deferred run's results into its record, by ticket.
+void collect(Backend& gpu, const std::vector<std::pair<std::optional<uint64_t>, ProbeRecord*>>& runs) {
+  const std::vector<DeferredProbeResults> finished = gpu.collect_deferred_probe_results();
+  for (const auto& [ticket, record] : runs) {
+    ASSERT_TRUE(ticket.has_value()) << "a GPU probe run is deferred";
+    for (const DeferredProbeResults& run : finished)
+      if (run.ticket == *ticket) record->results = run.results;
+    EXPECT_FALSE(record->results.empty()) << "no results under ticket " << *ticket;
+  }
+}
+
+// Runs the probes on every tensor, one run after another with nothing queued between them (one
+// launch each where `apart`: the stream is asked for between runs, which launches what waits),
+// and returns their records.
+std::vector<ProbeRecord> run_all(Backend& gpu, std::vector<Tensor>& tensors, bool apart) {
+  std::vector<ProbeRecord> records(tensors.size());
+  std::vector<std::pair<std::optional<uint64_t>, ProbeRecord*>> runs;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    runs.emplace_back(gpu.run_probes(common_probes(), tensors[i], records[i], options_for(tensors[i].shape())).deferred,
+                      &records[i]);
+    if (apart) static_cast<void>(static_cast<cuda::CudaBackend&>(gpu).stream());
+  }
+  collect(gpu, runs);
+  return records;
+}
+
+class GpuProbeBatches : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    GpuForTests made = make_gpu_backend_for_tests();
+    if (!made.backend) GTEST_SKIP() << made.reason;
+    gpu = std::move(made.backend);
+    for (const Case& c : kCases) {
+      hosts.push_back(host_tensor(c));
+      tensors.push_back(device_view(*gpu, hosts.back(), c.offset));
+    }
+    gpu->synchronize();
+  }
+
+  std::unique_ptr<Backend> gpu;
+  std::vector<Tensor> hosts, tensors;
+};
+
+TEST_F(GpuProbeBatches, GiveEachRunTheBitsOfItsOwnLaunchAndTheCpuEnginesResults) {
+  ASSERT_GT(kCases.size(), cuda::kMaxBatchedProbeRuns) << "the cases fill a batch and start another";
+  const std::vector<ProbeRecord> batched = run_all(*gpu, tensors, /*apart=*/false);
+  const std::vector<ProbeRecord> apart = run_all(*gpu, tensors, /*apart=*/true);
+  for (size_t i = 0; i < kCases.size(); ++i) {
+    const std::string name = "run " + std::to_string(i) + " " + shape_string(kCases[i].shape);
+    expect_same_results(batched[i].results, apart[i].results, 0.0, 0.0, name + ", batched vs alone");
+    ProbeRecord want;
+    Tensor host = hosts[i];
+    cpu::run_probes(common_probes(), host, want, options_for(host.shape()));
+    expect_same_results(batched[i].results, want.results, kRel, 0.0, name + ", against the CPU engine");
+  }
+}
+
+TEST_F(GpuProbeBatches, LaunchAFullBatchAsOneKernel) {
+  std::vector<Tensor> batch(tensors.begin(), tensors.begin() + static_cast<std::ptrdiff_t>(cuda::kMaxBatchedProbeRuns));
+  std::string why_not_counted;
+  const std::optional<cuda::LaunchCounts> counts =
+      cuda::count_launches([&] { run_all(*gpu, batch, /*apart=*/false); }, &why_not_counted);
+  if (!counts) GTEST_SKIP() << "launches not counted: " << why_not_counted;
+  EXPECT_EQ(counts->kernels, 1) << "a full batch of runs is one kernel";
+}
+
+// A run whose tensor is then written in place (a gradient summed into) reports the tensor as it
+// was: the write waits for the batch, which is launched before it.
+TEST_F(GpuProbeBatches, LaunchBeforeWorkThatWritesTheirTensors) {
+  for (const bool in_place_sum : {false, true}) {
+    const std::string name = in_place_sum ? "a gradient summed into it" : "a fill";
+    Tensor tensor = device_view(*gpu, hosts[3], kCases[3].offset);
+    const ProbeRunOptions options = options_for(tensor.shape());
+    ProbeRecord before, after;
+    const std::optional<uint64_t> before_ticket = gpu->run_probes(common_probes(), tensor, before, options).deferred;
+    Tensor host_after = hosts[3].clone();
+    if (in_place_sum) {
+      gpu->accumulate(tensor, tensor);  // doubles every value
+      for (int64_t i = 0; i < host_after.numel(); ++i) host_after.data<float>()[i] *= 2.0f;
+    } else {
+      gpu->fill(tensor, 0.0);
+      host_after = Tensor::zeros(host_after.shape());
+    }
+    const std::optional<uint64_t> after_ticket = gpu->run_probes(common_probes(), tensor, after, options).deferred;
+    collect(*gpu, {{before_ticket, &before}, {after_ticket, &after}});
+
+    ProbeRecord want_before, want_after;
+    Tensor host_before = hosts[3];
+    cpu::run_probes(common_probes(), host_before, want_before, options);
+    cpu::run_probes(common_probes(), host_after, want_after, options);
+    expect_same_results(before.results, want_before.results, kRel, 0.0, name + ": the run before it");
+    expect_same_results(after.results, want_after.results, kRel, 0.0, name + ": the run after it");
+  }
+}
+
+}  // namespace
+}  // namespace hookrt
+
+#else
+
+TEST(GpuProbeBatches, NeedsTheCudaBackend) { GTEST_SKIP() << "hookrt was built without the CUDA backend"; }
+
+#endif
