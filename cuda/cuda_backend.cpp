@@ -285,7 +285,9 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
       buffers.captures[p] = captures[p].data<float>();
     }
 
-  run_fused_probes(*plan, buffers, [this](size_t bytes) { return probe_scratch_.reserve(bytes); }, stream());
+  // (the raw stream: nothing is batched since the launch above, which must not run again after
+  // this run took the zeroed counters)
+  run_fused_probes(*plan, buffers, [this](size_t bytes) { return probe_scratch_.reserve(bytes); }, stream_->get());
 
   PendingProbeRun pending{next_ticket_++, plan, slot.offset, {}};
   for (const Tensor& capture : captures) {
@@ -308,7 +310,7 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
 
 ProbeRunEffects CudaBackend::batch_probe_run(std::shared_ptr<const ProbePlan> plan, const Tensor& tensor) {
   const ProbeArena::Slot slot = arena_.reserve(plan->slot_size);
-  batched_.push_back(BatchedRun{tensor, plan, slot.device});
+  batched_.push_back(BatchedRun{tensor, plan, slot.device, next_ticket_});
   PendingProbeRun pending{next_ticket_++, std::move(plan), slot.offset, {}};
   ProbeRunEffects effects;
   effects.deferred = pending.ticket;
@@ -317,11 +319,29 @@ ProbeRunEffects CudaBackend::batch_probe_run(std::shared_ptr<const ProbePlan> pl
   return effects;
 }
 
-// One run alone goes as run_probes would have launched it; several as one kernel.
+// One run alone goes as run_probes would have launched it; several as one kernel. Where the launch
+// fails, the runs' records come with no results (PendingProbeRun::launched), and the error goes on.
 void CudaBackend::launch_batched_probes() {
   if (batched_.empty()) return;
   const std::vector<BatchedRun> launching = std::move(batched_);
   batched_.clear();  // (a launch that throws leaves no batch behind)
+  try {
+    launch_probe_batch(launching);
+  } catch (...) {
+    for (PendingProbeRun& pending : pending_)
+      for (const BatchedRun& run : launching)
+        if (pending.ticket == run.ticket) pending.launched = false;
+    throw;
+  }
+}
+
+void CudaBackend::launch_batched_probes_before_writing(std::initializer_list<const Tensor*> written) {
+  for (const BatchedRun& run : batched_)
+    for (const Tensor* tensor : written)
+      if (tensor->defined() && tensor->storage() == run.tensor.storage()) return launch_batched_probes();
+}
+
+void CudaBackend::launch_probe_batch(const std::vector<BatchedRun>& launching) {
   auto scratch = [this](size_t bytes) { return probe_scratch_.reserve(bytes); };
   if (launching.size() == 1) {
     const BatchedRun& run = launching.front();
@@ -420,7 +440,7 @@ std::optional<ProbeRunEffects> CudaBackend::run_probes_reading_input_once(const 
   buffers.slot = slot.device;
   buffers.input = FusedInputProbes{input_plan.get(), run.input, input_slot.device};
   buffers.zeroed_counters = probe_counters_.words(fused_probe_counter_words(*plan, input_plan.get()));
-  run_fused_probes(*plan, buffers, [this](size_t bytes) { return probe_scratch_.reserve(bytes); }, stream());
+  run_fused_probes(*plan, buffers, [this](size_t bytes) { return probe_scratch_.reserve(bytes); }, stream_->get());
 
   ProbeRunEffects effects;
   effects.input_deferred = next_ticket_;

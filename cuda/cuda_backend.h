@@ -9,6 +9,7 @@
 // threads whose current CUDA device is options.device (the constructor makes it current for its
 // own thread).
 #include <cstddef>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -129,14 +130,26 @@ class CudaBackend final : public Backend {
   // nothing (and nothing queued) where it cannot.
   std::optional<ProbeRunEffects> run_probes_reading_input_once(const ProbeList& probes, Tensor& tensor,
                                                                const ProbeRunOptions& options);
+  // A probe run waiting to share a launch, holding its tensor alive until then.
+  struct BatchedRun {
+    Tensor tensor;
+    std::shared_ptr<const ProbePlan> plan;
+    double* slot = nullptr;
+    uint64_t ticket = 0;
+  };
   // A probe run that can share a launch (fused_probes_can_batch): its slot and ticket now, its kernel
   // with the next runs like it, at launch_batched_probes.
   ProbeRunEffects batch_probe_run(std::shared_ptr<const ProbePlan> plan, const Tensor& tensor);
-  // Launches the batched runs as one kernel. Every method that queues work on the stream gets it
-  // from stream(), which calls this, or calls this itself first (cuDNN and cuBLAS queue on the
-  // stream their handles hold): a batch holds only runs with nothing queued between them, so the
-  // tensors it reads are as their runs found them.
+  // Launches the batched runs as one kernel. Every method that queues work of hookrt's own gets the
+  // stream from stream(), which calls this, so that the tensors a batch reads are as its runs found
+  // them, and the zeroed counters and scratch it takes at launch are its own.
   void launch_batched_probes();
+  void launch_probe_batch(const std::vector<BatchedRun>& launching);
+  // For cuDNN's and cuBLAS's ops, which queue on the stream their handles hold and touch nothing of
+  // the probes' (counters, scratch, slots): launches the batched runs only where the op writes a
+  // tensor one of them reads (sharing its storage), so that a batch may gather the runs on both
+  // sides of a convolution or a batch norm (a parameter's gradient, then the layer's grad_input).
+  void launch_batched_probes_before_writing(std::initializer_list<const Tensor*> written);
   // labels (N) as a device I64 tensor, checked to lie in [0, classes) on the host first.
   Tensor checked_device_labels(const Tensor& labels, int64_t n, int64_t classes, const char* op);
   // `t` on the device: itself, or a device copy of a host tensor.
@@ -160,13 +173,7 @@ class CudaBackend final : public Backend {
   Workspace probe_scratch_{pool_, "the probe passes' scratch"};  // block partials, row moments
   CaptureRing capture_ring_;
   std::vector<PendingProbeRun> pending_;
-  // Probe runs waiting to share a launch (batch_probe_run), each holding its tensor alive until then.
-  struct BatchedRun {
-    Tensor tensor;
-    std::shared_ptr<const ProbePlan> plan;
-    double* slot = nullptr;
-  };
-  std::vector<BatchedRun> batched_;
+  std::vector<BatchedRun> batched_;  // probe runs waiting to share a launch (batch_probe_run)
   uint64_t next_ticket_ = 0;
   bool recording_ = false;
 };

@@ -81,7 +81,7 @@ void CudaBackend::conv2d_forward(const Tensor& x, const Tensor& w, Tensor& y, co
   check_conv_operands(x, "x", w, "w", op);
   const ConvDims d = conv_dims(x.shape(), w.shape(), g, op);
   prepare_output(y, conv_output_shape(d), DType::F32, op, "y");
-  launch_batched_probes();  // cuDNN queues on the stream its handle holds
+  launch_batched_probes_before_writing({&y});
   if (y.numel() > 0) convolutions_.forward(x.data<float>(), w.data<float>(), y.data<float>(), d);
 }
 
@@ -92,7 +92,7 @@ void CudaBackend::conv2d_backward_data(const Tensor& dy, const Tensor& w, Tensor
   require_f32(dy, op, "dy");
   const ConvDims d = conv_dims(dx.shape(), w.shape(), g, op);
   require_shape(dy, conv_output_shape(d), op, "dy");
-  launch_batched_probes();  // cuDNN queues on the stream its handle holds
+  launch_batched_probes_before_writing({&dx});
   if (dx.numel() > 0) convolutions_.backward_data(dy.data<float>(), w.data<float>(), dx.data<float>(), d);
 }
 
@@ -103,7 +103,7 @@ void CudaBackend::conv2d_backward_filter(const Tensor& x, const Tensor& dy, Tens
   require_f32(dy, op, "dy");
   const ConvDims d = conv_dims(x.shape(), dw.shape(), g, op);
   require_shape(dy, conv_output_shape(d), op, "dy");
-  launch_batched_probes();  // cuDNN queues on the stream its handle holds
+  launch_batched_probes_before_writing({&dw});
   if (dw.numel() > 0) convolutions_.backward_filter(x.data<float>(), dy.data<float>(), dw.data<float>(), d);
 }
 
@@ -122,7 +122,7 @@ void CudaBackend::batchnorm_forward(const Tensor& x, const Tensor& weight, const
   prepare_output(y, x.shape(), DType::F32, op, "y");
   prepare_output(save_mean, Shape{d.c}, DType::F32, op, "save_mean");
   prepare_output(save_invstd, Shape{d.c}, DType::F32, op, "save_invstd");
-  launch_batched_probes();  // cuDNN queues on the stream its handle holds
+  launch_batched_probes_before_writing({&y, &save_mean, &save_invstd, &running_mean, &running_var});
   batchnorm_.forward(BatchNormForwardArgs{x.data<float>(), weight.data<float>(), bias.data<float>(),
                                           running_mean.data<float>(), running_var.data<float>(), y.data<float>(),
                                           save_mean.data<float>(), save_invstd.data<float>()},
@@ -143,7 +143,7 @@ void CudaBackend::batchnorm_backward(const Tensor& dy, const Tensor& x, const Te
   prepare_output(dx, x.shape(), DType::F32, op, "dx");
   prepare_output(dweight, Shape{d.c}, DType::F32, op, "dweight");
   prepare_output(dbias, Shape{d.c}, DType::F32, op, "dbias");
-  launch_batched_probes();  // cuDNN queues on the stream its handle holds
+  launch_batched_probes_before_writing({&dx, &dweight, &dbias});
   batchnorm_.backward(BatchNormBackwardArgs{dy.data<float>(), x.data<float>(), weight.data<float>(),
                                             save_mean.data<float>(), save_invstd.data<float>(), dx.data<float>(),
                                             dweight.data<float>(), dbias.data<float>()},
@@ -223,7 +223,7 @@ void CudaBackend::linear_forward(const Tensor& x, const Tensor& w, const Tensor&
   require_f32(b, op, "b");
   require_shape(b, Shape{d.out}, op, "b");
   prepare_output(y, Shape{d.n, d.out}, DType::F32, op, "y");
-  launch_batched_probes();  // cuBLAS queues on the stream its handle holds
+  launch_batched_probes_before_writing({&y});
   linear_.forward(x.data<float>(), w.data<float>(), b.data<float>(), y.data<float>(), d);
 }
 
@@ -236,7 +236,7 @@ void CudaBackend::linear_backward(const Tensor& x, const Tensor& w, const Tensor
   if (dx.defined()) prepare_output(dx, x.shape(), DType::F32, op, "dx");
   prepare_output(dw, w.shape(), DType::F32, op, "dw");
   prepare_output(db, Shape{d.out}, DType::F32, op, "db");
-  launch_batched_probes();  // cuBLAS queues on the stream its handle holds
+  launch_batched_probes_before_writing({&dx, &dw, &db});
   linear_.backward(x.data<float>(), w.data<float>(), dy.data<float>(), dx.defined() ? dx.data<float>() : nullptr,
                    dw.data<float>(), db.data<float>(), d);
 }

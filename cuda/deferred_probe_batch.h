@@ -19,6 +19,9 @@ struct PendingProbeRun {
   std::shared_ptr<const ProbePlan> plan;
   int64_t slot_offset = 0;
   std::vector<Tensor> captures;
+  // false: its kernel never ran (a batched run whose launch failed, CudaBackend::launch_batched_probes),
+  // so its slot holds nothing of it: it finishes with no results, and its record is not delivered.
+  bool launched = true;
 };
 
 class CudaProbeBatch final : public DeferredProbeBatch {

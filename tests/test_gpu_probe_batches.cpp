@@ -1,10 +1,12 @@
-// Consecutive probe runs sharing one launch on the GPU. The CUDA backend holds runs of the common
-// probes (stats, zeros, nonfinite: they read the tensor and change nothing) until other work is
-// queued, and launches up to kMaxBatchedProbeRuns of them as one kernel. Each run must get the bits
-// its own launch gives (the same blocks, so the same merge order) and the CPU engine's results
-// within the accuracy promise, on one element, odd sizes, odd alignments, dead channels,
-// non-finite values and a tensor larger than the grid; a batch must be one kernel; and work queued
-// after a run (an in-place write of its tensor) must not reach what the run reads. Skips where
+// Probe runs sharing one launch on the GPU. The CUDA backend holds runs of the common probes
+// (stats, zeros, nonfinite: they read the tensor and change nothing) until work of its own is
+// queued or a cuDNN or cuBLAS op would write a tensor they read, and launches up to
+// kMaxBatchedProbeRuns of them as one kernel. Each run must get exactly the results its own launch
+// gives (the same blocks, so the same merge order) and the CPU engine's within the accuracy
+// promise, on one element, odd sizes, odd alignments, dead channels, non-finite values and a
+// tensor larger than the grid; a full batch must be one kernel, and a convolution that writes
+// other tensors must not split one; and a write of a probed tensor after its run (a fill, a
+// gradient summed into it, a convolution's output) must not reach what the run reads. Skips where
 // there is no GPU.
 #include <gtest/gtest.h>
 
@@ -38,19 +40,21 @@ struct Case {
   Shape shape;
   size_t offset;  // floats into its allocation: 0 is 16-byte aligned
   uint64_t seed;
-  bool dead_channels = false;  // channels 1 and 3 hold nothing above zero
+  bool dead_channels = false;  // channels 1 and 3 (where there is a 3) hold nothing above zero
 };
 
-// Seven runs, one more than a batch takes, so that the runs fill one batch and start another.
+// Eight runs: a full batch, then a batch of two.
 const std::vector<Case> kCases = {
     {{1}, 0, 1},
     {{5}, 1, 2},
-    {{3, 7}, 2, 3},
+    {{8, 64, 56, 56}, 0, 7},       // 1.6M elements: more than one pass of the grid
     {{2, 8, 9, 9}, 3, 4, true},
     {{512}, 0, 5},                 // a batch norm's weight gradient
     {{64, 3, 7, 7}, 1, 6, true},   // a stem convolution's weight gradient
-    {{8, 64, 56, 56}, 0, 7},       // 1.6M elements: more than one pass of the grid
+    {{3, 7}, 2, 3},
+    {{2, 8, 9, 9}, 2, 8},
 };
+constexpr size_t kSmall = 3;  // kCases[kSmall]: (2, 8, 9, 9), what the tests that write take
 
 Tensor host_tensor(const Case& c) {
   Tensor t = nasty_tensor(c.shape, c.seed);
@@ -121,8 +125,8 @@ class GpuProbeBatches : public ::testing::Test {
   std::vector<Tensor> hosts, tensors;
 };
 
-TEST_F(GpuProbeBatches, GiveEachRunTheBitsOfItsOwnLaunchAndTheCpuEnginesResults) {
-  ASSERT_GT(kCases.size(), cuda::kMaxBatchedProbeRuns) << "the cases fill a batch and start another";
+TEST_F(GpuProbeBatches, GiveEachRunTheResultsOfItsOwnLaunchAndOfTheCpuEngine) {
+  ASSERT_EQ(kCases.size(), cuda::kMaxBatchedProbeRuns + 2) << "the cases fill a batch and make one of two";
   const std::vector<ProbeRecord> batched = run_all(*gpu, tensors, /*apart=*/false);
   const std::vector<ProbeRecord> apart = run_all(*gpu, tensors, /*apart=*/true);
   for (size_t i = 0; i < kCases.size(); ++i) {
@@ -144,28 +148,88 @@ TEST_F(GpuProbeBatches, LaunchAFullBatchAsOneKernel) {
   EXPECT_EQ(counts->kernels, 1) << "a full batch of runs is one kernel";
 }
 
+// Runs on both sides of a convolution that writes other tensors (a weight's gradient, then the
+// layer's grad_input) share one launch: the convolution's kernels and one more.
+TEST_F(GpuProbeBatches, GatherRunsOnBothSidesOfAConvolutionThatWritesOtherTensors) {
+  const Tensor x = gpu->from_host(nasty_tensor({2, 8, 9, 9}, 21, 0.0, 1.0));
+  const Tensor w = gpu->from_host(nasty_tensor({8, 8, 3, 3}, 22, 0.0, 0.2));
+  auto convolve = [&] {
+    Tensor y = gpu->empty({2, 8, 9, 9}, DType::F32);
+    gpu->conv2d_forward(x, w, y, Conv2dGeometry{1, 1});
+    return y;
+  };
+  convolve();  // cuDNN's first-use setup, outside the counts
+  gpu->synchronize();
+  std::string why_not_counted;
+  const std::optional<cuda::LaunchCounts> alone = cuda::count_launches([&] { convolve(); }, &why_not_counted);
+  if (!alone) GTEST_SKIP() << "launches not counted: " << why_not_counted;
+  std::vector<ProbeRecord> records(2);
+  const std::optional<cuda::LaunchCounts> with_runs = cuda::count_launches(
+      [&] {
+        const std::optional<uint64_t> first =
+            gpu->run_probes(common_probes(), tensors[4], records[0], options_for(tensors[4].shape())).deferred;
+        Tensor y = convolve();
+        const std::optional<uint64_t> second = gpu->run_probes(common_probes(), y, records[1], options_for(y.shape())).deferred;
+        collect(*gpu, {{first, &records[0]}, {second, &records[1]}});
+      },
+      &why_not_counted);
+  ASSERT_TRUE(with_runs.has_value()) << why_not_counted;
+  EXPECT_EQ(with_runs->kernels, alone->kernels + 1) << "the runs before and after the convolution share one launch";
+  ProbeRecord want;
+  Tensor host = hosts[4];
+  cpu::run_probes(common_probes(), host, want, options_for(host.shape()));
+  expect_same_results(records[0].results, want.results, kRel, 0.0, "the run before the convolution");
+}
+
 // A run whose tensor is then written in place (a gradient summed into) reports the tensor as it
 // was: the write waits for the batch, which is launched before it.
+// How a test writes a probed tensor: the device write, and the same on the host.
+enum class Write { Fill, SumInto, ConvolutionOutput };
+
+std::string write_name(Write write) {
+  switch (write) {
+    case Write::Fill: return "a fill";
+    case Write::SumInto: return "a gradient summed into it";
+    case Write::ConvolutionOutput: return "a convolution writing it";
+  }
+  return "?";
+}
+
+// Two runs (a batch, not a run alone) on `tensor` and another, then the write: the runs report the
+// tensor as it was, and a run after the write reports it as written. The convolution's operands
+// are on the device before the runs, so that nothing but the convolution comes between.
 TEST_F(GpuProbeBatches, LaunchBeforeWorkThatWritesTheirTensors) {
-  for (const bool in_place_sum : {false, true}) {
-    const std::string name = in_place_sum ? "a gradient summed into it" : "a fill";
-    Tensor tensor = device_view(*gpu, hosts[3], kCases[3].offset);
+  const Tensor x = gpu->from_host(nasty_tensor({2, 8, 9, 9}, 31, 0.0, 1.0));
+  const Tensor w = gpu->from_host(nasty_tensor({8, 8, 1, 1}, 32, 0.0, 0.3));
+  for (const Write write : {Write::Fill, Write::SumInto, Write::ConvolutionOutput}) {
+    const std::string name = write_name(write);
+    Tensor tensor = device_view(*gpu, hosts[kSmall], 0);  // aligned, as cuDNN's outputs are
+    gpu->synchronize();
     const ProbeRunOptions options = options_for(tensor.shape());
-    ProbeRecord before, after;
+    ProbeRecord before, other, after;
     const std::optional<uint64_t> before_ticket = gpu->run_probes(common_probes(), tensor, before, options).deferred;
-    Tensor host_after = hosts[3].clone();
-    if (in_place_sum) {
-      gpu->accumulate(tensor, tensor);  // doubles every value
-      for (int64_t i = 0; i < host_after.numel(); ++i) host_after.data<float>()[i] *= 2.0f;
-    } else {
-      gpu->fill(tensor, 0.0);
-      host_after = Tensor::zeros(host_after.shape());
+    const std::optional<uint64_t> other_ticket =
+        gpu->run_probes(common_probes(), tensors[4], other, options_for(tensors[4].shape())).deferred;
+    Tensor host_after = hosts[kSmall].clone();
+    switch (write) {
+      case Write::Fill:
+        gpu->fill(tensor, 0.0);
+        host_after = Tensor::zeros(host_after.shape());
+        break;
+      case Write::SumInto:
+        gpu->accumulate(tensor, tensor);  // doubles every value, exactly
+        for (int64_t i = 0; i < host_after.numel(); ++i) host_after.data<float>()[i] *= 2.0f;
+        break;
+      case Write::ConvolutionOutput:
+        gpu->conv2d_forward(x, w, tensor, Conv2dGeometry{});
+        break;
     }
     const std::optional<uint64_t> after_ticket = gpu->run_probes(common_probes(), tensor, after, options).deferred;
-    collect(*gpu, {{before_ticket, &before}, {after_ticket, &after}});
+    collect(*gpu, {{before_ticket, &before}, {other_ticket, &other}, {after_ticket, &after}});
+    if (write == Write::ConvolutionOutput) host_after = gpu->to_host(tensor);  // cuDNN's values, as the run saw them
 
     ProbeRecord want_before, want_after;
-    Tensor host_before = hosts[3];
+    Tensor host_before = hosts[kSmall];
     cpu::run_probes(common_probes(), host_before, want_before, options);
     cpu::run_probes(common_probes(), host_after, want_after, options);
     expect_same_results(before.results, want_before.results, kRel, 0.0, name + ": the run before it");

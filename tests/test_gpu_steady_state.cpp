@@ -97,6 +97,7 @@ TEST(GpuProbeGraph, AProbeRunCapturedInACudaGraphReplaysOnNewData) {
   ASSERT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
   ProbeRecord captured_record;
   const ProbeRunEffects effects = gpu->run_probes(probes, probed, captured_record, options);
+  stream = cuda_backend.stream();  // launches any probe run still waiting to share a launch, in the capture
   cudaGraph_t graph = nullptr;
   ASSERT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess) << "the probe run did something a graph cannot hold";
   ASSERT_TRUE(effects.deferred.has_value());
