@@ -105,7 +105,8 @@ class CudaBackend final : public Backend {
   // A run given the op that writes its tensor (options.produce) computes the tensor in its first
   // pass, unless that pass needs a clipnorm's norm first: then the op runs on its own before it.
   // Every probe of a hook on a device tensor is one fused pass (fused_probes.cuh) whose results go
-  // to a slot of the step's arena; the run is deferred: seal_deferred_probe_results() queues the
+  // to a slot of the step's arena (runs of the common probes wait to share their launch with the
+  // runs after them: batch_probe_run); the run is deferred: seal_deferred_probe_results() queues the
   // arena's one copy to the host, and the batch it returns decodes every slot (probe_plan.h). Captures travel through the pinned capture ring. Changing probes rewrite
   // the tensor in the same pass, and their gradient transforms are device tensors.
   ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
