@@ -17,6 +17,7 @@
 #include <exception>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cuda_backend.h"
 #include "cuda_entry.h"
@@ -205,6 +206,42 @@ void BM_ProbePassEager(benchmark::State& state) {
   });
 }
 
+// Six runs of the common probes on six tensors of range(0) MiB, replayed: queued back to back, as a
+// step queues the runs that share a launch (one kernel: BM_ProbeBatch), or each launched before
+// the next is queued (six kernels: BM_ProbeRunsApart). What one costs over the other is the fixed
+// cost of a launch, at sizes where it matters.
+constexpr int kBatchedRuns = 6;
+
+void probe_six(benchmark::State& state, bool apart) {
+  run_or_skip(state, [&] {
+    auto gpu = gpu_or_skip(state);
+    if (!gpu) return;
+    std::vector<hookrt::Tensor> tensors;
+    for (int i = 0; i < kBatchedRuns; ++i) tensors.push_back(random_device_tensor(*gpu, activation_shape(state)));
+    const hookrt::ProbeRunOptions options;
+    std::vector<hookrt::ProbeRecord> records(kBatchedRuns);
+    auto queue = [&](bool each_apart) {
+      for (int i = 0; i < kBatchedRuns; ++i) {
+        gpu->run_probes(common_probes(), tensors[i], records[i], options);
+        if (each_apart) stream_of(*gpu);  // launches the run now
+      }
+      stream_of(*gpu);
+    };
+    queue(false);  // the scratch and counters a batch needs, and the kernels' first use, outside the graph
+    queue(true);
+    gpu->collect_deferred_probe_results();
+    RecordedWork runs(stream_of(*gpu), [&] { queue(apart); });
+    const int replays = static_cast<int>(std::max<int64_t>(1, 256 / (kBatchedRuns * state.range(0))));
+    time_replays(state, stream_of(*gpu), runs, replays);
+    gpu->collect_deferred_probe_results();  // the results of the last replay
+    state.counters["read_GB/s"] =
+        replayed_bytes_per_second(kBatchedRuns * static_cast<double>(tensors.front().nbytes()), replays, state);
+  });
+}
+
+void BM_ProbeBatch(benchmark::State& state) { probe_six(state, false); }
+void BM_ProbeRunsApart(benchmark::State& state) { probe_six(state, true); }
+
 void BM_DeviceCopy(benchmark::State& state) {
   run_or_skip(state, [&] {
     auto [gpu, src] = bench_tensor(state);
@@ -231,6 +268,8 @@ BENCHMARK(BM_ProbePass)->Apply(sizes);
 // Eager: the fixed cost of a call shows at 1 MiB, and 64 MiB is the smallest size the target holds.
 BENCHMARK(BM_ProbePassEager)->Arg(1)->Arg(64)->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.3);
 BENCHMARK(BM_DeviceCopy)->Apply(sizes);
+BENCHMARK(BM_ProbeBatch)->Arg(1)->Arg(16)->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.3);
+BENCHMARK(BM_ProbeRunsApart)->Arg(1)->Arg(16)->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.3);
 
 }  // namespace
 

@@ -71,6 +71,20 @@ def probe_figures(runs, figures):
             "ratio": significant(probe_bw / copy_bw)}
 
 
+def batch_figures(runs, figures):
+    """Six probe runs sharing one launch against the same six launched apart (bench_gpu_probes'
+    BM_ProbeBatch and BM_ProbeRunsApart): what a launch's fixed cost takes from small tensors."""
+    for name, batch in runs.items():
+        bench, _, mib = name.partition("/")
+        apart = runs.get(f"BM_ProbeRunsApart/{mib}")
+        if bench != "BM_ProbeBatch" or apart is None or "read_GB/s" not in batch or "read_GB/s" not in apart:
+            continue
+        batch_bw, apart_bw = batch["read_GB/s"] / 1e9, apart["read_GB/s"] / 1e9
+        figures[f"probe_batch_6x{mib}MiB_read_GBps"] = {
+            "value": round(batch_bw, 1), "baseline": round(apart_bw, 1), "unit": "GB/s",
+            "baseline_is": "the same six probe runs, each its own launch", "ratio": significant(batch_bw / apart_bw)}
+
+
 def step_figures(runs, torch_result, figures):
     plain, hooked = runs.get("BM_GpuTrainStep/256/224"), runs.get("BM_GpuTrainStepHooked/256/224")
     if plain and hooked:
@@ -318,6 +332,7 @@ def main():
     torch_result = load(os.path.join(args.dir, "torch_gpu_baseline.json"))
     figures = {}
     probe_figures(runs_by_name(probes), figures)
+    batch_figures(runs_by_name(probes), figures)
     step_figures(runs_by_name(step), torch_result, figures)
     hookrt_bench = load(os.path.join(args.dir, "hookrt_bench.json"))
     issue5_figures(hookrt_bench, torch_result, figures)

@@ -74,7 +74,9 @@ json probe_benchmarks() {
                {gbench_run("BM_ProbePass/64/min_time:0.300/manual_time", 30.0, "us", {{"read_GB/s", 2.25e12}}),
                 gbench_run("BM_ProbePassEager/64/min_time:0.300/manual_time", 45.0, "us", {{"read_GB/s", 1.5e12}}),
                 gbench_run("BM_DeviceCopy/64/min_time:0.300/manual_time", 50.0, "us",
-                           {{"read+write_GB/s", 2.5e12}})}}};
+                           {{"read+write_GB/s", 2.5e12}}),
+                gbench_run("BM_ProbeBatch/1/min_time:0.300/manual_time", 30.0, "us", {{"read_GB/s", 4.0e11}}),
+                gbench_run("BM_ProbeRunsApart/1/min_time:0.300/manual_time", 120.0, "us", {{"read_GB/s", 1.0e11}})}}};
 }
 
 struct Inputs {
@@ -131,6 +133,10 @@ TEST(DeviceFigures, KeepsTheFiguresThatResultsFilesAlreadyHold) {
   EXPECT_EQ(f["probe_pass_64MiB_read_GBps"]["ratio"], 0.9);
   EXPECT_EQ(f["probe_pass_eager_64MiB_read_GBps"]["value"], 1500.0);  // the eager call, against the same copy
   EXPECT_EQ(f["probe_pass_eager_64MiB_read_GBps"]["ratio"], 0.6);
+  EXPECT_EQ(f["probe_batch_6x1MiB_read_GBps"]["value"], 400.0);  // six runs in one launch...
+  EXPECT_EQ(f["probe_batch_6x1MiB_read_GBps"]["baseline"], 100.0);  // ...against six launches
+  EXPECT_EQ(f["probe_batch_6x1MiB_read_GBps"]["ratio"], 4.0);
+  EXPECT_FALSE(f.contains("probe_pass_1MiB_read_GBps")) << "no copy of 1 MiB to hold a pass against";
   for (const char* key : {"value", "baseline", "unit", "baseline_is", "ratio"})
     EXPECT_TRUE(f["train_step_ms"].contains(key)) << key;
 }
