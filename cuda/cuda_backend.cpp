@@ -285,8 +285,8 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
       buffers.captures[p] = captures[p].data<float>();
     }
 
-  // (the raw stream: nothing is batched since the launch above, which must not run again after
-  // this run took the zeroed counters)
+  // The raw stream: the batch went before this run took the zeroed counters, and a launch now
+  // could grow them under it.
   run_fused_probes(*plan, buffers, [this](size_t bytes) { return probe_scratch_.reserve(bytes); }, stream_->get());
 
   PendingProbeRun pending{next_ticket_++, plan, slot.offset, {}};
