@@ -181,9 +181,8 @@ TEST_F(GpuProbeBatches, GatherRunsOnBothSidesOfAConvolutionThatWritesOtherTensor
   expect_same_results(records[0].results, want.results, kRel, 0.0, "the run before the convolution");
 }
 
-// A run whose tensor is then written in place (a gradient summed into) reports the tensor as it
-// was: the write waits for the batch, which is launched before it.
-// How a test writes a probed tensor: the device write, and the same on the host.
+// The writes of a probed tensor, after its run, that the batch must be launched before: hookrt's
+// own kernels (a fill, a gradient summed in place) and cuDNN's (a convolution's output).
 enum class Write { Fill, SumInto, ConvolutionOutput };
 
 std::string write_name(Write write) {
