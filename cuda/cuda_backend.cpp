@@ -319,14 +319,17 @@ ProbeRunEffects CudaBackend::batch_probe_run(std::shared_ptr<const ProbePlan> pl
   return effects;
 }
 
-// One run alone goes as run_probes would have launched it; several as one kernel. Where the launch
-// fails, the runs' records come with no results (PendingProbeRun::launched), and the error goes on.
+// The batched runs as one launch (run_fused_probe_batch). Where the launch fails, the runs' records
+// come with no results (PendingProbeRun::launched), and the error goes on.
 void CudaBackend::launch_batched_probes() {
   if (batched_.empty()) return;
   const std::vector<BatchedRun> launching = std::move(batched_);
   batched_.clear();  // (a launch that throws leaves no batch behind)
+  std::vector<BatchedProbeRun> runs;
+  for (const BatchedRun& run : launching) runs.push_back(BatchedProbeRun{run.plan.get(), run.tensor.data<float>(), run.slot});
   try {
-    launch_probe_batch(launching);
+    run_fused_probe_batch(runs, probe_counters_.words(fused_batch_counter_words(runs)),
+                          [this](size_t bytes) { return probe_scratch_.reserve(bytes); }, stream_->get());
   } catch (...) {
     for (PendingProbeRun& pending : pending_)
       for (const BatchedRun& run : launching)
@@ -339,22 +342,6 @@ void CudaBackend::launch_batched_probes_before_writing(std::initializer_list<con
   for (const BatchedRun& run : batched_)
     for (const Tensor* tensor : written)
       if (tensor->defined() && tensor->storage() == run.tensor.storage()) return launch_batched_probes();
-}
-
-void CudaBackend::launch_probe_batch(const std::vector<BatchedRun>& launching) {
-  auto scratch = [this](size_t bytes) { return probe_scratch_.reserve(bytes); };
-  if (launching.size() == 1) {
-    const BatchedRun& run = launching.front();
-    FusedProbeBuffers buffers;
-    buffers.tensor = const_cast<float*>(run.tensor.data<float>());  // read only: the plan changes nothing
-    buffers.slot = run.slot;
-    buffers.zeroed_counters = probe_counters_.words(fused_probe_counter_words(*run.plan));
-    run_fused_probes(*run.plan, buffers, scratch, stream_->get());
-    return;
-  }
-  std::vector<BatchedProbeRun> runs;
-  for (const BatchedRun& run : launching) runs.push_back(BatchedProbeRun{run.plan.get(), run.tensor.data<float>(), run.slot});
-  run_fused_probe_batch(runs, probe_counters_.words(fused_batch_counter_words(runs)), scratch, stream_->get());
 }
 
 namespace {

@@ -145,7 +145,6 @@ class CudaBackend final : public Backend {
   // stream from stream(), which calls this, so that the tensors a batch reads are as its runs found
   // them, and the zeroed counters and scratch it takes at launch are its own.
   void launch_batched_probes();
-  void launch_probe_batch(const std::vector<BatchedRun>& launching);
   // For cuDNN's and cuBLAS's ops, which queue on the stream their handles hold and touch nothing of
   // the probes' (counters, scratch, slots): launches the batched runs only where the op writes a
   // tensor one of them reads (sharing its storage), so that a batch may gather the runs on both

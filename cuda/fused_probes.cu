@@ -372,6 +372,7 @@ size_t fused_batch_counter_words(const std::vector<BatchedProbeRun>& runs) {
 
 // Each run as its own launch would run it (run_pass: the same blocks, so the same bits), its
 // scratch one after another in one request, its counters one after another in the zeroed words.
+// A run alone goes as the common pass's own kernel, whose arguments are one pass's, not a batch's.
 void run_fused_probe_batch(const std::vector<BatchedProbeRun>& runs, unsigned long long* zeroed_counters,
                            const ProbeScratchAllocator& scratch, cudaStream_t stream) {
   if (runs.empty() || runs.size() > kMaxBatchedProbeRuns)
@@ -404,7 +405,10 @@ void run_fused_probe_batch(const std::vector<BatchedProbeRun>& runs, unsigned lo
     batch.partials[r] = s.partials;
     batch.first_block[r + 1] = batch.first_block[r] + blocks[r];
   }
-  launch_batch_common_pass(batch, stream);
+  if (runs.size() == 1)
+    launch_fused_pass(batch.pass[0], PassKernel::Common, blocks[0], batch.partials[0], stream);
+  else
+    launch_batch_common_pass(batch, stream);
 }
 
 void run_fused_probes(const ProbePlan& plan, const FusedProbeBuffers& buffers, const ProbeScratchAllocator& scratch,

@@ -95,7 +95,7 @@ constexpr size_t kMaxBatchedProbeRuns = 6;
 size_t fused_batch_counter_words(const std::vector<BatchedProbeRun>& runs);
 
 // Queues the runs (1 to kMaxBatchedProbeRuns) on `stream` as one kernel; each slot gets the bits
-// run_fused_probes would give it. `zeroed_counters`: fused_batch_counter_words(runs) words, all
+// run_fused_probes would give it (a run alone is exactly its launch). `zeroed_counters`: fused_batch_counter_words(runs) words, all
 // zero, which the kernel leaves zero.
 void run_fused_probe_batch(const std::vector<BatchedProbeRun>& runs, unsigned long long* zeroed_counters,
                            const ProbeScratchAllocator& scratch, cudaStream_t stream);
