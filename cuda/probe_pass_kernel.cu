@@ -14,6 +14,7 @@
 // of its reads.
 #include "probe_pass_kernel.cuh"
 
+#include <cuda/atomic>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -250,15 +251,22 @@ __device__ __forceinline__ void flush_alive_flags(const PassArgs& args, const un
   flush_alive_flags(args.ops, args.n_ops, args.channels, shared_alive);
 }
 
-// A flat pass is finished by its last block to arrive (the threadfence-reduction pattern): each
-// thread fences its writes (partials, histogram counts, alive flags) before the block counts
-// itself done, so the block that counts last sees every other block's (finish_ops).
-// `blocks`: how many blocks the pass has (the grid's, or its share of a batch's grid).
+// A flat pass is finished by its last block to arrive, so that the block that counts last sees
+// every other block's writes (partials, histogram counts, alive flags) in finish_ops. The barrier
+// orders the block's writes before thread 0's count, and thread 0 counts with a device-scope
+// acquire-release add: PTX's release is cumulative, so it publishes what the barrier ordered
+// before it, and the last block's acquire makes the other blocks' writes visible to its reads
+// (through L2, __ldcg) after the second barrier. One fence per block in one thread, where
+// __threadfence() in every thread cost each warp a sequentially consistent fence and an L1
+// invalidation at the end of every block. `blocks`: how many blocks the pass has (the grid's, or
+// its share of a batch's grid).
 __device__ __forceinline__ bool last_block_to_finish(const PassArgs& args, int blocks) {
   __shared__ bool last;
-  __threadfence();
   __syncthreads();
-  if (threadIdx.x == 0) last = atomicAdd(args.done, 1ull) == static_cast<unsigned long long>(blocks) - 1;
+  if (threadIdx.x == 0) {
+    ::cuda::atomic_ref<unsigned long long, ::cuda::thread_scope_device> done(*args.done);
+    last = done.fetch_add(1ull, ::cuda::memory_order_acq_rel) == static_cast<unsigned long long>(blocks) - 1;
+  }
   __syncthreads();
   return last;  // the same for the whole block
 }
