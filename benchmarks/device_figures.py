@@ -11,7 +11,9 @@ and issue 5's ratios against their targets, and writes the figures as JSON: {"da
 figures (bench_*, torch_bf16_*) also carry "ratio_is", "target" and "met"; a figure hookrt cannot
 measure yet has "value", "ratio" and "met" null. The hooked step's launches (kernels, memcpys,
 memsets, and all of them: `hookrt bench` counts one step of each variant with CUPTI) are figures
-against the unhooked step's, with no target. Where the same bench with one speedup switched off
+against the unhooked step's, with no target, and so is its device time (CUPTI's kernels, memcpys
+and memsets summed); the kernel families whose time the probes change most are printed last and
+written as "hooked_device_time_changes". Where the same bench with one speedup switched off
 is there too (OFF_SWITCHES: OUT/hookrt_bench_eager.json from `--no-graphs`,
 hookrt_bench_no_epilogue_probes.json, hookrt_bench_heuristic_conv.json), each variant's step is a
 figure against the same step without that speedup. A missing input, or launches hookrt could not
@@ -214,6 +216,61 @@ def launch_figures(hookrt_bench, figures):
             "ratio": significant(value / baseline) if baseline else None}
 
 
+# ---- device time by kernel: where the hooked step's extra time goes ----------------------------------
+SHOWN_CHANGES = 10
+
+
+def device_times(hookrt_bench):
+    """(unhooked, hooked) device time lists from `hookrt bench` ({"name", "items", "ms"} each), or
+    None where the bench could not count them (CPU, no CUPTI) or predates them."""
+    bench = hookrt_bench or {}
+    plain, hooked = bench.get("unhooked_device_time"), bench.get("hooked_device_time")
+    return (plain, hooked) if plain is not None and hooked is not None else None
+
+
+def device_time_figures(hookrt_bench, figures):
+    """The hooked step's device time (kernels, memcpys and memsets summed) against the unhooked
+    step's: the part of the hooked step's wall time that is the device's own work."""
+    times = device_times(hookrt_bench)
+    if times is None:
+        return
+    plain, hooked = (sum(t["ms"] for t in side) for side in times)
+    figures["bench_hooked_device_ms"] = {
+        "value": round(hooked, 3), "baseline": round(plain, 3), "unit": "ms",
+        "baseline_is": f"hookrt's unhooked step, {shape(hookrt_bench)}; device time of one step of each, "
+                       "summed from CUPTI's records after the timed steps",
+        "ratio": significant(hooked / plain) if plain else None}
+
+
+def device_time_changes(hookrt_bench, count=SHOWN_CHANGES):
+    """The `count` names whose device time the probes change most, either way, growth first:
+    [{"name", "delta_ms", "unhooked_ms", "hooked_ms", "unhooked_items", "hooked_items"}]."""
+    times = device_times(hookrt_bench)
+    if times is None:
+        return []
+    by_name = {}
+    for side, entries in zip(("unhooked", "hooked"), times):
+        for t in entries:
+            change = by_name.setdefault(t["name"], {"name": t["name"], "unhooked_ms": 0.0, "hooked_ms": 0.0,
+                                                    "unhooked_items": 0, "hooked_items": 0})
+            change[f"{side}_ms"] += t["ms"]
+            change[f"{side}_items"] += t["items"]
+    changes = sorted(by_name.values(), key=lambda c: c["name"])
+    for c in changes:
+        c["delta_ms"] = round(c["hooked_ms"] - c["unhooked_ms"], 4)
+    largest = sorted(changes, key=lambda c: -abs(c["delta_ms"]))[:count]
+    return sorted(largest, key=lambda c: -c["delta_ms"])
+
+
+def print_device_time_changes(changes):
+    if not changes:
+        return
+    print("hooked - unhooked device time by kernel (CUPTI, one step of each): ms/step, unhooked -> hooked")
+    for c in changes:
+        print(f"  {c['delta_ms']:+8.3f}  {c['name'][:56]:56s} {c['unhooked_ms']:8.3f} -> {c['hooked_ms']:8.3f}"
+              f"  ({c['unhooked_items']} -> {c['hooked_items']})")
+
+
 # ---- each speedup against the same bench with it switched off -------------------------------------
 # (file in OUT, the flag that switches the speedup off, the figure's name for a variant, what the
 # speedup is). A ratio below 1 is what the speedup gains.
@@ -336,14 +393,19 @@ def main():
     step_figures(runs_by_name(step), torch_result, figures)
     hookrt_bench = load(os.path.join(args.dir, "hookrt_bench.json"))
     issue5_figures(hookrt_bench, torch_result, figures)
+    device_time_figures(hookrt_bench, figures)
     for source, _, name, what in OFF_SWITCHES:
         off_switch_figures(hookrt_bench, load(os.path.join(args.dir, source)), source, name, what, figures)
     card = args.card or (torch_result or {}).get("card") or "unknown"
+    changes = device_time_changes(hookrt_bench)
     result = {"date": datetime.date.today().isoformat(), "card": card, "commit": args.commit, "figures": figures}
+    if changes:
+        result["hooked_device_time_changes"] = changes
     print(f"figures ({card}, commit {args.commit}): value | baseline | ratio")
     print_figures(figures)
     print_side_by_side(hookrt_bench, torch_result)
     print_issue5_ratios(figures)
+    print_device_time_changes(changes)
     if args.json:
         with open(args.json, "w") as out:
             json.dump(result, out, indent=1)

@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <atomic>
+#include <exception>
 #include <cstdint>
 #include <cstdio>
 #include <iterator>
@@ -81,6 +82,7 @@ struct Tally {
   std::mutex mutex;
   bool counting = false;
   LaunchCounts counts;
+  DeviceWorkTimes times;
   std::string problem;  // a buffer CUPTI could not walk; stop() reports it
 };
 
@@ -100,39 +102,81 @@ void CUPTIAPI buffer_requested(uint8_t** buffer, size_t* size, size_t* max_recor
   *max_records = 0;  // as many as fit
 }
 
-void add_record(const CUpti_Activity& record, LaunchCounts& counts) {
+// The device time of a record's item: its end and start are GPU timestamps in nanoseconds.
+double record_ms(uint64_t start, uint64_t end) { return end > start ? static_cast<double>(end - start) * 1e-6 : 0.0; }
+
+// The records are the newest versions of their structs, as this build's CUPTI header defines them.
+void add_record(const CUpti_Activity& record, LaunchCounts& counts, DeviceWorkTimes& times) {
   switch (record.kind) {
     case CUPTI_ACTIVITY_KIND_KERNEL:
-    case CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL: ++counts.kernels; break;
-    case CUPTI_ACTIVITY_KIND_MEMCPY: ++counts.memcpys; break;
-    case CUPTI_ACTIVITY_KIND_MEMSET: ++counts.memsets; break;
+    case CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL: {
+      ++counts.kernels;
+      const auto& kernel = reinterpret_cast<const CUpti_ActivityKernel10&>(record);
+      times.add(kernel.name != nullptr ? kernel_family(kernel.name) : "(unnamed kernel)",
+                record_ms(kernel.start, kernel.end));
+      break;
+    }
+    case CUPTI_ACTIVITY_KIND_MEMCPY: {
+      ++counts.memcpys;
+      const auto& memcpy = reinterpret_cast<const CUpti_ActivityMemcpy6&>(record);
+      times.add("memcpy", record_ms(memcpy.start, memcpy.end));
+      break;
+    }
+    case CUPTI_ACTIVITY_KIND_MEMSET: {
+      ++counts.memsets;
+      const auto& memset = reinterpret_cast<const CUpti_ActivityMemset4&>(record);
+      times.add("memset", record_ms(memset.start, memset.end));
+      break;
+    }
     default: break;  // no other kind is enabled
   }
 }
 
-void CUPTIAPI buffer_completed(CUcontext, uint32_t, uint8_t* buffer, size_t, size_t valid_bytes) {
+// What one completed buffer holds, or what went wrong reading it.
+struct BufferTally {
   LaunchCounts counts;
-  CUptiResult failure = CUPTI_SUCCESS;
+  DeviceWorkTimes times;
+  std::string problem;
+};
+
+BufferTally read_buffer(uint8_t* buffer, size_t valid_bytes) {
+  BufferTally read;
   CUpti_Activity* record = nullptr;
   for (;;) {
     const CUptiResult status = cuptiActivityGetNextRecord(buffer, valid_bytes, &record);
     if (status == CUPTI_ERROR_MAX_LIMIT_REACHED) break;  // the end of the buffer
     if (status != CUPTI_SUCCESS) {  // an incomplete or unreadable record: the rest is lost
-      failure = status;
+      read.problem = "CUPTI call `cuptiActivityGetNextRecord(buffer, valid_bytes, &record)` failed while reading "
+                     "a completed buffer: " + cupti_text(status);
       break;
     }
-    add_record(*record, counts);
+    add_record(*record, read.counts, read.times);
+  }
+  return read;
+}
+
+// CUPTI's callback: it must not throw, so a failure (no memory for a kernel's name) becomes the
+// problem that stop() reports.
+void CUPTIAPI buffer_completed(CUcontext, uint32_t, uint8_t* buffer, size_t, size_t valid_bytes) {
+  BufferTally read;
+  try {
+    read = read_buffer(buffer, valid_bytes);
+  } catch (const std::exception& e) {
+    read.problem = std::string("reading a completed CUPTI buffer failed: ") + e.what();
   }
   ::operator delete(buffer, kBufferAlignment);
   Tally& t = tally();
   std::lock_guard<std::mutex> lock(t.mutex);
   if (!t.counting) return;  // nothing is counting: a buffer handed back at exit
-  t.counts.kernels += counts.kernels;
-  t.counts.memcpys += counts.memcpys;
-  t.counts.memsets += counts.memsets;
-  if (failure != CUPTI_SUCCESS && t.problem.empty())
-    t.problem = "CUPTI call `cuptiActivityGetNextRecord(buffer, valid_bytes, &record)` failed while reading a "
-                "completed buffer: " + cupti_text(failure) + "; the counts would be short";
+  t.counts.kernels += read.counts.kernels;
+  t.counts.memcpys += read.counts.memcpys;
+  t.counts.memsets += read.counts.memsets;
+  try {
+    t.times.add(read.times);
+  } catch (const std::exception& e) {
+    if (read.problem.empty()) read.problem = std::string("adding up the device times failed: ") + e.what();
+  }
+  if (!read.problem.empty() && t.problem.empty()) t.problem = read.problem + "; the counts would be short";
 }
 
 void set_counting(bool counting) {
@@ -141,6 +185,7 @@ void set_counting(bool counting) {
   t.counting = counting;
   if (counting) {
     t.counts = {};
+    t.times = {};
     t.problem.clear();
   }
 }
@@ -192,7 +237,9 @@ LaunchCounts end_recording() {
   if (dropped > 0)
     throw Error("LaunchCounter::stop: CUPTI dropped " + std::to_string(dropped) +
                 " activity records (no buffer was available for them); the counts would be short");
-  return t.counts;
+  LaunchCounts counts = t.counts;
+  counts.times = t.times.by_time();
+  return counts;
 }
 
 }  // namespace

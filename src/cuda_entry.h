@@ -6,7 +6,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "device_work_times.h"
 #include "hookrt/backend.h"
 #include "hookrt/devices.h"
 
@@ -18,11 +20,13 @@ GpuScan scan_gpus();
 // device cannot be set up.
 std::unique_ptr<Backend> make_backend(const GpuOptions& options = {});
 
-// The GPU work items that one stretch of host code queued, by kind, as CUPTI recorded them.
+// The GPU work items that one stretch of host code queued, by kind, as CUPTI recorded them, and
+// the device time they took by kernel family (device_work_times.h).
 struct LaunchCounts {
   int64_t kernels = 0;  // ours, cuDNN's and cuBLAS's alike
   int64_t memcpys = 0;  // host-to-device, device-to-host and device-to-device copies
   int64_t memsets = 0;
+  std::vector<DeviceWorkTime> times;  // each kernel family, "memcpy" and "memset": most time first
 };
 // Runs `work` once and returns the kernels, memcpys and memsets queued in this process (any
 // thread, any stream) while it ran, having waited for the current device to finish them. Where

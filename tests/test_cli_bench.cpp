@@ -40,10 +40,12 @@ TEST(CliBench, OnTheCpuLaunchesAreNotCountedAndTheReasonSaysSo) {
                                                     R"( launches/step: not counted \(.*CPU.*\)\n)")))
         << variant << ": " << r.out;
   const auto figures = nlohmann::ordered_json::parse(read_text(dir.file("bench.json")));
-  for (const char* key : {"unhooked_launches", "hooked_launches", "launches_not_counted"})
+  for (const char* key : {"unhooked_launches", "hooked_launches", "unhooked_device_time", "hooked_device_time",
+                          "launches_not_counted"})
     ASSERT_TRUE(figures.contains(key)) << key << ": " << figures.dump(1);
-  EXPECT_TRUE(figures.at("unhooked_launches").is_null()) << figures.dump(1);
-  EXPECT_TRUE(figures.at("hooked_launches").is_null()) << figures.dump(1);
+  for (const char* key : {"unhooked_launches", "hooked_launches", "unhooked_device_time", "hooked_device_time"})
+    EXPECT_TRUE(figures.at(key).is_null()) << key << ": " << figures.dump(1);
+  EXPECT_FALSE(contains(r.out, "device time/step")) << "no device times to print: " << r.out;
   EXPECT_TRUE(contains(figures.at("launches_not_counted").get<std::string>(), "CPU")) << figures.dump(1);
   // The timing fields stay first and in their order: benchmarks/device_figures.py reads them.
   std::vector<std::string> keys;

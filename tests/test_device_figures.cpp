@@ -9,6 +9,7 @@
 #include <regex>
 #include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -305,6 +306,52 @@ TEST(DeviceFigures, HookedLaunchesPerStepAreFiguresAgainstTheUnhookedStep) {
   EXPECT_EQ(f["bench_hooked_launches_per_step"]["ratio"], 3.0);
   EXPECT_TRUE(has_line(run.process.out, R"(\n  bench_hooked_kernels_per_step +1500 count \| +500 \| 3\.0\n)"))
       << run.process.out;
+}
+
+json device_time(const std::vector<std::tuple<std::string, int, double>>& entries) {
+  json times = json::array();
+  for (const auto& [name, items, ms] : entries) times.push_back({{"name", name}, {"items", items}, {"ms", ms}});
+  return times;
+}
+
+// `hookrt bench`'s device time per kernel family: the hooked step's total is a figure against the
+// unhooked step's, and the families the probes change most are printed last, growth first, and
+// kept in the results file.
+TEST(DeviceFigures, HookedDeviceTimeIsAFigureAndItsLargestChangesArePrintedAndKept) {
+  TempDir dir;
+  json bench = hookrt_bench();
+  bench["unhooked_device_time"] = device_time({{"conv", 200, 40.0}, {"bn", 40, 8.0}, {"relu", 17, 2.0}});
+  bench["hooked_device_time"] =
+      device_time({{"conv", 200, 40.0}, {"pass", 48, 3.0}, {"bn", 40, 8.0}, {"relu", 17, 1.5}});
+  FiguresRun run = run_figures(dir, {.hookrt_json = bench});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  const json& figure = run.results["figures"]["bench_hooked_device_ms"];
+  EXPECT_EQ(figure["value"], 52.5);
+  EXPECT_EQ(figure["baseline"], 50.0);
+  EXPECT_EQ(figure["ratio"], 1.05);
+  EXPECT_EQ(figure["unit"], "ms");
+  const json& changes = run.results["hooked_device_time_changes"];
+  ASSERT_EQ(changes.size(), 4u) << changes.dump(1);
+  EXPECT_EQ(changes[0]["name"], "pass");
+  EXPECT_EQ(changes[0]["delta_ms"], 3.0);
+  EXPECT_EQ(changes[0]["unhooked_items"], 0);
+  EXPECT_EQ(changes[0]["hooked_items"], 48);
+  EXPECT_EQ(changes[3]["name"], "relu");  // a saving comes last
+  EXPECT_EQ(changes[3]["delta_ms"], -0.5);
+  EXPECT_TRUE(has_line(run.process.out, R"(\n  +\+3\.000  pass +0\.000 -> +3\.000  \(0 -> 48\)\n)"))
+      << run.process.out;
+  // Last in the output, where the device check's short table ends.
+  EXPECT_TRUE(has_line(run.process.out, R"(\n  +-0\.500  relu +2\.000 -> +1\.500  \(17 -> 17\)\n$)"))
+      << run.process.out;
+}
+
+TEST(DeviceFigures, NoDeviceTimesLeaveTheirFigureAndChangesOut) {
+  TempDir dir;
+  FiguresRun run = run_figures(dir, {});  // the fixture bench predates device times
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  EXPECT_FALSE(run.results["figures"].contains("bench_hooked_device_ms"));
+  EXPECT_FALSE(run.results.contains("hooked_device_time_changes"));
+  EXPECT_FALSE(contains(run.process.out, "device time by kernel")) << run.process.out;
 }
 
 TEST(DeviceFigures, AStepWithoutAKindOfLaunchHasNoRatioForIt) {

@@ -5,6 +5,7 @@
 // to hold to the sequence.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -68,6 +69,38 @@ TEST_F(GpuLaunchCounter, KnownSequenceGivesExactCountsPerKind) {
   EXPECT_EQ(counts->memcpys, 1);
   EXPECT_EQ(counts->memsets, 1);
   EXPECT_EQ(gpu->to_host(d).data<float>()[999], 3.0f) << "the counted work ran";
+}
+
+// The same sequence's device time, by kernel family: both fills in one family whatever the
+// element type's template argument, and every item's time counted once.
+TEST_F(GpuLaunchCounter, DeviceTimesNameEachKernelFamilyAndCountEveryItem) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  make_tensors(*gpu);
+  HOOKRT_COUNT_OR_SKIP(counts, [&] {
+    gpu->fill(a, 1.0);
+    gpu->fill(b, 2.0);
+    gpu->add(a, b, c);
+    gpu->copy(c, d);
+    Tensor z = gpu->zeros({64});
+  });
+  std::map<std::string, DeviceWorkTime> by_name;
+  std::string names;
+  int64_t items = 0;
+  for (const DeviceWorkTime& time : counts->times) {
+    EXPECT_TRUE(by_name.emplace(time.name, time).second) << time.name << " twice";
+    EXPECT_GT(time.ms, 0.0) << time.name;
+    items += time.items;
+    names += time.name + "\n";
+  }
+  EXPECT_EQ(items, counts->kernels + counts->memcpys + counts->memsets);
+  ASSERT_TRUE(by_name.count("hookrt::cuda::detail::fill_kernel")) << names;
+  EXPECT_EQ(by_name.at("hookrt::cuda::detail::fill_kernel").items, 2);
+  ASSERT_TRUE(by_name.count("memcpy"));
+  EXPECT_EQ(by_name.at("memcpy").items, 1);
+  ASSERT_TRUE(by_name.count("memset"));
+  EXPECT_EQ(by_name.at("memset").items, 1);
+  for (size_t i = 1; i < counts->times.size(); ++i)
+    EXPECT_GE(counts->times[i - 1].ms, counts->times[i].ms) << "most time first";
 }
 
 TEST_F(GpuLaunchCounter, CopiesToAndFromTheHostAreMemcpys) {

@@ -2,7 +2,8 @@
 // module's forward output and backward gradients and on every parameter gradient, timed on the
 // chosen device, printed in the format of benchmarks/torch_gpu_baseline.py so that the two read
 // side by side, and optionally written as JSON. After both are timed, one more step of each runs
-// under CUPTI's launch counter, and its kernels, memcpys and memsets are printed and written too.
+// under CUPTI's launch counter: its kernels, memcpys and memsets are printed and written too, with
+// the device time of each kernel family, and the families whose time the probes change most.
 #include <algorithm>
 #include <chrono>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/gpu_flags.h"
 #include "cuda_entry.h"
+#include "device_work_times.h"
 #include "hookrt/devices.h"
 #include "hookrt/executor.h"
 #include "train_step_setup.h"
@@ -119,9 +121,34 @@ void print_launches(const std::string& name, const LaunchCount& count) {
   std::fflush(stdout);
 }
 
+// How many of the hooked step's device-time changes the table shows.
+constexpr size_t kShownChanges = 12;
+
+// Where the hooked step's device time differs from the unhooked step's, kernel family by family:
+// what the probes cost, read from the run itself.
+void print_device_time_changes(const LaunchCount& unhooked, const LaunchCount& hooked) {
+  if (!unhooked.counts || !hooked.counts) return;
+  std::printf("hookrt device time/step: unhooked %.2f ms, hooked %.2f ms (kernels, memcpys and memsets summed)\n",
+              total_ms(unhooked.counts->times), total_ms(hooked.counts->times));
+  std::printf("hookrt hooked - unhooked, by kernel   ms/step  (unhooked -> hooked ms, items)\n");
+  for (const DeviceWorkChange& change : largest_changes(unhooked.counts->times, hooked.counts->times, kShownChanges))
+    std::printf("hookrt   %+8.3f  %-60.60s  %7.3f -> %7.3f  (%lld -> %lld)\n", change.delta_ms(), change.name.c_str(),
+                change.before.ms, change.after.ms, static_cast<long long>(change.before.items),
+                static_cast<long long>(change.after.items));
+  std::fflush(stdout);
+}
+
 nlohmann::ordered_json launches_json(const LaunchCount& count) {
   if (!count.counts) return nullptr;
   return {{"kernels", count.counts->kernels}, {"memcpy", count.counts->memcpys}, {"memset", count.counts->memsets}};
+}
+
+nlohmann::ordered_json device_time_json(const LaunchCount& count) {
+  if (!count.counts) return nullptr;
+  nlohmann::ordered_json times = nlohmann::ordered_json::array();
+  for (const DeviceWorkTime& time : count.counts->times)
+    times.push_back({{"name", time.name}, {"items", time.items}, {"ms", time.ms}});
+  return times;
 }
 
 // What the run was asked for, beside its figures: a variant's speed means little without it.
@@ -147,6 +174,8 @@ void write_json(const BenchArgs& a, const std::string& backend, double unhooked,
     figures["hooked_eager_because"] = hooked_variant.executor.why_last_step_eager();
   figures["unhooked_launches"] = launches_json(unhooked_launches);
   figures["hooked_launches"] = launches_json(hooked_launches);
+  figures["unhooked_device_time"] = device_time_json(unhooked_launches);
+  figures["hooked_device_time"] = device_time_json(hooked_launches);
   if (!unhooked_launches.counts || !hooked_launches.counts)
     figures["launches_not_counted"] = !unhooked_launches.counts ? unhooked_launches.why_not : hooked_launches.why_not;
   figures["settings"] = settings_json(a);
@@ -177,6 +206,7 @@ int bench_main(const BenchArgs& a) {
   print_launches("unhooked", unhooked_launches);
   const LaunchCount hooked_launches = on_gpu ? count_step_launches(hooked_variant) : not_on_gpu();
   print_launches("hooked", hooked_launches);
+  print_device_time_changes(unhooked_launches, hooked_launches);
   if (!a.json.empty()) write_json(a, backend, unhooked, hooked, unhooked_variant ? &*unhooked_variant : nullptr, hooked_variant,
                                   unhooked_launches, hooked_launches);
   return 0;

@@ -1,0 +1,114 @@
+// Device time by kind of work (see device_work_times.h).
+#include "device_work_times.h"
+
+#include <cxxabi.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <memory>
+
+namespace hookrt {
+
+namespace {
+
+// The demangled name, or the symbol itself where it does not demangle (extern "C" kernels,
+// such as many of cuDNN's and cuBLAS's, are named plainly).
+std::string demangle(std::string_view symbol) {
+  const std::string mangled(symbol);
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> text(abi::__cxa_demangle(mangled.c_str(), nullptr, nullptr, &status),
+                                              std::free);
+  return status == 0 && text ? std::string(text.get()) : mangled;
+}
+
+// `name` without anything inside <...> or (...), at any depth. "operator<" and the like do not
+// name kernels, so every bracket is a bracket.
+std::string without_brackets(const std::string& name) {
+  std::string out;
+  int depth = 0;
+  for (const char c : name) {
+    if (c == '<' || c == '(') ++depth;
+    if (depth == 0) out += c;
+    if ((c == '>' || c == ')') && depth > 0) --depth;
+  }
+  return out;
+}
+
+void erase_all(std::string& text, std::string_view part) {
+  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at)) text.erase(at, part.size());
+}
+
+std::string trimmed(const std::string& text) {
+  const size_t first = text.find_first_not_of(' ');
+  if (first == std::string::npos) return {};
+  return text.substr(first, text.find_last_not_of(' ') - first + 1);
+}
+
+}  // namespace
+
+std::string kernel_family(std::string_view symbol) {
+  std::string name = demangle(symbol);
+  erase_all(name, "(anonymous namespace)::");
+  // The parameter list ends the name; a return type ("void ") comes before it, split off at the
+  // last space outside brackets.
+  name = trimmed(without_brackets(name));
+  if (const size_t space = name.rfind(' '); space != std::string::npos) name = name.substr(space + 1);
+  return name.empty() ? std::string(symbol) : name;
+}
+
+void DeviceWorkTimes::add(const std::string& name, double ms, int64_t items) {
+  DeviceWorkTime& time = times_[name];
+  time.name = name;
+  time.items += items;
+  time.ms += ms;
+}
+
+void DeviceWorkTimes::add(const DeviceWorkTimes& other) {
+  for (const auto& [name, time] : other.times_) add(name, time.ms, time.items);
+}
+
+std::vector<DeviceWorkTime> DeviceWorkTimes::by_time() const {
+  std::vector<DeviceWorkTime> out;
+  out.reserve(times_.size());
+  for (const auto& entry : times_) out.push_back(entry.second);
+  std::stable_sort(out.begin(), out.end(), [](const DeviceWorkTime& a, const DeviceWorkTime& b) { return a.ms > b.ms; });
+  return out;
+}
+
+double total_ms(const std::vector<DeviceWorkTime>& times) {
+  double sum = 0;
+  for (const DeviceWorkTime& time : times) sum += time.ms;
+  return sum;
+}
+
+std::vector<DeviceWorkChange> largest_changes(const std::vector<DeviceWorkTime>& before,
+                                              const std::vector<DeviceWorkTime>& after, size_t count) {
+  std::map<std::string, DeviceWorkChange> changes;
+  for (const DeviceWorkTime& time : before) {
+    DeviceWorkChange& change = changes[time.name];
+    change.name = time.name;
+    change.before = time;
+  }
+  for (const DeviceWorkTime& time : after) {
+    DeviceWorkChange& change = changes[time.name];
+    change.name = time.name;
+    change.after = time;
+  }
+  std::vector<DeviceWorkChange> out;
+  for (auto& entry : changes) {
+    DeviceWorkChange& change = entry.second;
+    change.before.name = change.after.name = change.name;
+    out.push_back(change);
+  }
+  // The largest changes either way (stable: ties stay in name order), then growth before saving.
+  std::stable_sort(out.begin(), out.end(), [](const DeviceWorkChange& a, const DeviceWorkChange& b) {
+    return std::fabs(a.delta_ms()) > std::fabs(b.delta_ms());
+  });
+  if (out.size() > count) out.resize(count);
+  std::stable_sort(out.begin(), out.end(),
+                   [](const DeviceWorkChange& a, const DeviceWorkChange& b) { return a.delta_ms() > b.delta_ms(); });
+  return out;
+}
+
+}  // namespace hookrt
