@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -62,17 +63,48 @@ struct EventTimer {
   }
 };
 
-std::unique_ptr<hookrt::Backend> gpu_or_skip(benchmark::State& state) {
-  auto gpu = hookrt::cuda::make_backend();
-  if (!gpu) state.SkipWithError("this build has no CUDA backend");
-  return gpu;
+// One backend for the whole run, and its random tensors by (MiB, index). Google Benchmark calls a
+// benchmark's function several times while it settles on an iteration count, and a new backend and
+// new random tensors each time took longer than the timings did (97 of the device check's seconds).
+// The tensors go before the backend (members are destroyed in reverse order).
+// Where there is no backend, `why_none` says why, and every benchmark skips saying so.
+struct SharedDevice {
+  SharedDevice() {
+    try {
+      gpu = hookrt::cuda::make_backend();
+      if (!gpu) why_none = "this build has no CUDA backend";
+    } catch (const std::exception& error) {
+      why_none = error.what();
+    }
+  }
+  std::unique_ptr<hookrt::Backend> gpu;
+  std::string why_none;
+  std::map<std::pair<int64_t, int>, hookrt::Tensor> tensors;
+};
+
+SharedDevice& shared_device() {
+  static SharedDevice device;
+  return device;
+}
+
+hookrt::Backend* gpu_or_skip(benchmark::State& state) {
+  SharedDevice& device = shared_device();
+  if (!device.gpu) state.SkipWithError(device.why_none.c_str());
+  return device.gpu.get();
+}
+
+// range(0) MiB as (N, 64, 32, 32): one sample is 256 KiB.
+hookrt::Shape activation_shape(const benchmark::State& state) { return {state.range(0) * 4, 64, 32, 32}; }
+
+// The index-th random tensor of range(0) MiB, made once per run.
+hookrt::Tensor cached_tensor(hookrt::Backend& gpu, const benchmark::State& state, int index = 0) {
+  hookrt::Tensor& t = shared_device().tensors[{state.range(0), index}];
+  if (!t.defined()) t = random_device_tensor(gpu, activation_shape(state));
+  return t;
 }
 
 // The backend's own stream: events recorded there bracket exactly the work it queues.
 cudaStream_t stream_of(hookrt::Backend& gpu) { return static_cast<hookrt::cuda::CudaBackend&>(gpu).stream(); }
-
-// range(0) MiB as (N, 64, 32, 32): one sample is 256 KiB.
-hookrt::Shape activation_shape(const benchmark::State& state) { return {state.range(0) * 4, 64, 32, 32}; }
 
 // Replays per timing: at least 256 MiB of reads, so that a launch's fixed cost is spread as in a
 // step, where the next kernel is queued before the last one ends.
@@ -152,13 +184,13 @@ benchmark::Counter replayed_bytes_per_second(double bytes, int replays, const be
 // The backend and an activation-shaped random tensor on it; no backend where this build has none
 // (the size is then skipped).
 struct BenchTensor {
-  std::unique_ptr<hookrt::Backend> gpu;
+  hookrt::Backend* gpu;
   hookrt::Tensor t;
 };
 
 BenchTensor bench_tensor(benchmark::State& state) {
   BenchTensor bench{gpu_or_skip(state), {}};
-  if (bench.gpu) bench.t = random_device_tensor(*bench.gpu, activation_shape(state));
+  if (bench.gpu) bench.t = cached_tensor(*bench.gpu, state);
   return bench;
 }
 
@@ -217,7 +249,7 @@ void probe_six(benchmark::State& state, bool apart) {
     auto gpu = gpu_or_skip(state);
     if (!gpu) return;
     std::vector<hookrt::Tensor> tensors;
-    for (int i = 0; i < kBatchedRuns; ++i) tensors.push_back(random_device_tensor(*gpu, activation_shape(state)));
+    for (int i = 0; i < kBatchedRuns; ++i) tensors.push_back(cached_tensor(*gpu, state, i));
     const hookrt::ProbeRunOptions options;
     std::vector<hookrt::ProbeRecord> records(kBatchedRuns);
     auto queue = [&](bool each_apart) {
@@ -273,4 +305,15 @@ BENCHMARK(BM_ProbeRunsApart)->Arg(1)->Arg(16)->UseManualTime()->Unit(benchmark::
 
 }  // namespace
 
-BENCHMARK_MAIN();
+// BENCHMARK_MAIN's steps, with the shared backend and its tensors released before main returns,
+// while the CUDA runtime is still up (a static's destructor would run after its teardown).
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  SharedDevice& device = shared_device();
+  device.tensors.clear();
+  device.gpu.reset();
+  benchmark::Shutdown();
+  return 0;
+}
