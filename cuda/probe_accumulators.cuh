@@ -1,8 +1,9 @@
 #pragma once
 // What the fused probe kernels accumulate besides a thread's ThreadAcc (probe_thread_stats.h):
 // FlatAcc for a flat op's merged partials, RowAcc for one row of a per-channel op, and how two
-// accumulators merge: Chan's merge of Welford moments, so that partials combine in a fixed order
-// in fp64 and a slot has the same bits on every run on the same GPU. Used by the pass kernel (probe_pass_kernel.cu) and the finishing kernels (probe_finish.cu).
+// accumulators merge: shifted sums moved to one shift (flat ops) and Chan's merge of Welford
+// moments (rows), so that partials combine in a fixed order in fp64 and a slot has the same bits
+// on every run on the same GPU. Used by the pass kernel (probe_pass_kernel.cu) and the finishing kernels (probe_finish.cu).
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -12,11 +13,13 @@
 
 namespace hookrt::cuda::detail {
 
-// What one thread accumulates for one flat op. count is the finite count for stats and the
-// changed count for clamp; the moments are Welford's over the finite values.
+// What a warp, a block or a whole pass accumulates for one flat op: a ThreadAcc whose counts
+// may pass 2^32. count is the finite count for stats and the changed count for clamp (whose sums
+// stay 0); s1 and s2 are sums of (x - shift) and its square over the finite values, the shift
+// being one of them or within their range (move_sums, shifted_moments).
 struct FlatAcc {
   unsigned long long count, nan, posinf, neginf, zeros;
-  double mean, m2, l1, squares;
+  double shift, s1, s2, l1;
   float min, max, abs_max;
 };
 
@@ -30,29 +33,10 @@ struct RowAcc {
 __device__ __forceinline__ FlatAcc empty_flat() {
   FlatAcc a;
   a.count = a.nan = a.posinf = a.neginf = a.zeros = 0;
-  a.mean = a.m2 = a.l1 = a.squares = 0;
+  a.shift = a.s1 = a.s2 = a.l1 = 0;
   a.min = INFINITY;
   a.max = -INFINITY;
   a.abs_max = 0;
-  return a;
-}
-
-// A thread's accumulator as a FlatAcc, the form partials merge in.
-__device__ __forceinline__ FlatAcc to_flat(const ThreadAcc& t) {
-  FlatAcc a = empty_flat();
-  a.count = t.count;
-  a.nan = t.nan;
-  a.posinf = t.posinf;
-  a.neginf = t.neginf;
-  a.zeros = t.zeros;
-  a.l1 = t.l1;
-  a.min = t.min;
-  a.max = t.max;
-  a.abs_max = t.abs_max;
-  const ThreadMoments moments = thread_moments(t);  // (for clamp, count is its changed count: all 0)
-  a.mean = moments.mean;
-  a.m2 = moments.m2;
-  a.squares = moments.squares;
   return a;
 }
 
@@ -77,15 +61,22 @@ __device__ __forceinline__ void merge_moments(unsigned long long& count, double&
   count = total;
 }
 
+// b's sums into a's, at a's shift (or b's, while a has none): partials merged one pair at a time
+// in a fixed order.
 struct MergeFlat {
-  __device__ __forceinline__ FlatAcc operator()(FlatAcc a, const FlatAcc& b) const {
-    merge_moments(a.count, a.mean, a.m2, b.count, b.mean, b.m2);
+  __device__ __forceinline__ FlatAcc operator()(FlatAcc a, FlatAcc b) const {
+    if (a.count == 0)
+      a.shift = b.shift;
+    else if (b.count != 0)
+      move_sums(static_cast<double>(b.count), b.shift, a.shift, b.s1, b.s2);
+    a.s1 += b.s1;
+    a.s2 += b.s2;
+    a.count += b.count;
     a.nan += b.nan;
     a.posinf += b.posinf;
     a.neginf += b.neginf;
     a.zeros += b.zeros;
     a.l1 += b.l1;
-    a.squares += b.squares;
     a.min = fminf(a.min, b.min);
     a.max = fmaxf(a.max, b.max);
     a.abs_max = fmaxf(a.abs_max, b.abs_max);

@@ -1,7 +1,7 @@
-// The finishing kernels of a row pass (see probe_finish.cuh). They combine the pass kernel's partials
-// in a fixed order in fp64 (each thread a fixed stride, then CUB's fixed tree, or one thread per
-// channel over o in order), so a slot has the same bits on every run on the same GPU. The count of
-// dead channels uses an integer atomic, which is exact in any order.
+// The finishing kernels of a row pass (see probe_finish.cuh). They combine the pass kernel's
+// partials in a fixed order in fp64 (each thread a fixed stride, then the block merge's fixed
+// tree, or one thread per channel over o in order), so a slot has the same bits on every run on
+// the same GPU. The count of dead channels uses an integer atomic, which is exact in any order.
 #include "probe_finish.cuh"
 
 #include <cuda_runtime.h>
@@ -47,7 +47,7 @@ __global__ void channel_finish_kernel(const PassArgs args) {
 // One block: merges each flat op's block partials and writes the op's slot entries (see
 // probe_flat_finish.cuh); after a row pass, whose per-channel ops channel_finish_kernel finished.
 __global__ void __launch_bounds__(kBlock) flat_finish_kernel(const PassArgs args, const FlatAcc* partials, int blocks) {
-  __shared__ typename FlatReduce::TempStorage temp;
+  __shared__ BlockMergeStorage temp;
   for (int k = 0; k < args.n_ops; ++k) {
     const DeviceOp& op = args.ops[k];
     const FlatAcc total = merge_block_partials(partials, blocks, k, temp);

@@ -1,23 +1,22 @@
 #pragma once
 // Finishing a flat pass on the device: merging each op's block partials in a fixed order (each
-// thread a fixed stride over the blocks, then CUB's fixed tree) and writing the op's slot entries.
+// thread a fixed stride over the blocks, then the block merge's fixed tree) and writing the op's
+// slot entries.
 // Two callers run the same code, so a slot has the same bits either way: flat_finish_kernel
 // (probe_finish.cu), a launch of its own after a row pass, and the last block of a flat pass
 // kernel to arrive (probe_pass_kernel.cu), which saves that launch and the counters' memset.
 //
 // Reads go through L2 (__ldcg): other blocks wrote the partials and counters during the same
 // kernel, and this multiprocessor's L1 may hold an older copy of a line they share.
-#include <cub/block/block_reduce.cuh>
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
 #include "probe_accumulators.cuh"
+#include "probe_block_merge.cuh"
 #include "probe_pass_args.cuh"
 
 namespace hookrt::cuda::detail {
-
-using FlatReduce = cub::BlockReduce<FlatAcc, kBlock>;
 
 __device__ __forceinline__ FlatAcc load_partial(const FlatAcc* p) {
   FlatAcc a;
@@ -26,10 +25,10 @@ __device__ __forceinline__ FlatAcc load_partial(const FlatAcc* p) {
   a.posinf = __ldcg(&p->posinf);
   a.neginf = __ldcg(&p->neginf);
   a.zeros = __ldcg(&p->zeros);
-  a.mean = __ldcg(&p->mean);
-  a.m2 = __ldcg(&p->m2);
+  a.shift = __ldcg(&p->shift);
+  a.s1 = __ldcg(&p->s1);
+  a.s2 = __ldcg(&p->s2);
   a.l1 = __ldcg(&p->l1);
-  a.squares = __ldcg(&p->squares);
   a.min = __ldcg(&p->min);
   a.max = __ldcg(&p->max);
   a.abs_max = __ldcg(&p->abs_max);
@@ -38,11 +37,11 @@ __device__ __forceinline__ FlatAcc load_partial(const FlatAcc* p) {
 
 // The merge of op k's partials over `blocks` blocks (partials[b * kMaxOps + k]); valid in thread 0.
 __device__ __forceinline__ FlatAcc merge_block_partials(const FlatAcc* partials, int blocks, int k,
-                                                        typename FlatReduce::TempStorage& temp) {
+                                                        BlockMergeStorage& temp) {
   FlatAcc acc = empty_flat();
   for (int b = threadIdx.x; b < blocks; b += kBlock)
     acc = MergeFlat{}(acc, load_partial(partials + static_cast<int64_t>(b) * kMaxOps + k));
-  return FlatReduce(temp).Reduce(acc, MergeFlat{});
+  return block_merge_flat(acc, temp);
 }
 
 // Thread 0: a flat op's slot entries from its merged partials (`dead`: zeros' dead channels).
@@ -50,6 +49,7 @@ __device__ __forceinline__ FlatAcc merge_block_partials(const FlatAcc* partials,
 __device__ __forceinline__ void write_flat_slot(const DeviceOp& op, double* slot, const FlatAcc& total,
                                                 unsigned long long dead) {
   namespace s = probe_slot;
+  const ThreadMoments moments = shifted_moments(static_cast<double>(total.count), total.shift, total.s1, total.s2);
   switch (op.kind) {
     case PlannedOpKind::Stats:
       slot[s::kStatsCount] = static_cast<double>(total.count);
@@ -59,10 +59,10 @@ __device__ __forceinline__ void write_flat_slot(const DeviceOp& op, double* slot
       slot[s::kStatsMin] = total.min;
       slot[s::kStatsMax] = total.max;
       slot[s::kStatsAbsMax] = total.abs_max;
-      slot[s::kStatsMean] = total.mean;
-      slot[s::kStatsM2] = total.m2;
+      slot[s::kStatsMean] = moments.mean;
+      slot[s::kStatsM2] = moments.m2;
       slot[s::kStatsL1] = total.l1;
-      slot[s::kStatsSquares] = total.squares;
+      slot[s::kStatsSquares] = moments.squares;
       break;
     case PlannedOpKind::NonFinite:
       slot[s::kNonFiniteNan] = static_cast<double>(total.nan);

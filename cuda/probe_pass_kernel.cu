@@ -278,7 +278,7 @@ __device__ __forceinline__ bool last_block_to_finish(const PassArgs& args, int b
 // neither a memset before it nor a kernel after it.
 __device__ __forceinline__ void finish_ops(const DeviceOp* ops, int n_ops, double* slot_base, int64_t channels,
                                            const FlatAcc* partials, int blocks, int shared_partial,
-                                           typename FlatReduce::TempStorage& temp) {
+                                           BlockMergeStorage& temp) {
   __shared__ unsigned long long dead_total;
   // Ops that share one accumulator share its merge: one pass over the partials and one block
   // reduction, however many ops (the finish is the pass's tail, where one block works alone).
@@ -301,7 +301,7 @@ __device__ __forceinline__ void finish_ops(const DeviceOp* ops, int n_ops, doubl
 }
 
 __device__ __forceinline__ void finish_if_last_block(const PassArgs& args, const FlatAcc* partials,
-                                                     typename FlatReduce::TempStorage& temp) {
+                                                     BlockMergeStorage& temp) {
   const int blocks = static_cast<int>(gridDim.x);
   if (!last_block_to_finish(args, blocks)) return;
   finish_ops(args.ops, args.n_ops, args.slot, args.channels, partials, blocks, -1, temp);
@@ -369,11 +369,11 @@ __global__ void __launch_bounds__(kBlock) fused_pass_kernel(const PassArgs args,
   }
   if constexpr (!kRows) flush_alive_flags(args, shared_alive);
 
-  __shared__ typename FlatReduce::TempStorage temp;
+  __shared__ BlockMergeStorage temp;
 #pragma unroll
   for (int k = 0; k < kMaxOps; ++k) {
     if (k >= args.n_ops) break;  // n_ops is the same for the whole block
-    const FlatAcc total = FlatReduce(temp).Reduce(to_flat(flat[k]), MergeFlat{});
+    const FlatAcc total = block_merge_threads(flat[k], temp);
     if (threadIdx.x == 0) partials[static_cast<int64_t>(blockIdx.x) * kMaxOps + k] = total;
     __syncthreads();  // temp is reused by the next reduction
   }
@@ -400,8 +400,8 @@ __device__ __forceinline__ void common_pass(const PassArgs& args, FlatAcc* parti
 
   __syncthreads();  // the block's shared alive flags are complete
   flush_alive_flags(args, shared_alive);
-  __shared__ typename FlatReduce::TempStorage temp;
-  const FlatAcc total = FlatReduce(temp).Reduce(to_flat(acc), MergeFlat{});
+  __shared__ BlockMergeStorage temp;
+  const FlatAcc total = block_merge_threads(acc, temp);
   if (threadIdx.x == 0) partials[static_cast<int64_t>(block) * kMaxOps] = total;  // every op's
   __syncthreads();  // temp is reused by the finish
   if (!last_block_to_finish(args, blocks)) return;
@@ -454,11 +454,11 @@ __global__ void __launch_bounds__(kBlock, 2)
   __syncthreads();  // the block's shared alive flags are complete
   flush_alive_flags(args, shared_alive);
   flush_alive_flags(input.ops, input.n_ops, args.channels, shared_alive);
-  __shared__ typename FlatReduce::TempStorage temp;
-  const FlatAcc total = FlatReduce(temp).Reduce(to_flat(acc), MergeFlat{});
+  __shared__ BlockMergeStorage temp;
+  const FlatAcc total = block_merge_threads(acc, temp);
   if (threadIdx.x == 0) partials[static_cast<int64_t>(blockIdx.x) * kMaxOps] = total;
   __syncthreads();  // temp is reused
-  const FlatAcc input_total = FlatReduce(temp).Reduce(to_flat(input_acc), MergeFlat{});
+  const FlatAcc input_total = block_merge_threads(input_acc, temp);
   if (threadIdx.x == 0) partials[static_cast<int64_t>(blockIdx.x) * kMaxOps + 1] = input_total;
   __syncthreads();  // temp is reused by the finish
   if (!last_block_to_finish(args, blocks)) return;

@@ -177,20 +177,34 @@ HOOKRT_HOST_DEVICE_INLINE StatsGroup<G> accumulate_stats_group(const float (&v)[
   return group;
 }
 
-// Welford's moments of the thread's finite values: m2 = s2 - s1^2 / n. The shift lies within the
-// range of the values summed, so s2 <= n * range^2 <= 2n * m2 and the subtraction loses at most
-// about log2(2n) bits of fp64. The sum of squares follows as m2 + n * mean^2, a sum of two non-negative terms.
+// Sums (s1, s2) of (x - from) and of its square over n values, moved to sums of (x - to):
+// x - to = (x - from) + D with D = from - to. How accumulators with different shifts merge
+// (the probe pass's warps, blocks and partials): no division, so no slow path in the merge.
+HOOKRT_HOST_DEVICE_INLINE void move_sums(double n, double from, double to, double& s1, double& s2) {
+  const double d = from - to;
+  s2 += d * fma(n, d, 2.0 * s1);
+  s1 = fma(n, d, s1);
+}
+
+// Welford's moments of n values from their sums shifted by one of them (or by any value within
+// their range): m2 = s2 - s1^2 / n. With the shift in the range, s2 <= n * range^2 <= 2n * m2, so
+// the subtraction loses at most about log2(2n) bits of fp64. The sum of squares follows as
+// m2 + n * mean^2, a sum of two non-negative terms.
 struct ThreadMoments {
   double mean, m2, squares;
 };
 
-HOOKRT_HOST_DEVICE_INLINE ThreadMoments thread_moments(const ThreadAcc& t) {
-  if (t.count == 0) return ThreadMoments{0, 0, 0};
-  const double n = static_cast<double>(t.count);
-  const double centre = t.s1 / n;  // mean - shift
-  const double mean = t.shift + centre;
-  const double m2 = fmax(0.0, t.s2 - t.s1 * centre);
+HOOKRT_HOST_DEVICE_INLINE ThreadMoments shifted_moments(double n, double shift, double s1, double s2) {
+  if (n == 0) return ThreadMoments{0, 0, 0};
+  const double centre = s1 / n;  // mean - shift
+  const double mean = shift + centre;
+  const double m2 = fmax(0.0, s2 - s1 * centre);
   return ThreadMoments{mean, m2, m2 + n * mean * mean};
+}
+
+// The moments of the thread's finite values.
+HOOKRT_HOST_DEVICE_INLINE ThreadMoments thread_moments(const ThreadAcc& t) {
+  return shifted_moments(static_cast<double>(t.count), t.shift, t.s1, t.s2);
 }
 
 }  // namespace hookrt

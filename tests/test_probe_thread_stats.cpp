@@ -210,5 +210,103 @@ TEST(ProbeThreadStats, ShortRangesAndTheEmptyAccumulator) {
   expect_matches(feed(only_nan).acc, only_nan, "no finite value");
 }
 
+// The shifted sums of a warp, a block or a pass, as the probe pass's merges hold them.
+struct Sums {
+  double n = 0, shift = 0, s1 = 0, s2 = 0;
+};
+
+Sums sums_of(const ThreadAcc& t) { return {static_cast<double>(t.count), t.shift, t.s1, t.s2}; }
+
+// A warp's or a block's merge (probe_block_merge.cuh): every part moved to the shift of the
+// first part with values, then added.
+Sums merge_at_first_shift(const std::vector<Sums>& parts) {
+  Sums out;
+  for (const Sums& p : parts)
+    if (p.n != 0) {
+      out.shift = p.shift;
+      break;
+    }
+  for (Sums p : parts) {
+    if (p.n != 0) move_sums(p.n, p.shift, out.shift, p.s1, p.s2);
+    out.n += p.n;
+    out.s1 += p.s1;
+    out.s2 += p.s2;
+  }
+  return out;
+}
+
+// The last block's merge of partials one pair at a time (MergeFlat): b moved to a's shift, or a
+// taking b's while it has none.
+Sums merge_pair(Sums a, Sums b) {
+  if (a.n == 0)
+    a.shift = b.shift;
+  else if (b.n != 0)
+    move_sums(b.n, b.shift, a.shift, b.s1, b.s2);
+  return {a.n + b.n, a.shift, a.s1 + b.s1, a.s2 + b.s2};
+}
+
+// A pass over `values` with the kernels' merge tree on the host: 4096 threads of 16 values each in
+// a grid-stride walk, warps of 32, blocks of 8 warps, and the blocks' partials merged by 256
+// threads in turn, then those 256 by the block merge.
+Sums pass_sums(const std::vector<float>& values) {
+  constexpr size_t kThreads = 4096, kWarp = 32, kWarpsPerBlock = 8, kFinishThreads = 256;
+  std::vector<std::vector<float>> per_thread(kThreads);
+  for (size_t i = 0; i < values.size(); ++i) per_thread[(i / 16) % kThreads].push_back(values[i]);
+  std::vector<Sums> warps;
+  for (size_t w = 0; w < kThreads / kWarp; ++w) {
+    std::vector<Sums> lanes;
+    for (size_t l = 0; l < kWarp; ++l) lanes.push_back(sums_of(feed(per_thread[w * kWarp + l]).acc));
+    warps.push_back(merge_at_first_shift(lanes));
+  }
+  std::vector<Sums> blocks;
+  for (size_t b = 0; b < warps.size() / kWarpsPerBlock; ++b)
+    blocks.push_back(merge_at_first_shift(
+        std::vector<Sums>(warps.begin() + b * kWarpsPerBlock, warps.begin() + (b + 1) * kWarpsPerBlock)));
+  std::vector<Sums> finishers(kFinishThreads);
+  for (size_t b = 0; b < blocks.size(); ++b) finishers[b % kFinishThreads] = merge_pair(finishers[b % kFinishThreads], blocks[b]);
+  return merge_at_first_shift(finishers);
+}
+
+// The pass's sums, moved across shifts at every warp, block and partial, keep the accuracy of a
+// single thread's: the same bounds against float64 as the thread tests above, over 2^18 values
+// from the ordinary, exploding and vanishing cases, with NaN and Inf among them.
+TEST(ProbeThreadStats, SumsMovedToOneShiftAcrossWarpsBlocksAndPartialsMatchFloat64) {
+  std::vector<Case> cases = ordinary_cases();
+  cases.push_back({"exploding: 1e30 spread by 1e29", [](Pcg32& r, size_t) { return static_cast<float>(1e30 + 1e29 * r.normal()); }});
+  cases.push_back({"vanishing: 1e-30", [](Pcg32& r, size_t) { return static_cast<float>(1e-30 * r.normal()); }});
+  cases.push_back({"one huge value first, the shift of the first warp",
+                   [](Pcg32& r, size_t i) { return i == 0 ? 1e12f : static_cast<float>(r.normal()); }});
+  for (const Case& c : cases) {
+    Pcg32 rng(21);
+    std::vector<float> values((size_t{1} << 18) + 5);
+    for (size_t i = 0; i < values.size(); ++i) values[i] = c.value(rng, i);
+    for (size_t i = 7; i < values.size(); i += 40009) values[i] = (i / 40009) % 2 ? kNaN : kInf;
+    const Sums sums = pass_sums(values);
+    const Reference want = reference_of(values);
+    ASSERT_EQ(sums.n, static_cast<double>(want.count)) << c.name;
+    const ThreadMoments got = shifted_moments(sums.n, sums.shift, sums.s1, sums.s2);
+    const double std_want = std::sqrt(want.m2 / (want.count - 1));
+    const double std_got = std::sqrt(got.m2 / (want.count - 1));
+    EXPECT_LE(relative(got.mean, want.mean, std::fabs(want.mean) + std_want), kRel)
+        << c.name << ": mean " << got.mean << " vs " << want.mean;
+    EXPECT_LE(relative(std_got, std_want, std_want), kRel) << c.name << ": std " << std_got << " vs " << std_want;
+    EXPECT_LE(relative(std::sqrt(got.squares), std::sqrt(want.squares), std::sqrt(want.squares)), kRel)
+        << c.name << ": l2 " << std::sqrt(got.squares) << " vs " << std::sqrt(want.squares);
+  }
+}
+
+TEST(ProbeThreadStats, MovingSumsToAnotherShiftAndBackKeepsThem) {
+  double s1 = 3.5, s2 = 20.25;  // 4 values shifted by 2: offsets summing to 3.5, squares to 20.25
+  move_sums(4, 2.0, -1.0, s1, s2);
+  EXPECT_DOUBLE_EQ(s1, 3.5 + 4 * 3.0);
+  EXPECT_DOUBLE_EQ(s2, 20.25 + 2 * 3.0 * 3.5 + 4 * 9.0);
+  move_sums(4, -1.0, 2.0, s1, s2);
+  EXPECT_DOUBLE_EQ(s1, 3.5);
+  EXPECT_DOUBLE_EQ(s2, 20.25);
+  const ThreadMoments none = shifted_moments(0, 5.0, 0, 0);
+  EXPECT_EQ(none.mean, 0.0);
+  EXPECT_EQ(none.m2, 0.0);
+}
+
 }  // namespace
 }  // namespace hookrt
