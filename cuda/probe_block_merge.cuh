@@ -26,14 +26,21 @@ __device__ __forceinline__ T warp_sum(T value) {
   return value;
 }
 
-// A count summed over a warp. 32-bit counts (the lanes' ThreadAcc) stay below 2^32 over a warp:
-// a pass gives each thread at most a share of a tensor that fits in device memory.
-__device__ __forceinline__ unsigned warp_count(unsigned value) {
+// The lanes' 32-bit counts (ThreadAcc's) summed over a warp, exactly: a warp's total can pass
+// 2^32 where one warp walks a whole row of a row pass. Summed as two 16-bit halves, each of whose
+// warp sums fits in 32 bits, by one warp reduction each where the chip has it.
+__device__ __forceinline__ unsigned warp_sum_u32(unsigned value) {
 #if __CUDA_ARCH__ >= 800
   return __reduce_add_sync(kAllLanes, value);
 #else
   return warp_sum(value);
 #endif
+}
+
+__device__ __forceinline__ unsigned long long warp_count(unsigned value) {
+  const unsigned long long low = warp_sum_u32(value & 0xffffu);
+  const unsigned long long high = warp_sum_u32(value >> 16);
+  return (high << 16) + low;
 }
 
 // 64-bit counts: block and pass totals, which may pass 2^32.

@@ -235,8 +235,8 @@ DecodedProbes decode_probe_slot(const ProbePlan& plan, std::span<const double> s
 
 namespace {
 
-// Welford's running moments, one value at a time (the kernels merge chunks with Chan's formula;
-// both are the same moments up to rounding).
+// Welford's running moments, one value at a time (the kernels sum values shifted by one of them,
+// and merge per-channel rows with Chan's formula: the same moments up to rounding).
 struct Moments {
   int64_t count = 0;
   double mean = 0, m2 = 0;

@@ -5,8 +5,9 @@
 // when it changed it) and a slot layout (where each probe's accumulators lie in an array of
 // doubles). The device kernels fill the slot; decode_probe_slot turns a finished slot into the
 // ProbeResults that cpu::run_probes would give. accumulate_probe_slot fills a slot on the host with
-// exactly the layout and the algorithm (Welford/Chan moments) the kernels use, so that tests can
-// hold decode(accumulate(t)) to the CPU reference without a GPU.
+// exactly the layout the kernels use and the same moments (Welford's, one value at a time; the
+// kernels sum shifted values and merge Chan's way per channel row), so that tests can hold
+// decode(accumulate(t)) to the CPU reference without a GPU.
 //
 // The first half of this header is plain C++17 because cuda/fused_probes.cu (device code compiles
 // as C++17, see cmake/cuda.cmake) reads plans and writes slots; the second half takes ProbeLists

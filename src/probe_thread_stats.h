@@ -182,7 +182,7 @@ HOOKRT_HOST_DEVICE_INLINE StatsGroup<G> accumulate_stats_group(const float (&v)[
 // (the probe pass's warps, blocks and partials): no division, so no slow path in the merge.
 HOOKRT_HOST_DEVICE_INLINE void move_sums(double n, double from, double to, double& s1, double& s2) {
   const double d = from - to;
-  s2 += d * fma(n, d, 2.0 * s1);
+  s2 = fma(d, fma(n, d, 2.0 * s1), s2);  // fused in the source, so host and device round alike
   s1 = fma(n, d, s1);
 }
 

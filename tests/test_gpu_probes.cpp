@@ -305,6 +305,25 @@ TEST(GpuProbes, FindDeadChannelsAndCountBinsPastTwoToThe32Elements) {
   EXPECT_EQ(hist.counts, (std::vector<int64_t>{0, n - 3, 1, 1}));
   EXPECT_EQ(hist.below, 0);
   EXPECT_EQ(hist.above, 1);
+
+  // The same storage as one row of 4.5e9 elements: one warp walks it all, and the stats beside
+  // the channels probe count past 2^32 within that warp.
+  Tensor one_row(big.storage(), {1, 1, n}, DType::F32);
+  ProbeRecord row;
+  testing::run_probes_now(*gpu, parse_list("stats,zeros,channels"), one_row, row, options);
+  ASSERT_EQ(row.results.size(), 3u);
+  const auto& row_stats = std::get<StatsResult>(row.results[0]);
+  EXPECT_EQ(row_stats.count, n);
+  EXPECT_EQ(row_stats.min, -1.0);
+  EXPECT_EQ(row_stats.max, 3.0);
+  const double mean = (8.0 - static_cast<double>(n)) / static_cast<double>(n);  // n - 3 values of -1, and 0, 2, 3
+  ASSERT_TRUE(row_stats.mean.has_value());
+  EXPECT_NEAR(*row_stats.mean, mean, 1e-12);
+  EXPECT_EQ(std::get<ZerosResult>(row.results[1]).zeros, 1);
+  const auto& channel = std::get<ChannelsResult>(row.results[2]);
+  ASSERT_EQ(channel.mean.size(), 1u);
+  ASSERT_TRUE(channel.mean[0].has_value());
+  EXPECT_NEAR(*channel.mean[0], mean, 1e-12);
 }
 
 TEST(GpuProbes, LeaveGradTransformsThatTheBackendCanApply) {
