@@ -104,13 +104,9 @@ __device__ __forceinline__ FlatAcc block_merge_warps(const FlatAcc& warp, BlockM
   return warp_merge(lane < kWarpsPerBlock ? storage.warps[lane] : empty_flat());
 }
 
-// Every thread's accumulator merged over the block: valid in thread 0.
-__device__ __forceinline__ FlatAcc block_merge_threads(const ThreadAcc& t, BlockMergeStorage& storage) {
-  return block_merge_warps(warp_merge(t), storage);
-}
-
-// Every thread's FlatAcc merged over the block: valid in thread 0.
-__device__ __forceinline__ FlatAcc block_merge_flat(const FlatAcc& a, BlockMergeStorage& storage) {
+// Every thread's accumulator (ThreadAcc, or FlatAcc) merged over the block: valid in thread 0.
+template <class Acc>
+__device__ __forceinline__ FlatAcc block_merge(const Acc& a, BlockMergeStorage& storage) {
   return block_merge_warps(warp_merge(a), storage);
 }
 

@@ -41,7 +41,7 @@ __device__ __forceinline__ FlatAcc merge_block_partials(const FlatAcc* partials,
   FlatAcc acc = empty_flat();
   for (int b = threadIdx.x; b < blocks; b += kBlock)
     acc = MergeFlat{}(acc, load_partial(partials + static_cast<int64_t>(b) * kMaxOps + k));
-  return block_merge_flat(acc, temp);
+  return block_merge(acc, temp);
 }
 
 // Thread 0: a flat op's slot entries from its merged partials (`dead`: zeros' dead channels).
@@ -49,9 +49,9 @@ __device__ __forceinline__ FlatAcc merge_block_partials(const FlatAcc* partials,
 __device__ __forceinline__ void write_flat_slot(const DeviceOp& op, double* slot, const FlatAcc& total,
                                                 unsigned long long dead) {
   namespace s = probe_slot;
-  const ThreadMoments moments = shifted_moments(static_cast<double>(total.count), total.shift, total.s1, total.s2);
   switch (op.kind) {
-    case PlannedOpKind::Stats:
+    case PlannedOpKind::Stats: {
+      const ThreadMoments moments = shifted_moments(static_cast<double>(total.count), total.shift, total.s1, total.s2);
       slot[s::kStatsCount] = static_cast<double>(total.count);
       slot[s::kStatsNan] = static_cast<double>(total.nan);
       slot[s::kStatsPosInf] = static_cast<double>(total.posinf);
@@ -64,6 +64,7 @@ __device__ __forceinline__ void write_flat_slot(const DeviceOp& op, double* slot
       slot[s::kStatsL1] = total.l1;
       slot[s::kStatsSquares] = moments.squares;
       break;
+    }
     case PlannedOpKind::NonFinite:
       slot[s::kNonFiniteNan] = static_cast<double>(total.nan);
       slot[s::kNonFinitePosInf] = static_cast<double>(total.posinf);

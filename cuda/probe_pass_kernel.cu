@@ -373,7 +373,7 @@ __global__ void __launch_bounds__(kBlock) fused_pass_kernel(const PassArgs args,
 #pragma unroll
   for (int k = 0; k < kMaxOps; ++k) {
     if (k >= args.n_ops) break;  // n_ops is the same for the whole block
-    const FlatAcc total = block_merge_threads(flat[k], temp);
+    const FlatAcc total = block_merge(flat[k], temp);
     if (threadIdx.x == 0) partials[static_cast<int64_t>(blockIdx.x) * kMaxOps + k] = total;
     __syncthreads();  // temp is reused by the next reduction
   }
@@ -401,7 +401,7 @@ __device__ __forceinline__ void common_pass(const PassArgs& args, FlatAcc* parti
   __syncthreads();  // the block's shared alive flags are complete
   flush_alive_flags(args, shared_alive);
   __shared__ BlockMergeStorage temp;
-  const FlatAcc total = block_merge_threads(acc, temp);
+  const FlatAcc total = block_merge(acc, temp);
   if (threadIdx.x == 0) partials[static_cast<int64_t>(block) * kMaxOps] = total;  // every op's
   __syncthreads();  // temp is reused by the finish
   if (!last_block_to_finish(args, blocks)) return;
@@ -455,10 +455,10 @@ __global__ void __launch_bounds__(kBlock, 2)
   flush_alive_flags(args, shared_alive);
   flush_alive_flags(input.ops, input.n_ops, args.channels, shared_alive);
   __shared__ BlockMergeStorage temp;
-  const FlatAcc total = block_merge_threads(acc, temp);
+  const FlatAcc total = block_merge(acc, temp);
   if (threadIdx.x == 0) partials[static_cast<int64_t>(blockIdx.x) * kMaxOps] = total;
   __syncthreads();  // temp is reused
-  const FlatAcc input_total = block_merge_threads(input_acc, temp);
+  const FlatAcc input_total = block_merge(input_acc, temp);
   if (threadIdx.x == 0) partials[static_cast<int64_t>(blockIdx.x) * kMaxOps + 1] = input_total;
   __syncthreads();  // temp is reused by the finish
   if (!last_block_to_finish(args, blocks)) return;

@@ -96,11 +96,7 @@ std::vector<DeviceWorkChange> largest_changes(const std::vector<DeviceWorkTime>&
     change.after = time;
   }
   std::vector<DeviceWorkChange> out;
-  for (auto& entry : changes) {
-    DeviceWorkChange& change = entry.second;
-    change.before.name = change.after.name = change.name;
-    out.push_back(change);
-  }
+  for (const auto& entry : changes) out.push_back(entry.second);
   // The largest changes either way (stable: ties stay in name order), then growth before saving.
   std::stable_sort(out.begin(), out.end(), [](const DeviceWorkChange& a, const DeviceWorkChange& b) {
     return std::fabs(a.delta_ms()) > std::fabs(b.delta_ms());
