@@ -1,5 +1,5 @@
 // The probe pass against a device-to-device copy of the same tensor, in the same run: stats +
-// zeros + nonfinite on one F32 tensor (one read of it) through the CUDA backend's run_probes, and
+// zeros + nonfinite on one F32 tensor, or one BF16 tensor of as many bytes (one read of it) through the CUDA backend's run_probes, and
 // cudaMemcpyAsync of the tensor (one read and one write). Target (issue 3): the probe pass's read
 // bandwidth >= 90% of the copy's read+write bandwidth.
 //
@@ -27,19 +27,22 @@
 
 namespace {
 
-// Random normal values, made on the host once per size (tiled from 16M values beyond that).
-hookrt::Tensor random_device_tensor(hookrt::Backend& gpu, const hookrt::Shape& shape) {
+// Random normal values of `dtype` (F32 or BF16), made on the host once per size (tiled from 16M
+// values beyond that).
+hookrt::Tensor random_device_tensor(hookrt::Backend& gpu, const hookrt::Shape& shape,
+                                    hookrt::DType dtype = hookrt::DType::F32) {
   const int64_t n = hookrt::shape_numel(shape);
   const int64_t tile = std::min<int64_t>(n, int64_t{1} << 24);
   hookrt::Tensor host = hookrt::Tensor::empty({tile});
   hookrt::Pcg32 rng(7);
   for (int64_t i = 0; i < tile; ++i) host.data<float>()[i] = static_cast<float>(rng.normal());
-  const hookrt::Tensor source = gpu.from_host(host);
-  hookrt::Tensor t = gpu.empty(shape);
+  const hookrt::Tensor source = gpu.from_host(host.to(dtype));
+  hookrt::Tensor t = gpu.empty(shape, dtype);
+  const size_t element = hookrt::dtype_size(dtype);
   for (int64_t done = 0; done < n; done += tile) {
     const int64_t count = std::min(tile, n - done);
-    if (cudaMemcpy(t.data<float>() + done, source.data<float>(), count * sizeof(float), cudaMemcpyDeviceToDevice) !=
-        cudaSuccess)
+    if (cudaMemcpy(static_cast<char*>(t.raw_data()) + done * element, source.raw_data(), count * element,
+                   cudaMemcpyDeviceToDevice) != cudaSuccess)
       throw hookrt::Error("bench_gpu_probes: filling the tensor failed");
   }
   return t;
@@ -80,6 +83,7 @@ struct SharedDevice {
   std::unique_ptr<hookrt::Backend> gpu;
   std::string why_none;
   std::map<std::pair<int64_t, int>, hookrt::Tensor> tensors;
+  std::map<int64_t, hookrt::Tensor> bf16_tensors;  // by MiB
 };
 
 SharedDevice& shared_device() {
@@ -100,6 +104,13 @@ hookrt::Shape activation_shape(const benchmark::State& state) { return {state.ra
 hookrt::Tensor cached_tensor(hookrt::Backend& gpu, const benchmark::State& state, int index = 0) {
   hookrt::Tensor& t = shared_device().tensors[{state.range(0), index}];
   if (!t.defined()) t = random_device_tensor(gpu, activation_shape(state));
+  return t;
+}
+
+// A random BF16 tensor of range(0) MiB, as (N, 64, 32, 32) with twice the samples of the F32 one.
+hookrt::Tensor cached_bf16_tensor(hookrt::Backend& gpu, const benchmark::State& state) {
+  hookrt::Tensor& t = shared_device().bf16_tensors[state.range(0)];
+  if (!t.defined()) t = random_device_tensor(gpu, {state.range(0) * 8, 64, 32, 32}, hookrt::DType::BF16);
   return t;
 }
 
@@ -199,23 +210,37 @@ const hookrt::ProbeList& common_probes() {
   return probes;
 }
 
+// The probe pass over the tensor, replayed from a graph as a step runs it.
+void time_probe_pass(benchmark::State& state, hookrt::Backend* gpu, hookrt::Tensor& t) {
+  const hookrt::ProbeRunOptions options;
+  hookrt::ProbeRecord warm_up;  // the arena, the pool and the kernels' first use, outside the graph
+  gpu->run_probes(common_probes(), t, warm_up, options);
+  gpu->collect_deferred_probe_results();
+  hookrt::ProbeRecord record;
+  RecordedWork pass(stream_of(*gpu), [&] {
+    gpu->run_probes(common_probes(), t, record, options);
+    stream_of(*gpu);  // launches the run, which waits to share its launch with the next ones
+  });
+  const int replays = replays_per_timing(state);
+  time_replays(state, stream_of(*gpu), pass, replays);
+  gpu->collect_deferred_probe_results();  // the results of the last replay
+  state.counters["read_GB/s"] = replayed_bytes_per_second(static_cast<double>(t.nbytes()), replays, state);
+}
+
 void BM_ProbePass(benchmark::State& state) {
   run_or_skip(state, [&] {
     auto [gpu, t] = bench_tensor(state);
+    if (gpu) time_probe_pass(state, gpu, t);
+  });
+}
+
+// The same bytes as BF16 values: twice the elements, read with half as many bytes to a load.
+void BM_ProbePassBf16(benchmark::State& state) {
+  run_or_skip(state, [&] {
+    hookrt::Backend* gpu = gpu_or_skip(state);
     if (!gpu) return;
-    const hookrt::ProbeRunOptions options;
-    hookrt::ProbeRecord warm_up;  // the arena, the pool and the kernels' first use, outside the graph
-    gpu->run_probes(common_probes(), t, warm_up, options);
-    gpu->collect_deferred_probe_results();
-    hookrt::ProbeRecord record;
-    RecordedWork pass(stream_of(*gpu), [&] {
-      gpu->run_probes(common_probes(), t, record, options);
-      stream_of(*gpu);  // launches the run, which waits to share its launch with the next ones
-    });
-    const int replays = replays_per_timing(state);
-    time_replays(state, stream_of(*gpu), pass, replays);
-    gpu->collect_deferred_probe_results();  // the results of the last replay
-    state.counters["read_GB/s"] = replayed_bytes_per_second(static_cast<double>(t.nbytes()), replays, state);
+    hookrt::Tensor t = cached_bf16_tensor(*gpu, state);
+    time_probe_pass(state, gpu, t);
   });
 }
 
@@ -297,6 +322,7 @@ void sizes(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(BM_ProbePass)->Apply(sizes);
+BENCHMARK(BM_ProbePassBf16)->Arg(64)->Arg(256)->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.3);
 // Eager: the fixed cost of a call shows at 1 MiB, and 64 MiB is the smallest size the target holds.
 BENCHMARK(BM_ProbePassEager)->Arg(1)->Arg(64)->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.3);
 BENCHMARK(BM_DeviceCopy)->Apply(sizes);
@@ -313,6 +339,7 @@ int main(int argc, char** argv) {
   benchmark::RunSpecifiedBenchmarks();
   SharedDevice& device = shared_device();
   device.tensors.clear();
+  device.bf16_tensors.clear();
   device.gpu.reset();
   benchmark::Shutdown();
   return 0;

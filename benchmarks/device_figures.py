@@ -58,11 +58,13 @@ def milliseconds(run):
 
 
 def probe_figures(runs, figures):
-    """The probe pass against the copy, per size: replayed from a CUDA graph as steps run it, and
-    queued by one eager call (the host's work in the call counts there)."""
+    """The probe pass against the copy, per size: replayed from a CUDA graph as steps run it, over
+    an F32 tensor and a BF16 one of the same bytes, and queued by one eager call (the host's work
+    in the call counts there)."""
     for name, run in sorted(runs.items(), key=lambda item: int(item[0].split("/")[1]) if "/" in item[0] else 0):
         bench, _, mib = name.partition("/")
-        kind = {"BM_ProbePass": "probe_pass", "BM_ProbePassEager": "probe_pass_eager"}.get(bench)
+        kind = {"BM_ProbePass": "probe_pass", "BM_ProbePassEager": "probe_pass_eager",
+                "BM_ProbePassBf16": "probe_pass_bf16"}.get(bench)
         copy = runs.get(f"BM_DeviceCopy/{mib}")
         if kind is None or copy is None or "read_GB/s" not in run or "read+write_GB/s" not in copy:
             continue

@@ -240,15 +240,14 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
     return run_input_probes_apart(probes, tensor, record, options);
   }
   if (tensor.device() != Device::CUDA || probes.empty()) return cpu::produce_and_run_probes(*this, probes, tensor, record, options);
-  if (tensor.dtype() != DType::F32)  // the words of cpu::probe_data, so both backends fail alike
-    throw Error("probe " + probe_name(probes.front()) + ": probes run on F32 tensors, got " +
-                dtype_name(tensor.dtype()) + " " + shape_string(tensor.shape()));
+  const ProbeElement element = probe_element(tensor.dtype(), tensor.shape(), probe_name(probes.front()));
   auto plan = std::make_shared<const ProbePlan>(plan_probes(probes, tensor.shape(), options));
   if (!options.produce && fused_probes_can_batch(*plan)) return batch_probe_run(std::move(plan), tensor);
   launch_batched_probes();  // before this run takes the zeroed counters and scratch the batch shares
   FusedProducer producer;
   if (options.produce) {
-    if (fused_probes_can_produce(*plan))
+    // Producing ops write F32 tensors: run_producing_op refuses any other, naming the op.
+    if (fused_probes_can_produce(*plan) && element == ProbeElement::F32)
       producer = fused_producer(*options.produce, tensor);
     else
       run_producing_op(*options.produce, tensor);
@@ -261,7 +260,8 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
   const ProbeArena::Slot slot = arena_.reserve(plan->slot_size);
   FusedProbeBuffers buffers;
   buffers.producer = producer;
-  buffers.tensor = tensor.data<float>();
+  buffers.element = element;
+  buffers.tensor = tensor.raw_data();
   buffers.slot = slot.device;
   buffers.zeroed_counters = probe_counters_.words(fused_probe_counter_words(*plan));
   buffers.clamp_masks.assign(probes.size(), nullptr);
@@ -281,8 +281,8 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
   for (size_t p = 0; p < plan->passes.size(); ++p)
     if (!plan->passes[p].captures.empty()) {
       refuse_while_recording("a capture probe");  // the capture ring waits for the host
-      captures[p] = empty(tensor.shape(), DType::F32);
-      buffers.captures[p] = captures[p].data<float>();
+      captures[p] = empty(tensor.shape(), tensor.dtype());  // a capture keeps the dtype
+      buffers.captures[p] = captures[p].raw_data();
     }
 
   // The raw stream: the batch went before this run took the zeroed counters, and a launch now
@@ -292,7 +292,7 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
   PendingProbeRun pending{next_ticket_++, plan, slot.offset, {}};
   for (const Tensor& capture : captures) {
     if (!capture.defined()) continue;
-    pending.captures.push_back(Tensor::empty(capture.shape(), DType::F32));
+    pending.captures.push_back(Tensor::empty(capture.shape(), capture.dtype()));
     capture_ring_.push(capture, pending.captures.back());  // the device copy is freed in stream order
   }
   effects.deferred = pending.ticket;
@@ -309,6 +309,8 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
 }
 
 ProbeRunEffects CudaBackend::batch_probe_run(std::shared_ptr<const ProbePlan> plan, const Tensor& tensor) {
+  // A batch reads one element type: a run of another goes in the next batch.
+  if (!batched_.empty() && batched_.front().tensor.dtype() != tensor.dtype()) launch_batched_probes();
   const ProbeArena::Slot slot = arena_.reserve(plan->slot_size);
   batched_.push_back(BatchedRun{tensor, plan, slot.device, next_ticket_});
   PendingProbeRun pending{next_ticket_++, std::move(plan), slot.offset, {}};
@@ -326,7 +328,10 @@ void CudaBackend::launch_batched_probes() {
   const std::vector<BatchedRun> launching = std::move(batched_);
   batched_.clear();  // (a launch that throws leaves no batch behind)
   std::vector<BatchedProbeRun> runs;
-  for (const BatchedRun& run : launching) runs.push_back(BatchedProbeRun{run.plan.get(), run.tensor.data<float>(), run.slot});
+  for (const BatchedRun& run : launching) {
+    const ProbeElement element = probe_element(run.tensor.dtype(), run.tensor.shape(), "batch");
+    runs.push_back(BatchedProbeRun{run.plan.get(), element, run.tensor.raw_data(), run.slot});
+  }
   try {
     run_fused_probe_batch(runs, probe_counters_.words(fused_batch_counter_words(runs)),
                           [this](size_t bytes) { return probe_scratch_.reserve(bytes); }, stream_->get());

@@ -1,5 +1,5 @@
 // The fused probe engine's host launcher (see fused_probes.cuh). Each planned pass is one kernel
-// that reads the tensor once, with float4 loads where the address allows, runs the pass's probes
+// that reads the tensor once, with a load per four elements where the address allows, runs the pass's probes
 // on each element in registers (changing probes first rewrite the value the later ones see), and
 // writes the value back when the pass changed it. Per-block partials go to scratch and are
 // combined in a fixed order in fp64, so a slot has the same bits on every run on the same GPU: by
@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/probe_values.h"
 #include "fused_probes.cuh"
 #include "probe_accumulators.cuh"
 #include "probe_clip_norm.cuh"
@@ -74,11 +75,11 @@ int resident_blocks(std::mutex& mutex, std::vector<std::array<int, Keys>>& known
   return blocks;
 }
 
-int pass_blocks_per_multiprocessor(PassKernel kernel) {
+int pass_blocks_per_multiprocessor(PassKernel kernel, ProbeElement element) {
   static std::mutex mutex;
-  static std::vector<std::array<int, 3>> known;  // by device, by kernel; 0 until asked
-  return resident_blocks(mutex, known, static_cast<size_t>(kernel),
-                         [&] { return fused_pass_blocks_per_multiprocessor(kernel); });
+  static std::vector<std::array<int, 3 * kProbeElements>> known;  // by device, by kernel and element
+  const size_t key = static_cast<size_t>(kernel) * kProbeElements + static_cast<size_t>(element);
+  return resident_blocks(mutex, known, key, [&] { return fused_pass_blocks_per_multiprocessor(kernel, element); });
 }
 
 // The same for the passes that probe their producer's input, by variant (probing_input_variant).
@@ -197,8 +198,10 @@ DeviceOp device_op(const ProbePlan& plan, const PlannedOp& op, bool row_pass, co
                    unsigned long long* counters, double* rows, SharedLayout& shared) {
   DeviceOp d{};
   d.kind = op.kind;
-  d.lo = static_cast<float>(op.clamp_lo);
-  d.hi = static_cast<float>(op.clamp_hi);
+  // torch.clamp's bounds, converted to the tensor's dtype (cpu::apply_clamp)
+  const DType dtype = probe_element_dtype(buffers.element);
+  d.lo = cpu::round_to_dtype(static_cast<float>(op.clamp_lo), dtype);
+  d.hi = cpu::round_to_dtype(static_cast<float>(op.clamp_hi), dtype);
   d.mask = op.kind == PlannedOpKind::Clamp ? buffers.clamp_masks.at(op.probe) : nullptr;
   d.scale = op.kind == PlannedOpKind::ClipNorm ? buffers.clip_scales.at(op.probe) : nullptr;
   if (op.kind == PlannedOpKind::ClipNorm && d.scale == nullptr)
@@ -227,6 +230,7 @@ PassArgs pass_args(const ProbePlan& plan, const PlannedPass& pass, size_t pass_i
                    const PassScratch& s, SharedLayout& shared) {
   const bool rows = pass.per_channel();
   PassArgs args{};
+  args.element = buffers.element;
   args.x = buffers.tensor;
   args.n = plan.numel;
   if (pass_index == 0) args.producer = buffers.producer;
@@ -240,8 +244,9 @@ PassArgs pass_args(const ProbePlan& plan, const PlannedPass& pass, size_t pass_i
   args.slot = buffers.slot;
   args.done = s.done;
   args.fast_channels = !rows && fits_fast_channels(plan);
+  const uintptr_t chunk_bytes = 4 * dtype_size(probe_element_dtype(buffers.element));
   args.chunks_within_rows =
-      !rows && plan.inner % 4 == 0 && reinterpret_cast<uintptr_t>(buffers.tensor) % 16 == 0;
+      !rows && plan.inner % 4 == 0 && reinterpret_cast<uintptr_t>(buffers.tensor) % chunk_bytes == 0;
   if (args.fast_channels) {
     args.inner_div = FastDivmod(static_cast<uint32_t>(plan.inner));
     args.channels_div = FastDivmod(static_cast<uint32_t>(plan.channels));
@@ -264,9 +269,11 @@ void run_pass(const ProbePlan& plan, size_t pass_index, const FusedProbeBuffers&
   const PlannedPass& pass = plan.passes[pass_index];
   const bool rows = pass.per_channel();
   const PassKernel kernel = pass_kernel_for(pass);
-  const int flat_blocks =
-      grid_for(plan.numel, int64_t{kBlock} * 4, pass_blocks_per_multiprocessor(rows ? PassKernel::Flat : kernel));
-  const int blocks = rows ? grid_for(plan.rows(), kWarpsPerBlock, pass_blocks_per_multiprocessor(kernel)) : flat_blocks;
+  const ProbeElement element = buffers.element;
+  const int flat_blocks = grid_for(plan.numel, int64_t{kBlock} * 4,
+                                   pass_blocks_per_multiprocessor(rows ? PassKernel::Flat : kernel, element));
+  const int blocks =
+      rows ? grid_for(plan.rows(), kWarpsPerBlock, pass_blocks_per_multiprocessor(kernel, element)) : flat_blocks;
   PassScratch s = allocate_pass_scratch(plan, pass, blocks, flat_blocks, buffers.zeroed_counters, scratch);
   if (s.clear_bytes > 0) HOOKRT_CUDA_CHECK(cudaMemsetAsync(s.to_clear, 0, s.clear_bytes, stream));
   SharedLayout shared;
@@ -331,6 +338,27 @@ void run_pass_probing_input(const ProbePlan& plan, const FusedProbeBuffers& buff
 
 }  // namespace
 
+ProbeElement probe_element(DType dtype, const Shape& shape, const std::string& probe) {
+  switch (dtype) {
+    case DType::F32: return ProbeElement::F32;
+    case DType::BF16: return ProbeElement::BF16;
+    case DType::F16: return ProbeElement::F16;
+    default: break;
+  }
+  // the words of cpu::check_probe_tensor, so both backends fail alike
+  throw Error("probe " + probe + ": probes run on F32, F16 and BF16 tensors, got " + dtype_name(dtype) + " " +
+              shape_string(shape));
+}
+
+DType probe_element_dtype(ProbeElement element) {
+  switch (element) {
+    case ProbeElement::F32: return DType::F32;
+    case ProbeElement::BF16: return DType::BF16;
+    case ProbeElement::F16: return DType::F16;
+  }
+  throw Error("internal: probe element type " + std::to_string(static_cast<int>(element)));
+}
+
 size_t fused_probe_counter_words(const ProbePlan& plan, const ProbePlan* input_plan) {
   size_t most = 0;
   for (const PlannedPass& pass : plan.passes)
@@ -378,12 +406,14 @@ void run_fused_probe_batch(const std::vector<BatchedProbeRun>& runs, unsigned lo
   if (runs.empty() || runs.size() > kMaxBatchedProbeRuns)
     throw Error("run_fused_probe_batch: " + std::to_string(runs.size()) + " runs; a batch takes 1 to " +
                 std::to_string(kMaxBatchedProbeRuns));
-  const int per_multiprocessor = pass_blocks_per_multiprocessor(PassKernel::Common);
+  const ProbeElement element = runs.front().element;
+  const int per_multiprocessor = pass_blocks_per_multiprocessor(PassKernel::Common, element);
   std::vector<int> blocks;
   std::vector<PassScratchLayout> layouts;
   size_t scratch_bytes = 0;
   for (const BatchedProbeRun& run : runs) {
     if (!fused_probes_can_batch(*run.plan)) throw Error("run_fused_probe_batch: a run that cannot share a launch");
+    if (run.element != element) throw Error("run_fused_probe_batch: runs over tensors of different element types");
     blocks.push_back(grid_for(run.plan->numel, int64_t{kBlock} * 4, per_multiprocessor));
     layouts.push_back(pass_scratch_layout(*run.plan, run.plan->passes.front(), blocks.back(), blocks.back()));
     scratch_bytes += layouts.back().bytes();
@@ -398,7 +428,8 @@ void run_fused_probe_batch(const std::vector<BatchedProbeRun>& runs, unsigned lo
     base += layouts[r].bytes();
     counters += fused_probe_counter_words(plan);
     FusedProbeBuffers buffers;
-    buffers.tensor = const_cast<float*>(runs[r].tensor);  // read only: a batched pass changes nothing
+    buffers.element = element;
+    buffers.tensor = const_cast<void*>(runs[r].tensor);  // read only: a batched pass changes nothing
     buffers.slot = runs[r].slot;
     SharedLayout shared;
     batch.pass[r] = pass_args(plan, plan.passes.front(), 0, buffers, s, shared);
@@ -413,6 +444,9 @@ void run_fused_probe_batch(const std::vector<BatchedProbeRun>& runs, unsigned lo
 
 void run_fused_probes(const ProbePlan& plan, const FusedProbeBuffers& buffers, const ProbeScratchAllocator& scratch,
                       cudaStream_t stream) {
+  if (buffers.producer.kind != ProducerKind::None && buffers.element != ProbeElement::F32)
+    throw Error("run_fused_probes: producing ops write F32 tensors, not " +
+                dtype_name(probe_element_dtype(buffers.element)));
   if (buffers.input.plan != nullptr) {
     if (!fused_probes_can_probe_input(plan, buffers.producer.kind, buffers.input))
       throw Error("run_fused_probes: this run cannot probe its producer's input in the pass that writes the tensor");

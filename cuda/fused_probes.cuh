@@ -1,17 +1,28 @@
 #pragma once
-// The fused probe engine on the device: runs a ProbePlan (src/probe_plan.h) on an F32 device
-// tensor, one read of the tensor per planned pass (plus one norm read before each clipnorm), and
-// leaves every probe's results in a device slot laid out as probe_slot says.
+// The fused probe engine on the device: runs a ProbePlan (src/probe_plan.h) on an F32, BF16 or F16
+// device tensor, one read of the tensor per planned pass (plus one norm read before each clipnorm),
+// and leaves every probe's results in a device slot laid out as probe_slot says. 16-bit values are
+// widened to float as they are loaded, and what changing probes compute is rounded to the tensor's
+// dtype as it is, as cpu/probe_values.h describes: the kernels then see what the CPU engine sees.
 #include <cuda_runtime.h>
 
 #include <cstddef>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "hookrt/tensor.h"
 #include "probe_plan.h"
 
 namespace hookrt::cuda {
+
+// The element types the probe kernels read.
+enum class ProbeElement : int { F32, BF16, F16 };
+constexpr int kProbeElements = 3;
+// A tensor's dtype as a ProbeElement; throws Error naming `probe` and the tensor for any dtype
+// but F32, BF16 and F16.
+ProbeElement probe_element(DType dtype, const Shape& shape, const std::string& probe);
+DType probe_element_dtype(ProbeElement element);
 
 // An elementwise op that writes the tensor in the plan's first pass instead of before it (probes
 // in the op's epilogue): the pass computes each element from the inputs, probes it and stores it,
@@ -47,16 +58,17 @@ bool fused_probes_can_produce(const ProbePlan& plan);
 // The device memory a plan reads and writes, owned by the caller and valid on the stream.
 struct FusedProbeBuffers {
   // The tensor's producer, for a plan that fused_probes_can_produce; kind None: the tensor is
-  // already written.
+  // already written. Producers write F32 tensors.
   FusedProducer producer;
-  float* tensor = nullptr;  // (plan.numel) probed, and rewritten in place by changing probes
+  ProbeElement element = ProbeElement::F32;  // the tensor's and the captures'
+  void* tensor = nullptr;  // (plan.numel) probed, and rewritten in place by changing probes
   double* slot = nullptr;   // (plan.slot_size) results
   // By probe index (plan.probe_count entries, nullptr elsewhere):
   std::vector<float*> clamp_masks;  // (plan.numel) a clamp's grad mask, or nullptr for none
   std::vector<float*> clip_scales;  // (1) a clipnorm's scale; required for every clipnorm
   // By pass index: (plan.numel) the tensor at the pass's end; required for passes with captures.
-  std::vector<float*> captures;
-  // Probes on the producer's input, run in the first pass (fused_probes_can_probe_input).
+  std::vector<void*> captures;
+  // Probes on the producer's input, run in the first pass (fused_probes_can_probe_input); F32.
   FusedInputProbes input;
   // fused_probe_counter_words(plan, input.plan) words, all zero, which the kernels leave zero: the counters
   // of flat passes, kept from run to run so that such a pass is one launch and no memset. Runs
@@ -85,7 +97,8 @@ bool fused_probes_can_batch(const ProbePlan& plan);
 // One run of a batch: its plan (fused_probes_can_batch), its tensor and its slot.
 struct BatchedProbeRun {
   const ProbePlan* plan = nullptr;
-  const float* tensor = nullptr;  // (plan->numel)
+  ProbeElement element = ProbeElement::F32;  // the same for every run of a batch
+  const void* tensor = nullptr;  // (plan->numel)
   double* slot = nullptr;         // (plan->slot_size)
 };
 // The most runs one launch takes (its arguments are kernel parameters).
@@ -94,7 +107,7 @@ constexpr size_t kMaxBatchedProbeRuns = 6;
 // The zeroed counter words a batch needs: each run's own, one after another.
 size_t fused_batch_counter_words(const std::vector<BatchedProbeRun>& runs);
 
-// Queues the runs (1 to kMaxBatchedProbeRuns) on `stream` as one kernel; each slot gets the bits
+// Queues the runs (1 to kMaxBatchedProbeRuns, of one element type) on `stream` as one kernel; each slot gets the bits
 // run_fused_probes would give it (a run alone is exactly its launch). `zeroed_counters`: fused_batch_counter_words(runs) words, all
 // zero, which the kernel leaves zero.
 void run_fused_probe_batch(const std::vector<BatchedProbeRun>& runs, unsigned long long* zeroed_counters,

@@ -1,9 +1,12 @@
 #pragma once
 // The fused probe kernels' work on chunks of the tensor (1 or 4 consecutive elements, in
-// registers): loading and storing chunks with float4 where the address allows, the walk that
+// registers, as floats whatever the tensor's element type): loading and storing chunks with one
+// load or store of four where the address allows, the walk that
 // hands out a range's chunks in groups (visit_range), and each probe's step on a chunk
 // (histogram binning, clamp, per-channel moments, zeros' alive flags; stats is
 // src/probe_thread_stats.h). Each step follows its CPU reference in src/cpu/.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -16,19 +19,62 @@
 
 namespace hookrt::cuda::detail {
 
+// ---- element types: values widen to float on load and round to nearest even on store ----
+
+__device__ __forceinline__ float to_float(float x) { return x; }
+__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
+
+template <class T>
+__device__ __forceinline__ T from_float(float x) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) return __float2bfloat16_rn(x);
+  else if constexpr (std::is_same_v<T, __half>) return __float2half_rn(x);
+  else return x;
+}
+
+// x as a T stores it (cpu::round_to_dtype): what a changing probe's float result becomes.
+template <class T>
+__device__ __forceinline__ float round_to(float x) {
+  if constexpr (std::is_same_v<T, float>) return x;
+  else return to_float(from_float<T>(x));
+}
+
+// A 16-bit value from its bits, and back (rounded to nearest even): shifts and conversions on
+// registers, so that a chunk's values never go through memory to change type.
+template <class T>
+__device__ __forceinline__ float widen_bits(unsigned bits) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) return __uint_as_float(bits << 16);
+  else return __half2float(__ushort_as_half(static_cast<unsigned short>(bits)));
+}
+template <class T>
+__device__ __forceinline__ unsigned narrow_bits(float x) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) return __bfloat16_as_ushort(__float2bfloat16_rn(x));
+  else return __half_as_ushort(__float2half_rn(x));
+}
+
+// A chunk of four is one load: a float4 for F32, eight bytes (a uint2) for the 16-bit types.
+template <class T>
+constexpr int kChunkBytes = 4 * static_cast<int>(sizeof(T));
+
 // ---- loading and storing chunks of 1 or 4 elements ----
 
-template <int N>
-__device__ __forceinline__ void load_chunk(const float* p, float (&v)[N]) {
-  if constexpr (N == 4) {
+template <int N, class T>
+__device__ __forceinline__ void load_chunk(const T* p, float (&v)[N]) {
+  if constexpr (N == 4 && sizeof(T) == 4) {
     const float4 q = *reinterpret_cast<const float4*>(p);  // visit_range hands out aligned chunks
     v[0] = q.x;
     v[1] = q.y;
     v[2] = q.z;
     v[3] = q.w;
+  } else if constexpr (N == 4) {
+    const uint2 q = *reinterpret_cast<const uint2*>(p);  // element 0 in the low half of q.x
+    v[0] = widen_bits<T>(q.x & 0xFFFFu);
+    v[1] = widen_bits<T>(q.x >> 16);
+    v[2] = widen_bits<T>(q.y & 0xFFFFu);
+    v[3] = widen_bits<T>(q.y >> 16);
   } else {
 #pragma unroll
-    for (int j = 0; j < N; ++j) v[j] = p[j];
+    for (int j = 0; j < N; ++j) v[j] = to_float(p[j]);
   }
 }
 
@@ -67,38 +113,49 @@ __device__ __forceinline__ void produce_chunk(const FusedProducer& producer, int
 }
 
 // Outputs (masks, captures) may sit at another alignment than the tensor: check each address.
-template <int N>
-__device__ __forceinline__ void store_chunk(float* p, const float (&v)[N]) {
+template <int N, class T>
+__device__ __forceinline__ void store_chunk(T* p, const float (&v)[N]) {
   if constexpr (N == 4) {
-    if (reinterpret_cast<uintptr_t>(p) % 16 == 0) {
-      *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+    if (reinterpret_cast<uintptr_t>(p) % kChunkBytes<T> == 0) {
+      if constexpr (sizeof(T) == 4) {
+        *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+      } else {
+        *reinterpret_cast<uint2*>(p) = make_uint2(narrow_bits<T>(v[0]) | narrow_bits<T>(v[1]) << 16,
+                                                  narrow_bits<T>(v[2]) | narrow_bits<T>(v[3]) << 16);
+      }
       return;
     }
   }
 #pragma unroll
-  for (int j = 0; j < N; ++j) p[j] = v[j];
+  for (int j = 0; j < N; ++j) p[j] = from_float<T>(v[j]);
 }
 
-// A pass's chunk at element i: read from the tensor, or, in a producing run's first pass, computed
-// from the producer's inputs (write_back is then set: the pass writes the tensor).
-template <int N>
+// A pass's chunk at element i: read from its tensor of T, or, in a producing run's first pass,
+// computed from the producer's inputs (write_back is then set: the pass writes the tensor).
+// Producers write F32 tensors only.
+template <class T, int N>
 __device__ __forceinline__ void load_pass_chunk(const PassArgs& args, int64_t i, float (&v)[N]) {
-  if (args.producer.kind == ProducerKind::None)
-    load_chunk<N>(args.x + i, v);
-  else
-    produce_chunk<N>(args.producer, i, v);
+  if constexpr (std::is_same_v<T, float>) {
+    if (args.producer.kind != ProducerKind::None) {
+      produce_chunk<N>(args.producer, i, v);
+      return;
+    }
+  }
+  load_chunk<N>(static_cast<const T*>(args.x) + i, v);
 }
 
 // A pass's chunk as its ops left it: into the tensor where the pass changes or writes it, and into
-// the capture.
-template <int N>
+// the capture. Each value is one of T already (changing ops round what they compute).
+template <class T, int N>
 __device__ __forceinline__ void store_pass_chunk(const PassArgs& args, int64_t i, const float (&v)[N]) {
-  if (args.write_back) store_chunk<N>(args.x + i, v);
-  if (args.capture) store_chunk<N>(args.capture + i, v);
+  if (args.write_back) store_chunk<N>(static_cast<T*>(args.x) + i, v);
+  if (args.capture) store_chunk<N>(static_cast<T*>(args.capture) + i, v);
 }
 
-// Float4 loads a thread issues before it works on any of them: a memory-bound pass needs bytes
-// in flight, and the work on a chunk would otherwise wait for each load in turn.
+// Chunk loads a thread issues before it works on any of them: a memory-bound pass needs bytes in
+// flight, and the work on a chunk would otherwise wait for each load in turn. (A 16-bit tensor's
+// chunks are eight bytes, so it has half as many bytes in flight as an F32 one: wider chunks would
+// need eight values to a chunk, twice the registers.)
 constexpr int kLoadsInFlight = 4;
 
 // The values a visitor loads per element: 1, or its kValues where it has them (2 for a pass that
@@ -113,7 +170,7 @@ struct ValuesPerElement<Visitor, std::void_t<decltype(Visitor::kValues)>> {
   static constexpr int value = Visitor::kValues;
 };
 
-// Loads the float4 chunks k, k + stride, ... (G of them) of the body at `body`.
+// Loads the chunks of four k, k + stride, ... (G of them) of the body at `body`.
 template <int G, int K, class Visitor>
 __device__ __forceinline__ void load_group(Visitor& visit, int64_t body, int64_t k, int64_t stride,
                                            float (&v)[G][4 * K]) {
@@ -121,23 +178,24 @@ __device__ __forceinline__ void load_group(Visitor& visit, int64_t body, int64_t
   for (int u = 0; u < G; ++u) visit.template load<4>(body + 4 * (k + u * stride), v[u]);
 }
 
-// Visits x[begin, end) as participant `index` of `stride`: scalars up to the first 16-byte
-// boundary, float4 chunks, then scalars for the tail. Every element is visited exactly once, and
+// Visits x[begin, end) as participant `index` of `stride`: scalars up to the first kChunkBytes
+// boundary, chunks of four (float4 for F32), then scalars for the tail. Every element is visited exactly once, and
 // each participant visits its chunks in increasing order. The visitor loads a chunk
 // (`load<N>(i, v)`, v holding N * K values, K = ValuesPerElement) and works on a group of G
-// chunks at once (`work<G, N>(i, step, v)`, chunk u at element i + u * step): float4 chunks come
+// chunks at once (`work<G, N>(i, step, v)`, chunk u at element i + u * step): chunks of four come
 // G = kLoadsInFlight / K to a group, each group's loads issued before the work on the group
 // before it, so that the reads of one overlap the arithmetic of the other; the chunks and scalars
 // left over come as groups of one.
-template <class Visitor>
-__device__ __forceinline__ void visit_range(const float* x, int64_t begin, int64_t end, int64_t index,
+template <class T, class Visitor>
+__device__ __forceinline__ void visit_range(const T* x, int64_t begin, int64_t end, int64_t index,
                                             int64_t stride, Visitor& visit) {
   constexpr int K = ValuesPerElement<Visitor>::value;
   static_assert(K >= 1 && kLoadsInFlight % K == 0, "a group holds whole chunks");
   constexpr int G = kLoadsInFlight / K;
   if (begin >= end) return;
   const uintptr_t address = reinterpret_cast<uintptr_t>(x + begin);
-  const int64_t to_boundary = static_cast<int64_t>(((16 - address % 16) % 16) / sizeof(float));
+  constexpr uintptr_t kBytes = kChunkBytes<T>;
+  const int64_t to_boundary = static_cast<int64_t>(((kBytes - address % kBytes) % kBytes) / sizeof(T));
   const int64_t body = begin + (to_boundary < end - begin ? to_boundary : end - begin);
   for (int64_t i = begin + index; i < body; i += stride) {
     float v[1][K];

@@ -30,9 +30,9 @@ constexpr int kMaxSharedAliveChannels = 4096;
 // One op of a pass as the kernel reads it (a kernel parameter, so it sits in constant memory).
 struct DeviceOp {
   PlannedOpKind kind;
-  float lo, hi;                     // clamp, bounds rounded to float as torch.clamp on F32
+  float lo, hi;                     // clamp, bounds rounded to the tensor's dtype as torch.clamp
   float* mask;                      // clamp's grad mask (numel) or nullptr
-  const float* scale;               // clipnorm's scale (1)
+  const float* scale;               // clipnorm's scale (1), a value of the tensor's dtype
   int bins;                         // hist
   double hist_lo, hist_hi;          // hist
   int hist_shared;                  // hist: first word in the block's shared histogram, or -1
@@ -44,13 +44,14 @@ struct DeviceOp {
 };
 
 struct PassArgs {
-  float* x;  // (n) the tensor
+  ProbeElement element;  // x's and capture's; the kernel that runs the pass is instantiated for it
+  void* x;               // (n) the tensor
   int64_t n;
   FusedProducer producer;  // kind None: x is read; else x is written from the producer's inputs
   int n_ops;
   DeviceOp ops[kMaxOps];
   bool write_back;   // some op changes the tensor
-  float* capture;    // (n) copy of the tensor at the pass's end, or nullptr
+  void* capture;     // (n) copy of the tensor at the pass's end, or nullptr
   int64_t inner;     // row length (row mode)
   int64_t rows;      // outer * channels (row mode)
   int64_t channels;  // channel finishing
@@ -59,8 +60,8 @@ struct PassArgs {
   // 64-bit division): inner_div divides by inner, channels_div by channels.
   bool fast_channels;
   FastDivmod inner_div, channels_div;
-  // Flat passes: no float4 chunk spans two rows (rows are whole chunks long and the tensor starts
-  // on a 16-byte boundary), so a chunk's first element tells its channel.
+  // Flat passes: no chunk of four spans two rows (rows are whole chunks long and the tensor starts
+  // on a chunk boundary), so a chunk's first element tells its channel.
   bool chunks_within_rows;
   // Dynamic shared memory: histogram words, then alive flag bytes (rounded up to whole words).
   int shared_hist_words;

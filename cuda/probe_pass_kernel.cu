@@ -9,6 +9,8 @@
 // whose per-channel moments need rows: then each warp takes rows (o, c). zeros finds dead channels
 // in either walk: in the flat one, an element that is > 0 or NaN sets its channel's alive flag
 // (in the block's shared memory, merged into the global flags when the block is done).
+// Each kernel is instantiated for the element types probes read (F32, BF16, F16: loaded as floats,
+// stored rounded back, probe_chunks.cuh); the producing passes read and write F32.
 // Per element a pass does F32 and 32-bit integer work only (ThreadAcc); fp64 comes in once per
 // group of chunks a thread loads together, and in the merges, so that the pass runs at the speed
 // of its reads.
@@ -29,9 +31,9 @@
 namespace hookrt::cuda::detail {
 namespace {
 
-// Runs a pass's ops, in order, on chunks of the tensor; kRows: the pass walks whole rows, so
+// Runs a pass's ops, in order, on chunks of its tensor of T; kRows: the pass walks whole rows, so
 // per-channel ops accumulate into the row's accumulators.
-template <bool kRows>
+template <bool kRows, class T>
 struct PassVisitor {
   const PassArgs& args;
   ThreadAcc (&flat)[kMaxOps];
@@ -42,7 +44,7 @@ struct PassVisitor {
 
   template <int N>
   __device__ __forceinline__ void load(int64_t i, float (&v)[N]) const {
-    load_pass_chunk<N>(args, i, v);
+    load_pass_chunk<T, N>(args, i, v);
   }
 
   // The pass's ops, in order, each on the whole group: the ops work value by value, so each
@@ -62,7 +64,7 @@ struct PassVisitor {
 #pragma unroll
           for (int u = 0; u < G; ++u)
 #pragma unroll
-            for (int j = 0; j < N; ++j) v[u][j] *= scales[k];
+            for (int j = 0; j < N; ++j) v[u][j] = round_to<T>(v[u][j] * scales[k]);
           break;
         case PlannedOpKind::Stats: accumulate_stats_group<G, N>(v, flat[k]); break;
         case PlannedOpKind::NonFinite:
@@ -100,7 +102,7 @@ struct PassVisitor {
       }
     }
 #pragma unroll
-    for (int u = 0; u < G; ++u) store_pass_chunk<N>(args, i + u * step, v[u]);
+    for (int u = 0; u < G; ++u) store_pass_chunk<T, N>(args, i + u * step, v[u]);
   }
 };
 
@@ -130,6 +132,7 @@ __device__ __forceinline__ void probe_common_group(const PassArgs& args, ThreadA
 // zeros adds its count beside them: a handful of registers rather than one accumulator per op,
 // so that more warps fit on a multiprocessor and keep more loads in flight. Each op's slot reads
 // only its own fields, so the slots have the bits the general pass gives them.
+template <class T>
 struct CommonVisitor {
   const PassArgs& args;
   ThreadAcc& acc;
@@ -138,21 +141,21 @@ struct CommonVisitor {
 
   template <int N>
   __device__ __forceinline__ void load(int64_t i, float (&v)[N]) const {
-    load_pass_chunk<N>(args, i, v);
+    load_pass_chunk<T, N>(args, i, v);
   }
 
   template <int G, int N>
   __device__ __forceinline__ void work(int64_t i, int64_t step, float (&v)[G][N]) {
     probe_common_group<G, N>(args, acc, alive, zeros, i, step, v);
 #pragma unroll
-    for (int u = 0; u < G; ++u) store_pass_chunk<N>(args, i + u * step, v[u]);
+    for (int u = 0; u < G; ++u) store_pass_chunk<T, N>(args, i + u * step, v[u]);
   }
 };
 
 // What a pass that probes its producing op's input keeps besides the values: both tensors'
 // accumulators and alive flags. The input's ops run on the input as loaded; the output's (when it
 // has any) on the op's result, which is then stored. One more accumulator than the common pass,
-// and the input never read twice.
+// and the input never read twice. Producing ops write F32 tensors from F32 inputs.
 struct InputProbing {
   const PassArgs& args;
   ThreadAcc& acc;
@@ -168,7 +171,7 @@ struct InputProbing {
   __device__ __forceinline__ void output(int64_t i, int64_t step, const float (&y)[G][N]) {
     if (args.n_ops > 0) probe_common_group<G, N>(args, acc, alive, zeros, i, step, y);
 #pragma unroll
-    for (int u = 0; u < G; ++u) store_pass_chunk<N>(args, i + u * step, y[u]);
+    for (int u = 0; u < G; ++u) store_pass_chunk<float, N>(args, i + u * step, y[u]);
   }
 };
 
@@ -308,9 +311,9 @@ __device__ __forceinline__ void finish_if_last_block(const PassArgs& args, const
   if (threadIdx.x == 0) *args.done = 0;
 }
 
-// One pass. Flat mode: a grid-stride walk over the whole tensor. Row mode: each warp takes rows
-// (o, c) in a grid-stride walk and leaves one partial per row and per-channel op.
-template <bool kRows>
+// One pass over a tensor of T. Flat mode: a grid-stride walk over the whole tensor. Row mode: each
+// warp takes rows (o, c) in a grid-stride walk and leaves one partial per row and per-channel op.
+template <bool kRows, class T>
 __global__ void __launch_bounds__(kBlock) fused_pass_kernel(const PassArgs args, FlatAcc* partials) {
   // (args.shared_hist_words) histogram words, then (args.shared_alive_words) words of alive flags
   extern __shared__ unsigned shared_words[];
@@ -328,10 +331,11 @@ __global__ void __launch_bounds__(kBlock) fused_pass_kernel(const PassArgs args,
     row[k] = empty_row();
     scales[k] = (k < args.n_ops && args.ops[k].kind == PlannedOpKind::ClipNorm) ? *args.ops[k].scale : 1.0f;
   }
-  PassVisitor<kRows> visit{args, flat, row, scales, shared_hist, shared_alive};
+  PassVisitor<kRows, T> visit{args, flat, row, scales, shared_hist, shared_alive};
+  const T* x = static_cast<const T*>(args.x);
 
   if constexpr (!kRows) {
-    visit_range(args.x, 0, args.n, static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x,
+    visit_range(x, 0, args.n, static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x,
                 static_cast<int64_t>(gridDim.x) * kBlock, visit);
   } else {
     const int lane = threadIdx.x % kWarpSize;
@@ -341,7 +345,7 @@ __global__ void __launch_bounds__(kBlock) fused_pass_kernel(const PassArgs args,
          r += warps) {
 #pragma unroll
       for (int k = 0; k < kMaxOps; ++k) row[k] = empty_row();
-      visit_range(args.x, r * args.inner, (r + 1) * args.inner, lane, kWarpSize, visit);
+      visit_range(x, r * args.inner, (r + 1) * args.inner, lane, kWarpSize, visit);
 #pragma unroll
       for (int k = 0; k < kMaxOps; ++k) {
         if (k >= args.n_ops || !per_channel_kind(args.ops[k].kind)) continue;
@@ -380,8 +384,10 @@ __global__ void __launch_bounds__(kBlock) fused_pass_kernel(const PassArgs args,
   if constexpr (!kRows) finish_if_last_block(args, partials, temp);
 }
 
-// The common pass (CommonVisitor), flat, finished by its last block as the general flat pass is,
-// run by block `block` of the pass's `blocks` (a grid's, or a share of a batch's grid).
+// The common pass (CommonVisitor) over a tensor of T, flat, finished by its last block as the
+// general flat pass is, run by block `block` of the pass's `blocks` (a grid's, or a share of a
+// batch's grid).
+template <class T>
 __device__ __forceinline__ void common_pass(const PassArgs& args, FlatAcc* partials, int block, int blocks) {
   extern __shared__ unsigned shared_words[];  // (args.shared_alive_words) words of alive flags
   for (int w = threadIdx.x; w < args.shared_alive_words; w += kBlock) shared_words[w] = 0;
@@ -392,10 +398,10 @@ __device__ __forceinline__ void common_pass(const PassArgs& args, FlatAcc* parti
   for (int k = 0; k < args.n_ops; ++k)
     if (args.ops[k].kind == PlannedOpKind::Zeros) zeros_op = k;
   ThreadAcc acc = empty_thread();
-  CommonVisitor visit{args, acc,
-                      zeros_op >= 0 ? alive_flags(args.ops[zeros_op], shared_alive) : AliveFlags{nullptr, nullptr},
-                      zeros_op >= 0};
-  visit_range(args.x, 0, args.n, static_cast<int64_t>(block) * kBlock + threadIdx.x,
+  CommonVisitor<T> visit{args, acc,
+                         zeros_op >= 0 ? alive_flags(args.ops[zeros_op], shared_alive) : AliveFlags{nullptr, nullptr},
+                         zeros_op >= 0};
+  visit_range(static_cast<const T*>(args.x), 0, args.n, static_cast<int64_t>(block) * kBlock + threadIdx.x,
               static_cast<int64_t>(blocks) * kBlock, visit);
 
   __syncthreads();  // the block's shared alive flags are complete
@@ -409,18 +415,20 @@ __device__ __forceinline__ void common_pass(const PassArgs& args, FlatAcc* parti
   if (threadIdx.x == 0) *args.done = 0;
 }
 
+template <class T>
 __global__ void __launch_bounds__(kBlock, 2) common_pass_kernel(const PassArgs args, FlatAcc* partials) {
-  common_pass(args, partials, static_cast<int>(blockIdx.x), static_cast<int>(gridDim.x));
+  common_pass<T>(args, partials, static_cast<int>(blockIdx.x), static_cast<int>(gridDim.x));
 }
 
-// Several common passes as one grid: pass r has blocks [first_block[r], first_block[r + 1]) and
-// its partials at partials[r]. The arguments stay in the kernel's parameter space
+// Several common passes over tensors of T as one grid: pass r has blocks [first_block[r],
+// first_block[r + 1]) and its partials at partials[r]. The arguments stay in the kernel's parameter space
 // (__grid_constant__), where a block indexes them by its pass without copying them.
+template <class T>
 __global__ void __launch_bounds__(kBlock, 2) batch_common_pass_kernel(const __grid_constant__ BatchPassArgs batch) {
   const int b = static_cast<int>(blockIdx.x);
   int r = 0;
   while (r + 1 < batch.passes && b >= batch.first_block[r + 1]) ++r;
-  common_pass(batch.pass[r], batch.partials[r], b - batch.first_block[r], batch.first_block[r + 1] - batch.first_block[r]);
+  common_pass<T>(batch.pass[r], batch.partials[r], b - batch.first_block[r], batch.first_block[r + 1] - batch.first_block[r]);
 }
 
 // The common pass of a producing op's output with its input's probes (ReluInputVisitor,
@@ -448,7 +456,7 @@ __global__ void __launch_bounds__(kBlock, 2)
                    input_zeros_op >= 0 ? alive_flags(input.ops[input_zeros_op], shared_alive) : none,
                    zeros_op >= 0, input_zeros_op >= 0}};
   const int blocks = static_cast<int>(gridDim.x);
-  visit_range(args.x, 0, args.n, static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x,
+  visit_range(static_cast<const float*>(args.x), 0, args.n, static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x,
               static_cast<int64_t>(blocks) * kBlock, visit);
 
   __syncthreads();  // the block's shared alive flags are complete
@@ -520,19 +528,39 @@ PassKernel pass_kernel_for(const PlannedPass& pass) {
   return zeros <= 1 ? PassKernel::Common : PassKernel::Flat;
 }
 
-int fused_pass_blocks_per_multiprocessor(PassKernel kernel) {
-  int blocks = 0;
-  switch (kernel) {
-    case PassKernel::Rows:
-      HOOKRT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, fused_pass_kernel<true>, kBlock, 0));
-      break;
-    case PassKernel::Flat:
-      HOOKRT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, fused_pass_kernel<false>, kBlock, 0));
-      break;
-    case PassKernel::Common:
-      HOOKRT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, common_pass_kernel, kBlock, 0));
-      break;
+namespace {
+
+// Calls fn with a value of the element type's device type (float, __nv_bfloat16, __half).
+template <class Fn>
+void with_element_type(ProbeElement element, Fn fn) {
+  switch (element) {
+    case ProbeElement::F32: return fn(float{});
+    case ProbeElement::BF16: return fn(__nv_bfloat16{});
+    case ProbeElement::F16: return fn(__half{});
   }
+  throw Error("internal: no probe kernel reads element type " + std::to_string(static_cast<int>(element)));
+}
+
+// Calls fn with the kernel that runs a pass of `kernel`'s kind over a tensor of `element`.
+template <class Fn>
+void with_pass_kernel(PassKernel kernel, ProbeElement element, Fn fn) {
+  with_element_type(element, [&](auto value) {
+    using T = decltype(value);
+    switch (kernel) {
+      case PassKernel::Rows: return fn(fused_pass_kernel<true, T>);
+      case PassKernel::Flat: return fn(fused_pass_kernel<false, T>);
+      case PassKernel::Common: return fn(common_pass_kernel<T>);
+    }
+  });
+}
+
+}  // namespace
+
+int fused_pass_blocks_per_multiprocessor(PassKernel kernel, ProbeElement element) {
+  int blocks = 0;
+  with_pass_kernel(kernel, element, [&](auto pass_kernel) {
+    HOOKRT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, pass_kernel, kBlock, 0));
+  });
   return blocks;
 }
 
@@ -540,9 +568,16 @@ void launch_batch_common_pass(const BatchPassArgs& batch, cudaStream_t stream) {
   if (batch.passes < 1 || batch.passes > kMaxBatchPasses)
     throw Error("internal: a batch of " + std::to_string(batch.passes) + " probe passes");
   int shared_words = 0;
-  for (int r = 0; r < batch.passes; ++r) shared_words = std::max(shared_words, batch.pass[r].shared_alive_words);
+  for (int r = 0; r < batch.passes; ++r) {
+    if (batch.pass[r].element != batch.pass[0].element)
+      throw Error("internal: a batch of probe passes over tensors of different element types");
+    shared_words = std::max(shared_words, batch.pass[r].shared_alive_words);
+  }
   const size_t shared_bytes = static_cast<size_t>(shared_words) * sizeof(unsigned);
-  batch_common_pass_kernel<<<batch.first_block[batch.passes], kBlock, shared_bytes, stream>>>(batch);
+  with_element_type(batch.pass[0].element, [&](auto value) {
+    using T = decltype(value);
+    batch_common_pass_kernel<T><<<batch.first_block[batch.passes], kBlock, shared_bytes, stream>>>(batch);
+  });
   HOOKRT_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -550,11 +585,9 @@ void launch_fused_pass(const PassArgs& args, PassKernel kernel, int blocks, Flat
                        cudaStream_t stream) {
   const size_t shared_bytes =
       static_cast<size_t>(args.shared_hist_words + args.shared_alive_words) * sizeof(unsigned);
-  switch (kernel) {
-    case PassKernel::Rows: fused_pass_kernel<true><<<blocks, kBlock, shared_bytes, stream>>>(args, partials); break;
-    case PassKernel::Flat: fused_pass_kernel<false><<<blocks, kBlock, shared_bytes, stream>>>(args, partials); break;
-    case PassKernel::Common: common_pass_kernel<<<blocks, kBlock, shared_bytes, stream>>>(args, partials); break;
-  }
+  with_pass_kernel(kernel, args.element, [&](auto pass_kernel) {
+    pass_kernel<<<blocks, kBlock, shared_bytes, stream>>>(args, partials);
+  });
   HOOKRT_CUDA_CHECK(cudaGetLastError());
 }
 

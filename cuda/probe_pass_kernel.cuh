@@ -15,11 +15,11 @@ namespace hookrt::cuda::detail {
 enum class PassKernel { Rows, Flat, Common };
 PassKernel pass_kernel_for(const PlannedPass& pass);
 
-// How many blocks of the kernel one multiprocessor holds at once, as its registers allow; throws
-// Error if the query fails.
-int fused_pass_blocks_per_multiprocessor(PassKernel kernel);
+// How many blocks of the kernel, for tensors of `element`, one multiprocessor holds at once, as its
+// registers allow; throws Error if the query fails.
+int fused_pass_blocks_per_multiprocessor(PassKernel kernel, ProbeElement element);
 
-// Queues the pass on `stream` as `blocks` blocks of kBlock threads; block b leaves op k's flat
+// Queues the pass on `stream` as `blocks` blocks of kBlock threads of the kernel for args.element; block b leaves op k's flat
 // partial at partials[b * kMaxOps + k] (Common: one at partials[b * kMaxOps], its ops' one
 // accumulator). A flat pass (Flat, Common) finishes itself and writes
 // the slot, given args.done and its ops' counters zeroed, which it leaves zeroed. Shared memory
@@ -32,7 +32,8 @@ void launch_fused_pass(const PassArgs& args, PassKernel kernel, int blocks, Flat
 // consecutive probe runs on different tensors, so that a run's fixed cost (the launch, the last
 // block's finish) is paid once for all of them. Pass r runs as blocks [first_block[r],
 // first_block[r + 1]) of the grid, with the partials of its own launch at partials[r]: with the
-// blocks its own launch would have, its slot gets the same bits.
+// blocks its own launch would have, its slot gets the same bits. Every pass of a batch reads the
+// same element type.
 constexpr int kMaxBatchPasses = static_cast<int>(kMaxBatchedProbeRuns);
 struct BatchPassArgs {
   int passes;
@@ -48,7 +49,7 @@ void launch_batch_common_pass(const BatchPassArgs& batch, cudaStream_t stream);
 // The passes that write a producing op's output (args: its producer, common ops, possibly none)
 // and also run `input`'s ops on one of the op's inputs as they load it, so that the input is read
 // once for both. A variant per op and input: ReLU's input, either input of the residual add's
-// ReLU, and ReLU backward's incoming gradient; -1 for any other.
+// ReLU, and ReLU backward's incoming gradient; -1 for any other. F32 tensors only.
 int probing_input_variant(ProducerKind kind, int input);
 int probing_input_blocks_per_multiprocessor(int variant);
 // Block b leaves the output's partial at partials[b * kMaxOps] and the input's at

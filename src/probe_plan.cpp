@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <variant>
 
+#include "cpu/probe_values.h"
 #include "cpu/probes.h"
 #include "hookrt/error.h"
 
@@ -268,15 +269,20 @@ int64_t hist_slot_index(double value, const PlannedOp& op) {
   return probe_slot::kHistCounts + cpu::hist_bin(value, probes::Hist{op.bins, op.hist_lo, op.hist_hi});
 }
 
-// x after ops [0, end) of a pass, without any side effect: what a clipnorm's norm pass sees.
-float transformed(float x, const std::vector<PlannedOp>& ops, const std::vector<OpAccumulator>& acc, size_t end) {
+// The clamp bounds as torch.clamp applies them: converted to the tensor's dtype (through float).
+float clamp_bound(double bound, DType dtype) { return cpu::round_to_dtype(static_cast<float>(bound), dtype); }
+
+// x after ops [0, end) of a pass, without any side effect: what a clipnorm's norm pass sees. Each
+// changing op's result is rounded to the tensor's dtype, as it is stored.
+float transformed(float x, const std::vector<PlannedOp>& ops, const std::vector<OpAccumulator>& acc, size_t end,
+                  DType dtype) {
   for (size_t k = 0; k < end; ++k) {
     if (ops[k].kind == PlannedOpKind::Clamp) {
-      const float lo = static_cast<float>(ops[k].clamp_lo), hi = static_cast<float>(ops[k].clamp_hi);
+      const float lo = clamp_bound(ops[k].clamp_lo, dtype), hi = clamp_bound(ops[k].clamp_hi, dtype);
       if (x < lo) x = lo;
       if (x > hi) x = hi;
     } else if (ops[k].kind == PlannedOpKind::ClipNorm) {
-      x *= acc[k].scale;
+      x = cpu::round_to_dtype(x * acc[k].scale, dtype);
     }
   }
   return x;
@@ -285,7 +291,9 @@ float transformed(float x, const std::vector<PlannedOp>& ops, const std::vector<
 }  // namespace
 
 ReferenceProbeRun accumulate_probe_slot(const ProbePlan& plan, Tensor& tensor) {
-  float* x = cpu::probe_data(tensor, "accumulate_probe_slot");
+  cpu::ProbeValues values(tensor, "accumulate_probe_slot");
+  float* x = values.data();
+  const DType dtype = values.dtype();
   if (tensor.numel() != plan.numel)
     throw Error("accumulate_probe_slot: the tensor has " + std::to_string(tensor.numel()) +
                 " elements; the plan was made for " + std::to_string(plan.numel));
@@ -317,11 +325,11 @@ ReferenceProbeRun accumulate_probe_slot(const ProbePlan& plan, Tensor& tensor) {
       // The norm pass: the norm of the tensor as the ops before this clipnorm leave it.
       double squares = 0;
       for (int64_t i = 0; i < n; ++i) {
-        const double v = transformed(x[i], ops, acc, k);
+        const double v = transformed(x[i], ops, acc, k, dtype);
         squares += v * v;
       }
       const double norm = std::sqrt(squares);
-      acc[k].scale = cpu::clip_coefficient(norm, ops[k].max_norm);
+      acc[k].scale = cpu::clip_coefficient(norm, ops[k].max_norm, dtype);
       put(ops[k], s::kClipNormNorm, norm);
       put(ops[k], s::kClipNormScale, acc[k].scale);
     }
@@ -336,8 +344,8 @@ ReferenceProbeRun accumulate_probe_slot(const ProbePlan& plan, Tensor& tensor) {
         const bool finite = std::isfinite(v);
         switch (op.kind) {
           case PlannedOpKind::Clamp: {
-            // torch.clamp on F32 compares with and stores the bounds rounded to float.
-            const float lo = static_cast<float>(op.clamp_lo), hi = static_cast<float>(op.clamp_hi);
+            // torch.clamp compares with and stores the bounds in the tensor's dtype.
+            const float lo = clamp_bound(op.clamp_lo, dtype), hi = clamp_bound(op.clamp_hi, dtype);
             masks[k].data<float>()[i] = (v >= lo && v <= hi) ? 1.0f : 0.0f;
             float after = v;
             if (after < lo) after = lo;
@@ -346,7 +354,7 @@ ReferenceProbeRun accumulate_probe_slot(const ProbePlan& plan, Tensor& tensor) {
             v = after;
             break;
           }
-          case PlannedOpKind::ClipNorm: v *= a.scale; break;
+          case PlannedOpKind::ClipNorm: v = cpu::round_to_dtype(v * a.scale, dtype); break;
           case PlannedOpKind::Stats:
           case PlannedOpKind::NonFinite:
             if (!finite) {
@@ -430,7 +438,9 @@ ReferenceProbeRun accumulate_probe_slot(const ProbePlan& plan, Tensor& tensor) {
         }
       }
     }
-    if (capture.defined()) run.captures.push_back(capture);
+    if (pass.changes_tensor()) values.store();
+    // The values are those of the tensor's dtype: converting the copy back is exact.
+    if (capture.defined()) run.captures.push_back(dtype == DType::F32 ? capture : capture.to(dtype));
   }
   return run;
 }

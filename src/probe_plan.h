@@ -107,8 +107,9 @@ struct DecodedProbes {
 DecodedProbes decode_probe_slot(const ProbePlan& plan, std::span<const double> slot,
                                 const std::vector<Tensor>& captures);
 
-// The host reference of the kernels: runs `plan` on a host F32 tensor, rewriting it in place as
-// the passes do, and fills a slot in the kernels' layout with their algorithm.
+// The host reference of the kernels: runs `plan` on a host F32, F16 or BF16 tensor (as
+// cpu/probe_values.h reads and rounds them), rewriting it in place as the passes do, and fills a
+// slot in the kernels' layout with their algorithm.
 struct ReferenceProbeRun {
   std::vector<double> slot;
   std::vector<Tensor> captures;  // one per pass with captures, as decode_probe_slot takes them

@@ -74,6 +74,7 @@ json probe_benchmarks() {
               {"benchmarks",
                {gbench_run("BM_ProbePass/64/min_time:0.300/manual_time", 30.0, "us", {{"read_GB/s", 2.25e12}}),
                 gbench_run("BM_ProbePassEager/64/min_time:0.300/manual_time", 45.0, "us", {{"read_GB/s", 1.5e12}}),
+                gbench_run("BM_ProbePassBf16/64/min_time:0.300/manual_time", 32.0, "us", {{"read_GB/s", 2.0e12}}),
                 gbench_run("BM_DeviceCopy/64/min_time:0.300/manual_time", 50.0, "us",
                            {{"read+write_GB/s", 2.5e12}}),
                 gbench_run("BM_ProbeBatch/1/min_time:0.300/manual_time", 30.0, "us", {{"read_GB/s", 4.0e11}}),
@@ -134,6 +135,8 @@ TEST(DeviceFigures, KeepsTheFiguresThatResultsFilesAlreadyHold) {
   EXPECT_EQ(f["probe_pass_64MiB_read_GBps"]["ratio"], 0.9);
   EXPECT_EQ(f["probe_pass_eager_64MiB_read_GBps"]["value"], 1500.0);  // the eager call, against the same copy
   EXPECT_EQ(f["probe_pass_eager_64MiB_read_GBps"]["ratio"], 0.6);
+  EXPECT_EQ(f["probe_pass_bf16_64MiB_read_GBps"]["value"], 2000.0);  // BF16 values, the same bytes
+  EXPECT_EQ(f["probe_pass_bf16_64MiB_read_GBps"]["ratio"], 0.8);
   EXPECT_EQ(f["probe_batch_6x1MiB_read_GBps"]["value"], 400.0);  // six runs in one launch...
   EXPECT_EQ(f["probe_batch_6x1MiB_read_GBps"]["baseline"], 100.0);  // ...against six launches
   EXPECT_EQ(f["probe_batch_6x1MiB_read_GBps"]["ratio"], 4.0);

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #if HOOKRT_WITH_CUDA
+#include <iterator>
 #include <optional>
 #include <string>
 #include <utility>
@@ -38,7 +39,7 @@ const ProbeList& common_probes() {
 
 struct Case {
   Shape shape;
-  size_t offset;  // floats into its allocation: 0 is 16-byte aligned
+  size_t offset;  // elements into its allocation: 0 is on a chunk boundary
   uint64_t seed;
   bool dead_channels = false;  // channels 1 and 3 (where there is a 3) hold nothing above zero
 };
@@ -68,10 +69,10 @@ Tensor host_tensor(const Case& c) {
   return t;
 }
 
-// The host tensor on the device, `offset` floats into its allocation.
+// The host tensor on the device, `offset` elements into its allocation.
 Tensor device_view(Backend& gpu, const Tensor& host, size_t offset) {
-  Tensor backing = gpu.empty({host.numel() + 4}, DType::F32);
-  Tensor view(backing.storage(), host.shape(), DType::F32, offset * sizeof(float));
+  Tensor backing = gpu.empty({host.numel() + 4}, host.dtype());
+  Tensor view(backing.storage(), host.shape(), host.dtype(), offset * dtype_size(host.dtype()));
   gpu.copy(host, view);
   return view;
 }
@@ -137,6 +138,50 @@ TEST_F(GpuProbeBatches, GiveEachRunTheResultsOfItsOwnLaunchAndOfTheCpuEngine) {
     cpu::run_probes(common_probes(), host, want, options_for(host.shape()));
     expect_same_results(batched[i].results, want.results, kRel, 0.0, name + ", against the CPU engine");
   }
+}
+
+TEST_F(GpuProbeBatches, GiveBfloat16AndHalfRunsTheResultsOfTheirOwnLaunchesToo) {
+  for (const DType dtype : {DType::BF16, DType::F16}) {
+    std::vector<Tensor> narrow_hosts, narrow;
+    for (size_t i = 0; i < kCases.size(); ++i) {
+      narrow_hosts.push_back(hosts[i].to(dtype));
+      narrow.push_back(device_view(*gpu, narrow_hosts.back(), kCases[i].offset));
+    }
+    const std::vector<ProbeRecord> batched = run_all(*gpu, narrow, /*apart=*/false);
+    const std::vector<ProbeRecord> apart = run_all(*gpu, narrow, /*apart=*/true);
+    for (size_t i = 0; i < kCases.size(); ++i) {
+      const std::string name = dtype_name(dtype) + " run " + std::to_string(i) + " " + shape_string(kCases[i].shape);
+      expect_same_results(batched[i].results, apart[i].results, 0.0, 0.0, name + ", batched vs alone");
+      ProbeRecord want;
+      Tensor host = narrow_hosts[i];
+      cpu::run_probes(common_probes(), host, want, options_for(host.shape()));
+      expect_same_results(batched[i].results, want.results, kRel, 0.0, name + ", against the CPU engine");
+    }
+  }
+}
+
+// A batch's kernel reads one element type: runs over F32, then BF16, then F16 tensors are three
+// launches, each run still getting its own results.
+TEST_F(GpuProbeBatches, StartAnotherBatchWhereTheElementTypeChanges) {
+  const DType dtypes[] = {DType::F32, DType::F32, DType::BF16, DType::BF16, DType::F16};
+  std::vector<Tensor> mixed_hosts, mixed;
+  for (size_t i = 0; i < std::size(dtypes); ++i) {
+    mixed_hosts.push_back(hosts[i].to(dtypes[i]));
+    mixed.push_back(device_view(*gpu, mixed_hosts.back(), kCases[i].offset));
+  }
+  gpu->synchronize();
+  const std::vector<ProbeRecord> records = run_all(*gpu, mixed, /*apart=*/false);
+  for (size_t i = 0; i < mixed.size(); ++i) {
+    ProbeRecord want;
+    Tensor host = mixed_hosts[i];
+    cpu::run_probes(common_probes(), host, want, options_for(host.shape()));
+    expect_same_results(records[i].results, want.results, kRel, 0.0, dtype_name(dtypes[i]) + " run " + std::to_string(i));
+  }
+  std::string why_not_counted;
+  const std::optional<cuda::LaunchCounts> counts =
+      cuda::count_launches([&] { run_all(*gpu, mixed, /*apart=*/false); }, &why_not_counted);
+  if (!counts) GTEST_SKIP() << "launches not counted: " << why_not_counted;
+  EXPECT_EQ(counts->kernels, 3) << "one launch per run of tensors of one element type";
 }
 
 TEST_F(GpuProbeBatches, LaunchAFullBatchAsOneKernel) {

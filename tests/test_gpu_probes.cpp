@@ -2,7 +2,7 @@
 // probe alone and together, the changing probes in every order, sizes that are not multiples of
 // 4, a tensor whose data is not 16-byte aligned, empty and one-element tensors, a tensor larger
 // than the grid or past 2^32 elements, counters left zero for the next run, gradient transforms,
-// halting, and bit-identical results from run to run. Each
+// halting, bit-identical results from run to run, and BF16 and F16 tensors. Each
 // test skips, saying why, where there is no GPU. The comparisons are those of test_probe_plan.cpp
 // (tests/support/probe_results), which holds the host reference to the same CPU engine.
 #include <gtest/gtest.h>
@@ -32,6 +32,13 @@ constexpr double kRel = 1e-5;
 // Tensors after a clipnorm are x * scale; the scale is a float from the norm and may round one
 // ulp apart when the GPU's norm (another summation order) lands on a float boundary.
 constexpr double kScaledRel = 1e-6;
+// On F16 and BF16 tensors the scale and each product are rounded to the dtype, so that ulp may
+// become one of the dtype's: 2^-10 relative for half, 2^-7 for bfloat16 (8 significant bits).
+double scaled_rel(DType dtype) {
+  if (dtype == DType::BF16) return 1.0 / 128;
+  if (dtype == DType::F16) return 1.0 / 1024;
+  return kScaledRel;
+}
 
 bool has_clipnorm(const ProbeList& list) {
   for (const Probe& probe : list)
@@ -62,7 +69,7 @@ void expect_gpu_matches_cpu(Backend& gpu, const ProbeList& list, const Tensor& h
   const ProbeRunEffects cpu_effects = cpu::run_probes(list, cpu_tensor, cpu_record, options);
   const GpuRun got = run_on_gpu(gpu, list, device_tensor, options);
 
-  const double tensor_rel = has_clipnorm(list) ? kScaledRel : 0.0;
+  const double tensor_rel = has_clipnorm(list) ? scaled_rel(host.dtype()) : 0.0;
   expect_same_results(got.record.results, cpu_record.results, kRel, tensor_rel, what);
   expect_same_floats(got.tensor, cpu_tensor, tensor_rel, what + " tensor");
   EXPECT_EQ(got.effects.halt, cpu_effects.halt) << what;
@@ -74,7 +81,7 @@ void expect_gpu_matches_cpu(Backend& gpu, const ProbeList& list, const Tensor& h
     ASSERT_EQ(g.kind, w.kind) << what;
     ASSERT_EQ(g.factor.device(), Device::CUDA) << what << " transform " << i << " stays on the device";
     ASSERT_EQ(g.factor.dtype(), DType::F32) << what;
-    expect_same_floats(gpu.to_host(g.factor), w.factor, g.kind == GradTransform::Kind::Scale ? kScaledRel : 0.0,
+    expect_same_floats(gpu.to_host(g.factor), w.factor, g.kind == GradTransform::Kind::Scale ? scaled_rel(host.dtype()) : 0.0,
                        what + " transform " + std::to_string(i));
   }
 }
@@ -218,6 +225,83 @@ TEST(GpuProbes, MatchOnATensorWhoseDataIsNotSixteenByteAligned) {
       for (int64_t i = n + static_cast<int64_t>(offset_floats); i < n + 4; ++i)
         EXPECT_EQ(all.data<float>()[i], 7.0f) << "sentinel " << i;
     }
+  }
+}
+
+// ---- F16 and BF16 tensors: read as floats, changes rounded to the dtype (cpu/probe_values.h) ----
+
+constexpr DType k16BitTypes[] = {DType::BF16, DType::F16};
+
+TEST(GpuProbes, MatchTheCpuEngineForEveryProbeOnBfloat16AndHalfTensors) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  uint64_t seed = 600;
+  for (const DType dtype : k16BitTypes) {
+    for (const int64_t n : {1, 3, 5, 7, 1023, 4099})
+      for (const std::string& list : kEveryProbeAlone)
+        expect_gpu_matches_cpu(*gpu, list, nasty_tensor({n}, seed++).to(dtype), 0);
+    expect_gpu_matches_cpu(*gpu, every_probe_together(), nasty_tensor({8, 64, 9, 9}, seed++).to(dtype), 1);
+    for (const std::string& list : kOrders) {
+      expect_gpu_matches_cpu(*gpu, list, nasty_tensor({3, 4, 5, 6}, seed++).to(dtype), 1);
+      expect_gpu_matches_cpu(*gpu, list, nasty_tensor({1021}, seed++, 0.0, 0.05).to(dtype), 0);
+    }
+  }
+}
+
+TEST(GpuProbes, MatchOn16BitTensorsWhoseDataIsNotOnAChunkBoundary) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  uint64_t seed = 700;
+  for (const DType dtype : k16BitTypes)
+    for (const int64_t n : {int64_t{1}, int64_t{3}, int64_t{4}, int64_t{5}, int64_t{1023}, int64_t{4099}})
+      for (const size_t offset : {size_t{1}, size_t{2}, size_t{3}}) {
+        // A view one to three elements into a device allocation of sentinels: chunks of four are
+        // eight bytes, so each offset starts the tensor at another place in its first chunk.
+        Tensor backing = gpu->from_host(Tensor::full({n + 4}, 7.0, dtype));
+        Tensor view(backing.storage(), {n}, dtype, offset * dtype_size(dtype));
+        const Tensor host = nasty_tensor({n}, seed++).to(dtype);
+        gpu->copy(host, view);
+        ProbeRunOptions options;
+        options.channel_axis = 0;
+        options.want_grad_transforms = true;
+        const std::string list = "stats,clamp=-1:1,capture,hist=8:-2:2,clipnorm=1,zeros,channels,nonfinite";
+        expect_gpu_matches_cpu(*gpu, parse_list(list), host, view, options,
+                               dtype_name(dtype) + " [" + list + "] at offset " + std::to_string(offset) + ", n " +
+                                   std::to_string(n));
+        const Tensor all = gpu->to_host(backing);
+        for (int64_t i = 0; i < n + 4; ++i)
+          if (i < static_cast<int64_t>(offset) || i >= n + static_cast<int64_t>(offset))
+            EXPECT_EQ(all.item(i), 7.0) << dtype_name(dtype) << " sentinel " << i;
+      }
+}
+
+TEST(GpuProbes, RefuseOtherDtypesInTheCpuEnginesWords) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  for (const DType dtype : {DType::F64, DType::I64, DType::U8}) {
+    Tensor t = gpu->from_host(Tensor::zeros({3}, dtype));
+    ProbeRecord record;
+    try {
+      gpu->run_probes(parse_list("stats"), t, record, {});
+      ADD_FAILURE() << dtype_name(dtype) << " was probed";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("probes run on F32, F16 and BF16 tensors, got " + dtype_name(dtype)),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
+
+TEST(GpuProbes, RoundClipnormsInTheTensorsDtypeLikeTheCpuEngine) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  // clip_grad_norm_ on [3, 4] with max_norm 1: the scale and products in the dtype (the CPU
+  // engine's own test spells out the bits).
+  for (const DType dtype : k16BitTypes) {
+    const Tensor host = Tensor::from_vector(std::vector<float>{3.0f, 4.0f}, {2}).to(dtype);
+    Tensor device_tensor = gpu->from_host(host);
+    ProbeRecord record;
+    testing::run_probes_now(*gpu, parse_list("clipnorm=1"), device_tensor, record, {});
+    Tensor cpu_tensor = host.clone();
+    const ClipNormResult want = cpu::apply_clipnorm(cpu_tensor, {1.0});
+    EXPECT_EQ(std::get<ClipNormResult>(record.results.at(0)).scale, want.scale) << dtype_name(dtype);
+    expect_same_floats(gpu->to_host(device_tensor), cpu_tensor, 0.0, dtype_name(dtype));
   }
 }
 

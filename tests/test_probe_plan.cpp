@@ -150,6 +150,14 @@ TEST(ProbePlanReference, KeepsTheOrderRuleForChangingProbesInEveryOrder) {
   }
 }
 
+TEST(ProbePlanReference, MatchesTheCpuEngineOnHalfAndBfloat16Tensors) {
+  uint64_t seed = 300;
+  for (const DType dtype : {DType::BF16, DType::F16}) {
+    for (const std::string& list : kEveryProbeAlone) expect_plan_matches_cpu(list, nasty_tensor({3, 7, 5}, seed++).to(dtype), 1);
+    for (const std::string& list : kOrders) expect_plan_matches_cpu(list, nasty_tensor({1021}, seed++, 0.0, 0.05).to(dtype), 0);
+  }
+}
+
 TEST(ProbePlanReference, MatchesPerChannelProbesOnEveryChannelAxis) {
   uint64_t seed = 200;
   const std::string list = "zeros,channels,clamp=-0.5:inf,zeros,channels";

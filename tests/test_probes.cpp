@@ -150,7 +150,7 @@ TEST(ProbeName, NamesEveryProbeAndKnowsWhichChangeTheTensor) {
 // ---- the engine
 // ----------------------------------------------------------------------------------
 
-TEST(RunProbes, RejectsTensorsThatAreNotHostF32) {
+TEST(RunProbes, RejectsTensorsThatAreNotHostFloats) {
   ProbeRecord record;
   Tensor f64 = Tensor::zeros({4}, DType::F64);
   EXPECT_THROW(cpu::run_probes({probes::Stats{}}, f64, record, {}), Error);

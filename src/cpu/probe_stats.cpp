@@ -8,6 +8,7 @@
 #include <limits>
 #include <vector>
 
+#include "cpu/probe_values.h"
 #include "cpu/probes.h"
 
 namespace hookrt::cpu {
@@ -89,7 +90,8 @@ std::optional<double> unbiased_std(const float* x, int64_t n, int64_t count, dou
 }  // namespace
 
 StatsResult compute_stats(const Tensor& tensor) {
-  const float* x = probe_data(tensor, "stats");
+  const ProbeValues values(tensor, "stats");
+  const float* x = values.data();
   const int64_t n = tensor.numel();
   StatsPartial total;
   for (const StatsPartial& p :
@@ -122,7 +124,8 @@ StatsResult compute_stats(const Tensor& tensor) {
 }
 
 NonFiniteResult count_nonfinite(const Tensor& tensor) {
-  const float* x = probe_data(tensor, "nonfinite");
+  const ProbeValues values(tensor, "nonfinite");
+  const float* x = values.data();
   NonFiniteResult counts;
   for (const NonFiniteResult& p : chunk_partials<NonFiniteResult>(tensor.numel(), [x](int64_t begin, int64_t end) {
          NonFiniteResult part;
@@ -138,7 +141,8 @@ NonFiniteResult count_nonfinite(const Tensor& tensor) {
 }
 
 ZerosResult compute_zeros(const Tensor& tensor, int channel_axis) {
-  const float* x = probe_data(tensor, "zeros");
+  const ProbeValues values(tensor, "zeros");
+  const float* x = values.data();
   const ChannelLayout layout = channel_layout(tensor.shape(), channel_axis);
   const int64_t n = tensor.numel();
   // Rows (o, c) of `inner` elements, in parallel: each row's zeros and whether some value in it
@@ -171,7 +175,8 @@ ZerosResult compute_zeros(const Tensor& tensor, int channel_axis) {
 }
 
 ChannelsResult compute_channels(const Tensor& tensor, int channel_axis) {
-  const float* x = probe_data(tensor, "channels");
+  const ProbeValues values(tensor, "channels");
+  const float* x = values.data();
   const ChannelLayout layout = channel_layout(tensor.shape(), channel_axis);
   const size_t channels = static_cast<size_t>(layout.channels);
   std::vector<int64_t> finite(channels, 0), zeros(channels, 0);
@@ -222,7 +227,8 @@ int hist_bin(double value, const probes::Hist& hist) {
 }
 
 HistResult compute_hist(const Tensor& tensor, const probes::Hist& hist) {
-  const float* x = probe_data(tensor, "hist");
+  const ProbeValues values(tensor, "hist");
+  const float* x = values.data();
   const int64_t n = tensor.numel();
   // parse_probe checks these; a Hist built in code reaches here unchecked.
   if (hist.bins < 1 || !(hist.lo < hist.hi) || !std::isfinite(hist.hi - hist.lo))

@@ -6,21 +6,10 @@
 #include <type_traits>
 #include <variant>
 
+#include "cpu/probe_values.h"
 #include "hookrt/error.h"
 
 namespace hookrt::cpu {
-
-float* probe_data(const Tensor& tensor, const char* probe) {
-  const std::string who = std::string("probe ") + probe;
-  if (!tensor.defined()) throw Error(who + ": the tensor is undefined");
-  if (tensor.device() != Device::CPU)
-    throw Error(who + ": the CPU backend runs probes on host tensors, got a " +
-                device_name(tensor.device()) + " tensor");
-  if (tensor.dtype() != DType::F32)
-    throw Error(who + ": probes run on F32 tensors, got " + dtype_name(tensor.dtype()) + " " +
-                shape_string(tensor.shape()));
-  return static_cast<float*>(tensor.raw_data());
-}
 
 ChannelLayout channel_layout(const Shape& shape, int channel_axis) {
   const int rank = static_cast<int>(shape.size());
@@ -78,7 +67,7 @@ struct ProbeStep {
     effects.changed = true;
   }
   void operator()(const probes::Capture&) {
-    probe_data(tensor, "capture");
+    check_probe_tensor(tensor, "capture");
     record.results.push_back(CaptureResult{tensor.clone()});
   }
 };
@@ -89,7 +78,7 @@ ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord&
                            const ProbeRunOptions& options) {
   ProbeRunEffects effects;
   if (probes.empty()) return effects;
-  probe_data(tensor, probe_name(probes.front()).c_str());  // fail before any probe has run
+  check_probe_tensor(tensor, probe_name(probes.front()).c_str());  // fail before any probe has run
   ProbeStep step{tensor, record, options, effects};
   for (const Probe& probe : probes) std::visit(step, probe);
   return effects;

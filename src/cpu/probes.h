@@ -1,5 +1,5 @@
 #pragma once
-// The CPU probe engine: runs a hook's probes on a host F32 tensor in the order written, each
+// The CPU probe engine: runs a hook's probes on a host F32, F16 or BF16 tensor in the order written, each
 // probe seeing what the one before it left. Every probe is also a function of its own, in double
 // precision: the reference that tests hold the CUDA probe kernels to.
 #include <cstdint>
@@ -11,9 +11,9 @@
 
 namespace hookrt::cpu {
 
-// Runs `probes` on `tensor` (host, F32): changing probes (clamp, clipnorm) rewrite it in place,
-// observing probes append their result to record.results in order. Throws Error for any other
-// dtype or device. record's tensor name and shape are the caller's to set. The tensor must be
+// Runs `probes` on `tensor` (host, F32, F16 or BF16; see probe_values.h): changing probes (clamp,
+// clipnorm) rewrite it in place, observing probes append their result to record.results in order.
+// Throws Error for any other dtype or device. record's tensor name and shape are the caller's to set. The tensor must be
 // written: options.produce is not run here (produce_and_run_probes runs it first).
 ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                            const ProbeRunOptions& options);
@@ -22,10 +22,6 @@ ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord&
 // the tensor through `backend`'s own op.
 ProbeRunEffects produce_and_run_probes(Backend& backend, const ProbeList& probes, Tensor& tensor,
                                        ProbeRecord& record, const ProbeRunOptions& options);
-
-// The tensor's data for a probe, after checking that it is a defined host F32 tensor; `probe`
-// names the caller in the error.
-float* probe_data(const Tensor& tensor, const char* probe);
 
 // Where a tensor's channels lie: element (o, c, i) sits at flat index (o * channels + c) * inner +
 // i.
@@ -58,19 +54,21 @@ int hist_bin(double value, const probes::Hist& hist);
 
 // ---- changing probes: the tensor is rewritten in place ----
 
-// x = clamp(x, lo, hi) with lo and hi rounded to float, as torch.clamp on an F32 tensor; NaN
-// stays NaN. `changed` counts the elements whose value changed. When grad_mask is non-null it
+// x = clamp(x, lo, hi) with lo and hi rounded to the tensor's dtype (through float), as torch.clamp;
+// NaN stays NaN. `changed` counts the elements whose value changed. When grad_mask is non-null it
 // receives a new F32 tensor of x's shape holding torch's clamp backward mask:
 // 1 where lo <= x <= hi before the clamp, else 0 (NaN and out-of-range inputs get 0).
 ClampResult apply_clamp(Tensor& tensor, const probes::Clamp& clamp, Tensor* grad_mask);
-// x *= clip_coefficient(||x||_2, max_norm), as torch.nn.utils.clip_grad_norm_ on one tensor.
+// x *= clip_coefficient(||x||_2, max_norm, dtype), as torch.nn.utils.clip_grad_norm_ on one
+// tensor, each product taken in float and rounded to the tensor's dtype.
 // A non-finite norm is not an error (clip_grad_norm_'s default): +Inf gives scale 0, NaN a NaN
 // scale, and the tensor is multiplied anyway; the record then holds the non-finite norm/scale.
 ClipNormResult apply_clipnorm(Tensor& tensor, const probes::ClipNorm& clip);
 // sqrt(sum of x^2) over every element in double; NaN or Inf anywhere makes it NaN or Inf.
 double l2_norm(const Tensor& tensor);
-// clip_grad_norm_'s coefficient, in its float32 arithmetic: min(1, max_norm * (1 / (norm + 1e-6))),
-// where NaN stays NaN (torch.clamp).
-float clip_coefficient(double norm, double max_norm);
+// clip_grad_norm_'s coefficient, in its arithmetic for gradients of `dtype` (F32, F16, BF16):
+// min(1, max_norm * (1 / (norm + 1e-6))), where NaN stays NaN (torch.clamp) and each step is
+// rounded to the dtype, since the norms clip_grad_norm_ sums come back in the gradients' dtype.
+float clip_coefficient(double norm, double max_norm, DType dtype = DType::F32);
 
 }  // namespace hookrt::cpu

@@ -54,6 +54,10 @@ void expect_same_optional(const std::optional<double>& got, const std::optional<
 void expect_same_floats(const Tensor& got, const Tensor& want, double rel, const std::string& what) {
   ASSERT_EQ(got.shape(), want.shape()) << what;
   ASSERT_EQ(got.dtype(), want.dtype()) << what;
+  if (want.dtype() == DType::F16 || want.dtype() == DType::BF16) {  // as floats: every NaN is alike
+    expect_same_floats(got.to(DType::F32), want.to(DType::F32), rel, what);
+    return;
+  }
   if (want.dtype() != DType::F32) {  // counters such as num_batches_tracked: exactly
     EXPECT_EQ(std::memcmp(got.raw_data(), want.raw_data(), want.nbytes()), 0) << what;
     return;

@@ -40,8 +40,8 @@ Tensor nasty_tensor(const Shape& shape, uint64_t seed, double offset = 0.0, doub
 void expect_near_rel(double got, double want, double scale, double rel, const std::string& what);
 void expect_same_optional(const std::optional<double>& got, const std::optional<double>& want, double scale,
                           double rel, const std::string& what);
-// Same values bit for bit where rel is 0 (NaN matching NaN), else within rel of each other;
-// tensors of other dtypes than F32 (counters) bit for bit.
+// Same values bit for bit where rel is 0 (NaN matching NaN), else within rel of each other, for
+// F32, F16 and BF16; tensors of other dtypes (counters) bit for bit.
 void expect_same_floats(const Tensor& got, const Tensor& want, double rel, const std::string& what);
 // Counts, extrema and histograms exactly; sums, means and stds within rel (a mean relative to the
 // mean absolute value, since means cancel); clipnorm scales and captures within tensor_rel.
