@@ -241,6 +241,7 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
   }
   if (tensor.device() != Device::CUDA || probes.empty()) return cpu::produce_and_run_probes(*this, probes, tensor, record, options);
   const ProbeElement element = probe_element(tensor.dtype(), tensor.shape(), probe_name(probes.front()));
+  cpu::check_clamp_bounds(probes, tensor.dtype());  // before anything is queued
   auto plan = std::make_shared<const ProbePlan>(plan_probes(probes, tensor.shape(), options));
   if (!options.produce && fused_probes_can_batch(*plan)) return batch_probe_run(std::move(plan), tensor);
   launch_batched_probes();  // before this run takes the zeroed counters and scratch the batch shares

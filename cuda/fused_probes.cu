@@ -200,8 +200,8 @@ DeviceOp device_op(const ProbePlan& plan, const PlannedOp& op, bool row_pass, co
   d.kind = op.kind;
   // torch.clamp's bounds, converted to the tensor's dtype (cpu::apply_clamp)
   const DType dtype = probe_element_dtype(buffers.element);
-  d.lo = cpu::round_to_dtype(static_cast<float>(op.clamp_lo), dtype);
-  d.hi = cpu::round_to_dtype(static_cast<float>(op.clamp_hi), dtype);
+  d.lo = cpu::clamp_bound(op.clamp_lo, dtype);
+  d.hi = cpu::clamp_bound(op.clamp_hi, dtype);
   d.mask = op.kind == PlannedOpKind::Clamp ? buffers.clamp_masks.at(op.probe) : nullptr;
   d.scale = op.kind == PlannedOpKind::ClipNorm ? buffers.clip_scales.at(op.probe) : nullptr;
   if (op.kind == PlannedOpKind::ClipNorm && d.scale == nullptr)

@@ -269,16 +269,13 @@ int64_t hist_slot_index(double value, const PlannedOp& op) {
   return probe_slot::kHistCounts + cpu::hist_bin(value, probes::Hist{op.bins, op.hist_lo, op.hist_hi});
 }
 
-// The clamp bounds as torch.clamp applies them: converted to the tensor's dtype (through float).
-float clamp_bound(double bound, DType dtype) { return cpu::round_to_dtype(static_cast<float>(bound), dtype); }
-
 // x after ops [0, end) of a pass, without any side effect: what a clipnorm's norm pass sees. Each
 // changing op's result is rounded to the tensor's dtype, as it is stored.
 float transformed(float x, const std::vector<PlannedOp>& ops, const std::vector<OpAccumulator>& acc, size_t end,
                   DType dtype) {
   for (size_t k = 0; k < end; ++k) {
     if (ops[k].kind == PlannedOpKind::Clamp) {
-      const float lo = clamp_bound(ops[k].clamp_lo, dtype), hi = clamp_bound(ops[k].clamp_hi, dtype);
+      const float lo = cpu::clamp_bound(ops[k].clamp_lo, dtype), hi = cpu::clamp_bound(ops[k].clamp_hi, dtype);
       if (x < lo) x = lo;
       if (x > hi) x = hi;
     } else if (ops[k].kind == PlannedOpKind::ClipNorm) {
@@ -345,7 +342,7 @@ ReferenceProbeRun accumulate_probe_slot(const ProbePlan& plan, Tensor& tensor) {
         switch (op.kind) {
           case PlannedOpKind::Clamp: {
             // torch.clamp compares with and stores the bounds in the tensor's dtype.
-            const float lo = clamp_bound(op.clamp_lo, dtype), hi = clamp_bound(op.clamp_hi, dtype);
+            const float lo = cpu::clamp_bound(op.clamp_lo, dtype), hi = cpu::clamp_bound(op.clamp_hi, dtype);
             masks[k].data<float>()[i] = (v >= lo && v <= hi) ? 1.0f : 0.0f;
             float after = v;
             if (after < lo) after = lo;

@@ -155,6 +155,11 @@ TEST(ProbePlanReference, MatchesTheCpuEngineOnHalfAndBfloat16Tensors) {
   for (const DType dtype : {DType::BF16, DType::F16}) {
     for (const std::string& list : kEveryProbeAlone) expect_plan_matches_cpu(list, nasty_tensor({3, 7, 5}, seed++).to(dtype), 1);
     for (const std::string& list : kOrders) expect_plan_matches_cpu(list, nasty_tensor({1021}, seed++, 0.0, 0.05).to(dtype), 0);
+    // Finite values, so that each clipnorm has a finite scale and rounds real products.
+    for (const std::string& list : kOrders) {
+      expect_plan_matches_cpu(list, finite_tensor({1021}, seed++, 0.0, 0.05).to(dtype), 0);
+      expect_plan_matches_cpu(list, finite_tensor({3, 4, 5, 6}, seed++).to(dtype), 1);
+    }
   }
 }
 

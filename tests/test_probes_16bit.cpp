@@ -5,7 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,7 +20,7 @@
 namespace hookrt {
 namespace {
 
-using namespace hookrt::testing;  // parse_list, nasty_tensor, expect_same_*
+using namespace hookrt::testing;  // parse_list, nasty_tensor, finite_tensor, expect_same_*
 
 constexpr DType k16BitTypes[] = {DType::BF16, DType::F16};
 
@@ -74,12 +77,30 @@ TEST(Probes16Bit, ClampComparesWithBoundsInTheTensorsDtype) {
   EXPECT_EQ(std::get<ClampResult>(run("clamp=1.001:2", wide, nullptr, 0).results.at(0)).changed, 1);
 }
 
-TEST(Probes16Bit, ClampToABoundTheNarrowTypeCannotHoldStoresItRounded) {
-  // hi = 1e6 is +Inf in half: nothing finite is clamped; lo = 0.1 is 0.0999755859375 in half.
+TEST(Probes16Bit, ClampRoundsItsBoundsToTheNarrowType) {
+  // lo = 0.1 is 0.0999755859375 in half; hi = +Inf stays infinite.
   Tensor t = Tensor::from_vector(std::vector<float>{60000.0f, -5.0f}, {2}).to(DType::F16);
-  const ProbeRecord record = run("clamp=0.1:1e6", t, nullptr, 0);
+  const ProbeRecord record = run("clamp=0.1:inf", t, nullptr, 0);
   EXPECT_EQ(std::get<ClampResult>(record.results.at(0)).changed, 1);
   EXPECT_EQ(floats(t), (std::vector<float>{60000.0f, 0.0999755859375f}));
+}
+
+TEST(Probes16Bit, ClampRefusesABoundTheNarrowTypeCannotHoldBeforeAnyProbeRuns) {
+  // torch.clamp refuses max=1e6 on a half tensor (it overflows the dtype) rather than clamping to
+  // +Inf; the same bound is fine in BF16 and F32.
+  Tensor half = Tensor::from_vector(std::vector<float>{1.0f, 2.0f}, {2}).to(DType::F16);
+  ProbeRecord record;
+  try {
+    cpu::run_probes(parse_list("stats,clamp=0:1e6"), half, record, {});
+    ADD_FAILURE() << "a bound of 1e6 on an F16 tensor was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::BadInput);
+    EXPECT_NE(std::string(e.what()).find("1e+06"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("F16"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(record.results.empty()) << "nothing ran, not even the stats before the clamp";
+  Tensor bf16 = half.to(DType::BF16);
+  EXPECT_EQ(std::get<ClampResult>(run("clamp=0:1e6", bf16, nullptr, 0).results.at(0)).changed, 0);
 }
 
 TEST(Probes16Bit, ClipNormComputesTheCoefficientAndProductsInTheTensorsDtype) {
@@ -98,15 +119,19 @@ TEST(Probes16Bit, ClipNormComputesTheCoefficientAndProductsInTheTensorsDtype) {
     EXPECT_EQ(floats(t), (std::vector<float>{c.first, c.second})) << dtype_name(c.dtype);
     EXPECT_EQ(t.dtype(), c.dtype);
   }
-  EXPECT_EQ(cpu::clip_coefficient(5.0, 1.0, DType::F32), cpu::clip_coefficient(5.0, 1.0))
-      << "F32 keeps clip_grad_norm_'s float32 arithmetic";
+  EXPECT_EQ(cpu::clip_coefficient(5.0, 1.0, DType::F32), 0.19999995827674866f)
+      << "F32 keeps clip_grad_norm_'s float32 arithmetic: 1 / float(5 + 1e-6)";
 }
 
 TEST(Probes16Bit, ObservingProbesAfterAChangeSeeTheRoundedValues) {
   for (const DType dtype : k16BitTypes) {
-    Tensor t = nasty_tensor({2, 3, 5, 5}, 21).to(dtype);
+    Tensor t = finite_tensor({2, 3, 5, 5}, 21).to(dtype);
     const ProbeRecord record = run("clipnorm=0.3,stats", t);
-    const double stored_max = *std::get<StatsResult>(record.results.at(1)).max;
+    const ClipNormResult& clip = std::get<ClipNormResult>(record.results.at(0));
+    ASSERT_TRUE(std::isfinite(clip.scale) && clip.scale < 1.0) << "a tensor the clipnorm scales";
+    const std::optional<double> max = std::get<StatsResult>(record.results.at(1)).max;
+    ASSERT_TRUE(max.has_value());
+    const double stored_max = *max;
     EXPECT_EQ(cpu::round_to_dtype(static_cast<float>(stored_max), dtype), stored_max)
         << dtype_name(dtype) << ": stats describe the values the tensor now holds";
     Tensor stored = t.to(DType::F32);
@@ -123,8 +148,24 @@ TEST(Probes16Bit, CaptureKeepsTheDtypeAndTheBits) {
     EXPECT_EQ(captured.dtype(), dtype);
     EXPECT_EQ(captured.shape(), t.shape());
     expect_same_floats(captured, t, 0.0, dtype_name(dtype));
+    EXPECT_EQ(std::memcmp(captured.raw_data(), t.raw_data(), t.nbytes()), 0) << "NaN payloads too";
     EXPECT_NE(captured.raw_data(), t.raw_data()) << "a capture is a copy";
   }
+}
+
+TEST(Probes16Bit, ChangingProbesStoreAQuietNaNWithItsBits) {
+  // torch.clamp passes NaN through; rewriting the tensor from floats keeps a bfloat16 quiet NaN's
+  // sign and payload, and a half NaN's sign (the GPU kernels store the same bits).
+  Tensor bf16 = Tensor::zeros({2}, DType::BF16);
+  static_cast<uint16_t*>(bf16.raw_data())[0] = 0xFFC1;  // -NaN with a payload
+  static_cast<uint16_t*>(bf16.raw_data())[1] = 0x4000;  // 2.0, clamped to 1
+  run("clamp=-1:1", bf16, nullptr, 0);
+  EXPECT_EQ(static_cast<uint16_t*>(bf16.raw_data())[0], 0xFFC1);
+  EXPECT_EQ(static_cast<uint16_t*>(bf16.raw_data())[1], 0x3F80);
+  Tensor half = Tensor::zeros({1}, DType::F16);
+  static_cast<uint16_t*>(half.raw_data())[0] = 0xFE00;  // -NaN
+  run("clamp=-1:1", half, nullptr, 0);
+  EXPECT_EQ(static_cast<uint16_t*>(half.raw_data())[0], 0xFE00);
 }
 
 TEST(Probes16Bit, OtherDtypesAreRefusedNamingTheDtype) {

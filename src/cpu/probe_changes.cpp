@@ -13,7 +13,7 @@ ClampResult apply_clamp(Tensor& tensor, const probes::Clamp& clamp, Tensor* grad
   const int64_t n = values.size();
   // torch.clamp compares with and stores the bounds converted to the tensor's dtype, so the result
   // is one of x, lo and hi, and needs no rounding.
-  const float lo = values.round(static_cast<float>(clamp.lo)), hi = values.round(static_cast<float>(clamp.hi));
+  const float lo = clamp_bound(clamp.lo, values.dtype()), hi = clamp_bound(clamp.hi, values.dtype());
   float* mask = nullptr;
   if (grad_mask) {
     *grad_mask = Tensor::empty(tensor.shape(), DType::F32);

@@ -1,6 +1,9 @@
 // Probe values as floats, widened from and rounded back to F16 and BF16.
 #include "cpu/probe_values.h"
 
+#include <cmath>
+#include <sstream>
+
 #include "hookrt/error.h"
 
 namespace hookrt::cpu {
@@ -24,6 +27,17 @@ void check_probe_tensor(const Tensor& tensor, const char* probe) {
   if (!probe_dtype(tensor.dtype()))
     throw Error(who + ": probes run on F32, F16 and BF16 tensors, got " + dtype_name(tensor.dtype()) + " " +
                 shape_string(tensor.shape()));
+}
+
+float clamp_bound(double bound, DType dtype) {
+  const float value = round_to_dtype(static_cast<float>(bound), dtype);
+  if (std::isinf(value) && std::isfinite(bound)) {
+    std::ostringstream text;
+    text << "probe clamp: the bound " << bound << " overflows " << dtype_name(dtype)
+         << " (torch.clamp refuses it on a tensor of that dtype)";
+    throw Error(text.str(), ErrorKind::BadInput);
+  }
+  return value;
 }
 
 ProbeValues::ProbeValues(const Tensor& tensor, const char* probe)

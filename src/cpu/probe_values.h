@@ -1,5 +1,5 @@
 #pragma once
-// The elements a probe works on, as floats. Hooks see tensors of the dtype the model runs in, and
+// The elements a probe works on, as floats. (Plain C++17: the CUDA launcher reads it too.) Hooks see tensors of the dtype the model runs in, and
 // probes on F16 and BF16 tensors read them as PyTorch's kernels do: widened to float (exactly:
 // every half and bfloat16 value is a float), accumulated in float and double. Changing probes
 // compute in float and store their result rounded to the tensor's dtype, to nearest even, as
@@ -18,6 +18,11 @@ bool probe_dtype(DType dtype);
 // caller in the message.
 void check_probe_tensor(const Tensor& tensor, const char* probe);
 
+// A clamp bound as torch.clamp applies it to a tensor of `dtype` (a probe_dtype): converted to the
+// dtype, through float. A finite bound the dtype cannot hold (1e6 in F16) throws Error(BadInput)
+// naming the probe, as torch.clamp refuses it; infinite bounds are kept.
+float clamp_bound(double bound, DType dtype);
+
 // x rounded to `dtype` (a probe_dtype) and widened back: the value an F16 or BF16 tensor stores
 // for x. The identity on F32.
 float round_to_dtype(float x, DType dtype);
@@ -34,7 +39,7 @@ class ProbeValues {
   float* data() { return data_; }
   int64_t size() const { return size_; }
   DType dtype() const { return dtype_; }
-  float round(float x) const { return round_to_dtype(x, dtype_); }
+  float round(float x) const { return dtype_ == DType::F32 ? x : round_to_dtype(x, dtype_); }
   // Writes the floats back into an F16 or BF16 tensor (an F32 tensor is written in place).
   void store();
 

@@ -11,6 +11,14 @@
 
 namespace hookrt::cpu {
 
+void check_clamp_bounds(const ProbeList& probes, DType dtype) {
+  for (const Probe& probe : probes)
+    if (const auto* clamp = std::get_if<probes::Clamp>(&probe)) {
+      clamp_bound(clamp->lo, dtype);
+      clamp_bound(clamp->hi, dtype);
+    }
+}
+
 ChannelLayout channel_layout(const Shape& shape, int channel_axis) {
   const int rank = static_cast<int>(shape.size());
   if (rank == 0) return ChannelLayout{};
@@ -78,7 +86,9 @@ ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord&
                            const ProbeRunOptions& options) {
   ProbeRunEffects effects;
   if (probes.empty()) return effects;
-  check_probe_tensor(tensor, probe_name(probes.front()).c_str());  // fail before any probe has run
+  // fail before any probe has run
+  check_probe_tensor(tensor, probe_name(probes.front()).c_str());
+  check_clamp_bounds(probes, tensor.dtype());
   ProbeStep step{tensor, record, options, effects};
   for (const Probe& probe : probes) std::visit(step, probe);
   return effects;

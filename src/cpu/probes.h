@@ -23,6 +23,10 @@ ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord&
 ProbeRunEffects produce_and_run_probes(Backend& backend, const ProbeList& probes, Tensor& tensor,
                                        ProbeRecord& record, const ProbeRunOptions& options);
 
+// Throws as clamp_bound (probe_values.h) would for any clamp in `probes` on a tensor of `dtype`:
+// run_probes checks this before any probe runs, so that a refused bound changes nothing.
+void check_clamp_bounds(const ProbeList& probes, DType dtype);
+
 // Where a tensor's channels lie: element (o, c, i) sits at flat index (o * channels + c) * inner +
 // i.
 struct ChannelLayout {

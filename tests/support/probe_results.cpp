@@ -32,6 +32,14 @@ Tensor nasty_tensor(const Shape& shape, uint64_t seed, double offset, double spr
   return t;
 }
 
+Tensor finite_tensor(const Shape& shape, uint64_t seed, double offset, double spread) {
+  Tensor t = nasty_tensor(shape, seed, offset, spread);
+  float* p = t.data<float>();
+  for (int64_t i = 0; i < t.numel(); ++i)
+    if (!std::isfinite(p[i])) p[i] = 0.0f;
+  return t;
+}
+
 void expect_near_rel(double got, double want, double scale, double rel, const std::string& what) {
   if (std::isnan(want)) {
     EXPECT_TRUE(std::isnan(got)) << what;

@@ -36,6 +36,9 @@ ProbeList parse_list(const std::string& text);
 // Seeded normal values (offset + spread * N(0, 1)) with NaN, +-Inf, 0, -0 and the clamp/hist
 // bounds sprinkled in.
 Tensor nasty_tensor(const Shape& shape, uint64_t seed, double offset = 0.0, double spread = 1.5);
+// nasty_tensor with its NaN and infinities replaced by zeros: a tensor whose norm, and so whose
+// clipnorm scale, is finite.
+Tensor finite_tensor(const Shape& shape, uint64_t seed, double offset = 0.0, double spread = 1.5);
 // |got - want| <= rel * (|want| + scale); NaN matches NaN and infinities must be equal.
 void expect_near_rel(double got, double want, double scale, double rel, const std::string& what);
 void expect_same_optional(const std::optional<double>& got, const std::optional<double>& want, double scale,
