@@ -1,9 +1,10 @@
 #pragma once
-// The elements a probe works on, as floats. (Plain C++17: the CUDA launcher reads it too.) Hooks see tensors of the dtype the model runs in, and
+// The elements a probe works on, as floats. Hooks see tensors of the dtype the model runs in, and
 // probes on F16 and BF16 tensors read them as PyTorch's kernels do: widened to float (exactly:
 // every half and bfloat16 value is a float), accumulated in float and double. Changing probes
 // compute in float and store their result rounded to the tensor's dtype, to nearest even, as
-// PyTorch stores an op's float result in a half or bfloat16 tensor.
+// PyTorch stores an op's float result in a half or bfloat16 tensor. Plain C++17: the CUDA
+// launcher (cuda/fused_probes.cu) reads it too.
 #include <cstdint>
 #include <vector>
 
