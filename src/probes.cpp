@@ -80,6 +80,11 @@ Probe parse_clamp(const std::string& text, const std::string& argument) {
   clamp.lo = parse_number(text, parts[0], "LO");
   clamp.hi = parse_number(text, parts[1], "HI");
   if (!(clamp.lo < clamp.hi)) reject(text, "LO must be less than HI");
+  // torch.clamp refuses a finite bound that overflows the tensor's dtype. No dtype a probe reads
+  // is wider than F32, so a bound beyond F32's range could never apply: say so now, not at the
+  // first hook that fires. (F16's narrower range is checked where a clamp meets a half tensor.)
+  if (std::isfinite(clamp.lo) && std::isinf(static_cast<float>(clamp.lo))) reject(text, "LO overflows F32");
+  if (std::isfinite(clamp.hi) && std::isinf(static_cast<float>(clamp.hi))) reject(text, "HI overflows F32");
   return clamp;
 }
 

@@ -118,6 +118,8 @@ TEST(ParseProbe, RejectsBadNumbers) {
   expect_rejected("hist=10:0:inf", "HI must be finite");
   expect_rejected("clamp=nan:1", "LO is NaN");
   expect_rejected("clamp=:1", "LO '' is not a number");
+  expect_rejected("clamp=-1e39:1", "LO overflows F32");  // torch.clamp refuses it on any tensor
+  expect_rejected("clamp=0:4e38", "HI overflows F32");
   expect_rejected("clipnorm=", "MAX '' is not a number");
   expect_rejected("clipnorm=1,5", "MAX '1,5' is not a number");
 }
