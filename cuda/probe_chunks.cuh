@@ -190,8 +190,8 @@ __device__ __forceinline__ void load_group(Visitor& visit, int64_t body, int64_t
 }
 
 // Visits x[begin, end) as participant `index` of `stride`: scalars up to the first kChunkBytes
-// boundary, chunks of four (float4 for F32), then scalars for the tail. Every element is visited exactly once, and
-// each participant visits its chunks in increasing order. The visitor loads a chunk
+// boundary, chunks of four (float4 for F32), then scalars for the tail. Every element is visited
+// exactly once, and each participant visits its chunks in increasing order. The visitor loads a chunk
 // (`load<N>(i, v)`, v holding N * K values, K = ValuesPerElement) and works on a group of G
 // chunks at once (`work<G, N>(i, step, v)`, chunk u at element i + u * step): chunks of four come
 // G = kLoadsInFlight / K to a group, each group's loads issued before the work on the group

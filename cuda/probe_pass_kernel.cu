@@ -1,10 +1,10 @@
 // The pass kernel (see probe_pass_kernel.cuh). Each planned pass is one kernel that reads the
 // tensor once (or, in a producing run's first pass, computes it from the op's inputs and writes
-// it), with float4 loads where the address allows, runs the pass's probes on each element
-// in registers (changing probes first rewrite the value the later ones see), and writes the value
-// back when the pass changed it. Per-block partials go to scratch; a flat pass's last block
-// finishes it, a row pass's are finished by the kernels of probe_finish.cu. Histogram bins use
-// integer atomics, which are exact in any order.
+// it), with one load per chunk of four elements where the address allows, runs the pass's probes
+// on each element in registers (changing probes first rewrite the value the later ones see), and
+// writes the value back when the pass changed it. Per-block partials go to scratch; a flat pass's
+// last block finishes it, a row pass's are finished by the kernels of probe_finish.cu. Histogram
+// bins use integer atomics, which are exact in any order.
 // Passes walk the tensor flat (the whole grid strides over it) unless they hold a channels probe,
 // whose per-channel moments need rows: then each warp takes rows (o, c). zeros finds dead channels
 // in either walk: in the flat one, an element that is > 0 or NaN sets its channel's alive flag
