@@ -49,9 +49,12 @@ __device__ __forceinline__ unsigned narrow_bits(float x) {
 
 template <class T>
 __device__ __forceinline__ T from_float(float x) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) return __ushort_as_bfloat16(static_cast<unsigned short>(narrow_bits<T>(x)));
-  else if constexpr (std::is_same_v<T, __half>) return __ushort_as_half(static_cast<unsigned short>(narrow_bits<T>(x)));
-  else return x;
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    return __ushort_as_bfloat16(static_cast<unsigned short>(narrow_bits<T>(x)));
+  else if constexpr (std::is_same_v<T, __half>)
+    return __ushort_as_half(static_cast<unsigned short>(narrow_bits<T>(x)));
+  else
+    return x;
 }
 
 // x as a T stores it (cpu::round_to_dtype): what a changing probe's float result becomes. (A NaN
