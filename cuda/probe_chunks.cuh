@@ -11,6 +11,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <string>
 #include <type_traits>
 
 #include "probe_accumulators.cuh"
@@ -64,6 +65,18 @@ __device__ __forceinline__ float round_to(float x) {
   if constexpr (std::is_same_v<T, __nv_bfloat16>) return __bfloat162float(__float2bfloat16_rn(x));
   else if constexpr (std::is_same_v<T, __half>) return __half2float(__float2half_rn(x));
   else return x;
+}
+
+// Calls fn with a value of the element type's device type (float, __nv_bfloat16, __half): the
+// launchers pick each kernel's instantiation with it.
+template <class Fn>
+void with_element_type(ProbeElement element, Fn fn) {
+  switch (element) {
+    case ProbeElement::F32: return fn(float{});
+    case ProbeElement::BF16: return fn(__nv_bfloat16{});
+    case ProbeElement::F16: return fn(__half{});
+  }
+  throw Error("internal: no probe kernel reads element type " + std::to_string(static_cast<int>(element)));
 }
 
 // A chunk of four is one load: a float4 for F32, eight bytes (a uint2) for the 16-bit types.

@@ -8,7 +8,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <string>
 
 #include "probe_chunks.cuh"
 #include "status.h"
@@ -102,19 +101,13 @@ __global__ void __launch_bounds__(kBlock) norm_finish_kernel(const double* parti
 
 void launch_clip_norm(const PassArgs& args, int end, int blocks, double* partials, double max_norm,
                       double* slot, float* scale, cudaStream_t stream) {
-  const auto launch = [&](auto value) {
+  with_element_type(args.element, [&](auto value) {
     using T = decltype(value);
     norm_pass_kernel<T><<<blocks, kBlock, 0, stream>>>(args, end, partials);
     HOOKRT_CUDA_CHECK(cudaGetLastError());
     norm_finish_kernel<T><<<1, kBlock, 0, stream>>>(partials, blocks, max_norm, slot, scale);
     HOOKRT_CUDA_CHECK(cudaGetLastError());
-  };
-  switch (args.element) {
-    case ProbeElement::F32: return launch(float{});
-    case ProbeElement::BF16: return launch(__nv_bfloat16{});
-    case ProbeElement::F16: return launch(__half{});
-  }
-  throw Error("internal: no norm pass reads element type " + std::to_string(static_cast<int>(args.element)));
+  });
 }
 
 }  // namespace hookrt::cuda::detail
