@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "add.cuh"
+#include "convert.cuh"
 #include "cpu/probes.h"
 #include "fill.cuh"
 #include "fused_probes.cuh"
@@ -92,6 +93,16 @@ void CudaBackend::copy(const Tensor& src, Tensor& dst) {
   } else {
     std::memmove(dst.raw_data(), src.raw_data(), bytes);
   }
+}
+
+void CudaBackend::convert(const Tensor& src, Tensor& dst) {
+  require_device(src, "convert", "src");
+  require_device(dst, "convert", "dst");
+  if (dst.numel() != src.numel())
+    throw Error("convert: src " + shape_string(src.shape()) + " and dst " + shape_string(dst.shape()) +
+                " differ in element count");
+  if (src.dtype() == dst.dtype()) return copy(src, dst);
+  cuda::convert(src.raw_data(), src.dtype(), dst.raw_data(), dst.dtype(), src.numel(), stream());
 }
 
 Tensor CudaBackend::to_host(const Tensor& tensor) {

@@ -65,6 +65,8 @@ class CudaBackend final : public Backend {
   Tensor empty(const Shape& shape, DType dtype) override;
   Tensor zeros(const Shape& shape, DType dtype) override;
   void copy(const Tensor& src, Tensor& dst) override;
+  // F32, BF16 and F16 into one another (convert.cuh), bit for bit as the host's Tensor::to.
+  void convert(const Tensor& src, Tensor& dst) override;
   Tensor to_host(const Tensor& tensor) override;
   Tensor from_host(const Tensor& host) override;
   Tensor empty_host(const Shape& shape, DType dtype) override { return pinned_->allocate(shape, dtype); }

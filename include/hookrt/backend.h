@@ -2,7 +2,23 @@
 // Backend — the device-facing interface the executor talks to: memory, the ResNet ops and their
 // backwards, the optimizer update, and probe execution. src/cpu implements it on the host (the
 // reference); cuda/ implements it with cuDNN, cuBLAS and our kernels. Nothing above a backend
-// knows which one runs. All float tensors are F32, contiguous, NCHW.
+// knows which one runs. Tensors are contiguous, NCHW.
+//
+// Dtypes. Parameters, their gradients, optimizer state, batch norm's statistics and the loss are
+// F32. Activations and their gradients are F32, or BF16 when the executor runs under
+// Precision::BF16 (torch.autocast's bfloat16); each op then takes what PyTorch's does there:
+//   conv2d_*, linear_*        every tensor F32, or every tensor BF16 (a BF16 weight is the
+//                             executor's cast of the F32 one); products accumulate in F32 and
+//                             each result is rounded to BF16 once
+//   batchnorm_*               x, y, dy, dx F32 or BF16; weight, bias, running and saved
+//                             statistics, dweight and dbias F32 (PyTorch's mixed batch_norm)
+//   add, accumulate, relu_*, maxpool2d_*, adaptive_avgpool_*, multiply_'s tensor
+//                             one dtype, F32 or BF16, computed in F32 and rounded once
+//                             (multiply_'s factor: F32 or the tensor's dtype)
+//   run_probes, run_producing_op   the tensor's dtype, F32 or BF16
+//   cross_entropy_*, sgd_update   F32 (autocast runs the loss in F32)
+//   convert                   between F32 and BF16 (round to nearest even)
+// The CPU backend also takes F64 wherever F32 is named, for finite-difference tests.
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -136,6 +152,11 @@ class Backend {
   virtual Tensor empty(const Shape& shape, DType dtype = DType::F32) = 0;
   virtual Tensor zeros(const Shape& shape, DType dtype = DType::F32) = 0;
   virtual void copy(const Tensor& src, Tensor& dst) = 0;  // any device pair this backend can reach
+  // dst = src in dst's dtype (same element count, both on this backend): F32 <-> BF16, rounding to
+  // nearest even as Tensor.to does; the same dtype is a copy.
+  virtual void convert(const Tensor& src, Tensor& dst) = 0;
+  // `t` itself where it has `dtype`, else a new tensor holding it converted.
+  Tensor converted(const Tensor& t, DType dtype);
   virtual Tensor to_host(const Tensor& tensor) = 0;       // always a new host tensor
   virtual Tensor from_host(const Tensor& host) = 0;       // a new tensor on this backend
   // Host memory this backend uploads from fastest (page-locked on CUDA, where from_host is then
