@@ -17,6 +17,24 @@ void require_dtype_on(const Tensor& t, Device device, DType dtype, const char* o
     throw Error(where(op, name) + " has dtype " + dtype_name(t.dtype()) + "; expected " + dtype_name(dtype));
 }
 
+void require_dtype_in_on(const Tensor& t, Device device, std::initializer_list<DType> dtypes, const char* op,
+                         const char* name) {
+  require_on(t, device, op, name);
+  std::string expected;
+  for (DType dtype : dtypes) {
+    if (t.dtype() == dtype) return;
+    expected += (expected.empty() ? "" : " or ") + dtype_name(dtype);
+  }
+  throw Error(where(op, name) + " has dtype " + dtype_name(t.dtype()) + "; expected " + expected);
+}
+
+void require_same_dtype(const Tensor& t, const Tensor& like, const char* op, const char* name, const char* like_name) {
+  if (!t.defined()) throw Error(where(op, name) + " is undefined");
+  if (t.dtype() != like.dtype())
+    throw Error(where(op, name) + " has dtype " + dtype_name(t.dtype()) + "; expected " + dtype_name(like.dtype()) +
+                " (the dtype of " + like_name + ")");
+}
+
 void require_shape(const Tensor& t, const Shape& shape, const char* op, const char* name) {
   if (t.shape() != shape)
     throw Error(where(op, name) + " has shape " + shape_string(t.shape()) + "; expected " + shape_string(shape));

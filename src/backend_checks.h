@@ -1,6 +1,7 @@
 #pragma once
 // Argument checks shared by the backends. Each throws Error naming the op, the tensor and what was
 // expected, so the CPU and CUDA backends reject the same mistakes in the same words.
+#include <initializer_list>
 #include <string>
 
 #include "hookrt/backend.h"
@@ -14,6 +15,12 @@ std::string where(const char* op, const char* name);  // "op: name"
 void require_on(const Tensor& t, Device device, const char* op, const char* name);
 // On `device` with exactly `dtype`.
 void require_dtype_on(const Tensor& t, Device device, DType dtype, const char* op, const char* name);
+// On `device` with one of `dtypes`: "op: x has dtype F64; expected F32 or BF16".
+void require_dtype_in_on(const Tensor& t, Device device, std::initializer_list<DType> dtypes, const char* op,
+                         const char* name);
+// Defined, with the dtype of `like` (named like_name), for the operands of an op that must share one:
+// "conv2d_forward: w has dtype F32; expected BF16 (the dtype of x)".
+void require_same_dtype(const Tensor& t, const Tensor& like, const char* op, const char* name, const char* like_name);
 void require_shape(const Tensor& t, const Shape& shape, const char* op, const char* name);
 void require_rank(const Tensor& t, int rank, const char* op, const char* name);
 // Convolution geometry: stride/padding in range, channels agree, filter fits the padded input.
