@@ -1,12 +1,15 @@
 #pragma once
-// Elementwise sums of F32 device arrays of n elements, queued on `stream`.
+// Elementwise sums of device arrays of n elements of one activation dtype (F32 or BF16), queued on
+// `stream`: each sum in float, rounded once to the dtype.
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
+#include "hookrt/tensor.h"
+
 namespace hookrt::cuda {
 
-void add(const float* a, const float* b, float* out, int64_t n, cudaStream_t stream);  // out = a + b
-void accumulate(float* dst, const float* src, int64_t n, cudaStream_t stream);         // dst += src
+void add(const void* a, const void* b, void* out, DType dtype, int64_t n, cudaStream_t stream);  // out = a + b
+void accumulate(void* dst, const void* src, DType dtype, int64_t n, cudaStream_t stream);        // dst += src
 
 }  // namespace hookrt::cuda

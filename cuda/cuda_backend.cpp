@@ -208,34 +208,36 @@ void CudaBackend::fill(Tensor& tensor, double value) {
 }
 
 void CudaBackend::add(const Tensor& a, const Tensor& b, Tensor& out) {
-  require_f32(a, "add", "a");
-  require_f32(b, "add", "b");
+  require_activation(a, "add", "a");
+  require_same_dtype(b, a, "add", "b", "a");
   require_shape(b, a.shape(), "add", "b");
-  prepare_output(out, a.shape(), DType::F32, "add", "out");
-  cuda::add(a.data<float>(), b.data<float>(), out.data<float>(), a.numel(), stream());
+  prepare_output(out, a.shape(), a.dtype(), "add", "out");
+  cuda::add(a.raw_data(), b.raw_data(), out.raw_data(), a.dtype(), a.numel(), stream());
 }
 
 void CudaBackend::accumulate(Tensor& dst, const Tensor& src) {
-  require_f32(dst, "accumulate", "dst");
-  require_f32(src, "accumulate", "src");
+  require_activation(dst, "accumulate", "dst");
+  require_same_dtype(src, dst, "accumulate", "src", "dst");
   require_shape(src, dst.shape(), "accumulate", "src");
-  cuda::accumulate(dst.data<float>(), src.data<float>(), dst.numel(), stream());
+  cuda::accumulate(dst.raw_data(), src.raw_data(), dst.dtype(), dst.numel(), stream());
 }
 
+// The factor is F32 or the tensor's dtype (a BF16 gradient's clamp mask or clipnorm scale is F32).
 void CudaBackend::multiply_(Tensor& tensor, const Tensor& factor) {
-  require_f32(tensor, "multiply_", "tensor");
+  require_activation(tensor, "multiply_", "tensor");
   if (!factor.defined()) throw Error("multiply_: factor is undefined");
   if (factor.numel() != 1 && factor.shape() != tensor.shape())
     throw Error("multiply_: factor " + shape_string(factor.shape()) + " is neither one element nor the tensor's shape " +
                 shape_string(tensor.shape()));
   // The factor may come from the host (a probe's GradTransform) and in another float dtype.
-  const Tensor host_f32 = factor.device() == Device::CPU && factor.dtype() != DType::F32 ? factor.to(DType::F32) : factor;
+  const bool usable = factor.dtype() == DType::F32 || factor.dtype() == tensor.dtype();
+  const Tensor host_f32 = factor.device() == Device::CPU && !usable ? factor.to(DType::F32) : factor;
   const Tensor f = on_device(host_f32);
-  require_f32(f, "multiply_", "factor");
+  if (f.dtype() != tensor.dtype()) require_f32(f, "multiply_", "factor");
   if (f.numel() == 1 && tensor.numel() != 1) {
-    multiply_by_scalar(tensor.data<float>(), f.data<float>(), tensor.numel(), stream());
+    multiply_by_scalar(tensor.raw_data(), tensor.dtype(), f.raw_data(), f.dtype(), tensor.numel(), stream());
   } else {
-    multiply_elementwise(tensor.data<float>(), f.data<float>(), tensor.numel(), stream());
+    multiply_elementwise(tensor.raw_data(), tensor.dtype(), f.raw_data(), f.dtype(), tensor.numel(), stream());
   }
 }
 
@@ -258,7 +260,8 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
   launch_batched_probes();  // before this run takes the zeroed counters and scratch the batch shares
   FusedProducer producer;
   if (options.produce) {
-    // Producing ops write F32 tensors: run_producing_op refuses any other, naming the op.
+    // The pass computes F32 tensors only: a BF16 one is written by run_producing_op's kernels first
+    // and then probed (one more read of it).
     if (fused_probes_can_produce(*plan) && element == ProbeElement::F32)
       producer = fused_producer(*options.produce, tensor);
     else
@@ -390,7 +393,8 @@ ProducerKind producer_kind(ProducingOp::Kind kind) {
 
 }  // namespace
 
-// The producing op's inputs as a kernel reads them, checked as the backend's ops check theirs.
+// The producing op's F32 inputs as the probe pass reads them, checked as the backend's ops check
+// theirs.
 FusedProducer CudaBackend::fused_producer(const ProducingOp& op, const Tensor& out) {
   const ProducingOpNames names = names_of(op.kind);
   require_f32(op.a, names.op, names.a);
@@ -404,12 +408,15 @@ FusedProducer CudaBackend::fused_producer(const ProducingOp& op, const Tensor& o
   return producer;
 }
 
-// The residual add and its ReLU as one kernel; the other ops are the backend's own.
+// The residual add and its ReLU as one kernel; the other ops are the backend's own. F32 or BF16.
 void CudaBackend::run_producing_op(const ProducingOp& op, Tensor& out) {
   if (op.kind != ProducingOp::Kind::AddReluForward) return Backend::run_producing_op(op, out);
-  prepare_output(out, op.a.shape(), DType::F32, "add_relu_forward", "y");
-  const FusedProducer producer = fused_producer(op, out);
-  cuda::add_relu_forward(producer.a, producer.b, out.data<float>(), out.numel(), stream());
+  const char* name = "add_relu_forward";
+  require_activation(op.a, name, "a");
+  require_same_dtype(op.b, op.a, name, "b", "a");
+  require_shape(op.b, op.a.shape(), name, "b");
+  prepare_output(out, op.a.shape(), op.a.dtype(), name, "y");
+  cuda::add_relu_forward(op.a.raw_data(), op.b.raw_data(), out.raw_data(), out.dtype(), out.numel(), stream());
 }
 
 // A producing op's output (a ReLU's, the residual add's ReLU's, a ReLU backward's gradient)

@@ -153,30 +153,30 @@ void CudaBackend::batchnorm_backward(const Tensor& dy, const Tensor& x, const Te
 // ---- ReLU -----------------------------------------------------------------------------------------
 
 void CudaBackend::relu_forward(const Tensor& x, Tensor& y) {
-  require_f32(x, "relu_forward", "x");
-  prepare_output(y, x.shape(), DType::F32, "relu_forward", "y");
-  cuda::relu_forward(x.data<float>(), y.data<float>(), x.numel(), stream());
+  require_activation(x, "relu_forward", "x");
+  prepare_output(y, x.shape(), x.dtype(), "relu_forward", "y");
+  cuda::relu_forward(x.raw_data(), y.raw_data(), x.dtype(), x.numel(), stream());
 }
 
 void CudaBackend::relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
-  require_f32(y, "relu_backward", "y");
-  require_f32(dy, "relu_backward", "dy");
+  require_activation(y, "relu_backward", "y");
+  require_same_dtype(dy, y, "relu_backward", "dy", "y");
   require_shape(dy, y.shape(), "relu_backward", "dy");
-  prepare_output(dx, y.shape(), DType::F32, "relu_backward", "dx");
-  cuda::relu_backward(y.data<float>(), dy.data<float>(), dx.data<float>(), y.numel(), stream());
+  prepare_output(dx, y.shape(), y.dtype(), "relu_backward", "dx");
+  cuda::relu_backward(y.raw_data(), dy.raw_data(), dx.raw_data(), y.dtype(), y.numel(), stream());
 }
 
 // ---- pooling --------------------------------------------------------------------------------------
 
 void CudaBackend::maxpool2d_forward(const Tensor& x, Tensor& y, Tensor& indices, const Pool2dGeometry& g) {
   const char* op = "maxpool2d_forward";
-  require_f32(x, op, "x");
+  require_activation(x, op, "x");
   require_rank(x, 4, op, "x");
   const MaxPoolShape s = pool_shape(x.shape(), g, op);
   const Shape out{s.n, s.c, s.p(), s.q()};
-  prepare_output(y, out, DType::F32, op, "y");
+  prepare_output(y, out, x.dtype(), op, "y");
   prepare_output(indices, out, DType::I64, op, "indices");
-  cuda::maxpool2d_forward(x.data<float>(), y.data<float>(), indices.data<int64_t>(), s, stream());
+  cuda::maxpool2d_forward(x.raw_data(), y.raw_data(), indices.data<int64_t>(), x.dtype(), s, stream());
 }
 
 // Unlike the CPU backend, indices are not range-checked (that would need a device-to-host sync):
@@ -184,34 +184,34 @@ void CudaBackend::maxpool2d_forward(const Tensor& x, Tensor& y, Tensor& indices,
 void CudaBackend::maxpool2d_backward(const Tensor& dy, const Tensor& indices, Tensor& dx, const Pool2dGeometry& g) {
   const char* op = "maxpool2d_backward";
   require_allocated(dx, op, "dx", "the input's shape");
-  require_f32(dx, op, "dx");
+  require_activation(dy, op, "dy");
+  require_same_dtype(dx, dy, op, "dx", "dy");
   require_rank(dx, 4, op, "dx");
-  require_f32(dy, op, "dy");
   require_dtype(indices, DType::I64, op, "indices");
   const MaxPoolShape s = pool_shape(dx.shape(), g, op);
   const Shape out{s.n, s.c, s.p(), s.q()};
   require_shape(dy, out, op, "dy");
   require_shape(indices, out, op, "indices");
-  cuda::maxpool2d_backward(dy.data<float>(), indices.data<int64_t>(), dx.data<float>(), s, stream());
+  cuda::maxpool2d_backward(dy.raw_data(), indices.data<int64_t>(), dx.raw_data(), dy.dtype(), s, stream());
 }
 
 void CudaBackend::adaptive_avgpool_forward(const Tensor& x, Tensor& y) {
   const char* op = "adaptive_avgpool_forward";
-  require_f32(x, op, "x");
+  require_activation(x, op, "x");
   require_rank(x, 4, op, "x");
-  prepare_output(y, Shape{x.size(0), x.size(1), 1, 1}, DType::F32, op, "y");
-  cuda::adaptive_avgpool_forward(x.data<float>(), y.data<float>(), x.size(0) * x.size(1), x.size(2) * x.size(3),
-                                 stream());
+  prepare_output(y, Shape{x.size(0), x.size(1), 1, 1}, x.dtype(), op, "y");
+  cuda::adaptive_avgpool_forward(x.raw_data(), y.raw_data(), x.dtype(), x.size(0) * x.size(1),
+                                 x.size(2) * x.size(3), stream());
 }
 
 void CudaBackend::adaptive_avgpool_backward(const Tensor& dy, Tensor& dx) {
   const char* op = "adaptive_avgpool_backward";
   require_allocated(dx, op, "dx", "the input's shape");
-  require_f32(dx, op, "dx");
+  require_activation(dy, op, "dy");
+  require_same_dtype(dx, dy, op, "dx", "dy");
   require_rank(dx, 4, op, "dx");
-  require_f32(dy, op, "dy");
   require_shape(dy, Shape{dx.size(0), dx.size(1), 1, 1}, op, "dy");
-  cuda::adaptive_avgpool_backward(dy.data<float>(), dx.data<float>(), dx.size(0) * dx.size(1),
+  cuda::adaptive_avgpool_backward(dy.raw_data(), dx.raw_data(), dy.dtype(), dx.size(0) * dx.size(1),
                                   dx.size(2) * dx.size(3), stream());
 }
 

@@ -8,8 +8,8 @@
 
 namespace hookrt::cuda {
 
-// data holds n elements of dtype (F32, F64, I64, I32 or U8); value is converted as a C++ cast
-// would, like CpuBackend::fill. Throws Error for other dtypes.
+// data holds n elements of dtype; value is converted as a C++ cast would, or, for BF16 and F16,
+// cast to float and rounded to nearest even by the host's conversion: like CpuBackend::fill.
 void fill(void* data, DType dtype, int64_t n, double value, cudaStream_t stream);
 
 }  // namespace hookrt::cuda

@@ -1,6 +1,7 @@
 // Max pooling forward and backward with PyTorch's indices (see maxpool.cuh).
 #include <cuda/std/limits>
 
+#include "activation_types.cuh"
 #include "launch.cuh"
 #include "maxpool.cuh"
 
@@ -26,17 +27,17 @@ __global__ void maxpool_forward_kernel(int64_t outputs, const T* x, T* y, int64_
     const int64_t w0 = max(w_start, int64_t{0}), w1 = min(w_start + d.kernel, d.w);
     const T* in = x + plane * d.h * d.w;
     int64_t best_index = h0 * d.w + w0;
-    T best = -::cuda::std::numeric_limits<T>::infinity();
+    float best = -::cuda::std::numeric_limits<float>::infinity();
     for (int64_t h = h0; h < h1; ++h) {
       for (int64_t w = w0; w < w1; ++w) {
-        const T value = in[h * d.w + w];
+        const float value = load_float(in, h * d.w + w);
         if (value > best || isnan(value)) {
           best = value;
           best_index = h * d.w + w;
         }
       }
     }
-    y[o] = best;
+    store_float(y, o, best);  // one of x's values: exact
     indices[o] = best_index;
   }
 }
@@ -56,23 +57,32 @@ __global__ void maxpool_backward_kernel(int64_t inputs, const T* dy, const int64
     covering_outputs(h, d.p, d, p0, p1);
     covering_outputs(w, d.q, d, q0, q1);
     const int64_t self = h * d.w + w, base = plane * d.p * d.q;
-    T sum = T(0);
+    float sum = 0.0f;
     for (int64_t p = p0; p < p1; ++p)
       for (int64_t q = q0; q < q1; ++q)
-        if (indices[base + p * d.q + q] == self) sum += dy[base + p * d.q + q];
-    dx[i] = sum;
+        if (indices[base + p * d.q + q] == self) sum += load_float(dy, base + p * d.q + q);
+    store_float(dx, i, sum);
   }
 }
 
 }  // namespace
 
-void maxpool2d_forward(const float* x, float* y, int64_t* indices, const MaxPoolShape& s, cudaStream_t stream) {
-  launch_linear(maxpool_forward_kernel<float>, s.n * s.c * s.p() * s.q(), stream, x, y, indices, pool_dims(s));
+void maxpool2d_forward(const void* x, void* y, int64_t* indices, DType dtype, const MaxPoolShape& s,
+                       cudaStream_t stream) {
+  with_activation_type(dtype, "maxpool2d_forward", [&](auto element) {
+    using T = decltype(element);
+    launch_linear(maxpool_forward_kernel<T>, s.n * s.c * s.p() * s.q(), stream, static_cast<const T*>(x),
+                  static_cast<T*>(y), indices, pool_dims(s));
+  });
 }
 
-void maxpool2d_backward(const float* dy, const int64_t* indices, float* dx, const MaxPoolShape& s,
+void maxpool2d_backward(const void* dy, const int64_t* indices, void* dx, DType dtype, const MaxPoolShape& s,
                         cudaStream_t stream) {
-  launch_linear(maxpool_backward_kernel<float>, s.n * s.c * s.h * s.w, stream, dy, indices, dx, pool_dims(s));
+  with_activation_type(dtype, "maxpool2d_backward", [&](auto element) {
+    using T = decltype(element);
+    launch_linear(maxpool_backward_kernel<T>, s.n * s.c * s.h * s.w, stream, static_cast<const T*>(dy), indices,
+                  static_cast<T*>(dx), pool_dims(s));
+  });
 }
 
 }  // namespace hookrt::cuda

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "hookrt/tensor.h"
 
 namespace hookrt::cuda {
 
@@ -17,14 +18,16 @@ struct MaxPoolShape {
   int64_t q() const { return (w + 2 * padding - kernel) / stride + 1; }
 };
 
+// x, y, dy and dx hold one activation dtype (F32 or BF16); values are compared and summed in float.
 // y (N,C,P,Q), indices (N,C,P,Q): flat h*W+w of each window's max within its plane. As PyTorch: a
 // value replaces the max when it is greater or NaN (ties keep the first in scan order, the last
 // NaN wins); a window of -inf reports its first valid element.
-void maxpool2d_forward(const float* x, float* y, int64_t* indices, const MaxPoolShape& shape, cudaStream_t stream);
+void maxpool2d_forward(const void* x, void* y, int64_t* indices, DType dtype, const MaxPoolShape& shape,
+                       cudaStream_t stream);
 // dx (N,C,H,W) = the sum of dy over the outputs whose index names that input, added in output
-// order (deterministic: a gather, no atomics). Indices must come from maxpool2d_forward with the
-// same shape: an index outside its own window is not seen.
-void maxpool2d_backward(const float* dy, const int64_t* indices, float* dx, const MaxPoolShape& shape,
+// order in float (deterministic: a gather, no atomics) and rounded once. Indices must come from
+// maxpool2d_forward with the same shape: an index outside its own window is not seen.
+void maxpool2d_backward(const void* dy, const int64_t* indices, void* dx, DType dtype, const MaxPoolShape& shape,
                         cudaStream_t stream);
 
 }  // namespace hookrt::cuda
