@@ -22,17 +22,20 @@ int as_int(int64_t value, const char* op) {
   return static_cast<int>(value);
 }
 
-void check_conv_operands(const Tensor& x, const char* x_name, const Tensor& w, const char* w_name, const char* op) {
-  require_f32(x, op, x_name);
+// x and w of rank 4, with the dtype of `like` (the call's first operand, F32 or BF16).
+void check_conv_operands(const Tensor& x, const char* x_name, const Tensor& w, const char* w_name, const Tensor& like,
+                         const char* like_name, const char* op) {
+  require_activation(like, op, like_name);
+  if (&x != &like) require_same_dtype(x, like, op, x_name, like_name);
   require_rank(x, 4, op, x_name);
-  require_f32(w, op, w_name);
+  require_same_dtype(w, like, op, w_name, like_name);
   require_rank(w, 4, op, w_name);
 }
 
-ConvDims conv_dims(const Shape& x, const Shape& w, const Conv2dGeometry& g, const char* op) {
+ConvDims conv_dims(const Shape& x, const Shape& w, const Conv2dGeometry& g, DType dtype, const char* op) {
   checks::require_conv_geometry(x, w, g, op);
   const ConvDims d{as_int(x[0], op), as_int(x[1], op), as_int(x[2], op), as_int(x[3], op),
-                   as_int(w[0], op), as_int(w[2], op), as_int(w[3], op), g};
+                   as_int(w[0], op), as_int(w[2], op), as_int(w[3], op), g, dtype};
   return d;
 }
 
@@ -78,33 +81,32 @@ LinearDims linear_dims(const Tensor& x, const Tensor& w, const char* op) {
 
 void CudaBackend::conv2d_forward(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dGeometry& g) {
   const char* op = "conv2d_forward";
-  check_conv_operands(x, "x", w, "w", op);
-  const ConvDims d = conv_dims(x.shape(), w.shape(), g, op);
-  prepare_output(y, conv_output_shape(d), DType::F32, op, "y");
+  check_conv_operands(x, "x", w, "w", x, "x", op);
+  const ConvDims d = conv_dims(x.shape(), w.shape(), g, x.dtype(), op);
+  prepare_output(y, conv_output_shape(d), x.dtype(), op, "y");
   launch_batched_probes_before_writing({&y});
-  if (y.numel() > 0) convolutions_.forward(x.data<float>(), w.data<float>(), y.data<float>(), d);
+  if (y.numel() > 0) convolutions_.forward(x.raw_data(), w.raw_data(), y.raw_data(), d);
 }
 
 void CudaBackend::conv2d_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dGeometry& g) {
   const char* op = "conv2d_backward_data";
   require_allocated(dx, op, "dx", "the input's shape");
-  check_conv_operands(dx, "dx", w, "w", op);
-  require_f32(dy, op, "dy");
-  const ConvDims d = conv_dims(dx.shape(), w.shape(), g, op);
+  check_conv_operands(dx, "dx", w, "w", dy, "dy", op);
+  const ConvDims d = conv_dims(dx.shape(), w.shape(), g, dy.dtype(), op);
   require_shape(dy, conv_output_shape(d), op, "dy");
   launch_batched_probes_before_writing({&dx});
-  if (dx.numel() > 0) convolutions_.backward_data(dy.data<float>(), w.data<float>(), dx.data<float>(), d);
+  if (dx.numel() > 0) convolutions_.backward_data(dy.raw_data(), w.raw_data(), dx.raw_data(), d);
 }
 
 void CudaBackend::conv2d_backward_filter(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dGeometry& g) {
   const char* op = "conv2d_backward_filter";
   require_allocated(dw, op, "dw", "the filter's shape");
-  check_conv_operands(x, "x", dw, "dw", op);
-  require_f32(dy, op, "dy");
-  const ConvDims d = conv_dims(x.shape(), dw.shape(), g, op);
+  check_conv_operands(x, "x", dw, "dw", x, "x", op);
+  require_same_dtype(dy, x, op, "dy", "x");
+  const ConvDims d = conv_dims(x.shape(), dw.shape(), g, x.dtype(), op);
   require_shape(dy, conv_output_shape(d), op, "dy");
   launch_batched_probes_before_writing({&dw});
-  if (dw.numel() > 0) convolutions_.backward_filter(x.data<float>(), dy.data<float>(), dw.data<float>(), d);
+  if (dw.numel() > 0) convolutions_.backward_filter(x.raw_data(), dy.raw_data(), dw.raw_data(), d);
 }
 
 // ---- batch norm -----------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ namespace hookrt::cuda {
 namespace {
 
 std::string describe(const ConvDims& d) {
-  return "input [" + std::to_string(d.n) + ", " + std::to_string(d.c) + ", " + std::to_string(d.h) + ", " +
-         std::to_string(d.w) + "], filter [" + std::to_string(d.k) + ", " + std::to_string(d.c) + ", " +
+  return dtype_name(d.dtype) + " input [" + std::to_string(d.n) + ", " + std::to_string(d.c) + ", " +
+         std::to_string(d.h) + ", " + std::to_string(d.w) + "], filter [" + std::to_string(d.k) + ", " + std::to_string(d.c) + ", " +
          std::to_string(d.r) + ", " + std::to_string(d.s) + "], stride " + std::to_string(d.geometry.stride) +
          ", padding " + std::to_string(d.geometry.padding);
 }
@@ -118,10 +118,20 @@ struct Candidates {
 };
 
 // A measured result may name another math mode than the descriptor's. It runs with the
-// descriptor's, so only results timed that way (or with plain FMA, which TF32-allowed math
-// includes) are taken; never one that converts F32 to half precision.
+// descriptor's, so only results timed that way, or with a math the descriptor's includes, are
+// taken: plain FMA within TF32-allowed math (F32); default or FMA math within tensor-op math (BF16,
+// for algorithms that use no tensor cores). Never one that converts its operands to a narrower type.
 bool math_allowed(cudnnMathType_t measured, cudnnMathType_t descriptor) {
-  return measured == descriptor || (descriptor == CUDNN_DEFAULT_MATH && measured == CUDNN_FMA_MATH);
+  if (measured == descriptor) return true;
+  if (descriptor == CUDNN_DEFAULT_MATH) return measured == CUDNN_FMA_MATH;
+  if (descriptor == CUDNN_TENSOR_OP_MATH) return measured == CUDNN_DEFAULT_MATH || measured == CUDNN_FMA_MATH;
+  return false;
+}
+
+// The descriptor's math for a dtype: BF16 on tensor cores; F32 with TF32 allowed or in full F32.
+cudnnMathType_t math_for(DType dtype, bool allow_tf32) {
+  if (dtype == DType::BF16) return CUDNN_TENSOR_OP_MATH;
+  return allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
 }
 
 cudnnMathType_t math_of(const ConvolutionDescriptor& conv) {
@@ -208,11 +218,11 @@ CudnnConvolutions::~CudnnConvolutions() = default;
 CudnnConvolutions::Plan& CudnnConvolutions::plan(const ConvDims& d) {
   auto found = plans_.find(d.key());
   if (found != plans_.end()) return *found->second;
-  auto made = std::make_unique<Plan>(Plan{Descriptors{TensorDescriptor::nchw(d.n, d.c, d.h, d.w),
-                                                      TensorDescriptor::nchw(d.n, d.k, d.p(), d.q()),
-                                                      FilterDescriptor::kcrs(d.k, d.c, d.r, d.s),
-                                                      ConvolutionDescriptor::create(d.geometry, options_.allow_tf32)},
-                                          std::nullopt, std::nullopt, std::nullopt});
+  const cudnnDataType_t type = cudnn_data_type(d.dtype);
+  Descriptors desc{TensorDescriptor::nchw(d.n, d.c, d.h, d.w, type), TensorDescriptor::nchw(d.n, d.k, d.p(), d.q(), type),
+                   FilterDescriptor::kcrs(d.k, d.c, d.r, d.s, type),
+                   ConvolutionDescriptor::create(d.geometry, math_for(d.dtype, options_.allow_tf32))};
+  auto made = std::make_unique<Plan>(Plan{std::move(desc), std::nullopt, std::nullopt, std::nullopt});
   return *plans_.emplace(d.key(), std::move(made)).first->second;
 }
 
@@ -228,7 +238,7 @@ std::function<void(const std::string&)> CudnnConvolutions::note_for(const char* 
   };
 }
 
-void CudnnConvolutions::forward(const float* x, const float* w, float* y, const ConvDims& d) {
+void CudnnConvolutions::forward(const void* x, const void* w, void* y, const ConvDims& d) {
   Plan& p = plan(d);
   if (!p.forward) p.forward = choose<ForwardCalls>(handle_, p.desc, d, options_, workspace_, Operands{x, w, y}, note_for("forward", d));
   void* scratch = workspace_.reserve(p.forward->bytes);
@@ -237,7 +247,7 @@ void CudnnConvolutions::forward(const float* x, const float* w, float* y, const 
                                             p.forward->algo, scratch, p.forward->bytes, &zero, p.desc.y.get(), y));
 }
 
-void CudnnConvolutions::backward_data(const float* dy, const float* w, float* dx, const ConvDims& d) {
+void CudnnConvolutions::backward_data(const void* dy, const void* w, void* dx, const ConvDims& d) {
   Plan& p = plan(d);
   if (!p.backward_data) p.backward_data =
         choose<BackwardDataCalls>(handle_, p.desc, d, options_, workspace_, Operands{w, dy, dx}, note_for("backward-data", d));
@@ -248,7 +258,7 @@ void CudnnConvolutions::backward_data(const float* dy, const float* w, float* dx
                                                  p.backward_data->bytes, &zero, p.desc.x.get(), dx));
 }
 
-void CudnnConvolutions::backward_filter(const float* x, const float* dy, float* dw, const ConvDims& d) {
+void CudnnConvolutions::backward_filter(const void* x, const void* dy, void* dw, const ConvDims& d) {
   Plan& p = plan(d);
   if (!p.backward_filter) p.backward_filter = choose<BackwardFilterCalls>(handle_, p.desc, d, options_, workspace_, Operands{x, dy, dw},
                                                     note_for("backward-filter", d));

@@ -1,6 +1,8 @@
 #pragma once
-// Convolution forward, backward-data and backward-filter through cuDNN's legacy API. For each
-// shape (input, filter, stride, padding) the descriptors are made once, and each direction's
+// Convolution forward, backward-data and backward-filter through cuDNN's legacy API, on F32 or BF16
+// tensors (x, w and y of one call share the dtype; BF16 products accumulate in F32, with tensor-core
+// math, and each result is rounded once). Layout NCHW. For each shape (input, filter, stride,
+// padding) and dtype the descriptors are made once, and each direction's
 // algorithm is chosen on its first call and cached with its workspace size, in one of two ways:
 // - Measured (PyTorch's cudnn.benchmark): cuDNN times every algorithm that fits the workspace
 //   limit on the call's own buffers (cudnnFind*AlgorithmEx) and the fastest is kept. That first
@@ -8,7 +10,7 @@
 // - Heuristic: cuDNN's ranking without trial runs (cudnnGet*Algorithm_v7), the best-ranked one
 //   that supports the shape and fits the limit. Measuring falls back to it, saying so once, if
 //   it finds nothing usable.
-// Either way the algorithm runs with the descriptor's math (TF32 allowed or not), and with
+// Either way the algorithm runs with the descriptor's math (for F32, TF32 allowed or not), and with
 // `deterministic` only algorithms that give the same bits on every run are taken. The shared
 // workspace grows to the largest need, so a shape seen before allocates nothing.
 #include <cudnn.h>
@@ -26,20 +28,24 @@
 
 namespace hookrt::cuda {
 
-// x (N,C,H,W), w (K,C,R,S), y (N,K,P,Q).
+// x (N,C,H,W), w (K,C,R,S), y (N,K,P,Q), all of `dtype` (F32 or BF16).
 struct ConvDims {
   int n, c, h, w;  // input
   int k, r, s;     // filters
   Conv2dGeometry geometry;
+  DType dtype = DType::F32;
   int p() const { return (h + 2 * geometry.padding - r) / geometry.stride + 1; }
   int q() const { return (w + 2 * geometry.padding - s) / geometry.stride + 1; }
-  auto key() const { return std::make_tuple(n, c, h, w, k, r, s, geometry.stride, geometry.padding); }
+  auto key() const {
+    return std::make_tuple(n, c, h, w, k, r, s, geometry.stride, geometry.padding, static_cast<int>(dtype));
+  }
 };
 
 enum class ConvAlgorithmChoice { Measured, Heuristic };
 
 struct ConvolutionOptions {
-  // CUDNN_DEFAULT_MATH (TF32 tensor cores on Ampere and later) or CUDNN_FMA_MATH (full F32).
+  // F32 convolutions: CUDNN_DEFAULT_MATH (TF32 tensor cores on Ampere and later) or CUDNN_FMA_MATH
+  // (full F32). BF16 ones always run with CUDNN_TENSOR_OP_MATH.
   bool allow_tf32 = true;
   // The most workspace one algorithm may use (PyTorch's cuDNN path caps it by free memory).
   size_t workspace_limit_bytes = size_t{1} << 30;
@@ -56,9 +62,10 @@ class CudnnConvolutions {
   CudnnConvolutions(const CudnnConvolutions&) = delete;
   CudnnConvolutions& operator=(const CudnnConvolutions&) = delete;
 
-  void forward(const float* x, const float* w, float* y, const ConvDims& dims);          // y = x ⋆ w
-  void backward_data(const float* dy, const float* w, float* dx, const ConvDims& dims);  // dx overwritten
-  void backward_filter(const float* x, const float* dy, float* dw, const ConvDims& dims);  // dw overwritten
+  // Device buffers of dims.dtype.
+  void forward(const void* x, const void* w, void* y, const ConvDims& dims);          // y = x ⋆ w
+  void backward_data(const void* dy, const void* w, void* dx, const ConvDims& dims);  // dx overwritten
+  void backward_filter(const void* x, const void* dy, void* dw, const ConvDims& dims);  // dw overwritten
 
  private:
   struct Plan;

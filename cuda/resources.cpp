@@ -71,11 +71,22 @@ size_t cublas_workspace_bytes(int device) {
   return (major >= 9 ? size_t{32} : size_t{4}) << 20;
 }
 
-TensorDescriptor TensorDescriptor::nchw(int n, int c, int h, int w) {
+cudnnDataType_t cudnn_data_type(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return CUDNN_DATA_FLOAT;
+    case DType::BF16: return CUDNN_DATA_BFLOAT16;
+    case DType::F16: return CUDNN_DATA_HALF;
+    case DType::F64: return CUDNN_DATA_DOUBLE;
+    default: break;
+  }
+  throw Error("internal: cuDNN has no data type for dtype " + dtype_name(dtype));
+}
+
+TensorDescriptor TensorDescriptor::nchw(int n, int c, int h, int w, cudnnDataType_t type) {
   cudnnTensorDescriptor_t raw = nullptr;
   HOOKRT_CUDA_CHECK(cudnnCreateTensorDescriptor(&raw));
   TensorDescriptor descriptor(raw);
-  HOOKRT_CUDA_CHECK(cudnnSetTensor4dDescriptor(raw, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, c, h, w));
+  HOOKRT_CUDA_CHECK(cudnnSetTensor4dDescriptor(raw, CUDNN_TENSOR_NCHW, type, n, c, h, w));
   return descriptor;
 }
 
@@ -87,23 +98,23 @@ TensorDescriptor TensorDescriptor::batchnorm_channels(const TensorDescriptor& x)
   return descriptor;
 }
 
-FilterDescriptor FilterDescriptor::kcrs(int k, int c, int r, int s) {
+FilterDescriptor FilterDescriptor::kcrs(int k, int c, int r, int s, cudnnDataType_t type) {
   cudnnFilterDescriptor_t raw = nullptr;
   HOOKRT_CUDA_CHECK(cudnnCreateFilterDescriptor(&raw));
   FilterDescriptor descriptor(raw);
-  HOOKRT_CUDA_CHECK(cudnnSetFilter4dDescriptor(raw, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, k, c, r, s));
+  HOOKRT_CUDA_CHECK(cudnnSetFilter4dDescriptor(raw, type, CUDNN_TENSOR_NCHW, k, c, r, s));
   return descriptor;
 }
 
-ConvolutionDescriptor ConvolutionDescriptor::create(const Conv2dGeometry& g, bool allow_tf32) {
+ConvolutionDescriptor ConvolutionDescriptor::create(const Conv2dGeometry& g, cudnnMathType_t math) {
   cudnnConvolutionDescriptor_t raw = nullptr;
   HOOKRT_CUDA_CHECK(cudnnCreateConvolutionDescriptor(&raw));
   ConvolutionDescriptor descriptor(raw);
+  // The compute type is F32 for BF16 operands too (cuDNN's "pseudo BF16" configuration: BF16 in
+  // and out, products accumulated in F32).
   HOOKRT_CUDA_CHECK(cudnnSetConvolution2dDescriptor(raw, g.padding, g.padding, g.stride, g.stride, 1, 1,
                                                     CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-  // CUDNN_DEFAULT_MATH lets cuDNN use TF32 tensor cores for F32 on Ampere and later;
-  // CUDNN_FMA_MATH keeps every product in full F32.
-  HOOKRT_CUDA_CHECK(cudnnSetConvolutionMathType(raw, allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+  HOOKRT_CUDA_CHECK(cudnnSetConvolutionMathType(raw, math));
   return descriptor;
 }
 

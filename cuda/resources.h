@@ -90,29 +90,33 @@ class CublasHandle : public UniqueHandle<cublasHandle_t, CublasTraits> {
 // The workspace cuBLAS's documentation recommends for `device`: 32 MiB from Hopper on, 4 MiB before.
 size_t cublas_workspace_bytes(int device);
 
-// A packed NCHW F32 tensor of (n, c, h, w).
+// cuDNN's data type for a tensor dtype: F32 and BF16 (hookrt's activations), F16, F64; Error for others.
+cudnnDataType_t cudnn_data_type(DType dtype);
+
+// A packed NCHW tensor of (n, c, h, w) elements of `type`.
 class TensorDescriptor : public UniqueHandle<cudnnTensorDescriptor_t, TensorDescriptorTraits> {
  public:
-  static TensorDescriptor nchw(int n, int c, int h, int w);
+  static TensorDescriptor nchw(int n, int c, int h, int w, cudnnDataType_t type = CUDNN_DATA_FLOAT);
   // cuDNN's (1, C, 1, 1) per-channel descriptor for batch norm on `x` (spatial mode).
   static TensorDescriptor batchnorm_channels(const TensorDescriptor& x);
  private:
   using UniqueHandle::UniqueHandle;
 };
 
-// A KCRS F32 filter of (k, c, r, s).
+// A KCRS filter of (k, c, r, s) elements of `type`.
 class FilterDescriptor : public UniqueHandle<cudnnFilterDescriptor_t, FilterDescriptorTraits> {
  public:
-  static FilterDescriptor kcrs(int k, int c, int r, int s);
+  static FilterDescriptor kcrs(int k, int c, int r, int s, cudnnDataType_t type = CUDNN_DATA_FLOAT);
  private:
   using UniqueHandle::UniqueHandle;
 };
 
-// A 2-D cross-correlation (PyTorch's convolution) in F32, no dilation or groups; TF32 allowed or
-// plain FMA math.
+// A 2-D cross-correlation (PyTorch's convolution) computed in F32 whatever its operands' type, no
+// dilation or groups, with the given math: CUDNN_DEFAULT_MATH (TF32 allowed for F32 operands),
+// CUDNN_FMA_MATH (full F32) or CUDNN_TENSOR_OP_MATH (tensor cores, for BF16 operands).
 class ConvolutionDescriptor : public UniqueHandle<cudnnConvolutionDescriptor_t, ConvolutionDescriptorTraits> {
  public:
-  static ConvolutionDescriptor create(const Conv2dGeometry& geometry, bool allow_tf32);
+  static ConvolutionDescriptor create(const Conv2dGeometry& geometry, cudnnMathType_t math);
  private:
   using UniqueHandle::UniqueHandle;
 };
