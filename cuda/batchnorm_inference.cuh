@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "batchnorm_args.h"
+
 namespace hookrt::cuda {
 
 // save_mean (C) = running_mean; save_invstd (C) = 1 / sqrt(running_var + eps) in double.
@@ -14,10 +16,7 @@ void batchnorm_inference_saved_stats(const float* running_mean, const float* run
 
 // x, dy, dx: (N, C, HW). With sum_dy = Σ dy and dot = Σ dy (x - mean) per channel (in double):
 // dbias = sum_dy, dweight = dot * invstd, dx = dy * (invstd * weight). dx, dweight, dbias may
-// each be null.
-struct BatchNormDims {
-  int64_t n, c, hw;
-};
+// each be null. F32 tensors (BF16 activations go to batchnorm_mixed.cuh).
 void batchnorm_inference_backward(const float* dy, const float* x, const float* weight, const float* save_mean,
                                   const float* save_invstd, float* dx, float* dweight, float* dbias,
                                   const BatchNormDims& dims, cudaStream_t stream);

@@ -115,19 +115,19 @@ void CudaBackend::batchnorm_forward(const Tensor& x, const Tensor& weight, const
                                     Tensor& running_var, Tensor& y, Tensor& save_mean, Tensor& save_invstd,
                                     const BatchNormOptions& o) {
   const char* op = "batchnorm_forward";
-  require_f32(x, op, "x");
+  require_activation(x, op, "x");
   const BatchNormDims d = batchnorm_dims(x, op);
   check_channel_vector(weight, "weight", x, op);
   check_channel_vector(bias, "bias", x, op);
   check_channel_vector(running_mean, "running_mean", x, op);
   check_channel_vector(running_var, "running_var", x, op);
-  prepare_output(y, x.shape(), DType::F32, op, "y");
+  prepare_output(y, x.shape(), x.dtype(), op, "y");
   prepare_output(save_mean, Shape{d.c}, DType::F32, op, "save_mean");
   prepare_output(save_invstd, Shape{d.c}, DType::F32, op, "save_invstd");
   launch_batched_probes_before_writing({&y, &save_mean, &save_invstd, &running_mean, &running_var});
-  batchnorm_.forward(BatchNormForwardArgs{x.data<float>(), weight.data<float>(), bias.data<float>(),
-                                          running_mean.data<float>(), running_var.data<float>(), y.data<float>(),
-                                          save_mean.data<float>(), save_invstd.data<float>()},
+  batchnorm_.forward(BatchNormForwardArgs{x.raw_data(), weight.data<float>(), bias.data<float>(),
+                                          running_mean.data<float>(), running_var.data<float>(), y.raw_data(),
+                                          save_mean.data<float>(), save_invstd.data<float>(), x.dtype()},
                      d, o);
 }
 
@@ -135,20 +135,20 @@ void CudaBackend::batchnorm_backward(const Tensor& dy, const Tensor& x, const Te
                                      const Tensor& save_invstd, Tensor& dx, Tensor& dweight, Tensor& dbias,
                                      const BatchNormOptions& o) {
   const char* op = "batchnorm_backward";
-  require_f32(x, op, "x");
-  require_f32(dy, op, "dy");
+  require_activation(x, op, "x");
+  require_same_dtype(dy, x, op, "dy", "x");
   require_shape(dy, x.shape(), op, "dy");
   const BatchNormDims d = batchnorm_dims(x, op);
   check_channel_vector(weight, "weight", x, op);
   check_channel_vector(save_mean, "save_mean", x, op);
   check_channel_vector(save_invstd, "save_invstd", x, op);
-  prepare_output(dx, x.shape(), DType::F32, op, "dx");
+  prepare_output(dx, x.shape(), x.dtype(), op, "dx");
   prepare_output(dweight, Shape{d.c}, DType::F32, op, "dweight");
   prepare_output(dbias, Shape{d.c}, DType::F32, op, "dbias");
   launch_batched_probes_before_writing({&dx, &dweight, &dbias});
-  batchnorm_.backward(BatchNormBackwardArgs{dy.data<float>(), x.data<float>(), weight.data<float>(),
-                                            save_mean.data<float>(), save_invstd.data<float>(), dx.data<float>(),
-                                            dweight.data<float>(), dbias.data<float>()},
+  batchnorm_.backward(BatchNormBackwardArgs{dy.raw_data(), x.raw_data(), weight.data<float>(),
+                                            save_mean.data<float>(), save_invstd.data<float>(), dx.raw_data(),
+                                            dweight.data<float>(), dbias.data<float>(), x.dtype()},
                       d, o);
 }
 

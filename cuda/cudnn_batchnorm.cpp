@@ -4,6 +4,7 @@
 #include <limits>
 #include <string>
 
+#include "batchnorm_mixed.cuh"
 #include "resources.h"
 #include "status.h"
 
@@ -16,14 +17,20 @@ int as_int(int64_t value, const char* what) {
   return static_cast<int>(value);
 }
 
+BatchNormSettings settings_of(const BatchNormOptions& o) {
+  return BatchNormSettings{o.mode == BatchNormMode::Training ? BatchNormStatistics::Batch : BatchNormStatistics::Running,
+                           o.eps, o.momentum};
+}
+
 }  // namespace
 
 struct CudnnBatchNorm::Descriptors {
-  TensorDescriptor x;         // (N, C, HW, 1): x, y, dy and dx share it
+  TensorDescriptor x;         // (N, C, HW, 1) F32: x, y, dy and dx share it
   TensorDescriptor channels;  // (1, C, 1, 1): weight, bias, statistics
 };
 
-CudnnBatchNorm::CudnnBatchNorm(cudnnHandle_t handle, cudaStream_t stream) : handle_(handle), stream_(stream) {}
+CudnnBatchNorm::CudnnBatchNorm(cudnnHandle_t handle, cudaStream_t stream, DeviceMemoryPool& pool)
+    : handle_(handle), stream_(stream), scratch_(pool, "batch norm's scratch") {}
 
 CudnnBatchNorm::~CudnnBatchNorm() = default;
 
@@ -43,6 +50,10 @@ void CudnnBatchNorm::forward(const BatchNormForwardArgs& a, const BatchNormDims&
     throw_bad_input("batchnorm (training): expected more than 1 value per channel, got " + std::to_string(count) +
                     " (N=" + std::to_string(d.n) + ", H*W=" + std::to_string(d.hw) + ")");
   if (d.c == 0) return;
+  if (a.activations == DType::BF16) {
+    void* scratch = scratch_.reserve(batchnorm_mixed_scratch_bytes(d));
+    return batchnorm_mixed_forward(a, d, settings_of(o), scratch, stream_);
+  }
   const float one = 1.0f, zero = 0.0f;
   if (o.mode == BatchNormMode::Training) {
     const Descriptors& desc = descriptors(d);
@@ -62,9 +73,13 @@ void CudnnBatchNorm::forward(const BatchNormForwardArgs& a, const BatchNormDims&
 }
 
 void CudnnBatchNorm::backward(const BatchNormBackwardArgs& a, const BatchNormDims& d, const BatchNormOptions& o) {
+  if (a.activations == DType::BF16) {  // an empty batch gives zero dweight and dbias, in either mode
+    void* scratch = scratch_.reserve(batchnorm_mixed_scratch_bytes(d));
+    return batchnorm_mixed_backward(a, d, settings_of(o), scratch, stream_);
+  }
   if (o.mode == BatchNormMode::Inference) {  // our kernel: an empty batch gives zero dweight and dbias
-    batchnorm_inference_backward(a.dy, a.x, a.weight, a.save_mean, a.save_invstd, a.dx, a.dweight, a.dbias, d,
-                                 stream_);
+    batchnorm_inference_backward(static_cast<const float*>(a.dy), static_cast<const float*>(a.x), a.weight,
+                                 a.save_mean, a.save_invstd, static_cast<float*>(a.dx), a.dweight, a.dbias, d, stream_);
     return;
   }
   // Training forward refused batches of at most one value per channel, so cuDNN sees real shapes.

@@ -1,9 +1,11 @@
 #pragma once
-// Batch normalisation through cuDNN (spatial mode: one mean and variance per channel over N, H, W).
-// Training uses cuDNN's forward and backward, whose running variance update uses the unbiased
-// batch variance and whose saved statistics are the batch mean and 1/sqrt(var + eps), exactly the
-// Backend contract. Inference uses cuDNN's forward plus our kernels for the saved statistics and
-// the constant-statistics backward (batchnorm_inference.cuh). Descriptors are cached per shape.
+// Batch normalisation (spatial mode: one mean and variance per channel over N, H, W), on F32 or
+// BF16 activations with F32 parameters and statistics. F32 goes through cuDNN: training uses
+// cuDNN's forward and backward, whose running variance update uses the unbiased batch variance and
+// whose saved statistics are the batch mean and 1/sqrt(var + eps), exactly the Backend contract;
+// inference uses cuDNN's forward plus our kernels for the saved statistics and the
+// constant-statistics backward (batchnorm_inference.cuh). Descriptors are cached per shape. BF16
+// goes to our kernels (batchnorm_mixed.cuh): cuDNN's legacy calls are not documented to take it.
 #include <cudnn.h>
 
 #include <cstdint>
@@ -11,38 +13,18 @@
 #include <memory>
 #include <tuple>
 
+#include "batchnorm_args.h"
 #include "batchnorm_inference.cuh"
 #include "hookrt/backend.h"
+#include "memory_pool.h"
+#include "workspace.h"
 
 namespace hookrt::cuda {
 
-// Device pointers of one batch-norm forward: x, y (N,C,HW); the rest (C).
-struct BatchNormForwardArgs {
-  const float* x;
-  const float* weight;
-  const float* bias;
-  float* running_mean;
-  float* running_var;
-  float* y;
-  float* save_mean;
-  float* save_invstd;
-};
-
-// Device pointers of one batch-norm backward: dy, x, dx (N,C,HW); the rest (C).
-struct BatchNormBackwardArgs {
-  const float* dy;
-  const float* x;
-  const float* weight;
-  const float* save_mean;
-  const float* save_invstd;
-  float* dx;
-  float* dweight;
-  float* dbias;
-};
-
 class CudnnBatchNorm {
  public:
-  CudnnBatchNorm(cudnnHandle_t handle, cudaStream_t stream);
+  // The BF16 kernels' scratch comes from `pool`, kept and grown to the largest shape seen.
+  CudnnBatchNorm(cudnnHandle_t handle, cudaStream_t stream, DeviceMemoryPool& pool);
   ~CudnnBatchNorm();
   CudnnBatchNorm(const CudnnBatchNorm&) = delete;
   CudnnBatchNorm& operator=(const CudnnBatchNorm&) = delete;
@@ -57,6 +39,7 @@ class CudnnBatchNorm {
 
   cudnnHandle_t handle_;
   cudaStream_t stream_;
+  Workspace scratch_;
   std::map<std::tuple<int64_t, int64_t, int64_t>, std::unique_ptr<Descriptors>> cache_;
 };
 

@@ -1,0 +1,36 @@
+#pragma once
+// Batch norm on BF16 activations with F32 parameters and statistics (PyTorch's mixed batch_norm
+// under autocast), queued on `stream`. cuDNN's legacy batch-norm calls are not documented to take
+// BF16 data (PyTorch does not send them any), so these are our kernels, which follow the CPU
+// reference's formulas (src/cpu/ops_batchnorm.cpp): statistics and sums in double, the per-channel
+// scale and shift (or backward coefficients) in F32, and each element computed in F32 with the
+// reference's roundings, then rounded once to BF16. Each channel's sums are split over several
+// blocks whose partial sums, kept in `scratch`, are added in a fixed order: the results are the
+// same on every run. The kernels take F32 activations too.
+#include <cuda_runtime.h>
+
+#include <cstddef>
+
+#include "batchnorm_args.h"
+
+namespace hookrt::cuda {
+
+// The scratch one call of these kernels needs for `dims` (partial sums and per-channel
+// coefficients).
+size_t batchnorm_mixed_scratch_bytes(const BatchNormDims& dims);
+
+// Training: the batch's mean and biased variance normalise y; the running statistics are updated
+// with the unbiased variance; save_mean and save_invstd get the batch mean and 1/sqrt(var + eps).
+// Inference: the running statistics normalise y and save_* receive them as mean and invstd. A
+// training batch needs more than one value per channel (the caller checks).
+void batchnorm_mixed_forward(const BatchNormForwardArgs& args, const BatchNormDims& dims,
+                             const BatchNormSettings& settings, void* scratch, cudaStream_t stream);
+
+// With sum_dy = Σ dy and dot = Σ dy (x - mean) per channel: dbias = sum_dy, dweight = dot * invstd,
+// and dx = (dy - sum_dy / count - (x - mean) dot invstd² / count) invstd weight in training,
+// dy invstd weight in inference (the statistics are constants there).
+void batchnorm_mixed_backward(const BatchNormBackwardArgs& args, const BatchNormDims& dims,
+                              const BatchNormSettings& settings, void* scratch,
+                              cudaStream_t stream);
+
+}  // namespace hookrt::cuda
