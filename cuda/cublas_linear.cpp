@@ -19,28 +19,39 @@ int as_int(int64_t value, const char* what) {
 
 }  // namespace
 
-void CublasLinear::forward(const float* x, const float* w, const float* b, float* y, const LinearDims& d) {
-  if (d.n == 0 || d.out == 0) return;
-  const int n = as_int(d.n, "batch"), k = as_int(d.in, "input features"), m = as_int(d.out, "output features");
-  broadcast_bias(b, y, d.n, d.out, stream_);
-  // Column-major: y^T (M,N) = w^T (M,K) · x^T (K,N) + y^T, where w^T is op(T) of w's (K,M) view.
+void CublasLinear::gemm(cublasOperation_t op_a, cublasOperation_t op_b, int m, int n, int k, const void* a, int lda,
+                        const void* b, int ldb, float beta, void* c, int ldc, DType dtype) {
   const float one = 1.0f;
-  HOOKRT_CUDA_CHECK(cublasSgemm(handle_, CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, &one, w, k, x, k, &one, y, m));
+  if (dtype == DType::F32) {
+    HOOKRT_CUDA_CHECK(cublasSgemm(handle_, op_a, op_b, m, n, k, &one, static_cast<const float*>(a), lda,
+                                  static_cast<const float*>(b), ldb, &beta, static_cast<float*>(c), ldc));
+    return;
+  }
+  if (dtype != DType::BF16) throw Error("internal: linear has no GEMM for dtype " + dtype_name(dtype));
+  HOOKRT_CUDA_CHECK(cublasGemmEx(handle_, op_a, op_b, m, n, k, &one, a, CUDA_R_16BF, lda, b, CUDA_R_16BF, ldb, &beta,
+                                 c, CUDA_R_16BF, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
-void CublasLinear::backward(const float* x, const float* w, const float* dy, float* dx, float* dw, float* db,
+void CublasLinear::forward(const void* x, const void* w, const void* b, void* y, DType dtype, const LinearDims& d) {
+  if (d.n == 0 || d.out == 0) return;
+  const int n = as_int(d.n, "batch"), k = as_int(d.in, "input features"), m = as_int(d.out, "output features");
+  broadcast_bias(b, y, dtype, d.n, d.out, stream_);
+  // Column-major: y^T (M,N) = w^T (M,K) · x^T (K,N) + y^T, where w^T is op(T) of w's (K,M) view.
+  gemm(CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, w, k, x, k, 1.0f, y, m, dtype);
+}
+
+void CublasLinear::backward(const void* x, const void* w, const void* dy, void* dx, void* dw, void* db, DType dtype,
                             const LinearDims& d) {
   const int n = as_int(d.n, "batch"), k = as_int(d.in, "input features"), m = as_int(d.out, "output features");
-  const float one = 1.0f, zero = 0.0f;
   if (dx != nullptr && n > 0 && k > 0) {
     // dx (N,K) = dy (N,M) · w (M,K); column-major: dx^T (K,N) = w^T (K,M) · dy^T (M,N).
-    HOOKRT_CUDA_CHECK(cublasSgemm(handle_, CUBLAS_OP_N, CUBLAS_OP_N, k, n, m, &one, w, k, dy, m, &zero, dx, k));
+    gemm(CUBLAS_OP_N, CUBLAS_OP_N, k, n, m, w, k, dy, m, 0.0f, dx, k, dtype);
   }
   if (m > 0 && k > 0) {
     // dw (M,K) = dy^T (M,N) · x (N,K); column-major: dw^T (K,M) = x^T (K,N) · dy (N,M).
-    HOOKRT_CUDA_CHECK(cublasSgemm(handle_, CUBLAS_OP_N, CUBLAS_OP_T, k, m, n, &one, x, k, dy, m, &zero, dw, k));
+    gemm(CUBLAS_OP_N, CUBLAS_OP_T, k, m, n, x, k, dy, m, 0.0f, dw, k, dtype);
   }
-  column_sums(dy, db, d.n, d.out, stream_);
+  column_sums(dy, db, dtype, d.n, d.out, stream_);
 }
 
 }  // namespace hookrt::cuda

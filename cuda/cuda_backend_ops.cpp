@@ -64,8 +64,8 @@ void check_channel_vector(const Tensor& t, const char* name, const Tensor& x, co
 }
 
 LinearDims linear_dims(const Tensor& x, const Tensor& w, const char* op) {
-  require_f32(x, op, "x");
-  require_f32(w, op, "w");
+  require_activation(x, op, "x");
+  require_same_dtype(w, x, op, "w", "x");
   require_rank(w, 2, op, "w");
   if (x.ndim() < 2) throw Error(std::string(op) + ": x has shape " + shape_string(x.shape()) + "; expected (N, features)");
   const LinearDims d{x.size(0), w.size(1), w.size(0)};
@@ -222,25 +222,25 @@ void CudaBackend::adaptive_avgpool_backward(const Tensor& dy, Tensor& dx) {
 void CudaBackend::linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) {
   const char* op = "linear_forward";
   const LinearDims d = linear_dims(x, w, op);
-  require_f32(b, op, "b");
+  require_same_dtype(b, x, op, "b", "x");
   require_shape(b, Shape{d.out}, op, "b");
-  prepare_output(y, Shape{d.n, d.out}, DType::F32, op, "y");
+  prepare_output(y, Shape{d.n, d.out}, x.dtype(), op, "y");
   launch_batched_probes_before_writing({&y});
-  linear_.forward(x.data<float>(), w.data<float>(), b.data<float>(), y.data<float>(), d);
+  linear_.forward(x.raw_data(), w.raw_data(), b.raw_data(), y.raw_data(), x.dtype(), d);
 }
 
 void CudaBackend::linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor& dx, Tensor& dw,
                                   Tensor& db) {
   const char* op = "linear_backward";
   const LinearDims d = linear_dims(x, w, op);
-  require_f32(dy, op, "dy");
+  require_same_dtype(dy, x, op, "dy", "x");
   require_shape(dy, Shape{d.n, d.out}, op, "dy");
-  if (dx.defined()) prepare_output(dx, x.shape(), DType::F32, op, "dx");
-  prepare_output(dw, w.shape(), DType::F32, op, "dw");
-  prepare_output(db, Shape{d.out}, DType::F32, op, "db");
+  if (dx.defined()) prepare_output(dx, x.shape(), x.dtype(), op, "dx");
+  prepare_output(dw, w.shape(), x.dtype(), op, "dw");
+  prepare_output(db, Shape{d.out}, x.dtype(), op, "db");
   launch_batched_probes_before_writing({&dx, &dw, &db});
-  linear_.backward(x.data<float>(), w.data<float>(), dy.data<float>(), dx.defined() ? dx.data<float>() : nullptr,
-                   dw.data<float>(), db.data<float>(), d);
+  linear_.backward(x.raw_data(), w.raw_data(), dy.raw_data(), dx.defined() ? dx.raw_data() : nullptr, dw.raw_data(),
+                   db.raw_data(), x.dtype(), d);
 }
 
 // ---- loss -----------------------------------------------------------------------------------------

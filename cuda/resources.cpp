@@ -61,7 +61,9 @@ CublasHandle CublasHandle::create(cudaStream_t stream, bool allow_tf32, void* wo
   HOOKRT_CUDA_CHECK(cublasSetStream(raw, stream));
   // After cublasSetStream, which puts the handle back on cuBLAS's own workspace pool.
   HOOKRT_CUDA_CHECK(cublasSetWorkspace(raw, workspace, workspace_bytes));
-  HOOKRT_CUDA_CHECK(cublasSetMathMode(raw, allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+  const int math = (allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH) |
+                   CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION;
+  HOOKRT_CUDA_CHECK(cublasSetMathMode(raw, static_cast<cublasMath_t>(math)));
   return handle;
 }
 

@@ -77,7 +77,9 @@ class CudnnHandle : public UniqueHandle<cudnnHandle_t, CudnnTraits> {
   using UniqueHandle::UniqueHandle;
 };
 
-// A cuBLAS handle whose work goes to `stream`; TF32 tensor-core math when allow_tf32. It works
+// A cuBLAS handle whose work goes to `stream`; TF32 tensor-core math when allow_tf32. Reductions
+// within a GEMM (split-K) stay in the compute type, F32, even where the output is BF16, so that a
+// BF16 result is rounded once (CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION). It works
 // in the caller's `workspace` (cublas_workspace_bytes of it, alive as long as the handle): without
 // one, cuBLAS allocates its own, and would do so inside a step being recorded as a CUDA graph.
 class CublasHandle : public UniqueHandle<cublasHandle_t, CublasTraits> {
