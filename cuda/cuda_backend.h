@@ -3,11 +3,14 @@
 // on the backend's one stream (cuDNN for convolution and batch norm, cuBLAS for the linear layer,
 // our kernels for the rest), and host copies through a pinned staging buffer, or straight from
 // the page-locked batches that empty_host() makes. Methods return once the work is queued;
-// results are read with to_host (which waits) or after synchronize(). F32 only. Outputs that are
-// undefined are allocated where their shape follows from the inputs, as in the CPU backend. Not
-// thread-safe, except empty_host (loader threads call it): one executor drives one backend, from
-// threads whose current CUDA device is options.device (the constructor makes it current for its
-// own thread).
+// results are read with to_host (which waits) or after synchronize(). Dtypes are backend.h's:
+// activations and their gradients F32 or BF16 (cuDNN's and cuBLAS's BF16 paths and our kernels
+// accumulate in F32 and round each result once; BF16 batch norm runs in our kernels), parameters,
+// batch-norm statistics, the loss and the optimizer F32; probes read F32, BF16 and F16. Layout
+// NCHW. Outputs that are undefined are allocated where their shape follows from the inputs, as in
+// the CPU backend. Not thread-safe, except empty_host (loader threads call it): one executor drives
+// one backend, from threads whose current CUDA device is options.device (the constructor makes it
+// current for its own thread).
 #include <cstddef>
 #include <initializer_list>
 #include <memory>
@@ -105,7 +108,8 @@ class CudaBackend final : public Backend {
 
   // ---- probes ----
   // A run given the op that writes its tensor (options.produce) computes the tensor in its first
-  // pass, unless that pass needs a clipnorm's norm first: then the op runs on its own before it.
+  // pass, unless that pass needs a clipnorm's norm first or the tensor is not F32: then the op runs
+  // on its own before it (run_producing_op).
   // Every probe of a hook on a device tensor is one fused pass (fused_probes.cuh) whose results go
   // to a slot of the step's arena (runs of the common probes wait to share their launch with the
   // runs after them: batch_probe_run); the run is deferred: seal_deferred_probe_results() queues the

@@ -1,5 +1,7 @@
 // CudaBackend's layer ops, loss and optimizer: check the arguments as the CPU backend does, then
-// queue the work on the backend's stream.
+// queue the work on the backend's stream. Activations and their gradients are F32 or BF16, one
+// dtype per call (the first activation operand's; backend.h); parameters of batch norm, the loss
+// and the optimizer are F32.
 #include <limits>
 #include <string>
 #include <vector>
