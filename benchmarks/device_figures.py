@@ -4,16 +4,19 @@
   device_figures.py --dir OUT [--commit SHA] [--json results.json]
 
 Reads OUT/bench_gpu_probes.json and OUT/bench_gpu_train_step.json (Google Benchmark's JSON),
-OUT/torch_gpu_baseline.json and OUT/hookrt_bench.json (`hookrt bench --json`), prints one line per
-figure beside its baseline from the same run, then hookrt's and PyTorch's step times side by side
-and issue 5's ratios against their targets, and writes the figures as JSON: {"date", "card",
-"commit", "figures": {name: {"value", "baseline", "unit", "baseline_is", "ratio"}}}. Issue 5's
-figures (bench_*, torch_bf16_*) also carry "ratio_is", "target" and "met"; a figure hookrt cannot
-measure yet has "value", "ratio" and "met" null. The hooked step's launches (kernels, memcpys,
-memsets, and all of them: `hookrt bench` counts one step of each variant with CUPTI) are figures
-against the unhooked step's, with no target, and so is its device time (CUPTI's kernels, memcpys
-and memsets summed); the kernel families whose time the probes change most are printed last and
-written as "hooked_device_time_changes". Where the same bench with one speedup switched off
+OUT/torch_gpu_baseline.json, OUT/hookrt_bench.json (`hookrt bench --json`) and
+OUT/hookrt_bench_bf16.json (the same with `--precision bf16`), prints one line per figure beside its
+baseline from the same run, then hookrt's and PyTorch's step times side by side and issue 5's
+ratios against their targets, and writes the figures as JSON: {"date", "card", "commit",
+"figures": {name: {"value", "baseline", "unit", "baseline_is", "ratio"}}}. Issue 5's figures
+(bench_*, torch_bf16_*) also carry "ratio_is", "target" and "met". hookrt's bf16 step is held to
+its fp32 step, to PyTorch's bf16 channels_last step, and to its own hooked bf16 step; without
+hookrt_bench_bf16.json the first stays in the figures with "value", "ratio" and "met" null and its
+"baseline_is" saying why, and the other two are left out. The hooked step's launches (kernels,
+memcpys, memsets, and all of them: `hookrt bench` counts one step of each variant with CUPTI) are
+figures against the unhooked step's, with no target, and so is its device time (CUPTI's kernels,
+memcpys and memsets summed); the kernel families whose time the probes change most are printed
+last and written as "hooked_device_time_changes". Where the same bench with one speedup switched off
 is there too (OFF_SWITCHES: OUT/hookrt_bench_eager.json from `--no-graphs`,
 hookrt_bench_no_epilogue_probes.json, hookrt_bench_heuristic_conv.json), each variant's step is a
 figure against the same step without that speedup. A missing input, or launches hookrt could not
@@ -132,11 +135,16 @@ def issue5_figure(value, baseline, baseline_is, ratio_is, target):
             "met": target_met(ratio, target) if target else None}
 
 
+def differences(ours, theirs, ours_is, theirs_is, keys=("batch", "size")):
+    """The keys on which two runs differ, each as "batch 2 (ours_is) vs 256 (theirs_is)"."""
+    return [f"{key} {ours.get(key)} ({ours_is}) vs {theirs.get(key)} ({theirs_is})"
+            for key in keys if ours.get(key) != theirs.get(key)]
+
+
 def comparable(hookrt_bench, torch_result):
     """Why hookrt's and PyTorch's steps cannot be compared ("" when they can): the same batch and
     image size, hookrt on the GPU."""
-    problems = [f"{key} {hookrt_bench.get(key)} (hookrt) vs {torch_result.get(key)} (PyTorch)"
-                for key in ("batch", "size") if hookrt_bench.get(key) != torch_result.get(key)]
+    problems = differences(hookrt_bench, torch_result, "hookrt", "PyTorch")
     if not str(hookrt_bench.get("backend", "")).startswith("cuda"):
         problems.append(f"hookrt ran on {hookrt_bench.get('backend')}, not the GPU")
     return "; ".join(problems)
@@ -151,12 +159,15 @@ def has(result, source, keys):
     return not absent
 
 
-def hookrt_overhead_figure(hookrt_bench, figures):
-    if not has(hookrt_bench, "hookrt_bench.json", ("unhooked_ms", "hooked_ms")):
+def hookrt_overhead_figure(hookrt_bench, figures, source="hookrt_bench.json", name="bench_hooked_over_unhooked",
+                           step_is="hookrt's unhooked step", command="hookrt bench"):
+    """The hooked step against the unhooked step of the same run: fp32 by default, bf16 from
+    hookrt_bench_bf16.json."""
+    if not has(hookrt_bench, source, ("unhooked_ms", "hooked_ms")):
         return
-    figures["bench_hooked_over_unhooked"] = issue5_figure(
+    figures[name] = issue5_figure(
         hookrt_bench["hooked_ms"], hookrt_bench["unhooked_ms"],
-        f"hookrt's unhooked step (hookrt bench; hooked: stats+zeros+nonfinite everywhere), {shape(hookrt_bench)}",
+        f"{step_is} ({command}; hooked: stats+zeros+nonfinite everywhere), {shape(hookrt_bench)}",
         TIME_RATIO, "<= 1.03")
 
 
@@ -178,15 +189,81 @@ def hookrt_vs_torch_figures(hookrt_bench, torch_result, figures):
             figures[name] = issue5_figure(hookrt_bench[ours], torch_result[theirs], baseline_is, SPEEDUP, target)
 
 
-def bf16_figures(hookrt_bench, torch_result, figures):
-    """hookrt has no bf16 path yet: its figure stays absent (null) beside its fp32 step, and
-    PyTorch's bf16 speed-up is reported as PyTorch's own, with no target."""
-    if hookrt_bench and has(hookrt_bench, "hookrt_bench.json", ("unhooked_ms",)):
-        figures["bench_bf16_nhwc_vs_fp32"] = {
+# ---- hookrt's bf16 step (`hookrt bench --precision bf16`) ---------------------------------------------
+BF16_SOURCE = "hookrt_bench_bf16.json"
+
+
+def bf16_layout(hookrt_bf16):
+    """The layout hookrt's bf16 step ran in: its settings' "layout" where the bench writes one, else
+    NCHW, the only layout before channels-last."""
+    layout = (hookrt_bf16.get("settings") or {}).get("layout")
+    return "NCHW; channels-last not yet" if layout is None or str(layout).upper() == "NCHW" else str(layout)
+
+
+def bf16_problem(hookrt_bf16):
+    """Why hookrt_bench_bf16.json gives no bf16 step ("" when it does): there, with an unhooked
+    step, and run at bf16 where its settings say."""
+    if not hookrt_bf16:
+        return f"{BF16_SOURCE} is missing or unreadable"
+    if not has(hookrt_bf16, BF16_SOURCE, ("unhooked_ms",)):
+        return f"{BF16_SOURCE} has no unhooked_ms"
+    precision = (hookrt_bf16.get("settings") or {}).get("precision", "bf16")
+    if precision != "bf16":
+        print(f"device_figures: {BF16_SOURCE} ran at {precision}, not bf16: the bf16 figures are left out",
+              file=sys.stderr)
+        return f"{BF16_SOURCE} ran at {precision}, not bf16"
+    return ""
+
+
+def bf16_vs_fp32_figure(hookrt_bench, hookrt_bf16, why_no_bf16, figures):
+    """hookrt's bf16 unhooked step against its fp32 one, as a speed-up; absent (null), saying why,
+    where there is an fp32 step but no bf16 step to hold to it (`why_no_bf16`), or the two ran on
+    different devices or shapes."""
+    if not hookrt_bench or not has(hookrt_bench, "hookrt_bench.json", ("unhooked_ms",)):
+        return
+    fp32_is = f"hookrt's fp32 unhooked step, {shape(hookrt_bench)}"
+    why_not = why_no_bf16
+    if not why_not:
+        why_not = "; ".join(differences(hookrt_bf16, hookrt_bench, "bf16", "fp32", ("backend", "batch", "size")))
+        if why_not:
+            print(f"device_figures: {BF16_SOURCE} and hookrt_bench.json differ ({why_not}): "
+                  "the bf16-vs-fp32 figure is absent", file=sys.stderr)
+    if why_not:
+        figures["bench_bf16_vs_fp32"] = {
             "value": None, "baseline": round(hookrt_bench["unhooked_ms"], 2), "unit": "ms",
-            "baseline_is": f"hookrt's fp32 unhooked step, {shape(hookrt_bench)}; hookrt's bf16 NHWC figure is "
-                           "absent: it has no bf16 path yet", "ratio": None, "ratio_is": SPEEDUP, "target": ">= 1.8",
-            "met": None}
+            "baseline_is": f"{fp32_is}; hookrt's bf16 figure is absent: {why_not}", "ratio": None,
+            "ratio_is": SPEEDUP, "target": ">= 1.8", "met": None}
+        return
+    figures["bench_bf16_vs_fp32"] = issue5_figure(
+        hookrt_bf16["unhooked_ms"], hookrt_bench["unhooked_ms"],
+        f"{fp32_is}; the bf16 step's layout: {bf16_layout(hookrt_bf16)}", SPEEDUP, ">= 1.8")
+
+
+def bf16_vs_torch_figure(hookrt_bf16, torch_result, figures):
+    """hookrt's bf16 unhooked step against PyTorch's eager step at the same precision (bf16
+    autocast, channels_last), as a speed-up."""
+    why_not = comparable(hookrt_bf16, torch_result)
+    if why_not:
+        print(f"device_figures: {BF16_SOURCE} and torch_gpu_baseline.json differ ({why_not}): "
+              "the hookrt-vs-PyTorch bf16 figure is left out", file=sys.stderr)
+        return
+    if has(torch_result, "torch_gpu_baseline.json", ("eager_bf16_nhwc_ms",)):
+        figures["bench_bf16_vs_torch_bf16_nhwc"] = issue5_figure(
+            hookrt_bf16["unhooked_ms"], torch_result["eager_bf16_nhwc_ms"],
+            f"PyTorch {torch_result.get('torch')} eager under bf16 autocast with channels_last tensors, same batch; "
+            f"hookrt's bf16 step's layout: {bf16_layout(hookrt_bf16)}", SPEEDUP, ">= 1.0")
+
+
+def bf16_figures(hookrt_bench, hookrt_bf16, torch_result, figures):
+    """hookrt's bf16 step held to its fp32 step, to PyTorch's bf16 step and to its own hooked bf16
+    step; PyTorch's bf16 speed-up is reported as PyTorch's own, with no target."""
+    why_no_bf16 = bf16_problem(hookrt_bf16)
+    bf16_vs_fp32_figure(hookrt_bench, hookrt_bf16, why_no_bf16, figures)
+    if not why_no_bf16:
+        if torch_result:
+            bf16_vs_torch_figure(hookrt_bf16, torch_result, figures)
+        hookrt_overhead_figure(hookrt_bf16, figures, BF16_SOURCE, "bench_bf16_hooked_over_unhooked",
+                               "hookrt's bf16 unhooked step", "hookrt bench --precision bf16")
     if torch_result and has(torch_result, "torch_gpu_baseline.json", ("eager_ms", "eager_bf16_nhwc_ms")):
         figures["torch_bf16_nhwc_vs_torch_fp32"] = issue5_figure(
             torch_result["eager_bf16_nhwc_ms"], torch_result["eager_ms"],
@@ -303,23 +380,30 @@ def off_switch_figures(hookrt_bench, other, source, name, what, figures):
             f"{ran}" + (f" ({because})" if because else ""), TIME_RATIO, None)
 
 
-def issue5_figures(hookrt_bench, torch_result, figures):
+def issue5_figures(hookrt_bench, hookrt_bf16, torch_result, figures):
     if hookrt_bench:
         hookrt_overhead_figure(hookrt_bench, figures)
         launch_figures(hookrt_bench, figures)
     if hookrt_bench and torch_result:
         hookrt_vs_torch_figures(hookrt_bench, torch_result, figures)
-    bf16_figures(hookrt_bench, torch_result, figures)
+    bf16_figures(hookrt_bench, hookrt_bf16, torch_result, figures)
 
 
 def shape(result):
     return f"batch {result.get('batch')}, {result.get('size')}x{result.get('size')}"
 
 
-# Each PyTorch variant below the hookrt variant it is held to; hookrt's bf16_nhwc has no path yet.
-SIDE_BY_SIDE = (("hookrt", "unhooked"), ("torch", "eager"), ("hookrt", "bf16_nhwc"), ("torch", "eager_bf16_nhwc"),
-                ("hookrt", "hooked"), ("torch", "hooks_item"), ("torch", "hooks_careful"))
-ABSENT = {("hookrt", "bf16_nhwc"): "absent (hookrt has no bf16 path yet)"}
+# (side, variant as printed, the run it comes from, the run's field): each PyTorch variant below the
+# hookrt variant it is held to; hookrt's hooked bf16 step, which PyTorch's baseline has no
+# counterpart for, last.
+SIDE_BY_SIDE = (("hookrt", "unhooked", "hookrt", "unhooked_ms"), ("torch", "eager", "torch", "eager_ms"),
+                ("hookrt", "bf16", "hookrt bf16", "unhooked_ms"),
+                ("torch", "eager_bf16_nhwc", "torch", "eager_bf16_nhwc_ms"),
+                ("hookrt", "hooked", "hookrt", "hooked_ms"), ("torch", "hooks_item", "torch", "hooks_item_ms"),
+                ("torch", "hooks_careful", "torch", "hooks_careful_ms"),
+                ("hookrt", "bf16_hooked", "hookrt bf16", "hooked_ms"))
+# A row printed as absent, saying why, where hookrt ran but this run of it is missing.
+ABSENT = {("hookrt", "bf16"): f"absent (no {BF16_SOURCE})"}
 
 
 def step_line(side, variant, ms, batch):
@@ -327,22 +411,21 @@ def step_line(side, variant, ms, batch):
     return f"  {side:6s} {variant:15s} {ms:8.2f} ms/step  {batch / ms * 1e3:8.0f} images/s"
 
 
-def print_side_by_side(hookrt_bench, torch_result):
-    results = {"hookrt": hookrt_bench, "torch": torch_result}
-    if not hookrt_bench and not torch_result:
+def print_side_by_side(hookrt_bench, hookrt_bf16, torch_result):
+    results = {"hookrt": hookrt_bench, "hookrt bf16": hookrt_bf16, "torch": torch_result}
+    if not hookrt_bench and not hookrt_bf16 and not torch_result:
         return
-    shapes = {side: shape(r) for side, r in results.items() if r}
-    heading = "; ".join(f"{side} {s}" for side, s in shapes.items()) if len(set(shapes.values())) > 1 \
+    shapes = {run: shape(r) for run, r in results.items() if r}
+    heading = "; ".join(f"{run} {s}" for run, s in shapes.items()) if len(set(shapes.values())) > 1 \
         else next(iter(shapes.values()))
     print(f"side by side ({heading}): hookrt's and PyTorch's steps, same card, one run")
-    for side, variant in SIDE_BY_SIDE:
-        result = results[side]
+    for side, variant, run, field in SIDE_BY_SIDE:
+        result = results[run]
         if not result:
-            continue
-        if (side, variant) in ABSENT:
-            print(f"  {side:6s} {variant:15s} {ABSENT[(side, variant)]}")
-        elif f"{variant}_ms" in result:
-            print(step_line(side, variant, result[f"{variant}_ms"], result["batch"]))
+            if (side, variant) in ABSENT and results[side]:
+                print(f"  {side:6s} {variant:15s} {ABSENT[(side, variant)]}")
+        elif field in result:
+            print(step_line(side, variant, result[field], result["batch"]))
 
 
 def shown(number):
@@ -364,7 +447,9 @@ ISSUE5_LINES = (("bench_hooked_over_unhooked", "hookrt hooked / hookrt unhooked"
                 ("bench_unhooked_vs_torch_eager", "PyTorch eager / hookrt unhooked"),
                 ("bench_hooked_vs_torch_hooks_item", "PyTorch hooks_item / hookrt hooked"),
                 ("bench_hooked_vs_torch_hooks_careful", "PyTorch hooks_careful / hookrt hooked"),
-                ("bench_bf16_nhwc_vs_fp32", "hookrt fp32 / hookrt bf16 NHWC"),
+                ("bench_bf16_vs_fp32", "hookrt fp32 / hookrt bf16"),
+                ("bench_bf16_vs_torch_bf16_nhwc", "PyTorch eager_bf16_nhwc / hookrt bf16"),
+                ("bench_bf16_hooked_over_unhooked", "hookrt bf16 hooked / hookrt bf16 unhooked"),
                 ("torch_bf16_nhwc_vs_torch_fp32", "PyTorch eager / PyTorch eager_bf16_nhwc"))
 
 
@@ -376,7 +461,7 @@ def print_issue5_ratios(figures):
     for f, label in lines:
         ratio = "absent" if f["ratio"] is None else f"{f['ratio']}x"
         target = f"target {f['target']}: {verdict(f['met'])}" if f["target"] else "PyTorch's own, no target"
-        print(f"  {label:40s} {ratio:>8}  {target}")
+        print(f"  {label:42s} {ratio:>8}  {target}")
 
 
 def main():
@@ -394,7 +479,8 @@ def main():
     batch_figures(runs_by_name(probes), figures)
     step_figures(runs_by_name(step), torch_result, figures)
     hookrt_bench = load(os.path.join(args.dir, "hookrt_bench.json"))
-    issue5_figures(hookrt_bench, torch_result, figures)
+    hookrt_bf16 = load(os.path.join(args.dir, BF16_SOURCE))
+    issue5_figures(hookrt_bench, hookrt_bf16, torch_result, figures)
     device_time_figures(hookrt_bench, figures)
     for source, _, name, what in OFF_SWITCHES:
         off_switch_figures(hookrt_bench, load(os.path.join(args.dir, source)), source, name, what, figures)
@@ -405,7 +491,7 @@ def main():
         result["hooked_device_time_changes"] = changes
     print(f"figures ({card}, commit {args.commit}): value | baseline | ratio")
     print_figures(figures)
-    print_side_by_side(hookrt_bench, torch_result)
+    print_side_by_side(hookrt_bench, hookrt_bf16, torch_result)
     print_issue5_ratios(figures)
     print_device_time_changes(changes)
     if args.json:

@@ -1,9 +1,9 @@
 // benchmarks/device_figures.py, the last step of scripts/device-check: given fixture outputs in the
 // shapes its three producers write (Google Benchmark's JSON from bench_gpu_*, the JSON of
-// benchmarks/torch_gpu_baseline.py, and `hookrt bench --json`), it keeps the figures that
-// benchmarks/results/*.json already hold, adds issue 5's ratios with their targets, prints hookrt's
-// and PyTorch's steps side by side, adds the hooked step's launches per step against the unhooked
-// step's, and leaves out (saying so) what a missing input cannot give.
+// benchmarks/torch_gpu_baseline.py, and `hookrt bench --json`, at fp32 and with --precision bf16),
+// it keeps the figures that benchmarks/results/*.json already hold, adds issue 5's ratios with their
+// targets, prints hookrt's and PyTorch's steps side by side, adds the hooked step's launches per step
+// against the unhooked step's, and leaves out (saying so) what a missing input cannot give.
 #include <gtest/gtest.h>
 
 #include <regex>
@@ -28,6 +28,8 @@ using nlohmann::json;
 // 300/51 = 5.88 (>= 5.0), hooks_careful/hooked 70/51 = 1.37 (missed, >= 1.5), PyTorch's own bf16
 // speed-up 55/32 = 1.72. Launches per step chosen for exact ratios: kernels 1500/500 = 3.0, memcpy
 // 3/2 = 1.5, memset 297/98 = 3.03, all 1800/600 = 3.0. On the CPU, bench counts none and says why.
+// The bf16 bench: fp32/bf16 50/25 = 2.0 (>= 1.8), PyTorch's bf16 channels_last/hookrt's bf16 32/25 =
+// 1.28 (>= 1.0), bf16 hooked/unhooked 26/25 = 1.04 (missed, <= 1.03).
 json hookrt_bench(int64_t batch = 256, const std::string& backend = "cuda:0") {
   // bench_command.cpp's fields and order.
   json bench{{"backend", backend}, {"batch", batch},        {"size", 224},          {"steps", 10},
@@ -40,6 +42,19 @@ json hookrt_bench(int64_t batch = 256, const std::string& backend = "cuda:0") {
     bench["unhooked_launches"] = json{{"kernels", 500}, {"memcpy", 2}, {"memset", 98}};
     bench["hooked_launches"] = json{{"kernels", 1500}, {"memcpy", 3}, {"memset", 297}};
   }
+  return bench;
+}
+
+// `hookrt bench --precision bf16 --json`: the same fields, and the settings it ran with (in
+// bench_command.cpp's order); `layout` is what a bench with a channels-last layout would add.
+json hookrt_bench_bf16(const std::string& layout = "") {
+  json bench = hookrt_bench();
+  bench["unhooked_ms"] = 25.0;
+  bench["hooked_ms"] = 26.0;
+  bench["hooked_ratio"] = 1.04;
+  bench["settings"] = json{{"precision", "bf16"}, {"tf32", true}, {"graphs", true}, {"epilogue_probes", true},
+                           {"conv_algorithms", "measured"}, {"deterministic", false}};
+  if (!layout.empty()) bench["settings"]["layout"] = layout;
   return bench;
 }
 
@@ -82,8 +97,9 @@ json probe_benchmarks() {
 }
 
 struct Inputs {
-  bool probes = true, train_step = true, torch = true, hookrt = true;
+  bool probes = true, train_step = true, torch = true, hookrt = true, hookrt_bf16 = true;
   json hookrt_json = hookrt_bench();
+  json hookrt_bf16_json = hookrt_bench_bf16();
   std::map<std::string, json> more;  // other files for OUT, by name
 };
 
@@ -97,6 +113,7 @@ FiguresRun run_figures(const TempDir& dir, const Inputs& in) {
   if (in.train_step) write_text(dir.file("bench_gpu_train_step.json"), train_step_benchmarks().dump(1));
   if (in.torch) write_text(dir.file("torch_gpu_baseline.json"), torch_baseline().dump(1));
   if (in.hookrt) write_text(dir.file("hookrt_bench.json"), in.hookrt_json.dump(2));
+  if (in.hookrt_bf16) write_text(dir.file("hookrt_bench_bf16.json"), in.hookrt_bf16_json.dump(2));
   for (const auto& [name, content] : in.more) write_text(dir.file(name), content.dump(2));
   const std::string script = std::string(HOOKRT_SOURCE_DIR) + "/benchmarks/device_figures.py";
   FiguresRun run;
@@ -114,7 +131,8 @@ bool has_line(const std::string& text, const std::string& pattern) {
 
 const std::vector<std::string> kIssue5Figures = {"bench_hooked_over_unhooked", "bench_unhooked_vs_torch_eager",
                                                  "bench_hooked_vs_torch_hooks_item",
-                                                 "bench_hooked_vs_torch_hooks_careful", "bench_bf16_nhwc_vs_fp32"};
+                                                 "bench_hooked_vs_torch_hooks_careful", "bench_bf16_vs_fp32",
+                                                 "bench_bf16_vs_torch_bf16_nhwc", "bench_bf16_hooked_over_unhooked"};
 
 const std::vector<std::string> kLaunchFigures = {"bench_hooked_kernels_per_step", "bench_hooked_memcpy_per_step",
                                                  "bench_hooked_memset_per_step", "bench_hooked_launches_per_step"};
@@ -195,16 +213,100 @@ TEST(DeviceFigures, Issue5RatiosCarryTheirTargetsAndWhetherMet) {
   EXPECT_EQ(f["bench_hooked_vs_torch_hooks_careful"]["met"], false);
 }
 
-TEST(DeviceFigures, Bf16FigureIsAbsentForHookrtAndPyTorchsOwnIsReportedAsItsOwn) {
+TEST(DeviceFigures, Bf16StepIsHeldToTheFp32StepPyTorchsBf16StepAndItsOwnHookedStep) {
   TempDir dir;
   FiguresRun run = run_figures(dir, {});
   ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
-  json& ours = run.results["figures"]["bench_bf16_nhwc_vs_fp32"];
+  json& f = run.results["figures"];
+  json& vs_fp32 = f["bench_bf16_vs_fp32"];
+  EXPECT_EQ(vs_fp32["value"], 25.0);     // hookrt's bf16 step...
+  EXPECT_EQ(vs_fp32["baseline"], 50.0);  // ...against its fp32 step
+  EXPECT_EQ(vs_fp32["ratio"], 2.0);      // a speed-up: fp32 ms / bf16 ms
+  EXPECT_EQ(vs_fp32["ratio_is"], "baseline / value (speed-up; higher is better)");
+  EXPECT_EQ(vs_fp32["target"], ">= 1.8");
+  EXPECT_EQ(vs_fp32["met"], true);
+  // The bench writes no layout yet: its bf16 step is NCHW, and the figure says so.
+  EXPECT_TRUE(contains(vs_fp32["baseline_is"].get<std::string>(), "NCHW; channels-last not yet"))
+      << vs_fp32["baseline_is"];
+  json& vs_torch = f["bench_bf16_vs_torch_bf16_nhwc"];
+  EXPECT_EQ(vs_torch["value"], 25.0);
+  EXPECT_EQ(vs_torch["baseline"], 32.0);  // PyTorch's eager_bf16_nhwc
+  EXPECT_EQ(vs_torch["ratio"], 1.28);
+  EXPECT_EQ(vs_torch["target"], ">= 1.0");
+  EXPECT_EQ(vs_torch["met"], true);
+  json& hooked = f["bench_bf16_hooked_over_unhooked"];
+  EXPECT_EQ(hooked["value"], 26.0);
+  EXPECT_EQ(hooked["baseline"], 25.0);
+  EXPECT_EQ(hooked["ratio"], 1.04);  // a time ratio, as for fp32: hooked ms / unhooked ms
+  EXPECT_EQ(hooked["ratio_is"], "value / baseline (time; lower is better)");
+  EXPECT_EQ(hooked["target"], "<= 1.03");
+  EXPECT_EQ(hooked["met"], false);
+  EXPECT_TRUE(contains(hooked["baseline_is"].get<std::string>(), "--precision bf16")) << hooked["baseline_is"];
+}
+
+TEST(DeviceFigures, Bf16LayoutComesFromTheBenchsSettings) {
+  TempDir dir;
+  FiguresRun run = run_figures(dir, {.hookrt_bf16_json = hookrt_bench_bf16("NHWC")});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  const std::string why = run.results["figures"]["bench_bf16_vs_fp32"]["baseline_is"];
+  EXPECT_TRUE(contains(why, "layout: NHWC")) << why;
+  EXPECT_FALSE(contains(why, "channels-last not yet")) << why;
+}
+
+TEST(DeviceFigures, MissingBf16BenchLeavesAnAbsentFigureThatSaysWhy) {
+  TempDir dir;
+  FiguresRun run = run_figures(dir, {.hookrt_bf16 = false});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  EXPECT_TRUE(contains(run.process.err, "hookrt_bench_bf16.json")) << run.process.err;
+  json& f = run.results["figures"];
+  json& ours = f["bench_bf16_vs_fp32"];
   EXPECT_TRUE(ours["value"].is_null());
   EXPECT_TRUE(ours["ratio"].is_null());
   EXPECT_TRUE(ours["met"].is_null());
   EXPECT_EQ(ours["baseline"], 50.0);  // hookrt's fp32 step
   EXPECT_EQ(ours["target"], ">= 1.8");
+  EXPECT_TRUE(contains(ours["baseline_is"].get<std::string>(), "absent: hookrt_bench_bf16.json is missing"))
+      << ours["baseline_is"];
+  EXPECT_FALSE(f.contains("bench_bf16_vs_torch_bf16_nhwc"));
+  EXPECT_FALSE(f.contains("bench_bf16_hooked_over_unhooked"));
+  EXPECT_TRUE(f.contains("torch_bf16_nhwc_vs_torch_fp32"));  // PyTorch's own needs only PyTorch
+  const std::string& out = run.process.out;
+  EXPECT_TRUE(has_line(out, R"(\n  hookrt bf16 +absent \(no hookrt_bench_bf16\.json\)\n)")) << out;
+  EXPECT_FALSE(contains(out, "bf16_hooked")) << out;
+  EXPECT_TRUE(has_line(out, R"(hookrt fp32 / hookrt bf16 +absent +target >= 1\.8: not measured\n)")) << out;
+}
+
+TEST(DeviceFigures, Bf16BenchWithoutItsStepLeavesAnAbsentFigureThatSaysWhy) {
+  TempDir dir;
+  json no_step = hookrt_bench_bf16();
+  no_step.erase("unhooked_ms");
+  FiguresRun run = run_figures(dir, {.hookrt_bf16_json = no_step});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  EXPECT_TRUE(contains(run.process.err, "hookrt_bench_bf16.json has no unhooked_ms")) << run.process.err;
+  json& ours = run.results["figures"]["bench_bf16_vs_fp32"];
+  EXPECT_TRUE(ours["value"].is_null());
+  EXPECT_TRUE(contains(ours["baseline_is"].get<std::string>(), "hookrt_bench_bf16.json has no unhooked_ms"))
+      << ours["baseline_is"];
+}
+
+TEST(DeviceFigures, ABenchThatDidNotRunAtBf16GivesNoBf16Figures) {
+  TempDir dir;
+  json fp32 = hookrt_bench_bf16();
+  fp32["settings"]["precision"] = "fp32";
+  FiguresRun run = run_figures(dir, {.hookrt_bf16_json = fp32});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  EXPECT_TRUE(contains(run.process.err, "hookrt_bench_bf16.json ran at fp32, not bf16")) << run.process.err;
+  json& f = run.results["figures"];
+  EXPECT_TRUE(f["bench_bf16_vs_fp32"]["value"].is_null());
+  EXPECT_TRUE(contains(f["bench_bf16_vs_fp32"]["baseline_is"].get<std::string>(), "ran at fp32, not bf16"));
+  EXPECT_FALSE(f.contains("bench_bf16_vs_torch_bf16_nhwc"));
+  EXPECT_FALSE(f.contains("bench_bf16_hooked_over_unhooked"));
+}
+
+TEST(DeviceFigures, PyTorchsOwnBf16SpeedUpIsReportedAsItsOwn) {
+  TempDir dir;
+  FiguresRun run = run_figures(dir, {});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
   json& theirs = run.results["figures"]["torch_bf16_nhwc_vs_torch_fp32"];
   EXPECT_EQ(theirs["value"], 32.0);
   EXPECT_EQ(theirs["baseline"], 55.0);
@@ -222,15 +324,21 @@ TEST(DeviceFigures, PrintsEachVariantSideBySideInOneFormat) {
   // images/s = batch / ms * 1000, rounded.
   EXPECT_TRUE(has_line(out, R"(\n  hookrt unhooked +50\.00 ms/step +5120 images/s\n)")) << out;
   EXPECT_TRUE(has_line(out, R"(\n  torch  eager +55\.00 ms/step +4655 images/s\n)")) << out;
-  EXPECT_TRUE(has_line(out, R"(\n  hookrt bf16_nhwc +absent \(hookrt has no bf16 path yet\)\n)")) << out;
+  EXPECT_TRUE(has_line(out, R"(\n  hookrt bf16 +25\.00 ms/step +10240 images/s\n)")) << out;
   EXPECT_TRUE(has_line(out, R"(\n  torch  eager_bf16_nhwc +32\.00 ms/step +8000 images/s\n)")) << out;
   EXPECT_TRUE(has_line(out, R"(\n  hookrt hooked +51\.00 ms/step +5020 images/s\n)")) << out;
   EXPECT_TRUE(has_line(out, R"(\n  torch  hooks_item +300\.00 ms/step +853 images/s\n)")) << out;
   EXPECT_TRUE(has_line(out, R"(\n  torch  hooks_careful +70\.00 ms/step +3657 images/s\n)")) << out;
-  // The variants in pairs: each PyTorch variant after the hookrt one it is held to.
+  EXPECT_TRUE(has_line(out, R"(\n  hookrt bf16_hooked +26\.00 ms/step +9846 images/s\n)")) << out;
+  EXPECT_FALSE(contains(out, "absent (")) << "every run is there: " << out;
+  // The variants in pairs: each PyTorch variant after the hookrt one it is held to; hookrt's hooked
+  // bf16 step, held to none of PyTorch's, last.
   EXPECT_LT(out.find("hookrt unhooked"), out.find("torch  eager "));
-  EXPECT_LT(out.find("torch  eager "), out.find("hookrt hooked"));
+  EXPECT_LT(out.find("torch  eager "), out.find("hookrt bf16 "));
+  EXPECT_LT(out.find("hookrt bf16 "), out.find("torch  eager_bf16_nhwc"));
+  EXPECT_LT(out.find("torch  eager_bf16_nhwc"), out.find("hookrt hooked"));
   EXPECT_LT(out.find("hookrt hooked"), out.find("torch  hooks_item"));
+  EXPECT_LT(out.find("torch  hooks_careful"), out.find("hookrt bf16_hooked"));
 }
 
 TEST(DeviceFigures, PrintsTheRatiosAgainstTheirTargets) {
@@ -242,22 +350,39 @@ TEST(DeviceFigures, PrintsTheRatiosAgainstTheirTargets) {
   EXPECT_TRUE(has_line(out, R"(PyTorch eager / hookrt unhooked +1\.1x +target >= 1\.0: met\n)")) << out;
   EXPECT_TRUE(has_line(out, R"(PyTorch hooks_item / hookrt hooked +5\.88x +target >= 5\.0: met\n)")) << out;
   EXPECT_TRUE(has_line(out, R"(PyTorch hooks_careful / hookrt hooked +1\.37x +target >= 1\.5: missed\n)")) << out;
-  EXPECT_TRUE(has_line(out, R"(hookrt fp32 / hookrt bf16 NHWC +absent +target >= 1\.8: not measured\n)")) << out;
+  EXPECT_TRUE(has_line(out, R"(hookrt fp32 / hookrt bf16 +2\.0x +target >= 1\.8: met\n)")) << out;
+  EXPECT_TRUE(has_line(out, R"(PyTorch eager_bf16_nhwc / hookrt bf16 +1\.28x +target >= 1\.0: met\n)")) << out;
+  EXPECT_TRUE(has_line(out, R"(hookrt bf16 hooked / hookrt bf16 unhooked +1\.04x +target <= 1\.03: missed\n)"))
+      << out;
   EXPECT_TRUE(has_line(out, R"(PyTorch eager / PyTorch eager_bf16_nhwc +1\.72x +PyTorch's own, no target\n)")) << out;
 }
 
 TEST(DeviceFigures, MissingHookrtBenchLeavesItsFiguresOutAndSaysSo) {
   TempDir dir;
-  FiguresRun run = run_figures(dir, {.hookrt = false});
+  FiguresRun run = run_figures(dir, {.hookrt = false, .hookrt_bf16 = false});
   ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
   EXPECT_TRUE(contains(run.process.err, "hookrt_bench.json")) << run.process.err;
+  EXPECT_TRUE(contains(run.process.err, "hookrt_bench_bf16.json")) << run.process.err;
   json& f = run.results["figures"];
   for (const std::string& name : kIssue5Figures) EXPECT_FALSE(f.contains(name)) << name;
   for (const std::string& name : kLaunchFigures) EXPECT_FALSE(f.contains(name)) << name;
   EXPECT_TRUE(f.contains("train_step_ms"));                  // the other inputs still give theirs
   EXPECT_TRUE(f.contains("torch_bf16_nhwc_vs_torch_fp32"));  // PyTorch's own needs only PyTorch
-  EXPECT_FALSE(contains(run.process.out, "hookrt unhooked")) << run.process.out;
+  EXPECT_FALSE(contains(run.process.out, "hookrt ")) << "no hookrt rows, absent or not: " << run.process.out;
   EXPECT_TRUE(has_line(run.process.out, R"(\n  torch  eager +55\.00 ms/step)")) << run.process.out;
+}
+
+// hookrt's bf16 run still gives what needs only itself and PyTorch's baseline.
+TEST(DeviceFigures, MissingFp32BenchKeepsTheBf16FiguresThatDoNotNeedIt) {
+  TempDir dir;
+  FiguresRun run = run_figures(dir, {.hookrt = false});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  json& f = run.results["figures"];
+  EXPECT_FALSE(f.contains("bench_bf16_vs_fp32"));
+  EXPECT_EQ(f["bench_bf16_vs_torch_bf16_nhwc"]["ratio"], 1.28);
+  EXPECT_EQ(f["bench_bf16_hooked_over_unhooked"]["ratio"], 1.04);
+  EXPECT_TRUE(has_line(run.process.out, R"(\n  hookrt bf16 +25\.00 ms/step)")) << run.process.out;
+  EXPECT_FALSE(contains(run.process.out, "hookrt unhooked")) << run.process.out;
 }
 
 TEST(DeviceFigures, MissingTorchBaselineKeepsOnlyHookrtsOwnFigures) {
@@ -267,9 +392,11 @@ TEST(DeviceFigures, MissingTorchBaselineKeepsOnlyHookrtsOwnFigures) {
   EXPECT_TRUE(contains(run.process.err, "torch_gpu_baseline.json")) << run.process.err;
   json& f = run.results["figures"];
   EXPECT_EQ(f["bench_hooked_over_unhooked"]["ratio"], 1.02);
-  EXPECT_TRUE(f.contains("bench_bf16_nhwc_vs_fp32"));
+  EXPECT_EQ(f["bench_bf16_vs_fp32"]["ratio"], 2.0);
+  EXPECT_EQ(f["bench_bf16_hooked_over_unhooked"]["ratio"], 1.04);
   for (const char* name : {"bench_unhooked_vs_torch_eager", "bench_hooked_vs_torch_hooks_item",
-                           "bench_hooked_vs_torch_hooks_careful", "torch_bf16_nhwc_vs_torch_fp32"})
+                           "bench_hooked_vs_torch_hooks_careful", "bench_bf16_vs_torch_bf16_nhwc",
+                           "torch_bf16_nhwc_vs_torch_fp32"})
     EXPECT_FALSE(f.contains(name)) << name;
   EXPECT_TRUE(has_line(run.process.out, R"(\n  hookrt hooked +51\.00 ms/step)")) << run.process.out;
   EXPECT_FALSE(contains(run.process.out, "torch  eager")) << run.process.out;
@@ -436,10 +563,11 @@ TEST(DeviceFigures, NoEagerBenchLeavesTheGraphFiguresOut) {
 
 TEST(DeviceFigures, NoInputsAtAllIsAFailure) {
   TempDir dir;
-  FiguresRun run = run_figures(dir, {.probes = false, .train_step = false, .torch = false, .hookrt = false});
+  FiguresRun run =
+      run_figures(dir, {.probes = false, .train_step = false, .torch = false, .hookrt = false, .hookrt_bf16 = false});
   EXPECT_EQ(run.process.exit_code, 1) << run.process.describe();
   for (const char* file : {"bench_gpu_probes.json", "bench_gpu_train_step.json", "torch_gpu_baseline.json",
-                           "hookrt_bench.json"})
+                           "hookrt_bench.json", "hookrt_bench_bf16.json"})
     EXPECT_TRUE(contains(run.process.err, file)) << file << ": " << run.process.err;
   EXPECT_TRUE(run.results["figures"].empty());
 }
