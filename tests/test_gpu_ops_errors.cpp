@@ -26,6 +26,7 @@ struct WrongOutputCase {
 void PrintTo(const WrongOutputCase& c, std::ostream* os) { *os << c.name; }
 
 Tensor on(Backend& b, const Shape& shape, uint64_t seed) { return b.from_host(uniform(shape, seed)); }
+Tensor bf16_on(Backend& b, const Shape& shape, uint64_t seed) { return b.from_host(as_bf16(uniform(shape, seed))); }
 
 const std::vector<WrongOutputCase> kWrongOutputCases = {
     {"Add_Out", "add: out has shape",
@@ -88,6 +89,32 @@ const std::vector<WrongOutputCase> kWrongOutputCases = {
      [](Backend& b) {
        Tensor param = on(b, {4}, 1), buffer = b.empty({5}, DType::F32);
        b.sgd_update(param, on(b, {4}, 2), buffer, false, {.lr = 0.1, .momentum = 0.9});
+     }},
+    // Operands of one op in two dtypes: the one that differs from the op's dtype is named.
+    {"Conv2dForward_F32FilterOnBf16Input", "conv2d_forward: w has dtype F32; expected BF16",
+     [](Backend& b) {
+       Tensor y;
+       b.conv2d_forward(bf16_on(b, {1, 3, 8, 8}, 1), on(b, {4, 3, 3, 3}, 2), y, {.stride = 1, .padding = 1});
+     }},
+    {"Conv2dForward_Bf16FilterOnF32Input", "conv2d_forward: w has dtype BF16; expected F32",
+     [](Backend& b) {
+       Tensor y;
+       b.conv2d_forward(on(b, {1, 3, 8, 8}, 1), bf16_on(b, {4, 3, 3, 3}, 2), y, {.stride = 1, .padding = 1});
+     }},
+    {"Add_F32ToBf16", "add: b has dtype F32; expected BF16",
+     [](Backend& b) {
+       Tensor out;
+       b.add(bf16_on(b, {2, 3}, 1), on(b, {2, 3}, 2), out);
+     }},
+    {"ReluBackward_F32GradientOfBf16Output", "relu_backward: dy has dtype F32; expected BF16",
+     [](Backend& b) {
+       Tensor dx;
+       b.relu_backward(bf16_on(b, {2, 5}, 1), on(b, {2, 5}, 2), dx);
+     }},
+    {"LinearForward_F32BiasWithBf16Input", "linear_forward: b has dtype F32; expected BF16",
+     [](Backend& b) {
+       Tensor y;
+       b.linear_forward(bf16_on(b, {4, 6}, 1), bf16_on(b, {5, 6}, 2), on(b, {5}, 3), y);
      }},
 };
 
@@ -159,6 +186,19 @@ TEST(GpuOpsHarness, OutputsStartAsNaNSoUnwrittenElementsShow) {
   const Tensor f32 = run.allocated_output({3}), f64 = run.allocated_output({3}, DType::F64);
   EXPECT_TRUE(std::isnan(f32.item(2)) && std::isnan(f64.item(2)));
   EXPECT_FALSE(agrees(f32, uniform({3}, 1), kFp32)) << "an unwritten output must not pass for a result";
+}
+
+TEST(GpuOpsHarness, Bf16ToleranceAllowsOneBf16StepAndTheAbsoluteTermButNoMore) {
+  const auto bf16 = [](std::vector<float> v) { return as_bf16(Tensor::from_vector(v, {static_cast<int64_t>(v.size())})); };
+  const Tolerance within = bf16_tolerance(1e-3, "one BF16 step plus 1e-3");
+  EXPECT_TRUE(agrees(bf16({1.0f, 256.0f}), bf16({1.0f + 0x1p-7f, 258.0f}), within)) << "neighbours: one step apart";
+  EXPECT_FALSE(agrees(bf16({1.0f}), bf16({1.0f + 0x1p-6f}), within)) << "two steps apart";
+  EXPECT_TRUE(agrees(bf16({0.0f}), bf16({0x1p-11f}), within)) << "near zero the absolute term holds";
+  EXPECT_FALSE(agrees(bf16({0.0f}), bf16({0x1p-9f}), within)) << "beyond it";
+  EXPECT_FALSE(agrees(bf16({NAN}), bf16({1.0f}), within));
+  EXPECT_FALSE(agrees(bf16({-INFINITY}), bf16({INFINITY}), within));
+  EXPECT_FALSE(agrees(bf16({1.0f}), bf16({1.0f + 0x1p-7f}), kExact)) << "kExact: BF16 bytes must be identical";
+  EXPECT_NEAR(f32_sums_may_differ_by(576, 1.0), 8 * 24 * 576 * 0x1p-24, 1e-12);
 }
 
 TEST(GpuOpsHarness, AgreesDemandsMatchingNaNAndInfinitiesAndIdenticalIntegers) {

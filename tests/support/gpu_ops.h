@@ -95,6 +95,11 @@ struct Tolerance {
   double max_relative;                                           // 0: identical values
   double l2_relative = std::numeric_limits<double>::infinity();  // checked when finite
   const char* why = "";
+  // BF16 results are compared element by element (bf16_tolerance below): |gpu_i - cpu_i| <=
+  // bf16_relative·|cpu_i| + bf16_absolute where bf16_relative >= 0; with the default of -1 their
+  // bytes must be identical, NaN payloads included.
+  double bf16_relative = -1;
+  double bf16_absolute = 0;
 };
 
 // No arithmetic (copies, fill, ReLU, max-pool selection) or one correctly rounded IEEE operation
@@ -129,7 +134,82 @@ inline constexpr Tolerance kConvolution{
     .why = "sums of up to 12544 F32 products in another order or transform (Winograd/FFT): "
            "L2-relative 1e-5, and max-relative 1e-4 against single wrong elements"};
 
-::testing::AssertionResult agrees(const Tensor& gpu, const Tensor& cpu, const Tolerance& tolerance) {
+// ---- BF16 results --------------------------------------------------------------------------------
+//
+// Under Precision::BF16 both backends compute each result in F32 from the same BF16 operands and
+// round it to BF16 once (the CPU widens the operands, runs its F32 op and rounds each result; the
+// GPU's kernels, cuDNN and cuBLAS accumulate in F32). Ops whose F32 arithmetic is the same on both
+// (ReLU, max pooling, the add, accumulate, multiply_, the conversion, average pooling) give the
+// same F32 value, hence the same BF16 bits: they are compared with kExact. Ops that accumulate in
+// another order (convolutions, the linear layer, batch norm's statistics) give F32 values g32 and
+// c32 that differ by at most some d (the F32 part), and each is then rounded to nearest BF16,
+// moving it by at most half a step: |gpu - cpu| <= half a step + d + half a step. (Where d is below
+// a step, both round to the same value or to neighbours.) A step (ulp) of a BF16 value x is at
+// most 2^-7·|x| (8 significant bits), so
+//   |gpu - cpu| <= 2^-7·|cpu| + d
+// up to terms of order 2^-8·d (the steps are taken at g32 and c32, not at cpu), which the margin
+// in d covers. Near zero, where the relative term vanishes, d alone remains, which is why it
+// scales with the operands' magnitudes rather than with the result's.
+inline Tolerance bf16_tolerance(double absolute, const char* why) {
+  return Tolerance{.max_relative = 0, .why = why, .bf16_relative = 0x1p-7, .bf16_absolute = absolute};
+}
+
+// d for two F32 sums of the same n terms, each at most `term` in magnitude, added in different
+// orders: each of a sum's n roundings errs by at most 2^-24 of a partial sum, itself at most
+// n·term; the errors, of random sign, add up like a random walk (Higham's probabilistic bound:
+// √n of them), twice (one sum per backend), and a factor 4 keeps the bound clear of the walk's
+// tail: 8·√n·n·2^-24·term. (For ResNet's 3x3 convolutions over 64 channels, n = 576 and |x|,
+// |w| < 1, this is 0.0066, where the outputs are about 8.)
+inline double f32_sums_may_differ_by(int64_t n, double term) {
+  const double terms = static_cast<double>(std::max<int64_t>(n, 1));
+  return 8.0 * std::sqrt(terms) * terms * 0x1p-24 * term;
+}
+
+// The host BF16 tensor holding t's values rounded to nearest even: an input both backends get.
+inline Tensor as_bf16(const Tensor& t) { return t.to(DType::BF16); }
+
+// max |t_i| over t's finite elements (host tensors).
+inline double max_abs(const Tensor& t) {
+  double most = 0;
+  for (int64_t i = 0; i < t.numel(); ++i)
+    if (std::isfinite(t.item(i))) most = std::max(most, std::fabs(t.item(i)));
+  return most;
+}
+
+// BF16 results element by element (Tolerance::bf16_relative): NaN at the same positions, equal
+// infinities, and every other pair within the bound.
+inline ::testing::AssertionResult agrees_in_bf16(const Tensor& gpu, const Tensor& cpu, const Tolerance& tolerance) {
+  std::ostringstream out;
+  out << std::setprecision(9);
+  int64_t outside = 0, worst = -1;
+  double worst_excess = 0;
+  for (int64_t i = 0; i < cpu.numel(); ++i) {
+    const double g = gpu.item(i), c = cpu.item(i);
+    if (std::isnan(g) || std::isnan(c) || std::isinf(g) || std::isinf(c)) {
+      if (!(std::isnan(g) && std::isnan(c)) && g != c) {
+        out << "element " << i << ": GPU " << g << ", CPU " << c << " (NaN and infinities must match)";
+        return ::testing::AssertionFailure() << out.str();
+      }
+      continue;
+    }
+    const double bound = tolerance.bf16_relative * std::fabs(c) + tolerance.bf16_absolute;
+    const double excess = std::fabs(g - c) - bound;
+    if (excess <= 0) continue;
+    ++outside;
+    if (excess > worst_excess) {
+      worst_excess = excess;
+      worst = i;
+    }
+  }
+  if (outside == 0) return ::testing::AssertionSuccess();
+  const double c = cpu.item(worst);
+  out << outside << " of " << cpu.numel() << " elements differ by more than " << tolerance.bf16_relative
+      << "·|cpu| + " << tolerance.bf16_absolute << "; worst element " << worst << ": GPU " << gpu.item(worst)
+      << ", CPU " << c << " (bound " << tolerance.bf16_relative * std::fabs(c) + tolerance.bf16_absolute << ")";
+  return ::testing::AssertionFailure() << out.str();
+}
+
+inline ::testing::AssertionResult agrees(const Tensor& gpu, const Tensor& cpu, const Tolerance& tolerance) {
   std::ostringstream out;
   out << std::setprecision(9);
   if (!gpu.defined() || !cpu.defined() || gpu.dtype() != cpu.dtype() || gpu.shape() != cpu.shape()) {
@@ -139,6 +219,7 @@ inline constexpr Tolerance kConvolution{
     return ::testing::AssertionFailure() << "GPU result is " << describe(gpu) << ", CPU's " << describe(cpu);
   }
   const int64_t n = cpu.numel();
+  if (cpu.dtype() == DType::BF16 && tolerance.bf16_relative >= 0) return agrees_in_bf16(gpu, cpu, tolerance);
   if (cpu.dtype() != DType::F32 && cpu.dtype() != DType::F64) {
     const size_t size = dtype_size(cpu.dtype());
     const auto* g = static_cast<const char*>(gpu.raw_data());
