@@ -4,7 +4,8 @@
 // test-backend-ops, every output a test allocates sits between guard bytes that must survive the
 // op, and starts as NaN so that an element the op never writes shows. GPU tests start with
 // HOOKRT_GPU_OR_SKIP(gpu) and skip, saying why, where there is no GPU or no CUDA build.
-// This file: memory (empty, zeros, from_host, to_host, copy), fill, add, accumulate and multiply_; the harness is tests/support/gpu_ops.h.
+// This file: memory (empty, zeros, from_host, to_host, copy), convert, fill, add, accumulate and
+// multiply_ (F32 and BF16); the harness is tests/support/gpu_ops.h.
 #include <gtest/gtest.h>
 
 #include "support/gpu_ops.h"
@@ -150,6 +151,97 @@ TEST(GpuMemory, ToHostOfAHostTensorIsANewCopy) {
   EXPECT_NE(host.data<float>()[0], 42.0f) << "to_host always returns a new host tensor";
 }
 
+// ---- convert -----------------------------------------------------------------------------------------
+
+struct ConvertCase {
+  std::string name;
+  DType from, to;
+  int64_t n;
+};
+void PrintTo(const ConvertCase& c, std::ostream* os) { *os << c.name; }
+
+const std::vector<ConvertCase> kConvertCases = {
+    {"F32ToBf16_Specials", DType::F32, DType::BF16, 0},  // n = 0: the specials only
+    {"F32ToBf16_Odd_100003", DType::F32, DType::BF16, 100'003},
+    {"Bf16ToF32_AllBitPatterns", DType::BF16, DType::F32, 65'536},
+    {"F32ToF16_Odd_100003", DType::F32, DType::F16, 100'003},
+    {"F16ToF32_AllBitPatterns", DType::F16, DType::F32, 65'536},
+    {"Bf16ToF16_AllBitPatterns", DType::BF16, DType::F16, 65'536},
+    {"F16ToBf16_AllBitPatterns", DType::F16, DType::BF16, 65'536},
+    {"F32ToF32_IsACopy", DType::F32, DType::F32, 1'001},
+    {"Bf16ToBf16_IsACopy", DType::BF16, DType::BF16, 1'001},
+};
+
+// F32 values that probe the rounding: NaNs (quiet and signalling, either sign, with payloads),
+// infinities, signed zeros, subnormals of F32 and of BF16, the largest finite values and those that
+// round up to infinity, and ties exactly halfway between two BF16 (or F16) values, which go to the
+// even one.
+std::vector<float> rounding_specials() {
+  const auto from_bits = [](uint32_t bits) {
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+  };
+  return {NAN, -NAN, from_bits(0x7F800001), from_bits(0xFF812345), from_bits(0x7FC00001), from_bits(0x7FBFFFFF),
+          INFINITY, -INFINITY, 0.0f, -0.0f, from_bits(0x00000001), from_bits(0x807FFFFF), from_bits(0x00008000),
+          from_bits(0x00018000), FLT_MAX, -FLT_MAX, from_bits(0x7F7F7FFF), from_bits(0x7F7F8000),
+          1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f, -(1.0f + 0x1p-8f), 1.0f + 0x1p-8f + 0x1p-20f, 1.0f + 0x1p-11f,
+          1.0f + 3 * 0x1p-11f, 65504.0f, 65520.0f, 0x1p-24f, 0x1p-25f, 3 * 0x1p-26f, 0.1f, -1.0f / 3};
+}
+
+// The case's source: random F32 values over many magnitudes after the specials, or every 16-bit
+// pattern (NaN payloads, subnormals and infinities among them).
+Tensor convert_source(const ConvertCase& c) {
+  if (c.from != DType::F32) {
+    Tensor t = Tensor::empty({c.n}, c.from);
+    auto* bits = static_cast<uint16_t*>(t.raw_data());
+    for (int64_t i = 0; i < c.n; ++i) bits[i] = static_cast<uint16_t>(i);
+    return t;
+  }
+  const std::vector<float> specials = rounding_specials();
+  const int64_t n = std::max<int64_t>(c.n, static_cast<int64_t>(specials.size()));
+  Tensor t = uniform({n}, seed_of(c.name), -1.0, 1.0);
+  Pcg32 rng(seed_of(c.name) + 1);
+  float* p = t.data<float>();
+  for (int64_t i = 0; i < n; ++i) p[i] = std::ldexp(p[i], static_cast<int>(rng.below(80)) - 40);
+  std::copy(specials.begin(), specials.end(), p);
+  return t;
+}
+
+class ConvertTest : public ::testing::TestWithParam<ConvertCase> {};
+
+TEST_P(ConvertTest, MatchesTensorToBitForBit) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  const Tensor src = convert_source(GetParam());
+  OpRun run(*gpu, Outputs::Guarded);
+  Tensor dst = run.allocated_output(src.shape(), GetParam().to);
+  gpu->convert(run.input(src), dst);
+  const Tensor want = src.to(GetParam().to);
+  const Tensor got = run.result(dst);
+  EXPECT_EQ(run.problems(), "");
+  ASSERT_TRUE(same_bytes(got, want));
+}
+
+TEST_P(ConvertTest, CpuBackendAgrees) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  const Tensor src = convert_source(GetParam());
+  expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+    Tensor dst = run.allocated_output(src.shape(), GetParam().to);
+    run.backend().convert(run.input(src), dst);
+    return Results{{"dst", run.result(dst), kExact}};
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, ConvertTest, ::testing::ValuesIn(kConvertCases), case_name<ConvertCase>);
+
+TEST(GpuConvert, RejectsAnotherElementCountOrAnIntegerDtype) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  const Tensor src = gpu->from_host(uniform({6}, 1));
+  Tensor five = gpu->empty({5}, DType::BF16), integers = gpu->empty({6}, DType::I32);
+  EXPECT_THROW(gpu->convert(src, five), Error);
+  EXPECT_THROW(gpu->convert(src, integers), Error);
+}
+
 // ---- fill --------------------------------------------------------------------------------------------
 
 struct FillCase {
@@ -169,6 +261,10 @@ const std::vector<FillCase> kFillCases = {
     {"I64_9", DType::I64, {9}, -3},
     {"I32_1025", DType::I32, {1025}, 123456},
     {"U8_31", DType::U8, {31}, 200},
+    {"BF16_RoundsToNearestEven_1001", DType::BF16, {1001}, 0.1},
+    {"BF16_NaN", DType::BF16, {7}, NAN},
+    {"BF16_Tie", DType::BF16, {5}, 1.0 + 0x1p-8},
+    {"F16_33", DType::F16, {33}, -0.3},
 };
 
 class FillTest : public ::testing::TestWithParam<FillCase> {};
@@ -246,6 +342,32 @@ TEST_P(ElementwiseTest, AccumulateMatchesCpu) {
   });
 }
 
+// BF16: each sum is one F32 addition of two BF16 values, rounded once, on both backends.
+TEST_P(ElementwiseTest, AddInBf16MatchesCpuBitForBit) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  const Tensor a = as_bf16(a_), b = as_bf16(b_);
+  for (Outputs outputs : {Outputs::Guarded, Outputs::Undefined}) {
+    expect_gpu_matches_cpu(
+        *gpu,
+        [&](OpRun& run) {
+          Tensor out = run.output(a.shape(), DType::BF16);
+          run.backend().add(run.input(a), run.input(b), out);
+          return Results{{"out", run.result(out), kExact}};
+        },
+        outputs);
+  }
+}
+
+TEST_P(ElementwiseTest, AccumulateInBf16MatchesCpuBitForBit) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  const Tensor a = as_bf16(a_), b = as_bf16(b_);
+  expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+    Tensor dst = run.in_out(a);
+    run.backend().accumulate(dst, run.input(b));
+    return Results{{"dst", run.result(dst), kExact}};
+  });
+}
+
 INSTANTIATE_TEST_SUITE_P(Sizes, ElementwiseTest, ::testing::ValuesIn(kElementwiseCases),
                          case_name<ElementwiseCase>);
 
@@ -281,6 +403,28 @@ TEST_P(MultiplyTest, MatchesCpu) {
     run.backend().multiply_(t, on_device ? run.input(factor) : factor);
     return Results{{"tensor", run.result(t), kExact}};
   });
+}
+
+// A BF16 tensor (a gradient under Precision::BF16) times an F32 factor (a probe's GradTransform) or
+// a BF16 one: each product is one F32 multiplication, rounded once to BF16, on both backends.
+TEST_P(MultiplyTest, Bf16TensorMatchesCpuBitForBit) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  const auto& [c, kind] = GetParam();
+  const uint64_t seed = seed_of(c.name + factor_name(kind) + "Bf16");
+  const Tensor t0 = as_bf16(elementwise_operand(c.n, seed));
+  const bool one_element = kind == Factor::OneElementOnDevice || kind == Factor::OneElementFromHost ||
+                           kind == Factor::OneElementFromHostAsF64;
+  const Tensor f32 = one_element ? uniform({1}, seed + 10, -2.0, 2.0) : elementwise_operand(c.n, seed + 10);
+  const bool on_device = kind == Factor::OneElementOnDevice || kind == Factor::ElementwiseOnDevice;
+  std::vector<Tensor> factors = {kind == Factor::OneElementFromHostAsF64 ? f32.to(DType::F64) : f32};
+  if (on_device) factors.push_back(as_bf16(f32));  // the tensor's own dtype
+  for (const Tensor& factor : factors) {
+    expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+      Tensor t = run.in_out(t0);
+      run.backend().multiply_(t, on_device ? run.input(factor) : factor);
+      return Results{{"tensor", run.result(t), kExact}};
+    });
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
