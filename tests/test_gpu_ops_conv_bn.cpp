@@ -4,7 +4,8 @@
 // test-backend-ops, every output a test allocates sits between guard bytes that must survive the
 // op, and starts as NaN so that an element the op never writes shows. GPU tests start with
 // HOOKRT_GPU_OR_SKIP(gpu) and skip, saying why, where there is no GPU or no CUDA build.
-// This file: convolution (forward, backward data and filter) and batch norm (training and inference); the harness is tests/support/gpu_ops.h.
+// This file: convolution (forward, backward data and filter) and batch norm (training and
+// inference), in F32 and BF16; the harness is tests/support/gpu_ops.h.
 #include <gtest/gtest.h>
 
 #include "support/gpu_ops.h"
@@ -114,6 +115,49 @@ TEST_P(Conv2dTest, BackwardFilterMatchesCpu) {
     Tensor dw = run.allocated_output(c().weight());  // both backends need dw allocated
     run.backend().conv2d_backward_filter(run.input(x), run.input(dy), dw, c().geometry());
     return Results{{"dw", run.result(dw), kConvolution}};
+  });
+}
+
+// BF16: x, w and y (dy, dx, dw) all BF16; each output sums n products in F32 (forward: C·R·S,
+// backward data: at most K·R·S, backward filter: N·P·Q) in cuDNN's order and the CPU's, then rounds
+// once. The products of the BF16 inputs drawn here are at most max|a|·max|b| (< 1), hence the
+// bound of bf16_tolerance with f32_sums_may_differ_by(n, max|a|·max|b|).
+Tolerance conv_bf16_tolerance(int64_t n, const Tensor& a, const Tensor& b) {
+  return bf16_tolerance(f32_sums_may_differ_by(n, max_abs(a) * max_abs(b)),
+                        "BF16 outputs of F32 sums in two orders: one BF16 step (2^-7·|cpu|) plus the F32 order's "
+                        "difference, 8·√n·n·2^-24·max|a|·max|b|");
+}
+
+TEST_P(Conv2dTest, ForwardInBf16MatchesCpuWithinOneBf16Step) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  const Tensor x = as_bf16(uniform(c().x(), seed())), w = as_bf16(uniform(c().weight(), seed() + 1));
+  const Tolerance tolerance = conv_bf16_tolerance(c().c * c().r * c().s, x, w);
+  expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+    Tensor y = run.output(c().y(), DType::BF16);
+    run.backend().conv2d_forward(run.input(x), run.input(w), y, c().geometry());
+    return Results{{"y", run.result(y), tolerance}};
+  });
+}
+
+TEST_P(Conv2dTest, BackwardDataInBf16MatchesCpuWithinOneBf16Step) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  const Tensor dy = as_bf16(uniform(c().y(), seed() + 2)), w = as_bf16(uniform(c().weight(), seed() + 3));
+  const Tolerance tolerance = conv_bf16_tolerance(c().k * c().r * c().s, dy, w);
+  expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+    Tensor dx = run.allocated_output(c().x(), DType::BF16);
+    run.backend().conv2d_backward_data(run.input(dy), run.input(w), dx, c().geometry());
+    return Results{{"dx", run.result(dx), tolerance}};
+  });
+}
+
+TEST_P(Conv2dTest, BackwardFilterInBf16MatchesCpuWithinOneBf16Step) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  const Tensor x = as_bf16(uniform(c().x(), seed() + 4)), dy = as_bf16(uniform(c().y(), seed() + 5));
+  const Tolerance tolerance = conv_bf16_tolerance(c().y()[0] * c().y()[2] * c().y()[3], x, dy);
+  expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+    Tensor dw = run.allocated_output(c().weight(), DType::BF16);
+    run.backend().conv2d_backward_filter(run.input(x), run.input(dy), dw, c().geometry());
+    return Results{{"dw", run.result(dw), tolerance}};
   });
 }
 
@@ -254,7 +298,133 @@ TEST_P(BatchNormTest, InferenceBackwardMatchesCpu) {
   expect_gpu_matches_cpu(*gpu, backward(BatchNormMode::Inference));
 }
 
+// ---- batch norm on BF16 activations ----------------------------------------------------------------
+//
+// x, y, dy and dx BF16; weight, bias, the running and saved statistics, dweight and dbias F32. Both
+// backends take the statistics and the backward's sums in double (in different orders: they agree
+// to ~1e-15, so kFp32 for the F32 outputs) and fold them into per-channel F32 coefficients that
+// then agree but where a double value lies at an F32 rounding boundary, where one differs by one F32
+// step (2^-23 of it). Each element is then computed with the same F32 roundings and rounded once
+// to BF16: one BF16 step (2^-7·|cpu|) apart at most, plus the effect of a coefficient one F32 step
+// off, 2^-23 of the terms it multiplies, taken 8 times over (2^-20) for the two backends and the
+// few roundings after it:
+//   y  = x·scale + shift,                                scale = invstd·w, shift = b - mean·scale
+//   dx = (dy - mean(dy) - (x - mean)·projection)·gain,   gain = invstd·w, where the three terms
+//        are at most max|dy|, max|dy| and |x̂|·max|dy| (Cauchy-Schwarz), x̂ = (x - mean)·invstd
+class BatchNormBf16Test : public BatchNormTest {
+ protected:
+  void SetUp() override {
+    BatchNormTest::SetUp();
+    x_ = as_bf16(x_);
+    dy_ = as_bf16(dy_);
+  }
+  // The statistics y is normalised with (the CPU's, which the GPU's match to ~1e-15).
+  struct Statistics {
+    Tensor mean, invstd;
+  };
+  Statistics statistics(BatchNormMode mode) const {
+    auto cpu = make_cpu_backend();
+    Tensor running_mean = running_mean_.clone(), running_var = running_var_.clone(), y, mean, invstd;
+    cpu->batchnorm_forward(x_, weight_, bias_, running_mean, running_var, y, mean, invstd, options(mode));
+    return {mean, invstd};
+  }
+  // max over channels of |scale|, |shift| and |gain| (= |scale|), and max |x̂|.
+  struct Magnitudes {
+    double scale = 0, shift = 0, normalised = 0;
+  };
+  Magnitudes magnitudes(const Statistics& s) const {
+    Magnitudes m;
+    const int64_t channels = GetParam().shape[1], plane = x_.numel() / std::max<int64_t>(GetParam().shape[0] * channels, 1);
+    for (int64_t c = 0; c < channels; ++c) {
+      const double scale = s.invstd.item(c) * weight_.item(c);
+      m.scale = std::max(m.scale, std::fabs(scale));
+      m.shift = std::max(m.shift, std::fabs(bias_.item(c) - s.mean.item(c) * scale));
+      for (int64_t i = 0; i < GetParam().shape[0]; ++i)
+        for (int64_t j = 0; j < plane; ++j) {
+          const double x = x_.item((i * channels + c) * plane + j);
+          m.normalised = std::max(m.normalised, std::fabs((x - s.mean.item(c)) * s.invstd.item(c)));
+        }
+    }
+    return m;
+  }
+
+  Op forward_bf16(BatchNormMode mode) const {
+    const Magnitudes m = magnitudes(statistics(mode));
+    const Tolerance y_tolerance =
+        bf16_tolerance(0x1p-20 * (max_abs(x_) * m.scale + m.shift),
+                       "y = x·scale + shift with F32 coefficients one F32 step apart at most, rounded once to BF16");
+    return [this, mode, y_tolerance](OpRun& run) {
+      Tensor running_mean = run.in_out(running_mean_), running_var = run.in_out(running_var_);
+      Tensor y = run.output(x_.shape(), DType::BF16), mean = run.output(channels()), invstd = run.output(channels());
+      run.backend().batchnorm_forward(run.input(x_), run.input(weight_), run.input(bias_), running_mean, running_var,
+                                      y, mean, invstd, options(mode));
+      const Tolerance& running = mode == BatchNormMode::Training ? kFp32 : kExact;
+      return Results{{"y", run.result(y), y_tolerance},
+                     {"save_mean", run.result(mean), kFp32},
+                     {"save_invstd", run.result(invstd), kFp32},
+                     {"running_mean", run.result(running_mean), running},
+                     {"running_var", run.result(running_var), running}};
+    };
+  }
+
+  // Both backends differentiate with the saved statistics of the CPU's forward.
+  Op backward_bf16(BatchNormMode mode) const {
+    const Statistics s = statistics(mode);
+    const Magnitudes m = magnitudes(s);
+    const Tolerance dx_tolerance = bf16_tolerance(
+        0x1p-20 * max_abs(dy_) * (2.0 + m.normalised) * m.scale,
+        "dx from F32 coefficients one F32 step apart at most, rounded once to BF16");
+    return [this, mode, s, dx_tolerance](OpRun& run) {
+      Tensor dx = run.output(x_.shape(), DType::BF16), dweight = run.output(channels()), dbias = run.output(channels());
+      run.backend().batchnorm_backward(run.input(dy_), run.input(x_), run.input(weight_), run.input(s.mean),
+                                       run.input(s.invstd), dx, dweight, dbias, options(mode));
+      return Results{{"dx", run.result(dx), dx_tolerance},
+                     {"dweight", run.result(dweight), kFp32},
+                     {"dbias", run.result(dbias), kFp32}};
+    };
+  }
+};
+
+TEST_P(BatchNormBf16Test, TrainingForwardMatchesCpu) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  expect_gpu_matches_cpu(*gpu, forward_bf16(BatchNormMode::Training));
+}
+
+TEST_P(BatchNormBf16Test, TrainingForwardAllocatesUndefinedOutputs) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  expect_gpu_matches_cpu(*gpu, forward_bf16(BatchNormMode::Training), Outputs::Undefined);
+}
+
+TEST_P(BatchNormBf16Test, TrainingBackwardMatchesCpu) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  expect_gpu_matches_cpu(*gpu, backward_bf16(BatchNormMode::Training));
+}
+
+TEST_P(BatchNormBf16Test, InferenceForwardMatchesCpuAndKeepsRunningStatistics) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  expect_gpu_matches_cpu(*gpu, forward_bf16(BatchNormMode::Inference));
+}
+
+TEST_P(BatchNormBf16Test, InferenceBackwardMatchesCpu) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  expect_gpu_matches_cpu(*gpu, backward_bf16(BatchNormMode::Inference));
+}
+
+// The GPU's BF16 batch norm adds each channel's sums in blocks and then adds the blocks' partial
+// sums in a fixed order: a second run gives the same bits.
+TEST_P(BatchNormBf16Test, TrainingRunsTwiceToTheSameBits) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  const Op forward = forward_bf16(BatchNormMode::Training), backward = backward_bf16(BatchNormMode::Training);
+  for (const Op& op : {forward, backward}) {
+    OpRun first(*gpu, Outputs::Guarded), second(*gpu, Outputs::Guarded);
+    const Results a = op(first), b = op(second);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(same_bytes(a[i].value, b[i].value)) << a[i].name;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Shapes, BatchNormTest, ::testing::ValuesIn(kBatchNormCases), case_name<BatchNormCase>);
+INSTANTIATE_TEST_SUITE_P(Shapes, BatchNormBf16Test, ::testing::ValuesIn(kBatchNormCases), case_name<BatchNormCase>);
 
 TEST(GpuOpsCases, ConvolutionsCoverBatch1Stride2Padding1x1And7x7OddChannelsAndResNetShapes) {
   bool batch1 = false, stride2 = false, padded = false, pointwise = false, seven = false, odd_channels = false,
