@@ -4,7 +4,8 @@
 // test-backend-ops, every output a test allocates sits between guard bytes that must survive the
 // op, and starts as NaN so that an element the op never writes shows. GPU tests start with
 // HOOKRT_GPU_OR_SKIP(gpu) and skip, saying why, where there is no GPU or no CUDA build.
-// This file: the linear layer, cross-entropy and the SGD update; the harness is tests/support/gpu_ops.h.
+// This file: the linear layer (F32 and BF16), cross-entropy and the SGD update (F32: autocast runs
+// the loss in F32); the harness is tests/support/gpu_ops.h.
 #include <gtest/gtest.h>
 
 #include "support/gpu_ops.h"
@@ -105,7 +106,57 @@ TEST_P(LinearTest, BackwardWithoutDxLeavesItUndefined) {
   });
 }
 
+// BF16: every tensor BF16. y sums `in` products and the bias in F32 (cuBLAS with beta = 1 on the
+// broadcast bias; the CPU's GEMM onto the bias) and rounds once; dx sums `out` products, dw sums N.
+// Hence one BF16 step plus f32_sums_may_differ_by(terms, largest term) (see bf16_tolerance). db
+// sums dy in double in row order on both backends, then rounds to F32 and to BF16: the same bits.
+class LinearBf16Test : public LinearTest {
+ protected:
+  void SetUp() override {
+    LinearTest::SetUp();
+    x_ = as_bf16(x_);
+    w_ = as_bf16(w_);
+    b_ = as_bf16(b_);
+    dy_ = as_bf16(dy_);
+  }
+  static Tolerance sums_of(int64_t n, double term) {
+    return bf16_tolerance(f32_sums_may_differ_by(n, term),
+                          "BF16 results of F32 sums in two orders: one BF16 step (2^-7·|cpu|) plus the F32 "
+                          "order's difference, 8·√n·n·2^-24·max|term|");
+  }
+};
+
+TEST_P(LinearBf16Test, ForwardMatchesCpuWithinOneBf16Step) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  const LinearCase& c = GetParam();
+  const Tolerance tolerance = sums_of(c.in + 1, std::max(max_abs(x_) * max_abs(w_), max_abs(b_)));
+  for (Outputs outputs : {Outputs::Guarded, Outputs::Undefined}) {
+    expect_gpu_matches_cpu(
+        *gpu,
+        [&](OpRun& run) {
+          Tensor y = run.output({c.n, c.out}, DType::BF16);
+          run.backend().linear_forward(run.input(x_), run.input(w_), run.input(b_), y);
+          return Results{{"y", run.result(y), tolerance}};
+        },
+        outputs);
+  }
+}
+
+TEST_P(LinearBf16Test, BackwardMatchesCpuWithinOneBf16Step) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  const LinearCase& c = GetParam();
+  const Tolerance dx_tolerance = sums_of(c.out, max_abs(dy_) * max_abs(w_));
+  const Tolerance dw_tolerance = sums_of(c.n, max_abs(dy_) * max_abs(x_));
+  expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+    Tensor dx = run.allocated_output(x_.shape(), DType::BF16);
+    Tensor dw = run.output(w_.shape(), DType::BF16), db = run.output(b_.shape(), DType::BF16);
+    run.backend().linear_backward(run.input(x_), run.input(w_), run.input(dy_), dx, dw, db);
+    return Results{{"dx", run.result(dx), dx_tolerance}, {"dw", run.result(dw), dw_tolerance}, {"db", run.result(db), kExact}};
+  });
+}
+
 INSTANTIATE_TEST_SUITE_P(Shapes, LinearTest, ::testing::ValuesIn(kLinearCases), case_name<LinearCase>);
+INSTANTIATE_TEST_SUITE_P(Shapes, LinearBf16Test, ::testing::ValuesIn(kLinearCases), case_name<LinearCase>);
 
 // ---- cross-entropy -----------------------------------------------------------------------------------
 
