@@ -7,6 +7,7 @@
 // with and without epilogue probes gives the same step. Skips where there is no GPU.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <map>
 #include <optional>
 #include <string>
@@ -272,6 +273,47 @@ TEST(GpuEpilogueProbes, ProducingOpsOnTheirOwnMatchTheCpuBackend) {
                             got);
       expect_same_floats(gpu->to_host(got), want, 0.0, kind_name(kind) + " on " + shape_string(shape));
     }
+}
+
+// BF16 tensors (Precision::BF16): the probe pass computes F32 tensors only, so a BF16 tensor is
+// written by the producing op's own kernel and then probed, its input's probes run on their own.
+// The tensor has the CPU backend's bits (its op on BF16), the records the CPU engine's results.
+TEST(GpuEpilogueProbes, Bf16TensorsAreWrittenByTheOpThenProbedAsTheCpuBackendDoes) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  uint64_t seed = 1900;
+  const Shape shape{2, 3, 5, 7};
+  for (const ProducingOp::Kind kind : kKinds)
+    for (const std::string list : {"stats,zeros,nonfinite", "clamp=-1:1,stats", "capture,stats", ""})
+      for (const bool probe_input : {false, true}) {
+        if (list.empty() && !probe_input) continue;  // a run with nothing to probe
+        const std::string name = kind_name(kind) + " [" + list + "] on BF16" + (probe_input ? ", input probed" : "");
+        const Tensor a = nasty_tensor(shape, seed++).to(DType::BF16);
+        const Tensor b = kind == ProducingOp::Kind::ReluForward ? Tensor() : nasty_tensor(shape, seed++).to(DType::BF16);
+        const ProbeList output_list = list.empty() ? ProbeList{} : parse_list(list);
+        const ProbeList input_list = parse_list("stats,zeros,nonfinite");
+        ProbeRunOptions options;
+        options.channel_axis = 1;
+
+        ProbeRecord want_input, want_output;
+        Tensor input_copy = a.clone();
+        if (probe_input) cpu::run_probes(input_list, input_copy, want_input, options);
+        Tensor want = Tensor::empty(shape, DType::BF16);
+        cpu->run_producing_op(ProducingOp{kind, a, b}, want);
+        cpu::run_probes(output_list, want, want_output, options);
+
+        ProbeRecord got_input, got_output;
+        Tensor out = gpu->empty(shape, DType::BF16);
+        options.produce = ProducingOp{kind, gpu->from_host(a), b.defined() ? gpu->from_host(b) : Tensor()};
+        if (probe_input) options.probe_input = InputProbeRun{0, input_list, options.channel_axis, &got_input};
+        run_probes_now(*gpu, output_list, out, got_output, options);
+
+        const Tensor got = gpu->to_host(out);
+        EXPECT_EQ(got.dtype(), DType::BF16) << name;
+        EXPECT_EQ(std::memcmp(got.raw_data(), want.raw_data(), want.nbytes()), 0) << name << ": the tensor's bits";
+        expect_same_results(got_output.results, want_output.results, kRel, 0.0, name + " output");
+        if (probe_input) expect_same_results(got_input.results, want_input.results, kRel, 0.0, name + " input");
+      }
 }
 
 // Whole steps: every hooked ReLU tensor written by its probe run, against the same steps with
