@@ -197,7 +197,13 @@ TEST(GpuOpsHarness, Bf16ToleranceAllowsOneBf16StepAndTheAbsoluteTermButNoMore) {
   EXPECT_FALSE(agrees(bf16({0.0f}), bf16({0x1p-9f}), within)) << "beyond it";
   EXPECT_FALSE(agrees(bf16({NAN}), bf16({1.0f}), within));
   EXPECT_FALSE(agrees(bf16({-INFINITY}), bf16({INFINITY}), within));
-  EXPECT_FALSE(agrees(bf16({1.0f}), bf16({1.0f + 0x1p-7f}), kExact)) << "kExact: BF16 bytes must be identical";
+  EXPECT_FALSE(agrees(bf16({1.0f}), bf16({1.0f + 0x1p-7f}), kExact)) << "kExact: BF16 bits must be identical";
+  EXPECT_FALSE(agrees(bf16({0.0f}), bf16({-0.0f}), kExact)) << "signs of zero included";
+  Tensor canonical = bf16({NAN}), quieted = bf16({NAN});
+  static_cast<uint16_t*>(canonical.raw_data())[0] = 0x7FFF;  // the GPU's NaN after arithmetic
+  static_cast<uint16_t*>(quieted.raw_data())[0] = 0xFFC1;    // the host's, an operand's quieted
+  EXPECT_TRUE(agrees(canonical, quieted, kExact)) << "kExact: a NaN only has to meet a NaN";
+  EXPECT_FALSE(agrees(canonical, quieted, kExactBits)) << "kExactBits: NaN payloads too";
   EXPECT_NEAR(f32_sums_may_differ_by(576, 1.0), 8 * 24 * 576 * 0x1p-24, 1e-12);
 }
 

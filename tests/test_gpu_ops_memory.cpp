@@ -228,7 +228,7 @@ TEST_P(ConvertTest, CpuBackendAgrees) {
   expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
     Tensor dst = run.allocated_output(src.shape(), GetParam().to);
     run.backend().convert(run.input(src), dst);
-    return Results{{"dst", run.result(dst), kExact}};
+    return Results{{"dst", run.result(dst), kExactBits}};
   });
 }
 
@@ -275,7 +275,7 @@ TEST_P(FillTest, MatchesCpuAndStaysInside) {
   expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
     Tensor t = run.allocated_output(c.shape, c.dtype);
     run.backend().fill(t, c.value);
-    return Results{{"tensor", run.result(t), kExact}};
+    return Results{{"tensor", run.result(t), kExactBits}};  // the host's conversion of the value on both
   });
 }
 
@@ -342,7 +342,8 @@ TEST_P(ElementwiseTest, AccumulateMatchesCpu) {
   });
 }
 
-// BF16: each sum is one F32 addition of two BF16 values, rounded once, on both backends.
+// BF16: each sum is one F32 addition of two BF16 values, rounded once, on both backends (a NaN it
+// makes or meets is a NaN on both, its bits the GPU's canonical one or the host's: kExact).
 TEST_P(ElementwiseTest, AddInBf16MatchesCpuBitForBit) {
   HOOKRT_GPU_OR_SKIP(gpu);
   const Tensor a = as_bf16(a_), b = as_bf16(b_);
@@ -406,7 +407,8 @@ TEST_P(MultiplyTest, MatchesCpu) {
 }
 
 // A BF16 tensor (a gradient under Precision::BF16) times an F32 factor (a probe's GradTransform) or
-// a BF16 one: each product is one F32 multiplication, rounded once to BF16, on both backends.
+// a BF16 one: each product is one F32 multiplication, rounded once to BF16, on both backends (NaN
+// bits aside, as for the add).
 TEST_P(MultiplyTest, Bf16TensorMatchesCpuBitForBit) {
   HOOKRT_GPU_OR_SKIP(gpu);
   const auto& [c, kind] = GetParam();

@@ -97,9 +97,13 @@ struct Tolerance {
   const char* why = "";
   // BF16 results are compared element by element (bf16_tolerance below): |gpu_i - cpu_i| <=
   // bf16_relative·|cpu_i| + bf16_absolute where bf16_relative >= 0; with the default of -1 their
-  // bytes must be identical, NaN payloads included.
+  // bits must be identical, but that a NaN only has to meet a NaN: F32 arithmetic that makes or
+  // meets a NaN gives the GPU's one canonical NaN and the host's an operand's NaN, or its own
+  // negative one. With nan_bits, NaNs too must have the same bits (sign and payload), for ops that
+  // only move or choose values (ReLU, max pooling, the conversion).
   double bf16_relative = -1;
   double bf16_absolute = 0;
+  bool nan_bits = false;
 };
 
 // No arithmetic (copies, fill, ReLU, max-pool selection) or one correctly rounded IEEE operation
@@ -107,6 +111,13 @@ struct Tolerance {
 inline constexpr Tolerance kExact{
     .max_relative = 0,
     .why = "no arithmetic, or one correctly rounded IEEE operation per element: identical on both backends"};
+
+// kExact, and BF16 NaNs with the same bits: ops that only move or choose values, which both
+// backends store as the host's conversion does (quiet, sign and payload kept).
+inline constexpr Tolerance kExactBits{
+    .max_relative = 0,
+    .why = "values moved or chosen, never computed: the same bits on both backends, NaN payloads included",
+    .nan_bits = true};
 
 // F32 arithmetic on both sides: elementwise chains of a few roundings (SGD, BN's normalisation,
 // softmax: ~1e-7) and reductions that either backend does in double (pooling, cross-entropy, the
@@ -140,7 +151,8 @@ inline constexpr Tolerance kConvolution{
 // round it to BF16 once (the CPU widens the operands, runs its F32 op and rounds each result; the
 // GPU's kernels, cuDNN and cuBLAS accumulate in F32). Ops whose F32 arithmetic is the same on both
 // (ReLU, max pooling, the add, accumulate, multiply_, the conversion, average pooling) give the
-// same F32 value, hence the same BF16 bits: they are compared with kExact. Ops that accumulate in
+// same F32 value, hence the same BF16 bits: they are compared with kExact (kExactBits where no
+// arithmetic touches a NaN, so that its payload must survive too). Ops that accumulate in
 // another order (convolutions, the linear layer, batch norm's statistics) give F32 values g32 and
 // c32 that differ by at most some d (the F32 part), and each is then rounded to nearest BF16,
 // moving it by at most half a step: |gpu - cpu| <= half a step + d + half a step. (Where d is below
@@ -221,15 +233,17 @@ inline ::testing::AssertionResult agrees(const Tensor& gpu, const Tensor& cpu, c
   const int64_t n = cpu.numel();
   if (cpu.dtype() == DType::BF16 && tolerance.bf16_relative >= 0) return agrees_in_bf16(gpu, cpu, tolerance);
   if (cpu.dtype() != DType::F32 && cpu.dtype() != DType::F64) {
+    const bool halves = cpu.dtype() == DType::BF16 || cpu.dtype() == DType::F16;
     const size_t size = dtype_size(cpu.dtype());
     const auto* g = static_cast<const char*>(gpu.raw_data());
     const auto* c = static_cast<const char*>(cpu.raw_data());
-    for (int64_t i = 0; i < n; ++i)
-      if (std::memcmp(g + i * size, c + i * size, size) != 0) {
-        out << "element " << i << ": GPU " << gpu.item(i) << ", CPU " << cpu.item(i)
-            << " (integers must be identical)";
-        return ::testing::AssertionFailure() << out.str();
-      }
+    for (int64_t i = 0; i < n; ++i) {
+      if (std::memcmp(g + i * size, c + i * size, size) == 0) continue;
+      if (halves && !tolerance.nan_bits && std::isnan(gpu.item(i)) && std::isnan(cpu.item(i))) continue;
+      out << "element " << i << ": GPU " << gpu.item(i) << ", CPU " << cpu.item(i)
+          << (halves ? " (their bits must be identical)" : " (integers must be identical)");
+      return ::testing::AssertionFailure() << out.str();
+    }
     return ::testing::AssertionSuccess();
   }
   double max_diff = 0, max_ref = 0, diff_squares = 0, ref_squares = 0;
