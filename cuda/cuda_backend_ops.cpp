@@ -1,7 +1,8 @@
 // CudaBackend's layer ops, loss and optimizer: check the arguments as the CPU backend does, then
 // queue the work on the backend's stream. Activations and their gradients are F32 or BF16, one
-// dtype per call (the first activation operand's; backend.h); parameters of batch norm, the loss
-// and the optimizer are F32.
+// dtype per call (backend.h), whose operands are checked against the one the CPU backend takes the
+// call's dtype from, so that both name the same operand; parameters of batch norm, the loss and
+// the optimizer are F32.
 #include <limits>
 #include <string>
 #include <vector>
@@ -24,13 +25,14 @@ int as_int(int64_t value, const char* op) {
   return static_cast<int>(value);
 }
 
-// x and w of rank 4, with the dtype of `like` (the call's first operand, F32 or BF16).
+// x and w of rank 4, with the dtype of `like` (F32 or BF16), one of them: the operand whose dtype
+// the CPU backend takes for the call's (x; for backward data, w), so that both name the same one.
 void check_conv_operands(const Tensor& x, const char* x_name, const Tensor& w, const char* w_name, const Tensor& like,
                          const char* like_name, const char* op) {
   require_activation(like, op, like_name);
   if (&x != &like) require_same_dtype(x, like, op, x_name, like_name);
   require_rank(x, 4, op, x_name);
-  require_same_dtype(w, like, op, w_name, like_name);
+  if (&w != &like) require_same_dtype(w, like, op, w_name, like_name);
   require_rank(w, 4, op, w_name);
 }
 
@@ -93,8 +95,9 @@ void CudaBackend::conv2d_forward(const Tensor& x, const Tensor& w, Tensor& y, co
 void CudaBackend::conv2d_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dGeometry& g) {
   const char* op = "conv2d_backward_data";
   require_allocated(dx, op, "dx", "the input's shape");
-  check_conv_operands(dx, "dx", w, "w", dy, "dy", op);
-  const ConvDims d = conv_dims(dx.shape(), w.shape(), g, dy.dtype(), op);
+  check_conv_operands(dx, "dx", w, "w", w, "w", op);
+  require_same_dtype(dy, w, op, "dy", "w");
+  const ConvDims d = conv_dims(dx.shape(), w.shape(), g, w.dtype(), op);
   require_shape(dy, conv_output_shape(d), op, "dy");
   launch_batched_probes_before_writing({&dx});
   if (dx.numel() > 0) convolutions_.backward_data(dy.raw_data(), w.raw_data(), dx.raw_data(), d);
