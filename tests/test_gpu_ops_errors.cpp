@@ -101,6 +101,11 @@ const std::vector<WrongOutputCase> kWrongOutputCases = {
        Tensor y;
        b.conv2d_forward(on(b, {1, 3, 8, 8}, 1), bf16_on(b, {4, 3, 3, 3}, 2), y, {.stride = 1, .padding = 1});
      }},
+    {"Conv2dBackwardData_Bf16GradientThroughF32Filter", "conv2d_backward_data: dy has dtype BF16; expected F32",
+     [](Backend& b) {
+       Tensor dx = b.empty({1, 3, 8, 8}, DType::F32);
+       b.conv2d_backward_data(bf16_on(b, {1, 4, 8, 8}, 1), on(b, {4, 3, 3, 3}, 2), dx, {.stride = 1, .padding = 1});
+     }},
     {"Add_F32ToBf16", "add: b has dtype F32; expected BF16",
      [](Backend& b) {
        Tensor out;
