@@ -18,8 +18,8 @@ int as_int(int64_t value, const char* what) {
 }
 
 BatchNormSettings settings_of(const BatchNormOptions& o) {
-  return BatchNormSettings{o.mode == BatchNormMode::Training ? BatchNormStatistics::Batch : BatchNormStatistics::Running,
-                           o.eps, o.momentum};
+  const bool training = o.mode == BatchNormMode::Training;
+  return BatchNormSettings{training ? BatchNormStatistics::Batch : BatchNormStatistics::Running, o.eps, o.momentum};
 }
 
 }  // namespace

@@ -288,7 +288,8 @@ TEST(GpuEpilogueProbes, Bf16TensorsAreWrittenByTheOpThenProbedAsTheCpuBackendDoe
         if (list.empty() && !probe_input) continue;  // a run with nothing to probe
         const std::string name = kind_name(kind) + " [" + list + "] on BF16" + (probe_input ? ", input probed" : "");
         const Tensor a = nasty_tensor(shape, seed++).to(DType::BF16);
-        const Tensor b = kind == ProducingOp::Kind::ReluForward ? Tensor() : nasty_tensor(shape, seed++).to(DType::BF16);
+        const bool one_operand = kind == ProducingOp::Kind::ReluForward;
+        const Tensor b = one_operand ? Tensor() : nasty_tensor(shape, seed++).to(DType::BF16);
         const ProbeList output_list = list.empty() ? ProbeList{} : parse_list(list);
         const ProbeList input_list = parse_list("stats,zeros,nonfinite");
         ProbeRunOptions options;

@@ -334,12 +334,13 @@ class BatchNormBf16Test : public BatchNormTest {
   };
   Magnitudes magnitudes(const Statistics& s) const {
     Magnitudes m;
-    const int64_t channels = GetParam().shape[1], plane = x_.numel() / std::max<int64_t>(GetParam().shape[0] * channels, 1);
+    const int64_t samples = GetParam().shape[0], channels = GetParam().shape[1];
+    const int64_t plane = x_.numel() / std::max<int64_t>(samples * channels, 1);
     for (int64_t c = 0; c < channels; ++c) {
       const double scale = s.invstd.item(c) * weight_.item(c);
       m.scale = std::max(m.scale, std::fabs(scale));
       m.shift = std::max(m.shift, std::fabs(bias_.item(c) - s.mean.item(c) * scale));
-      for (int64_t i = 0; i < GetParam().shape[0]; ++i)
+      for (int64_t i = 0; i < samples; ++i)
         for (int64_t j = 0; j < plane; ++j) {
           const double x = x_.item((i * channels + c) * plane + j);
           m.normalised = std::max(m.normalised, std::fabs((x - s.mean.item(c)) * s.invstd.item(c)));

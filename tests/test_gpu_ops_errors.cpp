@@ -194,7 +194,9 @@ TEST(GpuOpsHarness, OutputsStartAsNaNSoUnwrittenElementsShow) {
 }
 
 TEST(GpuOpsHarness, Bf16ToleranceAllowsOneBf16StepAndTheAbsoluteTermButNoMore) {
-  const auto bf16 = [](std::vector<float> v) { return as_bf16(Tensor::from_vector(v, {static_cast<int64_t>(v.size())})); };
+  const auto bf16 = [](std::vector<float> v) {
+    return as_bf16(Tensor::from_vector(v, {static_cast<int64_t>(v.size())}));
+  };
   const Tolerance within = bf16_tolerance(1e-3, "one BF16 step plus 1e-3");
   EXPECT_TRUE(agrees(bf16({1.0f, 256.0f}), bf16({1.0f + 0x1p-7f, 258.0f}), within)) << "neighbours: one step apart";
   EXPECT_FALSE(agrees(bf16({1.0f}), bf16({1.0f + 0x1p-6f}), within)) << "two steps apart";

@@ -151,7 +151,9 @@ TEST_P(LinearBf16Test, BackwardMatchesCpuWithinOneBf16Step) {
     Tensor dx = run.allocated_output(x_.shape(), DType::BF16);
     Tensor dw = run.output(w_.shape(), DType::BF16), db = run.output(b_.shape(), DType::BF16);
     run.backend().linear_backward(run.input(x_), run.input(w_), run.input(dy_), dx, dw, db);
-    return Results{{"dx", run.result(dx), dx_tolerance}, {"dw", run.result(dw), dw_tolerance}, {"db", run.result(db), kExact}};
+    return Results{{"dx", run.result(dx), dx_tolerance},
+                   {"dw", run.result(dw), dw_tolerance},
+                   {"db", run.result(db), kExact}};
   });
 }
 
