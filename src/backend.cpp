@@ -13,6 +13,13 @@ double Backend::cross_entropy_forward(const Tensor& logits, const Tensor& labels
   return to_host(loss).item(0);
 }
 
+Tensor Backend::converted(const Tensor& t, DType dtype) {
+  if (t.dtype() == dtype) return t;
+  Tensor out = empty(t.shape(), dtype);
+  convert(t, out);
+  return out;
+}
+
 void Backend::run_producing_op(const ProducingOp& op, Tensor& out) {
   switch (op.kind) {
     case ProducingOp::Kind::ReluForward: relu_forward(op.a, out); return;

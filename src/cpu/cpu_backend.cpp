@@ -1,14 +1,17 @@
 // CpuBackend — the reference Backend: host memory, the ops of cpu/ops.h and the CPU probe engine.
 // Every method checks devices, dtypes and shapes first and throws an Error naming the op, the
 // tensor and the shapes involved. Float tensors may be F32 (the contract) or F64 (so tests can run
-// whole networks in double for finite differences); all float tensors of one call share a dtype.
+// whole networks in double for finite differences); all float tensors of one call share a dtype,
+// but for the BF16 ops of backend.h, which run in F32 through cpu::Bf16Widening.
 // An output that is undefined is allocated when its shape follows from the inputs; outputs whose
 // shape does not (dx of conv and pooling, dw of conv) must be passed in allocated.
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <string>
 
 #include "backend_checks.h"
+#include "cpu/bf16_widening.h"
 #include "cpu/ops.h"
 #include "cpu/probes.h"
 #include "hookrt/backend.h"
@@ -43,6 +46,8 @@ void prepare_output(Tensor& t, const Shape& shape, DType dtype, const char* op, 
   require_dtype(t, dtype, op, name);
   require_shape(t, shape, op, name);
 }
+
+bool is_bf16(const Tensor& t) { return t.defined() && t.dtype() == DType::BF16; }
 
 // Runs f with a value of the scalar type matching dtype (F32 or F64).
 template <class F>
@@ -117,6 +122,15 @@ class CpuBackend final : public Backend {
     require_host(host, "from_host", "host");
     return host.clone();
   }
+  void convert(const Tensor& src, Tensor& dst) override {
+    require_host(src, "convert", "src");
+    require_host(dst, "convert", "dst");
+    if (dst.numel() != src.numel())
+      throw Error("convert: src " + shape_string(src.shape()) + " and dst " + shape_string(dst.shape()) +
+                  " differ in element count");
+    const Tensor converted = src.to(dst.dtype());  // throws naming a conversion between float and integer
+    if (converted.nbytes()) std::memcpy(dst.raw_data(), converted.raw_data(), converted.nbytes());
+  }
   void synchronize() override {}
 
   // ---- elementwise ----
@@ -126,6 +140,12 @@ class CpuBackend final : public Backend {
   }
 
   void add(const Tensor& a, const Tensor& b, Tensor& out) override {
+    if (is_bf16(a)) {
+      cpu::Bf16Widening bf16("add");
+      Tensor& out32 = bf16.out(out, "out");
+      add(bf16.in(a, "a"), bf16.in(b, "b"), out32);
+      return bf16.finish();
+    }
     require_float(a, "add", "a");
     require_dtype(b, a.dtype(), "add", "b");
     require_shape(b, a.shape(), "add", "b");
@@ -134,13 +154,25 @@ class CpuBackend final : public Backend {
   }
 
   void accumulate(Tensor& dst, const Tensor& src) override {
+    if (is_bf16(dst)) {
+      cpu::Bf16Widening bf16("accumulate");
+      accumulate(bf16.in_out(dst, "dst"), bf16.in(src, "src"));
+      return bf16.finish();
+    }
     require_float(dst, "accumulate", "dst");
     require_dtype(src, dst.dtype(), "accumulate", "src");
     require_shape(src, dst.shape(), "accumulate", "src");
     dispatch_float(dst.dtype(), [&]<class T>(T) { cpu::accumulate(dst.data<T>(), src.data<T>(), dst.numel()); });
   }
 
+  // A BF16 tensor's factor may be F32 or BF16: the F32 op converts it.
   void multiply_(Tensor& tensor, const Tensor& factor) override {
+    if (is_bf16(tensor)) {
+      cpu::Bf16Widening bf16("multiply_");
+      Tensor& widened = bf16.in_out(tensor, "tensor");
+      multiply_(widened, is_bf16(factor) ? bf16.in(factor, "factor") : factor);
+      return bf16.finish();
+    }
     require_float(tensor, "multiply_", "tensor");
     require_float(factor, "multiply_", "factor");
     if (factor.numel() != 1 && factor.shape() != tensor.shape())
@@ -162,6 +194,12 @@ class CpuBackend final : public Backend {
   // ---- convolution ----
   void conv2d_forward(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dGeometry& g) override {
     const char* op = "conv2d_forward";
+    if (is_bf16(x)) {
+      cpu::Bf16Widening bf16(op);
+      Tensor& y32 = bf16.out(y, "y");
+      conv2d_forward(bf16.in(x, "x"), bf16.in(w, "w"), y32, g);
+      return bf16.finish();
+    }
     check_conv_operands(x, "x", w, "w", op);
     const cpu::ConvShape s = conv_shape(x.shape(), w.shape(), g, op);
     prepare_output(y, conv_output_shape(s), x.dtype(), op, "y");
@@ -170,6 +208,13 @@ class CpuBackend final : public Backend {
 
   void conv2d_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dGeometry& g) override {
     const char* op = "conv2d_backward_data";
+    if (is_bf16(w)) {
+      cpu::Bf16Widening bf16(op);
+      Tensor& dx32 = bf16.out(dx, "dx");
+      if (!dx.defined()) throw Error(std::string(op) + ": dx must be allocated with the input's shape");
+      conv2d_backward_data(bf16.in(dy, "dy"), bf16.in(w, "w"), dx32, g);
+      return bf16.finish();
+    }
     if (!dx.defined()) throw Error(std::string(op) + ": dx must be allocated with the input's shape");
     check_conv_operands(dx, "dx", w, "w", op);
     require_dtype(dy, w.dtype(), op, "dy");
@@ -180,6 +225,13 @@ class CpuBackend final : public Backend {
 
   void conv2d_backward_filter(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dGeometry& g) override {
     const char* op = "conv2d_backward_filter";
+    if (is_bf16(x)) {
+      cpu::Bf16Widening bf16(op);
+      Tensor& dw32 = bf16.out(dw, "dw");
+      if (!dw.defined()) throw Error(std::string(op) + ": dw must be allocated with the filter's shape");
+      conv2d_backward_filter(bf16.in(x, "x"), bf16.in(dy, "dy"), dw32, g);
+      return bf16.finish();
+    }
     if (!dw.defined()) throw Error(std::string(op) + ": dw must be allocated with the filter's shape");
     check_conv_operands(x, "x", dw, "dw", op);
     require_dtype(dy, x.dtype(), op, "dy");
@@ -193,6 +245,12 @@ class CpuBackend final : public Backend {
                          Tensor& running_var, Tensor& y, Tensor& save_mean, Tensor& save_invstd,
                          const BatchNormOptions& o) override {
     const char* op = "batchnorm_forward";
+    if (is_bf16(x)) {  // weight, bias and the statistics stay F32
+      cpu::Bf16Widening bf16(op);
+      Tensor& y32 = bf16.out(y, "y");
+      batchnorm_forward(bf16.in(x, "x"), weight, bias, running_mean, running_var, y32, save_mean, save_invstd, o);
+      return bf16.finish();
+    }
     require_float(x, op, "x");
     const cpu::BatchNormShape s = batchnorm_shape(x, op);
     const Shape channels{s.c};
@@ -220,6 +278,12 @@ class CpuBackend final : public Backend {
                           const Tensor& save_invstd, Tensor& dx, Tensor& dweight, Tensor& dbias,
                           const BatchNormOptions& o) override {
     const char* op = "batchnorm_backward";
+    if (is_bf16(x)) {  // weight, the saved statistics, dweight and dbias stay F32
+      cpu::Bf16Widening bf16(op);
+      Tensor& dx32 = bf16.out(dx, "dx");
+      batchnorm_backward(bf16.in(dy, "dy"), bf16.in(x, "x"), weight, save_mean, save_invstd, dx32, dweight, dbias, o);
+      return bf16.finish();
+    }
     require_float(x, op, "x");
     require_dtype(dy, x.dtype(), op, "dy");
     require_shape(dy, x.shape(), op, "dy");
@@ -238,12 +302,24 @@ class CpuBackend final : public Backend {
 
   // ---- ReLU ----
   void relu_forward(const Tensor& x, Tensor& y) override {
+    if (is_bf16(x)) {
+      cpu::Bf16Widening bf16("relu_forward");
+      Tensor& y32 = bf16.out(y, "y");
+      relu_forward(bf16.in(x, "x"), y32);
+      return bf16.finish();
+    }
     require_float(x, "relu_forward", "x");
     prepare_output(y, x.shape(), x.dtype(), "relu_forward", "y");
     dispatch_float(x.dtype(), [&]<class T>(T) { cpu::relu_forward(x.data<T>(), y.data<T>(), x.numel()); });
   }
 
   void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) override {
+    if (is_bf16(y)) {
+      cpu::Bf16Widening bf16("relu_backward");
+      Tensor& dx32 = bf16.out(dx, "dx");
+      relu_backward(bf16.in(y, "y"), bf16.in(dy, "dy"), dx32);
+      return bf16.finish();
+    }
     require_float(y, "relu_backward", "y");
     require_dtype(dy, y.dtype(), "relu_backward", "dy");
     require_shape(dy, y.shape(), "relu_backward", "dy");
@@ -254,6 +330,12 @@ class CpuBackend final : public Backend {
   // ---- pooling ----
   void maxpool2d_forward(const Tensor& x, Tensor& y, Tensor& indices, const Pool2dGeometry& g) override {
     const char* op = "maxpool2d_forward";
+    if (is_bf16(x)) {
+      cpu::Bf16Widening bf16(op);
+      Tensor& y32 = bf16.out(y, "y");
+      maxpool2d_forward(bf16.in(x, "x"), y32, indices, g);
+      return bf16.finish();
+    }
     require_float(x, op, "x");
     require_rank(x, 4, op, "x");
     const cpu::PoolShape s = pool_shape(x.shape(), g, op);
@@ -265,6 +347,13 @@ class CpuBackend final : public Backend {
 
   void maxpool2d_backward(const Tensor& dy, const Tensor& indices, Tensor& dx, const Pool2dGeometry& g) override {
     const char* op = "maxpool2d_backward";
+    if (is_bf16(dy)) {
+      cpu::Bf16Widening bf16(op);
+      Tensor& dx32 = bf16.out(dx, "dx");
+      if (!dx.defined()) throw Error(std::string(op) + ": dx must be allocated with the input's shape");
+      maxpool2d_backward(bf16.in(dy, "dy"), indices, dx32, g);
+      return bf16.finish();
+    }
     if (!dx.defined()) throw Error(std::string(op) + ": dx must be allocated with the input's shape");
     require_float(dx, op, "dx");
     require_rank(dx, 4, op, "dx");
@@ -279,6 +368,12 @@ class CpuBackend final : public Backend {
   }
 
   void adaptive_avgpool_forward(const Tensor& x, Tensor& y) override {
+    if (is_bf16(x)) {
+      cpu::Bf16Widening bf16("adaptive_avgpool_forward");
+      Tensor& y32 = bf16.out(y, "y");
+      adaptive_avgpool_forward(bf16.in(x, "x"), y32);
+      return bf16.finish();
+    }
     require_float(x, "adaptive_avgpool_forward", "x");
     require_rank(x, 4, "adaptive_avgpool_forward", "x");
     prepare_output(y, Shape{x.size(0), x.size(1), 1, 1}, x.dtype(), "adaptive_avgpool_forward", "y");
@@ -288,6 +383,13 @@ class CpuBackend final : public Backend {
 
   void adaptive_avgpool_backward(const Tensor& dy, Tensor& dx) override {
     const char* op = "adaptive_avgpool_backward";
+    if (is_bf16(dy)) {
+      cpu::Bf16Widening bf16(op);
+      Tensor& dx32 = bf16.out(dx, "dx");
+      if (!dx.defined()) throw Error(std::string(op) + ": dx must be allocated with the input's shape");
+      adaptive_avgpool_backward(bf16.in(dy, "dy"), dx32);
+      return bf16.finish();
+    }
     if (!dx.defined()) throw Error(std::string(op) + ": dx must be allocated with the input's shape");
     require_float(dx, op, "dx");
     require_rank(dx, 4, op, "dx");
@@ -299,6 +401,12 @@ class CpuBackend final : public Backend {
 
   // ---- linear: x may be (N, ...) with its trailing dims flattening to the input features ----
   void linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) override {
+    if (is_bf16(x)) {  // the bias is added in F32, before the one rounding
+      cpu::Bf16Widening bf16("linear_forward");
+      Tensor& y32 = bf16.out(y, "y");
+      linear_forward(bf16.in(x, "x"), bf16.in(w, "w"), bf16.in(b, "b"), y32);
+      return bf16.finish();
+    }
     const cpu::LinearShape s = linear_shape(x, w, "linear_forward");
     require_dtype(b, x.dtype(), "linear_forward", "b");
     require_shape(b, Shape{s.out}, "linear_forward", "b");
@@ -308,6 +416,14 @@ class CpuBackend final : public Backend {
 
   void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor& dx, Tensor& dw, Tensor& db) override {
     const char* op = "linear_backward";
+    if (is_bf16(x)) {
+      cpu::Bf16Widening bf16(op);
+      Tensor& dx32 = bf16.out(dx, "dx");  // undefined: not wanted, as in F32
+      Tensor& dw32 = bf16.out(dw, "dw");
+      Tensor& db32 = bf16.out(db, "db");
+      linear_backward(bf16.in(x, "x"), bf16.in(w, "w"), bf16.in(dy, "dy"), dx32, dw32, db32);
+      return bf16.finish();
+    }
     const cpu::LinearShape s = linear_shape(x, w, op);
     require_dtype(dy, x.dtype(), op, "dy");
     require_shape(dy, Shape{s.n, s.out}, op, "dy");
@@ -387,6 +503,12 @@ class CpuBackend final : public Backend {
     switch (tensor.dtype()) {
       case DType::F32: std::fill_n(tensor.data<float>(), n, static_cast<float>(value)); break;
       case DType::F64: std::fill_n(tensor.data<double>(), n, value); break;
+      case DType::BF16:
+        std::fill_n(static_cast<uint16_t*>(tensor.raw_data()), n, float_to_bfloat16(static_cast<float>(value)));
+        break;
+      case DType::F16:
+        std::fill_n(static_cast<uint16_t*>(tensor.raw_data()), n, float_to_half(static_cast<float>(value)));
+        break;
       case DType::I64: std::fill_n(tensor.data<int64_t>(), n, static_cast<int64_t>(value)); break;
       case DType::I32: std::fill_n(tensor.data<int32_t>(), n, static_cast<int32_t>(value)); break;
       case DType::U8: std::fill_n(tensor.data<uint8_t>(), n, static_cast<uint8_t>(value)); break;

@@ -18,6 +18,7 @@ class DelegatingBackend : public Backend {
   Tensor empty(const Shape& s, DType d) override { return inner_->empty(s, d); }
   Tensor zeros(const Shape& s, DType d) override { return inner_->zeros(s, d); }
   void copy(const Tensor& src, Tensor& dst) override { inner_->copy(src, dst); }
+  void convert(const Tensor& src, Tensor& dst) override { inner_->convert(src, dst); }
   Tensor to_host(const Tensor& t) override { return inner_->to_host(t); }
   Tensor from_host(const Tensor& t) override { return inner_->from_host(t); }
   Tensor empty_host(const Shape& s, DType d) override { return inner_->empty_host(s, d); }

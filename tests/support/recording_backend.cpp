@@ -110,6 +110,11 @@ void RecordingCpuBackend::copy(const Tensor& src, Tensor& dst) {
   record("copy", [src, dst](Shared& s) mutable { s.cpu->copy(src, dst); });
 }
 
+void RecordingCpuBackend::convert(const Tensor& src, Tensor& dst) {
+  if (!recording_) return cpu().convert(src, dst);
+  record("convert", [src, dst](Shared& s) mutable { s.cpu->convert(src, dst); });
+}
+
 Tensor RecordingCpuBackend::to_host(const Tensor& tensor) {
   refuse_while_recording("to_host");
   return cpu().to_host(tensor);

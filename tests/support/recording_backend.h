@@ -38,6 +38,7 @@ class RecordingCpuBackend final : public Backend {
   Tensor empty(const Shape& shape, DType dtype) override;
   Tensor zeros(const Shape& shape, DType dtype) override;
   void copy(const Tensor& src, Tensor& dst) override;
+  void convert(const Tensor& src, Tensor& dst) override;
   Tensor to_host(const Tensor& tensor) override;
   Tensor from_host(const Tensor& host) override;
   void synchronize() override;
