@@ -26,6 +26,14 @@ Mode parse_mode(const std::string& text) {
   throw_bad_input("unknown mode '" + text + "' (expected eval or train)");
 }
 
+std::string precision_name(Precision precision) { return precision == Precision::BF16 ? "bf16" : "fp32"; }
+
+Precision parse_precision(const std::string& text) {
+  if (text == "fp32") return Precision::F32;
+  if (text == "bf16") return Precision::BF16;
+  throw_bad_input("unknown precision '" + text + "' (expected fp32 or bf16)");
+}
+
 struct Executor::State : detail::DeviceState {};
 
 static bool lives_on_device(const Tensor& t) { return t.dtype() == DType::F32; }
@@ -107,17 +115,24 @@ static Tensor checked_labels(const Tensor& labels, int64_t batch, int64_t num_cl
   return as_i64;
 }
 
+// Autocast runs the loss on F32 logits: BF16 logits are cast up (their gradient back down); F32
+// and F64 logits are used as they are.
+static Tensor loss_logits(Backend& backend, const Tensor& logits) {
+  return logits.dtype() == DType::BF16 ? backend.converted(logits, DType::F32) : logits;
+}
+
 // Loss and backward: the labels stay where they are given (host or device, checked); the loss
 // stays on the device until the step ends, so backward is queued behind the forward without
 // waiting for it.
 static void loss_and_backward(detail::StepRunner& runner, Backend& backend, int logits_id, const Tensor& labels,
                               Tensor& loss) {
   const Tensor logits = runner.tape().value(logits_id).data;
-  Tensor probs = backend.empty(logits.shape());
-  backend.cross_entropy_forward(logits, labels, probs, loss);
-  Tensor dlogits = backend.empty(logits.shape());
+  const Tensor loss_input = loss_logits(backend, logits);
+  Tensor probs = backend.empty(logits.shape(), loss_input.dtype());
+  backend.cross_entropy_forward(loss_input, labels, probs, loss);
+  Tensor dlogits = backend.empty(logits.shape(), loss_input.dtype());
   backend.cross_entropy_backward(probs, labels, dlogits);
-  runner.tape().accumulate_grad(logits_id, std::move(dlogits));
+  runner.tape().accumulate_grad(logits_id, backend.converted(dlogits, logits.dtype()));
   runner.tape().run_backward();
 }
 
@@ -189,7 +204,7 @@ StepResult Executor::eager_step(const Tensor& input, const Tensor& host_labels, 
   last_update_skipped_ = false;
   if (backward && options_.mode == Mode::Train) update_through_gate();
   state_->grads.clear();  // an eval step's too: nothing reads them after the step
-  result.logits = backend_->to_host(logits);
+  result.logits = backend_->to_host(loss_logits(*backend_, logits));
   if (loss.defined()) result.loss = backend_->to_host(loss).item(0);
   ++step_;
   return result;
@@ -270,7 +285,7 @@ void Executor::record_work(detail::RecordedStep& recorded) {
     detail::StepRunner runner(model_, *backend_, *state_, options_, step_, backward, collect);
     const int logits_id = runner.forward(recorded.input, recorded.input_grad.defined());
     if (backward) loss_and_backward(runner, *backend_, logits_id, recorded.labels, recorded.loss);
-    backend_->copy(runner.tape().value(logits_id).data, recorded.logits);
+    backend_->convert(runner.tape().value(logits_id).data, recorded.logits);
     if (recorded.input_grad.defined()) backend_->copy(runner.tape().written_grad(0), recorded.input_grad);
     recorded.may_halt = runner.may_halt();
     for (detail::QueuedRecord& queued : runner.take_queued_records()) recorded.records.push_back(std::move(queued));

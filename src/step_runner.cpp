@@ -144,7 +144,7 @@ int StepRunner::forward_hooks(const HookSite& site, int x, int y, std::set<uint6
 // sends the gradient through the probes' transforms (clamp's mask, clipnorm's scale) in reverse.
 template <class Fire>
 int StepRunner::through_changing_hooks(int x, Fire fire) {
-  Tensor copy = backend_.empty(value(x).data.shape());
+  Tensor copy = backend_.empty(value(x).data.shape(), value(x).data.dtype());
   backend_.copy(value(x).data, copy);
   const bool needs_grad = value(x).requires_grad;
   std::vector<GradTransform> transforms;
@@ -155,7 +155,7 @@ int StepRunner::through_changing_hooks(int x, Fire fire) {
     if (!g.defined()) return;
     if (!transforms.empty()) {
       // g may be shared with a saved grad_output: transform a copy.
-      Tensor transformed = backend_.empty(g.shape());
+      Tensor transformed = backend_.empty(g.shape(), g.dtype());
       backend_.copy(g, transformed);
       for (auto it = transforms.rbegin(); it != transforms.rend(); ++it) backend_.multiply_(transformed, it->factor);
       g = transformed;
@@ -165,11 +165,33 @@ int StepRunner::through_changing_hooks(int x, Fire fire) {
   return y;
 }
 
+// A gradient computed in autocast's dtype reaches the F32 parameter through the cast's backward.
 void StepRunner::parameter_grad(const std::string& key, Tensor grad) {
+  grad = backend_.converted(grad, param(key).dtype());
   const std::string& owner = model_.owner_of(key);
   const HookSite site{owner, model_.module(owner).kind, 0, key};
   hooks_.fire(HookWhen::Grad, site, key, grad, "grad", nullptr);
   state_.grads[key] = std::move(grad);
+}
+
+int StepRunner::autocast(int x) {
+  const Tensor input = value(x).data;
+  const DType dtype = autocast_dtype();
+  if (!autocasting() || input.dtype() == dtype) return x;
+  const int out = tape_.add_value(backend_.converted(input, dtype), value(x).requires_grad);
+  tape_.record([this, x, out, from = input.dtype()] {
+    Tensor dy = take_grad(out);
+    if (dy.defined()) tape_.accumulate_grad(x, backend_.converted(dy, from));
+  });
+  return out;
+}
+
+Tensor StepRunner::autocast_param(const std::string& key) {
+  const Tensor& p = param(key);
+  if (!autocasting() || p.dtype() == autocast_dtype()) return p;
+  Tensor& cast = param_casts_[key];
+  if (!cast.defined()) cast = backend_.converted(p, autocast_dtype());
+  return cast;
 }
 
 // ---- module bodies, as torchvision's forward() ----
@@ -236,6 +258,7 @@ static int64_t conv_out_size(int64_t in, int kernel, int stride, int padding) {
 }
 
 int StepRunner::conv2d(const Module& module, int x) {
+  x = autocast(x);
   const Tensor input = value(x).data;
   if (input.ndim() != 4 || input.size(1) != module.in)
     throw_bad_input("'" + module.path + "' expects (N, " + std::to_string(module.in) + ", H, W) input, got " +
@@ -245,9 +268,9 @@ int StepRunner::conv2d(const Module& module, int x) {
   if (p < 1 || q < 1)
     throw_bad_input("input " + shape_string(input.shape()) + " is too small for '" + module.path + "'");
   const std::string key = module.path + ".weight";
-  const Tensor& w = param(key);
+  const Tensor w = autocast_param(key);
   const Conv2dGeometry g{module.stride, module.padding};
-  Tensor y = output_like({input.size(0), module.out, p, q});
+  Tensor y = output_like({input.size(0), module.out, p, q}, input.dtype());
   backend_.conv2d_forward(input, w, y, g);
   const int out = tape_.add_value(y, true);
   const bool input_grad = value(x).requires_grad;
@@ -255,11 +278,11 @@ int StepRunner::conv2d(const Module& module, int x) {
     Tensor dy = take_grad(out);
     if (!dy.defined()) return;
     if (input_grad) {
-      Tensor dx = output_like(input.shape());
+      Tensor dx = output_like(input.shape(), input.dtype());
       backend_.conv2d_backward_data(dy, w, dx, g);
       tape_.accumulate_grad(x, std::move(dx));
     }
-    Tensor dw = output_like(w.shape());
+    Tensor dw = output_like(w.shape(), w.dtype());
     backend_.conv2d_backward_filter(input, dy, dw, g);
     parameter_grad(key, std::move(dw));
   });
@@ -280,9 +303,9 @@ int StepRunner::batchnorm2d(const Module& module, int x) {
   o.mode = training ? BatchNormMode::Training : BatchNormMode::Inference;
   const Tensor& weight = param(p + ".weight");
   const Tensor& bias = param(p + ".bias");
-  Tensor y = output_like(input.shape());
-  Tensor save_mean = output_like({module.out});
-  Tensor save_invstd = output_like({module.out});
+  Tensor y = output_like(input.shape(), input.dtype());
+  Tensor save_mean = output_like({module.out}, DType::F32);
+  Tensor save_invstd = output_like({module.out}, DType::F32);
   backend_.batchnorm_forward(input, weight, bias, state_.tensors.at(p + ".running_mean"),
                              state_.tensors.at(p + ".running_var"), y, save_mean, save_invstd, o);
   if (training) ++model_.tensor(p + ".num_batches_tracked").data<int64_t>()[0];
@@ -291,9 +314,9 @@ int StepRunner::batchnorm2d(const Module& module, int x) {
   tape_.record([this, x, out, input, weight, save_mean, save_invstd, o, p, input_grad] {
     Tensor dy = take_grad(out);
     if (!dy.defined()) return;
-    Tensor dx = output_like(input.shape());
-    Tensor dweight = output_like(weight.shape());
-    Tensor dbias = output_like(weight.shape());
+    Tensor dx = output_like(input.shape(), input.dtype());
+    Tensor dweight = output_like(weight.shape(), weight.dtype());
+    Tensor dbias = output_like(weight.shape(), weight.dtype());
     backend_.batchnorm_backward(dy, input, weight, save_mean, save_invstd, dx, dweight, dbias, o);
     if (input_grad) tape_.accumulate_grad(x, std::move(dx));
     parameter_grad(p + ".weight", std::move(dweight));
@@ -314,7 +337,7 @@ int StepRunner::relu(const Module& module, int x) {
     unwritten_sum_.reset();
   }
   write_unwritten_sum();  // not this ReLU's input after all
-  Tensor y = output_like(input.shape());
+  Tensor y = output_like(input.shape(), input.dtype());
   if (epilogue_probes(HookWhen::Forward, module.path))
     unwritten_output_ = std::move(op);
   else
@@ -324,7 +347,7 @@ int StepRunner::relu(const Module& module, int x) {
   tape_.record([this, x, out, y, grad_to_probes] {
     Tensor dy = take_grad(out);
     if (!dy.defined()) return;
-    Tensor dx = output_like(y.shape());
+    Tensor dx = output_like(y.shape(), y.dtype());
     if (grad_to_probes) {
       tape_.accumulate_unwritten_grad(x, std::move(dx), ProducingOp{ProducingOp::Kind::ReluBackward, y, dy});
       return;
@@ -341,7 +364,7 @@ int StepRunner::maxpool2d(const Module& module, int x) {
   const int64_t p = conv_out_size(input.size(2), g.kernel, g.stride, g.padding);
   const int64_t q = conv_out_size(input.size(3), g.kernel, g.stride, g.padding);
   if (p < 1 || q < 1) throw_bad_input("input " + shape_string(input.shape()) + " is too small for '" + module.path + "'");
-  Tensor y = output_like({input.size(0), input.size(1), p, q});
+  Tensor y = output_like({input.size(0), input.size(1), p, q}, input.dtype());
   Tensor indices = backend_.empty(y.shape(), DType::I64);
   backend_.maxpool2d_forward(input, y, indices, g);
   const int out = tape_.add_value(y, value(x).requires_grad);
@@ -349,7 +372,7 @@ int StepRunner::maxpool2d(const Module& module, int x) {
   tape_.record([this, x, out, indices, g, input_shape] {
     Tensor dy = take_grad(out);
     if (!dy.defined()) return;
-    Tensor dx = output_like(input_shape);
+    Tensor dx = output_like(input_shape, dy.dtype());
     backend_.maxpool2d_backward(dy, indices, dx, g);
     tape_.accumulate_grad(x, std::move(dx));
   });
@@ -358,14 +381,14 @@ int StepRunner::maxpool2d(const Module& module, int x) {
 
 int StepRunner::adaptive_avgpool2d(int x) {
   const Tensor input = value(x).data;
-  Tensor y = output_like({input.size(0), input.size(1), 1, 1});
+  Tensor y = output_like({input.size(0), input.size(1), 1, 1}, input.dtype());
   backend_.adaptive_avgpool_forward(input, y);
   const int out = tape_.add_value(y, value(x).requires_grad);
   const Shape input_shape = input.shape();
   tape_.record([this, x, out, input_shape] {
     Tensor dy = take_grad(out);
     if (!dy.defined()) return;
-    Tensor dx = output_like(input_shape);
+    Tensor dx = output_like(input_shape, dy.dtype());
     backend_.adaptive_avgpool_backward(dy, dx);
     tape_.accumulate_grad(x, std::move(dx));
   });
@@ -384,23 +407,24 @@ int StepRunner::flatten(int x) {
 }
 
 int StepRunner::linear(const Module& module, int x) {
+  x = autocast(x);
   const Tensor input = value(x).data;
   if (input.ndim() != 2 || input.size(1) != module.in)
     throw_bad_input("'" + module.path + "' expects (N, " + std::to_string(module.in) + ") input, got " +
                     shape_string(input.shape()));
   const std::string& p = module.path;
-  const Tensor& w = param(p + ".weight");
-  const Tensor& b = param(p + ".bias");
-  Tensor y = output_like({input.size(0), module.out});
+  const Tensor w = autocast_param(p + ".weight");
+  const Tensor b = autocast_param(p + ".bias");
+  Tensor y = output_like({input.size(0), module.out}, input.dtype());
   backend_.linear_forward(input, w, b, y);
   const int out = tape_.add_value(y, true);
   const bool input_grad = value(x).requires_grad;
   tape_.record([this, x, out, input, w, b, p, input_grad] {
     Tensor dy = take_grad(out);
     if (!dy.defined()) return;
-    Tensor dx = input_grad ? output_like(input.shape()) : Tensor();
-    Tensor dw = output_like(w.shape());
-    Tensor db = output_like(b.shape());
+    Tensor dx = input_grad ? output_like(input.shape(), input.dtype()) : Tensor();
+    Tensor dw = output_like(w.shape(), w.dtype());
+    Tensor db = output_like(b.shape(), b.dtype());
     backend_.linear_backward(input, w, dy, dx, dw, db);
     if (input_grad) tape_.accumulate_grad(x, std::move(dx));
     parameter_grad(p + ".weight", std::move(dw));
@@ -411,7 +435,7 @@ int StepRunner::linear(const Module& module, int x) {
 
 int StepRunner::add(int a, int b, bool into_relu) {
   const Tensor& ta = value(a).data;
-  Tensor y = output_like(ta.shape());
+  Tensor y = output_like(ta.shape(), ta.dtype());
   if (into_relu) {
     unwritten_sum_ = UnwrittenSum{y, ta, value(b).data};
   } else {

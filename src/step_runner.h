@@ -87,8 +87,16 @@ class StepRunner {
   Tensor take_grad(int id) { return tape_.take_grad(id); }
   // Whether the tensors a module's hooks of `when` see first may be handed to them unwritten.
   bool epilogue_probes(HookWhen when, const std::string& module) const;
-  Tensor output_like(const Shape& shape) { return backend_.empty(shape); }
+  Tensor output_like(const Shape& shape, DType dtype) { return backend_.empty(shape, dtype); }
   const Tensor& param(const std::string& key) { return state_.tensors.at(key); }
+  // Autocast (Precision::BF16): the dtype convolutions and the linear layer compute in; x cast to
+  // it (a step of its own on the tape, whose backward casts the gradient back); and a parameter
+  // cast to it, once per step, as autocast caches the casts of leaf tensors. Without autocast both
+  // are x and the parameter as they are (F32, or F64 in the finite-difference tests).
+  bool autocasting() const { return options_.precision == Precision::BF16; }
+  DType autocast_dtype() const { return DType::BF16; }
+  int autocast(int x);
+  Tensor autocast_param(const std::string& key);
   Value& value(int id) { return tape_.value(id); }
 
   Model& model_;
@@ -98,6 +106,7 @@ class StepRunner {
   Tape tape_;
   HookDispatcher hooks_;
   std::map<std::string, int> calls_;  // forward calls per module path in this step
+  std::map<std::string, Tensor> param_casts_;  // autocast's casts of parameters, this step
   // The op still to write the output of the module body that just ran (a ReLU's whose first
   // forward hook probes it): its forward hooks are given it (see epilogue_probes).
   std::optional<ProducingOp> unwritten_output_;

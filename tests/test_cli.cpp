@@ -424,6 +424,25 @@ TEST(CliOutputs, InputGradWritesTheGradientOfTheInput) {
   EXPECT_GT(l1, 0.0) << "the loss depends on the input";
 }
 
+// --precision bf16 runs the model as torch.autocast(dtype=torch.bfloat16) would: the tensors the
+// hooks see are BF16, and what the run writes besides them (logits, weights) stays F32.
+TEST(CliOutputs, Bf16PrecisionCapturesBf16TensorsAndWritesF32LogitsAndWeights) {
+  testing::TempDir out;
+  const std::string saved = out.file("after.safetensors");
+  const ProcessResult result = run_generated_model(
+      {"--labels", batch().labels, "--mode", "train", "--precision", "bf16", "--hook", "forward:layer1.0.conv1:capture",
+       "--quiet", "--out", out.path().string(), "--save-weights", saved});
+  ASSERT_EQ(result.exit_code, 0) << result.describe();
+  const Tensor logits = io::read_npy(out.file("logits.npy"));
+  EXPECT_EQ(logits.dtype(), DType::F32);
+  EXPECT_EQ(logits.shape(), Shape({2, kClasses}));
+  const TensorMap captures = io::read_safetensors(out.file("captures.safetensors"));
+  ASSERT_EQ(captures.size(), 1u);
+  EXPECT_EQ(captures[0].second.dtype(), DType::BF16) << captures[0].first;
+  for (const auto& [key, t] : io::read_safetensors(saved))
+    if (!key.ends_with("num_batches_tracked")) EXPECT_EQ(t.dtype(), DType::F32) << key;
+}
+
 // ---- Bad input: exit 2, and the message names the culprit ---------------------------------
 
 // Files that are wrong in one way each, written in the test's own directory.
@@ -546,6 +565,7 @@ INSTANTIATE_TEST_SUITE_P(
                      run_args("", "@x", hook("forward:conv1:hist=8:1:-1")),
                      {"hist=8:1:-1"}},
         BadInputCase{"UnknownFlag", run_args("", "@x", {"--frobnicate"}), {"--frobnicate"}},
+        BadInputCase{"UnknownPrecision", run_args("", "@x", {"--precision", "fp8"}), {"--precision", "fp8"}},
         BadInputCase{"UnknownDevice",
                      {"run", "--num-classes", "5", "--input", "@x", "--device", "tpu"},
                      {"--device", "tpu"}}),

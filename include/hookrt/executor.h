@@ -30,8 +30,19 @@ enum class Mode { Eval, Train };
 std::string mode_name(Mode mode);
 Mode parse_mode(const std::string& text);  // "eval" | "train"; throws Error(BadInput)
 
+// The arithmetic of a step. BF16 is torch.autocast(dtype=torch.bfloat16) around the model and
+// the loss: convolutions and the linear layer take BF16 casts of their inputs and of the F32
+// weights (cast once per step), and every op after them keeps BF16 (batch norm with its F32
+// parameters and statistics, ReLU, pooling, the residual add); the loss casts the logits back to
+// F32. Gradients flow back in the dtype of what they are the gradient of, so parameter gradients,
+// the optimizer and batch norm's buffers stay F32 (no loss scaling: BF16 has F32's range).
+enum class Precision { F32, BF16 };
+std::string precision_name(Precision precision);            // "fp32" | "bf16"
+Precision parse_precision(const std::string& text);         // throws Error(BadInput)
+
 struct ExecutorOptions {
   Mode mode = Mode::Eval;
+  Precision precision = Precision::F32;
   SgdOptions sgd;
   bool input_grad = false;  // compute the gradient of the loss w.r.t. the input (saliency)
   // Deferred records go to the delivery thread when nothing in the step needs them first; off:
@@ -58,7 +69,7 @@ std::string step_path_name(StepPath path);  // "eager" | "recorded" | "replayed"
 struct StepResult {
   int64_t step = 0;
   std::optional<double> loss;  // with labels
-  Tensor logits;               // host (N, num_classes)
+  Tensor logits;               // host (N, num_classes) F32 (BF16 logits widened, which is exact)
   Tensor input_grad;           // host, when options.input_grad and labels
   StepPath path = StepPath::Eager;
 };

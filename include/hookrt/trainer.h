@@ -13,6 +13,7 @@
 #include "hookrt/backend.h"
 #include "hookrt/checkpoint.h"
 #include "hookrt/data.h"
+#include "hookrt/executor.h"
 #include "hookrt/explosion.h"
 #include "hookrt/hook_config.h"
 #include "hookrt/hook_spec.h"
@@ -47,6 +48,7 @@ struct TrainOptions {
   data::LoaderOptions loader;  // batch, shuffle, seed, workers; start_batch is set on resume
   int64_t steps = 100;         // total steps, counting those before a resume
   SgdOptions sgd;              // lr is the schedule's base_lr
+  Precision precision = Precision::F32;
   LrSchedule schedule;
   LocalizerOptions localizer;
   ExplosionPolicy policy = ExplosionPolicy::Warn;

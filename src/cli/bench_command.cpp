@@ -15,6 +15,7 @@
 
 #include "cli/commands.h"
 #include "cli/gpu_flags.h"
+#include "cli/precision_option.h"
 #include "cuda_entry.h"
 #include "device_work_times.h"
 #include "hookrt/devices.h"
@@ -26,7 +27,7 @@ namespace hookrt::cli {
 namespace {
 
 struct BenchArgs {
-  std::string device = "auto", json;
+  std::string device = "auto", json, precision = "fp32";
   int64_t batch = 256, size = 224, steps = 10, warmup = 3;
   // Each off switch undoes one of the GPU path's speedups, so that a run can measure what it gains
   // (--heuristic-conv is one of the GPU flags).
@@ -54,6 +55,7 @@ struct BenchVariant {
   }
   static ExecutorOptions executor_options(const BenchArgs& a) {
     ExecutorOptions options = bench::train_options();
+    options.precision = parse_precision(a.precision);
     options.replay_graphs = !a.no_graphs;
     options.probes_in_epilogues = !a.no_epilogue_probes;
     return options;
@@ -153,7 +155,8 @@ nlohmann::ordered_json device_time_json(const LaunchCount& count) {
 
 // What the run was asked for, beside its figures: a variant's speed means little without it.
 nlohmann::ordered_json settings_json(const BenchArgs& a) {
-  return {{"tf32", !a.gpu.no_tf32},
+  return {{"precision", a.precision},
+          {"tf32", !a.gpu.no_tf32},
           {"graphs", !a.no_graphs},
           {"epilogue_probes", !a.no_epilogue_probes},
           {"conv_algorithms", a.gpu.heuristic_conv ? "heuristic" : "measured"},
@@ -186,8 +189,8 @@ void write_json(const BenchArgs& a, const std::string& backend, double unhooked,
 
 int bench_main(const BenchArgs& a) {
   const std::string backend = select_backend(parse_device_choice(a.device), {}).backend->name();
-  std::printf("hookrt %s, batch %lld, %lldx%lld, %lld steps after %lld warmup\n", backend.c_str(),
-              static_cast<long long>(a.batch), static_cast<long long>(a.size), static_cast<long long>(a.size),
+  std::printf("hookrt %s %s, batch %lld, %lldx%lld, %lld steps after %lld warmup\n", backend.c_str(),
+              a.precision.c_str(), static_cast<long long>(a.batch), static_cast<long long>(a.size), static_cast<long long>(a.size),
               static_cast<long long>(a.steps), static_cast<long long>(a.warmup));
   std::optional<BenchVariant> unhooked_variant(std::in_place, a, false);
   const double unhooked = median_step_ms(a, *unhooked_variant);
@@ -218,6 +221,7 @@ void add_bench_command(CLI::App& app, int& status) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* cmd = app.add_subcommand("bench", "Time the ResNet18 train step with and without probes on every layer");
   cmd->add_option("--device", a->device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  add_precision_option(*cmd, a->precision);
   add_gpu_flags(*cmd, a->gpu);
   cmd->add_flag("--no-graphs", a->no_graphs, "GPU: run each step op by op rather than replaying it as one CUDA graph");
   cmd->add_flag("--no-epilogue-probes", a->no_epilogue_probes,

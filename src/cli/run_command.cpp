@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/gpu_flags.h"
+#include "cli/precision_option.h"
 #include "cli/interrupt.h"
 #include "cli/summary_table.h"
 #include "hookrt/checkpoint.h"
@@ -21,7 +22,7 @@ namespace {
 
 struct RunArgs {
   std::string weights, input, labels, out, save_weights;
-  std::string mode = "eval", device = "auto";
+  std::string mode = "eval", device = "auto", precision = "fp32";
   std::vector<std::string> hooks;
   int64_t steps = 1, batch = 2, size = 224, num_classes = 1000;
   uint64_t seed = 0;
@@ -81,6 +82,7 @@ Tensor load_labels(const RunArgs& args, const Tensor& input, int64_t classes) {
 int run(const RunArgs& args) {
   ExecutorOptions options;
   options.mode = parse_mode(args.mode);
+  options.precision = parse_precision(args.precision);
   options.sgd = {args.lr, args.momentum, args.dampening, args.weight_decay, args.nesterov};
   options.input_grad = args.input_grad;
   options.replay_graphs = !args.no_graphs;
@@ -165,6 +167,7 @@ void add_run_command(CLI::App& app, int& status) {
   cmd->add_option("--labels", args->labels, "Labels (.npy int64/int32, N): enables backward");
   cmd->add_option("--mode", args->mode, "eval or train")->check(CLI::IsMember({"eval", "train"}));
   cmd->add_option("--device", args->device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  add_precision_option(*cmd, args->precision);
   add_gpu_flags(*cmd, args->gpu);
   cmd->add_flag("--no-graphs", args->no_graphs,
                 "GPU: run each step op by op rather than replaying it as one CUDA graph (steps with host callbacks always do)");

@@ -131,6 +131,7 @@ class TrainingRun {
     ExecutorOptions executor;
     executor.mode = Mode::Train;
     executor.sgd = options.sgd;
+    executor.precision = options.precision;
     return executor;
   }
   UpdateAction gate(int64_t step, ParameterGradients& grads);

@@ -50,6 +50,7 @@ std::unique_ptr<Executor> cpu_executor(Model& model, const TinyExecutorOptions& 
   o.mode = options.mode;
   o.sgd = options.sgd;
   o.input_grad = options.input_grad;
+  o.precision = options.precision;
   return std::make_unique<Executor>(model, make_cpu_backend(), o);
 }
 

@@ -47,6 +47,7 @@ struct TinyExecutorOptions {
   Mode mode = Mode::Eval;
   SgdOptions sgd{};
   bool input_grad = false;
+  Precision precision = Precision::F32;
 };
 // An executor on the CPU reference backend.
 std::unique_ptr<Executor> cpu_executor(Model& model, const TinyExecutorOptions& options = {});
