@@ -188,6 +188,16 @@ inline double max_abs(const Tensor& t) {
   return most;
 }
 
+// Where either value is NaN or infinite: both NaN, or equal infinities.
+inline bool same_nonfinite(double g, double c) { return (std::isnan(g) && std::isnan(c)) || g == c; }
+
+inline std::string nonfinite_mismatch(int64_t i, double g, double c) {
+  std::ostringstream out;
+  out << std::setprecision(9) << "element " << i << ": GPU " << g << ", CPU " << c
+      << " (NaN and infinities must match)";
+  return out.str();
+}
+
 // BF16 results element by element (Tolerance::bf16_relative): NaN at the same positions, equal
 // infinities, and every other pair within the bound.
 inline ::testing::AssertionResult agrees_in_bf16(const Tensor& gpu, const Tensor& cpu, const Tolerance& tolerance) {
@@ -197,11 +207,8 @@ inline ::testing::AssertionResult agrees_in_bf16(const Tensor& gpu, const Tensor
   double worst_excess = 0;
   for (int64_t i = 0; i < cpu.numel(); ++i) {
     const double g = gpu.item(i), c = cpu.item(i);
-    if (std::isnan(g) || std::isnan(c) || std::isinf(g) || std::isinf(c)) {
-      if (!(std::isnan(g) && std::isnan(c)) && g != c) {
-        out << "element " << i << ": GPU " << g << ", CPU " << c << " (NaN and infinities must match)";
-        return ::testing::AssertionFailure() << out.str();
-      }
+    if (!std::isfinite(g) || !std::isfinite(c)) {
+      if (!same_nonfinite(g, c)) return ::testing::AssertionFailure() << nonfinite_mismatch(i, g, c);
       continue;
     }
     const double bound = tolerance.bf16_relative * std::fabs(c) + tolerance.bf16_absolute;
@@ -250,11 +257,8 @@ inline ::testing::AssertionResult agrees(const Tensor& gpu, const Tensor& cpu, c
   int64_t worst = -1;
   for (int64_t i = 0; i < n; ++i) {
     const double g = gpu.item(i), c = cpu.item(i);
-    if (std::isnan(g) || std::isnan(c) || std::isinf(g) || std::isinf(c)) {
-      if (!(std::isnan(g) && std::isnan(c)) && g != c) {
-        out << "element " << i << ": GPU " << g << ", CPU " << c << " (NaN and infinities must match)";
-        return ::testing::AssertionFailure() << out.str();
-      }
+    if (!std::isfinite(g) || !std::isfinite(c)) {
+      if (!same_nonfinite(g, c)) return ::testing::AssertionFailure() << nonfinite_mismatch(i, g, c);
       continue;
     }
     const double diff = std::fabs(g - c);
