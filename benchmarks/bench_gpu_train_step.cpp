@@ -1,8 +1,11 @@
 // ResNet18 train step on the CUDA backend (batch 256, 3x224x224 by default, TF32 allowed as in
 // PyTorch), without hooks and with stats+zeros+nonfinite on every module's forward output and
-// backward gradients and on every parameter gradient. The batch lives on the GPU, as a data
-// loader's would, so the figures are the step's own. Compare with benchmarks/torch_gpu_baseline.py
-// on the same card, in the same run (scripts/device-check).
+// backward gradients and on every parameter gradient; in F32 and in BF16 (Precision::BF16,
+// torch.autocast's bfloat16: F32 master weights), the same batch and probes. The batch lives on
+// the GPU, as a data loader's would, so the figures are the step's own. Compare with
+// benchmarks/torch_gpu_baseline.py on the same card, in the same run (scripts/device-check);
+// benchmarks/device_figures.py holds each hooked step to the unhooked step of its precision, and
+// the BF16 step to the F32 one.
 #include <benchmark/benchmark.h>
 
 #include <memory>
@@ -12,7 +15,7 @@
 
 namespace {
 
-void train_step(benchmark::State& state, bool hooked) {
+void train_step(benchmark::State& state, bool hooked, hookrt::Precision precision) {
   const int64_t batch = state.range(0), size = state.range(1);
   hookrt::Model model = hookrt::Model::resnet18(1000, 0);
   if (hooked) hookrt::bench::add_benchmark_probes(model);
@@ -22,7 +25,9 @@ void train_step(benchmark::State& state, bool hooked) {
     return;
   }
   const hookrt::Tensor x = backend->from_host(hookrt::bench::random_batch(batch, size));
-  hookrt::Executor executor(model, std::move(backend), hookrt::bench::train_options());
+  hookrt::ExecutorOptions options = hookrt::bench::train_options();
+  options.precision = precision;
+  hookrt::Executor executor(model, std::move(backend), options);
   int64_t records = 0;
   executor.subscribe([&records](const hookrt::ProbeRecord&) { ++records; });
   const hookrt::Tensor labels = hookrt::bench::batch_labels(batch);
@@ -39,11 +44,15 @@ void train_step(benchmark::State& state, bool hooked) {
   state.counters["records/step"] = static_cast<double>(records) / static_cast<double>(state.iterations());
 }
 
-void BM_GpuTrainStep(benchmark::State& state) { train_step(state, false); }
-void BM_GpuTrainStepHooked(benchmark::State& state) { train_step(state, true); }
+void BM_GpuTrainStep(benchmark::State& state) { train_step(state, false, hookrt::Precision::F32); }
+void BM_GpuTrainStepHooked(benchmark::State& state) { train_step(state, true, hookrt::Precision::F32); }
+void BM_GpuTrainStepBf16(benchmark::State& state) { train_step(state, false, hookrt::Precision::BF16); }
+void BM_GpuTrainStepBf16Hooked(benchmark::State& state) { train_step(state, true, hookrt::Precision::BF16); }
 
 BENCHMARK(BM_GpuTrainStep)->Args({256, 224})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
 BENCHMARK(BM_GpuTrainStepHooked)->Args({256, 224})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+BENCHMARK(BM_GpuTrainStepBf16)->Args({256, 224})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+BENCHMARK(BM_GpuTrainStepBf16Hooked)->Args({256, 224})->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
 
 }  // namespace
 

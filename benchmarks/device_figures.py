@@ -104,6 +104,19 @@ def step_figures(runs, torch_result, figures):
             "value": round(milliseconds(plain), 2), "baseline": round(torch_result["eager_ms"], 2), "unit": "ms",
             "baseline_is": f"PyTorch {torch_result['torch']} eager, same batch (TF32 defaults, cudnn.benchmark)",
             "ratio": significant(milliseconds(plain) / torch_result["eager_ms"])}
+    # bench_gpu_train_step's BF16 steps (Precision::BF16), the same batch: the hooked one held to
+    # the unhooked one as at fp32, the unhooked one to the fp32 step as a time ratio.
+    bf16, bf16_hooked = runs.get("BM_GpuTrainStepBf16/256/224"), runs.get("BM_GpuTrainStepBf16Hooked/256/224")
+    if bf16 and bf16_hooked:
+        figures["train_step_hooked_bf16_ms"] = {
+            "value": round(milliseconds(bf16_hooked), 2), "baseline": round(milliseconds(bf16), 2), "unit": "ms",
+            "baseline_is": "hookrt's unhooked bf16 step, batch 256, 224x224", "target": "<= 1.10",
+            "ratio": significant(milliseconds(bf16_hooked) / milliseconds(bf16))}
+    if bf16 and plain:
+        figures["train_step_bf16_ms"] = {
+            "value": round(milliseconds(bf16), 2), "baseline": round(milliseconds(plain), 2), "unit": "ms",
+            "baseline_is": "hookrt's unhooked fp32 step (TF32), batch 256, 224x224",
+            "ratio": significant(milliseconds(bf16) / milliseconds(plain))}
     if hooked and torch_result:
         for variant in ("hooks_careful", "hooks_item"):
             if f"{variant}_ms" not in torch_result:

@@ -74,13 +74,22 @@ json gbench_run(const std::string& name, double real_time, const std::string& un
   return run;
 }
 
-json train_step_benchmarks() {
-  return json{{"context", {{"executable", "bench_gpu_train_step"}}},
-              {"benchmarks",
-               {gbench_run("BM_GpuTrainStep/256/224/min_time:3.000/real_time", 52.0, "ms",
-                           {{"images/s", 4923.0}, {"records/step", 0.0}}),
-                gbench_run("BM_GpuTrainStepHooked/256/224/min_time:3.000/real_time", 53.0, "ms",
-                           {{"images/s", 4830.0}, {"records/step", 288.0}})}}};
+// bench_gpu_train_step's steps; with_bf16: its BF16 steps too (26 ms, hooked 27.3 ms: bf16/fp32
+// 26/52 = 0.5, hooked/unhooked 1.05), which a bench from before them lacks.
+json train_step_benchmarks(bool with_bf16 = true) {
+  json bench{{"context", {{"executable", "bench_gpu_train_step"}}},
+             {"benchmarks",
+              {gbench_run("BM_GpuTrainStep/256/224/min_time:3.000/real_time", 52.0, "ms",
+                          {{"images/s", 4923.0}, {"records/step", 0.0}}),
+               gbench_run("BM_GpuTrainStepHooked/256/224/min_time:3.000/real_time", 53.0, "ms",
+                          {{"images/s", 4830.0}, {"records/step", 288.0}})}}};
+  if (with_bf16) {
+    bench["benchmarks"].push_back(gbench_run("BM_GpuTrainStepBf16/256/224/min_time:3.000/real_time", 26.0, "ms",
+                                             {{"images/s", 9846.0}, {"records/step", 0.0}}));
+    bench["benchmarks"].push_back(gbench_run("BM_GpuTrainStepBf16Hooked/256/224/min_time:3.000/real_time", 27.3,
+                                             "ms", {{"images/s", 9377.0}, {"records/step", 288.0}}));
+  }
+  return bench;
 }
 
 json probe_benchmarks() {
@@ -161,6 +170,33 @@ TEST(DeviceFigures, KeepsTheFiguresThatResultsFilesAlreadyHold) {
   EXPECT_FALSE(f.contains("probe_pass_1MiB_read_GBps")) << "no copy of 1 MiB to hold a pass against";
   for (const char* key : {"value", "baseline", "unit", "baseline_is", "ratio"})
     EXPECT_TRUE(f["train_step_ms"].contains(key)) << key;
+}
+
+// bench_gpu_train_step's BF16 steps: the hooked one against the unhooked one, as at fp32, and the
+// unhooked one against the fp32 step; a bench without them (from before them) gives neither.
+TEST(DeviceFigures, Bf16TrainStepBenchmarksAreFiguresBesideTheFp32Ones) {
+  TempDir dir;
+  FiguresRun run = run_figures(dir, {});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  json& f = run.results["figures"];
+  json& hooked = f["train_step_hooked_bf16_ms"];
+  EXPECT_EQ(hooked["value"], 27.3);
+  EXPECT_EQ(hooked["baseline"], 26.0);
+  EXPECT_EQ(hooked["ratio"], 1.05);
+  EXPECT_EQ(hooked["target"], "<= 1.10");
+  json& vs_fp32 = f["train_step_bf16_ms"];
+  EXPECT_EQ(vs_fp32["value"], 26.0);
+  EXPECT_EQ(vs_fp32["baseline"], 52.0);  // BM_GpuTrainStep
+  EXPECT_EQ(vs_fp32["ratio"], 0.5);      // a time ratio, as the other train_step figures
+  EXPECT_TRUE(contains(vs_fp32["baseline_is"].get<std::string>(), "fp32")) << vs_fp32["baseline_is"];
+  EXPECT_EQ(f["train_step_hooked_ms"]["baseline"], 52.0) << "the fp32 figures are the fp32 steps'";
+
+  TempDir old_dir;
+  FiguresRun old = run_figures(old_dir, {.more = {{"bench_gpu_train_step.json", train_step_benchmarks(false)}}});
+  ASSERT_EQ(old.process.exit_code, 0) << old.process.describe();
+  EXPECT_FALSE(old.results["figures"].contains("train_step_hooked_bf16_ms"));
+  EXPECT_FALSE(old.results["figures"].contains("train_step_bf16_ms"));
+  EXPECT_TRUE(old.results["figures"].contains("train_step_hooked_ms"));
 }
 
 // The bench with one speedup switched off (--no-graphs, --no-epilogue-probes, --heuristic-conv):
