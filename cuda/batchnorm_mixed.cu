@@ -89,13 +89,21 @@ __device__ __forceinline__ void store_block_sums(const PairSum& local, double* p
   __syncthreads();
 }
 
-// Forward sums: Σ (x - shift) and Σ (x - shift)², shift being the channel's first value, so that
-// a mean far from zero costs the sums no precision.
+// The value the forward sums are taken about: the channel's first value, so that a mean far from
+// zero costs the sums no precision; 0 where that value is not finite, so that an infinity in the
+// batch gives an infinite mean and a NaN variance, as the CPU reference's, not NaN everywhere.
+template <class T>
+__device__ __forceinline__ double channel_shift(const T* x, int64_t c, const BatchNormDims& d) {
+  const double first = load_float(x, c * d.hw);
+  return isfinite(first) ? first : 0.0;
+}
+
+// Forward sums: Σ (x - shift) and Σ (x - shift)².
 template <class T>
 __global__ void forward_sums_kernel(const T* x, BatchNormDims d, double* partials) {
   __shared__ typename BlockReduce::TempStorage temp;
   for (int64_t c = blockIdx.y; c < d.c; c += gridDim.y) {
-    const double shift = load_float(x, c * d.hw);
+    const double shift = channel_shift(x, c, d);
     PairSum local;
     for_channel_values(d, c, first_value(), value_stride(), [&](int64_t at) {
       const double v = static_cast<double>(load_float(x, at)) - shift;
@@ -145,8 +153,11 @@ __global__ void forward_finish_kernel(int64_t channels, BatchNormForwardArgs a, 
       const double count = static_cast<double>(d.n * d.hw);
       const PairSum sums = channel_sums(partials, c, splits);
       const double offset = sums.first / count;  // the mean's distance from the shift
-      mean = load_float(static_cast<const T*>(a.x), c * d.hw) + offset;
-      const double squares = fmax(sums.second - sums.first * offset, 0.0);  // Σ (x - mean)²
+      mean = channel_shift(static_cast<const T*>(a.x), c, d) + offset;
+      // Σ (x - mean)², never below 0 by rounding; a NaN (a NaN or an infinity in the batch) stays
+      // NaN, where fmax would turn it into 0 and hide the blow-up from every probe downstream.
+      const double difference = sums.second - sums.first * offset;
+      const double squares = difference < 0.0 ? 0.0 : difference;
       invstd = 1.0 / sqrt(squares / count + s.eps);
       const double unbiased_var = squares / (count - 1);
       a.running_mean[c] =

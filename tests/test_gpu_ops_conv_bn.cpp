@@ -424,6 +424,32 @@ TEST_P(BatchNormBf16Test, TrainingRunsTwiceToTheSameBits) {
   }
 }
 
+// A NaN or an infinity in a channel's batch reaches that channel's statistics and outputs as on the
+// CPU (an infinite mean, a NaN variance, NaN outputs) rather than being lost in the sums, so that
+// the nonfinite probes downstream see the blow-up. Channel 0 holds a NaN, channel 1 a +inf after
+// finite values, channel 2 starts with -inf (the value the GPU's sums would be taken about).
+TEST(BatchNormBf16Nonfinite, TrainingCarriesNanAndInfinitiesIntoTheStatisticsAsTheCpuDoes) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  Tensor x = uniform({2, 3, 2, 2}, seed_of("batch norm nonfinite"));
+  float* values = x.data<float>();
+  values[1] = NAN;             // sample 0, channel 0, its second value
+  values[4 + 2] = INFINITY;    // sample 0, channel 1
+  values[8] = -INFINITY;       // sample 0, channel 2, its first value
+  const Tensor x_bf16 = as_bf16(x), weight = Tensor::full({3}, 1.5), bias = Tensor::full({3}, 0.25);
+  const Op forward = [&](OpRun& run) {
+    Tensor running_mean = run.in_out(Tensor::zeros({3})), running_var = run.in_out(Tensor::full({3}, 1.0));
+    Tensor y = run.output(x.shape(), DType::BF16), mean = run.output({3}), invstd = run.output({3});
+    run.backend().batchnorm_forward(run.input(x_bf16), run.input(weight), run.input(bias), running_mean, running_var,
+                                    y, mean, invstd, BatchNormOptions{});
+    return Results{{"y", run.result(y), kExact},
+                   {"save_mean", run.result(mean), kExact},
+                   {"save_invstd", run.result(invstd), kExact},
+                   {"running_mean", run.result(running_mean), kExact},
+                   {"running_var", run.result(running_var), kExact}};
+  };
+  expect_gpu_matches_cpu(*gpu, forward);
+}
+
 INSTANTIATE_TEST_SUITE_P(Shapes, BatchNormTest, ::testing::ValuesIn(kBatchNormCases), case_name<BatchNormCase>);
 INSTANTIATE_TEST_SUITE_P(Shapes, BatchNormBf16Test, ::testing::ValuesIn(kBatchNormCases), case_name<BatchNormCase>);
 

@@ -191,6 +191,10 @@ TEST(GpuOpsHarness, OutputsStartAsNaNSoUnwrittenElementsShow) {
   const Tensor f32 = run.allocated_output({3}), f64 = run.allocated_output({3}, DType::F64);
   EXPECT_TRUE(std::isnan(f32.item(2)) && std::isnan(f64.item(2)));
   EXPECT_FALSE(agrees(f32, uniform({3}, 1), kFp32)) << "an unwritten output must not pass for a result";
+  for (DType half : {DType::BF16, DType::F16}) {
+    const Tensor t = run.allocated_output({4}, half);
+    for (int64_t i = 0; i < t.numel(); ++i) EXPECT_TRUE(std::isnan(t.item(i))) << dtype_name(half) << " element " << i;
+  }
 }
 
 TEST(GpuOpsHarness, Bf16ToleranceAllowsOneBf16StepAndTheAbsoluteTermButNoMore) {

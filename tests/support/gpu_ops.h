@@ -290,7 +290,9 @@ enum class Outputs { Guarded, Undefined };
 // allocator's own blocks (vector loads, cuDNN and cuBLAS kernels see the alignment they would).
 inline constexpr size_t kFrontGuardBytes = 256;
 inline constexpr size_t kBackGuardBytes = 64;
-inline constexpr uint32_t kGuardWord = 0x7FF5A5A5;  // a quiet NaN as F32; the F64 and I64 views are NaN/huge too
+// NaN in every float view of its bytes: F32, F64, and both halves as BF16 and as F16 (0x7FF7), so
+// that an element an op leaves unwritten fails every comparison, whatever the output's dtype.
+inline constexpr uint32_t kGuardWord = 0x7FF77FF7;
 
 inline uint8_t guard_byte(size_t i) { return static_cast<uint8_t>(kGuardWord >> (8 * (i % 4))); }  // little-endian
 
