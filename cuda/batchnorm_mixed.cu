@@ -223,13 +223,18 @@ __global__ void normalize_kernel(int64_t n, const T* x, T* y, const float* scale
   }
 }
 
-// dx = (dy - grad_mean - (x - centre) * projection) * gain, each step rounded as the CPU rounds it.
+// Training: dx = (dy - grad_mean - (x - centre) * projection) * gain, each step rounded as the
+// CPU rounds it. Inference: dx = dy * gain, x not read (an infinite x must not make dx NaN).
 template <class T>
 __global__ void backward_dx_kernel(int64_t n, const T* dy, const T* x, T* dx, const float* gain,
                                    const float* centre, const float* grad_mean,
-                                   const float* projection, ChannelOf channel) {
+                                   const float* projection, ChannelOf channel, bool training) {
   HOOKRT_GRID_STRIDE_LOOP(i, n) {
     const int64_t c = channel(i);
+    if (!training) {
+      store_float(dx, i, __fmul_rn(load_float(dy, i), gain[c]));
+      continue;
+    }
     const float centred = __fmul_rn(__fsub_rn(load_float(x, i), centre[c]), projection[c]);
     store_float(dx, i,
                 __fmul_rn(__fsub_rn(__fsub_rn(load_float(dy, i), grad_mean[c]), centred), gain[c]));
@@ -289,7 +294,8 @@ void batchnorm_mixed_backward(const BatchNormBackwardArgs& a, const BatchNormDim
                   centre, grad_mean, projection);
     if (n > 0) {
       launch_linear(backward_dx_kernel<T>, n, stream, dy, x, static_cast<T*>(a.dx), gain, centre,
-                    grad_mean, projection, channel_of(d));
+                    grad_mean, projection, channel_of(d),
+                    s.statistics == BatchNormStatistics::Batch);
     }
   });
 }

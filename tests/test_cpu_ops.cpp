@@ -307,6 +307,18 @@ TEST(BatchNorm, RunningStatisticsFollowPyTorchWithUnbiasedVariance) {
       << "normalisation uses the biased variance";
 }
 
+TEST(BatchNorm, InferenceBackwardDoesNotReadXSoAnInfiniteXLeavesDxFinite) {
+  // With running statistics the normalisation is affine in x: PyTorch's dx is dy·invstd·weight.
+  const std::vector<double> x{1, INFINITY, -INFINITY, NAN}, dy{1, 2, 3, 4};
+  const double weight = 2, mean = 0.5, invstd = 0.25;
+  std::vector<double> dx(4);
+  double dweight = 0, dbias = 0;
+  cpu::batchnorm_backward(dy.data(), x.data(), &weight, &mean, &invstd, dx.data(), &dweight, &dbias,
+                          cpu::BatchNormShape{1, 1, 4}, BatchNormMode::Inference);
+  EXPECT_EQ(dx, (std::vector<double>{0.5, 1.0, 1.5, 2.0}));
+  EXPECT_EQ(dbias, 10);
+}
+
 TEST(BatchNorm, TrainingWithOneValuePerChannelIsBadInput) {
   const double x = 1, weight = 1, bias = 0;
   double rm = 0, rv = 1, y = 0, mean = 0, invstd = 0;

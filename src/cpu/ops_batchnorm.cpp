@@ -125,6 +125,10 @@ void batchnorm_backward(const T* dy, const T* x, const T* weight, const T* save_
       const T* g = plane(dy, s, i, c);
       const T* in = plane(x, s, i, c);
       T* out = plane(dx, s, i, c);
+      if (!training) {  // x is not read: an infinite x must not make dx NaN, as in PyTorch
+        for (int64_t j = 0; j < s.hw; ++j) out[j] = g[j] * gain;
+        continue;
+      }
       for (int64_t j = 0; j < s.hw; ++j) out[j] = (g[j] - grad_mean - (in[j] - centre) * projection) * gain;
     }
   }
