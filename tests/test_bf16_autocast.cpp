@@ -20,6 +20,9 @@
 namespace hookrt {
 namespace {
 
+using testing::norm_of;
+using testing::relative_error;
+
 using testing::bitwise_equal;
 using testing::TinyModelTest;
 
@@ -321,19 +324,6 @@ TEST_F(Bf16Step, ProbesDescribeAndCaptureTheBf16Tensors) {
 constexpr double kU = 0x1p-8;
 constexpr double kLogitsTolerance = 4.0 * 0.035;
 constexpr double kGradientToSensitivity = 4.0;
-
-double norm_of(const Tensor& t) {
-  double sum = 0;
-  for (int64_t i = 0; i < t.numel(); ++i) sum += t.item(i) * t.item(i);
-  return std::sqrt(sum);
-}
-
-// ||got - want|| / ||want||.
-double relative_error(const Tensor& got, const Tensor& want) {
-  double diff = 0;
-  for (int64_t i = 0; i < want.numel(); ++i) diff += (got.item(i) - want.item(i)) * (got.item(i) - want.item(i));
-  return std::sqrt(diff) / std::max(norm_of(want), 1e-300);
-}
 
 struct StepOutcome {
   StepResult result;

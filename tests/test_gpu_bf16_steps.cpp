@@ -25,6 +25,9 @@
 namespace hookrt {
 namespace {
 
+using testing::norm_of;
+using testing::relative_error;
+
 using testing::bitwise_equal;
 using testing::TinyModelTest;
 
@@ -67,19 +70,6 @@ constexpr double kProbeRel = 1e-5;
 // their 76 grad_outputs and 74 grad_inputs (the root's and conv1's input need none without
 // input_grad), and 62 parameter gradients.
 constexpr size_t kBenchmarkRecordsPerStep = 288;
-
-double norm_of(const Tensor& t) {
-  double sum = 0;
-  for (int64_t i = 0; i < t.numel(); ++i) sum += t.item(i) * t.item(i);
-  return std::sqrt(sum);
-}
-
-// ||got - want|| / ||want||.
-double relative_error(const Tensor& got, const Tensor& want) {
-  double diff = 0;
-  for (int64_t i = 0; i < want.numel(); ++i) diff += (got.item(i) - want.item(i)) * (got.item(i) - want.item(i));
-  return std::sqrt(diff) / std::max(norm_of(want), 1e-300);
-}
 
 // after - before, element by element, in F64 (a parameter's SGD update, a running statistic's move).
 Tensor change(const Tensor& after, const Tensor& before) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -108,6 +109,18 @@ double abs_max(const Tensor& tensor) {
   double worst = 0;
   for (int64_t i = 0; i < tensor.numel(); ++i) worst = std::max(worst, std::fabs(tensor.item(i)));
   return worst;
+}
+
+double norm_of(const Tensor& tensor) {
+  double sum = 0;
+  for (int64_t i = 0; i < tensor.numel(); ++i) sum += tensor.item(i) * tensor.item(i);
+  return std::sqrt(sum);
+}
+
+double relative_error(const Tensor& got, const Tensor& want) {
+  double diff = 0;
+  for (int64_t i = 0; i < want.numel(); ++i) diff += (got.item(i) - want.item(i)) * (got.item(i) - want.item(i));
+  return std::sqrt(diff) / std::max(norm_of(want), 1e-300);
 }
 
 }  // namespace hookrt::testing

@@ -103,5 +103,8 @@ double max_abs_diff(const Tensor& a, const Tensor& b);
 bool bitwise_equal(const Tensor& a, const Tensor& b);
 // Largest |x| over elements.
 double abs_max(const Tensor& tensor);
+// The Euclidean norm of a tensor's elements, and ||got - want|| / ||want|| (shapes must match).
+double norm_of(const Tensor& tensor);
+double relative_error(const Tensor& got, const Tensor& want);
 
 }  // namespace hookrt::testing
