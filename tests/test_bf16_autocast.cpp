@@ -15,6 +15,7 @@
 #include "hookrt/backend.h"
 #include "hookrt/executor.h"
 #include "random.h"
+#include "support/autocast_dtypes.h"
 #include "support/tiny_model.h"
 
 namespace hookrt {
@@ -242,36 +243,13 @@ class Bf16Step : public TinyModelTest {
   }
 };
 
-// The dtypes PyTorch's hooks see under torch.autocast("cuda", torch.bfloat16) on torchvision's
-// resnet18: every module's output is BF16 (convolutions and fc compute in BF16, and everything
-// after them keeps it); the root's and conv1's input is the F32 batch (the cast happens inside
-// F.conv2d), so conv1's grad_input is F32; parameter gradients are F32.
+// See support/autocast_dtypes.h.
 TEST_F(Bf16Step, HooksSeeTheDtypesAutocastGives) {
-  std::map<std::string, DType> outputs, grad_inputs;
-  std::map<std::string, DType> inputs, grads;
-  model().register_forward_hook("*", PairCallback([&](const HookEvent& e, TensorRef input, TensorRef output) {
-                                  inputs[e.module] = input.dtype();
-                                  outputs[e.module] = output.dtype();
-                                }));
-  model().register_full_backward_hook("*", PairCallback([&](const HookEvent& e, TensorRef grad_input, TensorRef) {
-                                        if (grad_input.defined()) grad_inputs[e.module] = grad_input.dtype();
-                                      }));
-  model().register_grad_hook("*", TensorCallback([&](const HookEvent& e, TensorRef grad) { grads[e.param] = grad.dtype(); }));
+  testing::AutocastDtypeLog log;
+  log.attach(model());
   auto run = executor(Precision::BF16, Mode::Train, /*input_grad=*/true);
   run->step(testing::tiny_input(), testing::tiny_labels());
-
-  ASSERT_EQ(outputs.size(), model().modules().size());
-  for (const auto& [module, dtype] : outputs) EXPECT_EQ(dtype, DType::BF16) << "output of '" << module << "'";
-  EXPECT_EQ(inputs.at(""), DType::F32);
-  EXPECT_EQ(inputs.at("conv1"), DType::F32);
-  EXPECT_EQ(inputs.at("bn1"), DType::BF16);
-  EXPECT_EQ(inputs.at("fc"), DType::BF16);
-  EXPECT_EQ(grad_inputs.at("conv1"), DType::F32) << "the gradient of the F32 batch";
-  EXPECT_EQ(grad_inputs.at(""), DType::F32);
-  EXPECT_EQ(grad_inputs.at("layer1.0.conv1"), DType::BF16);
-  EXPECT_EQ(grad_inputs.at("fc"), DType::BF16);
-  ASSERT_EQ(grads.size(), model().parameter_names().size());
-  for (const auto& [key, dtype] : grads) EXPECT_EQ(dtype, DType::F32) << "gradient of '" << key << "'";
+  log.expect_autocast_dtypes(model());
 }
 
 TEST_F(Bf16Step, ResultsAndStateStayF32) {

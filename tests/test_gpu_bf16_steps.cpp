@@ -19,6 +19,7 @@
 #include "hookrt/hook_spec.h"
 #include "support/gpu.h"
 #include "support/probe_results.h"
+#include "support/autocast_dtypes.h"
 #include "support/tiny_model.h"
 #include "train_step_setup.h"
 
@@ -227,39 +228,18 @@ INSTANTIATE_TEST_SUITE_P(Modes, GpuBf16StepAgainstCpu, ::testing::Values(Mode::E
 
 class GpuBf16Step : public TinyModelTest {};
 
-// As test_bf16_autocast.cpp's HooksSeeTheDtypesAutocastGives on the CPU: every module's output
-// BF16, the F32 batch into the root and conv1 (so conv1's grad_input is F32), parameter gradients
-// F32.
+// As on the CPU (test_bf16_autocast.cpp, support/autocast_dtypes.h).
 TEST_F(GpuBf16Step, HooksSeeTheDtypesAutocastGives) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  std::map<std::string, DType> inputs, outputs, grad_inputs, grads;
-  model().register_forward_hook("*", PairCallback([&](const HookEvent& e, TensorRef input, TensorRef output) {
-                                  inputs[e.module] = input.dtype();
-                                  outputs[e.module] = output.dtype();
-                                }));
-  model().register_full_backward_hook("*", PairCallback([&](const HookEvent& e, TensorRef grad_input, TensorRef) {
-                                        if (grad_input.defined()) grad_inputs[e.module] = grad_input.dtype();
-                                      }));
-  model().register_grad_hook("*", TensorCallback([&](const HookEvent& e, TensorRef grad) { grads[e.param] = grad.dtype(); }));
+  testing::AutocastDtypeLog log;
+  log.attach(model());
   ExecutorOptions options;
   options.mode = Mode::Train;
   options.precision = Precision::BF16;
   options.input_grad = true;
   Executor executor(model(), std::move(gpu), options);
   executor.step(testing::tiny_input(), testing::tiny_labels());
-
-  ASSERT_EQ(outputs.size(), model().modules().size());
-  for (const auto& [module, dtype] : outputs) EXPECT_EQ(dtype, DType::BF16) << "output of '" << module << "'";
-  EXPECT_EQ(inputs.at(""), DType::F32);
-  EXPECT_EQ(inputs.at("conv1"), DType::F32);
-  EXPECT_EQ(inputs.at("bn1"), DType::BF16);
-  EXPECT_EQ(inputs.at("fc"), DType::BF16);
-  EXPECT_EQ(grad_inputs.at("conv1"), DType::F32) << "the gradient of the F32 batch";
-  EXPECT_EQ(grad_inputs.at(""), DType::F32);
-  EXPECT_EQ(grad_inputs.at("layer1.0.conv1"), DType::BF16);
-  EXPECT_EQ(grad_inputs.at("fc"), DType::BF16);
-  ASSERT_EQ(grads.size(), model().parameter_names().size());
-  for (const auto& [key, dtype] : grads) EXPECT_EQ(dtype, DType::F32) << "gradient of '" << key << "'";
+  log.expect_autocast_dtypes(model());
 }
 
 // ---- a BF16 step replayed as a CUDA graph --------------------------------------------------------
