@@ -62,10 +62,13 @@ std::string CudaBackend::name() const { return "cuda:" + std::to_string(options_
 
 // ---- memory ---------------------------------------------------------------------------------------
 
-Tensor CudaBackend::empty(const Shape& shape, DType dtype) { return pool_.allocate(shape, dtype); }
+Tensor CudaBackend::empty(const Shape& shape, DType dtype, MemoryFormat format) {
+  const Tensor t = pool_.allocate(shape, dtype);
+  return Tensor(t.storage(), t.shape(), t.dtype(), t.byte_offset(), format);
+}
 
-Tensor CudaBackend::zeros(const Shape& shape, DType dtype) {
-  Tensor t = pool_.allocate(shape, dtype);
+Tensor CudaBackend::zeros(const Shape& shape, DType dtype, MemoryFormat format) {
+  Tensor t = empty(shape, dtype, format);
   if (t.nbytes() > 0) HOOKRT_CUDA_CHECK(cudaMemsetAsync(t.raw_data(), 0, t.nbytes(), stream()));
   return t;
 }

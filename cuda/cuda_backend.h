@@ -65,8 +65,8 @@ class CudaBackend final : public Backend {
   cudaStream_t stream();
 
   // ---- memory ----
-  Tensor empty(const Shape& shape, DType dtype) override;
-  Tensor zeros(const Shape& shape, DType dtype) override;
+  Tensor empty(const Shape& shape, DType dtype, MemoryFormat format = MemoryFormat::Contiguous) override;
+  Tensor zeros(const Shape& shape, DType dtype, MemoryFormat format = MemoryFormat::Contiguous) override;
   void copy(const Tensor& src, Tensor& dst) override;
   // F32, BF16 and F16 into one another (convert.cuh), bit for bit as the host's Tensor::to.
   void convert(const Tensor& src, Tensor& dst) override;

@@ -13,9 +13,9 @@ double Backend::cross_entropy_forward(const Tensor& logits, const Tensor& labels
   return to_host(loss).item(0);
 }
 
-Tensor Backend::converted(const Tensor& t, DType dtype) {
-  if (t.dtype() == dtype) return t;
-  Tensor out = empty(t.shape(), dtype);
+Tensor Backend::converted(const Tensor& t, DType dtype, MemoryFormat format) {
+  if (t.dtype() == dtype && t.is_contiguous(format)) return t.to_memory_format(format);  // relabelled, not copied
+  Tensor out = empty(t.shape(), dtype, format);
   convert(t, out);
   return out;
 }

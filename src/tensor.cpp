@@ -48,15 +48,27 @@ int64_t shape_numel(const Shape& shape) {
   return n;
 }
 
-Tensor::Tensor(std::shared_ptr<Storage> storage, Shape shape, DType dtype, size_t byte_offset)
-    : storage_(std::move(storage)), shape_(std::move(shape)), dtype_(dtype), byte_offset_(byte_offset) {
+std::string memory_format_name(MemoryFormat format) {
+  return format == MemoryFormat::ChannelsLast ? "channels_last" : "contiguous_format";
+}
+
+MemoryFormat parse_memory_format(const std::string& name) {
+  if (name == "channels_last") return MemoryFormat::ChannelsLast;
+  if (name == "contiguous" || name == "contiguous_format") return MemoryFormat::Contiguous;
+  throw Error("unknown memory format '" + name + "'; expected contiguous or channels_last", ErrorKind::BadInput);
+}
+
+Tensor::Tensor(std::shared_ptr<Storage> storage, Shape shape, DType dtype, size_t byte_offset, MemoryFormat format)
+    : storage_(std::move(storage)), shape_(std::move(shape)), dtype_(dtype), byte_offset_(byte_offset), format_(format) {
   for (int64_t d : shape_)
     if (d < 0) throw Error("Tensor: negative dimension in shape " + shape_string(shape_));
+  if (format_ == MemoryFormat::ChannelsLast && shape_.size() != 4)
+    throw Error("Tensor: channels_last needs a 4-D (N, C, H, W) shape, not " + shape_string(shape_));
   HOOKRT_CHECK(!storage_ || byte_offset_ + nbytes() <= storage_->bytes,
                "Tensor: shape " + shape_string(shape_) + " does not fit its storage");
 }
 
-Tensor Tensor::empty(const Shape& shape, DType dtype) {
+Tensor Tensor::empty(const Shape& shape, DType dtype, MemoryFormat format) {
   auto storage = std::make_shared<Storage>();
   const size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
   // 64-byte alignment keeps vector loads aligned; never allocate zero bytes.
@@ -66,11 +78,11 @@ Tensor Tensor::empty(const Shape& shape, DType dtype) {
   storage->bytes = bytes;
   storage->device = Device::CPU;
   storage->deleter = [](void* p) { std::free(p); };
-  return Tensor(std::move(storage), shape, dtype);
+  return Tensor(std::move(storage), shape, dtype, 0, format);
 }
 
-Tensor Tensor::zeros(const Shape& shape, DType dtype) {
-  Tensor t = empty(shape, dtype);
+Tensor Tensor::zeros(const Shape& shape, DType dtype, MemoryFormat format) {
+  Tensor t = empty(shape, dtype, format);
   std::memset(t.raw_data(), 0, t.nbytes());
   return t;
 }
@@ -120,16 +132,44 @@ void Tensor::check_access(DType requested) const {
     throw Error("Tensor: " + dtype_name(dtype_) + " tensor read as " + dtype_name(requested));
 }
 
+bool Tensor::is_contiguous(MemoryFormat format) const {
+  if (format == format_ || shape_.size() != 4) return format == format_ || format == MemoryFormat::Contiguous;
+  return shape_[1] == 1 || shape_[2] * shape_[3] == 1;  // one channel, or one pixel: both orders agree
+}
+
+bool Tensor::same_layout(const Tensor& other) const { return other.is_contiguous(format_) || is_contiguous(other.format_); }
+
 Tensor Tensor::reshape(const Shape& shape) const {
   if (shape_numel(shape) != numel())
     throw Error("Tensor::reshape: cannot view " + shape_string(shape_) + " as " + shape_string(shape));
+  if (!is_contiguous(MemoryFormat::Contiguous))
+    throw Error("Tensor::reshape: a channels_last " + shape_string(shape_) + " tensor cannot be viewed as " +
+                shape_string(shape) + "; make it contiguous first");
   return Tensor(storage_, shape, dtype_, byte_offset_);
+}
+
+Tensor Tensor::to_memory_format(MemoryFormat format) const {
+  if (!defined()) return Tensor();
+  if (is_contiguous(format)) return Tensor(storage_, shape_, dtype_, byte_offset_, format);
+  if (device() != Device::CPU) throw Error("Tensor::to_memory_format: only host tensors; use the backend's convert");
+  Tensor out = empty(shape_, dtype_, format);
+  const size_t size = dtype_size(dtype_);
+  const auto* src = static_cast<const char*>(raw_data());
+  auto* dst = static_cast<char*>(out.raw_data());
+  const Shape& s = shape_;
+  for (int64_t n = 0; n < s[0]; ++n)
+    for (int64_t c = 0; c < s[1]; ++c)
+      for (int64_t h = 0; h < s[2]; ++h)
+        for (int64_t w = 0; w < s[3]; ++w)
+          std::memcpy(dst + element_offset(s, format, n, c, h, w) * size,
+                      src + element_offset(s, format_, n, c, h, w) * size, size);
+  return out;
 }
 
 Tensor Tensor::clone() const {
   if (!defined()) return Tensor();
   if (device() != Device::CPU) throw Error("Tensor::clone: only host tensors; use the backend to copy device tensors");
-  Tensor copy = empty(shape_, dtype_);
+  Tensor copy = empty(shape_, dtype_, format_);
   if (nbytes()) std::memcpy(copy.raw_data(), raw_data(), nbytes());
   return copy;
 }
@@ -157,7 +197,7 @@ Tensor Tensor::to(DType dtype) const {
   if (device() != Device::CPU) throw Error("Tensor::to: only host tensors");
   if (is_floating(dtype) != is_floating(dtype_))
     throw Error("Tensor::to: cannot convert " + dtype_name(dtype_) + " to " + dtype_name(dtype));
-  Tensor out = empty(shape_, dtype);
+  Tensor out = empty(shape_, dtype, format_);
   const int64_t n = numel();
   char* dst = static_cast<char*>(out.raw_data());
   for (int64_t i = 0; i < n; ++i) {

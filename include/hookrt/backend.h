@@ -2,7 +2,14 @@
 // Backend — the device-facing interface the executor talks to: memory, the ResNet ops and their
 // backwards, the optimizer update, and probe execution. src/cpu implements it on the host (the
 // reference); cuda/ implements it with cuDNN, cuBLAS and our kernels. Nothing above a backend
-// knows which one runs. Tensors are contiguous, NCHW.
+// knows which one runs.
+//
+// Memory formats. A 4-D tensor is NCHW (MemoryFormat::Contiguous) or NHWC (ChannelsLast, as
+// torch.channels_last); its shape is the logical NCHW one either way. The 4-D tensors of one op
+// share one layout (Tensor::same_layout): conv2d's x, w, y, dx, dw and dy (a channels-last weight
+// is KRSC, the executor's cast of the KCRS parameter), batchnorm's x, y, dy, dx, pooling's x, y,
+// indices, dx, dy, and the operands of the elementwise ops, which walk them in memory order. Only
+// convert changes a format. to_host always returns NCHW, as hooks, captures and files see it.
 //
 // Dtypes. Parameters, their gradients, optimizer state, batch norm's statistics and the loss are
 // F32. Activations and their gradients are F32, or BF16 when the executor runs under
@@ -17,7 +24,7 @@
 //                             (multiply_'s factor: F32 or the tensor's dtype)
 //   run_probes, run_producing_op   the tensor's dtype, F32 or BF16
 //   cross_entropy_*, sgd_update   F32 (autocast runs the loss in F32)
-//   convert                   between F32 and BF16 (round to nearest even)
+//   convert                   between F32 and BF16 (round to nearest even), and between formats
 // The CPU backend also takes F64 wherever F32 is named, for finite-difference tests.
 #include <cstdint>
 #include <memory>
@@ -149,16 +156,23 @@ class Backend {
   virtual std::string name() const = 0;
 
   // ---- memory ----
-  virtual Tensor empty(const Shape& shape, DType dtype = DType::F32) = 0;
-  virtual Tensor zeros(const Shape& shape, DType dtype = DType::F32) = 0;
-  virtual void copy(const Tensor& src, Tensor& dst) = 0;  // any device pair this backend can reach
-  // dst = src in dst's dtype (same element count, both on this backend): F32 <-> BF16, rounding to
-  // nearest even as Tensor.to does; the same dtype is a copy.
+  virtual Tensor empty(const Shape& shape, DType dtype = DType::F32,
+                       MemoryFormat format = MemoryFormat::Contiguous) = 0;
+  virtual Tensor zeros(const Shape& shape, DType dtype = DType::F32,
+                       MemoryFormat format = MemoryFormat::Contiguous) = 0;
+  Tensor empty_like(const Tensor& t) { return empty(t.shape(), t.dtype(), t.memory_format()); }
+  // Bytes as they lie (any device pair this backend can reach): src and dst share a layout.
+  virtual void copy(const Tensor& src, Tensor& dst) = 0;
+  // dst = src in dst's dtype and memory format (same shape, both on this backend): F32 <-> BF16,
+  // rounding to nearest even as Tensor.to does; NCHW <-> NHWC, moving the elements; the same
+  // dtype and layout is a copy.
   virtual void convert(const Tensor& src, Tensor& dst) = 0;
-  // `t` itself where it has `dtype`, else a new tensor holding it converted.
-  Tensor converted(const Tensor& t, DType dtype);
-  virtual Tensor to_host(const Tensor& tensor) = 0;       // always a new host tensor
-  virtual Tensor from_host(const Tensor& host) = 0;       // a new tensor on this backend
+  // `t` itself where it has `dtype` and lies in `format`, else a new tensor holding it converted.
+  Tensor converted(const Tensor& t, DType dtype, MemoryFormat format);
+  Tensor converted(const Tensor& t, DType dtype) { return converted(t, dtype, t.memory_format()); }
+  // Always a new host tensor, NCHW (Contiguous) whatever the tensor's format.
+  virtual Tensor to_host(const Tensor& tensor) = 0;
+  virtual Tensor from_host(const Tensor& host) = 0;       // a new tensor on this backend, same format
   // Host memory this backend uploads from fastest (page-locked on CUDA, where from_host is then
   // one asynchronous copy): data loaders fill batches in it. Thread-safe: loader threads call it.
   virtual Tensor empty_host(const Shape& shape, DType dtype = DType::F32) { return Tensor::empty(shape, dtype); }

@@ -99,8 +99,8 @@ class CpuBackend final : public Backend {
   std::string name() const override { return "cpu"; }
 
   // ---- memory ----
-  Tensor empty(const Shape& shape, DType dtype) override { return Tensor::empty(shape, dtype); }
-  Tensor zeros(const Shape& shape, DType dtype) override { return Tensor::zeros(shape, dtype); }
+  Tensor empty(const Shape& shape, DType dtype, MemoryFormat format) override { return Tensor::empty(shape, dtype, format); }
+  Tensor zeros(const Shape& shape, DType dtype, MemoryFormat format) override { return Tensor::zeros(shape, dtype, format); }
 
   void copy(const Tensor& src, Tensor& dst) override {
     require_host(src, "copy", "src");

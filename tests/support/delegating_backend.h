@@ -15,8 +15,8 @@ class DelegatingBackend : public Backend {
 
   Device device() const override { return inner_->device(); }
   std::string name() const override { return "delegating-" + inner_->name(); }
-  Tensor empty(const Shape& s, DType d) override { return inner_->empty(s, d); }
-  Tensor zeros(const Shape& s, DType d) override { return inner_->zeros(s, d); }
+  Tensor empty(const Shape& s, DType d, MemoryFormat f) override { return inner_->empty(s, d, f); }
+  Tensor zeros(const Shape& s, DType d, MemoryFormat f) override { return inner_->zeros(s, d, f); }
   void copy(const Tensor& src, Tensor& dst) override { inner_->copy(src, dst); }
   void convert(const Tensor& src, Tensor& dst) override { inner_->convert(src, dst); }
   Tensor to_host(const Tensor& t) override { return inner_->to_host(t); }

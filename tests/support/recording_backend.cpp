@@ -93,13 +93,13 @@ void RecordingCpuBackend::allocate_if_undefined(Tensor& t, const Shape& shape, D
 // ---- memory
 // ---------------------------------------------------------------------------------------
 
-Tensor RecordingCpuBackend::empty(const Shape& shape, DType dtype) {
-  return cpu().empty(shape, dtype);
+Tensor RecordingCpuBackend::empty(const Shape& shape, DType dtype, MemoryFormat format) {
+  return cpu().empty(shape, dtype, format);
 }
 
 // Allocated for real either way; a recording must clear it again on every replay.
-Tensor RecordingCpuBackend::zeros(const Shape& shape, DType dtype) {
-  Tensor t = cpu().zeros(shape, dtype);
+Tensor RecordingCpuBackend::zeros(const Shape& shape, DType dtype, MemoryFormat format) {
+  Tensor t = cpu().zeros(shape, dtype, format);
   if (recording_) record("zeros", [t](Shared& s) mutable { s.cpu->fill(t, 0.0); });
   return t;
 }

@@ -35,8 +35,8 @@ class RecordingCpuBackend final : public Backend {
   std::string name() const override { return "recording-cpu"; }
 
   // ---- memory ----
-  Tensor empty(const Shape& shape, DType dtype) override;
-  Tensor zeros(const Shape& shape, DType dtype) override;
+  Tensor empty(const Shape& shape, DType dtype, MemoryFormat format = MemoryFormat::Contiguous) override;
+  Tensor zeros(const Shape& shape, DType dtype, MemoryFormat format = MemoryFormat::Contiguous) override;
   void copy(const Tensor& src, Tensor& dst) override;
   void convert(const Tensor& src, Tensor& dst) override;
   Tensor to_host(const Tensor& tensor) override;
