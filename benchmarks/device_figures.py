@@ -207,10 +207,10 @@ BF16_SOURCE = "hookrt_bench_bf16.json"
 
 
 def bf16_layout(hookrt_bf16):
-    """The layout hookrt's bf16 step ran in: its settings' "layout" where the bench writes one, else
-    NCHW, the only layout before channels-last."""
+    """The layout hookrt's bf16 step ran in: its settings' "layout" (NCHW or NHWC), or NCHW where a
+    bench from before memory formats wrote none."""
     layout = (hookrt_bf16.get("settings") or {}).get("layout")
-    return "NCHW; channels-last not yet" if layout is None or str(layout).upper() == "NCHW" else str(layout)
+    return "NCHW (the bench wrote no layout)" if layout is None else str(layout)
 
 
 def bf16_problem(hookrt_bf16):

@@ -258,7 +258,7 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
   if (tensor.device() != Device::CUDA || probes.empty()) return cpu::produce_and_run_probes(*this, probes, tensor, record, options);
   const ProbeElement element = probe_element(tensor.dtype(), tensor.shape(), probe_name(probes.front()));
   cpu::check_clamp_bounds(probes, tensor.dtype());  // before anything is queued
-  auto plan = std::make_shared<const ProbePlan>(plan_probes(probes, tensor.shape(), options));
+  auto plan = std::make_shared<const ProbePlan>(plan_probes(probes, tensor, options));
   if (!options.produce && fused_probes_can_batch(*plan)) return batch_probe_run(std::move(plan), tensor);
   launch_batched_probes();  // before this run takes the zeroed counters and scratch the batch shares
   FusedProducer producer;
@@ -438,8 +438,8 @@ std::optional<ProbeRunEffects> CudaBackend::run_probes_reading_input_once(const 
     return std::nullopt;
   ProbeRunOptions input_options;
   input_options.channel_axis = run.channel_axis;
-  auto input_plan = std::make_shared<const ProbePlan>(plan_probes(run.probes, input.shape(), input_options));
-  auto plan = std::make_shared<const ProbePlan>(plan_probes(probes, tensor.shape(), options));
+  auto input_plan = std::make_shared<const ProbePlan>(plan_probes(run.probes, input, input_options));
+  auto plan = std::make_shared<const ProbePlan>(plan_probes(probes, tensor, options));
   const ProducerKind kind = producer_kind(options.produce->kind);
   if (!fused_probes_can_probe_input(*plan, kind, FusedInputProbes{input_plan.get(), run.input, nullptr}))
     return std::nullopt;

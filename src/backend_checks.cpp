@@ -35,6 +35,13 @@ void require_same_dtype(const Tensor& t, const Tensor& like, const char* op, con
                 " (the dtype of " + like_name + ")");
 }
 
+void require_same_layout(const Tensor& t, const Tensor& like, const char* op, const char* name, const char* like_name) {
+  if (!t.defined()) throw Error(where(op, name) + " is undefined");
+  if (!t.same_layout(like))
+    throw Error(where(op, name) + " " + shape_string(t.shape()) + " is " + memory_format_name(t.memory_format()) +
+                "; expected " + memory_format_name(like.memory_format()) + " (the layout of " + like_name + ")");
+}
+
 void require_shape(const Tensor& t, const Shape& shape, const char* op, const char* name) {
   if (t.shape() != shape)
     throw Error(where(op, name) + " has shape " + shape_string(t.shape()) + "; expected " + shape_string(shape));

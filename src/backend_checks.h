@@ -21,6 +21,10 @@ void require_dtype_in_on(const Tensor& t, Device device, std::initializer_list<D
 // Defined, with the dtype of `like` (named like_name), for the operands of an op that must share one:
 // "conv2d_forward: w has dtype F32; expected BF16 (the dtype of x)".
 void require_same_dtype(const Tensor& t, const Tensor& like, const char* op, const char* name, const char* like_name);
+// Defined, with its elements in the order of `like`'s (Tensor::same_layout), for operands an op
+// walks together in memory order: "add: b is contiguous_format; expected channels_last (the
+// layout of a)".
+void require_same_layout(const Tensor& t, const Tensor& like, const char* op, const char* name, const char* like_name);
 void require_shape(const Tensor& t, const Shape& shape, const char* op, const char* name);
 void require_rank(const Tensor& t, int rank, const char* op, const char* name);
 // Convolution geometry: stride/padding in range, channels agree, filter fits the padded input.

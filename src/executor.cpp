@@ -34,6 +34,16 @@ Precision parse_precision(const std::string& text) {
   throw_bad_input("unknown precision '" + text + "' (expected fp32 or bf16)");
 }
 
+MemoryFormat default_memory_format(Device device, Precision precision) {
+  return device == Device::CUDA && precision == Precision::BF16 ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
+}
+
+namespace detail {
+MemoryFormat step_memory_format(const ExecutorOptions& options, Device device) {
+  return options.memory_format.value_or(default_memory_format(device, options.precision));
+}
+}  // namespace detail
+
 struct Executor::State : detail::DeviceState {};
 
 static bool lives_on_device(const Tensor& t) { return t.dtype() == DType::F32; }

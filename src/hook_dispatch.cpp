@@ -263,19 +263,28 @@ void HookDispatcher::flush_records_noexcept() noexcept {
   queue_.clear();
 }
 
+bool HookDispatcher::seen_in_place(const Tensor& t) const {
+  return !t.defined() || (backend_.device() == Device::CPU && t.is_contiguous());
+}
+
+Tensor HookDispatcher::host_view(const Tensor& t) { return seen_in_place(t) ? t : backend_.to_host(t); }
+
+// What the callback wrote into `host`, t's NCHW host copy, goes back into `t`, in t's layout.
+void HookDispatcher::write_back(const Tensor& host, Tensor& t) {
+  if (t.is_contiguous()) return backend_.copy(host, t);
+  backend_.convert(backend_.device() == Device::CPU ? host : backend_.from_host(host), t);
+}
+
 void HookDispatcher::call_on_host(Tensor& a, Tensor* b, const std::function<void(Tensor&, Tensor&)>& fn) {
-  // Host callbacks are the PyTorch way: synchronous, on host memory. A device backend copies out
-  // and back, which synchronizes the stream (and rules graph capture out).
-  if (backend_.device() == Device::CPU) {
-    Tensor none;
-    fn(a, b ? *b : none);
-    return;
-  }
-  Tensor ha = a.defined() ? backend_.to_host(a) : Tensor();
-  Tensor hb = (b && b->defined()) ? backend_.to_host(*b) : Tensor();
-  fn(ha, hb);
-  if (a.defined()) backend_.copy(ha, a);
-  if (b && b->defined()) backend_.copy(hb, *b);
+  // Host callbacks are the PyTorch way: synchronous, on host memory, NCHW. A device backend copies
+  // out and back, which synchronizes the stream (and rules graph capture out); a channels-last
+  // tensor is moved into NCHW order and back. An NCHW host tensor is handed over itself.
+  Tensor none, ha, hb;
+  Tensor& seen_a = seen_in_place(a) ? a : (ha = backend_.to_host(a));
+  Tensor& seen_b = !b ? none : seen_in_place(*b) ? *b : (hb = backend_.to_host(*b));
+  fn(seen_a, seen_b);
+  if (&seen_a == &ha) write_back(ha, a);
+  if (b && &seen_b == &hb) write_back(hb, *b);
 }
 
 void HookDispatcher::fire(HookWhen when, const HookSite& site, const std::string& target, Tensor& tensor,
@@ -313,13 +322,8 @@ void HookDispatcher::fire_forward(const HookSite& site, const Tensor& input, Ten
       const auto& pair = std::get<PairCallback>(hook->action);
       const HookEvent e = event(HookWhen::Forward, site);
       // The input is passed read-only in spirit: writes to it are not copied back.
-      Tensor in = input;
-      if (backend_.device() == Device::CPU) {
-        pair(e, in, output);
-      } else {
-        Tensor host_in = backend_.to_host(input);
-        call_on_host(output, nullptr, [&](Tensor& out, Tensor&) { pair(e, host_in, out); });
-      }
+      Tensor host_in = host_view(input);
+      call_on_host(output, nullptr, [&](Tensor& out, Tensor&) { pair(e, host_in, out); });
     }
     probed_.forget();  // a callback may write
   }
@@ -337,7 +341,7 @@ void HookDispatcher::fire_always_call(const HookSite& site, const Tensor& input,
       if (const auto* callback = std::get_if<TensorCallback>(&hook->action)) {
         (*callback)(e, no_output);
       } else if (const auto* pair = std::get_if<PairCallback>(&hook->action)) {
-        Tensor in = backend_.device() == Device::CPU ? input : (input.defined() ? backend_.to_host(input) : Tensor());
+        Tensor in = host_view(input);
         (*pair)(e, in, no_output);
       }
       // Probe hooks have no output to describe after a failed forward.

@@ -149,6 +149,12 @@ class HookDispatcher {
   // Writes `tensor` with `produce` if that is still to be done, and leaves it empty.
   void write_now(std::optional<ProducingOp>& produce, Tensor& tensor);
   void call_on_host(Tensor& a, Tensor* b, const std::function<void(Tensor&, Tensor&)>& fn);
+  // Whether a host callback can be handed `t` itself (an NCHW host tensor, or undefined), rather
+  // than an NCHW host copy of it.
+  bool seen_in_place(const Tensor& t) const;
+  // `t` as a host callback reads it: itself where seen in place, else its NCHW host copy.
+  Tensor host_view(const Tensor& t);
+  void write_back(const Tensor& host, Tensor& t);
   HookEvent event(HookWhen when, const HookSite& site) const;
 
   Backend& backend_;

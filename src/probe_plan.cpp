@@ -72,10 +72,10 @@ struct MakeOp {
 
 }  // namespace
 
-ProbePlan plan_probes(const ProbeList& probes, const Shape& shape, const ProbeRunOptions& options) {
+ProbePlan plan_probes(const ProbeList& probes, const Shape& shape, MemoryFormat format, const ProbeRunOptions& options) {
   ProbePlan plan;
   plan.numel = shape_numel(shape);
-  const cpu::ChannelLayout layout = cpu::channel_layout(shape, options.channel_axis);
+  const cpu::ChannelLayout layout = cpu::channel_layout(shape, options.channel_axis, format);
   plan.outer = layout.outer;
   plan.channels = layout.channels;
   plan.inner = layout.inner;

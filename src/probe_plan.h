@@ -92,9 +92,12 @@ struct ProbePlan {
 
 namespace hookrt {
 
-// Plans `probes` on a tensor of `shape`; options.channel_axis gives the channel layout. Throws
-// Error(BadInput) for a hist that compute_hist would refuse, before anything has run.
-ProbePlan plan_probes(const ProbeList& probes, const Shape& shape, const ProbeRunOptions& options);
+// Plans `probes` on a tensor of `shape` in `format`; options.channel_axis gives the channel layout.
+// Throws Error(BadInput) for a hist that compute_hist would refuse, before anything has run.
+ProbePlan plan_probes(const ProbeList& probes, const Shape& shape, MemoryFormat format, const ProbeRunOptions& options);
+inline ProbePlan plan_probes(const ProbeList& probes, const Tensor& tensor, const ProbeRunOptions& options) {
+  return plan_probes(probes, tensor.shape(), tensor.memory_format(), options);
+}
 
 // A finished slot turned into results: one per probe, in list order, as cpu::run_probes appends
 // them, and whether a nonfinite=halt probe found something.

@@ -14,6 +14,7 @@ StepRunner::StepRunner(Model& model, Backend& backend, DeviceState& state, const
       backend_(backend),
       state_(state),
       options_(options),
+      memory_format_(step_memory_format(options, backend.device())),
       tape_(backend, backward),
       hooks_(backend, model.hooks(), std::move(sink), step) {
   tape_.on_write_in_place([this](const Tensor& grad) { hooks_.tensor_written(grad); });
@@ -144,7 +145,7 @@ int StepRunner::forward_hooks(const HookSite& site, int x, int y, std::set<uint6
 // sends the gradient through the probes' transforms (clamp's mask, clipnorm's scale) in reverse.
 template <class Fire>
 int StepRunner::through_changing_hooks(int x, Fire fire) {
-  Tensor copy = backend_.empty(value(x).data.shape(), value(x).data.dtype());
+  Tensor copy = backend_.empty_like(value(x).data);
   backend_.copy(value(x).data, copy);
   const bool needs_grad = value(x).requires_grad;
   std::vector<GradTransform> transforms;
@@ -155,7 +156,7 @@ int StepRunner::through_changing_hooks(int x, Fire fire) {
     if (!g.defined()) return;
     if (!transforms.empty()) {
       // g may be shared with a saved grad_output: transform a copy.
-      Tensor transformed = backend_.empty(g.shape(), g.dtype());
+      Tensor transformed = backend_.empty_like(g);
       backend_.copy(g, transformed);
       for (auto it = transforms.rbegin(); it != transforms.rend(); ++it) backend_.multiply_(transformed, it->factor);
       g = transformed;
@@ -165,32 +166,35 @@ int StepRunner::through_changing_hooks(int x, Fire fire) {
   return y;
 }
 
-// A gradient computed in autocast's dtype reaches the F32 parameter through the cast's backward.
+// A gradient computed in autocast's dtype or the step's memory format reaches the F32 NCHW
+// parameter through the cast's backward.
 void StepRunner::parameter_grad(const std::string& key, Tensor grad) {
-  grad = backend_.converted(grad, param(key).dtype());
+  const Tensor& p = param(key);
+  grad = backend_.converted(grad, p.dtype(), p.memory_format());
   const std::string& owner = model_.owner_of(key);
   const HookSite site{owner, model_.module(owner).kind, 0, key};
   hooks_.fire(HookWhen::Grad, site, key, grad, "grad", nullptr);
   state_.grads[key] = std::move(grad);
 }
 
-int StepRunner::autocast(int x) {
+int StepRunner::cast(int x, DType dtype, MemoryFormat format) {
   const Tensor input = value(x).data;
-  const DType dtype = autocast_dtype();
-  if (!autocasting() || input.dtype() == dtype) return x;
-  const int out = tape_.add_value(backend_.converted(input, dtype), value(x).requires_grad);
-  tape_.record([this, x, out, from = input.dtype()] {
+  if (input.dtype() == dtype && input.is_contiguous(format)) return x;
+  const int out = tape_.add_value(backend_.converted(input, dtype, format), value(x).requires_grad);
+  tape_.record([this, x, out, from = input.dtype(), from_format = input.memory_format()] {
     Tensor dy = take_grad(out);
-    if (dy.defined()) tape_.accumulate_grad(x, backend_.converted(dy, from));
+    if (dy.defined()) tape_.accumulate_grad(x, backend_.converted(dy, from, from_format));
   });
   return out;
 }
 
 Tensor StepRunner::autocast_param(const std::string& key) {
   const Tensor& p = param(key);
-  if (!autocasting() || p.dtype() == autocast_dtype()) return p;
+  const DType dtype = compute_dtype(p.dtype());
+  const MemoryFormat format = compute_format(p);
+  if (p.dtype() == dtype && p.is_contiguous(format)) return p;
   Tensor& cast = param_casts_[key];
-  if (!cast.defined()) cast = backend_.converted(p, autocast_dtype());
+  if (!cast.defined()) cast = backend_.converted(p, dtype, format);
   return cast;
 }
 
@@ -270,7 +274,7 @@ int StepRunner::conv2d(const Module& module, int x) {
   const std::string key = module.path + ".weight";
   const Tensor w = autocast_param(key);
   const Conv2dGeometry g{module.stride, module.padding};
-  Tensor y = output_like({input.size(0), module.out, p, q}, input.dtype());
+  Tensor y = output_like({input.size(0), module.out, p, q}, input.dtype(), input.memory_format());
   backend_.conv2d_forward(input, w, y, g);
   const int out = tape_.add_value(y, true);
   const bool input_grad = value(x).requires_grad;
@@ -278,11 +282,11 @@ int StepRunner::conv2d(const Module& module, int x) {
     Tensor dy = take_grad(out);
     if (!dy.defined()) return;
     if (input_grad) {
-      Tensor dx = output_like(input.shape(), input.dtype());
+      Tensor dx = output_like(input.shape(), input.dtype(), input.memory_format());
       backend_.conv2d_backward_data(dy, w, dx, g);
       tape_.accumulate_grad(x, std::move(dx));
     }
-    Tensor dw = output_like(w.shape(), w.dtype());
+    Tensor dw = output_like(w.shape(), w.dtype(), w.memory_format());
     backend_.conv2d_backward_filter(input, dy, dw, g);
     parameter_grad(key, std::move(dw));
   });
@@ -303,7 +307,7 @@ int StepRunner::batchnorm2d(const Module& module, int x) {
   o.mode = training ? BatchNormMode::Training : BatchNormMode::Inference;
   const Tensor& weight = param(p + ".weight");
   const Tensor& bias = param(p + ".bias");
-  Tensor y = output_like(input.shape(), input.dtype());
+  Tensor y = output_like(input.shape(), input.dtype(), input.memory_format());
   Tensor save_mean = output_like({module.out}, DType::F32);
   Tensor save_invstd = output_like({module.out}, DType::F32);
   backend_.batchnorm_forward(input, weight, bias, state_.tensors.at(p + ".running_mean"),
@@ -314,7 +318,7 @@ int StepRunner::batchnorm2d(const Module& module, int x) {
   tape_.record([this, x, out, input, weight, save_mean, save_invstd, o, p, input_grad] {
     Tensor dy = take_grad(out);
     if (!dy.defined()) return;
-    Tensor dx = output_like(input.shape(), input.dtype());
+    Tensor dx = output_like(input.shape(), input.dtype(), input.memory_format());
     Tensor dweight = output_like(weight.shape(), weight.dtype());
     Tensor dbias = output_like(weight.shape(), weight.dtype());
     backend_.batchnorm_backward(dy, input, weight, save_mean, save_invstd, dx, dweight, dbias, o);
@@ -337,7 +341,7 @@ int StepRunner::relu(const Module& module, int x) {
     unwritten_sum_.reset();
   }
   write_unwritten_sum();  // not this ReLU's input after all
-  Tensor y = output_like(input.shape(), input.dtype());
+  Tensor y = output_like(input.shape(), input.dtype(), input.memory_format());
   if (epilogue_probes(HookWhen::Forward, module.path))
     unwritten_output_ = std::move(op);
   else
@@ -347,7 +351,7 @@ int StepRunner::relu(const Module& module, int x) {
   tape_.record([this, x, out, y, grad_to_probes] {
     Tensor dy = take_grad(out);
     if (!dy.defined()) return;
-    Tensor dx = output_like(y.shape(), y.dtype());
+    Tensor dx = output_like(y.shape(), y.dtype(), y.memory_format());
     if (grad_to_probes) {
       tape_.accumulate_unwritten_grad(x, std::move(dx), ProducingOp{ProducingOp::Kind::ReluBackward, y, dy});
       return;
@@ -364,15 +368,15 @@ int StepRunner::maxpool2d(const Module& module, int x) {
   const int64_t p = conv_out_size(input.size(2), g.kernel, g.stride, g.padding);
   const int64_t q = conv_out_size(input.size(3), g.kernel, g.stride, g.padding);
   if (p < 1 || q < 1) throw_bad_input("input " + shape_string(input.shape()) + " is too small for '" + module.path + "'");
-  Tensor y = output_like({input.size(0), input.size(1), p, q}, input.dtype());
-  Tensor indices = backend_.empty(y.shape(), DType::I64);
+  Tensor y = output_like({input.size(0), input.size(1), p, q}, input.dtype(), input.memory_format());
+  Tensor indices = output_like(y.shape(), DType::I64, y.memory_format());
   backend_.maxpool2d_forward(input, y, indices, g);
   const int out = tape_.add_value(y, value(x).requires_grad);
   const Shape input_shape = input.shape();
-  tape_.record([this, x, out, indices, g, input_shape] {
+  tape_.record([this, x, out, indices, g, input_shape, format = input.memory_format()] {
     Tensor dy = take_grad(out);
     if (!dy.defined()) return;
-    Tensor dx = output_like(input_shape, dy.dtype());
+    Tensor dx = output_like(input_shape, dy.dtype(), format);
     backend_.maxpool2d_backward(dy, indices, dx, g);
     tape_.accumulate_grad(x, std::move(dx));
   });
@@ -381,14 +385,14 @@ int StepRunner::maxpool2d(const Module& module, int x) {
 
 int StepRunner::adaptive_avgpool2d(int x) {
   const Tensor input = value(x).data;
-  Tensor y = output_like({input.size(0), input.size(1), 1, 1}, input.dtype());
+  Tensor y = output_like({input.size(0), input.size(1), 1, 1}, input.dtype(), input.memory_format());
   backend_.adaptive_avgpool_forward(input, y);
   const int out = tape_.add_value(y, value(x).requires_grad);
   const Shape input_shape = input.shape();
-  tape_.record([this, x, out, input_shape] {
+  tape_.record([this, x, out, input_shape, format = input.memory_format()] {
     Tensor dy = take_grad(out);
     if (!dy.defined()) return;
-    Tensor dx = output_like(input_shape, dy.dtype());
+    Tensor dx = output_like(input_shape, dy.dtype(), format);
     backend_.adaptive_avgpool_backward(dy, dx);
     tape_.accumulate_grad(x, std::move(dx));
   });
@@ -396,6 +400,9 @@ int StepRunner::adaptive_avgpool2d(int x) {
 }
 
 int StepRunner::flatten(int x) {
+  // torch.flatten copies a channels-last tensor into NCHW order first (ResNet's (N, C, 1, 1)
+  // lies in both, and is only relabelled).
+  x = cast(x, value(x).data.dtype(), MemoryFormat::Contiguous);
   const Tensor input = value(x).data;
   const int out = tape_.add_value(input.reshape({input.size(0), input.numel() / input.size(0)}), value(x).requires_grad);
   const Shape input_shape = input.shape();
@@ -435,7 +442,7 @@ int StepRunner::linear(const Module& module, int x) {
 
 int StepRunner::add(int a, int b, bool into_relu) {
   const Tensor& ta = value(a).data;
-  Tensor y = output_like(ta.shape(), ta.dtype());
+  Tensor y = output_like(ta.shape(), ta.dtype(), ta.memory_format());
   if (into_relu) {
     unwritten_sum_ = UnwrittenSum{y, ta, value(b).data};
   } else {

@@ -40,6 +40,10 @@ struct ReadByOp {
   bool grad_input = false;
 };
 
+// The memory format a step's 4-D activations take: options.memory_format, else the device's
+// default for the precision.
+MemoryFormat step_memory_format(const ExecutorOptions& options, Device device);
+
 class StepRunner {
  public:
   StepRunner(Model& model, Backend& backend, DeviceState& state, const ExecutorOptions& options, int64_t step,
@@ -87,22 +91,35 @@ class StepRunner {
   Tensor take_grad(int id) { return tape_.take_grad(id); }
   // Whether the tensors a module's hooks of `when` see first may be handed to them unwritten.
   bool epilogue_probes(HookWhen when, const std::string& module) const;
-  Tensor output_like(const Shape& shape, DType dtype) { return backend_.empty(shape, dtype); }
+  // A new tensor for an op's output or gradient; 4-D ones take the layout of the tensor they are
+  // computed from (`format`), which the backend contract makes one per op.
+  Tensor output_like(const Shape& shape, DType dtype, MemoryFormat format = MemoryFormat::Contiguous) {
+    return backend_.empty(shape, dtype, shape.size() == 4 ? format : MemoryFormat::Contiguous);
+  }
   const Tensor& param(const std::string& key) { return state_.tensors.at(key); }
   // Autocast (Precision::BF16): the dtype convolutions and the linear layer compute in; x cast to
   // it (a step of its own on the tape, whose backward casts the gradient back); and a parameter
   // cast to it, once per step, as autocast caches the casts of leaf tensors. Without autocast both
-  // are x and the parameter as they are (F32, or F64 in the finite-difference tests).
+  // keep their dtype (F32, or F64 in the finite-difference tests). The same casts move 4-D inputs
+  // and weights into the step's memory format (channels-last: a model in
+  // torch.channels_last), so every activation after the first convolution follows it.
   bool autocasting() const { return options_.precision == Precision::BF16; }
-  DType autocast_dtype() const { return DType::BF16; }
-  int autocast(int x);
+  DType compute_dtype(DType dtype) const { return autocasting() ? DType::BF16 : dtype; }
+  MemoryFormat compute_format(const Tensor& t) const {
+    return t.ndim() == 4 ? memory_format_ : MemoryFormat::Contiguous;
+  }
+  int autocast(int x) { return cast(x, compute_dtype(value(x).data.dtype()), compute_format(value(x).data)); }
   Tensor autocast_param(const std::string& key);
+  // x in `dtype` and `format`: x itself where it already is, else a cast step on the tape whose
+  // backward casts the gradient back to x's dtype and format.
+  int cast(int x, DType dtype, MemoryFormat format);
   Value& value(int id) { return tape_.value(id); }
 
   Model& model_;
   Backend& backend_;
   DeviceState& state_;
   const ExecutorOptions& options_;
+  const MemoryFormat memory_format_;  // of the 4-D activations and conv weights (resolved options)
   Tape tape_;
   HookDispatcher hooks_;
   std::map<std::string, int> calls_;  // forward calls per module path in this step

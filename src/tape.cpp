@@ -25,7 +25,7 @@ void Tape::accumulate_grad(int id, Tensor g) {
   }
   write_grad(v);
   if (shared(v.grad)) {  // out of place: the other value still holds it
-    Tensor sum = backend_.empty(v.grad.shape(), v.grad.dtype());
+    Tensor sum = backend_.empty_like(v.grad);
     backend_.add(v.grad, g, sum);
     v.grad = std::move(sum);
     return;
@@ -51,7 +51,7 @@ bool Tape::shared(const Tensor& grad) {
 
 Tensor Tape::own_grad(Tensor grad) {
   if (!grad.defined() || !shared(grad)) return grad;
-  Tensor copy = backend_.empty(grad.shape(), grad.dtype());
+  Tensor copy = backend_.empty_like(grad);
   backend_.copy(grad, copy);
   return copy;
 }

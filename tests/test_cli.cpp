@@ -443,6 +443,22 @@ TEST(CliOutputs, Bf16PrecisionCapturesBf16TensorsAndWritesF32LogitsAndWeights) {
     if (!key.ends_with("num_batches_tracked")) EXPECT_EQ(t.dtype(), DType::F32) << key;
 }
 
+// A channels-last step is the NCHW step, bit for bit on the CPU: the same logits and captures.
+TEST(CliOutputs, ChannelsLastMemoryFormatWritesWhatContiguousWrites) {
+  std::map<std::string, std::string> logits_bytes, capture_bytes;
+  for (const std::string format : {"contiguous", "channels_last"}) {
+    testing::TempDir out;
+    const ProcessResult result = run_generated_model(
+        {"--labels", batch().labels, "--mode", "train", "--memory-format", format, "--hook",
+         "forward:layer1.0.conv1:capture", "--quiet", "--out", out.path().string()});
+    ASSERT_EQ(result.exit_code, 0) << result.describe();
+    logits_bytes[format] = read_text(out.file("logits.npy"));
+    capture_bytes[format] = read_text(out.file("captures.safetensors"));
+  }
+  EXPECT_EQ(logits_bytes["channels_last"], logits_bytes["contiguous"]);
+  EXPECT_EQ(capture_bytes["channels_last"], capture_bytes["contiguous"]) << "captures are NCHW either way";
+}
+
 // ---- Bad input: exit 2, and the message names the culprit ---------------------------------
 
 // Files that are wrong in one way each, written in the test's own directory.
@@ -566,6 +582,7 @@ INSTANTIATE_TEST_SUITE_P(
                      {"hist=8:1:-1"}},
         BadInputCase{"UnknownFlag", run_args("", "@x", {"--frobnicate"}), {"--frobnicate"}},
         BadInputCase{"UnknownPrecision", run_args("", "@x", {"--precision", "fp8"}), {"--precision", "fp8"}},
+        BadInputCase{"UnknownMemoryFormat", run_args("", "@x", {"--memory-format", "nhwc"}), {"--memory-format", "nhwc"}},
         BadInputCase{"UnknownDevice",
                      {"run", "--num-classes", "5", "--input", "@x", "--device", "tpu"},
                      {"--device", "tpu"}}),

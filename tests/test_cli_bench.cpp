@@ -75,8 +75,8 @@ TEST(CliBench, WritesTheSettingsItRanWith) {
     std::vector<std::string> args = {"bench", "--device", "cpu", "--batch", "2", "--size", "32", "--steps", "1",
                                      "--warmup", "0", "--json", dir.file("bench.json")};
     if (off)
-      args.insert(args.end(),
-                  {"--no-tf32", "--no-graphs", "--no-epilogue-probes", "--heuristic-conv", "--deterministic"});
+      args.insert(args.end(), {"--no-tf32", "--no-graphs", "--no-epilogue-probes", "--heuristic-conv", "--deterministic",
+                               "--memory-format", "channels_last"});
     const ProcessResult r = hookrt_cli(args);
     ASSERT_EQ(r.exit_code, 0) << r.describe();
     const auto settings = nlohmann::json::parse(read_text(dir.file("bench.json"))).at("settings");
@@ -85,6 +85,7 @@ TEST(CliBench, WritesTheSettingsItRanWith) {
     EXPECT_EQ(settings.at("epilogue_probes"), !off);
     EXPECT_EQ(settings.at("conv_algorithms"), off ? "heuristic" : "measured");
     EXPECT_EQ(settings.at("deterministic"), off);
+    EXPECT_EQ(settings.at("layout"), off ? "NHWC" : "NCHW") << "auto is NCHW at fp32, and on the CPU";
   }
 }
 

@@ -46,7 +46,8 @@ json hookrt_bench(int64_t batch = 256, const std::string& backend = "cuda:0") {
 }
 
 // `hookrt bench --precision bf16 --json`: the same fields, and the settings it ran with (in
-// bench_command.cpp's order); `layout` is what a bench with a channels-last layout would add.
+// bench_command.cpp's order); `layout`, where given, is the layout the bench ran in (benches from
+// before memory formats wrote none).
 json hookrt_bench_bf16(const std::string& layout = "") {
   json bench = hookrt_bench();
   bench["unhooked_ms"] = 25.0;
@@ -261,8 +262,8 @@ TEST(DeviceFigures, Bf16StepIsHeldToTheFp32StepPyTorchsBf16StepAndItsOwnHookedSt
   EXPECT_EQ(vs_fp32["ratio_is"], "baseline / value (speed-up; higher is better)");
   EXPECT_EQ(vs_fp32["target"], ">= 1.8");
   EXPECT_EQ(vs_fp32["met"], true);
-  // The bench writes no layout yet: its bf16 step is NCHW, and the figure says so.
-  EXPECT_TRUE(contains(vs_fp32["baseline_is"].get<std::string>(), "NCHW; channels-last not yet"))
+  // A bench from before memory formats wrote no layout: its bf16 step was NCHW, and the figure says so.
+  EXPECT_TRUE(contains(vs_fp32["baseline_is"].get<std::string>(), "NCHW (the bench wrote no layout)"))
       << vs_fp32["baseline_is"];
   json& vs_torch = f["bench_bf16_vs_torch_bf16_nhwc"];
   EXPECT_EQ(vs_torch["value"], 25.0);
@@ -286,7 +287,7 @@ TEST(DeviceFigures, Bf16LayoutComesFromTheBenchsSettings) {
   ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
   const std::string why = run.results["figures"]["bench_bf16_vs_fp32"]["baseline_is"];
   EXPECT_TRUE(contains(why, "layout: NHWC")) << why;
-  EXPECT_FALSE(contains(why, "channels-last not yet")) << why;
+  EXPECT_FALSE(contains(why, "NCHW")) << why;
 }
 
 TEST(DeviceFigures, MissingBf16BenchLeavesAnAbsentFigureThatSaysWhy) {

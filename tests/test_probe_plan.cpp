@@ -40,7 +40,7 @@ void expect_plan_matches_cpu(const std::string& list_text, const Tensor& tensor,
   const ProbeRunEffects cpu_effects = cpu::run_probes(list, cpu_tensor, cpu_record, options);
 
   Tensor planned_tensor = tensor.clone();
-  const ProbePlan plan = plan_probes(list, tensor.shape(), options);
+  const ProbePlan plan = plan_probes(list, tensor, options);
   const ReferenceProbeRun run = accumulate_probe_slot(plan, planned_tensor);
   const DecodedProbes decoded = decode_probe_slot(plan, run.slot, run.captures);
 
@@ -68,7 +68,7 @@ const std::vector<std::string>& kOrders = kChangingProbeOrders;
 
 TEST(ProbePlan, GivesEachProbeItsOwnSlotEntriesInListOrder) {
   const ProbePlan plan = plan_probes(parse_list("stats,hist=4:0:1,channels,clamp=0:1,clipnorm=1,zeros,nonfinite"),
-                                     {2, 3, 5}, ProbeRunOptions{});
+                                     Shape{2, 3, 5}, MemoryFormat::Contiguous, ProbeRunOptions{});
   std::vector<PlannedOp> ops;
   for (const PlannedPass& pass : plan.passes) ops.insert(ops.end(), pass.ops.begin(), pass.ops.end());
   ASSERT_EQ(ops.size(), 7u);
@@ -85,14 +85,14 @@ TEST(ProbePlan, GivesEachProbeItsOwnSlotEntriesInListOrder) {
 }
 
 TEST(ProbePlan, StartsAnotherPassAfterMaxOpsPerPass) {
-  const ProbePlan plan = plan_probes(parse_list("stats,stats,stats,stats,stats,stats"), {10}, ProbeRunOptions{});
+  const ProbePlan plan = plan_probes(parse_list("stats,stats,stats,stats,stats,stats"), Shape{10}, MemoryFormat::Contiguous, ProbeRunOptions{});
   ASSERT_EQ(plan.passes.size(), 2u);
   EXPECT_EQ(plan.passes[0].ops.size(), kMaxOpsPerPass);
   EXPECT_EQ(plan.passes[1].ops.size(), 6 - kMaxOpsPerPass);
 }
 
 TEST(ProbePlan, EndsAPassAtEachCaptureAndSharesItWithCapturesRightAfter) {
-  const ProbePlan plan = plan_probes(parse_list("capture,clamp=-1:1,capture,capture,stats"), {10}, ProbeRunOptions{});
+  const ProbePlan plan = plan_probes(parse_list("capture,clamp=-1:1,capture,capture,stats"), Shape{10}, MemoryFormat::Contiguous, ProbeRunOptions{});
   ASSERT_EQ(plan.passes.size(), 3u);
   EXPECT_TRUE(plan.passes[0].ops.empty());  // the tensor as given
   EXPECT_EQ(plan.passes[0].captures, std::vector<size_t>{0});
@@ -104,7 +104,7 @@ TEST(ProbePlan, EndsAPassAtEachCaptureAndSharesItWithCapturesRightAfter) {
 
 TEST(ProbePlan, WalksRowsOnlyInPassesWithAChannelsProbe) {
   const ProbePlan plan = plan_probes(parse_list("stats,capture,zeros,capture,channels,capture,hist=4:0:1"),
-                                     {4, 3, 2}, ProbeRunOptions{});
+                                     Shape{4, 3, 2}, MemoryFormat::Contiguous, ProbeRunOptions{});
   ASSERT_EQ(plan.passes.size(), 4u);
   EXPECT_FALSE(plan.passes[0].per_channel());
   EXPECT_FALSE(plan.passes[1].per_channel());  // zeros: dead-channel flags from the flat walk
@@ -115,16 +115,16 @@ TEST(ProbePlan, WalksRowsOnlyInPassesWithAChannelsProbe) {
 }
 
 TEST(ProbePlan, ChangesTheTensorOnlyWithClampOrClipnorm) {
-  EXPECT_FALSE(plan_probes(parse_list("stats,zeros,capture"), {3}, ProbeRunOptions{}).changes_tensor);
-  EXPECT_TRUE(plan_probes(parse_list("stats,clamp=0:1"), {3}, ProbeRunOptions{}).changes_tensor);
-  EXPECT_TRUE(plan_probes(parse_list("clipnorm=1"), {3}, ProbeRunOptions{}).changes_tensor);
+  EXPECT_FALSE(plan_probes(parse_list("stats,zeros,capture"), Shape{3}, MemoryFormat::Contiguous, ProbeRunOptions{}).changes_tensor);
+  EXPECT_TRUE(plan_probes(parse_list("stats,clamp=0:1"), Shape{3}, MemoryFormat::Contiguous, ProbeRunOptions{}).changes_tensor);
+  EXPECT_TRUE(plan_probes(parse_list("clipnorm=1"), Shape{3}, MemoryFormat::Contiguous, ProbeRunOptions{}).changes_tensor);
 }
 
 TEST(ProbePlan, RefusesAHistThatComputeHistWouldRefuseBeforeAnythingRuns) {
   const ProbeList list{probes::Clamp{0, 1}, probes::Hist{0, 0.0, 1.0}};
-  EXPECT_THROW(plan_probes(list, {3}, ProbeRunOptions{}), Error);
+  EXPECT_THROW(plan_probes(list, Shape{3}, MemoryFormat::Contiguous, ProbeRunOptions{}), Error);
   const ProbeList reversed{probes::Hist{4, 1.0, 1.0}};
-  EXPECT_THROW(plan_probes(reversed, {3}, ProbeRunOptions{}), Error);
+  EXPECT_THROW(plan_probes(reversed, Shape{3}, MemoryFormat::Contiguous, ProbeRunOptions{}), Error);
 }
 
 // ---- decode(accumulate(t)) against the CPU engine ---------------------------------------------------
@@ -212,13 +212,13 @@ TEST(ProbePlanReference, BinsValuesOnTheEdgesAsHistBinDoes) {
 }
 
 TEST(ProbePlanDecode, RefusesASlotShorterThanThePlan) {
-  const ProbePlan plan = plan_probes(parse_list("stats"), {3}, ProbeRunOptions{});
+  const ProbePlan plan = plan_probes(parse_list("stats"), Shape{3}, MemoryFormat::Contiguous, ProbeRunOptions{});
   EXPECT_THROW(decode_probe_slot(plan, std::vector<double>(3, 0.0), {}), Error);
 }
 
 TEST(ProbePlanDecode, GivesEachCaptureOfAPassItsOwnCopy) {
   Tensor t = Tensor::from_vector(std::vector<float>{1, 2, 3}, {3});
-  const ProbePlan plan = plan_probes(parse_list("capture,capture"), {3}, ProbeRunOptions{});
+  const ProbePlan plan = plan_probes(parse_list("capture,capture"), Shape{3}, MemoryFormat::Contiguous, ProbeRunOptions{});
   ReferenceProbeRun run = accumulate_probe_slot(plan, t);
   const DecodedProbes decoded = decode_probe_slot(plan, run.slot, run.captures);
   ASSERT_EQ(decoded.results.size(), 2u);

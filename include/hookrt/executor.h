@@ -40,9 +40,18 @@ enum class Precision { F32, BF16 };
 std::string precision_name(Precision precision);            // "fp32" | "bf16"
 Precision parse_precision(const std::string& text);         // throws Error(BadInput)
 
+// Channels-last for BF16 on CUDA, where cuDNN's tensor-core convolutions read NHWC without
+// transposing (PyTorch's recipe: autocast with a channels_last model); NCHW otherwise.
+MemoryFormat default_memory_format(Device device, Precision precision);
+
 struct ExecutorOptions {
   Mode mode = Mode::Eval;
   Precision precision = Precision::F32;
+  // The layout of the 4-D activations, their gradients and the convolutions' weights inside a
+  // step, as model.to(memory_format=...) and the input's format in PyTorch. Parameters, their
+  // gradients and everything a hook, a capture or a file sees stay NCHW. Unset: the device's best
+  // for the precision (default_memory_format).
+  std::optional<MemoryFormat> memory_format;
   SgdOptions sgd;
   bool input_grad = false;  // compute the gradient of the loss w.r.t. the input (saliency)
   // Deferred records go to the delivery thread when nothing in the step needs them first; off:
@@ -129,6 +138,7 @@ class Executor {
   void sync_model();
   int64_t steps_done() const { return step_; }
   Backend& backend() { return *backend_; }
+  const Backend& backend() const { return *backend_; }
   const ExecutorOptions& options() const { return options_; }
 
  private:

@@ -49,6 +49,7 @@ struct TrainOptions {
   int64_t steps = 100;         // total steps, counting those before a resume
   SgdOptions sgd;              // lr is the schedule's base_lr
   Precision precision = Precision::F32;
+  std::optional<MemoryFormat> memory_format;  // ExecutorOptions::memory_format
   LrSchedule schedule;
   LocalizerOptions localizer;
   ExplosionPolicy policy = ExplosionPolicy::Warn;

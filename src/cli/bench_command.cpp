@@ -15,6 +15,7 @@
 
 #include "cli/commands.h"
 #include "cli/gpu_flags.h"
+#include "cli/memory_format_option.h"
 #include "cli/precision_option.h"
 #include "cuda_entry.h"
 #include "device_work_times.h"
@@ -27,7 +28,7 @@ namespace hookrt::cli {
 namespace {
 
 struct BenchArgs {
-  std::string device = "auto", json, precision = "fp32";
+  std::string device = "auto", json, precision = "fp32", memory_format = "auto";
   int64_t batch = 256, size = 224, steps = 10, warmup = 3;
   // Each off switch undoes one of the GPU path's speedups, so that a run can measure what it gains
   // (--heuristic-conv is one of the GPU flags).
@@ -56,6 +57,7 @@ struct BenchVariant {
   static ExecutorOptions executor_options(const BenchArgs& a) {
     ExecutorOptions options = bench::train_options();
     options.precision = parse_precision(a.precision);
+    options.memory_format = memory_format_choice(a.memory_format);
     options.replay_graphs = !a.no_graphs;
     options.probes_in_epilogues = !a.no_epilogue_probes;
     return options;
@@ -154,8 +156,11 @@ nlohmann::ordered_json device_time_json(const LaunchCount& count) {
 }
 
 // What the run was asked for, beside its figures: a variant's speed means little without it.
-nlohmann::ordered_json settings_json(const BenchArgs& a) {
+// `layout` is the step's memory format as it ran ("NCHW" or "NHWC"), which --memory-format auto
+// leaves to the device.
+nlohmann::ordered_json settings_json(const BenchArgs& a, const std::string& layout) {
   return {{"precision", a.precision},
+          {"layout", layout},
           {"tf32", !a.gpu.no_tf32},
           {"graphs", !a.no_graphs},
           {"epilogue_probes", !a.no_epilogue_probes},
@@ -181,7 +186,10 @@ void write_json(const BenchArgs& a, const std::string& backend, double unhooked,
   figures["hooked_device_time"] = device_time_json(hooked_launches);
   if (!unhooked_launches.counts || !hooked_launches.counts)
     figures["launches_not_counted"] = !unhooked_launches.counts ? unhooked_launches.why_not : hooked_launches.why_not;
-  figures["settings"] = settings_json(a);
+  const Executor& executor = hooked_variant.executor;
+  const MemoryFormat format = memory_format_choice(a.memory_format)
+                                  .value_or(default_memory_format(executor.backend().device(), parse_precision(a.precision)));
+  figures["settings"] = settings_json(a, format == MemoryFormat::ChannelsLast ? "NHWC" : "NCHW");
   std::ofstream out(a.json);
   out << figures.dump(2) << "\n";
   if (!out) throw_bad_input("--json " + a.json + ": cannot write the file");
@@ -222,6 +230,7 @@ void add_bench_command(CLI::App& app, int& status) {
   CLI::App* cmd = app.add_subcommand("bench", "Time the ResNet18 train step with and without probes on every layer");
   cmd->add_option("--device", a->device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   add_precision_option(*cmd, a->precision);
+  add_memory_format_option(*cmd, a->memory_format);
   add_gpu_flags(*cmd, a->gpu);
   cmd->add_flag("--no-graphs", a->no_graphs, "GPU: run each step op by op rather than replaying it as one CUDA graph");
   cmd->add_flag("--no-epilogue-probes", a->no_epilogue_probes,

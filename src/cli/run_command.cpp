@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/gpu_flags.h"
+#include "cli/memory_format_option.h"
 #include "cli/precision_option.h"
 #include "cli/interrupt.h"
 #include "cli/summary_table.h"
@@ -22,7 +23,7 @@ namespace {
 
 struct RunArgs {
   std::string weights, input, labels, out, save_weights;
-  std::string mode = "eval", device = "auto", precision = "fp32";
+  std::string mode = "eval", device = "auto", precision = "fp32", memory_format = "auto";
   std::vector<std::string> hooks;
   int64_t steps = 1, batch = 2, size = 224, num_classes = 1000;
   uint64_t seed = 0;
@@ -83,6 +84,7 @@ int run(const RunArgs& args) {
   ExecutorOptions options;
   options.mode = parse_mode(args.mode);
   options.precision = parse_precision(args.precision);
+  options.memory_format = memory_format_choice(args.memory_format);
   options.sgd = {args.lr, args.momentum, args.dampening, args.weight_decay, args.nesterov};
   options.input_grad = args.input_grad;
   options.replay_graphs = !args.no_graphs;
@@ -168,6 +170,7 @@ void add_run_command(CLI::App& app, int& status) {
   cmd->add_option("--mode", args->mode, "eval or train")->check(CLI::IsMember({"eval", "train"}));
   cmd->add_option("--device", args->device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   add_precision_option(*cmd, args->precision);
+  add_memory_format_option(*cmd, args->memory_format);
   add_gpu_flags(*cmd, args->gpu);
   cmd->add_flag("--no-graphs", args->no_graphs,
                 "GPU: run each step op by op rather than replaying it as one CUDA graph (steps with host callbacks always do)");

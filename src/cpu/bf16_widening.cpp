@@ -7,7 +7,7 @@ namespace hookrt::cpu {
 namespace {
 
 Tensor widened(const Tensor& t) {
-  Tensor out = Tensor::empty(t.shape(), DType::F32);
+  Tensor out = Tensor::empty(t.shape(), DType::F32, t.memory_format());
   const auto* bits = static_cast<const uint16_t*>(t.raw_data());
   float* values = out.data<float>();
   for (int64_t i = 0; i < t.numel(); ++i) values[i] = bfloat16_to_float(bits[i]);
@@ -37,7 +37,7 @@ Tensor Bf16Widening::in(const Tensor& t, const char* name) const {
 
 Tensor& Bf16Widening::out(Tensor& t, const char* name) {
   if (t.defined()) require_bf16(t, name);
-  outputs_.push_back({&t, t.defined() ? Tensor::empty(t.shape(), DType::F32) : Tensor()});
+  outputs_.push_back({&t, t.defined() ? Tensor::empty(t.shape(), DType::F32, t.memory_format()) : Tensor()});
   return outputs_.back().stand_in;
 }
 
@@ -49,7 +49,8 @@ Tensor& Bf16Widening::in_out(Tensor& t, const char* name) {
 void Bf16Widening::finish() {
   for (Output& output : outputs_) {
     if (!output.stand_in.defined()) continue;  // an output the op was not asked for
-    if (!output.target->defined()) *output.target = Tensor::empty(output.stand_in.shape(), DType::BF16);
+    if (!output.target->defined())
+      *output.target = Tensor::empty(output.stand_in.shape(), DType::BF16, output.stand_in.memory_format());
     round_into(output.stand_in, *output.target);
   }
   outputs_.clear();

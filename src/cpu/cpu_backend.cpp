@@ -12,6 +12,7 @@
 
 #include "backend_checks.h"
 #include "cpu/bf16_widening.h"
+#include "cpu/channels_last_staging.h"
 #include "cpu/ops.h"
 #include "cpu/probes.h"
 #include "hookrt/backend.h"
@@ -45,6 +46,18 @@ void prepare_output(Tensor& t, const Shape& shape, DType dtype, const char* op, 
   }
   require_dtype(t, dtype, op, name);
   require_shape(t, shape, op, name);
+}
+
+// The output of an elementwise op, which walks its operands in memory order: allocated in the
+// layout of `like` (named like_name), else checked to lie in it.
+void prepare_elementwise_output(Tensor& t, const Tensor& like, const char* op, const char* name, const char* like_name) {
+  if (!t.defined()) {
+    t = Tensor::empty(like.shape(), like.dtype(), like.memory_format());
+    return;
+  }
+  require_dtype(t, like.dtype(), op, name);
+  require_shape(t, like.shape(), op, name);
+  checks::require_same_layout(t, like, op, name, like_name);
 }
 
 bool is_bf16(const Tensor& t) { return t.defined() && t.dtype() == DType::BF16; }
@@ -112,11 +125,13 @@ class CpuBackend final : public Backend {
     if (dst.numel() != src.numel())
       throw Error("copy: src " + shape_string(src.shape()) + " and dst " + shape_string(dst.shape()) +
                   " differ in element count");
+    checks::require_same_layout(dst, src, "copy", "dst", "src");
     if (src.nbytes() && dst.raw_data() != src.raw_data()) std::memmove(dst.raw_data(), src.raw_data(), src.nbytes());
   }
   Tensor to_host(const Tensor& tensor) override {
     require_host(tensor, "to_host", "tensor");
-    return tensor.clone();
+    const Tensor nchw = tensor.contiguous();
+    return nchw.raw_data() == tensor.raw_data() ? nchw.clone() : nchw;  // always a tensor of its own
   }
   Tensor from_host(const Tensor& host) override {
     require_host(host, "from_host", "host");
@@ -128,7 +143,9 @@ class CpuBackend final : public Backend {
     if (dst.numel() != src.numel())
       throw Error("convert: src " + shape_string(src.shape()) + " and dst " + shape_string(dst.shape()) +
                   " differ in element count");
-    const Tensor converted = src.to(dst.dtype());  // throws naming a conversion between float and integer
+    if (!dst.same_layout(src)) require_shape(dst, src.shape(), "convert", "dst");
+    // Tensor::to throws naming a conversion between float and integer.
+    const Tensor converted = src.to(dst.dtype()).to_memory_format(dst.memory_format());
     if (converted.nbytes()) std::memcpy(dst.raw_data(), converted.raw_data(), converted.nbytes());
   }
   void synchronize() override {}
@@ -149,7 +166,8 @@ class CpuBackend final : public Backend {
     require_float(a, "add", "a");
     require_dtype(b, a.dtype(), "add", "b");
     require_shape(b, a.shape(), "add", "b");
-    prepare_output(out, a.shape(), a.dtype(), "add", "out");
+    checks::require_same_layout(b, a, "add", "b", "a");
+    prepare_elementwise_output(out, a, "add", "out", "a");
     dispatch_float(a.dtype(), [&]<class T>(T) { cpu::add(a.data<T>(), b.data<T>(), out.data<T>(), a.numel()); });
   }
 
@@ -162,6 +180,7 @@ class CpuBackend final : public Backend {
     require_float(dst, "accumulate", "dst");
     require_dtype(src, dst.dtype(), "accumulate", "src");
     require_shape(src, dst.shape(), "accumulate", "src");
+    checks::require_same_layout(src, dst, "accumulate", "src", "dst");
     dispatch_float(dst.dtype(), [&]<class T>(T) { cpu::accumulate(dst.data<T>(), src.data<T>(), dst.numel()); });
   }
 
@@ -178,6 +197,7 @@ class CpuBackend final : public Backend {
     if (factor.numel() != 1 && factor.shape() != tensor.shape())
       throw Error("multiply_: factor " + shape_string(factor.shape()) + " is neither one element nor the tensor's shape " +
                   shape_string(tensor.shape()));
+    if (factor.numel() != 1) checks::require_same_layout(factor, tensor, "multiply_", "factor", "tensor");
     const Tensor f = factor.dtype() == tensor.dtype() ? factor : factor.to(tensor.dtype());
     dispatch_float(tensor.dtype(), [&]<class T>(T) {
       T* t = tensor.data<T>();
@@ -194,6 +214,12 @@ class CpuBackend final : public Backend {
   // ---- convolution ----
   void conv2d_forward(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dGeometry& g) override {
     const char* op = "conv2d_forward";
+    if (cpu::ChannelsLastStaging::wanted({&x, &w, &y})) {
+      cpu::ChannelsLastStaging nhwc(op);
+      Tensor& y0 = nhwc.out(y, "y");
+      conv2d_forward(nhwc.in(x, "x"), nhwc.in(w, "w"), y0, g);
+      return nhwc.finish();
+    }
     if (is_bf16(x)) {
       cpu::Bf16Widening bf16(op);
       Tensor& y32 = bf16.out(y, "y");
@@ -208,6 +234,12 @@ class CpuBackend final : public Backend {
 
   void conv2d_backward_data(const Tensor& dy, const Tensor& w, Tensor& dx, const Conv2dGeometry& g) override {
     const char* op = "conv2d_backward_data";
+    if (cpu::ChannelsLastStaging::wanted({&dy, &w, &dx})) {
+      cpu::ChannelsLastStaging nhwc(op);
+      Tensor& dx0 = nhwc.out(dx, "dx");
+      conv2d_backward_data(nhwc.in(dy, "dy"), nhwc.in(w, "w"), dx0, g);
+      return nhwc.finish();
+    }
     if (is_bf16(w)) {
       cpu::Bf16Widening bf16(op);
       Tensor& dx32 = bf16.out(dx, "dx");
@@ -225,6 +257,12 @@ class CpuBackend final : public Backend {
 
   void conv2d_backward_filter(const Tensor& x, const Tensor& dy, Tensor& dw, const Conv2dGeometry& g) override {
     const char* op = "conv2d_backward_filter";
+    if (cpu::ChannelsLastStaging::wanted({&x, &dy, &dw})) {
+      cpu::ChannelsLastStaging nhwc(op);
+      Tensor& dw0 = nhwc.out(dw, "dw");
+      conv2d_backward_filter(nhwc.in(x, "x"), nhwc.in(dy, "dy"), dw0, g);
+      return nhwc.finish();
+    }
     if (is_bf16(x)) {
       cpu::Bf16Widening bf16(op);
       Tensor& dw32 = bf16.out(dw, "dw");
@@ -245,6 +283,12 @@ class CpuBackend final : public Backend {
                          Tensor& running_var, Tensor& y, Tensor& save_mean, Tensor& save_invstd,
                          const BatchNormOptions& o) override {
     const char* op = "batchnorm_forward";
+    if (cpu::ChannelsLastStaging::wanted({&x, &y})) {
+      cpu::ChannelsLastStaging nhwc(op);
+      Tensor& y0 = nhwc.out(y, "y");
+      batchnorm_forward(nhwc.in(x, "x"), weight, bias, running_mean, running_var, y0, save_mean, save_invstd, o);
+      return nhwc.finish();
+    }
     if (is_bf16(x)) {  // weight, bias and the statistics stay F32
       cpu::Bf16Widening bf16(op);
       Tensor& y32 = bf16.out(y, "y");
@@ -278,6 +322,12 @@ class CpuBackend final : public Backend {
                           const Tensor& save_invstd, Tensor& dx, Tensor& dweight, Tensor& dbias,
                           const BatchNormOptions& o) override {
     const char* op = "batchnorm_backward";
+    if (cpu::ChannelsLastStaging::wanted({&dy, &x, &dx})) {
+      cpu::ChannelsLastStaging nhwc(op);
+      Tensor& dx0 = nhwc.out(dx, "dx");
+      batchnorm_backward(nhwc.in(dy, "dy"), nhwc.in(x, "x"), weight, save_mean, save_invstd, dx0, dweight, dbias, o);
+      return nhwc.finish();
+    }
     if (is_bf16(x)) {  // weight, the saved statistics, dweight and dbias stay F32
       cpu::Bf16Widening bf16(op);
       Tensor& dx32 = bf16.out(dx, "dx");
@@ -309,7 +359,7 @@ class CpuBackend final : public Backend {
       return bf16.finish();
     }
     require_float(x, "relu_forward", "x");
-    prepare_output(y, x.shape(), x.dtype(), "relu_forward", "y");
+    prepare_elementwise_output(y, x, "relu_forward", "y", "x");
     dispatch_float(x.dtype(), [&]<class T>(T) { cpu::relu_forward(x.data<T>(), y.data<T>(), x.numel()); });
   }
 
@@ -323,13 +373,21 @@ class CpuBackend final : public Backend {
     require_float(y, "relu_backward", "y");
     require_dtype(dy, y.dtype(), "relu_backward", "dy");
     require_shape(dy, y.shape(), "relu_backward", "dy");
-    prepare_output(dx, y.shape(), y.dtype(), "relu_backward", "dx");
+    checks::require_same_layout(dy, y, "relu_backward", "dy", "y");
+    prepare_elementwise_output(dx, y, "relu_backward", "dx", "y");
     dispatch_float(y.dtype(), [&]<class T>(T) { cpu::relu_backward(y.data<T>(), dy.data<T>(), dx.data<T>(), y.numel()); });
   }
 
   // ---- pooling ----
   void maxpool2d_forward(const Tensor& x, Tensor& y, Tensor& indices, const Pool2dGeometry& g) override {
     const char* op = "maxpool2d_forward";
+    if (cpu::ChannelsLastStaging::wanted({&x, &y, &indices})) {
+      cpu::ChannelsLastStaging nhwc(op);
+      Tensor& y0 = nhwc.out(y, "y");
+      Tensor& indices0 = nhwc.out(indices, "indices");
+      maxpool2d_forward(nhwc.in(x, "x"), y0, indices0, g);
+      return nhwc.finish();
+    }
     if (is_bf16(x)) {
       cpu::Bf16Widening bf16(op);
       Tensor& y32 = bf16.out(y, "y");
@@ -347,6 +405,12 @@ class CpuBackend final : public Backend {
 
   void maxpool2d_backward(const Tensor& dy, const Tensor& indices, Tensor& dx, const Pool2dGeometry& g) override {
     const char* op = "maxpool2d_backward";
+    if (cpu::ChannelsLastStaging::wanted({&dy, &indices, &dx})) {
+      cpu::ChannelsLastStaging nhwc(op);
+      Tensor& dx0 = nhwc.out(dx, "dx");
+      maxpool2d_backward(nhwc.in(dy, "dy"), nhwc.in(indices, "indices"), dx0, g);
+      return nhwc.finish();
+    }
     if (is_bf16(dy)) {
       cpu::Bf16Widening bf16(op);
       Tensor& dx32 = bf16.out(dx, "dx");
@@ -368,6 +432,12 @@ class CpuBackend final : public Backend {
   }
 
   void adaptive_avgpool_forward(const Tensor& x, Tensor& y) override {
+    if (cpu::ChannelsLastStaging::wanted({&x})) {  // y (N, C, 1, 1) lies the same in both layouts
+      cpu::ChannelsLastStaging nhwc("adaptive_avgpool_forward");
+      Tensor& y0 = nhwc.out(y, "y");
+      adaptive_avgpool_forward(nhwc.in(x, "x"), y0);
+      return nhwc.finish();
+    }
     if (is_bf16(x)) {
       cpu::Bf16Widening bf16("adaptive_avgpool_forward");
       Tensor& y32 = bf16.out(y, "y");
@@ -383,6 +453,12 @@ class CpuBackend final : public Backend {
 
   void adaptive_avgpool_backward(const Tensor& dy, Tensor& dx) override {
     const char* op = "adaptive_avgpool_backward";
+    if (cpu::ChannelsLastStaging::wanted({&dx})) {  // dy (N, C, 1, 1) lies the same in both layouts
+      cpu::ChannelsLastStaging nhwc(op);
+      Tensor& dx0 = nhwc.out(dx, "dx");
+      adaptive_avgpool_backward(nhwc.in(dy, "dy"), dx0);
+      return nhwc.finish();
+    }
     if (is_bf16(dy)) {
       cpu::Bf16Widening bf16(op);
       Tensor& dx32 = bf16.out(dx, "dx");
@@ -542,6 +618,8 @@ class CpuBackend final : public Backend {
     require_dtype(w, x.dtype(), op, "w");
     require_rank(w, 2, op, "w");
     if (x.ndim() < 2) throw Error(std::string(op) + ": x has shape " + shape_string(x.shape()) + "; expected (N, features)");
+    if (!x.is_contiguous())  // its trailing dims flatten to the features in NCHW order
+      throw Error(std::string(op) + ": x " + shape_string(x.shape()) + " is channels_last; its features must lie in NCHW order");
     const cpu::LinearShape s{x.size(0), w.size(1), w.size(0)};
     if (x.numel() != s.n * s.in)
       throw Error(std::string(op) + ": x " + shape_string(x.shape()) + " does not have the " + std::to_string(s.in) +

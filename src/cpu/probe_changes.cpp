@@ -16,7 +16,7 @@ ClampResult apply_clamp(Tensor& tensor, const probes::Clamp& clamp, Tensor* grad
   const float lo = clamp_bound(clamp.lo, values.dtype()), hi = clamp_bound(clamp.hi, values.dtype());
   float* mask = nullptr;
   if (grad_mask) {
-    *grad_mask = Tensor::empty(tensor.shape(), DType::F32);
+    *grad_mask = Tensor::empty(tensor.shape(), DType::F32, tensor.memory_format());  // walked with the tensor
     mask = grad_mask->data<float>();
   }
   ClampResult result{clamp.lo, clamp.hi, 0};

@@ -143,7 +143,7 @@ NonFiniteResult count_nonfinite(const Tensor& tensor) {
 ZerosResult compute_zeros(const Tensor& tensor, int channel_axis) {
   const ProbeValues values(tensor, "zeros");
   const float* x = values.data();
-  const ChannelLayout layout = channel_layout(tensor.shape(), channel_axis);
+  const ChannelLayout layout = channel_layout(tensor.shape(), channel_axis, tensor.memory_format());
   const int64_t n = tensor.numel();
   // Rows (o, c) of `inner` elements, in parallel: each row's zeros and whether some value in it
   // is > 0 (or NaN); then the channels alive in any row, in order.
@@ -177,7 +177,7 @@ ZerosResult compute_zeros(const Tensor& tensor, int channel_axis) {
 ChannelsResult compute_channels(const Tensor& tensor, int channel_axis) {
   const ProbeValues values(tensor, "channels");
   const float* x = values.data();
-  const ChannelLayout layout = channel_layout(tensor.shape(), channel_axis);
+  const ChannelLayout layout = channel_layout(tensor.shape(), channel_axis, tensor.memory_format());
   const size_t channels = static_cast<size_t>(layout.channels);
   std::vector<int64_t> finite(channels, 0), zeros(channels, 0);
   std::vector<double> sum(channels, 0.0), squares(channels, 0.0);

@@ -19,12 +19,18 @@ void check_clamp_bounds(const ProbeList& probes, DType dtype) {
     }
 }
 
-ChannelLayout channel_layout(const Shape& shape, int channel_axis) {
+ChannelLayout channel_layout(const Shape& shape, int channel_axis, MemoryFormat format) {
   const int rank = static_cast<int>(shape.size());
   if (rank == 0) return ChannelLayout{};
   int axis = channel_axis < 0 ? channel_axis + rank : channel_axis;
   axis = std::clamp(axis, 0, rank - 1);
   ChannelLayout layout;
+  if (format == MemoryFormat::ChannelsLast && rank == 4 && axis != 0) {
+    if (axis != 1)
+      throw Error("channel_layout: axis " + std::to_string(channel_axis) + " of a channels_last tensor " +
+                  shape_string(shape) + " is not one run of rows; only axes 0 and 1 are");
+    return ChannelLayout{shape[0] * shape[2] * shape[3], shape[1], 1};
+  }
   for (int d = 0; d < axis; ++d) layout.outer *= shape[d];
   layout.channels = shape[axis];
   for (int d = axis + 1; d < rank; ++d) layout.inner *= shape[d];
@@ -76,7 +82,7 @@ struct ProbeStep {
   }
   void operator()(const probes::Capture&) {
     check_probe_tensor(tensor, "capture");
-    record.results.push_back(CaptureResult{tensor.clone()});
+    record.results.push_back(CaptureResult{tensor.contiguous().clone()});  // captures are NCHW, as files and hooks
   }
 };
 

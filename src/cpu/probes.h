@@ -35,8 +35,10 @@ struct ChannelLayout {
   int64_t inner = 1;
 };
 // `channel_axis` counts from the end when negative and is clamped to [0, rank - 1] (so rank-1
-// tensors use axis 0); a rank-0 tensor is a single channel of one element.
-ChannelLayout channel_layout(const Shape& shape, int channel_axis);
+// tensors use axis 0); a rank-0 tensor is a single channel of one element. A channels-last
+// (N, C, H, W) tensor keeps its channels fastest: axis 1 is (N·H·W, C, 1); axis 0 is (1, N, C·H·W)
+// in either format. Other axes of a channels-last tensor do not lie in this form and throw.
+ChannelLayout channel_layout(const Shape& shape, int channel_axis, MemoryFormat format = MemoryFormat::Contiguous);
 
 // ---- observing probes: the tensor is read, never written; sums accumulate in double ----
 

@@ -132,6 +132,7 @@ class TrainingRun {
     executor.mode = Mode::Train;
     executor.sgd = options.sgd;
     executor.precision = options.precision;
+    executor.memory_format = options.memory_format;
     return executor;
   }
   UpdateAction gate(int64_t step, ParameterGradients& grads);

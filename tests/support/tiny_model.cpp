@@ -52,6 +52,7 @@ std::unique_ptr<Executor> cpu_executor(Model& model, const TinyExecutorOptions& 
   o.sgd = options.sgd;
   o.input_grad = options.input_grad;
   o.precision = options.precision;
+  o.memory_format = options.memory_format;
   return std::make_unique<Executor>(model, make_cpu_backend(), o);
 }
 
@@ -101,8 +102,9 @@ double max_abs_diff(const Tensor& a, const Tensor& b) {
 }
 
 bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && a.dtype() == b.dtype() &&
-         std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
+  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
+  const Tensor x = a.contiguous(), y = b.contiguous();  // element by element, whatever the layouts
+  return std::memcmp(x.raw_data(), y.raw_data(), x.nbytes()) == 0;
 }
 
 double abs_max(const Tensor& tensor) {

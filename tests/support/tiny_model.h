@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,7 @@ struct TinyExecutorOptions {
   SgdOptions sgd{};
   bool input_grad = false;
   Precision precision = Precision::F32;
+  std::optional<MemoryFormat> memory_format;
 };
 // An executor on the CPU reference backend.
 std::unique_ptr<Executor> cpu_executor(Model& model, const TinyExecutorOptions& options = {});
@@ -99,7 +101,7 @@ std::string bad_input_message(F f) {
 std::vector<float> values_of(const Tensor& tensor);
 // Largest |a - b| over elements (shapes must match).
 double max_abs_diff(const Tensor& a, const Tensor& b);
-// Whether two tensors have the same shape and bitwise-identical bytes.
+// Whether two tensors have the same shape and dtype and bitwise-identical elements (in any layouts).
 bool bitwise_equal(const Tensor& a, const Tensor& b);
 // Largest |x| over elements.
 double abs_max(const Tensor& tensor);
