@@ -1,4 +1,6 @@
-// Conversion between float dtypes (see convert.cuh).
+// Conversion between float dtypes and between memory formats (see convert.cuh).
+#include <algorithm>
+#include <cstdint>
 #include <string>
 #include <type_traits>
 
@@ -44,6 +46,87 @@ void with_float_type(DType dtype, Fn fn) {
   }
 }
 
+// ---- layout changes: a batched, tiled transpose ------------------------------------------------
+
+// How the transpose carries one value through shared memory: its bits unchanged (one dtype), or
+// widened on the way in and rounded on the way out exactly as convert_kernel converts it.
+template <class Bits>
+struct MoveBits {
+  using Src = Bits;
+  using Dst = Bits;
+  using Staged = Bits;
+  __device__ static Staged in(Src x) { return x; }
+  __device__ static Dst out(Staged x) { return x; }
+};
+
+template <class From, class To>
+struct ConvertValue {
+  using Src = From;
+  using Dst = To;
+  using Staged = float;  // a primitive type: shared arrays of the 16-bit classes are avoided
+  __device__ static Staged in(Src x) { return widen_as_host(x); }
+  __device__ static Dst out(Staged x) { return from_float<To>(x); }
+};
+
+// A tile is kTile x kTile elements, moved by kTile x kTileRows threads: each warp reads kTile
+// consecutive elements of a source row and writes kTile consecutive elements of a destination row.
+constexpr int kTile = 32;
+constexpr int kTileRows = 8;
+constexpr int64_t kMaxTileBlocks = 65536;  // a grid-stride loop over tiles covers the rest
+
+// Each of `batch` (rows, cols) matrices of the source becomes a (cols, rows) one in the
+// destination: an image's (C, H·W) plane going NHWC, its (H·W, C) plane going NCHW.
+struct TileGrid {
+  int64_t batch, rows, cols;
+  int64_t row_tiles, col_tiles, tiles;
+};
+
+TileGrid tile_grid(const LayoutChange& change) {
+  const bool to_nhwc = change.to == MemoryFormat::ChannelsLast;
+  TileGrid g{change.n, to_nhwc ? change.c : change.hw, to_nhwc ? change.hw : change.c, 0, 0, 0};
+  g.row_tiles = (g.rows + kTile - 1) / kTile;
+  g.col_tiles = (g.cols + kTile - 1) / kTile;
+  g.tiles = g.batch * g.row_tiles * g.col_tiles;
+  return g;
+}
+
+template <class Move>
+__global__ void transpose_kernel(TileGrid g, const typename Move::Src* src, typename Move::Dst* dst) {
+  // One column of padding: the lanes of a warp reading a tile column hit different banks.
+  __shared__ typename Move::Staged tile[kTile][kTile + 1];
+  const int x = threadIdx.x, y = threadIdx.y;
+  for (int64_t t = blockIdx.x; t < g.tiles; t += gridDim.x) {  // uniform per block: the barriers hold
+    const int64_t col0 = t % g.col_tiles * kTile, row0 = t / g.col_tiles % g.row_tiles * kTile;
+    const int64_t matrix = t / (g.col_tiles * g.row_tiles) * g.rows * g.cols;
+    for (int j = y; j < kTile; j += kTileRows)
+      if (row0 + j < g.rows && col0 + x < g.cols) tile[j][x] = Move::in(src[matrix + (row0 + j) * g.cols + col0 + x]);
+    __syncthreads();
+    for (int j = y; j < kTile; j += kTileRows)
+      if (col0 + j < g.cols && row0 + x < g.rows) dst[matrix + (col0 + j) * g.rows + row0 + x] = Move::out(tile[x][j]);
+    __syncthreads();  // before the next tile overwrites this one
+  }
+}
+
+template <class Move>
+void launch_transpose(const void* src, void* dst, const TileGrid& g, cudaStream_t stream) {
+  const unsigned blocks = static_cast<unsigned>(std::min(g.tiles, kMaxTileBlocks));
+  transpose_kernel<Move><<<blocks, dim3(kTile, kTileRows), 0, stream>>>(
+      g, static_cast<const typename Move::Src*>(src), static_cast<typename Move::Dst*>(dst));
+  HOOKRT_CUDA_CHECK(cudaGetLastError());
+}
+
+// Calls fn with an unsigned integer of `bytes` bytes (an element's bits); nothing for other sizes.
+template <class Fn>
+void with_bits_type(size_t bytes, Fn fn) {
+  switch (bytes) {
+    case 1: return fn(uint8_t{});
+    case 2: return fn(uint16_t{});
+    case 4: return fn(uint32_t{});
+    case 8: return fn(uint64_t{});
+    default: return;
+  }
+}
+
 }  // namespace
 
 void convert(const void* src, DType src_dtype, void* dst, DType dst_dtype, int64_t n,
@@ -63,6 +146,30 @@ void convert(const void* src, DType src_dtype, void* dst, DType dst_dtype, int64
   if (!launched)
     throw Error("convert: no conversion from " + dtype_name(src_dtype) + " to " +
                 dtype_name(dst_dtype) + " on the CUDA device (it converts F32, BF16 and F16)");
+}
+
+void convert_layout(const void* src, DType src_dtype, void* dst, DType dst_dtype, const LayoutChange& change,
+                    cudaStream_t stream) {
+  const TileGrid g = tile_grid(change);
+  bool launched = false;
+  auto launch = [&](auto move) {
+    if (g.tiles > 0) launch_transpose<decltype(move)>(src, dst, g, stream);
+    launched = true;
+  };
+  if (src_dtype == dst_dtype) {
+    with_bits_type(dtype_size(src_dtype), [&](auto bits) { launch(MoveBits<decltype(bits)>{}); });
+  } else {
+    with_float_type(src_dtype, [&](auto from) {
+      with_float_type(dst_dtype, [&](auto to) {
+        using From = decltype(from);
+        using To = decltype(to);
+        if constexpr (!std::is_same_v<From, To>) launch(ConvertValue<From, To>{});
+      });
+    });
+  }
+  if (!launched)
+    throw Error("convert: no conversion from " + dtype_name(src_dtype) + " to " + dtype_name(dst_dtype) +
+                " between memory formats on the CUDA device (it converts F32, BF16 and F16, and moves any one dtype)");
 }
 
 }  // namespace hookrt::cuda

@@ -76,13 +76,16 @@ Tensor CudaBackend::zeros(const Shape& shape, DType dtype, MemoryFormat format) 
 void CudaBackend::copy(const Tensor& src, Tensor& dst) {
   if (!src.defined()) throw Error("copy: src is undefined");
   if (!dst.defined()) {
-    dst = src.device() == Device::CUDA ? empty(src.shape(), src.dtype()) : Tensor::empty(src.shape(), src.dtype());
+    const MemoryFormat format = src.memory_format();
+    dst = src.device() == Device::CUDA ? empty(src.shape(), src.dtype(), format)
+                                       : Tensor::empty(src.shape(), src.dtype(), format);
   }
   if (dst.dtype() != src.dtype())
     throw Error("copy: dst has dtype " + dtype_name(dst.dtype()) + "; expected " + dtype_name(src.dtype()));
   if (dst.numel() != src.numel())
     throw Error("copy: src " + shape_string(src.shape()) + " and dst " + shape_string(dst.shape()) +
                 " differ in element count");
+  require_same_layout(dst, src, "copy", "dst", "src");  // bytes move as they lie: convert changes a layout
   const size_t bytes = src.nbytes();
   if (bytes == 0 || src.raw_data() == dst.raw_data()) return;
   const bool from_device = src.device() == Device::CUDA, to_device = dst.device() == Device::CUDA;
@@ -98,9 +101,18 @@ void CudaBackend::copy(const Tensor& src, Tensor& dst) {
   }
 }
 
+// Where the elements already lie in one order only the dtype can change, element by element in
+// memory order; otherwise they move (a tiled transpose per image), converted on the way.
 void CudaBackend::convert(const Tensor& src, Tensor& dst) {
   require_device(src, "convert", "src");
   require_device(dst, "convert", "dst");
+  if (!src.same_layout(dst)) {
+    require_shape(dst, src.shape(), "convert", "dst");  // a 4-D shape, read in two orders
+    const Shape& s = src.shape();
+    cuda::convert_layout(src.raw_data(), src.dtype(), dst.raw_data(), dst.dtype(),
+                         LayoutChange{s[0], s[1], s[2] * s[3], dst.memory_format()}, stream());
+    return;
+  }
   if (dst.numel() != src.numel())
     throw Error("convert: src " + shape_string(src.shape()) + " and dst " + shape_string(dst.shape()) +
                 " differ in element count");
@@ -108,18 +120,21 @@ void CudaBackend::convert(const Tensor& src, Tensor& dst) {
   cuda::convert(src.raw_data(), src.dtype(), dst.raw_data(), dst.dtype(), src.numel(), stream());
 }
 
+// A channels-last tensor comes down NCHW: moved on the device (a coalesced transpose) into a
+// temporary, then copied, so that the host never walks it element by element.
 Tensor CudaBackend::to_host(const Tensor& tensor) {
   if (!tensor.defined()) throw Error("to_host: tensor is undefined");
-  if (tensor.device() == Device::CPU) return tensor.clone();
+  if (tensor.device() == Device::CPU) return tensor.contiguous().clone();  // a new tensor, even where NCHW already
   refuse_while_recording("to_host");
-  Tensor host = Tensor::empty(tensor.shape(), tensor.dtype());
-  transfer_.to_host(tensor.raw_data(), host.raw_data(), tensor.nbytes());
+  const Tensor nchw = converted(tensor, tensor.dtype(), MemoryFormat::Contiguous);
+  Tensor host = Tensor::empty(nchw.shape(), nchw.dtype());
+  transfer_.to_host(nchw.raw_data(), host.raw_data(), nchw.nbytes());
   return host;
 }
 
 Tensor CudaBackend::from_host(const Tensor& host) {
   require_host(host, "from_host", "host");
-  Tensor device_tensor = empty(host.shape(), host.dtype());
+  Tensor device_tensor = empty(host.shape(), host.dtype(), host.memory_format());
   upload(host.raw_data(), device_tensor.raw_data(), host.nbytes());
   return device_tensor;
 }
@@ -194,9 +209,10 @@ void CudaBackend::abandon_step_recording() noexcept {
 
 Tensor CudaBackend::on_device(const Tensor& t) { return t.device() == Device::CUDA ? t : from_host(t); }
 
-void CudaBackend::prepare_output(Tensor& t, const Shape& shape, DType dtype, const char* op, const char* name) {
+void CudaBackend::prepare_output(Tensor& t, const Shape& shape, DType dtype, const char* op, const char* name,
+                                 MemoryFormat format) {
   if (!t.defined()) {
-    t = empty(shape, dtype);
+    t = empty(shape, dtype, format);
     return;
   }
   require_dtype(t, dtype, op, name);
@@ -214,7 +230,9 @@ void CudaBackend::add(const Tensor& a, const Tensor& b, Tensor& out) {
   require_activation(a, "add", "a");
   require_same_dtype(b, a, "add", "b", "a");
   require_shape(b, a.shape(), "add", "b");
-  prepare_output(out, a.shape(), a.dtype(), "add", "out");
+  require_same_layout(b, a, "add", "b", "a");
+  prepare_output(out, a.shape(), a.dtype(), "add", "out", a.memory_format());
+  require_same_layout(out, a, "add", "out", "a");
   cuda::add(a.raw_data(), b.raw_data(), out.raw_data(), a.dtype(), a.numel(), stream());
 }
 
@@ -222,6 +240,7 @@ void CudaBackend::accumulate(Tensor& dst, const Tensor& src) {
   require_activation(dst, "accumulate", "dst");
   require_same_dtype(src, dst, "accumulate", "src", "dst");
   require_shape(src, dst.shape(), "accumulate", "src");
+  require_same_layout(src, dst, "accumulate", "src", "dst");
   cuda::accumulate(dst.raw_data(), src.raw_data(), dst.dtype(), dst.numel(), stream());
 }
 
@@ -232,6 +251,7 @@ void CudaBackend::multiply_(Tensor& tensor, const Tensor& factor) {
   if (factor.numel() != 1 && factor.shape() != tensor.shape())
     throw Error("multiply_: factor " + shape_string(factor.shape()) + " is neither one element nor the tensor's shape " +
                 shape_string(tensor.shape()));
+  if (factor.numel() != 1) require_same_layout(factor, tensor, "multiply_", "factor", "tensor");
   // The factor may come from the host (a probe's GradTransform) and in another float dtype.
   const bool usable = factor.dtype() == DType::F32 || factor.dtype() == tensor.dtype();
   const Tensor host_f32 = factor.device() == Device::CPU && !usable ? factor.to(DType::F32) : factor;
@@ -287,7 +307,7 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
   std::vector<Tensor> factors(probes.size());  // by probe: a clamp's mask or a clipnorm's scale
   for (size_t i = 0; i < probes.size(); ++i) {
     if (std::holds_alternative<probes::Clamp>(probes[i]) && options.want_grad_transforms) {
-      factors[i] = empty(tensor.shape(), DType::F32);
+      factors[i] = empty(tensor.shape(), DType::F32, tensor.memory_format());  // written in the tensor's order
       buffers.clamp_masks[i] = factors[i].data<float>();
     } else if (std::holds_alternative<probes::ClipNorm>(probes[i])) {
       factors[i] = empty({1}, DType::F32);
@@ -299,7 +319,8 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
   for (size_t p = 0; p < plan->passes.size(); ++p)
     if (!plan->passes[p].captures.empty()) {
       refuse_while_recording("a capture probe");  // the capture ring waits for the host
-      captures[p] = empty(tensor.shape(), tensor.dtype());  // a capture keeps the dtype
+      // The dtype and the order of the pass's reads (it writes the capture as it reads the tensor).
+      captures[p] = empty(tensor.shape(), tensor.dtype(), tensor.memory_format());
       buffers.captures[p] = captures[p].raw_data();
     }
 
@@ -310,8 +331,13 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
   PendingProbeRun pending{next_ticket_++, plan, slot.offset, {}};
   for (const Tensor& capture : captures) {
     if (!capture.defined()) continue;
-    pending.captures.push_back(Tensor::empty(capture.shape(), capture.dtype()));
-    capture_ring_.push(capture, pending.captures.back());  // the device copy is freed in stream order
+    // Captures reach the host NCHW, as to_host gives tensors. A channels-last one is moved on the
+    // device first, queued on the stream before the copy: the handover stays one asynchronous
+    // copy into the ring (nothing waits, nothing needs the host, as a graph would require), and
+    // the delivery thread never reorders a large tensor element by element on the host.
+    const Tensor nchw = converted(capture, capture.dtype(), MemoryFormat::Contiguous);
+    pending.captures.push_back(Tensor::empty(nchw.shape(), nchw.dtype()));
+    capture_ring_.push(nchw, pending.captures.back());  // the device copies are freed in stream order
   }
   effects.deferred = pending.ticket;
   pending_.push_back(std::move(pending));
@@ -402,10 +428,12 @@ FusedProducer CudaBackend::fused_producer(const ProducingOp& op, const Tensor& o
   const ProducingOpNames names = names_of(op.kind);
   require_f32(op.a, names.op, names.a);
   require_shape(op.a, out.shape(), names.op, names.a);
+  require_same_layout(op.a, out, names.op, names.a, "the output");  // the pass walks both in memory order
   FusedProducer producer{producer_kind(op.kind), op.a.data<float>(), nullptr};
   if (names.b) {
     require_f32(op.b, names.op, names.b);
     require_shape(op.b, out.shape(), names.op, names.b);
+    require_same_layout(op.b, out, names.op, names.b, "the output");
     producer.b = op.b.data<float>();
   }
   return producer;
@@ -418,7 +446,9 @@ void CudaBackend::run_producing_op(const ProducingOp& op, Tensor& out) {
   require_activation(op.a, name, "a");
   require_same_dtype(op.b, op.a, name, "b", "a");
   require_shape(op.b, op.a.shape(), name, "b");
-  prepare_output(out, op.a.shape(), op.a.dtype(), name, "y");
+  require_same_layout(op.b, op.a, name, "b", "a");
+  prepare_output(out, op.a.shape(), op.a.dtype(), name, "y", op.a.memory_format());
+  require_same_layout(out, op.a, name, "y", "a");
   cuda::add_relu_forward(op.a.raw_data(), op.b.raw_data(), out.raw_data(), out.dtype(), out.numel(), stream());
 }
 
@@ -434,8 +464,9 @@ std::optional<ProbeRunEffects> CudaBackend::run_probes_reading_input_once(const 
     return std::nullopt;  // run_input_probes_apart says what is missing
   const Tensor& input = run.input == 0 ? options.produce->a : options.produce->b;
   if (tensor.device() != Device::CUDA || tensor.dtype() != DType::F32 || !input.defined() ||
-      input.device() != Device::CUDA || input.dtype() != DType::F32 || input.shape() != tensor.shape())
-    return std::nullopt;
+      input.device() != Device::CUDA || input.dtype() != DType::F32 || input.shape() != tensor.shape() ||
+      !input.same_layout(tensor))
+    return std::nullopt;  // (layouts that differ: the producing op's own checks refuse them)
   ProbeRunOptions input_options;
   input_options.channel_axis = run.channel_axis;
   auto input_plan = std::make_shared<const ProbePlan>(plan_probes(run.probes, input, input_options));

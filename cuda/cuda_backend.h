@@ -6,11 +6,14 @@
 // results are read with to_host (which waits) or after synchronize(). Dtypes are backend.h's:
 // activations and their gradients F32 or BF16 (cuDNN's and cuBLAS's BF16 paths and our kernels
 // accumulate in F32 and round each result once; BF16 batch norm runs in our kernels), parameters,
-// batch-norm statistics, the loss and the optimizer F32; probes read F32, BF16 and F16. Layout
-// NCHW. Outputs that are undefined are allocated where their shape follows from the inputs, as in
-// the CPU backend. Not thread-safe, except empty_host (loader threads call it): one executor drives
-// one backend, from threads whose current CUDA device is options.device (the constructor makes it
-// current for its own thread).
+// batch-norm statistics, the loss and the optimizer F32; probes read F32, BF16 and F16. Memory
+// formats are backend.h's: the 4-D operands of one op share NCHW or channels-last (NHWC) order,
+// which picks cuDNN's descriptors and our kernels, and convert moves tensors between the two on
+// the device; to_host and captures hand NCHW to the host. Outputs that are undefined are allocated
+// where their shape follows from the inputs, in the inputs' format, as in the CPU backend. Not
+// thread-safe, except empty_host (loader threads call it): one executor drives one backend, from
+// threads whose current CUDA device is options.device (the constructor makes it current for its
+// own thread).
 #include <cstddef>
 #include <initializer_list>
 #include <memory>
@@ -68,7 +71,8 @@ class CudaBackend final : public Backend {
   Tensor empty(const Shape& shape, DType dtype, MemoryFormat format = MemoryFormat::Contiguous) override;
   Tensor zeros(const Shape& shape, DType dtype, MemoryFormat format = MemoryFormat::Contiguous) override;
   void copy(const Tensor& src, Tensor& dst) override;
-  // F32, BF16 and F16 into one another (convert.cuh), bit for bit as the host's Tensor::to.
+  // F32, BF16 and F16 into one another (convert.cuh), bit for bit as the host's Tensor::to; between
+  // memory formats any dtype, the elements moved by a tiled transpose (and converted on the way).
   void convert(const Tensor& src, Tensor& dst) override;
   Tensor to_host(const Tensor& tensor) override;
   Tensor from_host(const Tensor& host) override;
@@ -129,8 +133,10 @@ class CudaBackend final : public Backend {
   void upload(const void* host_src, void* device_dst, size_t bytes);
   // Throws naming `what` while a step is recorded: it would need the host mid-step.
   void refuse_while_recording(const char* what) const;
-  // An output: allocated on the device when undefined, else checked against shape and dtype.
-  void prepare_output(Tensor& t, const Shape& shape, DType dtype, const char* op, const char* name);
+  // An output: allocated on the device in `format` when undefined, else checked against shape and
+  // dtype (its layout is the caller's to check: require_same_layout, shared_layout).
+  void prepare_output(Tensor& t, const Shape& shape, DType dtype, const char* op, const char* name,
+                      MemoryFormat format = MemoryFormat::Contiguous);
   // The inputs of the op that writes a probed tensor in the probe pass (probes in its epilogue).
   FusedProducer fused_producer(const ProducingOp& op, const Tensor& out);
   // run_probes for a run with options.probe_input, where one pass can read the input for both;

@@ -2,7 +2,8 @@
 // queue the work on the backend's stream. Activations and their gradients are F32 or BF16, one
 // dtype per call (backend.h), whose operands are checked against the one the CPU backend takes the
 // call's dtype from, so that both name the same operand; parameters of batch norm, the loss and
-// the optimizer are F32.
+// the optimizer are F32. The 4-D operands of one op share a memory format (backend.h), the
+// outputs it allocates take it, and each op runs its NCHW or its NHWC kernels.
 #include <limits>
 #include <string>
 #include <vector>
@@ -36,6 +37,7 @@ void check_conv_operands(const Tensor& x, const char* x_name, const Tensor& w, c
   require_rank(w, 4, op, w_name);
 }
 
+// NCHW until the caller has checked the operands' layout (shared_layout).
 ConvDims conv_dims(const Shape& x, const Shape& w, const Conv2dGeometry& g, DType dtype, const char* op) {
   checks::require_conv_geometry(x, w, g, op);
   const ConvDims d{as_int(x[0], op), as_int(x[1], op), as_int(x[2], op), as_int(x[3], op),
@@ -56,6 +58,13 @@ MaxPoolShape pool_shape(const Shape& x, const Pool2dGeometry& g, const char* op)
   return s;
 }
 
+// A 4-D x (or dx) as global pooling walks it; one channel or one pixel per plane lies in both
+// orders and takes the NCHW kernel.
+GlobalPoolShape global_pool_shape(const Tensor& x) {
+  const MemoryFormat format = x.is_contiguous() ? MemoryFormat::Contiguous : MemoryFormat::ChannelsLast;
+  return GlobalPoolShape{x.size(0), x.size(1), x.size(2) * x.size(3), format};
+}
+
 BatchNormDims batchnorm_dims(const Tensor& x, const char* op) {
   if (x.ndim() < 2) throw Error(std::string(op) + ": x has shape " + shape_string(x.shape()) + "; expected (N, C, ...)");
   const int64_t planes = x.size(0) * x.size(1);
@@ -72,6 +81,11 @@ LinearDims linear_dims(const Tensor& x, const Tensor& w, const char* op) {
   require_same_dtype(w, x, op, "w", "x");
   require_rank(w, 2, op, "w");
   if (x.ndim() < 2) throw Error(std::string(op) + ": x has shape " + shape_string(x.shape()) + "; expected (N, features)");
+  // Its trailing dims flatten to the features in NCHW order ((N, C, 1, 1), as pooling leaves it,
+  // lies in both orders). In the CPU backend's words.
+  if (!x.is_contiguous())
+    throw Error(std::string(op) + ": x " + shape_string(x.shape()) +
+                " is channels_last; its features must lie in NCHW order");
   const LinearDims d{x.size(0), w.size(1), w.size(0)};
   if (x.numel() != d.n * d.in)
     throw Error(std::string(op) + ": x " + shape_string(x.shape()) + " does not have the " + std::to_string(d.in) +
@@ -86,8 +100,9 @@ LinearDims linear_dims(const Tensor& x, const Tensor& w, const char* op) {
 void CudaBackend::conv2d_forward(const Tensor& x, const Tensor& w, Tensor& y, const Conv2dGeometry& g) {
   const char* op = "conv2d_forward";
   check_conv_operands(x, "x", w, "w", x, "x", op);
-  const ConvDims d = conv_dims(x.shape(), w.shape(), g, x.dtype(), op);
-  prepare_output(y, conv_output_shape(d), x.dtype(), op, "y");
+  ConvDims d = conv_dims(x.shape(), w.shape(), g, x.dtype(), op);
+  d.format = shared_layout({{x, "x"}, {w, "w"}, {y, "y"}}, op);
+  prepare_output(y, conv_output_shape(d), x.dtype(), op, "y", d.format);
   launch_batched_probes_before_writing({&y});
   if (y.numel() > 0) convolutions_.forward(x.raw_data(), w.raw_data(), y.raw_data(), d);
 }
@@ -97,8 +112,9 @@ void CudaBackend::conv2d_backward_data(const Tensor& dy, const Tensor& w, Tensor
   require_allocated(dx, op, "dx", "the input's shape");
   check_conv_operands(dx, "dx", w, "w", w, "w", op);
   require_same_dtype(dy, w, op, "dy", "w");
-  const ConvDims d = conv_dims(dx.shape(), w.shape(), g, w.dtype(), op);
+  ConvDims d = conv_dims(dx.shape(), w.shape(), g, w.dtype(), op);
   require_shape(dy, conv_output_shape(d), op, "dy");
+  d.format = shared_layout({{dy, "dy"}, {w, "w"}, {dx, "dx"}}, op);
   launch_batched_probes_before_writing({&dx});
   if (dx.numel() > 0) convolutions_.backward_data(dy.raw_data(), w.raw_data(), dx.raw_data(), d);
 }
@@ -108,8 +124,9 @@ void CudaBackend::conv2d_backward_filter(const Tensor& x, const Tensor& dy, Tens
   require_allocated(dw, op, "dw", "the filter's shape");
   check_conv_operands(x, "x", dw, "dw", x, "x", op);
   require_same_dtype(dy, x, op, "dy", "x");
-  const ConvDims d = conv_dims(x.shape(), dw.shape(), g, x.dtype(), op);
+  ConvDims d = conv_dims(x.shape(), dw.shape(), g, x.dtype(), op);
   require_shape(dy, conv_output_shape(d), op, "dy");
+  d.format = shared_layout({{x, "x"}, {dy, "dy"}, {dw, "dw"}}, op);
   launch_batched_probes_before_writing({&dw});
   if (dw.numel() > 0) convolutions_.backward_filter(x.raw_data(), dy.raw_data(), dw.raw_data(), d);
 }
@@ -161,7 +178,8 @@ void CudaBackend::batchnorm_backward(const Tensor& dy, const Tensor& x, const Te
 
 void CudaBackend::relu_forward(const Tensor& x, Tensor& y) {
   require_activation(x, "relu_forward", "x");
-  prepare_output(y, x.shape(), x.dtype(), "relu_forward", "y");
+  prepare_output(y, x.shape(), x.dtype(), "relu_forward", "y", x.memory_format());
+  require_same_layout(y, x, "relu_forward", "y", "x");
   cuda::relu_forward(x.raw_data(), y.raw_data(), x.dtype(), x.numel(), stream());
 }
 
@@ -169,7 +187,9 @@ void CudaBackend::relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
   require_activation(y, "relu_backward", "y");
   require_same_dtype(dy, y, "relu_backward", "dy", "y");
   require_shape(dy, y.shape(), "relu_backward", "dy");
-  prepare_output(dx, y.shape(), y.dtype(), "relu_backward", "dx");
+  require_same_layout(dy, y, "relu_backward", "dy", "y");
+  prepare_output(dx, y.shape(), y.dtype(), "relu_backward", "dx", y.memory_format());
+  require_same_layout(dx, y, "relu_backward", "dx", "y");
   cuda::relu_backward(y.raw_data(), dy.raw_data(), dx.raw_data(), y.dtype(), y.numel(), stream());
 }
 
@@ -181,9 +201,10 @@ void CudaBackend::maxpool2d_forward(const Tensor& x, Tensor& y, Tensor& indices,
   require_rank(x, 4, op, "x");
   const MaxPoolShape s = pool_shape(x.shape(), g, op);
   const Shape out{s.n, s.c, s.p(), s.q()};
-  prepare_output(y, out, x.dtype(), op, "y");
-  prepare_output(indices, out, DType::I64, op, "indices");
-  cuda::maxpool2d_forward(x.raw_data(), y.raw_data(), indices.data<int64_t>(), x.dtype(), s, stream());
+  const MemoryFormat format = shared_layout({{x, "x"}, {y, "y"}, {indices, "indices"}}, op);
+  prepare_output(y, out, x.dtype(), op, "y", format);
+  prepare_output(indices, out, DType::I64, op, "indices", format);
+  cuda::maxpool2d_forward(x.raw_data(), y.raw_data(), indices.data<int64_t>(), x.dtype(), s, format, stream());
 }
 
 // Unlike the CPU backend, indices are not range-checked (that would need a device-to-host sync):
@@ -199,16 +220,17 @@ void CudaBackend::maxpool2d_backward(const Tensor& dy, const Tensor& indices, Te
   const Shape out{s.n, s.c, s.p(), s.q()};
   require_shape(dy, out, op, "dy");
   require_shape(indices, out, op, "indices");
-  cuda::maxpool2d_backward(dy.raw_data(), indices.data<int64_t>(), dx.raw_data(), dy.dtype(), s, stream());
+  const MemoryFormat format = shared_layout({{dy, "dy"}, {indices, "indices"}, {dx, "dx"}}, op);
+  cuda::maxpool2d_backward(dy.raw_data(), indices.data<int64_t>(), dx.raw_data(), dy.dtype(), s, format, stream());
 }
 
 void CudaBackend::adaptive_avgpool_forward(const Tensor& x, Tensor& y) {
   const char* op = "adaptive_avgpool_forward";
   require_activation(x, op, "x");
   require_rank(x, 4, op, "x");
-  prepare_output(y, Shape{x.size(0), x.size(1), 1, 1}, x.dtype(), op, "y");
-  cuda::adaptive_avgpool_forward(x.raw_data(), y.raw_data(), x.dtype(), x.size(0) * x.size(1),
-                                 x.size(2) * x.size(3), stream());
+  // y (N, C, 1, 1) lies in both orders: x alone decides which kernel reads it.
+  prepare_output(y, Shape{x.size(0), x.size(1), 1, 1}, x.dtype(), op, "y", x.memory_format());
+  cuda::adaptive_avgpool_forward(x.raw_data(), y.raw_data(), x.dtype(), global_pool_shape(x), stream());
 }
 
 void CudaBackend::adaptive_avgpool_backward(const Tensor& dy, Tensor& dx) {
@@ -218,8 +240,7 @@ void CudaBackend::adaptive_avgpool_backward(const Tensor& dy, Tensor& dx) {
   require_same_dtype(dx, dy, op, "dx", "dy");
   require_rank(dx, 4, op, "dx");
   require_shape(dy, Shape{dx.size(0), dx.size(1), 1, 1}, op, "dy");
-  cuda::adaptive_avgpool_backward(dy.raw_data(), dx.raw_data(), dy.dtype(), dx.size(0) * dx.size(1),
-                                  dx.size(2) * dx.size(3), stream());
+  cuda::adaptive_avgpool_backward(dy.raw_data(), dx.raw_data(), dy.dtype(), global_pool_shape(dx), stream());
 }
 
 // ---- linear: x may be (N, ...) with its trailing dims flattening to the input features ----------
@@ -306,17 +327,20 @@ void CudaBackend::sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum
   require_f32(param, op, "param");
   require_f32(grad, op, "grad");
   require_shape(grad, param.shape(), op, "grad");
+  require_same_layout(grad, param, op, "grad", "param");  // walked together in memory order
   if (o.nesterov && (o.momentum <= 0 || o.dampening != 0))
     throw_bad_input("sgd_update: Nesterov momentum requires a momentum and zero dampening");
   const bool use_momentum = o.momentum != 0.0;
   if (use_momentum && first_step &&
       (!momentum_buffer.defined() || momentum_buffer.shape() != param.shape() ||
-       momentum_buffer.dtype() != param.dtype() || momentum_buffer.device() != Device::CUDA))
-    momentum_buffer = empty(param.shape(), DType::F32);
+       momentum_buffer.dtype() != param.dtype() || momentum_buffer.device() != Device::CUDA ||
+       !momentum_buffer.same_layout(param)))
+    momentum_buffer = empty(param.shape(), DType::F32, param.memory_format());
   if (use_momentum) {
     if (!momentum_buffer.defined()) throw Error("sgd_update: momentum_buffer is undefined after the first step");
     require_f32(momentum_buffer, op, "momentum_buffer");
     require_shape(momentum_buffer, param.shape(), op, "momentum_buffer");
+    require_same_layout(momentum_buffer, param, op, "momentum_buffer", "param");
   }
   const SgdHyperParameters hyper{o.lr, o.momentum, o.dampening, o.weight_decay, o.nesterov};
   cuda::sgd_update(param.data<float>(), grad.data<float>(), use_momentum ? momentum_buffer.data<float>() : nullptr,

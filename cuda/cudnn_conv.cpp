@@ -14,10 +14,10 @@ namespace hookrt::cuda {
 namespace {
 
 std::string describe(const ConvDims& d) {
-  return dtype_name(d.dtype) + " input [" + std::to_string(d.n) + ", " + std::to_string(d.c) + ", " +
-         std::to_string(d.h) + ", " + std::to_string(d.w) + "], filter [" + std::to_string(d.k) + ", " +
-         std::to_string(d.c) + ", " + std::to_string(d.r) + ", " + std::to_string(d.s) + "], stride " +
-         std::to_string(d.geometry.stride) + ", padding " + std::to_string(d.geometry.padding);
+  return memory_format_name(d.format) + " " + dtype_name(d.dtype) + " input [" + std::to_string(d.n) + ", " +
+         std::to_string(d.c) + ", " + std::to_string(d.h) + ", " + std::to_string(d.w) + "], filter [" +
+         std::to_string(d.k) + ", " + std::to_string(d.c) + ", " + std::to_string(d.r) + ", " + std::to_string(d.s) +
+         "], stride " + std::to_string(d.geometry.stride) + ", padding " + std::to_string(d.geometry.padding);
 }
 
 constexpr int kCandidates = 16;  // more than cuDNN has algorithms of any one kind
@@ -219,9 +219,9 @@ CudnnConvolutions::Plan& CudnnConvolutions::plan(const ConvDims& d) {
   auto found = plans_.find(d.key());
   if (found != plans_.end()) return *found->second;
   const cudnnDataType_t type = cudnn_data_type(d.dtype);
-  Descriptors desc{TensorDescriptor::nchw(d.n, d.c, d.h, d.w, type),
-                   TensorDescriptor::nchw(d.n, d.k, d.p(), d.q(), type),
-                   FilterDescriptor::kcrs(d.k, d.c, d.r, d.s, type),
+  Descriptors desc{TensorDescriptor::packed(d.format, d.n, d.c, d.h, d.w, type),
+                   TensorDescriptor::packed(d.format, d.n, d.k, d.p(), d.q(), type),
+                   FilterDescriptor::packed(d.format, d.k, d.c, d.r, d.s, type),
                    ConvolutionDescriptor::create(d.geometry, math_for(d.dtype, options_.allow_tf32))};
   auto made = std::make_unique<Plan>(Plan{std::move(desc), std::nullopt, std::nullopt, std::nullopt});
   return *plans_.emplace(d.key(), std::move(made)).first->second;

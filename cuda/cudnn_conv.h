@@ -1,8 +1,10 @@
 #pragma once
 // Convolution forward, backward-data and backward-filter through cuDNN's legacy API, on F32 or BF16
 // tensors (x, w and y of one call share the dtype; BF16 products accumulate in F32, with tensor-core
-// math, and each result is rounded once). Layout NCHW. For each shape (input, filter, stride,
-// padding) and dtype the descriptors are made once, and each direction's
+// math, and each result is rounded once). x, w and y of one call also share a memory format: NCHW
+// with a KCRS filter, or NHWC with a KRSC filter (channels-last: the layout cuDNN's tensor-core
+// kernels read natively). For each shape (input, filter, stride, padding), dtype and format the
+// descriptors are made once, and each direction's
 // algorithm is chosen on its first call and cached with its workspace size, in one of two ways:
 // - Measured (PyTorch's cudnn.benchmark): cuDNN times every algorithm that fits the workspace
 //   limit on the call's own buffers (cudnnFind*AlgorithmEx) and the fastest is kept. That first
@@ -28,16 +30,19 @@
 
 namespace hookrt::cuda {
 
-// x (N,C,H,W), w (K,C,R,S), y (N,K,P,Q), all of `dtype` (F32 or BF16).
+// x (N,C,H,W), w (K,C,R,S), y (N,K,P,Q) as logical dimensions, all of `dtype` (F32 or BF16) and
+// laid out in `format` (Contiguous: NCHW, KCRS; ChannelsLast: NHWC, KRSC).
 struct ConvDims {
   int n, c, h, w;  // input
   int k, r, s;     // filters
   Conv2dGeometry geometry;
   DType dtype = DType::F32;
+  MemoryFormat format = MemoryFormat::Contiguous;
   int p() const { return (h + 2 * geometry.padding - r) / geometry.stride + 1; }
   int q() const { return (w + 2 * geometry.padding - s) / geometry.stride + 1; }
   auto key() const {
-    return std::make_tuple(n, c, h, w, k, r, s, geometry.stride, geometry.padding, static_cast<int>(dtype));
+    return std::make_tuple(n, c, h, w, k, r, s, geometry.stride, geometry.padding, static_cast<int>(dtype),
+                           static_cast<int>(format));
   }
 };
 

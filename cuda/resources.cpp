@@ -84,11 +84,24 @@ cudnnDataType_t cudnn_data_type(DType dtype) {
   throw Error("internal: cuDNN has no data type for dtype " + dtype_name(dtype));
 }
 
+namespace {
+
+// cuDNN's name for a memory format: its filters take the same one (NHWC: KRSC).
+cudnnTensorFormat_t cudnn_format(MemoryFormat format) {
+  return format == MemoryFormat::ChannelsLast ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+}
+
+}  // namespace
+
 TensorDescriptor TensorDescriptor::nchw(int n, int c, int h, int w, cudnnDataType_t type) {
+  return packed(MemoryFormat::Contiguous, n, c, h, w, type);
+}
+
+TensorDescriptor TensorDescriptor::packed(MemoryFormat format, int n, int c, int h, int w, cudnnDataType_t type) {
   cudnnTensorDescriptor_t raw = nullptr;
   HOOKRT_CUDA_CHECK(cudnnCreateTensorDescriptor(&raw));
   TensorDescriptor descriptor(raw);
-  HOOKRT_CUDA_CHECK(cudnnSetTensor4dDescriptor(raw, CUDNN_TENSOR_NCHW, type, n, c, h, w));
+  HOOKRT_CUDA_CHECK(cudnnSetTensor4dDescriptor(raw, cudnn_format(format), type, n, c, h, w));
   return descriptor;
 }
 
@@ -100,11 +113,12 @@ TensorDescriptor TensorDescriptor::batchnorm_channels(const TensorDescriptor& x)
   return descriptor;
 }
 
-FilterDescriptor FilterDescriptor::kcrs(int k, int c, int r, int s, cudnnDataType_t type) {
+// The dimensions stay (k, c, r, s) in either format: cuDNN reads the order from the format.
+FilterDescriptor FilterDescriptor::packed(MemoryFormat format, int k, int c, int r, int s, cudnnDataType_t type) {
   cudnnFilterDescriptor_t raw = nullptr;
   HOOKRT_CUDA_CHECK(cudnnCreateFilterDescriptor(&raw));
   FilterDescriptor descriptor(raw);
-  HOOKRT_CUDA_CHECK(cudnnSetFilter4dDescriptor(raw, type, CUDNN_TENSOR_NCHW, k, c, r, s));
+  HOOKRT_CUDA_CHECK(cudnnSetFilter4dDescriptor(raw, type, cudnn_format(format), k, c, r, s));
   return descriptor;
 }
 

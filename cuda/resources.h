@@ -95,20 +95,23 @@ size_t cublas_workspace_bytes(int device);
 // cuDNN's data type for a tensor dtype: F32 and BF16 (hookrt's activations), F16, F64; Error for others.
 cudnnDataType_t cudnn_data_type(DType dtype);
 
-// A packed NCHW tensor of (n, c, h, w) elements of `type`.
+// A packed tensor of (n, c, h, w) elements of `type`: NCHW, or in `format`'s order (NHWC for
+// ChannelsLast; the dimensions are the logical NCHW ones either way).
 class TensorDescriptor : public UniqueHandle<cudnnTensorDescriptor_t, TensorDescriptorTraits> {
  public:
   static TensorDescriptor nchw(int n, int c, int h, int w, cudnnDataType_t type = CUDNN_DATA_FLOAT);
+  static TensorDescriptor packed(MemoryFormat format, int n, int c, int h, int w, cudnnDataType_t type);
   // cuDNN's (1, C, 1, 1) per-channel descriptor for batch norm on `x` (spatial mode).
   static TensorDescriptor batchnorm_channels(const TensorDescriptor& x);
  private:
   using UniqueHandle::UniqueHandle;
 };
 
-// A KCRS filter of (k, c, r, s) elements of `type`.
+// A filter of (k, c, r, s) elements of `type` in `format`'s order: KCRS, or KRSC for ChannelsLast
+// (cuDNN's NHWC filter layout).
 class FilterDescriptor : public UniqueHandle<cudnnFilterDescriptor_t, FilterDescriptorTraits> {
  public:
-  static FilterDescriptor kcrs(int k, int c, int r, int s, cudnnDataType_t type = CUDNN_DATA_FLOAT);
+  static FilterDescriptor packed(MemoryFormat format, int k, int c, int r, int s, cudnnDataType_t type);
  private:
   using UniqueHandle::UniqueHandle;
 };

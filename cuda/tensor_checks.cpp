@@ -1,9 +1,16 @@
 // Argument checks (see tensor_checks.h): the shared backend checks, bound to the CUDA device.
 #include "tensor_checks.h"
 
+#include <string>
+
 #include "backend_checks.h"
 
 namespace hookrt::cuda {
+namespace {
+
+std::string described(const Operand& o) { return std::string(o.name) + " " + shape_string(o.tensor.shape()); }
+
+}  // namespace
 
 void require_device(const Tensor& t, const char* op, const char* name) {
   checks::require_on(t, Device::CUDA, op, name);
@@ -31,6 +38,24 @@ void require_shape(const Tensor& t, const Shape& shape, const char* op, const ch
 
 void require_rank(const Tensor& t, int rank, const char* op, const char* name) {
   checks::require_rank(t, rank, op, name);
+}
+
+void require_same_layout(const Tensor& t, const Tensor& like, const char* op, const char* name,
+                         const char* like_name) {
+  checks::require_same_layout(t, like, op, name, like_name);
+}
+
+MemoryFormat shared_layout(std::initializer_list<Operand> operands, const char* op) {
+  const Operand* nhwc = nullptr;  // the first operand that lies only in NHWC order
+  for (const Operand& o : operands)
+    if (!nhwc && o.tensor.defined() && !o.tensor.is_contiguous(MemoryFormat::Contiguous)) nhwc = &o;
+  if (!nhwc) return MemoryFormat::Contiguous;
+  for (const Operand& o : operands)
+    if (o.tensor.defined() && o.tensor.ndim() == 4 && !o.tensor.is_contiguous(MemoryFormat::ChannelsLast))
+      throw Error(checks::where(op, o.name) + " " + shape_string(o.tensor.shape()) + " is " +
+                  memory_format_name(o.tensor.memory_format()) +
+                  "; the op's other tensors are channels_last (as " + described(*nhwc) + " is)");
+  return MemoryFormat::ChannelsLast;
 }
 
 void require_allocated(const Tensor& t, const char* op, const char* name, const char* what) {

@@ -1,6 +1,8 @@
 #pragma once
 // Argument checks of the CUDA backend's methods. Each throws Error naming the op, the tensor and
 // what was expected, in the CPU backend's words, so both backends fail alike.
+#include <initializer_list>
+
 #include "hookrt/tensor.h"
 
 namespace hookrt::cuda {
@@ -17,6 +19,23 @@ void require_same_dtype(const Tensor& t, const Tensor& like, const char* op, con
 void require_dtype(const Tensor& t, DType dtype, const char* op, const char* name);
 void require_shape(const Tensor& t, const Shape& shape, const char* op, const char* name);
 void require_rank(const Tensor& t, int rank, const char* op, const char* name);
+// Defined, with its elements in the order of `like`'s (Tensor::same_layout), for operands of one
+// shape that an op walks together in memory order: "add: b [2, 3, 4, 4] is contiguous_format;
+// expected channels_last (the layout of a)".
+void require_same_layout(const Tensor& t, const Tensor& like, const char* op, const char* name,
+                         const char* like_name);
+// A tensor as the checks name it.
+struct Operand {
+  const Tensor& tensor;
+  const char* name;
+};
+// The memory format the 4-D operands of one op lie in, for operands that differ in shape (a
+// convolution's x, w and y; pooling's input and output): ChannelsLast where any of them lies only
+// in NHWC order, and then every 4-D one must lie in it, else Contiguous (a tensor of one channel
+// or one pixel lies in both orders). In the words of the CPU backend's staging: "conv2d_forward:
+// w [4, 3, 3, 3] is contiguous_format; the op's other tensors are channels_last (as x [1, 3, 8,
+// 8] is)". Undefined operands (outputs still to allocate) are skipped.
+MemoryFormat shared_layout(std::initializer_list<Operand> operands, const char* op);
 // Defined: `what` says what the caller should have passed.
 void require_allocated(const Tensor& t, const char* op, const char* name, const char* what);
 
