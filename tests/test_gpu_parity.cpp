@@ -29,8 +29,16 @@ struct GpuSide {
   static constexpr const char* kName = "cuda";
 };
 
+// The same step with its activations, their gradients and the conv weights channels-last (NHWC):
+// cuDNN's NHWC convolutions and our NHWC batch norm and pooling, hooks still seeing NCHW.
+struct GpuChannelsLastSide : GpuSide {
+  static constexpr MemoryFormat kMemoryFormat = MemoryFormat::ChannelsLast;
+  static constexpr const char* kName = "cuda, channels_last";
+};
+
 using GpuTrainStepParity = ModeParity<Mode::Train, GpuSide>;
 using GpuEvalStepParity = ModeParity<Mode::Eval, GpuSide>;
+using GpuChannelsLastTrainStepParity = ModeParity<Mode::Train, GpuChannelsLastSide>;
 
 // The GPU's step against the CPU backend's on the same weights and batch: the same firings in the
 // same order, every tensor within 1e-4 of its scale (cuDNN and the CPU's im2col GEMM sum in
@@ -91,6 +99,20 @@ TEST_F(GpuTrainStepParity, StateAfterSgdMatchesPyTorch) {
 }
 
 TEST_F(GpuTrainStepParity, EveryTensorAndRecordMatchesTheCpuBackend) {
+  const HookedStep cpu = run_hooked_step(reference(), reference().weights, CpuSide::make_backend);
+  expect_pass(compare_with_cpu(hooked(), cpu), reference());
+}
+
+TEST_F(GpuChannelsLastTrainStepParity, HookTensorsLogitsAndLossMatchPyTorch) {
+  expect_pass(compare_tensors(reference().step, hooked()), reference());
+}
+
+TEST_F(GpuChannelsLastTrainStepParity, StateAfterSgdMatchesPyTorch) {
+  expect_pass(compare_state_after(reference(), hooked()), reference());
+}
+
+// The CPU's NCHW step: its channels-last step is the same, bit for bit (test_channels_last.cpp).
+TEST_F(GpuChannelsLastTrainStepParity, EveryTensorAndRecordMatchesTheCpuBackend) {
   const HookedStep cpu = run_hooked_step(reference(), reference().weights, CpuSide::make_backend);
   expect_pass(compare_with_cpu(hooked(), cpu), reference());
 }

@@ -117,7 +117,7 @@ void collect(const ProbeRecord& record, HookedStep& step) {
 
 // One step with `capture,stats` on every event of every module and every parameter.
 HookedStep run_hooked_step(const ReferenceData& reference, const TensorMap& weights,
-                           const BackendFactory& make_backend) {
+                           const BackendFactory& make_backend, MemoryFormat format) {
   Model model = Model::resnet18(reference.options.num_classes);
   model.load_state_dict(weights, "weights.safetensors");
   const ProbeList probes = probes::Capture{} | probes::Stats{};
@@ -128,6 +128,7 @@ HookedStep run_hooked_step(const ReferenceData& reference, const TensorMap& weig
 
   ExecutorOptions options;
   options.mode = reference.step.mode;
+  options.memory_format = format;
   if (reference.step.sgd) options.sgd = *reference.step.sgd;
   Executor executor(model, make_backend(), options);
   HookedStep step;

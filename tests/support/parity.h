@@ -187,8 +187,9 @@ void collect(const ProbeRecord& record, HookedStep& step);
 using BackendFactory = std::function<std::unique_ptr<Backend>()>;
 // One step with `capture,stats` on every event of every module and every parameter, on the backend
 // `make_backend` gives.
+// `format` is the step's memory format (ExecutorOptions::memory_format).
 HookedStep run_hooked_step(const ReferenceData& reference, const TensorMap& weights,
-                           const BackendFactory& make_backend);
+                           const BackendFactory& make_backend, MemoryFormat format = MemoryFormat::Contiguous);
 
 // ---- comparisons --------------------------------------------------------------------------------
 
@@ -228,6 +229,16 @@ inline double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// A side's step runs in its kMemoryFormat where it names one, else NCHW.
+template <class Side>
+constexpr MemoryFormat memory_format_of() {
+  if constexpr (requires { Side::kMemoryFormat; }) {
+    return Side::kMemoryFormat;
+  } else {
+    return MemoryFormat::Contiguous;
+  }
+}
+
 template <Mode kMode, class Side>
 class ModeParity : public ::testing::Test {
  protected:
@@ -259,7 +270,7 @@ class ModeParity : public ::testing::Test {
     ModeData& d = data();
     if (!d.hooked) {
       const auto started = std::chrono::steady_clock::now();
-      d.hooked = run_hooked_step(*d.reference, d.reference->weights, Side::make_backend);
+      d.hooked = run_hooked_step(*d.reference, d.reference->weights, Side::make_backend, memory_format_of<Side>());
       std::cout << "[ parity   ] " << mode_name(kMode) << ": hookrt's hooked step on " << Side::kName << " took "
                 << fmt(seconds_since(started)) << " s\n";
     }
