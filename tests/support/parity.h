@@ -186,8 +186,7 @@ struct HookedStep {
 void collect(const ProbeRecord& record, HookedStep& step);
 using BackendFactory = std::function<std::unique_ptr<Backend>()>;
 // One step with `capture,stats` on every event of every module and every parameter, on the backend
-// `make_backend` gives.
-// `format` is the step's memory format (ExecutorOptions::memory_format).
+// `make_backend` gives, its activations in `format` (ExecutorOptions::memory_format).
 HookedStep run_hooked_step(const ReferenceData& reference, const TensorMap& weights,
                            const BackendFactory& make_backend, MemoryFormat format = MemoryFormat::Contiguous);
 
