@@ -7,12 +7,16 @@
 
 namespace hookrt::cuda {
 
-// x (N, C, HW): HW is the product of the dims after the channels (1 for (N, C) features).
+// x (N, C, HW): HW is the product of the dims after the channels (1 for (N, C) features). The
+// activations lie in `format`'s order: NCHW, value (i, c, j) at (i * C + c) * HW + j, or
+// ChannelsLast (NHWC), at (i * HW + j) * C + c; the per-channel tensors are 1-D either way.
 struct BatchNormDims {
   int64_t n, c, hw;
+  MemoryFormat format = MemoryFormat::Contiguous;
 };
 
-// A forward: x and y (N,C,HW) of `activations` (F32 or BF16); the rest (C) F32 whatever it is.
+// A forward: x and y (N,C,HW, in the dims' format) of `activations` (F32 or BF16); the rest (C)
+// F32 whatever it is.
 struct BatchNormForwardArgs {
   const void* x;
   const float* weight;
@@ -25,7 +29,8 @@ struct BatchNormForwardArgs {
   DType activations;
 };
 
-// A backward: dy, x and dx (N,C,HW) of `activations` (F32 or BF16); the rest (C) F32.
+// A backward: dy, x and dx (N,C,HW, in the dims' format) of `activations` (F32 or BF16); the
+// rest (C) F32.
 struct BatchNormBackwardArgs {
   const void* dy;
   const void* x;

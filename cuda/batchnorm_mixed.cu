@@ -1,14 +1,25 @@
-// Batch norm on BF16 activations with F32 statistics (see batchnorm_mixed.cuh).
+// Batch norm on BF16 activations with F32 statistics (see batchnorm_mixed.cuh): the per-channel
+// finish, the NCHW walks, and the entry points, which run the NCHW walks or the channels-last ones
+// (batchnorm_channels_last.cuh) by the dims' format.
+//
+// NCHW: a channel's values are runs of HW. A sums block adds one channel's share of its values;
+// the elementwise passes go in memory order and find each element's channel by division.
 #include <cub/block/block_reduce.cuh>
 
 #include <algorithm>
+#include <cstdint>
 
 #include "activation_types.cuh"
+#include "batchnorm_channels_last.cuh"
 #include "batchnorm_mixed.cuh"
+#include "batchnorm_terms.cuh"
 #include "fast_divmod.h"
 #include "launch.cuh"
 
 namespace hookrt::cuda {
+
+using namespace batchnorm;  // what both layouts' passes compute (batchnorm_terms.cuh)
+
 namespace {
 
 constexpr int kBlock = 256;
@@ -17,33 +28,13 @@ constexpr int64_t kValuesPerThread = 8;
 constexpr int64_t kMaxSplits = 128;
 constexpr int64_t kMaxGridY = 65535;
 
-int64_t splits_of(const BatchNormDims& d) {
-  const int64_t per_block = kBlock * kValuesPerThread;
-  return std::clamp<int64_t>((d.n * d.hw + per_block - 1) / per_block, 1, kMaxSplits);
-}
-
-// The scratch: each (channel, split) block's two partial sums, then four F32 coefficients per
-// channel for the elementwise pass (forward: scale, shift; backward: gain, centre, grad_mean,
-// projection).
-struct Scratch {
-  double* partials;     // (C, splits, 2)
-  float* coefficients;  // (4, C)
-};
-
-Scratch scratch_of(void* scratch, const BatchNormDims& d) {
-  auto* partials = static_cast<double*>(scratch);
-  return Scratch{partials, reinterpret_cast<float*>(partials + d.c * splits_of(d) * 2)};
-}
-
-struct PairSum {
-  double first = 0, second = 0;
-};
-
 struct AddPairs {
   __device__ PairSum operator()(const PairSum& a, const PairSum& b) const {
     return PairSum{a.first + b.first, a.second + b.second};
   }
 };
+
+// ---- NCHW sums: block (split, c) adds its share of channel c's values ------------------------
 
 // Calls fn(at) for the values of channel c that participant `index` of `stride` adds: the channel's
 // value k = i * HW + j (sample i, position j) sits at (i * C + c) * HW + j, for k = index,
@@ -66,70 +57,49 @@ __device__ __forceinline__ void for_channel_values(const BatchNormDims& d, int64
   }
 }
 
-// Block (split, c) of the sums kernels covers channels c, c + gridDim.y, ... (one each but where C
-// exceeds the grid's height); of each, the values this thread adds (for_channel_values).
-__device__ __forceinline__ int64_t first_value() {
-  return static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x;
-}
-__device__ __forceinline__ int64_t value_stride() {
-  return static_cast<int64_t>(gridDim.x) * kBlock;
-}
-
 using BlockReduce = cub::BlockReduce<PairSum, kBlock>;
 
-// Stores the block's two sums for channel c as partials[c][split]; temp is free again on return.
-__device__ __forceinline__ void store_block_sums(const PairSum& local, double* partials, int64_t c,
-                                                 typename BlockReduce::TempStorage& temp) {
-  const PairSum total = BlockReduce(temp).Reduce(local, AddPairs{});
-  if (threadIdx.x == 0) {
-    const int64_t at = (c * gridDim.x + blockIdx.x) * 2;
-    partials[at] = total.first;
-    partials[at + 1] = total.second;
-  }
-  __syncthreads();
-}
-
-// The value the forward sums are taken about: the channel's first value, so that a mean far from
-// zero costs the sums no precision; 0 where that value is not finite, so that an infinity in the
-// batch gives an infinite mean and a NaN variance, as the CPU reference's, not NaN everywhere.
-template <class T>
-__device__ __forceinline__ double channel_shift(const T* x, int64_t c, const BatchNormDims& d) {
-  const double first = load_float(x, c * d.hw);
-  return isfinite(first) ? first : 0.0;
-}
-
-// Forward sums: Σ (x - shift) and Σ (x - shift)².
-template <class T>
-__global__ void forward_sums_kernel(const T* x, BatchNormDims d, double* partials) {
+// Block (split, c) covers channels c, c + gridDim.y, ... (one each but where C exceeds the grid's
+// height); of each, the values this thread adds (for_channel_values).
+template <Pass P, class T>
+__global__ void nchw_sums_kernel(SumsInputs<T> in, BatchNormDims d, double* partials) {
   __shared__ typename BlockReduce::TempStorage temp;
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * kBlock;
   for (int64_t c = blockIdx.y; c < d.c; c += gridDim.y) {
-    const double shift = channel_shift(x, c, d);
+    const double centre = channel_centre<P>(in, c, d);
     PairSum local;
-    for_channel_values(d, c, first_value(), value_stride(), [&](int64_t at) {
-      const double v = static_cast<double>(load_float(x, at)) - shift;
-      local.first += v;
-      local.second += v * v;
+    for_channel_values(d, c, first, stride, [&](int64_t at) {
+      const float b = P == Pass::Backward ? load_float(in.b, at) : 0.0f;
+      add_value<P>(local, centre, load_float(in.a, at), b);
     });
-    store_block_sums(local, partials, c, temp);
+    const PairSum total = BlockReduce(temp).Reduce(local, AddPairs{});
+    if (threadIdx.x == 0) store_partial(partials, c, blockIdx.x, gridDim.x, total);
+    __syncthreads();  // temp is reused by the next channel
   }
 }
 
-// Backward sums: Σ dy and Σ dy (x - mean).
-template <class T>
-__global__ void backward_sums_kernel(const T* dy, const T* x, const float* save_mean,
-                                     BatchNormDims d, double* partials) {
-  __shared__ typename BlockReduce::TempStorage temp;
-  for (int64_t c = blockIdx.y; c < d.c; c += gridDim.y) {
-    const double mean = save_mean[c];
-    PairSum local;
-    for_channel_values(d, c, first_value(), value_stride(), [&](int64_t at) {
-      const double g = load_float(dy, at);
-      local.first += g;
-      local.second += g * (static_cast<double>(load_float(x, at)) - mean);
-    });
-    store_block_sums(local, partials, c, temp);
-  }
+int64_t nchw_splits(const BatchNormDims& d) {
+  const int64_t per_block = kBlock * kValuesPerThread;
+  return std::clamp<int64_t>((d.n * d.hw + per_block - 1) / per_block, 1, kMaxSplits);
 }
+
+int64_t splits_of(const BatchNormDims& d) {
+  return d.format == MemoryFormat::ChannelsLast ? channels_last_splits(d) : nchw_splits(d);
+}
+
+// Queues pass P's sums in d's layout into splits_of(d) partials a channel.
+template <Pass P, class T>
+void launch_sums(const SumsInputs<T>& in, const BatchNormDims& d, double* partials,
+                 cudaStream_t stream) {
+  if (d.format == MemoryFormat::ChannelsLast) return channels_last_sums<P>(in, d, partials, stream);
+  const dim3 grid(static_cast<unsigned>(nchw_splits(d)),
+                  static_cast<unsigned>(std::min(d.c, kMaxGridY)));
+  nchw_sums_kernel<P, T><<<grid, kBlock, 0, stream>>>(in, d, partials);
+  HOOKRT_CUDA_CHECK(cudaGetLastError());
+}
+
+// ---- the per-channel finish, either layout -----------------------------------------------------
 
 // Channel c's two sums: its partials added in split order.
 __device__ __forceinline__ PairSum channel_sums(const double* partials, int64_t c, int64_t splits) {
@@ -139,6 +109,18 @@ __device__ __forceinline__ PairSum channel_sums(const double* partials, int64_t 
     total.second += partials[(c * splits + s) * 2 + 1];
   }
   return total;
+}
+
+// The scratch: splits_of(d) partial sums a channel, then four F32 coefficients per channel
+// for the elementwise pass (forward: scale, shift; backward: gain, centre, grad_mean, projection).
+struct Scratch {
+  double* partials;     // (C, splits, 2)
+  float* coefficients;  // (4, C)
+};
+
+Scratch scratch_of(void* scratch, const BatchNormDims& d) {
+  auto* partials = static_cast<double*>(scratch);
+  return Scratch{partials, reinterpret_cast<float*>(partials + d.c * splits_of(d) * 2)};
 }
 
 // One thread per channel: the statistics, the saved and running ones, and the channel's F32 scale
@@ -179,8 +161,7 @@ __global__ void forward_finish_kernel(int64_t channels, BatchNormForwardArgs a, 
 // One thread per channel: dweight, dbias and the channel's F32 coefficients of dx.
 __global__ void backward_finish_kernel(int64_t channels, BatchNormBackwardArgs a, BatchNormDims d,
                                        BatchNormSettings s, const double* partials, int64_t splits,
-                                       float* gain, float* centre, float* grad_mean,
-                                       float* projection) {
+                                       DxCoefficients k) {
   HOOKRT_GRID_STRIDE_LOOP(c, channels) {
     const double count = static_cast<double>(d.n * d.hw);
     const PairSum sums = channel_sums(partials, c, splits);  // sum_dy, dot
@@ -188,15 +169,17 @@ __global__ void backward_finish_kernel(int64_t channels, BatchNormBackwardArgs a
     a.dbias[c] = static_cast<float>(sums.first);
     a.dweight[c] = static_cast<float>(sums.second * invstd);
     const bool training = s.statistics == BatchNormStatistics::Batch;
-    gain[c] = static_cast<float>(invstd * a.weight[c]);
-    centre[c] = a.save_mean[c];
-    grad_mean[c] = training ? static_cast<float>(sums.first / count) : 0.0f;
-    projection[c] = training ? static_cast<float>(sums.second * invstd * invstd / count) : 0.0f;
+    k.gain[c] = static_cast<float>(invstd * a.weight[c]);
+    k.centre[c] = a.save_mean[c];
+    k.grad_mean[c] = training ? static_cast<float>(sums.first / count) : 0.0f;
+    k.projection[c] = training ? static_cast<float>(sums.second * invstd * invstd / count) : 0.0f;
   }
 }
 
-// The channel of flat element i of (N, C, HW): with FastDivmod where every index fits its 31 bits,
-// else by 64-bit division.
+// ---- the NCHW elementwise passes ---------------------------------------------------------------
+
+// The channel of flat element i of (N, C, HW), with FastDivmod where every index fits its
+// 31 bits, else by 64-bit division.
 struct ChannelOf {
   FastDivmod hw_divisor, c_divisor;
   int64_t hw, c;
@@ -213,36 +196,43 @@ ChannelOf channel_of(const BatchNormDims& d) {
                    FastDivmod(static_cast<uint32_t>(fast ? d.c : 1)), d.hw, d.c, fast};
 }
 
-// y = x * scale + shift, rounded as the CPU rounds it: a product and a sum, not one fused step.
 template <class T>
-__global__ void normalize_kernel(int64_t n, const T* x, T* y, const float* scale,
-                                 const float* shift, ChannelOf channel) {
+__global__ void nchw_normalize_kernel(int64_t n, const T* x, T* y, const float* scale,
+                                      const float* shift, ChannelOf channel) {
   HOOKRT_GRID_STRIDE_LOOP(i, n) {
     const int64_t c = channel(i);
-    store_float(y, i, __fadd_rn(__fmul_rn(load_float(x, i), scale[c]), shift[c]));
+    store_float(y, i, normalized(load_float(x, i), scale[c], shift[c]));
   }
 }
 
-// Training: dx = (dy - grad_mean - (x - centre) * projection) * gain, each step rounded as the
-// CPU rounds it. Inference: dx = dy * gain, x not read (an infinite x must not make dx NaN).
 template <class T>
-__global__ void backward_dx_kernel(int64_t n, const T* dy, const T* x, T* dx, const float* gain,
-                                   const float* centre, const float* grad_mean,
-                                   const float* projection, ChannelOf channel, bool training) {
+__global__ void nchw_dx_kernel(int64_t n, const T* dy, const T* x, T* dx, DxCoefficients k,
+                               ChannelOf channel, bool training) {
   HOOKRT_GRID_STRIDE_LOOP(i, n) {
     const int64_t c = channel(i);
-    if (!training) {
-      store_float(dx, i, __fmul_rn(load_float(dy, i), gain[c]));
-      continue;
-    }
-    const float centred = __fmul_rn(__fsub_rn(load_float(x, i), centre[c]), projection[c]);
+    const float g = load_float(dy, i);
     store_float(dx, i,
-                __fmul_rn(__fsub_rn(__fsub_rn(load_float(dy, i), grad_mean[c]), centred), gain[c]));
+                training ? training_dx(g, load_float(x, i), k.gain[c], k.centre[c], k.grad_mean[c],
+                                       k.projection[c])
+                         : __fmul_rn(g, k.gain[c]));
   }
 }
 
-dim3 sums_grid(const BatchNormDims& d) {
-  return dim3(static_cast<unsigned>(splits_of(d)), static_cast<unsigned>(std::min(d.c, kMaxGridY)));
+template <class T>
+void launch_normalize(const T* x, T* y, const float* scale, const float* shift,
+                      const BatchNormDims& d, cudaStream_t stream) {
+  if (d.format == MemoryFormat::ChannelsLast)
+    return channels_last_normalize(x, y, scale, shift, d, stream);
+  launch_linear(nchw_normalize_kernel<T>, d.n * d.c * d.hw, stream, x, y, scale, shift,
+                channel_of(d));
+}
+
+template <class T>
+void launch_dx(const T* dy, const T* x, T* dx, const DxCoefficients& k, const BatchNormDims& d,
+               bool training, cudaStream_t stream) {
+  if (d.format == MemoryFormat::ChannelsLast)
+    return channels_last_dx(dy, x, dx, k, d, training, stream);
+  launch_linear(nchw_dx_kernel<T>, d.n * d.c * d.hw, stream, dy, x, dx, k, channel_of(d), training);
 }
 
 }  // namespace
@@ -258,19 +248,14 @@ void batchnorm_mixed_forward(const BatchNormForwardArgs& a, const BatchNormDims&
   const Scratch at = scratch_of(scratch, d);
   float* scale = at.coefficients;
   float* shift = at.coefficients + d.c;
-  const int64_t n = d.n * d.c * d.hw;
   with_activation_type(a.activations, "batchnorm_forward", [&](auto element) {
     using T = decltype(element);
-    const auto* x = static_cast<const T*>(a.x);
-    if (s.statistics == BatchNormStatistics::Batch) {
-      forward_sums_kernel<T><<<sums_grid(d), kBlock, 0, stream>>>(x, d, at.partials);
-      HOOKRT_CUDA_CHECK(cudaGetLastError());
-    }
+    const SumsInputs<T> in{static_cast<const T*>(a.x), nullptr, nullptr};
+    if (s.statistics == BatchNormStatistics::Batch)
+      launch_sums<Pass::Forward>(in, d, at.partials, stream);
     launch_linear(forward_finish_kernel<T>, d.c, stream, a, d, s, at.partials, splits_of(d), scale,
                   shift);
-    if (n > 0)
-      launch_linear(normalize_kernel<T>, n, stream, x, static_cast<T*>(a.y), scale, shift,
-                    channel_of(d));
+    launch_normalize(in.a, static_cast<T*>(a.y), scale, shift, d, stream);
   });
 }
 
@@ -278,25 +263,15 @@ void batchnorm_mixed_backward(const BatchNormBackwardArgs& a, const BatchNormDim
                               const BatchNormSettings& s, void* scratch, cudaStream_t stream) {
   if (d.c == 0) return;
   const Scratch at = scratch_of(scratch, d);
-  float* gain = at.coefficients;
-  float* centre = gain + d.c;
-  float* grad_mean = centre + d.c;
-  float* projection = grad_mean + d.c;
-  const int64_t n = d.n * d.c * d.hw;
+  float* const c = at.coefficients;
+  const DxCoefficients k{c, c + d.c, c + 2 * d.c, c + 3 * d.c};
   with_activation_type(a.activations, "batchnorm_backward", [&](auto element) {
     using T = decltype(element);
-    const auto* dy = static_cast<const T*>(a.dy);
-    const auto* x = static_cast<const T*>(a.x);
-    backward_sums_kernel<T>
-        <<<sums_grid(d), kBlock, 0, stream>>>(dy, x, a.save_mean, d, at.partials);
-    HOOKRT_CUDA_CHECK(cudaGetLastError());
-    launch_linear(backward_finish_kernel, d.c, stream, a, d, s, at.partials, splits_of(d), gain,
-                  centre, grad_mean, projection);
-    if (n > 0) {
-      launch_linear(backward_dx_kernel<T>, n, stream, dy, x, static_cast<T*>(a.dx), gain, centre,
-                    grad_mean, projection, channel_of(d),
-                    s.statistics == BatchNormStatistics::Batch);
-    }
+    const SumsInputs<T> in{static_cast<const T*>(a.dy), static_cast<const T*>(a.x), a.save_mean};
+    launch_sums<Pass::Backward>(in, d, at.partials, stream);
+    launch_linear(backward_finish_kernel, d.c, stream, a, d, s, at.partials, splits_of(d), k);
+    launch_dx(in.a, in.b, static_cast<T*>(a.dx), k, d, s.statistics == BatchNormStatistics::Batch,
+              stream);
   });
 }
 

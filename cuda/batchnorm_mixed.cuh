@@ -6,7 +6,9 @@
 // scale and shift (or backward coefficients) in F32, and each element computed in F32 with the
 // reference's roundings, then rounded once to BF16. Each channel's sums are split over several
 // blocks whose partial sums, kept in `scratch`, are added in a fixed order: the results are the
-// same on every run. The kernels take F32 activations too.
+// same on every run. The activations lie in the dims' format, NCHW or channels-last (NHWC, walked
+// by batchnorm_channels_last.cuh); both give the same results but for the order of the sums. The
+// kernels take F32 activations too (CudnnBatchNorm sends them F32 inference backwards in NHWC).
 #include <cuda_runtime.h>
 
 #include <cstddef>

@@ -65,10 +65,13 @@ GlobalPoolShape global_pool_shape(const Tensor& x) {
   return GlobalPoolShape{x.size(0), x.size(1), x.size(2) * x.size(3), format};
 }
 
+// x (N, C, ...) as the batch-norm kernels walk it: channels-last where x lies only in that order
+// (one channel or one pixel per plane lies in both and takes the NCHW walk).
 BatchNormDims batchnorm_dims(const Tensor& x, const char* op) {
   if (x.ndim() < 2) throw Error(std::string(op) + ": x has shape " + shape_string(x.shape()) + "; expected (N, C, ...)");
   const int64_t planes = x.size(0) * x.size(1);
-  return BatchNormDims{x.size(0), x.size(1), planes > 0 ? x.numel() / planes : 1};
+  const MemoryFormat format = x.is_contiguous() ? MemoryFormat::Contiguous : MemoryFormat::ChannelsLast;
+  return BatchNormDims{x.size(0), x.size(1), planes > 0 ? x.numel() / planes : 1, format};
 }
 
 void check_channel_vector(const Tensor& t, const char* name, const Tensor& x, const char* op) {
@@ -143,7 +146,8 @@ void CudaBackend::batchnorm_forward(const Tensor& x, const Tensor& weight, const
   check_channel_vector(bias, "bias", x, op);
   check_channel_vector(running_mean, "running_mean", x, op);
   check_channel_vector(running_var, "running_var", x, op);
-  prepare_output(y, x.shape(), x.dtype(), op, "y");
+  prepare_output(y, x.shape(), x.dtype(), op, "y", x.memory_format());
+  require_same_layout(y, x, op, "y", "x");
   prepare_output(save_mean, Shape{d.c}, DType::F32, op, "save_mean");
   prepare_output(save_invstd, Shape{d.c}, DType::F32, op, "save_invstd");
   launch_batched_probes_before_writing({&y, &save_mean, &save_invstd, &running_mean, &running_var});
@@ -160,11 +164,13 @@ void CudaBackend::batchnorm_backward(const Tensor& dy, const Tensor& x, const Te
   require_activation(x, op, "x");
   require_same_dtype(dy, x, op, "dy", "x");
   require_shape(dy, x.shape(), op, "dy");
+  require_same_layout(dy, x, op, "dy", "x");
   const BatchNormDims d = batchnorm_dims(x, op);
   check_channel_vector(weight, "weight", x, op);
   check_channel_vector(save_mean, "save_mean", x, op);
   check_channel_vector(save_invstd, "save_invstd", x, op);
-  prepare_output(dx, x.shape(), x.dtype(), op, "dx");
+  prepare_output(dx, x.shape(), x.dtype(), op, "dx", x.memory_format());
+  require_same_layout(dx, x, op, "dx", "x");
   prepare_output(dweight, Shape{d.c}, DType::F32, op, "dweight");
   prepare_output(dbias, Shape{d.c}, DType::F32, op, "dbias");
   launch_batched_probes_before_writing({&dx, &dweight, &dbias});

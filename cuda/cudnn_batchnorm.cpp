@@ -25,7 +25,7 @@ BatchNormSettings settings_of(const BatchNormOptions& o) {
 }  // namespace
 
 struct CudnnBatchNorm::Descriptors {
-  TensorDescriptor x;         // (N, C, HW, 1) F32: x, y, dy and dx share it
+  TensorDescriptor x;         // (N, C, HW, 1) F32 in the dims' format: x, y, dy and dx share it
   TensorDescriptor channels;  // (1, C, 1, 1): weight, bias, statistics
 };
 
@@ -35,10 +35,12 @@ CudnnBatchNorm::CudnnBatchNorm(cudnnHandle_t handle, cudaStream_t stream, Device
 CudnnBatchNorm::~CudnnBatchNorm() = default;
 
 const CudnnBatchNorm::Descriptors& CudnnBatchNorm::descriptors(const BatchNormDims& d) {
-  const auto key = std::make_tuple(d.n, d.c, d.hw);
+  const auto key = std::make_tuple(d.n, d.c, d.hw, d.format);
   auto found = cache_.find(key);
   if (found != cache_.end()) return *found->second;
-  TensorDescriptor x = TensorDescriptor::nchw(as_int(d.n, "N"), as_int(d.c, "C"), as_int(d.hw, "H*W"), 1);
+  // Channels-last: (N, C, HW, 1) in NHWC order, strides (HW·C, 1, C, C), which is how x lies.
+  TensorDescriptor x = TensorDescriptor::packed(d.format, as_int(d.n, "N"), as_int(d.c, "C"), as_int(d.hw, "H*W"),
+                                                1, CUDNN_DATA_FLOAT);
   TensorDescriptor channels = TensorDescriptor::batchnorm_channels(x);
   auto made = std::make_unique<Descriptors>(Descriptors{std::move(x), std::move(channels)});
   return *cache_.emplace(key, std::move(made)).first->second;
@@ -73,11 +75,15 @@ void CudnnBatchNorm::forward(const BatchNormForwardArgs& a, const BatchNormDims&
 }
 
 void CudnnBatchNorm::backward(const BatchNormBackwardArgs& a, const BatchNormDims& d, const BatchNormOptions& o) {
-  if (a.activations == DType::BF16) {  // an empty batch gives zero dweight and dbias, in either mode
+  const bool inference = o.mode == BatchNormMode::Inference;
+  // BF16, and F32 inference in NHWC: the mixed kernels, whose inference backward is
+  // batchnorm_inference_backward's formulas (sums in double, dx = dy·gain) in a coalesced NHWC
+  // walk. An empty batch gives zero dweight and dbias, in either mode.
+  if (a.activations == DType::BF16 || (inference && d.format == MemoryFormat::ChannelsLast)) {
     void* scratch = scratch_.reserve(batchnorm_mixed_scratch_bytes(d));
     return batchnorm_mixed_backward(a, d, settings_of(o), scratch, stream_);
   }
-  if (o.mode == BatchNormMode::Inference) {  // our kernel: an empty batch gives zero dweight and dbias
+  if (inference) {  // our kernel: an empty batch gives zero dweight and dbias
     batchnorm_inference_backward(static_cast<const float*>(a.dy), static_cast<const float*>(a.x), a.weight,
                                  a.save_mean, a.save_invstd, static_cast<float*>(a.dx), a.dweight, a.dbias, d, stream_);
     return;

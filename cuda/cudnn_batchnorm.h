@@ -1,11 +1,14 @@
 #pragma once
 // Batch normalisation (spatial mode: one mean and variance per channel over N, H, W), on F32 or
-// BF16 activations with F32 parameters and statistics. F32 goes through cuDNN: training uses
-// cuDNN's forward and backward, whose running variance update uses the unbiased batch variance and
-// whose saved statistics are the batch mean and 1/sqrt(var + eps), exactly the Backend contract;
-// inference uses cuDNN's forward plus our kernels for the saved statistics and the
-// constant-statistics backward (batchnorm_inference.cuh). Descriptors are cached per shape. BF16
-// goes to our kernels (batchnorm_mixed.cuh): cuDNN's legacy calls are not documented to take it.
+// BF16 activations with F32 parameters and statistics, in NCHW or channels-last (NHWC) order (the
+// dims' format). F32 goes through cuDNN: training uses cuDNN's forward and backward, whose running
+// variance update uses the unbiased batch variance and whose saved statistics are the batch mean
+// and 1/sqrt(var + eps), exactly the Backend contract; inference uses cuDNN's forward plus our
+// kernels for the saved statistics and the constant-statistics backward (batchnorm_inference.cuh
+// in NCHW, batchnorm_mixed.cuh's inference backward in NHWC). cuDNN's legacy batch-norm calls take
+// NHWC-packed data through an NHWC descriptor, the per-channel descriptor derived from it as in
+// NCHW. Descriptors are cached per shape and format. BF16 goes to our kernels
+// (batchnorm_mixed.cuh), in either format: cuDNN's legacy calls are not documented to take it.
 #include <cudnn.h>
 
 #include <cstdint>
@@ -40,7 +43,7 @@ class CudnnBatchNorm {
   cudnnHandle_t handle_;
   cudaStream_t stream_;
   Workspace scratch_;
-  std::map<std::tuple<int64_t, int64_t, int64_t>, std::unique_ptr<Descriptors>> cache_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, MemoryFormat>, std::unique_ptr<Descriptors>> cache_;
 };
 
 }  // namespace hookrt::cuda
