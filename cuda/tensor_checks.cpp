@@ -49,7 +49,17 @@ MemoryFormat shared_layout(std::initializer_list<Operand> operands, const char* 
   const Operand* nhwc = nullptr;  // the first operand that lies only in NHWC order
   for (const Operand& o : operands)
     if (!nhwc && o.tensor.defined() && !o.tensor.is_contiguous(MemoryFormat::Contiguous)) nhwc = &o;
-  if (!nhwc) return MemoryFormat::Contiguous;
+  if (!nhwc) {
+    // Where every operand lies in both orders, the first one's label decides, so that an output
+    // the op allocates (which may lie in one order only: a padded convolution of one pixel) takes
+    // the layout its caller works in.
+    for (const Operand& o : operands)
+      if (o.tensor.defined() && (o.tensor.ndim() != 4 || !o.tensor.is_contiguous(MemoryFormat::ChannelsLast)))
+        return MemoryFormat::Contiguous;
+    for (const Operand& o : operands)
+      if (o.tensor.defined()) return o.tensor.memory_format();
+    return MemoryFormat::Contiguous;
+  }
   for (const Operand& o : operands)
     if (o.tensor.defined() && o.tensor.ndim() == 4 && !o.tensor.is_contiguous(MemoryFormat::ChannelsLast))
       throw Error(checks::where(op, o.name) + " " + shape_string(o.tensor.shape()) + " is " +

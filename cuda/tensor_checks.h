@@ -31,8 +31,9 @@ struct Operand {
 };
 // The memory format the 4-D operands of one op lie in, for operands that differ in shape (a
 // convolution's x, w and y; pooling's input and output): ChannelsLast where any of them lies only
-// in NHWC order, and then every 4-D one must lie in it, else Contiguous (a tensor of one channel
-// or one pixel lies in both orders). In the words of the CPU backend's staging: "conv2d_forward:
+// in NHWC order, and then every 4-D one must lie in it; Contiguous where any lies only in NCHW
+// order; else (every one of one channel or one pixel, lying in both orders) the first defined
+// operand's format, the layout its caller works in. In the words of the CPU backend's staging: "conv2d_forward:
 // w [4, 3, 3, 3] is contiguous_format; the op's other tensors are channels_last (as x [1, 3, 8,
 // 8] is)". Undefined operands (outputs still to allocate) are skipped.
 MemoryFormat shared_layout(std::initializer_list<Operand> operands, const char* op);
