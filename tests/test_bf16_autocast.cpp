@@ -16,6 +16,8 @@
 #include "hookrt/executor.h"
 #include "random.h"
 #include "support/autocast_dtypes.h"
+#include "support/cli.h"
+#include "support/errors.h"
 #include "support/tiny_model.h"
 
 namespace hookrt {
@@ -39,19 +41,8 @@ Tensor widened(const Tensor& t) { return t.to(DType::F32); }
 Tensor rounded(const Tensor& t) { return t.to(DType::BF16); }
 Tensor empty_bf16(const Shape& shape) { return Tensor::empty(shape, DType::BF16); }
 
-// The message of the hookrt::Error f throws ("" and a failure when it throws none).
-template <class F>
-std::string error_message(F f) {
-  try {
-    f();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected a hookrt::Error";
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+using testing::contains;
+using testing::error_message;
 
 // ---- ops: what a BF16 op computes ------------------------------------------------------------------
 // Each must give exactly its F32 op's result on the widened operands, rounded to BF16 once (what

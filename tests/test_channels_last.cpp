@@ -14,6 +14,7 @@
 #include "hookrt/backend.h"
 #include "hookrt/executor.h"
 #include "random.h"
+#include "support/cli.h"
 #include "support/errors.h"
 #include "support/delegating_backend.h"
 #include "support/tiny_model.h"
@@ -36,19 +37,8 @@ Tensor uniform(const Shape& shape, uint64_t seed, DType dtype = DType::F32, doub
 
 Tensor nhwc(const Tensor& t) { return t.to_memory_format(kNhwc); }
 
-// The message of the hookrt::Error f throws ("" and a failure when it throws none).
-template <class F>
-std::string error_message(F f) {
-  try {
-    f();
-  } catch (const Error& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected a hookrt::Error";
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+using testing::contains;
+using testing::error_message;
 
 // ---- the layout ----------------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "hookrt/probes.h"
+#include "support/gpu_op_cases.h"
 #include "support/gpu_ops.h"
 
 namespace hookrt {
@@ -149,17 +150,6 @@ TEST(GpuChannelsLastMemory, CopyAllocatesAnUndefinedDstInTheSourcesFormat) {
 
 // ---- convolution ----------------------------------------------------------------------------------
 
-struct ConvCase {
-  std::string name;
-  int64_t n, c, h, w, k, r, s;
-  int stride, padding;
-  Shape x() const { return {n, c, h, w}; }
-  Shape weight() const { return {k, c, r, s}; }
-  Shape y() const { return {n, k, (h + 2 * padding - r) / stride + 1, (w + 2 * padding - s) / stride + 1}; }
-  Conv2dGeometry geometry() const { return {.stride = stride, .padding = padding}; }
-};
-void PrintTo(const ConvCase& c, std::ostream* os) { *os << c.name; }
-
 // ResNet18's kinds of convolution (the stem's 3 input channels, which tensor-core NHWC kernels
 // cannot take as they are), channel counts that are not multiples of 8, and a one-pixel input
 // whose tensors lie in both orders.
@@ -262,22 +252,6 @@ INSTANTIATE_TEST_SUITE_P(Shapes, GpuChannelsLastConv2d, ::testing::ValuesIn(kCon
 
 // ---- max pooling ----------------------------------------------------------------------------------
 
-enum class PoolValues { Random, Ties, TiesAndNaN, MostlyNegativeInfinity };
-
-struct MaxPoolCase {
-  std::string name;
-  Shape shape;
-  Pool2dGeometry geometry;
-  PoolValues values;
-  Shape y() const {
-    const auto out = [&](int64_t size) {
-      return (size + 2 * geometry.padding - geometry.kernel) / geometry.stride + 1;
-    };
-    return {shape[0], shape[1], out(shape[2]), out(shape[3])};
-  }
-};
-void PrintTo(const MaxPoolCase& c, std::ostream* os) { *os << c.name; }
-
 const std::vector<MaxPoolCase> kMaxPoolCases = {
     {"ResNet_2x64x112x112_3x3_Stride2_Pad1", {2, 64, 112, 112}, {3, 2, 1}, PoolValues::Random},
     {"ResNetGeometry_Ties", {2, 8, 17, 17}, {3, 2, 1}, PoolValues::Ties},
@@ -288,16 +262,7 @@ const std::vector<MaxPoolCase> kMaxPoolCases = {
     {"Kernel5_Stride2_Pad2_TiesAndNaN", {2, 6, 9, 13}, {5, 2, 2}, PoolValues::TiesAndNaN},
 };
 
-// Ties (integers 0-2) put several maxima in a window, so the first in scan order must win in both
-// layouts; NaN must win wherever it is; a window of -inf reports its first valid element.
-Tensor maxpool_input(const MaxPoolCase& c, uint64_t seed) {
-  if (c.values == PoolValues::Random) return uniform(c.shape, seed);
-  Tensor x = small_integers(c.shape, seed, 3);
-  if (c.values == PoolValues::TiesAndNaN) sprinkle(x, seed + 1, 0.1, NAN);
-  if (c.values == PoolValues::MostlyNegativeInfinity) sprinkle(x, seed + 1, 0.85, -INFINITY);
-  return x;
-}
-
+// The tie, NaN and -inf rules (gpu_op_cases.h's maxpool_input) hold in both layouts.
 class GpuChannelsLastMaxPool : public ::testing::TestWithParam<MaxPoolCase> {
  protected:
   const MaxPoolCase& c() const { return GetParam(); }
@@ -355,12 +320,6 @@ TEST_P(GpuChannelsLastMaxPool, BackwardInBf16MatchesCpuBitForBit) {
 INSTANTIATE_TEST_SUITE_P(Shapes, GpuChannelsLastMaxPool, ::testing::ValuesIn(kMaxPoolCases), case_name<MaxPoolCase>);
 
 // ---- adaptive average pooling ---------------------------------------------------------------------
-
-struct AvgPoolCase {
-  std::string name;
-  Shape shape;
-};
-void PrintTo(const AvgPoolCase& c, std::ostream* os) { *os << c.name; }
 
 const std::vector<AvgPoolCase> kAvgPoolCases = {
     {"ResNetHead_8x512x7x7", {8, 512, 7, 7}},

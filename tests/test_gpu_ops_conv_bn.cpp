@@ -8,6 +8,7 @@
 // inference), in F32 and BF16; the harness is tests/support/gpu_ops.h.
 #include <gtest/gtest.h>
 
+#include "support/gpu_op_cases.h"
 #include "support/gpu_ops.h"
 
 namespace hookrt {
@@ -16,17 +17,6 @@ namespace {
 using namespace testing::gpu_ops;
 
 // ---- convolution ---------------------------------------------------------------------------------
-
-struct ConvCase {
-  std::string name;
-  int64_t n, c, h, w, k, r, s;
-  int stride, padding;
-  Shape x() const { return {n, c, h, w}; }
-  Shape weight() const { return {k, c, r, s}; }
-  Shape y() const { return {n, k, (h + 2 * padding - r) / stride + 1, (w + 2 * padding - s) / stride + 1}; }
-  Conv2dGeometry geometry() const { return {.stride = stride, .padding = padding}; }
-};
-void PrintTo(const ConvCase& c, std::ostream* os) { *os << c.name; }
 
 // Shapes drawn from a fixed seed: kernels 1/3/5/7 (sometimes rectangular), strides 1-3, padding up
 // to half the smaller kernel side, 1-20 channels, inputs at least as large as the padded kernel.

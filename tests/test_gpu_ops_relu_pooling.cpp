@@ -8,6 +8,7 @@
 // and BF16; the harness is tests/support/gpu_ops.h.
 #include <gtest/gtest.h>
 
+#include "support/gpu_op_cases.h"
 #include "support/gpu_ops.h"
 
 namespace hookrt {
@@ -146,25 +147,6 @@ INSTANTIATE_TEST_SUITE_P(Shapes, ReluTest, ::testing::ValuesIn(kReluCases), case
 
 // ---- max pooling -----------------------------------------------------------------------------------
 
-enum class PoolValues {
-  Random,                  // uniform: no ties
-  Ties,                    // integers 0-2: most windows hold several maxima
-  TiesAndNaN,              // ties and 1 in 10 NaN
-  MostlyNegativeInfinity,  // 85% -inf: some windows hold nothing else
-};
-
-struct MaxPoolCase {
-  std::string name;
-  Shape shape;
-  Pool2dGeometry geometry;
-  PoolValues values;
-  Shape y() const {
-    const auto out = [&](int64_t size) { return (size + 2 * geometry.padding - geometry.kernel) / geometry.stride + 1; };
-    return {shape[0], shape[1], out(shape[2]), out(shape[3])};
-  }
-};
-void PrintTo(const MaxPoolCase& c, std::ostream* os) { *os << c.name; }
-
 std::vector<MaxPoolCase> maxpool_cases() {
   std::vector<MaxPoolCase> cases = {
       {"ResNet_2x64x112x112_3x3_Stride2_Pad1", {2, 64, 112, 112}, {3, 2, 1}, PoolValues::Random},
@@ -199,14 +181,6 @@ std::vector<MaxPoolCase> maxpool_cases() {
 }
 
 const std::vector<MaxPoolCase> kMaxPoolCases = maxpool_cases();
-
-Tensor maxpool_input(const MaxPoolCase& c, uint64_t seed) {
-  if (c.values == PoolValues::Random) return uniform(c.shape, seed);
-  Tensor x = small_integers(c.shape, seed, 3);
-  if (c.values == PoolValues::TiesAndNaN) sprinkle(x, seed + 1, 0.1, NAN);
-  if (c.values == PoolValues::MostlyNegativeInfinity) sprinkle(x, seed + 1, 0.85, -INFINITY);
-  return x;
-}
 
 class MaxPoolTest : public ::testing::TestWithParam<MaxPoolCase> {
  protected:
@@ -277,12 +251,6 @@ TEST_P(MaxPoolTest, BackwardInBf16MatchesCpuBitForBit) {
 INSTANTIATE_TEST_SUITE_P(Shapes, MaxPoolTest, ::testing::ValuesIn(kMaxPoolCases), case_name<MaxPoolCase>);
 
 // ---- adaptive average pooling ------------------------------------------------------------------------
-
-struct AvgPoolCase {
-  std::string name;
-  Shape shape;
-};
-void PrintTo(const AvgPoolCase& c, std::ostream* os) { *os << c.name; }
 
 const std::vector<AvgPoolCase> kAvgPoolCases = {
     {"ResNetHead_8x512x7x7", {8, 512, 7, 7}},

@@ -17,4 +17,14 @@ std::string bad_input_message(const std::function<void()>& action) {
   return "";
 }
 
+std::string error_message(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a hookrt::Error";
+  return "";
+}
+
 }  // namespace hookrt::testing
