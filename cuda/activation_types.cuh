@@ -3,6 +3,8 @@
 // element types our kernels are instantiated for (float, __nv_bfloat16): a launcher takes a
 // tensor's bytes and dtype and picks its kernel's instantiation with with_activation_type; the
 // kernel loads each value widened to float, computes in float and rounds once when it stores.
+// The elementwise kernels move 16 bytes at a time where they can (vector_access.cuh), widening and
+// rounding each value of a vector exactly as load_float and store_float do a single one.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 

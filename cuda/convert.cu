@@ -7,6 +7,7 @@
 #include "convert.cuh"
 #include "element_types.cuh"
 #include "launch.cuh"
+#include "vector_access.cuh"
 
 namespace hookrt::cuda {
 namespace {
@@ -30,9 +31,21 @@ __device__ __forceinline__ float widen_as_host(From x) {
   return isnan(wide) ? __uint_as_float(__float_as_uint(wide) | 0x400000u) : wide;
 }
 
+// 16 bytes of the narrower dtype per access where both arrays' alignment allows (vector_access.cuh):
+// eight values between F32 and a 16-bit dtype, the F32 side's in two accesses of 16 bytes. A
+// vector's values are converted exactly as single ones.
 template <class From, class To>
-__global__ void convert_kernel(int64_t n, const From* src, To* dst) {
-  HOOKRT_GRID_STRIDE_LOOP(i, n) dst[i] = from_float<To>(widen_as_host(src[i]));
+__global__ void convert_kernel(int64_t items, VectorSplit split, const From* src, To* dst) {
+  constexpr int W = kVectorWidth<From, To>;
+  for_each_item<W>(
+      items, split, [&](int64_t i) { dst[i] = from_float<To>(widen_as_host(src[i])); },
+      [&](int64_t i) {
+        unsigned bits[W];
+        load_vector_bits<W>(src + i, bits);
+#pragma unroll
+        for (int j = 0; j < W; ++j) bits[j] = narrow_bits<To>(widen_as_host(from_bits<From>(bits[j])));
+        store_vector_bits<W>(dst + i, bits);
+      });
 }
 
 // Calls fn with a value of dtype's device type, for the dtypes convert takes; nothing for others.
@@ -137,8 +150,10 @@ void convert(const void* src, DType src_dtype, void* dst, DType dst_dtype, int64
       using From = decltype(from);
       with_float_type(dst_dtype, [&](auto to) {
         using To = decltype(to);
-        launch_linear(convert_kernel<From, To>, n, stream, static_cast<const From*>(src),
-                      static_cast<To*>(dst));
+        const auto* in = static_cast<const From*>(src);
+        auto* out = static_cast<To*>(dst);
+        const VectorSplit split = split_for_vectors(n, in, out);
+        launch_linear(convert_kernel<From, To>, split.items(), stream, split, in, out);
         launched = true;
       });
     });

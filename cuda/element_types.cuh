@@ -16,20 +16,25 @@ __device__ __forceinline__ float to_float(float x) { return x; }
 __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
 
-// A 16-bit value from its bits, and back: shifts and conversions on registers, so that a chunk's
-// values never go through memory to change type. Narrowing rounds to nearest even, and a NaN keeps
-// its sign as the host's float_to_bfloat16 and float_to_half keep it (bfloat16 keeps its payload
-// too, so a quiet NaN a kernel only read is stored with its bits), where the conversion intrinsics
-// would store one canonical NaN: the GPU then writes the bits the CPU writes.
+// A value of T from its bits, and back: shifts and conversions on registers, so that a chunk's
+// values never go through memory to change type. A 16-bit value's bits are the low half of the
+// unsigned; a float's are all of it, unchanged both ways (a NaN keeps every bit). Narrowing to 16
+// bits rounds to nearest even, and a NaN keeps its sign as the host's float_to_bfloat16 and
+// float_to_half keep it (bfloat16 keeps its payload too, so a quiet NaN a kernel only read is
+// stored with its bits), where the conversion intrinsics would store one canonical NaN: the GPU
+// then writes the bits the CPU writes.
 template <class T>
 __device__ __forceinline__ float widen_bits(unsigned bits) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) return __uint_as_float(bits << 16);
+  if constexpr (std::is_same_v<T, float>) return __uint_as_float(bits);
+  else if constexpr (std::is_same_v<T, __nv_bfloat16>) return __uint_as_float(bits << 16);
   else return __half2float(__ushort_as_half(static_cast<unsigned short>(bits)));
 }
 template <class T>
 __device__ __forceinline__ unsigned narrow_bits(float x) {
   const unsigned wide = __float_as_uint(x);
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+  if constexpr (std::is_same_v<T, float>) {
+    return wide;
+  } else if constexpr (std::is_same_v<T, __nv_bfloat16>) {
     if (isnan(x)) return (wide >> 16) | 0x40u;
     return __bfloat16_as_ushort(__float2bfloat16_rn(x));
   } else {
@@ -38,13 +43,22 @@ __device__ __forceinline__ unsigned narrow_bits(float x) {
   }
 }
 
+// The T with these bits (a 16-bit type's in the low half), as they are.
+template <class T>
+__device__ __forceinline__ T from_bits(unsigned bits) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    return __ushort_as_bfloat16(static_cast<unsigned short>(bits));
+  else if constexpr (std::is_same_v<T, __half>)
+    return __ushort_as_half(static_cast<unsigned short>(bits));
+  else
+    return __uint_as_float(bits);
+}
+
 // x stored as a T: rounded to nearest even, NaN bits as narrow_bits gives them.
 template <class T>
 __device__ __forceinline__ T from_float(float x) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>)
-    return __ushort_as_bfloat16(static_cast<unsigned short>(narrow_bits<T>(x)));
-  else if constexpr (std::is_same_v<T, __half>)
-    return __ushort_as_half(static_cast<unsigned short>(narrow_bits<T>(x)));
+  if constexpr (std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>)
+    return from_bits<T>(narrow_bits<T>(x));
   else
     return x;
 }
