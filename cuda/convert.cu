@@ -120,11 +120,41 @@ __global__ void transpose_kernel(TileGrid g, const typename Move::Src* src, type
   }
 }
 
+// A plane with a side this short (an RGB batch's three channels, a layer's 2x2 maps) would leave
+// most of a tile's lanes idle: 3 of 32 write on each pass of the stem input's tiles.
+constexpr int64_t kNarrowSide = 8;
+
+// Such a plane is moved a line per thread instead: a source column of few rows (going NHWC), or a
+// source row of few columns (going NCHW). Consecutive threads take consecutive lines, so on the
+// long side they read (or write) consecutive elements, and on the short side each thread's
+// elements are adjacent, a warp's together one contiguous span.
+template <class Move>
+__global__ void narrow_transpose_kernel(int64_t lines, TileGrid g, const typename Move::Src* src,
+                                        typename Move::Dst* dst) {
+  const bool few_rows = g.rows <= g.cols;
+  const int64_t lines_per_matrix = few_rows ? g.cols : g.rows;
+  HOOKRT_GRID_STRIDE_LOOP(line, lines) {
+    const int64_t matrix = line / lines_per_matrix * g.rows * g.cols, k = line % lines_per_matrix;
+    if (few_rows) {  // k is a source column
+      for (int64_t r = 0; r < g.rows; ++r)
+        dst[matrix + k * g.rows + r] = Move::out(Move::in(src[matrix + r * g.cols + k]));
+    } else {  // k is a source row
+      for (int64_t c = 0; c < g.cols; ++c)
+        dst[matrix + c * g.rows + k] = Move::out(Move::in(src[matrix + k * g.cols + c]));
+    }
+  }
+}
+
 template <class Move>
 void launch_transpose(const void* src, void* dst, const TileGrid& g, cudaStream_t stream) {
+  const auto* in = static_cast<const typename Move::Src*>(src);
+  auto* out = static_cast<typename Move::Dst*>(dst);
+  if (std::min(g.rows, g.cols) <= kNarrowSide) {
+    launch_linear(narrow_transpose_kernel<Move>, g.batch * std::max(g.rows, g.cols), stream, g, in, out);
+    return;
+  }
   const unsigned blocks = static_cast<unsigned>(std::min(g.tiles, kMaxTileBlocks));
-  transpose_kernel<Move><<<blocks, dim3(kTile, kTileRows), 0, stream>>>(
-      g, static_cast<const typename Move::Src*>(src), static_cast<typename Move::Dst*>(dst));
+  transpose_kernel<Move><<<blocks, dim3(kTile, kTileRows), 0, stream>>>(g, in, out);
   HOOKRT_CUDA_CHECK(cudaGetLastError());
 }
 

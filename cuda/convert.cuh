@@ -24,7 +24,8 @@ struct LayoutChange {
 
 // dst = src with every element moved to its place in change.to's order: a batched transpose of
 // each image's (C, H·W) plane, tiled through shared memory so that both the reads and the writes
-// are coalesced. Between two dtypes of F32, BF16 and F16 each value is converted as convert()
+// are coalesced (a plane with a side of at most 8, as the 3-channel input batch, moves a line per
+// thread instead, which keeps them coalesced without idle lanes). Between two dtypes of F32, BF16 and F16 each value is converted as convert()
 // converts it (Tensor::to's bits); within one dtype, of any size, the bits move unchanged (NaN
 // payloads too), as the host's Tensor::to_memory_format moves them. Throws Error naming both
 // dtypes for any other pair.

@@ -61,11 +61,14 @@ struct LayoutConvertCase {
 };
 void PrintTo(const LayoutConvertCase& c, std::ostream* os) { *os << c.name; }
 
-// Shapes whose planes cross the transpose's 32x32 tiles unevenly, ResNet's stem input (3 channels)
-// and a layer's activation; each dtype pair the backends convert, and one dtype moved as bits.
+// Shapes whose planes cross the transpose's 32x32 tiles unevenly, planes with a side of at most 8
+// (moved a line per thread: ResNet's stem input of 3 channels, 2x2 maps, 5 channels) and a layer's
+// activation; each dtype pair the backends convert, and one dtype moved as bits.
 const std::vector<LayoutConvertCase> kLayoutConvertCases = {
     {"F32_Odd_2x37x5x7", {2, 37, 5, 7}, DType::F32, DType::F32},
     {"F32_StemInput_2x3x64x64", {2, 3, 64, 64}, DType::F32, DType::F32},
+    {"F32ToBf16_StemInput_2x3x30x30", {2, 3, 30, 30}, DType::F32, DType::BF16},
+    {"Bf16_FourPixels_3x40x2x2", {3, 40, 2, 2}, DType::BF16, DType::BF16},
     {"Bf16_ResNetActivation_2x64x56x56", {2, 64, 56, 56}, DType::BF16, DType::BF16},
     {"F32ToBf16_Odd_3x33x9x11", {3, 33, 9, 11}, DType::F32, DType::BF16},
     {"Bf16ToF32_AllBitPatterns_4x37x16x28", {4, 37, 16, 28}, DType::BF16, DType::F32},
