@@ -1,7 +1,9 @@
 #include "hookrt/executor.h"
 
 #include <algorithm>
+#include <cmath>
 #include <iostream>
+#include <sstream>
 
 #include "record_delivery.h"
 #include "step_graphs.h"
@@ -26,16 +28,73 @@ Mode parse_mode(const std::string& text) {
   throw_bad_input("unknown mode '" + text + "' (expected eval or train)");
 }
 
-std::string precision_name(Precision precision) { return precision == Precision::BF16 ? "bf16" : "fp32"; }
+std::string precision_name(Precision precision) {
+  switch (precision) {
+    case Precision::F32: return "fp32";
+    case Precision::BF16: return "bf16";
+    case Precision::F16: return "fp16";
+  }
+  return "unknown";
+}
 
 Precision parse_precision(const std::string& text) {
   if (text == "fp32") return Precision::F32;
   if (text == "bf16") return Precision::BF16;
-  throw_bad_input("unknown precision '" + text + "' (expected fp32 or bf16)");
+  if (text == "fp16") return Precision::F16;
+  throw_bad_input("unknown precision '" + text + "' (expected fp32, bf16 or fp16)");
 }
 
+DType activation_dtype(Precision precision) {
+  switch (precision) {
+    case Precision::BF16: return DType::BF16;
+    case Precision::F16: return DType::F16;
+    case Precision::F32: break;
+  }
+  return DType::F32;
+}
+
+// Tensor cores read half precision fastest in NHWC, whichever half it is.
 MemoryFormat default_memory_format(Device device, Precision precision) {
-  return device == Device::CUDA && precision == Precision::BF16 ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
+  return device == Device::CUDA && precision != Precision::F32 ? MemoryFormat::ChannelsLast : MemoryFormat::Contiguous;
+}
+
+LossScalingOptions default_loss_scaling(Precision precision) {
+  LossScalingOptions options;
+  options.kind = precision == Precision::F16 ? LossScaling::Dynamic : LossScaling::Off;
+  return options;
+}
+
+LossScalingOptions parse_loss_scaling(const std::string& text) {
+  LossScalingOptions options;
+  if (text == "off") {
+    options.kind = LossScaling::Off;
+    return options;
+  }
+  if (text == "dynamic") return options;
+  size_t used = 0;
+  double scale = 0;
+  try {
+    scale = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  // A scale must survive F32 (it lives on the device as one) and be a scale, not a shrink to 0.
+  if (used != text.size() || !(scale > 0) || !std::isfinite(static_cast<float>(scale)))
+    throw_bad_input("unknown loss scaling '" + text + "' (expected off, dynamic or a positive number)");
+  options.kind = LossScaling::Static;
+  options.scaler.init_scale = scale;
+  return options;
+}
+
+std::string loss_scaling_name(const LossScalingOptions& options) {
+  switch (options.kind) {
+    case LossScaling::Off: return "off";
+    case LossScaling::Dynamic: return "dynamic";
+    case LossScaling::Static: break;
+  }
+  std::ostringstream text;
+  text << "static " << options.scaler.init_scale;
+  return text.str();
 }
 
 namespace detail {
@@ -58,6 +117,20 @@ Executor::Executor(Model& model, std::unique_ptr<Backend> backend, ExecutorOptio
     if (!lives_on_device(t)) continue;
     state_->tensors[key] = backend_->device() == Device::CPU ? t : backend_->from_host(t);
   }
+  // Loss scaling guards an optimizer's update; an eval step's backward (gradient hooks) runs unscaled.
+  const LossScalingOptions scaling = options_.loss_scaling.value_or(default_loss_scaling(options_.precision));
+  if (options_.mode == Mode::Train && scaling.kind != LossScaling::Off)
+    state_->loss_scaler = std::make_unique<detail::LossScaler>(*backend_, scaling);
+}
+
+std::optional<LossScalerState> Executor::loss_scaler_state() {
+  if (!state_->loss_scaler) return std::nullopt;
+  return state_->loss_scaler->state();
+}
+
+void Executor::load_loss_scaler_state(const LossScalerState& state) {
+  if (!state_->loss_scaler) throw_bad_input("loss scaler state: this run scales no loss (--loss-scale off)");
+  state_->loss_scaler->load_state(state);
 }
 
 // The delivery thread finishes first: its last records may still wait on the backend's device.
@@ -125,29 +198,37 @@ static Tensor checked_labels(const Tensor& labels, int64_t batch, int64_t num_cl
   return as_i64;
 }
 
-// Autocast runs the loss on F32 logits: BF16 logits are cast up (their gradient back down); F32
-// and F64 logits are used as they are.
+// Autocast runs the loss on F32 logits: BF16 and F16 logits are cast up (their gradient back
+// down); F32 and F64 logits are used as they are.
 static Tensor loss_logits(Backend& backend, const Tensor& logits) {
-  return logits.dtype() == DType::BF16 ? backend.converted(logits, DType::F32) : logits;
+  const bool half = logits.dtype() == DType::BF16 || logits.dtype() == DType::F16;
+  return half ? backend.converted(logits, DType::F32) : logits;
 }
 
 // Loss and backward: the labels stay where they are given (host or device, checked); the loss
 // stays on the device until the step ends, so backward is queued behind the forward without
 // waiting for it.
+// Under loss scaling the loss's gradient is scaled in F32, before the cast to the logits' dtype
+// (as backward of scaler.scale(loss) reaches autocast's F32 loss first).
 static void loss_and_backward(detail::StepRunner& runner, Backend& backend, int logits_id, const Tensor& labels,
-                              Tensor& loss) {
+                              Tensor& loss, detail::LossScaler* scaler) {
   const Tensor logits = runner.tape().value(logits_id).data;
   const Tensor loss_input = loss_logits(backend, logits);
   Tensor probs = backend.empty(logits.shape(), loss_input.dtype());
   backend.cross_entropy_forward(loss_input, labels, probs, loss);
   Tensor dlogits = backend.empty(logits.shape(), loss_input.dtype());
   backend.cross_entropy_backward(probs, labels, dlogits);
+  if (scaler) {
+    scaler->begin_step();
+    scaler->scale_loss_gradient(dlogits);
+  }
   runner.tape().accumulate_grad(logits_id, backend.converted(dlogits, logits.dtype()));
   runner.tape().run_backward();
 }
 
 StepResult Executor::step(const Tensor& input, const Tensor& labels) {
   check_input(input);
+  momentum_started_before_step_ = state_->momentum_initialised;
   const bool backward = labels.defined();
   Tensor host_labels = backward ? checked_labels(labels, input.size(0), model_.num_classes()) : Tensor();
   const bool gated = backward && options_.mode == Mode::Train && update_gate_;
@@ -197,7 +278,7 @@ StepResult Executor::eager_step(const Tensor& input, const Tensor& host_labels, 
     const int logits_id = runner.forward(device_input, input_grad);
     logits = runner.tape().value(logits_id).data;
     if (backward) {
-      loss_and_backward(runner, *backend_, logits_id, host_labels, loss);
+      loss_and_backward(runner, *backend_, logits_id, host_labels, loss, state_->loss_scaler.get());
       if (input_grad) result.input_grad = backend_->to_host(runner.tape().written_grad(0));
     }
     // Before the optimizer: a deferred nonfinite=halt must stop the step before it updates
@@ -216,6 +297,7 @@ StepResult Executor::eager_step(const Tensor& input, const Tensor& host_labels, 
   state_->grads.clear();  // an eval step's too: nothing reads them after the step
   result.logits = backend_->to_host(loss_logits(*backend_, logits));
   if (loss.defined()) result.loss = backend_->to_host(loss).item(0);
+  if (backward && state_->loss_scaler) settle_loss_scaling(result);
   ++step_;
   return result;
 }
@@ -294,14 +376,17 @@ void Executor::record_work(detail::RecordedStep& recorded) {
   {
     detail::StepRunner runner(model_, *backend_, *state_, options_, step_, backward, collect);
     const int logits_id = runner.forward(recorded.input, recorded.input_grad.defined());
-    if (backward) loss_and_backward(runner, *backend_, logits_id, recorded.labels, recorded.loss);
+    if (backward) loss_and_backward(runner, *backend_, logits_id, recorded.labels, recorded.loss, state_->loss_scaler.get());
     backend_->convert(runner.tape().value(logits_id).data, recorded.logits);
     if (recorded.input_grad.defined()) backend_->copy(runner.tape().written_grad(0), recorded.input_grad);
     recorded.may_halt = runner.may_halt();
     for (detail::QueuedRecord& queued : runner.take_queued_records()) recorded.records.push_back(std::move(queued));
   }
   if (backward && options_.mode == Mode::Train) {
-    if (recorded.signature.optimizer_recorded) apply_sgd();
+    if (recorded.signature.optimizer_recorded) {
+      apply_sgd();
+      if (state_->loss_scaler) state_->loss_scaler->update();
+    }
     for (auto& [key, grad] : recorded.grads) backend_->copy(state_->grads.at(key), grad);
   }
   state_->grads.clear();  // made while recording (an eval step's too): freed before it ends
@@ -342,6 +427,7 @@ StepResult Executor::replay_step(const Tensor& input, const Tensor& host_labels,
   result.logits = backend_->to_host(recorded.logits);
   if (recorded.loss.defined()) result.loss = backend_->to_host(recorded.loss).item(0);
   if (recorded.input_grad.defined()) result.input_grad = backend_->to_host(recorded.input_grad);
+  if (recorded.labels.defined() && state_->loss_scaler) settle_loss_scaling(result);
   ++step_;
   return result;
 }
@@ -354,26 +440,49 @@ void Executor::update_through_gate() {
     restore_buffers();
     last_update_skipped_ = true;
   }
+  if (state_->loss_scaler) state_->loss_scaler->update();  // GradScaler.update runs either way
   state_->grads.clear();
 }
 
 void Executor::apply_sgd() {
   const SgdOptions& o = options_.sgd;
   const bool first = !state_->momentum_initialised;
+  // Under loss scaling, an overflowed step's update is skipped on the device (GradScaler.step).
+  const Tensor skip_if = state_->loss_scaler ? state_->loss_scaler->found_inf() : Tensor();
   for (const std::string& key : model_.parameter_names()) {
     auto grad = state_->grads.find(key);
     if (grad == state_->grads.end()) throw Error("internal: no gradient for '" + key + "' after backward");
     Tensor& buffer = state_->momentum[key];
     if (o.momentum != 0.0 && !buffer.defined()) buffer = backend_->empty(grad->second.shape());
-    backend_->sgd_update(state_->tensors.at(key), grad->second, buffer, first, o);
+    backend_->sgd_update(state_->tensors.at(key), grad->second, buffer, first, o, skip_if);
   }
-  state_->momentum_initialised = true;
+  state_->momentum_initialised = true;  // settle_loss_scaling takes it back after an overflow
+}
+
+void Executor::settle_loss_scaling(StepResult& result) {
+  detail::LossScaler& scaler = *state_->loss_scaler;
+  result.loss_scale = scaler.scale_of_last_step();
+  result.overflowed = scaler.read_found_inf();
+  scaler.read_scale();
+  if (result.overflowed) {
+    state_->momentum_initialised = momentum_started_before_step_;
+    last_update_skipped_ = true;
+  }
+  // The input's gradient went back through the scaled backward: returned unscaled, as a saliency
+  // map means it (the scale is a power of two unless set otherwise, so this is exact).
+  if (result.input_grad.defined()) {
+    const auto inv_scale = static_cast<float>(1.0 / *result.loss_scale);
+    float* values = result.input_grad.data<float>();
+    for (int64_t i = 0; i < result.input_grad.numel(); ++i) values[i] *= inv_scale;
+  }
 }
 
 namespace {
 class DeviceGradients final : public ParameterGradients {
  public:
-  DeviceGradients(Backend& backend, std::map<std::string, Tensor>& grads) : backend_(backend), grads_(grads) {}
+  DeviceGradients(Backend& backend, std::map<std::string, Tensor>& grads, detail::LossScaler* scaler)
+      : backend_(backend), grads_(grads), scaler_(scaler) {}
+  bool overflowed() override { return scaler_ && scaler_->read_found_inf(); }
   void scale(const std::string& key, double factor) override {
     auto grad = grads_.find(key);
     if (grad == grads_.end()) throw_bad_input("scale: no gradient for parameter '" + key + "' in this step");
@@ -385,6 +494,7 @@ class DeviceGradients final : public ParameterGradients {
  private:
   Backend& backend_;
   std::map<std::string, Tensor>& grads_;
+  detail::LossScaler* scaler_;
 };
 }  // namespace
 
@@ -412,7 +522,7 @@ void Executor::restore_buffers() {
 
 UpdateAction Executor::gate_update() {
   if (!update_gate_) return UpdateAction::Apply;
-  DeviceGradients gradients(*backend_, state_->grads);
+  DeviceGradients gradients(*backend_, state_->grads, state_->loss_scaler.get());
   return update_gate_(step_, gradients);
 }
 

@@ -167,10 +167,13 @@ int StepRunner::through_changing_hooks(int x, Fire fire) {
 }
 
 // A gradient computed in autocast's dtype or the step's memory format reaches the F32 NCHW
-// parameter through the cast's backward.
+// parameter through the cast's backward. Grad hooks see it unscaled, where GradScaler.unscale_
+// leaves it for PyTorch's gradient clipping and inspection, so that their statistics and clipnorm
+// mean what they mean in an unscaled run.
 void StepRunner::parameter_grad(const std::string& key, Tensor grad) {
   const Tensor& p = param(key);
   grad = backend_.converted(grad, p.dtype(), p.memory_format());
+  if (state_.loss_scaler) state_.loss_scaler->unscale(grad);
   const std::string& owner = model_.owner_of(key);
   const HookSite site{owner, model_.module(owner).kind, 0, key};
   hooks_.fire(HookWhen::Grad, site, key, grad, "grad", nullptr);

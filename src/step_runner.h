@@ -12,6 +12,7 @@
 // grad_output (backward_pre hooks); the input wrapper collects what this call's body sends to its
 // input (grad_input), fires backward hooks, then passes it on.
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -19,6 +20,7 @@
 #include "hookrt/backend.h"
 #include "hookrt/executor.h"
 #include "hookrt/model.h"
+#include "loss_scaler.h"
 #include "tape.h"
 
 namespace hookrt::detail {
@@ -29,6 +31,7 @@ struct DeviceState {
   std::map<std::string, Tensor> grads;      // this step's parameter gradients (after grad hooks)
   std::map<std::string, Tensor> momentum;   // SGD momentum buffers
   bool momentum_initialised = false;
+  std::unique_ptr<LossScaler> loss_scaler;  // a training step's, under loss scaling
 };
 
 // Which of a module call's tensors a producing op reads next: its output (a batch norm's, read by
@@ -86,7 +89,8 @@ class StepRunner {
   int wrap_for_backward_hooks(const HookSite& site, int x, int y);
   int wrap_input(const HookSite& site, int x, std::shared_ptr<Tensor> saved_grad_output, bool grad_read_by_op);
 
-  // Fires grad hooks on a parameter's fresh gradient and keeps it for the optimizer.
+  // Fires grad hooks on a parameter's fresh gradient and keeps it for the optimizer; under loss
+  // scaling the gradient is unscaled first.
   void parameter_grad(const std::string& key, Tensor grad);
   Tensor take_grad(int id) { return tape_.take_grad(id); }
   // Whether the tensors a module's hooks of `when` see first may be handed to them unwritten.
@@ -97,14 +101,14 @@ class StepRunner {
     return backend_.empty(shape, dtype, shape.size() == 4 ? format : MemoryFormat::Contiguous);
   }
   const Tensor& param(const std::string& key) { return state_.tensors.at(key); }
-  // Autocast (Precision::BF16): the dtype convolutions and the linear layer compute in; x cast to
+  // Autocast (Precision::BF16 or F16): the dtype convolutions and the linear layer compute in; x cast to
   // it (a step of its own on the tape, whose backward casts the gradient back); and a parameter
   // cast to it, once per step, as autocast caches the casts of leaf tensors. Without autocast both
   // keep their dtype (F32, or F64 in the finite-difference tests). The same casts move 4-D inputs
   // and weights into the step's memory format (channels-last: a model in
   // torch.channels_last), so every activation after the first convolution follows it.
-  bool autocasting() const { return options_.precision == Precision::BF16; }
-  DType compute_dtype(DType dtype) const { return autocasting() ? DType::BF16 : dtype; }
+  bool autocasting() const { return options_.precision != Precision::F32; }
+  DType compute_dtype(DType dtype) const { return autocasting() ? activation_dtype(options_.precision) : dtype; }
   MemoryFormat compute_format(const Tensor& t) const {
     return t.ndim() == 4 ? memory_format_ : MemoryFormat::Contiguous;
   }

@@ -216,7 +216,7 @@ TEST_F(Bf16Ops, RefuseMixedDtypesNamingTheTensor) {
                        "logits has dtype BF16"))
       << "autocast runs the loss in F32: the executor casts the logits first";
   Tensor param = bf16_uniform({4}, 16), momentum;
-  EXPECT_TRUE(contains(error_message([&] { cpu->sgd_update(param, param, momentum, true, {}); }),
+  EXPECT_TRUE(contains(error_message([&] { cpu->sgd_update(param, param, momentum, true, {}, Tensor()); }),
                        "param has dtype BF16"))
       << "parameters stay F32 under autocast";
 }

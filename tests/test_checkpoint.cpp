@@ -48,6 +48,36 @@ TEST_F(Checkpoint, HoldsWeightsMomentumStepsAndSettingsAndLoadsAsPlainWeights) {
   for (const std::string& key : model.state_keys()) EXPECT_TRUE(same_bits(again.tensor(key), model.tensor(key))) << key;
 }
 
+// GradScaler's state round-trips exactly (an F32 scale in 17 digits); half of it, or a scale that
+// is no scale, is refused by key.
+TEST_F(Checkpoint, KeepsTheLossScalerStateAndRefusesHalfOfIt) {
+  TempDir dir;
+  Model& model = TinyModelTest::model();
+  const LossScalerState state{0x1p-3 * 3, 17};
+  write_checkpoint(dir.file("s.safetensors"), model, {}, 5, {}, state);
+  const TrainingCheckpoint c = read_checkpoint(dir.file("s.safetensors"));
+  ASSERT_TRUE(c.loss_scaler.has_value());
+  EXPECT_EQ(c.loss_scaler->scale, state.scale);
+  EXPECT_EQ(c.loss_scaler->growth_tracker, 17);
+  write_checkpoint(dir.file("none.safetensors"), model, {}, 5, {});
+  EXPECT_FALSE(read_checkpoint(dir.file("none.safetensors")).loss_scaler.has_value());
+
+  const std::vector<std::map<std::string, std::string>> bad = {
+      {{"hookrt.steps_done", "1"}, {"hookrt.grad_scaler.scale", "1024"}},
+      {{"hookrt.steps_done", "1"}, {"hookrt.grad_scaler.scale", "-2"}, {"hookrt.grad_scaler.growth_tracker", "0"}},
+      {{"hookrt.steps_done", "1"}, {"hookrt.grad_scaler.scale", "8"}, {"hookrt.grad_scaler.growth_tracker", "x"}}};
+  for (const auto& metadata : bad) {
+    io::write_safetensors(dir.file("bad.safetensors"), model.state_dict(), metadata);
+    try {
+      read_checkpoint(dir.file("bad.safetensors"));
+      FAIL() << "read a malformed scaler state";
+    } catch (const Error& error) {
+      EXPECT_EQ(error.kind(), ErrorKind::BadInput);
+      EXPECT_NE(std::string(error.what()).find("hookrt.grad_scaler"), std::string::npos) << error.what();
+    }
+  }
+}
+
 TEST_F(Checkpoint, PlainWeightsAndMalformedMetadataAreRefusedByName) {
   TempDir dir;
   io::write_safetensors(dir.file("w.safetensors"), TinyModelTest::model().state_dict());

@@ -583,6 +583,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadInputCase{"UnknownFlag", run_args("", "@x", {"--frobnicate"}), {"--frobnicate"}},
         BadInputCase{"UnknownPrecision", run_args("", "@x", {"--precision", "fp8"}), {"--precision", "fp8"}},
         BadInputCase{"UnknownMemoryFormat", run_args("", "@x", {"--memory-format", "nhwc"}), {"--memory-format", "nhwc"}},
+        BadInputCase{"UnknownLossScale", run_args("", "@x", {"--loss-scale", "huge"}), {"loss scaling", "huge"}},
+        BadInputCase{"NegativeLossScale", run_args("", "@x", {"--loss-scale", "-4"}), {"loss scaling", "-4"}},
         BadInputCase{"UnknownDevice",
                      {"run", "--num-classes", "5", "--input", "@x", "--device", "tpu"},
                      {"--device", "tpu"}}),

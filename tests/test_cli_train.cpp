@@ -118,6 +118,29 @@ TEST(CliTrain, AResumedRunContinuesFromItsCheckpoint) {
   EXPECT_TRUE(contains(bad.err, "batch")) << bad.err;
 }
 
+// fp16 training scales its loss: a scale too large for F16 overflows every step, which the scaler
+// skips and logs (not a flag) until --max-skips overflows in a row, when the policy gets them; the
+// checkpoint keeps the scale a resumed run goes on with.
+TEST(CliTrain, Fp16OverflowsAreTheLossScalersAndItsScaleIsCheckpointed) {
+  TempDir first, second;
+  const ProcessResult r = hookrt_cli(
+      with(small_run(first.path().string(), 4), {"--precision", "fp16", "--loss-scale", "1e30", "--max-skips", "2", "--quiet"}));
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  const auto overflows = events(first.path().string(), "loss_scale");
+  ASSERT_EQ(overflows.size(), 4u) << read_text(first.file("events.jsonl"));
+  EXPECT_EQ(overflows[0]["step"], 0);
+  EXPECT_EQ(overflows[0]["next_scale"], overflows[0]["scale"]) << "a static scale stays";
+  const auto warnings = events(first.path().string(), "warn");
+  ASSERT_FALSE(warnings.empty()) << "overflows past --max-skips are flagged";
+  EXPECT_EQ(warnings.front()["step"], 2) << "the first two are the scaler's";
+  const std::string header = read_text(first.file("checkpoint.safetensors")).substr(0, 4096);
+  EXPECT_TRUE(contains(header, "hookrt.grad_scaler.scale")) << header;
+
+  const ProcessResult dynamic = hookrt_cli(with(small_run(second.path().string(), 3), {"--precision", "fp16", "--quiet"}));
+  ASSERT_EQ(dynamic.exit_code, 0) << dynamic.describe();
+  EXPECT_TRUE(contains(read_text(second.file("checkpoint.safetensors")).substr(0, 4096), "hookrt.grad_scaler.growth_tracker"));
+}
+
 // Epochs count full batches of the data; a hook config adds its records to the profiler's.
 TEST(CliTrain, EpochsAndAHookConfig) {
   TempDir dir;

@@ -659,7 +659,7 @@ const std::vector<BackendOpCase> kBackendOpCases = {
        b.accumulate(sum, grad);
        b.multiply_(sum, Tensor::full({1}, 0.5, DType::F32));
        const SgdOptions options{.lr = 0.1, .momentum = 0.9, .weight_decay = 1e-4, .nesterov = true};
-       for (int step = 0; step < 3; ++step) b.sgd_update(param, sum, buffer, step == 0, options);
+       for (int step = 0; step < 3; ++step) b.sgd_update(param, sum, buffer, step == 0, options, Tensor());
        return std::vector<Tensor>{sum, param, buffer};
      }},
 };
@@ -762,7 +762,7 @@ TEST(CpuBackend, CrossEntropyTakesInt32LabelsAndRejectsOutOfRangeOnes) {
 TEST(CpuBackend, SgdAllocatesTheMomentumBufferOnTheFirstStep) {
   auto b = make_cpu_backend();
   Tensor param = Tensor::full({3}, 1.0), grad = Tensor::full({3}, 0.5), buffer;
-  b->sgd_update(param, grad, buffer, true, {.lr = 0.1, .momentum = 0.9});
+  b->sgd_update(param, grad, buffer, true, {.lr = 0.1, .momentum = 0.9}, Tensor());
   ASSERT_TRUE(buffer.defined());
   EXPECT_FLOAT_EQ(buffer.item(2), 0.5f) << "the first buffer is a copy of d_p";
   EXPECT_FLOAT_EQ(param.item(2), 0.95f);

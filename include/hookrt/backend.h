@@ -12,19 +12,22 @@
 // convert changes a format. to_host always returns NCHW, as hooks, captures and files see it.
 //
 // Dtypes. Parameters, their gradients, optimizer state, batch norm's statistics and the loss are
-// F32. Activations and their gradients are F32, or BF16 when the executor runs under
-// Precision::BF16 (torch.autocast's bfloat16); each op then takes what PyTorch's does there:
-//   conv2d_*, linear_*        every tensor F32, or every tensor BF16 (a BF16 weight is the
+// F32. Activations and their gradients are F32, or BF16 or F16 when the executor runs under
+// Precision::BF16 or Precision::F16 (torch.autocast's bfloat16 or float16); each op then takes
+// what PyTorch's does there, with "half" standing for BF16 or F16, one of them per op:
+//   conv2d_*, linear_*        every tensor F32, or every tensor half (a half weight is the
 //                             executor's cast of the F32 one); products accumulate in F32 and
-//                             each result is rounded to BF16 once
-//   batchnorm_*               x, y, dy, dx F32 or BF16; weight, bias, running and saved
+//                             each result is rounded to half once
+//   batchnorm_*               x, y, dy, dx F32 or half; weight, bias, running and saved
 //                             statistics, dweight and dbias F32 (PyTorch's mixed batch_norm)
 //   add, accumulate, relu_*, maxpool2d_*, adaptive_avgpool_*, multiply_'s tensor
-//                             one dtype, F32 or BF16, computed in F32 and rounded once
+//                             one dtype, F32 or half, computed in F32 and rounded once
 //                             (multiply_'s factor: F32 or the tensor's dtype)
-//   run_probes, run_producing_op   the tensor's dtype, F32 or BF16
-//   cross_entropy_*, sgd_update   F32 (autocast runs the loss in F32)
-//   convert                   between F32 and BF16 (round to nearest even), and between formats
+//   run_probes, run_producing_op   the tensor's dtype, F32 or half
+//   cross_entropy_*, sgd_update, unscale_gradient_, update_loss_scale
+//                             F32 (autocast runs the loss in F32); the loss scaler's growth
+//                             tracker I32
+//   convert                   between F32, BF16 and F16 (round to nearest even), and between formats
 // The CPU backend also takes F64 wherever F32 is named, for finite-difference tests.
 #include <cstdint>
 #include <memory>
@@ -64,6 +67,18 @@ struct SgdOptions {
   double dampening = 0.0;
   double weight_decay = 0.0;
   bool nesterov = false;
+};
+
+// torch.amp.GradScaler's options: dynamic loss scaling for F16 training. The loss's gradient is
+// multiplied by the scale, so that small F16 gradients do not flush to zero; the parameter
+// gradients are divided by it before the optimizer; a step whose gradients overflowed is skipped
+// and the scale backs off; after growth_interval good steps in a row it grows. A growth_factor
+// and backoff_factor of 1 make the scale static.
+struct LossScaleOptions {
+  double init_scale = 65536.0;  // 2^16
+  double growth_factor = 2.0;
+  double backoff_factor = 0.5;
+  int64_t growth_interval = 2000;
 };
 
 // How a changing probe on a forward tensor transforms that tensor's gradient in backward (as
@@ -229,9 +244,26 @@ class Backend {
   virtual void cross_entropy_backward(const Tensor& probs, const Tensor& labels, Tensor& dlogits) = 0;
 
   // One torch.optim.SGD update of param given grad. momentum_buffer is undefined-or-unused until
-  // `first_step` is false (PyTorch initialises the buffer with the first d_p).
+  // `first_step` is false (PyTorch initialises the buffer with the first d_p). skip_if, when
+  // defined, is a one-element F32 tensor on this backend (a loss scaler's found_inf): where it
+  // holds a nonzero value the update does nothing at all, decided on the device, so that a
+  // skipped step (GradScaler.step after an overflow) needs no host wait.
   virtual void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buffer, bool first_step,
-                          const SgdOptions& o) = 0;
+                          const SgdOptions& o, const Tensor& skip_if) = 0;
+
+  // Loss scaling, as torch.amp.GradScaler runs it on the device. scale and found_inf are
+  // one-element F32 tensors on this backend; growth_tracker a one-element I32 one.
+  // grad (F32) *= inv_scale, the reciprocal of scale taken in F64 and rounded to F32 (GradScaler's
+  // inv_scale; grad is left as it is when that is 1), and found_inf = 1 where any element of grad
+  // is NaN or +-Inf; found_inf is not cleared, so one flag collects every gradient of a step
+  // (torch._amp_foreach_non_finite_check_and_unscale_).
+  virtual void unscale_gradient_(Tensor& grad, const Tensor& scale, Tensor& found_inf) = 0;
+  // torch._amp_update_scale_: after a step with found_inf nonzero, scale *= backoff_factor and
+  // growth_tracker = 0; otherwise growth_tracker += 1, and when it reaches growth_interval,
+  // scale *= growth_factor (kept when that would not be finite) and growth_tracker = 0. The
+  // products are taken in F32.
+  virtual void update_loss_scale(Tensor& scale, Tensor& growth_tracker, const Tensor& found_inf,
+                                 const LossScaleOptions& o) = 0;
 
   // Runs `probes` on tensor in order: changing probes rewrite it in place, observing probes
   // append their result to record.results. options.produce, when set, writes the tensor first;

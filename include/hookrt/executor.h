@@ -35,14 +35,37 @@ Mode parse_mode(const std::string& text);  // "eval" | "train"; throws Error(Bad
 // weights (cast once per step), and every op after them keeps BF16 (batch norm with its F32
 // parameters and statistics, ReLU, pooling, the residual add); the loss casts the logits back to
 // F32. Gradients flow back in the dtype of what they are the gradient of, so parameter gradients,
-// the optimizer and batch norm's buffers stay F32 (no loss scaling: BF16 has F32's range).
-enum class Precision { F32, BF16 };
-std::string precision_name(Precision precision);            // "fp32" | "bf16"
+// the optimizer and batch norm's buffers stay F32 (no loss scaling: BF16 has F32's range). F16 is
+// the same with torch.float16, whose range ends at 65504 and whose smallest normal is 2^-14: a
+// training step then scales its loss (ExecutorOptions::loss_scaling, GradScaler's recipe).
+enum class Precision { F32, BF16, F16 };
+std::string precision_name(Precision precision);            // "fp32" | "bf16" | "fp16"
 Precision parse_precision(const std::string& text);         // throws Error(BadInput)
 
 // Channels-last for BF16 on CUDA, where cuDNN's tensor-core convolutions read NHWC without
 // transposing (PyTorch's recipe: autocast with a channels_last model); NCHW otherwise.
 MemoryFormat default_memory_format(Device device, Precision precision);
+// The activations' dtype under a precision: F32, BF16 or F16.
+DType activation_dtype(Precision precision);
+
+// Loss scaling of a training step, torch.amp.GradScaler's: Dynamic with LossScaleOptions'
+// defaults (init 2^16, x2 after 2000 good steps, x0.5 and the update skipped after an overflow),
+// Static keeps init_scale (an overflowed step is still skipped), Off runs unscaled. Unset: Dynamic
+// for Precision::F16, Off otherwise (BF16 and F32 need none).
+enum class LossScaling { Off, Dynamic, Static };
+struct LossScalingOptions {
+  LossScaling kind = LossScaling::Dynamic;
+  LossScaleOptions scaler;  // Static ignores growth and backoff
+};
+LossScalingOptions default_loss_scaling(Precision precision);
+// "off" | "dynamic" | a positive number (a static scale); throws Error(BadInput).
+LossScalingOptions parse_loss_scaling(const std::string& text);
+std::string loss_scaling_name(const LossScalingOptions& options);  // "off" | "dynamic" | "static 1024"
+// A loss scaler's state between steps (GradScaler.state_dict's scale and _growth_tracker).
+struct LossScalerState {
+  double scale = 0;
+  int64_t growth_tracker = 0;
+};
 
 struct ExecutorOptions {
   Mode mode = Mode::Eval;
@@ -52,6 +75,8 @@ struct ExecutorOptions {
   // gradients and everything a hook, a capture or a file sees stay NCHW. Unset: the device's best
   // for the precision (default_memory_format).
   std::optional<MemoryFormat> memory_format;
+  // How a training step scales its loss; unset: default_loss_scaling(precision).
+  std::optional<LossScalingOptions> loss_scaling;
   SgdOptions sgd;
   bool input_grad = false;  // compute the gradient of the loss w.r.t. the input (saliency)
   // Deferred records go to the delivery thread when nothing in the step needs them first; off:
@@ -81,6 +106,12 @@ struct StepResult {
   Tensor logits;               // host (N, num_classes) F32 (BF16 logits widened, which is exact)
   Tensor input_grad;           // host, when options.input_grad and labels
   StepPath path = StepPath::Eager;
+  // Under loss scaling: the scale this step's backward ran with, and whether its gradients held
+  // a NaN or an Inf, so that the scaler skipped its update (GradScaler's found_inf). Input
+  // gradients and backward hooks see scaled gradients, as in PyTorch; parameter gradients are
+  // unscaled before grad hooks see them (where GradScaler.unscale_ puts them before clipping).
+  std::optional<double> loss_scale;
+  bool overflowed = false;
 };
 
 using RecordSubscriber = std::function<void(const ProbeRecord&)>;
@@ -91,6 +122,9 @@ class ParameterGradients {
   virtual ~ParameterGradients() = default;
   // Multiplies a parameter's gradient by factor (per-layer clipping); throws naming an unknown key.
   virtual void scale(const std::string& key, double factor) = 0;
+  // Under loss scaling: whether the scaler found a NaN or an Inf in these (scaled) gradients, so
+  // that it skips the update whatever the gate decides. False without loss scaling.
+  virtual bool overflowed() = 0;
 };
 
 // What happens to the optimizer step once backward is done.
@@ -127,11 +161,16 @@ class Executor {
   // with momentum), and their restoration with the step count, so a resumed run continues exactly.
   TensorMap optimizer_state();
   void load_optimizer_state(const TensorMap& momentum, int64_t steps_done);
+  // The loss scaler's state for the next step (a host wait), none without loss scaling; and its
+  // restoration on resume. Throws Error(BadInput) on a state the scaler cannot hold.
+  std::optional<LossScalerState> loss_scaler_state();
+  void load_loss_scaler_state(const LossScalerState& state);
   // Why the last step ran op by op rather than by replaying a graph (empty when it was recorded
   // or replayed): a warm-up of a new kind of step, the backend, a hook or option that needs the
   // host mid-step, or a recording that failed (graphs are then off for this executor).
   const std::string& why_last_step_eager() const { return why_eager_; }
-  // Whether the last step's optimizer update was skipped by the update gate.
+  // Whether the last step's optimizer update was skipped, by the update gate or by the loss
+  // scaler after an overflow.
   bool last_update_skipped() const { return last_update_skipped_; }
   // Delivers every record so far, then copies parameters, buffers and optimizer state back into
   // the model's host tensors.
@@ -156,6 +195,9 @@ class Executor {
   void turn_graphs_off(const std::string& why);
   void update_through_gate();
   void apply_sgd();
+  // After a training step under loss scaling: reads whether it overflowed and what scale it ran
+  // with into `result` (a host wait, where the step already waits for its loss).
+  void settle_loss_scaling(StepResult& result);
   UpdateAction gate_update();
   struct BufferSnapshot {
     TensorMap tensors;                                  // float buffers, on the backend
@@ -172,6 +214,7 @@ class Executor {
   UpdateGate update_gate_;
   BufferSnapshot buffers_before_step_;  // batch norm's buffers as the current gated step found them
   bool last_update_skipped_ = false;
+  bool momentum_started_before_step_ = false;  // an overflowed step leaves the momentum unstarted
   std::unique_ptr<State> state_;
   // The step recorded as a graph, and the signature of the eager step before (its warm-up).
   // Declared after backend_: a recording may use the backend's buffers, so it goes first.

@@ -27,6 +27,10 @@ enum class ExplosionPolicy {
   Warn,  // log it and train on
   Clip,  // scale each flagged parameter gradient to K x its running median (non-finite: skip)
   Skip,  // drop the step's optimizer update (halt after max_consecutive_skips in a row)
+  // Under loss scaling, a step whose scaled gradients overflowed while its forward stayed finite
+  // is the scaler's to handle (it skips the update and backs off, logged as a loss_scale event),
+  // until max_consecutive_skips such steps in a row: gradients non-finite at any scale are then
+  // flagged to the policy like any other.
   Halt,  // drop the update, write a checkpoint and the report, stop (the CLI exits 3)
 };
 ExplosionPolicy parse_explosion_policy(const std::string& text);  // warn | clip | skip | halt
@@ -50,6 +54,7 @@ struct TrainOptions {
   SgdOptions sgd;              // lr is the schedule's base_lr
   Precision precision = Precision::F32;
   std::optional<MemoryFormat> memory_format;  // ExecutorOptions::memory_format
+  std::optional<LossScalingOptions> loss_scaling;  // ExecutorOptions::loss_scaling
   LrSchedule schedule;
   LocalizerOptions localizer;
   ExplosionPolicy policy = ExplosionPolicy::Warn;

@@ -15,6 +15,7 @@
 
 #include "cli/commands.h"
 #include "cli/gpu_flags.h"
+#include "cli/loss_scale_option.h"
 #include "cli/memory_format_option.h"
 #include "cli/precision_option.h"
 #include "cuda_entry.h"
@@ -28,7 +29,7 @@ namespace hookrt::cli {
 namespace {
 
 struct BenchArgs {
-  std::string device = "auto", json, precision = "fp32", memory_format = "auto";
+  std::string device = "auto", json, precision = "fp32", memory_format = "auto", loss_scale = "auto";
   int64_t batch = 256, size = 224, steps = 10, warmup = 3;
   // Each off switch undoes one of the GPU path's speedups, so that a run can measure what it gains
   // (--heuristic-conv is one of the GPU flags).
@@ -58,6 +59,7 @@ struct BenchVariant {
     ExecutorOptions options = bench::train_options();
     options.precision = parse_precision(a.precision);
     options.memory_format = memory_format_choice(a.memory_format);
+    options.loss_scaling = loss_scaling_choice(a.loss_scale);
     options.replay_graphs = !a.no_graphs;
     options.probes_in_epilogues = !a.no_epilogue_probes;
     return options;
@@ -161,6 +163,7 @@ nlohmann::ordered_json device_time_json(const LaunchCount& count) {
 nlohmann::ordered_json settings_json(const BenchArgs& a, const std::string& layout) {
   return {{"precision", a.precision},
           {"layout", layout},
+          {"loss_scale", a.loss_scale},
           {"tf32", !a.gpu.no_tf32},
           {"graphs", !a.no_graphs},
           {"epilogue_probes", !a.no_epilogue_probes},
@@ -231,6 +234,7 @@ void add_bench_command(CLI::App& app, int& status) {
   cmd->add_option("--device", a->device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   add_precision_option(*cmd, a->precision);
   add_memory_format_option(*cmd, a->memory_format);
+  add_loss_scale_option(*cmd, a->loss_scale);
   add_gpu_flags(*cmd, a->gpu);
   cmd->add_flag("--no-graphs", a->no_graphs, "GPU: run each step op by op rather than replaying it as one CUDA graph");
   cmd->add_flag("--no-epilogue-probes", a->no_epilogue_probes,

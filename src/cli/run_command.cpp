@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "cli/gpu_flags.h"
+#include "cli/loss_scale_option.h"
 #include "cli/memory_format_option.h"
 #include "cli/precision_option.h"
 #include "cli/interrupt.h"
@@ -23,7 +24,7 @@ namespace {
 
 struct RunArgs {
   std::string weights, input, labels, out, save_weights;
-  std::string mode = "eval", device = "auto", precision = "fp32", memory_format = "auto";
+  std::string mode = "eval", device = "auto", precision = "fp32", memory_format = "auto", loss_scale = "auto";
   std::vector<std::string> hooks;
   int64_t steps = 1, batch = 2, size = 224, num_classes = 1000;
   uint64_t seed = 0;
@@ -85,6 +86,7 @@ int run(const RunArgs& args) {
   options.mode = parse_mode(args.mode);
   options.precision = parse_precision(args.precision);
   options.memory_format = memory_format_choice(args.memory_format);
+  options.loss_scaling = loss_scaling_choice(args.loss_scale);
   options.sgd = {args.lr, args.momentum, args.dampening, args.weight_decay, args.nesterov};
   options.input_grad = args.input_grad;
   options.replay_graphs = !args.no_graphs;
@@ -129,6 +131,7 @@ int run(const RunArgs& args) {
       if (!args.quiet) {
         std::cerr << "step " << step + 1 << "/" << args.steps;
         if (last.loss) std::cerr << "  loss " << *last.loss;
+        if (last.loss_scale) std::cerr << "  loss scale " << *last.loss_scale << (last.overflowed ? " (overflow: update skipped)" : "");
         std::cerr << "  " << seconds << " s  (" << input.size(0) / seconds << " images/s)\n";
       }
     }
@@ -171,6 +174,7 @@ void add_run_command(CLI::App& app, int& status) {
   cmd->add_option("--device", args->device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   add_precision_option(*cmd, args->precision);
   add_memory_format_option(*cmd, args->memory_format);
+  add_loss_scale_option(*cmd, args->loss_scale);
   add_gpu_flags(*cmd, args->gpu);
   cmd->add_flag("--no-graphs", args->no_graphs,
                 "GPU: run each step op by op rather than replaying it as one CUDA graph (steps with host callbacks always do)");

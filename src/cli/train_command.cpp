@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "cli/gpu_flags.h"
+#include "cli/loss_scale_option.h"
 #include "cli/memory_format_option.h"
 #include "cli/precision_option.h"
 #include "cli/interrupt.h"
@@ -22,7 +23,7 @@ namespace {
 
 struct TrainArgs {
   std::string data, data_npy, labels_npy, weights, resume, hook_config, out = "out/train";
-  std::string device = "auto", schedule = "constant", policy = "warn", precision = "fp32", memory_format = "auto";
+  std::string device = "auto", schedule = "constant", policy = "warn", precision = "fp32", memory_format = "auto", loss_scale = "auto";
   std::vector<std::string> hooks, spikes;
   int64_t steps = 0, epochs = 0, batch = 16, size = 64, resize = 0, classes = 10, synthetic_count = 2048;
   int64_t step_size = 30, warmup = 0, window = 50, min_history = 10, checkpoint_every = 0, max_skips = 10;
@@ -82,7 +83,7 @@ std::map<std::string, std::string> describe_run(const TrainArgs& a, const data::
           {"image_size", std::to_string(d.image_size())}, {"batch", std::to_string(a.batch)}, {"seed", std::to_string(a.seed)},
           {"steps", std::to_string(steps)}, {"lr", std::to_string(a.lr)}, {"schedule", a.schedule},
           {"momentum", std::to_string(a.momentum)}, {"weight_decay", std::to_string(a.weight_decay)},
-          {"precision", a.precision}, {"memory_format", a.memory_format}, {"policy", a.policy}, {"explosion_factor", std::to_string(a.factor)}, {"window", std::to_string(a.window)}};
+          {"precision", a.precision}, {"memory_format", a.memory_format}, {"loss_scale", a.loss_scale}, {"policy", a.policy}, {"explosion_factor", std::to_string(a.factor)}, {"window", std::to_string(a.window)}};
 }
 
 int train_main(const TrainArgs& a) {
@@ -109,6 +110,7 @@ int train_main(const TrainArgs& a) {
   o.sgd = {a.lr, a.momentum, a.dampening, a.weight_decay, a.nesterov};
   o.precision = parse_precision(a.precision);
   o.memory_format = memory_format_choice(a.memory_format);
+  o.loss_scaling = loss_scaling_choice(a.loss_scale);
   o.schedule = make_schedule(a, o.steps);
   o.localizer = {a.factor, a.window, a.min_history};
   o.policy = policy;
@@ -167,6 +169,7 @@ void add_train_command(CLI::App& app, int& status) {
   cmd->add_option("--device", a->device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   add_precision_option(*cmd, a->precision);
   add_memory_format_option(*cmd, a->memory_format);
+  add_loss_scale_option(*cmd, a->loss_scale);
   add_gpu_flags(*cmd, a->gpu);
   cmd->add_option("--steps", a->steps, "Total steps (default 100)")->check(CLI::PositiveNumber);
   cmd->add_option("--epochs", a->epochs, "Total epochs instead of --steps")->check(CLI::PositiveNumber);

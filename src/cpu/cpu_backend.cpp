@@ -2,7 +2,7 @@
 // Every method checks devices, dtypes and shapes first and throws an Error naming the op, the
 // tensor and the shapes involved. Float tensors may be F32 (the contract) or F64 (so tests can run
 // whole networks in double for finite differences); all float tensors of one call share a dtype,
-// but for the BF16 ops of backend.h, which run in F32 through cpu::Bf16Widening.
+// but for the BF16 and F16 ops of backend.h, which run in F32 through cpu::HalfWidening.
 // An output that is undefined is allocated when its shape follows from the inputs; outputs whose
 // shape does not (dx of conv and pooling, dw of conv) must be passed in allocated.
 #include <algorithm>
@@ -11,7 +11,7 @@
 #include <string>
 
 #include "backend_checks.h"
-#include "cpu/bf16_widening.h"
+#include "cpu/half_widening.h"
 #include "cpu/channels_last_staging.h"
 #include "cpu/ops.h"
 #include "cpu/probes.h"
@@ -60,7 +60,14 @@ void prepare_elementwise_output(Tensor& t, const Tensor& like, const char* op, c
   checks::require_same_layout(t, like, op, name, like_name);
 }
 
-bool is_bf16(const Tensor& t) { return t.defined() && t.dtype() == DType::BF16; }
+// A loss scaler's scale or found_inf flag.
+void require_one_f32(const Tensor& t, const char* op, const char* name) {
+  require_dtype(t, DType::F32, op, name);
+  require_shape(t, {1}, op, name);
+}
+
+// BF16 or F16: the ops run in F32 on widened copies (cpu::HalfWidening).
+bool is_half(const Tensor& t) { return t.defined() && (t.dtype() == DType::BF16 || t.dtype() == DType::F16); }
 
 // Runs f with a value of the scalar type matching dtype (F32 or F64).
 template <class F>
@@ -157,11 +164,11 @@ class CpuBackend final : public Backend {
   }
 
   void add(const Tensor& a, const Tensor& b, Tensor& out) override {
-    if (is_bf16(a)) {
-      cpu::Bf16Widening bf16("add");
-      Tensor& out32 = bf16.out(out, "out");
-      add(bf16.in(a, "a"), bf16.in(b, "b"), out32);
-      return bf16.finish();
+    if (is_half(a)) {
+      cpu::HalfWidening half("add", a.dtype());
+      Tensor& out32 = half.out(out, "out");
+      add(half.in(a, "a"), half.in(b, "b"), out32);
+      return half.finish();
     }
     require_float(a, "add", "a");
     require_dtype(b, a.dtype(), "add", "b");
@@ -172,10 +179,10 @@ class CpuBackend final : public Backend {
   }
 
   void accumulate(Tensor& dst, const Tensor& src) override {
-    if (is_bf16(dst)) {
-      cpu::Bf16Widening bf16("accumulate");
-      accumulate(bf16.in_out(dst, "dst"), bf16.in(src, "src"));
-      return bf16.finish();
+    if (is_half(dst)) {
+      cpu::HalfWidening half("accumulate", dst.dtype());
+      accumulate(half.in_out(dst, "dst"), half.in(src, "src"));
+      return half.finish();
     }
     require_float(dst, "accumulate", "dst");
     require_dtype(src, dst.dtype(), "accumulate", "src");
@@ -184,13 +191,13 @@ class CpuBackend final : public Backend {
     dispatch_float(dst.dtype(), [&]<class T>(T) { cpu::accumulate(dst.data<T>(), src.data<T>(), dst.numel()); });
   }
 
-  // A BF16 tensor's factor may be F32 or BF16: the F32 op converts it.
+  // A half tensor's factor may be F32 or the tensor's dtype: the F32 op converts it.
   void multiply_(Tensor& tensor, const Tensor& factor) override {
-    if (is_bf16(tensor)) {
-      cpu::Bf16Widening bf16("multiply_");
-      Tensor& widened = bf16.in_out(tensor, "tensor");
-      multiply_(widened, is_bf16(factor) ? bf16.in(factor, "factor") : factor);
-      return bf16.finish();
+    if (is_half(tensor)) {
+      cpu::HalfWidening half("multiply_", tensor.dtype());
+      Tensor& widened = half.in_out(tensor, "tensor");
+      multiply_(widened, is_half(factor) ? half.in(factor, "factor") : factor);
+      return half.finish();
     }
     require_float(tensor, "multiply_", "tensor");
     require_float(factor, "multiply_", "factor");
@@ -220,11 +227,11 @@ class CpuBackend final : public Backend {
       conv2d_forward(nhwc.in(x, "x"), nhwc.in(w, "w"), y0, g);
       return nhwc.finish();
     }
-    if (is_bf16(x)) {
-      cpu::Bf16Widening bf16(op);
-      Tensor& y32 = bf16.out(y, "y");
-      conv2d_forward(bf16.in(x, "x"), bf16.in(w, "w"), y32, g);
-      return bf16.finish();
+    if (is_half(x)) {
+      cpu::HalfWidening half(op, x.dtype());
+      Tensor& y32 = half.out(y, "y");
+      conv2d_forward(half.in(x, "x"), half.in(w, "w"), y32, g);
+      return half.finish();
     }
     check_conv_operands(x, "x", w, "w", op);
     const cpu::ConvShape s = conv_shape(x.shape(), w.shape(), g, op);
@@ -240,12 +247,12 @@ class CpuBackend final : public Backend {
       conv2d_backward_data(nhwc.in(dy, "dy"), nhwc.in(w, "w"), dx0, g);
       return nhwc.finish();
     }
-    if (is_bf16(w)) {
-      cpu::Bf16Widening bf16(op);
-      Tensor& dx32 = bf16.out(dx, "dx");
+    if (is_half(w)) {
+      cpu::HalfWidening half(op, w.dtype());
+      Tensor& dx32 = half.out(dx, "dx");
       if (!dx.defined()) throw Error(std::string(op) + ": dx must be allocated with the input's shape");
-      conv2d_backward_data(bf16.in(dy, "dy"), bf16.in(w, "w"), dx32, g);
-      return bf16.finish();
+      conv2d_backward_data(half.in(dy, "dy"), half.in(w, "w"), dx32, g);
+      return half.finish();
     }
     if (!dx.defined()) throw Error(std::string(op) + ": dx must be allocated with the input's shape");
     check_conv_operands(dx, "dx", w, "w", op);
@@ -263,12 +270,12 @@ class CpuBackend final : public Backend {
       conv2d_backward_filter(nhwc.in(x, "x"), nhwc.in(dy, "dy"), dw0, g);
       return nhwc.finish();
     }
-    if (is_bf16(x)) {
-      cpu::Bf16Widening bf16(op);
-      Tensor& dw32 = bf16.out(dw, "dw");
+    if (is_half(x)) {
+      cpu::HalfWidening half(op, x.dtype());
+      Tensor& dw32 = half.out(dw, "dw");
       if (!dw.defined()) throw Error(std::string(op) + ": dw must be allocated with the filter's shape");
-      conv2d_backward_filter(bf16.in(x, "x"), bf16.in(dy, "dy"), dw32, g);
-      return bf16.finish();
+      conv2d_backward_filter(half.in(x, "x"), half.in(dy, "dy"), dw32, g);
+      return half.finish();
     }
     if (!dw.defined()) throw Error(std::string(op) + ": dw must be allocated with the filter's shape");
     check_conv_operands(x, "x", dw, "dw", op);
@@ -289,11 +296,11 @@ class CpuBackend final : public Backend {
       batchnorm_forward(nhwc.in(x, "x"), weight, bias, running_mean, running_var, y0, save_mean, save_invstd, o);
       return nhwc.finish();
     }
-    if (is_bf16(x)) {  // weight, bias and the statistics stay F32
-      cpu::Bf16Widening bf16(op);
-      Tensor& y32 = bf16.out(y, "y");
-      batchnorm_forward(bf16.in(x, "x"), weight, bias, running_mean, running_var, y32, save_mean, save_invstd, o);
-      return bf16.finish();
+    if (is_half(x)) {  // weight, bias and the statistics stay F32
+      cpu::HalfWidening half(op, x.dtype());
+      Tensor& y32 = half.out(y, "y");
+      batchnorm_forward(half.in(x, "x"), weight, bias, running_mean, running_var, y32, save_mean, save_invstd, o);
+      return half.finish();
     }
     require_float(x, op, "x");
     const cpu::BatchNormShape s = batchnorm_shape(x, op);
@@ -328,11 +335,11 @@ class CpuBackend final : public Backend {
       batchnorm_backward(nhwc.in(dy, "dy"), nhwc.in(x, "x"), weight, save_mean, save_invstd, dx0, dweight, dbias, o);
       return nhwc.finish();
     }
-    if (is_bf16(x)) {  // weight, the saved statistics, dweight and dbias stay F32
-      cpu::Bf16Widening bf16(op);
-      Tensor& dx32 = bf16.out(dx, "dx");
-      batchnorm_backward(bf16.in(dy, "dy"), bf16.in(x, "x"), weight, save_mean, save_invstd, dx32, dweight, dbias, o);
-      return bf16.finish();
+    if (is_half(x)) {  // weight, the saved statistics, dweight and dbias stay F32
+      cpu::HalfWidening half(op, x.dtype());
+      Tensor& dx32 = half.out(dx, "dx");
+      batchnorm_backward(half.in(dy, "dy"), half.in(x, "x"), weight, save_mean, save_invstd, dx32, dweight, dbias, o);
+      return half.finish();
     }
     require_float(x, op, "x");
     require_dtype(dy, x.dtype(), op, "dy");
@@ -352,11 +359,11 @@ class CpuBackend final : public Backend {
 
   // ---- ReLU ----
   void relu_forward(const Tensor& x, Tensor& y) override {
-    if (is_bf16(x)) {
-      cpu::Bf16Widening bf16("relu_forward");
-      Tensor& y32 = bf16.out(y, "y");
-      relu_forward(bf16.in(x, "x"), y32);
-      return bf16.finish();
+    if (is_half(x)) {
+      cpu::HalfWidening half("relu_forward", x.dtype());
+      Tensor& y32 = half.out(y, "y");
+      relu_forward(half.in(x, "x"), y32);
+      return half.finish();
     }
     require_float(x, "relu_forward", "x");
     prepare_elementwise_output(y, x, "relu_forward", "y", "x");
@@ -364,11 +371,11 @@ class CpuBackend final : public Backend {
   }
 
   void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) override {
-    if (is_bf16(y)) {
-      cpu::Bf16Widening bf16("relu_backward");
-      Tensor& dx32 = bf16.out(dx, "dx");
-      relu_backward(bf16.in(y, "y"), bf16.in(dy, "dy"), dx32);
-      return bf16.finish();
+    if (is_half(y)) {
+      cpu::HalfWidening half("relu_backward", y.dtype());
+      Tensor& dx32 = half.out(dx, "dx");
+      relu_backward(half.in(y, "y"), half.in(dy, "dy"), dx32);
+      return half.finish();
     }
     require_float(y, "relu_backward", "y");
     require_dtype(dy, y.dtype(), "relu_backward", "dy");
@@ -388,11 +395,11 @@ class CpuBackend final : public Backend {
       maxpool2d_forward(nhwc.in(x, "x"), y0, indices0, g);
       return nhwc.finish();
     }
-    if (is_bf16(x)) {
-      cpu::Bf16Widening bf16(op);
-      Tensor& y32 = bf16.out(y, "y");
-      maxpool2d_forward(bf16.in(x, "x"), y32, indices, g);
-      return bf16.finish();
+    if (is_half(x)) {
+      cpu::HalfWidening half(op, x.dtype());
+      Tensor& y32 = half.out(y, "y");
+      maxpool2d_forward(half.in(x, "x"), y32, indices, g);
+      return half.finish();
     }
     require_float(x, op, "x");
     require_rank(x, 4, op, "x");
@@ -411,12 +418,12 @@ class CpuBackend final : public Backend {
       maxpool2d_backward(nhwc.in(dy, "dy"), nhwc.in(indices, "indices"), dx0, g);
       return nhwc.finish();
     }
-    if (is_bf16(dy)) {
-      cpu::Bf16Widening bf16(op);
-      Tensor& dx32 = bf16.out(dx, "dx");
+    if (is_half(dy)) {
+      cpu::HalfWidening half(op, dy.dtype());
+      Tensor& dx32 = half.out(dx, "dx");
       if (!dx.defined()) throw Error(std::string(op) + ": dx must be allocated with the input's shape");
-      maxpool2d_backward(bf16.in(dy, "dy"), indices, dx32, g);
-      return bf16.finish();
+      maxpool2d_backward(half.in(dy, "dy"), indices, dx32, g);
+      return half.finish();
     }
     if (!dx.defined()) throw Error(std::string(op) + ": dx must be allocated with the input's shape");
     require_float(dx, op, "dx");
@@ -438,11 +445,11 @@ class CpuBackend final : public Backend {
       adaptive_avgpool_forward(nhwc.in(x, "x"), y0);
       return nhwc.finish();
     }
-    if (is_bf16(x)) {
-      cpu::Bf16Widening bf16("adaptive_avgpool_forward");
-      Tensor& y32 = bf16.out(y, "y");
-      adaptive_avgpool_forward(bf16.in(x, "x"), y32);
-      return bf16.finish();
+    if (is_half(x)) {
+      cpu::HalfWidening half("adaptive_avgpool_forward", x.dtype());
+      Tensor& y32 = half.out(y, "y");
+      adaptive_avgpool_forward(half.in(x, "x"), y32);
+      return half.finish();
     }
     require_float(x, "adaptive_avgpool_forward", "x");
     require_rank(x, 4, "adaptive_avgpool_forward", "x");
@@ -459,12 +466,12 @@ class CpuBackend final : public Backend {
       adaptive_avgpool_backward(nhwc.in(dy, "dy"), dx0);
       return nhwc.finish();
     }
-    if (is_bf16(dy)) {
-      cpu::Bf16Widening bf16(op);
-      Tensor& dx32 = bf16.out(dx, "dx");
+    if (is_half(dy)) {
+      cpu::HalfWidening half(op, dy.dtype());
+      Tensor& dx32 = half.out(dx, "dx");
       if (!dx.defined()) throw Error(std::string(op) + ": dx must be allocated with the input's shape");
-      adaptive_avgpool_backward(bf16.in(dy, "dy"), dx32);
-      return bf16.finish();
+      adaptive_avgpool_backward(half.in(dy, "dy"), dx32);
+      return half.finish();
     }
     if (!dx.defined()) throw Error(std::string(op) + ": dx must be allocated with the input's shape");
     require_float(dx, op, "dx");
@@ -477,11 +484,11 @@ class CpuBackend final : public Backend {
 
   // ---- linear: x may be (N, ...) with its trailing dims flattening to the input features ----
   void linear_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& y) override {
-    if (is_bf16(x)) {  // the bias is added in F32, before the one rounding
-      cpu::Bf16Widening bf16("linear_forward");
-      Tensor& y32 = bf16.out(y, "y");
-      linear_forward(bf16.in(x, "x"), bf16.in(w, "w"), bf16.in(b, "b"), y32);
-      return bf16.finish();
+    if (is_half(x)) {  // the bias is added in F32, before the one rounding
+      cpu::HalfWidening half("linear_forward", x.dtype());
+      Tensor& y32 = half.out(y, "y");
+      linear_forward(half.in(x, "x"), half.in(w, "w"), half.in(b, "b"), y32);
+      return half.finish();
     }
     const cpu::LinearShape s = linear_shape(x, w, "linear_forward");
     require_dtype(b, x.dtype(), "linear_forward", "b");
@@ -492,13 +499,13 @@ class CpuBackend final : public Backend {
 
   void linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, Tensor& dx, Tensor& dw, Tensor& db) override {
     const char* op = "linear_backward";
-    if (is_bf16(x)) {
-      cpu::Bf16Widening bf16(op);
-      Tensor& dx32 = bf16.out(dx, "dx");  // undefined: not wanted, as in F32
-      Tensor& dw32 = bf16.out(dw, "dw");
-      Tensor& db32 = bf16.out(db, "db");
-      linear_backward(bf16.in(x, "x"), bf16.in(w, "w"), bf16.in(dy, "dy"), dx32, dw32, db32);
-      return bf16.finish();
+    if (is_half(x)) {
+      cpu::HalfWidening half(op, x.dtype());
+      Tensor& dx32 = half.out(dx, "dx");  // undefined: not wanted, as in F32
+      Tensor& dw32 = half.out(dw, "dw");
+      Tensor& db32 = half.out(db, "db");
+      linear_backward(half.in(x, "x"), half.in(w, "w"), half.in(dy, "dy"), dx32, dw32, db32);
+      return half.finish();
     }
     const cpu::LinearShape s = linear_shape(x, w, op);
     require_dtype(dy, x.dtype(), op, "dy");
@@ -543,8 +550,9 @@ class CpuBackend final : public Backend {
 
   // ---- optimizer ----
   void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buffer, bool first_step,
-                  const SgdOptions& o) override {
+                  const SgdOptions& o, const Tensor& skip_if) override {
     const char* op = "sgd_update";
+    if (skip_if.defined()) require_one_f32(skip_if, op, "skip_if");
     require_float(param, op, "param");
     require_dtype(grad, param.dtype(), op, "grad");
     require_shape(grad, param.shape(), op, "grad");
@@ -559,10 +567,32 @@ class CpuBackend final : public Backend {
       require_dtype(momentum_buffer, param.dtype(), op, "momentum_buffer");
       require_shape(momentum_buffer, param.shape(), op, "momentum_buffer");
     }
+    if (skip_if.defined() && skip_if.data<float>()[0] != 0.0f) return;
     dispatch_float(param.dtype(), [&]<class T>(T) {
       cpu::sgd_update(param.data<T>(), grad.data<T>(), use_momentum ? momentum_buffer.data<T>() : nullptr,
                       param.numel(), first_step, o);
     });
+  }
+
+  // ---- loss scaling ----
+  void unscale_gradient_(Tensor& grad, const Tensor& scale, Tensor& found_inf) override {
+    const char* op = "unscale_gradient_";
+    require_dtype(grad, DType::F32, op, "grad");
+    require_one_f32(scale, op, "scale");
+    require_one_f32(found_inf, op, "found_inf");
+    if (cpu::unscale_gradient(grad.data<float>(), grad.numel(), scale.data<float>()[0]))
+      found_inf.data<float>()[0] = 1.0f;
+  }
+
+  void update_loss_scale(Tensor& scale, Tensor& growth_tracker, const Tensor& found_inf,
+                         const LossScaleOptions& o) override {
+    const char* op = "update_loss_scale";
+    require_one_f32(scale, op, "scale");
+    require_one_f32(found_inf, op, "found_inf");
+    require_dtype(growth_tracker, DType::I32, op, "growth_tracker");
+    require_shape(growth_tracker, {1}, op, "growth_tracker");
+    cpu::update_loss_scale(scale.data<float>()[0], growth_tracker.data<int32_t>()[0], found_inf.data<float>()[0] != 0.0f,
+                           o);
   }
 
   // ---- probes ----

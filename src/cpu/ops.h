@@ -122,4 +122,12 @@ template <class T>
 void sgd_update(T* param, const T* grad, T* momentum_buffer, int64_t n, bool first_step,
                 const SgdOptions& options);
 
+// ---- loss scaling (torch.amp.GradScaler) -------------------------------------------------------
+
+// grad *= inv_scale, the reciprocal of scale taken in double and rounded to float (left as it is
+// where that is 1); returns whether any element was NaN or +-Inf.
+bool unscale_gradient(float* grad, int64_t n, float scale);
+// torch._amp_update_scale_ on one scale and growth tracker.
+void update_loss_scale(float& scale, int32_t& growth_tracker, bool found_inf, const LossScaleOptions& options);
+
 }  // namespace hookrt::cpu

@@ -121,7 +121,7 @@ class TrainingRun {
       history_.observe(record);
     });
     executor_.set_update_gate([this](int64_t step, ParameterGradients& grads) { return gate(step, grads); });
-    if (options_.resume) executor_.load_optimizer_state(options_.resume->momentum, options_.resume->steps_done);
+    if (options_.resume) resume_from(*options_.resume);
   }
 
   TrainOutcome run();
@@ -133,9 +133,18 @@ class TrainingRun {
     executor.sgd = options.sgd;
     executor.precision = options.precision;
     executor.memory_format = options.memory_format;
+    executor.loss_scaling = options.loss_scaling;
     return executor;
   }
+  // A checkpoint's loss scale is kept where this run scales its loss too; a run that does not
+  // scale, or a checkpoint written without scaling, starts from what this run's options say.
+  void resume_from(const TrainingCheckpoint& checkpoint) {
+    executor_.load_optimizer_state(checkpoint.momentum, checkpoint.steps_done);
+    if (checkpoint.loss_scaler && executor_.loss_scaler_state()) executor_.load_loss_scaler_state(*checkpoint.loss_scaler);
+  }
   UpdateAction gate(int64_t step, ParameterGradients& grads);
+  bool scaler_handles_overflow(const StepVerdict& verdict, ParameterGradients& grads);
+  void log_overflow(const StepResult& result);
   UpdateAction act_on(const StepVerdict& verdict, ParameterGradients& grads);
   void clip(const StepVerdict& verdict, ParameterGradients& grads);
   // An event in events.jsonl and the report; note() also tells the user.
@@ -157,6 +166,7 @@ class TrainingRun {
   std::optional<std::pair<int64_t, NonFiniteOrigin>> first_origin_;
   int64_t flagged_this_step_ = 0;
   int64_t consecutive_skips_ = 0;
+  int64_t consecutive_overflows_ = 0;  // loss-scaled steps whose gradients overflowed, in a row
   bool halt_ = false;
   std::string checkpoint_path_;
 };
@@ -176,6 +186,7 @@ void TrainingRun::note(int64_t step, const std::string& kind, const std::string&
 // Runs after every record of the step arrived and before the optimizer.
 UpdateAction TrainingRun::gate(int64_t step, ParameterGradients& grads) {
   const StepVerdict verdict = localizer_.finish_step(step);
+  if (scaler_handles_overflow(verdict, grads)) return UpdateAction::Apply;  // the scaler skips it on the device
   flagged_this_step_ = static_cast<int64_t>(verdict.flags.size());
   if (!verdict.flagged()) {
     consecutive_skips_ = 0;
@@ -190,6 +201,18 @@ UpdateAction TrainingRun::gate(int64_t step, ParameterGradients& grads) {
                                 {"producer", verdict.origin->producer}, {"propagators", verdict.origin->propagators}});
   }
   return act_on(verdict, grads);
+}
+
+// GradScaler's overflows are expected: the scale starts high on purpose and backs off until the
+// scaled gradients fit F16. Such a step (forward and loss finite, backward not) is logged by
+// train_one, not flagged, while overflows in a row stay under max_consecutive_skips.
+bool TrainingRun::scaler_handles_overflow(const StepVerdict& verdict, ParameterGradients& grads) {
+  if (!grads.overflowed()) {
+    consecutive_overflows_ = 0;
+    return false;
+  }
+  const bool backward_only = !verdict.origin || verdict.origin->phase == "backward";
+  return backward_only && ++consecutive_overflows_ <= options_.max_consecutive_skips;
 }
 
 UpdateAction TrainingRun::act_on(const StepVerdict& verdict, ParameterGradients& grads) {
@@ -259,6 +282,7 @@ void TrainingRun::train_one(int64_t step, data::BatchLoader& loader) {
   data::Batch batch = loader.next();
   flagged_this_step_ = 0;
   const StepResult result = executor_.step(batch.images, batch.labels);
+  if (result.overflowed) log_overflow(result);
   const double loss = result.loss.value_or(std::numeric_limits<double>::quiet_NaN());
   history_.end_step(step, loss, lr, localizer_);
   outputs_.flush();
@@ -269,11 +293,20 @@ void TrainingRun::train_one(int64_t step, data::BatchLoader& loader) {
   }
 }
 
+void TrainingRun::log_overflow(const StepResult& result) {
+  const double scale = result.loss_scale.value_or(0);
+  const double next = executor_.loss_scaler_state().value_or(LossScalerState{}).scale;
+  log_event(result.step, "loss_scale",
+            "gradients overflowed at loss scale " + format_norm(scale) + ": update skipped, scale now " + format_norm(next),
+            {{"scale", scale}, {"next_scale", next}});
+}
+
 void TrainingRun::write_checkpoint(const std::string& name) {
   executor_.sync_model();
   checkpoint_path_ = outputs_.file(name);
   std::map<std::string, std::string> settings = options_.settings;
-  hookrt::write_checkpoint(checkpoint_path_, model_, executor_.optimizer_state(), executor_.steps_done(), settings);
+  hookrt::write_checkpoint(checkpoint_path_, model_, executor_.optimizer_state(), executor_.steps_done(), settings,
+                           executor_.loss_scaler_state());
   outputs_.event(ordered_json{{"step", executor_.steps_done()}, {"event", "checkpoint"}, {"path", checkpoint_path_}});
 }
 

@@ -15,17 +15,17 @@ void AutocastDtypeLog::attach(Model& model) {
   model.register_grad_hook("*", TensorCallback([this](const HookEvent& e, TensorRef grad) { grads_[e.param] = grad.dtype(); }));
 }
 
-void AutocastDtypeLog::expect_autocast_dtypes(const Model& model) const {
+void AutocastDtypeLog::expect_autocast_dtypes(const Model& model, DType half) const {
   ASSERT_EQ(outputs_.size(), model.modules().size());
-  for (const auto& [module, dtype] : outputs_) EXPECT_EQ(dtype, DType::BF16) << "output of '" << module << "'";
+  for (const auto& [module, dtype] : outputs_) EXPECT_EQ(dtype, half) << "output of '" << module << "'";
   EXPECT_EQ(inputs_.at(""), DType::F32);
   EXPECT_EQ(inputs_.at("conv1"), DType::F32);
-  EXPECT_EQ(inputs_.at("bn1"), DType::BF16);
-  EXPECT_EQ(inputs_.at("fc"), DType::BF16);
+  EXPECT_EQ(inputs_.at("bn1"), half);
+  EXPECT_EQ(inputs_.at("fc"), half);
   EXPECT_EQ(grad_inputs_.at("conv1"), DType::F32) << "the gradient of the F32 batch";
   EXPECT_EQ(grad_inputs_.at(""), DType::F32);
-  EXPECT_EQ(grad_inputs_.at("layer1.0.conv1"), DType::BF16);
-  EXPECT_EQ(grad_inputs_.at("fc"), DType::BF16);
+  EXPECT_EQ(grad_inputs_.at("layer1.0.conv1"), half);
+  EXPECT_EQ(grad_inputs_.at("fc"), half);
   ASSERT_EQ(grads_.size(), model.parameter_names().size());
   for (const auto& [key, dtype] : grads_) EXPECT_EQ(dtype, DType::F32) << "gradient of '" << key << "'";
 }

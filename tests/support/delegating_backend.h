@@ -68,8 +68,16 @@ class DelegatingBackend : public Backend {
   void cross_entropy_backward(const Tensor& p, const Tensor& y, Tensor& d) override {
     inner_->cross_entropy_backward(p, y, d);
   }
-  void sgd_update(Tensor& p, const Tensor& g, Tensor& m, bool first, const SgdOptions& o) override {
-    inner_->sgd_update(p, g, m, first, o);
+  void sgd_update(Tensor& p, const Tensor& g, Tensor& m, bool first, const SgdOptions& o,
+                  const Tensor& skip_if) override {
+    inner_->sgd_update(p, g, m, first, o, skip_if);
+  }
+  void unscale_gradient_(Tensor& grad, const Tensor& scale, Tensor& found_inf) override {
+    inner_->unscale_gradient_(grad, scale, found_inf);
+  }
+  void update_loss_scale(Tensor& scale, Tensor& tracker, const Tensor& found_inf,
+                         const LossScaleOptions& o) override {
+    inner_->update_loss_scale(scale, tracker, found_inf, o);
   }
   // The inner backend writes options.produce's tensor with its own op, not through this one.
   ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,

@@ -369,17 +369,38 @@ void RecordingCpuBackend::cross_entropy_backward(const Tensor& probs, const Tens
 // The first step with momentum makes the buffer (as the CPU backend would) before it is recorded:
 // the replayed update must write into a buffer the caller holds.
 void RecordingCpuBackend::sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buffer,
-                                     bool first_step, const SgdOptions& o) {
+                                     bool first_step, const SgdOptions& o, const Tensor& skip_if) {
   if (!recording_) {
     eager();
-    return cpu().sgd_update(param, grad, momentum_buffer, first_step, o);
+    return cpu().sgd_update(param, grad, momentum_buffer, first_step, o, skip_if);
   }
   const bool fits = momentum_buffer.defined() && momentum_buffer.shape() == param.shape() &&
                     momentum_buffer.dtype() == param.dtype();
   if (o.momentum != 0.0 && first_step && !fits)
     momentum_buffer = cpu().empty(param.shape(), param.dtype());
-  record("sgd_update", [param, grad, momentum_buffer, first_step, o](Shared& s) mutable {
-    s.cpu->sgd_update(param, grad, momentum_buffer, first_step, o);
+  record("sgd_update", [param, grad, momentum_buffer, first_step, o, skip_if](Shared& s) mutable {
+    s.cpu->sgd_update(param, grad, momentum_buffer, first_step, o, skip_if);
+  });
+}
+
+// The loss scaler's ops read their flag and scale when replayed, as the GPU's kernels do.
+void RecordingCpuBackend::unscale_gradient_(Tensor& grad, const Tensor& scale, Tensor& found_inf) {
+  if (!recording_) {
+    eager();
+    return cpu().unscale_gradient_(grad, scale, found_inf);
+  }
+  record("unscale_gradient_",
+         [grad, scale, found_inf](Shared& s) mutable { s.cpu->unscale_gradient_(grad, scale, found_inf); });
+}
+
+void RecordingCpuBackend::update_loss_scale(Tensor& scale, Tensor& growth_tracker, const Tensor& found_inf,
+                                            const LossScaleOptions& o) {
+  if (!recording_) {
+    eager();
+    return cpu().update_loss_scale(scale, growth_tracker, found_inf, o);
+  }
+  record("update_loss_scale", [scale, growth_tracker, found_inf, o](Shared& s) mutable {
+    s.cpu->update_loss_scale(scale, growth_tracker, found_inf, o);
   });
 }
 

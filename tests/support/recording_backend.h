@@ -78,7 +78,10 @@ class RecordingCpuBackend final : public Backend {
                              Tensor& loss) override;
   void cross_entropy_backward(const Tensor& probs, const Tensor& labels, Tensor& dlogits) override;
   void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buffer, bool first_step,
-                  const SgdOptions& o) override;
+                  const SgdOptions& o, const Tensor& skip_if) override;
+  void unscale_gradient_(Tensor& grad, const Tensor& scale, Tensor& found_inf) override;
+  void update_loss_scale(Tensor& scale, Tensor& growth_tracker, const Tensor& found_inf,
+                         const LossScaleOptions& o) override;
 
   // ---- probes ----
   ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
