@@ -321,6 +321,7 @@ void channels_last_dx(const T* dy, const T* x, T* dx, const DxCoefficients& k,
                                     const BatchNormDims&, bool, cudaStream_t);
 HOOKRT_INSTANTIATE_CHANNELS_LAST(float)
 HOOKRT_INSTANTIATE_CHANNELS_LAST(__nv_bfloat16)
+HOOKRT_INSTANTIATE_CHANNELS_LAST(__half)
 #undef HOOKRT_INSTANTIATE_CHANNELS_LAST
 
 }  // namespace hookrt::cuda::batchnorm

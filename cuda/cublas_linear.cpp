@@ -27,9 +27,11 @@ void CublasLinear::gemm(cublasOperation_t op_a, cublasOperation_t op_b, int m, i
                                   static_cast<const float*>(b), ldb, &beta, static_cast<float*>(c), ldc));
     return;
   }
-  if (dtype != DType::BF16) throw Error("internal: linear has no GEMM for dtype " + dtype_name(dtype));
-  HOOKRT_CUDA_CHECK(cublasGemmEx(handle_, op_a, op_b, m, n, k, &one, a, CUDA_R_16BF, lda, b, CUDA_R_16BF, ldb, &beta,
-                                 c, CUDA_R_16BF, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  if (dtype != DType::BF16 && dtype != DType::F16) throw Error("internal: linear has no GEMM for dtype " + dtype_name(dtype));
+  // Half operands and result, F32 accumulation: autocast's linear.
+  const cudaDataType_t type = dtype == DType::BF16 ? CUDA_R_16BF : CUDA_R_16F;
+  HOOKRT_CUDA_CHECK(cublasGemmEx(handle_, op_a, op_b, m, n, k, &one, a, type, lda, b, type, ldb, &beta, c, type, ldc,
+                                 CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 void CublasLinear::forward(const void* x, const void* w, const void* b, void* y, DType dtype, const LinearDims& d) {

@@ -108,7 +108,10 @@ class CudaBackend final : public Backend {
   void cross_entropy_forward(const Tensor& logits, const Tensor& labels, Tensor& probs, Tensor& loss) override;
   void cross_entropy_backward(const Tensor& probs, const Tensor& labels, Tensor& dlogits) override;
   void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buffer, bool first_step,
-                  const SgdOptions& o) override;
+                  const SgdOptions& o, const Tensor& skip_if) override;
+  void unscale_gradient_(Tensor& grad, const Tensor& scale, Tensor& found_inf) override;
+  void update_loss_scale(Tensor& scale, Tensor& growth_tracker, const Tensor& found_inf,
+                         const LossScaleOptions& o) override;
 
   // ---- probes ----
   // A run given the op that writes its tensor (options.produce) computes the tensor in its first

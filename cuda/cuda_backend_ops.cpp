@@ -12,6 +12,7 @@
 #include "backend_checks.h"
 #include "cross_entropy.cuh"
 #include "cuda_backend.h"
+#include "loss_scale.cuh"
 #include "maxpool.cuh"
 #include "relu.cuh"
 #include "sgd.cuh"
@@ -19,6 +20,12 @@
 
 namespace hookrt::cuda {
 namespace {
+
+// A loss scaler's scale or found_inf flag.
+void require_one_f32(const Tensor& t, const char* op, const char* name) {
+  require_f32(t, op, name);
+  require_shape(t, {1}, op, name);
+}
 
 int as_int(int64_t value, const char* op) {
   if (value > std::numeric_limits<int>::max())
@@ -328,8 +335,9 @@ void CudaBackend::cross_entropy_backward(const Tensor& probs, const Tensor& labe
 // ---- optimizer ------------------------------------------------------------------------------------
 
 void CudaBackend::sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buffer, bool first_step,
-                             const SgdOptions& o) {
+                             const SgdOptions& o, const Tensor& skip_if) {
   const char* op = "sgd_update";
+  if (skip_if.defined()) require_one_f32(skip_if, op, "skip_if");
   require_f32(param, op, "param");
   require_f32(grad, op, "grad");
   require_shape(grad, param.shape(), op, "grad");
@@ -350,7 +358,31 @@ void CudaBackend::sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum
   }
   const SgdHyperParameters hyper{o.lr, o.momentum, o.dampening, o.weight_decay, o.nesterov};
   cuda::sgd_update(param.data<float>(), grad.data<float>(), use_momentum ? momentum_buffer.data<float>() : nullptr,
-                   param.numel(), first_step, hyper, stream());
+                   param.numel(), first_step, hyper, skip_if.defined() ? skip_if.data<float>() : nullptr, stream());
+}
+
+// ---- loss scaling ---------------------------------------------------------------------------------
+
+void CudaBackend::unscale_gradient_(Tensor& grad, const Tensor& scale, Tensor& found_inf) {
+  const char* op = "unscale_gradient_";
+  require_f32(grad, op, "grad");
+  require_one_f32(scale, op, "scale");
+  require_one_f32(found_inf, op, "found_inf");
+  cuda::unscale_gradient(grad.data<float>(), grad.numel(), scale.data<float>(), found_inf.data<float>(), stream());
+}
+
+void CudaBackend::update_loss_scale(Tensor& scale, Tensor& growth_tracker, const Tensor& found_inf,
+                                    const LossScaleOptions& o) {
+  const char* op = "update_loss_scale";
+  require_one_f32(scale, op, "scale");
+  require_one_f32(found_inf, op, "found_inf");
+  require_dtype(growth_tracker, DType::I32, op, "growth_tracker");
+  require_shape(growth_tracker, {1}, op, "growth_tracker");
+  if (o.growth_interval < 1 || o.growth_interval > std::numeric_limits<int32_t>::max())
+    throw_bad_input("update_loss_scale: growth interval " + std::to_string(o.growth_interval) + " is outside [1, 2^31)");
+  cuda::update_loss_scale(scale.data<float>(), growth_tracker.data<int32_t>(), found_inf.data<float>(),
+                          static_cast<float>(o.growth_factor), static_cast<float>(o.backoff_factor),
+                          static_cast<int32_t>(o.growth_interval), stream());
 }
 
 }  // namespace hookrt::cuda

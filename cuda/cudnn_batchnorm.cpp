@@ -52,7 +52,7 @@ void CudnnBatchNorm::forward(const BatchNormForwardArgs& a, const BatchNormDims&
     throw_bad_input("batchnorm (training): expected more than 1 value per channel, got " + std::to_string(count) +
                     " (N=" + std::to_string(d.n) + ", H*W=" + std::to_string(d.hw) + ")");
   if (d.c == 0) return;
-  if (a.activations == DType::BF16) {
+  if (a.activations != DType::F32) {  // BF16 or F16 with F32 parameters and statistics
     void* scratch = scratch_.reserve(batchnorm_mixed_scratch_bytes(d));
     return batchnorm_mixed_forward(a, d, settings_of(o), scratch, stream_);
   }
@@ -76,10 +76,10 @@ void CudnnBatchNorm::forward(const BatchNormForwardArgs& a, const BatchNormDims&
 
 void CudnnBatchNorm::backward(const BatchNormBackwardArgs& a, const BatchNormDims& d, const BatchNormOptions& o) {
   const bool inference = o.mode == BatchNormMode::Inference;
-  // BF16, and F32 inference in NHWC: the mixed kernels, whose inference backward is
+  // BF16 and F16, and F32 inference in NHWC: the mixed kernels, whose inference backward is
   // batchnorm_inference_backward's formulas (sums in double, dx = dy·gain) in a coalesced NHWC
   // walk. An empty batch gives zero dweight and dbias, in either mode.
-  if (a.activations == DType::BF16 || (inference && d.format == MemoryFormat::ChannelsLast)) {
+  if (a.activations != DType::F32 || (inference && d.format == MemoryFormat::ChannelsLast)) {
     void* scratch = scratch_.reserve(batchnorm_mixed_scratch_bytes(d));
     return batchnorm_mixed_backward(a, d, settings_of(o), scratch, stream_);
   }

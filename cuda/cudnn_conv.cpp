@@ -128,9 +128,10 @@ bool math_allowed(cudnnMathType_t measured, cudnnMathType_t descriptor) {
   return false;
 }
 
-// The descriptor's math for a dtype: BF16 on tensor cores; F32 with TF32 allowed or in full F32.
+// The descriptor's math for a dtype: BF16 and F16 on tensor cores; F32 with TF32 allowed or in
+// full F32.
 cudnnMathType_t math_for(DType dtype, bool allow_tf32) {
-  if (dtype == DType::BF16) return CUDNN_TENSOR_OP_MATH;
+  if (dtype == DType::BF16 || dtype == DType::F16) return CUDNN_TENSOR_OP_MATH;
   return allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
 }
 

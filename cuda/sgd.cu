@@ -29,7 +29,9 @@ __device__ float sgd_step(float p, float grad, float* buffer, const SgdConstants
   return __fsub_rn(p, __fmul_rn(k.lr, d_p));
 }
 
-__global__ void sgd_kernel(int64_t n, float* param, const float* grad, float* momentum_buffer, SgdConstants k) {
+__global__ void sgd_kernel(int64_t n, float* param, const float* grad, float* momentum_buffer, SgdConstants k,
+                           const float* skip_if) {
+  if (skip_if != nullptr && *skip_if != 0.0f) return;
   float unused = 0.0f;
   HOOKRT_GRID_STRIDE_LOOP(i, n) param[i] = sgd_step(param[i], grad[i], k.use_momentum ? &momentum_buffer[i] : &unused, k);
 }
@@ -37,13 +39,13 @@ __global__ void sgd_kernel(int64_t n, float* param, const float* grad, float* mo
 }  // namespace
 
 void sgd_update(float* param, const float* grad, float* momentum_buffer, int64_t n, bool first_step,
-                const SgdHyperParameters& o, cudaStream_t stream) {
+                const SgdHyperParameters& o, const float* skip_if, cudaStream_t stream) {
   const SgdConstants k{static_cast<float>(o.lr), static_cast<float>(o.momentum), static_cast<float>(1.0 - o.dampening),
                        static_cast<float>(o.weight_decay), o.momentum != 0.0, o.weight_decay != 0.0, o.nesterov,
                        first_step};
   if (k.use_momentum && momentum_buffer == nullptr)
     throw Error("sgd_update: momentum is set but no momentum buffer was given");
-  launch_linear(sgd_kernel, n, stream, param, grad, momentum_buffer, k);
+  launch_linear(sgd_kernel, n, stream, param, grad, momentum_buffer, k, skip_if);
 }
 
 }  // namespace hookrt::cuda

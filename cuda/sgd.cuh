@@ -15,7 +15,9 @@ struct SgdHyperParameters {
 
 // As cpu::sgd_update: momentum_buffer (may be null when momentum is 0) is written with d_p on the
 // first step and read afterwards. Rounds exactly as the CPU reference (no fused multiply-adds).
+// skip_if (may be null): a device flag (a loss scaler's found_inf) that, when nonzero, makes the
+// update write nothing, read by the kernel so that the host need not wait for it.
 void sgd_update(float* param, const float* grad, float* momentum_buffer, int64_t n, bool first_step,
-                const SgdHyperParameters& options, cudaStream_t stream);
+                const SgdHyperParameters& options, const float* skip_if, cudaStream_t stream);
 
 }  // namespace hookrt::cuda

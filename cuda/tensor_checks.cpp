@@ -19,7 +19,7 @@ void require_device(const Tensor& t, const char* op, const char* name) {
 void require_f32(const Tensor& t, const char* op, const char* name) { require_dtype(t, DType::F32, op, name); }
 
 void require_activation(const Tensor& t, const char* op, const char* name) {
-  checks::require_dtype_in_on(t, Device::CUDA, {DType::F32, DType::BF16}, op, name);
+  checks::require_dtype_in_on(t, Device::CUDA, {DType::F32, DType::BF16, DType::F16}, op, name);
 }
 
 void require_same_dtype(const Tensor& t, const Tensor& like, const char* op, const char* name,

@@ -11,7 +11,7 @@ namespace hookrt::cuda {
 void require_device(const Tensor& t, const char* op, const char* name);
 // On the device and F32 (what the loss, the optimizer and parameters take).
 void require_f32(const Tensor& t, const char* op, const char* name);
-// On the device and F32 or BF16, the dtypes of activations and their gradients (backend.h).
+// On the device and F32, BF16 or F16, the dtypes of activations and their gradients (backend.h).
 void require_activation(const Tensor& t, const char* op, const char* name);
 // On the device with the dtype of `like` (named like_name): an operand that must share the op's dtype.
 void require_same_dtype(const Tensor& t, const Tensor& like, const char* op, const char* name,

@@ -88,7 +88,7 @@ const std::vector<WrongOutputCase> kWrongOutputCases = {
     {"SgdUpdate_MomentumBufferOnALaterStep", "sgd_update: momentum_buffer has shape",
      [](Backend& b) {
        Tensor param = on(b, {4}, 1), buffer = b.empty({5}, DType::F32);
-       b.sgd_update(param, on(b, {4}, 2), buffer, false, {.lr = 0.1, .momentum = 0.9});
+       b.sgd_update(param, on(b, {4}, 2), buffer, false, {.lr = 0.1, .momentum = 0.9}, Tensor());
      }},
     // Operands of one op in two dtypes: the one that differs from the op's dtype is named.
     {"Conv2dForward_F32FilterOnBf16Input", "conv2d_forward: w has dtype F32; expected BF16",
@@ -155,7 +155,7 @@ TEST(GpuErrors, NesterovWithDampeningIsBadInput) {
   HOOKRT_GPU_OR_SKIP(gpu);
   Tensor param = on(*gpu, {4}, 1), buffer;
   try {
-    gpu->sgd_update(param, on(*gpu, {4}, 2), buffer, true, {.lr = 0.1, .momentum = 0.9, .dampening = 0.1, .nesterov = true});
+    gpu->sgd_update(param, on(*gpu, {4}, 2), buffer, true, {.lr = 0.1, .momentum = 0.9, .dampening = 0.1, .nesterov = true}, Tensor());
     FAIL() << "torch.optim.SGD refuses Nesterov momentum with dampening";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::BadInput) << e.what();

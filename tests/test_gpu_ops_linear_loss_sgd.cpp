@@ -311,7 +311,7 @@ class SgdTest : public ::testing::TestWithParam<SgdCase> {
       Tensor param = run.in_out(param0), buffer = run.output(c.shape);
       Results results;
       for (int step = 0; step < 3; ++step) {
-        run.backend().sgd_update(param, run.input(grads[static_cast<size_t>(step)]), buffer, step == 0, c.options);
+        run.backend().sgd_update(param, run.input(grads[static_cast<size_t>(step)]), buffer, step == 0, c.options, Tensor());
         results.push_back({"param after step " + std::to_string(step + 1), run.result(param), kFp32});
       }
       if (c.options.momentum != 0.0) results.push_back({"momentum_buffer", run.result(buffer), kFp32});
