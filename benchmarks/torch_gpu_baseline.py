@@ -8,6 +8,10 @@ Variants, each a full train step (forward, cross-entropy, backward, SGD with mom
   eager            torchvision resnet18, fp32 with PyTorch's default TF32 settings
   eager_bf16_nhwc  the same under bf16 autocast with channels_last tensors (tensor cores; fp32
                    master weights, no loss scaling: bf16 has fp32's range)
+  eager_fp16_nhwc  the same under fp16 autocast, with PyTorch's standard recipe for fp16's narrow
+                   range: GradScaler's dynamic loss scaling (init 65536, x2 every 2000 good steps,
+                   x0.5 and the step skipped on overflow: hookrt's --loss-scale auto at fp16); its
+                   overflow check reads the device once per step, which is part of the recipe's cost
   hooks_item       Python forward and full backward hooks on every module and a hook on every
                    parameter gradient computing hookrt's stats+zeros+nonfinite figures, each read
                    with .item() as users usually write them
@@ -102,36 +106,68 @@ class Hooks:
         self.pending = []
 
 
-def time_variant(name, args, hooks=None, bf16_nhwc=False):
+def grad_scaler():
+    """The fp16 recipe's GradScaler at its defaults (which are hookrt's: init 2**16, growth 2 every
+    2000 steps, backoff 0.5): torch.amp's, or torch.cuda.amp's on a torch 2.x from before 2.3."""
+    if hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler("cuda")
+    return torch.cuda.amp.GradScaler()
+
+
+def prepare(args, precision, hooks):
+    """The model, its optimizer, one batch and the hook recorder (None without hooks); a 16-bit
+    `precision` runs channels_last, as PyTorch's tensor-core recipe does."""
     torch.manual_seed(0)
     model = torchvision.models.resnet18().cuda()
-    if bf16_nhwc:
+    x = torch.randn(args.batch, 3, args.size, args.size, device="cuda")
+    if precision is not None:
         model = model.to(memory_format=torch.channels_last)
+        x = x.to(memory_format=torch.channels_last)
+    recorder = None
     if hooks is not None:
         remove_inplace_ops(model)
         recorder = Hooks(model, careful=hooks == "careful")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(args.batch, 3, args.size, args.size, device="cuda")
-    if bf16_nhwc:
-        x = x.to(memory_format=torch.channels_last)
     labels = torch.arange(args.batch, device="cuda") % 1000
-    times = []
-    for i in range(args.warmup + args.steps):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16_nhwc):
-            loss = F.cross_entropy(model(x), labels)
+    return model, optimizer, x, labels, recorder
+
+
+def train_step(model, optimizer, x, labels, precision, scaler):
+    optimizer.zero_grad(set_to_none=True)
+    # autocast's dtype matters only when enabled; bf16 stands in for fp32's "none".
+    with torch.autocast("cuda", dtype=precision or torch.bfloat16, enabled=precision is not None):
+        loss = F.cross_entropy(model(x), labels)
+    if scaler is None:
         loss.backward()
         optimizer.step()
-        if hooks is not None:
+        return
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)  # skipped where the unscaled gradients hold an inf or a NaN
+    scaler.update()
+
+
+def time_variant(name, args, hooks=None, precision=None):
+    """The median step of one variant; `precision` None is fp32, else autocast's 16-bit dtype (fp16
+    with GradScaler)."""
+    model, optimizer, x, labels, recorder = prepare(args, precision, hooks)
+    scaler = grad_scaler() if precision == torch.float16 else None
+    times, skipped = [], 0
+    for i in range(args.warmup + args.steps):
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        scale = scaler.get_scale() if scaler else None  # read outside the timed events
+        start.record()
+        train_step(model, optimizer, x, labels, precision, scaler)
+        if recorder is not None:
             recorder.end_step()
         stop.record()
         stop.synchronize()
         if i >= args.warmup:
             times.append(start.elapsed_time(stop))
+            # A backed-off scale means a skipped (cheaper) step: say so beside the median.
+            skipped += bool(scaler and scaler.get_scale() < scale)
     median = statistics.median(times)
-    print(f"torch {name:14s} {median:8.2f} ms/step  {args.batch / median * 1e3:8.0f} images/s", flush=True)
+    note = f"  ({skipped} of {args.steps} steps skipped on overflow)" if scaler else ""
+    print(f"torch {name:14s} {median:8.2f} ms/step  {args.batch / median * 1e3:8.0f} images/s{note}", flush=True)
     return median
 
 
@@ -145,7 +181,8 @@ def main():
     result = {
         "torch": torch.__version__, "card": torch.cuda.get_device_name(), "batch": args.batch, "size": args.size,
         "eager_ms": time_variant("eager", args),
-        "eager_bf16_nhwc_ms": time_variant("eager_bf16_nhwc", args, bf16_nhwc=True),
+        "eager_bf16_nhwc_ms": time_variant("eager_bf16_nhwc", args, precision=torch.bfloat16),
+        "eager_fp16_nhwc_ms": time_variant("eager_fp16_nhwc", args, precision=torch.float16),
         "hooks_careful_ms": time_variant("hooks_careful", args, hooks="careful"),
         "hooks_item_ms": time_variant("hooks_item", args, hooks="item"),
     }
