@@ -16,6 +16,15 @@ __device__ __forceinline__ float to_float(float x) { return x; }
 __device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
 __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
 
+// An F16 value's bits widened as the host's half_to_float widens them: the conversion instruction
+// for numbers, and a NaN by its bits (sign, and the payload at the top of the mantissa), which the
+// instruction is not documented to keep, so that ReLU and max pooling pass it on as the CPU does.
+__device__ __forceinline__ float widen_half_bits(unsigned bits) {
+  const unsigned h = bits & 0xFFFFu;
+  if ((h & 0x7FFFu) > 0x7C00u) return __uint_as_float(((h & 0x8000u) << 16) | 0x7F800000u | ((h & 0x3FFu) << 13));
+  return __half2float(__ushort_as_half(static_cast<unsigned short>(h)));
+}
+
 // A value of T from its bits, and back: shifts and conversions on registers, so that a chunk's
 // values never go through memory to change type. A 16-bit value's bits are the low half of the
 // unsigned; a float's are all of it, unchanged both ways (a NaN keeps every bit). Narrowing to 16
@@ -27,7 +36,7 @@ template <class T>
 __device__ __forceinline__ float widen_bits(unsigned bits) {
   if constexpr (std::is_same_v<T, float>) return __uint_as_float(bits);
   else if constexpr (std::is_same_v<T, __nv_bfloat16>) return __uint_as_float(bits << 16);
-  else return __half2float(__ushort_as_half(static_cast<unsigned short>(bits)));
+  else return widen_half_bits(bits);
 }
 template <class T>
 __device__ __forceinline__ unsigned narrow_bits(float x) {
