@@ -1,6 +1,6 @@
 #pragma once
-// Elementwise sums of device arrays of n elements of one activation dtype (F32 or BF16), queued on
-// `stream`: each sum in float, rounded once to the dtype.
+// Elementwise sums of device arrays of n elements of one activation dtype (F32, BF16 or F16),
+// queued on `stream`: each sum in float, rounded once to the dtype.
 #include <cuda_runtime.h>
 
 #include <cstdint>

@@ -16,8 +16,8 @@ struct GlobalPoolShape {
   MemoryFormat format;
 };
 
-// x, y, dy, dx hold one activation dtype (F32 or BF16). Each result is computed in double, as the CPU
-// reference computes the F32 op, rounded to F32 and, for BF16, from there to nearest even.
+// x, y, dy, dx hold one activation dtype (F32, BF16 or F16). Each result is computed in double, as
+// the CPU reference computes the F32 op, rounded to F32 and, for BF16 and F16, from there to nearest even.
 // y[plane] = mean of x's plane, summed in double in element order (h·W + w, as the CPU reference,
 // whatever the layout).
 void adaptive_avgpool_forward(const void* x, void* y, DType dtype, const GlobalPoolShape& shape, cudaStream_t stream);

@@ -15,8 +15,8 @@ struct BatchNormDims {
   MemoryFormat format = MemoryFormat::Contiguous;
 };
 
-// A forward: x and y (N,C,HW, in the dims' format) of `activations` (F32 or BF16); the rest (C)
-// F32 whatever it is.
+// A forward: x and y (N,C,HW, in the dims' format) of `activations` (F32, BF16 or F16); the rest
+// (C) F32 whatever it is.
 struct BatchNormForwardArgs {
   const void* x;
   const float* weight;
@@ -29,8 +29,8 @@ struct BatchNormForwardArgs {
   DType activations;
 };
 
-// A backward: dy, x and dx (N,C,HW, in the dims' format) of `activations` (F32 or BF16); the
-// rest (C) F32.
+// A backward: dy, x and dx (N,C,HW, in the dims' format) of `activations` (F32, BF16 or F16);
+// the rest (C) F32.
 struct BatchNormBackwardArgs {
   const void* dy;
   const void* x;

@@ -28,7 +28,7 @@ constexpr int kRowsInFlight = 4;
 
 // ---- moving a thread's channels --------------------------------------------------------------
 
-// W consecutive elements at p, widened to float (BF16 by its bits, as load_float): one load of
+// W consecutive elements at p, widened to float (BF16 and F16 by their bits, as load_float): one load of
 // 4·W or 2·W bytes, p being aligned to it.
 template <int W, class T>
 __device__ __forceinline__ void load_lanes(const T* p, float* v) {

@@ -1,8 +1,8 @@
 #pragma once
 // The channels-last (NHWC) walks of the mixed batch norm (batchnorm_mixed.cuh), queued on
 // `stream`: its sums pass and its elementwise passes over x, y, dy, dx (N, C, HW) in NHWC order,
-// that is (rows, C) with rows = N·HW and the channel the fastest axis. Instantiated for float and
-// __nv_bfloat16. The per-channel steps between the passes are the NCHW path's.
+// that is (rows, C) with rows = N·HW and the channel the fastest axis. Instantiated for float,
+// __nv_bfloat16 and __half. The per-channel steps between the passes are the NCHW path's.
 //
 // A block is a tile of `lanes` threads across a group of channels by rows_per_block threads down
 // the rows. Each thread owns V adjacent channels (4, 2 or 1: the most that divide C), moved with

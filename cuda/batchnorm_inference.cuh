@@ -16,7 +16,7 @@ void batchnorm_inference_saved_stats(const float* running_mean, const float* run
 
 // x, dy, dx: (N, C, HW) in NCHW order. With sum_dy = Σ dy and dot = Σ dy (x - mean) per channel
 // (in double): dbias = sum_dy, dweight = dot * invstd, dx = dy * (invstd * weight). dx, dweight,
-// dbias may each be null. F32 tensors. BF16 activations, and channels-last ones of either dtype,
+// dbias may each be null. F32 tensors. BF16 and F16 activations, and channels-last F32 ones,
 // go to batchnorm_mixed.cuh, whose inference backward computes the same.
 void batchnorm_inference_backward(const float* dy, const float* x, const float* weight, const float* save_mean,
                                   const float* save_invstd, float* dx, float* dweight, float* dbias,

@@ -1,4 +1,4 @@
-// Batch norm on BF16 activations with F32 statistics (see batchnorm_mixed.cuh): the per-channel
+// Batch norm on BF16 or F16 activations with F32 statistics (see batchnorm_mixed.cuh): the per-channel
 // finish, the NCHW walks, and the entry points, which run the NCHW walks or the channels-last ones
 // (batchnorm_channels_last.cuh) by the dims' format.
 //

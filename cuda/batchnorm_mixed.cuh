@@ -1,10 +1,11 @@
 #pragma once
-// Batch norm on BF16 activations with F32 parameters and statistics (PyTorch's mixed batch_norm
+// Batch norm on BF16 or F16 activations with F32 parameters and statistics (PyTorch's mixed batch_norm
 // under autocast), queued on `stream`. cuDNN's legacy batch-norm calls are not documented to take
-// BF16 data (PyTorch does not send them any), so these are our kernels, which follow the CPU
+// BF16 data (PyTorch does not send them any; F16 goes the same way, so that both half dtypes
+// round alike), so these are our kernels, which follow the CPU
 // reference's formulas (src/cpu/ops_batchnorm.cpp): statistics and sums in double, the per-channel
 // scale and shift (or backward coefficients) in F32, and each element computed in F32 with the
-// reference's roundings, then rounded once to BF16. Each channel's sums are split over several
+// reference's roundings, then rounded once to the half dtype. Each channel's sums are split over several
 // blocks whose partial sums, kept in `scratch`, are added in a fixed order: the results are the
 // same on every run. The activations lie in the dims' format, NCHW or channels-last (NHWC, walked
 // by batchnorm_channels_last.cuh); both give the same results but for the order of the sums. The

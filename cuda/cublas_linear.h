@@ -2,8 +2,8 @@
 // The fully connected layer through cuBLAS: x (N,K), w (M,K), b (M), y (N,M) = x w^T + b. cuBLAS is
 // column-major, so each row-major matrix is passed as its transpose (a row-major (R,C) array is a
 // column-major (C,R) one) and the products are written for the transposes. Every tensor of a call
-// has one dtype, F32 or BF16: BF16 products accumulate in F32 (CUBLAS_COMPUTE_32F, with reductions
-// kept in F32: see CublasHandle) and each result is rounded to BF16 once.
+// has one dtype, F32, BF16 or F16: half products accumulate in F32 (CUBLAS_COMPUTE_32F, with
+// reductions kept in F32: see CublasHandle) and each result is rounded to the half dtype once.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -30,7 +30,7 @@ class CublasLinear {
 
  private:
   // C (m,n) = A' (m,k) · B' (k,n) + beta C, column-major, A' and B' being A and B as op_a and op_b
-  // say: cublasSgemm for F32, cublasGemmEx with F32 accumulation for BF16.
+  // say: cublasSgemm for F32, cublasGemmEx with F32 accumulation for BF16 and F16.
   void gemm(cublasOperation_t op_a, cublasOperation_t op_b, int m, int n, int k, const void* a, int lda,
             const void* b, int ldb, float beta, void* c, int ldc, DType dtype);
 

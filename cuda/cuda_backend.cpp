@@ -244,7 +244,7 @@ void CudaBackend::accumulate(Tensor& dst, const Tensor& src) {
   cuda::accumulate(dst.raw_data(), src.raw_data(), dst.dtype(), dst.numel(), stream());
 }
 
-// The factor is F32 or the tensor's dtype (a BF16 gradient's clamp mask or clipnorm scale is F32).
+// The factor is F32 or the tensor's dtype (a half gradient's clamp mask or clipnorm scale is F32).
 void CudaBackend::multiply_(Tensor& tensor, const Tensor& factor) {
   require_activation(tensor, "multiply_", "tensor");
   if (!factor.defined()) throw Error("multiply_: factor is undefined");
@@ -283,7 +283,7 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
   launch_batched_probes();  // before this run takes the zeroed counters and scratch the batch shares
   FusedProducer producer;
   if (options.produce) {
-    // The pass computes F32 tensors only: a BF16 one is written by run_producing_op's kernels first
+    // The pass computes F32 tensors only: a BF16 or F16 one is written by run_producing_op's kernels first
     // and then probed (one more read of it).
     if (fused_probes_can_produce(*plan) && element == ProbeElement::F32)
       producer = fused_producer(*options.produce, tensor);
@@ -439,7 +439,7 @@ FusedProducer CudaBackend::fused_producer(const ProducingOp& op, const Tensor& o
   return producer;
 }
 
-// The residual add and its ReLU as one kernel; the other ops are the backend's own. F32 or BF16.
+// The residual add and its ReLU as one kernel; the other ops are the backend's own. F32, BF16 or F16.
 void CudaBackend::run_producing_op(const ProducingOp& op, Tensor& out) {
   if (op.kind != ProducingOp::Kind::AddReluForward) return Backend::run_producing_op(op, out);
   const char* name = "add_relu_forward";

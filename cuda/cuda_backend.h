@@ -4,8 +4,8 @@
 // our kernels for the rest), and host copies through a pinned staging buffer, or straight from
 // the page-locked batches that empty_host() makes. Methods return once the work is queued;
 // results are read with to_host (which waits) or after synchronize(). Dtypes are backend.h's:
-// activations and their gradients F32 or BF16 (cuDNN's and cuBLAS's BF16 paths and our kernels
-// accumulate in F32 and round each result once; BF16 batch norm runs in our kernels), parameters,
+// activations and their gradients F32, BF16 or F16 (cuDNN's and cuBLAS's half paths and our
+// kernels accumulate in F32 and round each result once; half batch norm runs in our kernels), parameters,
 // batch-norm statistics, the loss and the optimizer F32; probes read F32, BF16 and F16. Memory
 // formats are backend.h's: the 4-D operands of one op share NCHW or channels-last (NHWC) order,
 // which picks cuDNN's descriptors and our kernels, and convert moves tensors between the two on

@@ -1,6 +1,6 @@
 // CudaBackend's layer ops, loss and optimizer: check the arguments as the CPU backend does, then
-// queue the work on the backend's stream. Activations and their gradients are F32 or BF16, one
-// dtype per call (backend.h), whose operands are checked against the one the CPU backend takes the
+// queue the work on the backend's stream. Activations and their gradients are F32, BF16 or F16,
+// one dtype per call (backend.h), whose operands are checked against the one the CPU backend takes the
 // call's dtype from, so that both name the same operand; parameters of batch norm, the loss and
 // the optimizer are F32. The 4-D operands of one op share a memory format (backend.h), the
 // outputs it allocates take it, and each op runs its NCHW or its NHWC kernels.
@@ -33,7 +33,7 @@ int as_int(int64_t value, const char* op) {
   return static_cast<int>(value);
 }
 
-// x and w of rank 4, with the dtype of `like` (F32 or BF16), one of them: the operand whose dtype
+// x and w of rank 4, with the dtype of `like` (F32, BF16 or F16), one of them: the operand whose dtype
 // the CPU backend takes for the call's (x; for backward data, w), so that both name the same one.
 void check_conv_operands(const Tensor& x, const char* x_name, const Tensor& w, const char* w_name, const Tensor& like,
                          const char* like_name, const char* op) {

@@ -1,14 +1,15 @@
 #pragma once
-// Batch normalisation (spatial mode: one mean and variance per channel over N, H, W), on F32 or
-// BF16 activations with F32 parameters and statistics, in NCHW or channels-last (NHWC) order (the
+// Batch normalisation (spatial mode: one mean and variance per channel over N, H, W), on F32, BF16
+// or F16 activations with F32 parameters and statistics, in NCHW or channels-last (NHWC) order (the
 // dims' format). F32 goes through cuDNN: training uses cuDNN's forward and backward, whose running
 // variance update uses the unbiased batch variance and whose saved statistics are the batch mean
 // and 1/sqrt(var + eps), exactly the Backend contract; inference uses cuDNN's forward plus our
 // kernels for the saved statistics and the constant-statistics backward (batchnorm_inference.cuh
 // in NCHW, batchnorm_mixed.cuh's inference backward in NHWC). cuDNN's legacy batch-norm calls take
 // NHWC-packed data through an NHWC descriptor, the per-channel descriptor derived from it as in
-// NCHW. Descriptors are cached per shape and format. BF16 goes to our kernels
-// (batchnorm_mixed.cuh), in either format: cuDNN's legacy calls are not documented to take it.
+// NCHW. Descriptors are cached per shape and format. BF16 and F16 go to our
+// kernels (batchnorm_mixed.cuh), in either format: cuDNN's legacy calls are not documented to take
+// BF16, and F16 follows it so that both half dtypes round as the CPU reference does.
 #include <cudnn.h>
 
 #include <cstdint>
@@ -26,7 +27,7 @@ namespace hookrt::cuda {
 
 class CudnnBatchNorm {
  public:
-  // The BF16 kernels' scratch comes from `pool`, kept and grown to the largest shape seen.
+  // The half kernels' scratch comes from `pool`, kept and grown to the largest shape seen.
   CudnnBatchNorm(cudnnHandle_t handle, cudaStream_t stream, DeviceMemoryPool& pool);
   ~CudnnBatchNorm();
   CudnnBatchNorm(const CudnnBatchNorm&) = delete;

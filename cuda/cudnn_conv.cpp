@@ -119,8 +119,8 @@ struct Candidates {
 
 // A measured result may name another math mode than the descriptor's. It runs with the
 // descriptor's, so only results timed that way, or with a math the descriptor's includes, are
-// taken: plain FMA within TF32-allowed math (F32); default or FMA math within tensor-op math (BF16,
-// for algorithms that use no tensor cores). Never one that converts its operands to a narrower type.
+// taken: plain FMA within TF32-allowed math (F32); default or FMA math within tensor-op math (BF16
+// and F16, for algorithms that use no tensor cores). Never one that converts its operands to a narrower type.
 bool math_allowed(cudnnMathType_t measured, cudnnMathType_t descriptor) {
   if (measured == descriptor) return true;
   if (descriptor == CUDNN_DEFAULT_MATH) return measured == CUDNN_FMA_MATH;

@@ -1,6 +1,6 @@
 #pragma once
-// Convolution forward, backward-data and backward-filter through cuDNN's legacy API, on F32 or BF16
-// tensors (x, w and y of one call share the dtype; BF16 products accumulate in F32, with tensor-core
+// Convolution forward, backward-data and backward-filter through cuDNN's legacy API, on F32, BF16 or
+// F16 tensors (x, w and y of one call share the dtype; half products accumulate in F32, with tensor-core
 // math, and each result is rounded once). x, w and y of one call also share a memory format: NCHW
 // with a KCRS filter, or NHWC with a KRSC filter (channels-last: the layout cuDNN's tensor-core
 // kernels read natively). For each shape (input, filter, stride, padding), dtype and format the
@@ -30,7 +30,7 @@
 
 namespace hookrt::cuda {
 
-// x (N,C,H,W), w (K,C,R,S), y (N,K,P,Q) as logical dimensions, all of `dtype` (F32 or BF16) and
+// x (N,C,H,W), w (K,C,R,S), y (N,K,P,Q) as logical dimensions, all of `dtype` (F32, BF16, F16) and
 // laid out in `format` (Contiguous: NCHW, KCRS; ChannelsLast: NHWC, KRSC).
 struct ConvDims {
   int n, c, h, w;  // input
@@ -50,7 +50,7 @@ enum class ConvAlgorithmChoice { Measured, Heuristic };
 
 struct ConvolutionOptions {
   // F32 convolutions: CUDNN_DEFAULT_MATH (TF32 tensor cores on Ampere and later) or CUDNN_FMA_MATH
-  // (full F32). BF16 ones always run with CUDNN_TENSOR_OP_MATH.
+  // (full F32). BF16 and F16 ones always run with CUDNN_TENSOR_OP_MATH.
   bool allow_tf32 = true;
   // The most workspace one algorithm may use (PyTorch's cuDNN path caps it by free memory).
   size_t workspace_limit_bytes = size_t{1} << 30;

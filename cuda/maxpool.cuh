@@ -19,7 +19,7 @@ struct MaxPoolShape {
   int64_t q() const { return (w + 2 * padding - kernel) / stride + 1; }
 };
 
-// x, y, dy and dx hold one activation dtype (F32 or BF16); values are compared and summed in float.
+// x, y, dy and dx hold one activation dtype (F32, BF16 or F16); values are compared and summed in float.
 // y (N,C,P,Q), indices (N,C,P,Q): flat h*W+w of each window's max within its plane, in either
 // layout (PyTorch's channels-last indices are the same). As PyTorch: a value replaces the max when
 // it is greater or NaN (ties keep the first in scan order, the last NaN wins); a window of -inf

@@ -15,7 +15,7 @@ __global__ void multiply_by_scalar_kernel(int64_t items, VectorSplit split, T* t
   map_elements(items, split, scaled, t, t);
 }
 
-// An F32 factor of a BF16 tensor is read 32 bytes per vector (two loads of 16), the tensor 16.
+// An F32 factor of a BF16 or F16 tensor is read 32 bytes per vector (two loads of 16), the tensor 16.
 template <class T, class F>
 __global__ void multiply_elementwise_kernel(int64_t items, VectorSplit split, T* t,
                                             const F* factor) {

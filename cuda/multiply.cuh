@@ -1,5 +1,5 @@
 #pragma once
-// In-place products of a device array of n elements of an activation dtype (F32 or BF16), queued
+// In-place products of a device array of n elements of an activation dtype (F32, BF16 or F16), queued
 // on `stream`: the gradient transforms of changing probes (a clamp's 0/1 mask, a clipnorm's
 // scale). The factor is F32 or the array's dtype; each product is taken in float and rounded once.
 #include <cuda_runtime.h>

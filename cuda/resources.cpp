@@ -126,8 +126,8 @@ ConvolutionDescriptor ConvolutionDescriptor::create(const Conv2dGeometry& g, cud
   cudnnConvolutionDescriptor_t raw = nullptr;
   HOOKRT_CUDA_CHECK(cudnnCreateConvolutionDescriptor(&raw));
   ConvolutionDescriptor descriptor(raw);
-  // The compute type is F32 for BF16 operands too (cuDNN's "pseudo BF16" configuration: BF16 in
-  // and out, products accumulated in F32).
+  // The compute type is F32 for BF16 and F16 operands too (cuDNN's "pseudo" BF16 and half
+  // configurations: half in and out, products accumulated in F32).
   HOOKRT_CUDA_CHECK(cudnnSetConvolution2dDescriptor(raw, g.padding, g.padding, g.stride, g.stride, 1, 1,
                                                     CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
   HOOKRT_CUDA_CHECK(cudnnSetConvolutionMathType(raw, math));

@@ -78,8 +78,8 @@ class CudnnHandle : public UniqueHandle<cudnnHandle_t, CudnnTraits> {
 };
 
 // A cuBLAS handle whose work goes to `stream`; TF32 tensor-core math when allow_tf32. Reductions
-// within a GEMM (split-K) stay in the compute type, F32, even where the output is BF16, so that a
-// BF16 result is rounded once (CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION). It works
+// within a GEMM (split-K) stay in the compute type, F32, even where the output is BF16 or F16, so
+// that a half result is rounded once (CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION). It works
 // in the caller's `workspace` (cublas_workspace_bytes of it, alive as long as the handle): without
 // one, cuBLAS allocates its own, and would do so inside a step being recorded as a CUDA graph.
 class CublasHandle : public UniqueHandle<cublasHandle_t, CublasTraits> {
@@ -92,7 +92,7 @@ class CublasHandle : public UniqueHandle<cublasHandle_t, CublasTraits> {
 // The workspace cuBLAS's documentation recommends for `device`: 32 MiB from Hopper on, 4 MiB before.
 size_t cublas_workspace_bytes(int device);
 
-// cuDNN's data type for a tensor dtype: F32 and BF16 (hookrt's activations), F16, F64; Error for others.
+// cuDNN's data type for a tensor dtype: F32, BF16 and F16 (hookrt's activations), F64; Error for others.
 cudnnDataType_t cudnn_data_type(DType dtype);
 
 // A packed tensor of (n, c, h, w) elements of `type`: NCHW, or in `format`'s order (NHWC for
@@ -118,7 +118,7 @@ class FilterDescriptor : public UniqueHandle<cudnnFilterDescriptor_t, FilterDesc
 
 // A 2-D cross-correlation (PyTorch's convolution) computed in F32 whatever its operands' type, no
 // dilation or groups, with the given math: CUDNN_DEFAULT_MATH (TF32 allowed for F32 operands),
-// CUDNN_FMA_MATH (full F32) or CUDNN_TENSOR_OP_MATH (tensor cores, for BF16 operands).
+// CUDNN_FMA_MATH (full F32) or CUDNN_TENSOR_OP_MATH (tensor cores, for BF16 and F16 operands).
 class ConvolutionDescriptor : public UniqueHandle<cudnnConvolutionDescriptor_t, ConvolutionDescriptorTraits> {
  public:
   static ConvolutionDescriptor create(const Conv2dGeometry& geometry, cudnnMathType_t math);

@@ -134,7 +134,7 @@ struct VectorValues {
   float v[W];
 };
 
-// The W elements of T at p widened to float exactly, as load_float widens each (BF16 by its bits).
+// The W elements of T at p widened to float exactly, as load_float widens each (BF16 and F16 by their bits).
 template <int W, class T>
 __device__ __forceinline__ VectorValues<W> load_vector(const T* p) {
   unsigned bits[W];
@@ -168,7 +168,7 @@ __device__ __forceinline__ VectorValues<W> apply_by_lane(Op op, const Values&...
 // out[i] = op(in[i]...) for every element of the split (out first, as in an assignment; out may be
 // one of the inputs, for ops in place): each input element widened to float by load_float, op
 // computed in float, the result rounded once by store_float, alike for single elements and
-// vectors. Out and In are activation types (float, __nv_bfloat16). A vector's loads are all issued
+// vectors. Out and In are activation types (float, __nv_bfloat16, __half). A vector's loads are all issued
 // before op works on any of their values.
 template <class Op, class Out, class... In>
 __device__ __forceinline__ void map_elements(int64_t items, const VectorSplit& split, Op op,
