@@ -5,28 +5,32 @@
 
 Reads OUT/bench_gpu_probes.json and OUT/bench_gpu_train_step.json (Google Benchmark's JSON),
 OUT/torch_gpu_baseline.json, OUT/hookrt_bench.json (`hookrt bench --json`) and
-OUT/hookrt_bench_bf16.json (the same with `--precision bf16`), prints one line per figure beside its
-baseline from the same run, then hookrt's and PyTorch's step times side by side and issue 5's
-ratios against their targets, and writes the figures as JSON: {"date", "card", "commit",
-"figures": {name: {"value", "baseline", "unit", "baseline_is", "ratio"}}}. Issue 5's figures
-(bench_*, torch_bf16_*) also carry "ratio_is", "target" and "met". hookrt's bf16 step is held to
-its fp32 step, to PyTorch's bf16 channels_last step, and to its own hooked bf16 step; without
-hookrt_bench_bf16.json the first stays in the figures with "value", "ratio" and "met" null and its
-"baseline_is" saying why, and the other two are left out. The hooked step's launches (kernels,
-memcpys, memsets, and all of them: `hookrt bench` counts one step of each variant with CUPTI) are
-figures against the unhooked step's, with no target, and so is its device time (CUPTI's kernels,
-memcpys and memsets summed); the kernel families whose time the probes change most are printed
-last and written as "hooked_device_time_changes". Where the same bench with one speedup switched off
-is there too (OFF_SWITCHES: OUT/hookrt_bench_eager.json from `--no-graphs`,
-hookrt_bench_no_epilogue_probes.json, hookrt_bench_heuristic_conv.json), each variant's step is a
-figure against the same step without that speedup. A missing input, or launches hookrt could not
-count, leaves its figures out and says so on stderr.
+OUT/hookrt_bench_bf16.json and OUT/hookrt_bench_fp16.json (the same with `--precision bf16` and
+`--precision fp16`), prints one line per figure beside its baseline from the same run, then hookrt's
+and PyTorch's step times side by side and issue 5's ratios against their targets, and writes the
+figures as JSON: {"date", "card", "commit", "figures": {name: {"value", "baseline", "unit",
+"baseline_is", "ratio"}}}. Issue 5's figures (bench_*, torch_bf16_*, torch_fp16_*) also carry
+"ratio_is", "target" and "met". hookrt's bf16 step is held to its fp32 step, to PyTorch's bf16
+channels_last step, and to its own hooked bf16 step, and its fp16 step likewise at fp16
+(HALF_PRECISIONS); without a precision's bench, or with one that ran at another precision, the first
+stays in the figures with "value", "ratio" and "met" null and its "baseline_is" saying why, and the
+other two are left out. The hooked step's launches (kernels, memcpys, memsets, and all of them:
+`hookrt bench` counts one step of each variant with CUPTI) are figures against the unhooked step's,
+with no target, and so is its device time (CUPTI's kernels, memcpys and memsets summed); the kernel
+families whose time the probes change most are printed last and written as
+"hooked_device_time_changes". Where the same bench with one speedup switched off is there too
+(OFF_SWITCHES: OUT/hookrt_bench_eager.json from `--no-graphs`, hookrt_bench_no_epilogue_probes.json,
+hookrt_bench_heuristic_conv.json), each variant's step is a figure against the same step without
+that speedup. A missing input, or launches hookrt could not count, leaves its figures out and says
+so on stderr.
 """
 import argparse
+import dataclasses
 import datetime
 import json
 import os
 import sys
+from typing import Optional
 
 
 def load(path):
@@ -174,8 +178,8 @@ def has(result, source, keys):
 
 def hookrt_overhead_figure(hookrt_bench, figures, source="hookrt_bench.json", name="bench_hooked_over_unhooked",
                            step_is="hookrt's unhooked step", command="hookrt bench"):
-    """The hooked step against the unhooked step of the same run: fp32 by default, bf16 from
-    hookrt_bench_bf16.json."""
+    """The hooked step against the unhooked step of the same run: fp32 by default, or a 16-bit
+    precision's from its own bench (half_figures)."""
     if not has(hookrt_bench, source, ("unhooked_ms", "hooked_ms")):
         return
     figures[name] = issue5_figure(
@@ -202,84 +206,130 @@ def hookrt_vs_torch_figures(hookrt_bench, torch_result, figures):
             figures[name] = issue5_figure(hookrt_bench[ours], torch_result[theirs], baseline_is, SPEEDUP, target)
 
 
-# ---- hookrt's bf16 step (`hookrt bench --precision bf16`) ---------------------------------------------
-BF16_SOURCE = "hookrt_bench_bf16.json"
+# ---- hookrt's 16-bit steps (`hookrt bench --precision bf16|fp16`) -----------------------------------
+@dataclasses.dataclass(frozen=True)
+class HalfPrecision:
+    """A 16-bit precision hookrt's bench runs at: where its bench is, PyTorch's step at the same
+    precision (torch_gpu_baseline.py's variant) and the names of the figures that hold it."""
+    name: str            # as `--precision` and the bench's settings spell it
+    torch_variant: str   # torch_gpu_baseline.py's variant; its time is "<variant>_ms"
+    torch_is: str        # how PyTorch's step ran, for "baseline_is"
+    unstated: Optional[str]  # the precision a bench that wrote none ran at (None: it must say)
+
+    @property
+    def source(self):
+        return f"hookrt_bench_{self.name}.json"
+
+    @property
+    def torch_short(self):  # "bf16_nhwc"
+        return self.torch_variant.removeprefix("eager_")
+
+    @property
+    def vs_fp32(self):
+        return f"bench_{self.name}_vs_fp32"
+
+    @property
+    def vs_torch(self):
+        return f"bench_{self.name}_vs_torch_{self.torch_short}"
+
+    @property
+    def hooked(self):
+        return f"bench_{self.name}_hooked_over_unhooked"
+
+    @property
+    def torch_own(self):
+        return f"torch_{self.torch_short}_vs_torch_fp32"
 
 
-def bf16_layout(hookrt_bf16):
-    """The layout hookrt's bf16 step ran in: its settings' "layout" (NCHW or NHWC), or NCHW where a
-    bench from before memory formats wrote none."""
-    layout = (hookrt_bf16.get("settings") or {}).get("layout")
-    return "NCHW (the bench wrote no layout)" if layout is None else str(layout)
+# Benches from before settings wrote no precision and ran at bf16; every bench that runs fp16 names it.
+HALF_PRECISIONS = (
+    HalfPrecision("bf16", "eager_bf16_nhwc", "eager under bf16 autocast with channels_last tensors", "bf16"),
+    HalfPrecision("fp16", "eager_fp16_nhwc",
+                  "eager under fp16 autocast with channels_last tensors and GradScaler's loss scaling", None),
+)
+# Issue 5 sets targets for bf16 alone; fp16 is held to the same ones (and to the hooked step's
+# <= 1.03 of hookrt_overhead_figure), because both are 16-bit tensor-core steps with fp32 master
+# weights, and what fp16 adds, its loss scaling, is part of the step the targets judge.
+HALF_VS_FP32_TARGET = ">= 1.8"
+HALF_VS_TORCH_TARGET = ">= 1.0"
 
 
-def bf16_problem(hookrt_bf16):
-    """Why hookrt_bench_bf16.json gives no bf16 step ("" when it does): there, with an unhooked
-    step, and run at bf16 where its settings say."""
-    if not hookrt_bf16:
-        return f"{BF16_SOURCE} is missing or unreadable"
-    if not has(hookrt_bf16, BF16_SOURCE, ("unhooked_ms",)):
-        return f"{BF16_SOURCE} has no unhooked_ms"
-    precision = (hookrt_bf16.get("settings") or {}).get("precision", "bf16")
-    if precision != "bf16":
-        print(f"device_figures: {BF16_SOURCE} ran at {precision}, not bf16: the bf16 figures are left out",
-              file=sys.stderr)
-        return f"{BF16_SOURCE} ran at {precision}, not bf16"
+def half_settings(half):
+    """The layout a 16-bit step ran in, from its settings' "layout" (NCHW where a bench from before
+    memory formats wrote none), and its loss scale where the bench names one."""
+    settings = half.get("settings") or {}
+    layout = settings.get("layout")
+    text = f"layout: {'NCHW (the bench wrote no layout)' if layout is None else layout}"
+    return text + (f"; loss scale: {settings['loss_scale']}" if "loss_scale" in settings else "")
+
+
+def half_problem(half, p):
+    """Why p's bench gives no step at p ("" when it does): there, with an unhooked step, and run at
+    p where its settings say."""
+    if not half:
+        return f"{p.source} is missing or unreadable"
+    if not has(half, p.source, ("unhooked_ms",)):
+        return f"{p.source} has no unhooked_ms"
+    precision = (half.get("settings") or {}).get("precision", p.unstated)
+    if precision != p.name:
+        why = f"{p.source} ran at {precision}, not {p.name}" if precision else f"{p.source} names no precision"
+        print(f"device_figures: {why}: the {p.name} figures are left out", file=sys.stderr)
+        return why
     return ""
 
 
-def bf16_vs_fp32_figure(hookrt_bench, hookrt_bf16, why_no_bf16, figures):
-    """hookrt's bf16 unhooked step against its fp32 one, as a speed-up; absent (null), saying why,
-    where there is an fp32 step but no bf16 step to hold to it (`why_no_bf16`), or the two ran on
+def half_vs_fp32_figure(hookrt_bench, half, p, why_no_half, figures):
+    """hookrt's unhooked step at p against its fp32 one, as a speed-up; absent (null), saying why,
+    where there is an fp32 step but no step at p to hold to it (`why_no_half`), or the two ran on
     different devices or shapes."""
     if not hookrt_bench or not has(hookrt_bench, "hookrt_bench.json", ("unhooked_ms",)):
         return
     fp32_is = f"hookrt's fp32 unhooked step, {shape(hookrt_bench)}"
-    why_not = why_no_bf16
+    why_not = why_no_half
     if not why_not:
-        why_not = "; ".join(differences(hookrt_bf16, hookrt_bench, "bf16", "fp32", ("backend", "batch", "size")))
+        why_not = "; ".join(differences(half, hookrt_bench, p.name, "fp32", ("backend", "batch", "size")))
         if why_not:
-            print(f"device_figures: {BF16_SOURCE} and hookrt_bench.json differ ({why_not}): "
-                  "the bf16-vs-fp32 figure is absent", file=sys.stderr)
+            print(f"device_figures: {p.source} and hookrt_bench.json differ ({why_not}): "
+                  f"the {p.name}-vs-fp32 figure is absent", file=sys.stderr)
     if why_not:
-        figures["bench_bf16_vs_fp32"] = {
+        figures[p.vs_fp32] = {
             "value": None, "baseline": round(hookrt_bench["unhooked_ms"], 2), "unit": "ms",
-            "baseline_is": f"{fp32_is}; hookrt's bf16 figure is absent: {why_not}", "ratio": None,
-            "ratio_is": SPEEDUP, "target": ">= 1.8", "met": None}
+            "baseline_is": f"{fp32_is}; hookrt's {p.name} figure is absent: {why_not}", "ratio": None,
+            "ratio_is": SPEEDUP, "target": HALF_VS_FP32_TARGET, "met": None}
         return
-    figures["bench_bf16_vs_fp32"] = issue5_figure(
-        hookrt_bf16["unhooked_ms"], hookrt_bench["unhooked_ms"],
-        f"{fp32_is}; the bf16 step's layout: {bf16_layout(hookrt_bf16)}", SPEEDUP, ">= 1.8")
+    figures[p.vs_fp32] = issue5_figure(
+        half["unhooked_ms"], hookrt_bench["unhooked_ms"],
+        f"{fp32_is}; the {p.name} step's {half_settings(half)}", SPEEDUP, HALF_VS_FP32_TARGET)
 
 
-def bf16_vs_torch_figure(hookrt_bf16, torch_result, figures):
-    """hookrt's bf16 unhooked step against PyTorch's eager step at the same precision (bf16
-    autocast, channels_last), as a speed-up."""
-    why_not = comparable(hookrt_bf16, torch_result)
+def half_vs_torch_figure(half, torch_result, p, figures):
+    """hookrt's unhooked step at p against PyTorch's eager step at the same precision, as a speed-up."""
+    why_not = comparable(half, torch_result)
     if why_not:
-        print(f"device_figures: {BF16_SOURCE} and torch_gpu_baseline.json differ ({why_not}): "
-              "the hookrt-vs-PyTorch bf16 figure is left out", file=sys.stderr)
+        print(f"device_figures: {p.source} and torch_gpu_baseline.json differ ({why_not}): "
+              f"the hookrt-vs-PyTorch {p.name} figure is left out", file=sys.stderr)
         return
-    if has(torch_result, "torch_gpu_baseline.json", ("eager_bf16_nhwc_ms",)):
-        figures["bench_bf16_vs_torch_bf16_nhwc"] = issue5_figure(
-            hookrt_bf16["unhooked_ms"], torch_result["eager_bf16_nhwc_ms"],
-            f"PyTorch {torch_result.get('torch')} eager under bf16 autocast with channels_last tensors, same batch; "
-            f"hookrt's bf16 step's layout: {bf16_layout(hookrt_bf16)}", SPEEDUP, ">= 1.0")
+    if has(torch_result, "torch_gpu_baseline.json", (f"{p.torch_variant}_ms",)):
+        figures[p.vs_torch] = issue5_figure(
+            half["unhooked_ms"], torch_result[f"{p.torch_variant}_ms"],
+            f"PyTorch {torch_result.get('torch')} {p.torch_is}, same batch; "
+            f"hookrt's {p.name} step's {half_settings(half)}", SPEEDUP, HALF_VS_TORCH_TARGET)
 
 
-def bf16_figures(hookrt_bench, hookrt_bf16, torch_result, figures):
-    """hookrt's bf16 step held to its fp32 step, to PyTorch's bf16 step and to its own hooked bf16
-    step; PyTorch's bf16 speed-up is reported as PyTorch's own, with no target."""
-    why_no_bf16 = bf16_problem(hookrt_bf16)
-    bf16_vs_fp32_figure(hookrt_bench, hookrt_bf16, why_no_bf16, figures)
-    if not why_no_bf16:
+def half_figures(hookrt_bench, half, why_no_half, torch_result, p, figures):
+    """hookrt's step at p held to its fp32 step, to PyTorch's step at p and to its own hooked step
+    at p (where `why_no_half`, half_problem's answer, is ""); PyTorch's speed-up at p is reported as
+    PyTorch's own, with no target."""
+    half_vs_fp32_figure(hookrt_bench, half, p, why_no_half, figures)
+    if not why_no_half:
         if torch_result:
-            bf16_vs_torch_figure(hookrt_bf16, torch_result, figures)
-        hookrt_overhead_figure(hookrt_bf16, figures, BF16_SOURCE, "bench_bf16_hooked_over_unhooked",
-                               "hookrt's bf16 unhooked step", "hookrt bench --precision bf16")
-    if torch_result and has(torch_result, "torch_gpu_baseline.json", ("eager_ms", "eager_bf16_nhwc_ms")):
-        figures["torch_bf16_nhwc_vs_torch_fp32"] = issue5_figure(
-            torch_result["eager_bf16_nhwc_ms"], torch_result["eager_ms"],
+            half_vs_torch_figure(half, torch_result, p, figures)
+        hookrt_overhead_figure(half, figures, p.source, p.hooked, f"hookrt's {p.name} unhooked step",
+                               f"hookrt bench --precision {p.name}")
+    torch_ms = f"{p.torch_variant}_ms"
+    if torch_result and has(torch_result, "torch_gpu_baseline.json", ("eager_ms", torch_ms)):
+        figures[p.torch_own] = issue5_figure(
+            torch_result[torch_ms], torch_result["eager_ms"],
             f"PyTorch {torch_result.get('torch')}'s own fp32 eager step: PyTorch's figure, not hookrt's", SPEEDUP, None)
 
 
@@ -393,13 +443,16 @@ def off_switch_figures(hookrt_bench, other, source, name, what, figures):
             f"{ran}" + (f" ({because})" if because else ""), TIME_RATIO, None)
 
 
-def issue5_figures(hookrt_bench, hookrt_bf16, torch_result, figures):
+def issue5_figures(hookrt_bench, halves, problems, torch_result, figures):
+    """`halves`: each 16-bit precision's bench by name (None where it is missing); `problems`: why
+    each gives no step, by name ("" where it does)."""
     if hookrt_bench:
         hookrt_overhead_figure(hookrt_bench, figures)
         launch_figures(hookrt_bench, figures)
     if hookrt_bench and torch_result:
         hookrt_vs_torch_figures(hookrt_bench, torch_result, figures)
-    bf16_figures(hookrt_bench, hookrt_bf16, torch_result, figures)
+    for p in HALF_PRECISIONS:
+        half_figures(hookrt_bench, halves[p.name], problems[p.name], torch_result, p, figures)
 
 
 def shape(result):
@@ -407,16 +460,16 @@ def shape(result):
 
 
 # (side, variant as printed, the run it comes from, the run's field): each PyTorch variant below the
-# hookrt variant it is held to; hookrt's hooked bf16 step, which PyTorch's baseline has no
+# hookrt variant it is held to; hookrt's hooked 16-bit steps, which PyTorch's baseline has no
 # counterpart for, last.
-SIDE_BY_SIDE = (("hookrt", "unhooked", "hookrt", "unhooked_ms"), ("torch", "eager", "torch", "eager_ms"),
-                ("hookrt", "bf16", "hookrt bf16", "unhooked_ms"),
-                ("torch", "eager_bf16_nhwc", "torch", "eager_bf16_nhwc_ms"),
-                ("hookrt", "hooked", "hookrt", "hooked_ms"), ("torch", "hooks_item", "torch", "hooks_item_ms"),
-                ("torch", "hooks_careful", "torch", "hooks_careful_ms"),
-                ("hookrt", "bf16_hooked", "hookrt bf16", "hooked_ms"))
-# A row printed as absent, saying why, where hookrt ran but this run of it is missing.
-ABSENT = {("hookrt", "bf16"): f"absent (no {BF16_SOURCE})"}
+SIDE_BY_SIDE = (
+    ("hookrt", "unhooked", "hookrt", "unhooked_ms"), ("torch", "eager", "torch", "eager_ms"),
+    *[row for p in HALF_PRECISIONS
+      for row in (("hookrt", p.name, f"hookrt {p.name}", "unhooked_ms"),
+                  ("torch", p.torch_variant, "torch", f"{p.torch_variant}_ms"))],
+    ("hookrt", "hooked", "hookrt", "hooked_ms"), ("torch", "hooks_item", "torch", "hooks_item_ms"),
+    ("torch", "hooks_careful", "torch", "hooks_careful_ms"),
+    *[("hookrt", f"{p.name}_hooked", f"hookrt {p.name}", "hooked_ms") for p in HALF_PRECISIONS])
 
 
 def step_line(side, variant, ms, batch):
@@ -424,10 +477,19 @@ def step_line(side, variant, ms, batch):
     return f"  {side:6s} {variant:15s} {ms:8.2f} ms/step  {batch / ms * 1e3:8.0f} images/s"
 
 
-def print_side_by_side(hookrt_bench, hookrt_bf16, torch_result):
-    results = {"hookrt": hookrt_bench, "hookrt bf16": hookrt_bf16, "torch": torch_result}
-    if not hookrt_bench and not hookrt_bf16 and not torch_result:
+def absent_rows(halves, problems):
+    """The side-by-side rows of the 16-bit benches that give no step, each saying why (printed
+    where hookrt ran at fp32): a bench at the wrong precision is not shown as that precision's."""
+    return {("hookrt", p.name): f"absent ({problems[p.name] if halves[p.name] else f'no {p.source}'})"
+            for p in HALF_PRECISIONS if problems[p.name]}
+
+
+def print_side_by_side(hookrt_bench, halves, problems, torch_result):
+    shown_halves = {f"hookrt {name}": None if problems[name] else r for name, r in halves.items()}
+    results = {"hookrt": hookrt_bench, **shown_halves, "torch": torch_result}
+    if not any(results.values()):
         return
+    absent = absent_rows(halves, problems)
     shapes = {run: shape(r) for run, r in results.items() if r}
     heading = "; ".join(f"{run} {s}" for run, s in shapes.items()) if len(set(shapes.values())) > 1 \
         else next(iter(shapes.values()))
@@ -435,8 +497,8 @@ def print_side_by_side(hookrt_bench, hookrt_bf16, torch_result):
     for side, variant, run, field in SIDE_BY_SIDE:
         result = results[run]
         if not result:
-            if (side, variant) in ABSENT and results[side]:
-                print(f"  {side:6s} {variant:15s} {ABSENT[(side, variant)]}")
+            if (side, variant) in absent and results[side]:
+                print(f"  {side:6s} {variant:15s} {absent[(side, variant)]}")
         elif field in result:
             print(step_line(side, variant, result[field], result["batch"]))
 
@@ -456,14 +518,16 @@ def print_figures(figures):
         print(f"  {name:44s} {shown(f['value']):>10} {f['unit']:5s} | {shown(f['baseline']):>10} | {shown(f['ratio'])}{met}")
 
 
-ISSUE5_LINES = (("bench_hooked_over_unhooked", "hookrt hooked / hookrt unhooked"),
-                ("bench_unhooked_vs_torch_eager", "PyTorch eager / hookrt unhooked"),
-                ("bench_hooked_vs_torch_hooks_item", "PyTorch hooks_item / hookrt hooked"),
-                ("bench_hooked_vs_torch_hooks_careful", "PyTorch hooks_careful / hookrt hooked"),
-                ("bench_bf16_vs_fp32", "hookrt fp32 / hookrt bf16"),
-                ("bench_bf16_vs_torch_bf16_nhwc", "PyTorch eager_bf16_nhwc / hookrt bf16"),
-                ("bench_bf16_hooked_over_unhooked", "hookrt bf16 hooked / hookrt bf16 unhooked"),
-                ("torch_bf16_nhwc_vs_torch_fp32", "PyTorch eager / PyTorch eager_bf16_nhwc"))
+ISSUE5_LINES = (
+    ("bench_hooked_over_unhooked", "hookrt hooked / hookrt unhooked"),
+    ("bench_unhooked_vs_torch_eager", "PyTorch eager / hookrt unhooked"),
+    ("bench_hooked_vs_torch_hooks_item", "PyTorch hooks_item / hookrt hooked"),
+    ("bench_hooked_vs_torch_hooks_careful", "PyTorch hooks_careful / hookrt hooked"),
+    *[line for p in HALF_PRECISIONS
+      for line in ((p.vs_fp32, f"hookrt fp32 / hookrt {p.name}"),
+                   (p.vs_torch, f"PyTorch {p.torch_variant} / hookrt {p.name}"),
+                   (p.hooked, f"hookrt {p.name} hooked / hookrt {p.name} unhooked"),
+                   (p.torch_own, f"PyTorch eager / PyTorch {p.torch_variant}"))])
 
 
 def print_issue5_ratios(figures):
@@ -492,8 +556,9 @@ def main():
     batch_figures(runs_by_name(probes), figures)
     step_figures(runs_by_name(step), torch_result, figures)
     hookrt_bench = load(os.path.join(args.dir, "hookrt_bench.json"))
-    hookrt_bf16 = load(os.path.join(args.dir, BF16_SOURCE))
-    issue5_figures(hookrt_bench, hookrt_bf16, torch_result, figures)
+    halves = {p.name: load(os.path.join(args.dir, p.source)) for p in HALF_PRECISIONS}
+    problems = {p.name: half_problem(halves[p.name], p) for p in HALF_PRECISIONS}
+    issue5_figures(hookrt_bench, halves, problems, torch_result, figures)
     device_time_figures(hookrt_bench, figures)
     for source, _, name, what in OFF_SWITCHES:
         off_switch_figures(hookrt_bench, load(os.path.join(args.dir, source)), source, name, what, figures)
@@ -504,7 +569,7 @@ def main():
         result["hooked_device_time_changes"] = changes
     print(f"figures ({card}, commit {args.commit}): value | baseline | ratio")
     print_figures(figures)
-    print_side_by_side(hookrt_bench, hookrt_bf16, torch_result)
+    print_side_by_side(hookrt_bench, halves, problems, torch_result)
     print_issue5_ratios(figures)
     print_device_time_changes(changes)
     if args.json:

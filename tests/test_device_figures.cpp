@@ -1,6 +1,7 @@
 // benchmarks/device_figures.py, the last step of scripts/device-check: given fixture outputs in the
 // shapes its three producers write (Google Benchmark's JSON from bench_gpu_*, the JSON of
-// benchmarks/torch_gpu_baseline.py, and `hookrt bench --json`, at fp32 and with --precision bf16),
+// benchmarks/torch_gpu_baseline.py, and `hookrt bench --json`, at fp32 and with --precision bf16
+// and fp16),
 // it keeps the figures that benchmarks/results/*.json already hold, adds issue 5's ratios with their
 // targets, prints hookrt's and PyTorch's steps side by side, adds the hooked step's launches per step
 // against the unhooked step's, and leaves out (saying so) what a missing input cannot give.
@@ -29,7 +30,10 @@ using nlohmann::json;
 // speed-up 55/32 = 1.72. Launches per step chosen for exact ratios: kernels 1500/500 = 3.0, memcpy
 // 3/2 = 1.5, memset 297/98 = 3.03, all 1800/600 = 3.0. On the CPU, bench counts none and says why.
 // The bf16 bench: fp32/bf16 50/25 = 2.0 (>= 1.8), PyTorch's bf16 channels_last/hookrt's bf16 32/25 =
-// 1.28 (>= 1.0), bf16 hooked/unhooked 26/25 = 1.04 (missed, <= 1.03).
+// 1.28 (>= 1.0), bf16 hooked/unhooked 26/25 = 1.04 (missed, <= 1.03). The fp16 bench, times of its
+// own so that a figure read from the wrong bench shows: fp32/fp16 50/27.5 = 1.82 (>= 1.8), PyTorch's
+// fp16 channels_last/hookrt's fp16 33/27.5 = 1.2 (>= 1.0), fp16 hooked/unhooked 28/27.5 = 1.02
+// (<= 1.03), PyTorch's own fp16 speed-up 55/33 = 1.67.
 json hookrt_bench(int64_t batch = 256, const std::string& backend = "cuda:0") {
   // bench_command.cpp's fields and order.
   json bench{{"backend", backend}, {"batch", batch},        {"size", 224},          {"steps", 10},
@@ -48,21 +52,35 @@ json hookrt_bench(int64_t batch = 256, const std::string& backend = "cuda:0") {
 // `hookrt bench --precision bf16 --json`: the same fields, and the settings it ran with (in
 // bench_command.cpp's order); `layout`, where given, is the layout the bench ran in (benches from
 // before memory formats wrote none).
-json hookrt_bench_bf16(const std::string& layout = "") {
+json hookrt_bench_at(double unhooked_ms, double hooked_ms, const json& settings) {
   json bench = hookrt_bench();
-  bench["unhooked_ms"] = 25.0;
-  bench["hooked_ms"] = 26.0;
-  bench["hooked_ratio"] = 1.04;
-  bench["settings"] = json{{"precision", "bf16"}, {"tf32", true}, {"graphs", true}, {"epilogue_probes", true},
-                           {"conv_algorithms", "measured"}, {"deterministic", false}};
+  bench["unhooked_ms"] = unhooked_ms;
+  bench["hooked_ms"] = hooked_ms;
+  bench["hooked_ratio"] = hooked_ms / unhooked_ms;
+  bench["settings"] = settings;
+  return bench;
+}
+
+json hookrt_bench_bf16(const std::string& layout = "") {
+  json bench = hookrt_bench_at(25.0, 26.0, {{"precision", "bf16"}, {"tf32", true}, {"graphs", true},
+                                            {"epilogue_probes", true}, {"conv_algorithms", "measured"},
+                                            {"deterministic", false}});
   if (!layout.empty()) bench["settings"]["layout"] = layout;
   return bench;
 }
 
+// `hookrt bench --precision fp16 --json`: every bench that runs fp16 names its layout and its loss
+// scale (--loss-scale auto: dynamic at fp16).
+json hookrt_bench_fp16() {
+  return hookrt_bench_at(27.5, 28.0, {{"precision", "fp16"}, {"layout", "NHWC"}, {"loss_scale", "auto"},
+                                      {"tf32", true}, {"graphs", true}, {"epilogue_probes", true},
+                                      {"conv_algorithms", "measured"}, {"deterministic", false}});
+}
+
 json torch_baseline() {
   return json{{"torch", "2.11.0+cu130"}, {"card", "NVIDIA H100 80GB HBM3"}, {"batch", 256}, {"size", 224},
-              {"eager_ms", 55.0},        {"eager_bf16_nhwc_ms", 32.0},      {"hooks_careful_ms", 70.0},
-              {"hooks_item_ms", 300.0}};
+              {"eager_ms", 55.0},        {"eager_bf16_nhwc_ms", 32.0},      {"eager_fp16_nhwc_ms", 33.0},
+              {"hooks_careful_ms", 70.0}, {"hooks_item_ms", 300.0}};
 }
 
 // One iteration run as Google Benchmark writes it, with the name suffixes MinTime and
@@ -107,9 +125,10 @@ json probe_benchmarks() {
 }
 
 struct Inputs {
-  bool probes = true, train_step = true, torch = true, hookrt = true, hookrt_bf16 = true;
+  bool probes = true, train_step = true, torch = true, hookrt = true, hookrt_bf16 = true, hookrt_fp16 = true;
   json hookrt_json = hookrt_bench();
   json hookrt_bf16_json = hookrt_bench_bf16();
+  json hookrt_fp16_json = hookrt_bench_fp16();
   std::map<std::string, json> more;  // other files for OUT, by name
 };
 
@@ -124,6 +143,7 @@ FiguresRun run_figures(const TempDir& dir, const Inputs& in) {
   if (in.torch) write_text(dir.file("torch_gpu_baseline.json"), torch_baseline().dump(1));
   if (in.hookrt) write_text(dir.file("hookrt_bench.json"), in.hookrt_json.dump(2));
   if (in.hookrt_bf16) write_text(dir.file("hookrt_bench_bf16.json"), in.hookrt_bf16_json.dump(2));
+  if (in.hookrt_fp16) write_text(dir.file("hookrt_bench_fp16.json"), in.hookrt_fp16_json.dump(2));
   for (const auto& [name, content] : in.more) write_text(dir.file(name), content.dump(2));
   const std::string script = std::string(HOOKRT_SOURCE_DIR) + "/benchmarks/device_figures.py";
   FiguresRun run;
@@ -139,10 +159,11 @@ bool has_line(const std::string& text, const std::string& pattern) {
   return std::regex_search(text, std::regex(pattern));
 }
 
-const std::vector<std::string> kIssue5Figures = {"bench_hooked_over_unhooked", "bench_unhooked_vs_torch_eager",
-                                                 "bench_hooked_vs_torch_hooks_item",
-                                                 "bench_hooked_vs_torch_hooks_careful", "bench_bf16_vs_fp32",
-                                                 "bench_bf16_vs_torch_bf16_nhwc", "bench_bf16_hooked_over_unhooked"};
+const std::vector<std::string> kIssue5Figures = {
+    "bench_hooked_over_unhooked",      "bench_unhooked_vs_torch_eager", "bench_hooked_vs_torch_hooks_item",
+    "bench_hooked_vs_torch_hooks_careful", "bench_bf16_vs_fp32",         "bench_bf16_vs_torch_bf16_nhwc",
+    "bench_bf16_hooked_over_unhooked", "bench_fp16_vs_fp32",            "bench_fp16_vs_torch_fp16_nhwc",
+    "bench_fp16_hooked_over_unhooked"};
 
 const std::vector<std::string> kLaunchFigures = {"bench_hooked_kernels_per_step", "bench_hooked_memcpy_per_step",
                                                  "bench_hooked_memset_per_step", "bench_hooked_launches_per_step"};
@@ -338,6 +359,101 @@ TEST(DeviceFigures, ABenchThatDidNotRunAtBf16GivesNoBf16Figures) {
   EXPECT_TRUE(contains(f["bench_bf16_vs_fp32"]["baseline_is"].get<std::string>(), "ran at fp32, not bf16"));
   EXPECT_FALSE(f.contains("bench_bf16_vs_torch_bf16_nhwc"));
   EXPECT_FALSE(f.contains("bench_bf16_hooked_over_unhooked"));
+  // Not printed as hookrt's bf16 step either.
+  const std::string& out = run.process.out;
+  EXPECT_TRUE(has_line(out, R"(\n  hookrt bf16 +absent \(hookrt_bench_bf16\.json ran at fp32, not bf16\)\n)")) << out;
+  EXPECT_FALSE(contains(out, "bf16_hooked")) << out;
+}
+
+// fp16 is held to bf16's targets (issue 5 sets none of its own): >= 1.8x the fp32 step, >= 1.0x
+// PyTorch's step at the same precision (GradScaler's recipe), hooked <= 1.03x unhooked.
+TEST(DeviceFigures, Fp16StepIsHeldToTheFp32StepPyTorchsFp16StepAndItsOwnHookedStep) {
+  TempDir dir;
+  FiguresRun run = run_figures(dir, {});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  json& f = run.results["figures"];
+  json& vs_fp32 = f["bench_fp16_vs_fp32"];
+  EXPECT_EQ(vs_fp32["value"], 27.5);     // hookrt's fp16 step...
+  EXPECT_EQ(vs_fp32["baseline"], 50.0);  // ...against its fp32 step
+  EXPECT_EQ(vs_fp32["ratio"], 1.82);     // a speed-up: 50 / 27.5 to three significant digits
+  EXPECT_EQ(vs_fp32["ratio_is"], "baseline / value (speed-up; higher is better)");
+  EXPECT_EQ(vs_fp32["target"], ">= 1.8");
+  EXPECT_EQ(vs_fp32["met"], true);
+  // The layout and the loss scale the bench ran with, from its settings.
+  EXPECT_TRUE(contains(vs_fp32["baseline_is"].get<std::string>(), "fp16 step's layout: NHWC; loss scale: auto"))
+      << vs_fp32["baseline_is"];
+  json& vs_torch = f["bench_fp16_vs_torch_fp16_nhwc"];
+  EXPECT_EQ(vs_torch["value"], 27.5);
+  EXPECT_EQ(vs_torch["baseline"], 33.0);  // PyTorch's eager_fp16_nhwc, not its bf16 step
+  EXPECT_EQ(vs_torch["ratio"], 1.2);
+  EXPECT_EQ(vs_torch["target"], ">= 1.0");
+  EXPECT_EQ(vs_torch["met"], true);
+  EXPECT_TRUE(contains(vs_torch["baseline_is"].get<std::string>(), "fp16 autocast")) << vs_torch["baseline_is"];
+  EXPECT_TRUE(contains(vs_torch["baseline_is"].get<std::string>(), "GradScaler")) << vs_torch["baseline_is"];
+  json& hooked = f["bench_fp16_hooked_over_unhooked"];
+  EXPECT_EQ(hooked["value"], 28.0);
+  EXPECT_EQ(hooked["baseline"], 27.5);
+  EXPECT_EQ(hooked["ratio"], 1.02);  // a time ratio: hooked ms / unhooked ms
+  EXPECT_EQ(hooked["ratio_is"], "value / baseline (time; lower is better)");
+  EXPECT_EQ(hooked["target"], "<= 1.03");
+  EXPECT_EQ(hooked["met"], true);
+  EXPECT_TRUE(contains(hooked["baseline_is"].get<std::string>(), "--precision fp16")) << hooked["baseline_is"];
+  EXPECT_EQ(f["bench_bf16_vs_fp32"]["value"], 25.0) << "the bf16 figures are still the bf16 bench's";
+}
+
+TEST(DeviceFigures, MissingFp16BenchLeavesAnAbsentFigureThatSaysWhy) {
+  TempDir dir;
+  FiguresRun run = run_figures(dir, {.hookrt_fp16 = false});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  EXPECT_TRUE(contains(run.process.err, "hookrt_bench_fp16.json")) << run.process.err;
+  json& f = run.results["figures"];
+  json& ours = f["bench_fp16_vs_fp32"];
+  EXPECT_TRUE(ours["value"].is_null());
+  EXPECT_TRUE(ours["ratio"].is_null());
+  EXPECT_TRUE(ours["met"].is_null());
+  EXPECT_EQ(ours["baseline"], 50.0);  // hookrt's fp32 step
+  EXPECT_EQ(ours["target"], ">= 1.8");
+  EXPECT_TRUE(contains(ours["baseline_is"].get<std::string>(), "absent: hookrt_bench_fp16.json is missing"))
+      << ours["baseline_is"];
+  EXPECT_FALSE(f.contains("bench_fp16_vs_torch_fp16_nhwc"));
+  EXPECT_FALSE(f.contains("bench_fp16_hooked_over_unhooked"));
+  EXPECT_TRUE(f.contains("torch_fp16_nhwc_vs_torch_fp32"));  // PyTorch's own needs only PyTorch
+  EXPECT_EQ(f["bench_bf16_vs_fp32"]["ratio"], 2.0);          // bf16's bench stands on its own
+  const std::string& out = run.process.out;
+  EXPECT_TRUE(has_line(out, R"(\n  hookrt fp16 +absent \(no hookrt_bench_fp16\.json\)\n)")) << out;
+  EXPECT_FALSE(contains(out, "fp16_hooked")) << out;
+  EXPECT_TRUE(has_line(out, R"(hookrt fp32 / hookrt fp16 +absent +target >= 1\.8: not measured\n)")) << out;
+}
+
+TEST(DeviceFigures, ABenchThatDidNotRunAtFp16GivesNoFp16Figures) {
+  TempDir dir;
+  json bf16 = hookrt_bench_fp16();
+  bf16["settings"]["precision"] = "bf16";
+  FiguresRun run = run_figures(dir, {.hookrt_fp16_json = bf16});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  EXPECT_TRUE(contains(run.process.err, "hookrt_bench_fp16.json ran at bf16, not fp16")) << run.process.err;
+  json& f = run.results["figures"];
+  EXPECT_TRUE(f["bench_fp16_vs_fp32"]["value"].is_null());
+  EXPECT_TRUE(contains(f["bench_fp16_vs_fp32"]["baseline_is"].get<std::string>(), "ran at bf16, not fp16"));
+  EXPECT_FALSE(f.contains("bench_fp16_vs_torch_fp16_nhwc"));
+  EXPECT_FALSE(f.contains("bench_fp16_hooked_over_unhooked"));
+  EXPECT_EQ(f["bench_bf16_vs_fp32"]["value"], 25.0) << "a bf16 run in the fp16 file is not taken as the bf16 one";
+  const std::string& out = run.process.out;
+  EXPECT_TRUE(has_line(out, R"(\n  hookrt fp16 +absent \(hookrt_bench_fp16\.json ran at bf16, not fp16\)\n)"))
+      << out;
+  EXPECT_FALSE(contains(out, "fp16_hooked")) << out;
+}
+
+// A bench that wrote no precision predates settings, and so fp16: unlike bf16's, it is not taken as fp16.
+TEST(DeviceFigures, AnFp16BenchThatNamesNoPrecisionGivesNoFp16Figures) {
+  TempDir dir;
+  json unnamed = hookrt_bench_fp16();
+  unnamed["settings"].erase("precision");
+  FiguresRun run = run_figures(dir, {.hookrt_fp16_json = unnamed});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  EXPECT_TRUE(contains(run.process.err, "hookrt_bench_fp16.json names no precision")) << run.process.err;
+  EXPECT_TRUE(run.results["figures"]["bench_fp16_vs_fp32"]["value"].is_null());
+  EXPECT_FALSE(run.results["figures"].contains("bench_fp16_hooked_over_unhooked"));
 }
 
 TEST(DeviceFigures, PyTorchsOwnBf16SpeedUpIsReportedAsItsOwn) {
@@ -350,6 +466,11 @@ TEST(DeviceFigures, PyTorchsOwnBf16SpeedUpIsReportedAsItsOwn) {
   EXPECT_EQ(theirs["ratio"], 1.72);
   EXPECT_TRUE(theirs["target"].is_null());  // issue 5's target is hookrt's, not PyTorch's
   EXPECT_TRUE(contains(theirs["baseline_is"].get<std::string>(), "PyTorch's figure, not hookrt's"));
+  json& fp16 = run.results["figures"]["torch_fp16_nhwc_vs_torch_fp32"];
+  EXPECT_EQ(fp16["value"], 33.0);
+  EXPECT_EQ(fp16["baseline"], 55.0);
+  EXPECT_EQ(fp16["ratio"], 1.67);
+  EXPECT_TRUE(fp16["target"].is_null());
 }
 
 TEST(DeviceFigures, PrintsEachVariantSideBySideInOneFormat) {
@@ -367,15 +488,21 @@ TEST(DeviceFigures, PrintsEachVariantSideBySideInOneFormat) {
   EXPECT_TRUE(has_line(out, R"(\n  torch  hooks_item +300\.00 ms/step +853 images/s\n)")) << out;
   EXPECT_TRUE(has_line(out, R"(\n  torch  hooks_careful +70\.00 ms/step +3657 images/s\n)")) << out;
   EXPECT_TRUE(has_line(out, R"(\n  hookrt bf16_hooked +26\.00 ms/step +9846 images/s\n)")) << out;
+  EXPECT_TRUE(has_line(out, R"(\n  hookrt fp16 +27\.50 ms/step +9309 images/s\n)")) << out;
+  EXPECT_TRUE(has_line(out, R"(\n  torch  eager_fp16_nhwc +33\.00 ms/step +7758 images/s\n)")) << out;
+  EXPECT_TRUE(has_line(out, R"(\n  hookrt fp16_hooked +28\.00 ms/step +9143 images/s\n)")) << out;
   EXPECT_FALSE(contains(out, "absent (")) << "every run is there: " << out;
   // The variants in pairs: each PyTorch variant after the hookrt one it is held to; hookrt's hooked
-  // bf16 step, held to none of PyTorch's, last.
+  // bf16 and fp16 steps, held to none of PyTorch's, last.
   EXPECT_LT(out.find("hookrt unhooked"), out.find("torch  eager "));
   EXPECT_LT(out.find("torch  eager "), out.find("hookrt bf16 "));
   EXPECT_LT(out.find("hookrt bf16 "), out.find("torch  eager_bf16_nhwc"));
-  EXPECT_LT(out.find("torch  eager_bf16_nhwc"), out.find("hookrt hooked"));
+  EXPECT_LT(out.find("torch  eager_bf16_nhwc"), out.find("hookrt fp16 "));
+  EXPECT_LT(out.find("hookrt fp16 "), out.find("torch  eager_fp16_nhwc"));
+  EXPECT_LT(out.find("torch  eager_fp16_nhwc"), out.find("hookrt hooked"));
   EXPECT_LT(out.find("hookrt hooked"), out.find("torch  hooks_item"));
   EXPECT_LT(out.find("torch  hooks_careful"), out.find("hookrt bf16_hooked"));
+  EXPECT_LT(out.find("hookrt bf16_hooked"), out.find("hookrt fp16_hooked"));
 }
 
 TEST(DeviceFigures, PrintsTheRatiosAgainstTheirTargets) {
@@ -392,25 +519,32 @@ TEST(DeviceFigures, PrintsTheRatiosAgainstTheirTargets) {
   EXPECT_TRUE(has_line(out, R"(hookrt bf16 hooked / hookrt bf16 unhooked +1\.04x +target <= 1\.03: missed\n)"))
       << out;
   EXPECT_TRUE(has_line(out, R"(PyTorch eager / PyTorch eager_bf16_nhwc +1\.72x +PyTorch's own, no target\n)")) << out;
+  EXPECT_TRUE(has_line(out, R"(hookrt fp32 / hookrt fp16 +1\.82x +target >= 1\.8: met\n)")) << out;
+  EXPECT_TRUE(has_line(out, R"(PyTorch eager_fp16_nhwc / hookrt fp16 +1\.2x +target >= 1\.0: met\n)")) << out;
+  EXPECT_TRUE(has_line(out, R"(hookrt fp16 hooked / hookrt fp16 unhooked +1\.02x +target <= 1\.03: met\n)"))
+      << out;
+  EXPECT_TRUE(has_line(out, R"(PyTorch eager / PyTorch eager_fp16_nhwc +1\.67x +PyTorch's own, no target\n)")) << out;
 }
 
 TEST(DeviceFigures, MissingHookrtBenchLeavesItsFiguresOutAndSaysSo) {
   TempDir dir;
-  FiguresRun run = run_figures(dir, {.hookrt = false, .hookrt_bf16 = false});
+  FiguresRun run = run_figures(dir, {.hookrt = false, .hookrt_bf16 = false, .hookrt_fp16 = false});
   ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
   EXPECT_TRUE(contains(run.process.err, "hookrt_bench.json")) << run.process.err;
   EXPECT_TRUE(contains(run.process.err, "hookrt_bench_bf16.json")) << run.process.err;
+  EXPECT_TRUE(contains(run.process.err, "hookrt_bench_fp16.json")) << run.process.err;
   json& f = run.results["figures"];
   for (const std::string& name : kIssue5Figures) EXPECT_FALSE(f.contains(name)) << name;
   for (const std::string& name : kLaunchFigures) EXPECT_FALSE(f.contains(name)) << name;
   EXPECT_TRUE(f.contains("train_step_ms"));                  // the other inputs still give theirs
   EXPECT_TRUE(f.contains("torch_bf16_nhwc_vs_torch_fp32"));  // PyTorch's own needs only PyTorch
+  EXPECT_TRUE(f.contains("torch_fp16_nhwc_vs_torch_fp32"));
   EXPECT_FALSE(contains(run.process.out, "hookrt ")) << "no hookrt rows, absent or not: " << run.process.out;
   EXPECT_TRUE(has_line(run.process.out, R"(\n  torch  eager +55\.00 ms/step)")) << run.process.out;
 }
 
-// hookrt's bf16 run still gives what needs only itself and PyTorch's baseline.
-TEST(DeviceFigures, MissingFp32BenchKeepsTheBf16FiguresThatDoNotNeedIt) {
+// hookrt's bf16 and fp16 runs still give what needs only themselves and PyTorch's baseline.
+TEST(DeviceFigures, MissingFp32BenchKeepsThe16BitFiguresThatDoNotNeedIt) {
   TempDir dir;
   FiguresRun run = run_figures(dir, {.hookrt = false});
   ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
@@ -418,6 +552,9 @@ TEST(DeviceFigures, MissingFp32BenchKeepsTheBf16FiguresThatDoNotNeedIt) {
   EXPECT_FALSE(f.contains("bench_bf16_vs_fp32"));
   EXPECT_EQ(f["bench_bf16_vs_torch_bf16_nhwc"]["ratio"], 1.28);
   EXPECT_EQ(f["bench_bf16_hooked_over_unhooked"]["ratio"], 1.04);
+  EXPECT_FALSE(f.contains("bench_fp16_vs_fp32"));
+  EXPECT_EQ(f["bench_fp16_vs_torch_fp16_nhwc"]["ratio"], 1.2);
+  EXPECT_EQ(f["bench_fp16_hooked_over_unhooked"]["ratio"], 1.02);
   EXPECT_TRUE(has_line(run.process.out, R"(\n  hookrt bf16 +25\.00 ms/step)")) << run.process.out;
   EXPECT_FALSE(contains(run.process.out, "hookrt unhooked")) << run.process.out;
 }
@@ -431,9 +568,12 @@ TEST(DeviceFigures, MissingTorchBaselineKeepsOnlyHookrtsOwnFigures) {
   EXPECT_EQ(f["bench_hooked_over_unhooked"]["ratio"], 1.02);
   EXPECT_EQ(f["bench_bf16_vs_fp32"]["ratio"], 2.0);
   EXPECT_EQ(f["bench_bf16_hooked_over_unhooked"]["ratio"], 1.04);
+  EXPECT_EQ(f["bench_fp16_vs_fp32"]["ratio"], 1.82);
+  EXPECT_EQ(f["bench_fp16_hooked_over_unhooked"]["ratio"], 1.02);
   for (const char* name : {"bench_unhooked_vs_torch_eager", "bench_hooked_vs_torch_hooks_item",
                            "bench_hooked_vs_torch_hooks_careful", "bench_bf16_vs_torch_bf16_nhwc",
-                           "torch_bf16_nhwc_vs_torch_fp32"})
+                           "torch_bf16_nhwc_vs_torch_fp32", "bench_fp16_vs_torch_fp16_nhwc",
+                           "torch_fp16_nhwc_vs_torch_fp32"})
     EXPECT_FALSE(f.contains(name)) << name;
   EXPECT_TRUE(has_line(run.process.out, R"(\n  hookrt hooked +51\.00 ms/step)")) << run.process.out;
   EXPECT_FALSE(contains(run.process.out, "torch  eager")) << run.process.out;
@@ -601,10 +741,11 @@ TEST(DeviceFigures, NoEagerBenchLeavesTheGraphFiguresOut) {
 TEST(DeviceFigures, NoInputsAtAllIsAFailure) {
   TempDir dir;
   FiguresRun run =
-      run_figures(dir, {.probes = false, .train_step = false, .torch = false, .hookrt = false, .hookrt_bf16 = false});
+      run_figures(dir, {.probes = false, .train_step = false, .torch = false, .hookrt = false, .hookrt_bf16 = false,
+                        .hookrt_fp16 = false});
   EXPECT_EQ(run.process.exit_code, 1) << run.process.describe();
   for (const char* file : {"bench_gpu_probes.json", "bench_gpu_train_step.json", "torch_gpu_baseline.json",
-                           "hookrt_bench.json", "hookrt_bench_bf16.json"})
+                           "hookrt_bench.json", "hookrt_bench_bf16.json", "hookrt_bench_fp16.json"})
     EXPECT_TRUE(contains(run.process.err, file)) << file << ": " << run.process.err;
   EXPECT_TRUE(run.results["figures"].empty());
 }
