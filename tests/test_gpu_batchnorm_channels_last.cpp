@@ -1,9 +1,9 @@
 // Batch norm on the GPU in channels-last (NHWC) order: the forward in training (batch statistics,
 // running-statistic updates) and in inference, and both backwards, in F32 (cuDNN with NHWC
-// descriptors; our kernels for the inference backward) and in BF16 (our kernels' NHWC walk).
-// Each runs against the CPU reference on the same values in NCHW, with the tolerances of the NCHW
-// tests (tests/test_gpu_ops_conv_bn.cpp), and against the GPU's own NCHW results, from which it
-// may differ only by the order of its sums. The shapes cover C a multiple of 4 (four channels a
+// descriptors; our kernels for the inference backward) and in BF16 and F16 (our kernels' NHWC
+// walk). Each runs against the CPU reference on the same values in NCHW, with the tolerances of the
+// NCHW tests (tests/test_gpu_ops_conv_bn.cpp), and against the GPU's own NCHW results, from which
+// it may differ only by the order of its sums. The shapes cover C a multiple of 4 (four channels a
 // thread), of 2 only, odd, 1, several channel groups, odd H·W, one pixel per plane, and tensors
 // whose addresses do not allow vector loads. GPU tests skip, saying why, where there is no GPU.
 #include <gtest/gtest.h>
@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "support/gpu_ops.h"
+#include "test_gpu_half_tolerance.h"
 
 namespace hookrt {
 namespace {
@@ -110,9 +111,9 @@ class GpuBatchNormChannelsLast : public ::testing::TestWithParam<BatchNormCase> 
   BatchNormOptions options(BatchNormMode mode) const {
     return {.mode = mode, .eps = GetParam().eps, .momentum = GetParam().momentum};
   }
-  // The activations both backends get: x and dy rounded to BF16 for a BF16 run.
-  Tensor x(DType dtype) const { return dtype == DType::BF16 ? as_bf16(x_) : x_; }
-  Tensor dy(DType dtype) const { return dtype == DType::BF16 ? as_bf16(dy_) : dy_; }
+  // The activations both backends get: x and dy rounded to BF16 or F16 for a half run.
+  Tensor x(DType dtype) const { return dtype == DType::F32 ? x_ : x_.to(dtype); }
+  Tensor dy(DType dtype) const { return dtype == DType::F32 ? dy_ : dy_.to(dtype); }
 
   // The statistics the CPU reference normalises with, from the same activations.
   struct Statistics {
@@ -127,11 +128,12 @@ class GpuBatchNormChannelsLast : public ::testing::TestWithParam<BatchNormCase> 
     return {mean, invstd};
   }
 
-  // The bounds of test_gpu_ops_conv_bn.cpp's BatchNormBf16Test. Both backends (and both layouts)
+  // The bounds of test_gpu_ops_conv_bn.cpp's BatchNormHalfTest. Both backends (and both layouts)
   // fold double sums that agree to ~1e-15 into F32 coefficients equal or one F32 step (2^-23)
-  // apart, compute each element with the same F32 roundings and round it once to BF16: one BF16
-  // step (2^-7·|cpu|) apart, plus the effect of a coefficient one step off, 2^-23 of the terms it
-  // multiplies, taken 8 times over (2^-20) for the two sides and the few roundings after it:
+  // apart, compute each element with the same F32 roundings and round it once to the half dtype:
+  // one half step (half_tolerance) apart, plus the effect of a coefficient one step off, 2^-23 of
+  // the terms it multiplies, taken 8 times over (2^-20) for the two sides and the few roundings
+  // after it:
   //   y  = x·scale + shift                                      terms: |x|·|scale|, |shift|
   //   dx = (dy - mean(dy) - (x - mean)·projection)·gain         terms: (2 + |x̂|)·|dy|·|gain|
   Tolerance activation_tolerance(BatchNormMode mode, DType dtype, bool backward) const {
@@ -151,11 +153,11 @@ class GpuBatchNormChannelsLast : public ::testing::TestWithParam<BatchNormCase> 
           std::max(normalised, std::fabs((x16.item(i) - s.mean.item(c)) * s.invstd.item(c)));
     }
     if (backward)
-      return bf16_tolerance(
-          0x1p-20 * max_abs(dy(dtype)) * (2.0 + normalised) * scale,
-          "dx from F32 coefficients one F32 step apart at most, rounded once to BF16");
-    return bf16_tolerance(
-        0x1p-20 * (max_abs(x16) * scale + shift),
+      return half_tolerance(
+          dtype, 0x1p-20 * max_abs(dy(dtype)) * (2.0 + normalised) * scale,
+          "dx from F32 coefficients one F32 step apart at most, rounded once to the half dtype");
+    return half_tolerance(
+        dtype, 0x1p-20 * (max_abs(x16) * scale + shift),
         "y = x·scale + shift with F32 coefficients one F32 step apart at most, rounded once");
   }
 
@@ -264,68 +266,92 @@ TEST_P(GpuBatchNormChannelsLast, F32ResultsMatchTheGpusNchwResults) {
   }
 }
 
-// ---- BF16: our kernels' NHWC walk ------------------------------------------------------------
+// ---- BF16 and F16: our kernels' NHWC walk ----------------------------------------------------
 
-TEST_P(GpuBatchNormChannelsLast, Bf16TrainingForwardMatchesCpuIncludingRunningStatistics) {
+TEST_P(GpuBatchNormChannelsLast, HalfDtypesTrainingForwardMatchesCpuIncludingRunningStatistics) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  expect_gpu_matches_cpu(*gpu, forward(kTraining, DType::BF16, kNhwc));
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    expect_gpu_matches_cpu(*gpu, forward(kTraining, half, kNhwc));
+  }
 }
 
-TEST_P(GpuBatchNormChannelsLast, Bf16TrainingForwardAllocatesYInXsLayout) {
+TEST_P(GpuBatchNormChannelsLast, HalfDtypesTrainingForwardAllocatesYInXsLayout) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  expect_gpu_matches_cpu(*gpu, forward(kTraining, DType::BF16, kNhwc), Outputs::Undefined);
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    expect_gpu_matches_cpu(*gpu, forward(kTraining, half, kNhwc), Outputs::Undefined);
+  }
 }
 
-TEST_P(GpuBatchNormChannelsLast, Bf16TrainingBackwardMatchesCpu) {
+TEST_P(GpuBatchNormChannelsLast, HalfDtypesTrainingBackwardMatchesCpu) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  expect_gpu_matches_cpu(*gpu, backward(kTraining, DType::BF16, kNhwc));
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    expect_gpu_matches_cpu(*gpu, backward(kTraining, half, kNhwc));
+  }
 }
 
-TEST_P(GpuBatchNormChannelsLast, Bf16TrainingBackwardAllocatesDxInXsLayout) {
+TEST_P(GpuBatchNormChannelsLast, HalfDtypesTrainingBackwardAllocatesDxInXsLayout) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  expect_gpu_matches_cpu(*gpu, backward(kTraining, DType::BF16, kNhwc), Outputs::Undefined);
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    expect_gpu_matches_cpu(*gpu, backward(kTraining, half, kNhwc), Outputs::Undefined);
+  }
 }
 
-TEST_P(GpuBatchNormChannelsLast, Bf16InferenceForwardMatchesCpuAndKeepsRunningStatistics) {
+TEST_P(GpuBatchNormChannelsLast, HalfDtypesInferenceForwardMatchesCpuAndKeepsRunningStatistics) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  expect_gpu_matches_cpu(*gpu, forward(kInference, DType::BF16, kNhwc));
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    expect_gpu_matches_cpu(*gpu, forward(kInference, half, kNhwc));
+  }
 }
 
-TEST_P(GpuBatchNormChannelsLast, Bf16InferenceBackwardMatchesCpu) {
+TEST_P(GpuBatchNormChannelsLast, HalfDtypesInferenceBackwardMatchesCpu) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  expect_gpu_matches_cpu(*gpu, backward(kInference, DType::BF16, kNhwc));
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    expect_gpu_matches_cpu(*gpu, backward(kInference, half, kNhwc));
+  }
 }
 
-TEST_P(GpuBatchNormChannelsLast, Bf16ResultsMatchTheGpusNchwResults) {
+TEST_P(GpuBatchNormChannelsLast, HalfDtypesResultsMatchTheGpusNchwResults) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  for (const BatchNormMode mode : {kTraining, kInference}) {
-    expect_layouts_agree(*gpu,
-                         [&](MemoryFormat layout) { return forward(mode, DType::BF16, layout); });
-    expect_layouts_agree(*gpu,
-                         [&](MemoryFormat layout) { return backward(mode, DType::BF16, layout); });
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    for (const BatchNormMode mode : {kTraining, kInference}) {
+      expect_layouts_agree(*gpu, [&](MemoryFormat layout) { return forward(mode, half, layout); });
+      expect_layouts_agree(*gpu, [&](MemoryFormat layout) { return backward(mode, half, layout); });
+    }
   }
 }
 
 // The NHWC sums add each channel's rows in blocks whose shape depends on the dims alone, in a fixed
 // tree, then the blocks' partials in a fixed order: a second run gives the same bits.
-TEST_P(GpuBatchNormChannelsLast, Bf16TrainingRunsTwiceToTheSameBits) {
+TEST_P(GpuBatchNormChannelsLast, HalfDtypesTrainingRunsTwiceToTheSameBits) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  for (const Op& op :
-       {forward(kTraining, DType::BF16, kNhwc), backward(kTraining, DType::BF16, kNhwc)}) {
-    OpRun first(*gpu, Outputs::Guarded), second(*gpu, Outputs::Guarded);
-    expect_same_bits(op(first), op(second), "a second run");
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    for (const Op& op : {forward(kTraining, half, kNhwc), backward(kTraining, half, kNhwc)}) {
+      OpRun first(*gpu, Outputs::Guarded), second(*gpu, Outputs::Guarded);
+      expect_same_bits(op(first), op(second), "a second run");
+    }
   }
 }
 
 // Tensors one element off the allocator's alignment are moved a channel at a time instead of V at
 // a time, in the same tiles: the same bits as aligned ones, and nothing written outside them.
-TEST_P(GpuBatchNormChannelsLast, Bf16TensorsOffTheVectorAlignmentGiveTheAlignedBits) {
+TEST_P(GpuBatchNormChannelsLast, HalfDtypesTensorsOffTheVectorAlignmentGiveTheAlignedBits) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  for (const BatchNormMode mode : {kTraining, kInference}) {
+  for (const auto& [half, mode] :
+       {std::pair{DType::BF16, kTraining}, std::pair{DType::BF16, kInference},
+        std::pair{DType::F16, kTraining}, std::pair{DType::F16, kInference}}) {
+    SCOPED_TRACE(dtype_name(half));
     for (const bool is_backward : {false, true}) {
       const auto op = [&](Placement placement) {
-        return is_backward ? backward(mode, DType::BF16, kNhwc, placement)
-                           : forward(mode, DType::BF16, kNhwc, placement);
+        return is_backward ? backward(mode, half, kNhwc, placement)
+                           : forward(mode, half, kNhwc, placement);
       };
       OpRun aligned(*gpu, Outputs::Guarded), shifted(*gpu, Outputs::Guarded);
       const Results expected = op(Placement::Aligned)(aligned),
@@ -342,7 +368,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, GpuBatchNormChannelsLast, ::testing::ValuesIn(k
 
 // ---- nonfinite batches --------------------------------------------------------------------------
 
-// As BatchNormBf16Nonfinite (test_gpu_ops_conv_bn.cpp) in NHWC: a NaN or an infinity in a
+// As BatchNormHalfNonfinite (test_gpu_ops_conv_bn.cpp) in NHWC: a NaN or an infinity in a
 // channel's batch reaches that channel's statistics and outputs as on the CPU (an infinite mean, a
 // NaN variance, NaN outputs). Channel 0 holds a NaN, channel 1 a +inf after finite values, channel
 // 2 starts with -inf (the value the sums would be taken about); with four channels, the fourth
@@ -359,24 +385,27 @@ TEST_P(GpuBatchNormChannelsLastNonfinite,
   values[1] = NAN;           // sample 0, channel 0, its second value
   values[4 + 2] = INFINITY;  // sample 0, channel 1
   values[8] = -INFINITY;     // sample 0, channel 2, its first value
-  const Tensor x_bf16 = as_bf16(x), weight = Tensor::full({channels}, 1.5),
-               bias = Tensor::full({channels}, 0.25);
-  const Op forward = [&](OpRun& run) {
-    const MemoryFormat layout = layout_of(run, kNhwc);
-    Tensor running_mean = run.in_out(Tensor::zeros({channels})),
-           running_var = run.in_out(Tensor::full({channels}, 1.0));
-    Tensor y = placed_output(run, shape, DType::BF16, layout, Placement::Aligned);
-    Tensor mean = run.output({channels}), invstd = run.output({channels});
-    run.backend().batchnorm_forward(run.input(x_bf16.to_memory_format(layout)), run.input(weight),
-                                    run.input(bias), running_mean, running_var, y, mean, invstd,
-                                    BatchNormOptions{});
-    return Results{{"y", nchw_result(run, y), kExact},
-                   {"save_mean", run.result(mean), kExact},
-                   {"save_invstd", run.result(invstd), kExact},
-                   {"running_mean", run.result(running_mean), kExact},
-                   {"running_var", run.result(running_var), kExact}};
-  };
-  expect_gpu_matches_cpu(*gpu, forward);
+  const Tensor weight = Tensor::full({channels}, 1.5), bias = Tensor::full({channels}, 0.25);
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    const Tensor x_half = x.to(half);
+    const Op forward = [&](OpRun& run) {
+      const MemoryFormat layout = layout_of(run, kNhwc);
+      Tensor running_mean = run.in_out(Tensor::zeros({channels})),
+             running_var = run.in_out(Tensor::full({channels}, 1.0));
+      Tensor y = placed_output(run, shape, half, layout, Placement::Aligned);
+      Tensor mean = run.output({channels}), invstd = run.output({channels});
+      run.backend().batchnorm_forward(run.input(x_half.to_memory_format(layout)), run.input(weight),
+                                      run.input(bias), running_mean, running_var, y, mean, invstd,
+                                      BatchNormOptions{});
+      return Results{{"y", nchw_result(run, y), kExact},
+                     {"save_mean", run.result(mean), kExact},
+                     {"save_invstd", run.result(invstd), kExact},
+                     {"running_mean", run.result(running_mean), kExact},
+                     {"running_var", run.result(running_var), kExact}};
+    };
+    expect_gpu_matches_cpu(*gpu, forward);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Channels, GpuBatchNormChannelsLastNonfinite,

@@ -19,6 +19,7 @@
 #include "hookrt/probes.h"
 #include "support/gpu_op_cases.h"
 #include "support/gpu_ops.h"
+#include "test_gpu_half_tolerance.h"
 
 namespace hookrt {
 namespace {
@@ -69,6 +70,7 @@ const std::vector<LayoutConvertCase> kLayoutConvertCases = {
     {"F32_StemInput_2x3x64x64", {2, 3, 64, 64}, DType::F32, DType::F32},
     {"F32ToBf16_StemInput_2x3x30x30", {2, 3, 30, 30}, DType::F32, DType::BF16},
     {"Bf16_FourPixels_3x40x2x2", {3, 40, 2, 2}, DType::BF16, DType::BF16},
+    {"F16_FourPixels_3x40x2x2", {3, 40, 2, 2}, DType::F16, DType::F16},
     {"Bf16_ResNetActivation_2x64x56x56", {2, 64, 56, 56}, DType::BF16, DType::BF16},
     {"F32ToBf16_Odd_3x33x9x11", {3, 33, 9, 11}, DType::F32, DType::BF16},
     {"Bf16ToF32_AllBitPatterns_4x37x16x28", {4, 37, 16, 28}, DType::BF16, DType::F32},
@@ -167,12 +169,12 @@ const std::vector<ConvCase> kConvCases = {
     {"Batch1_OnePixel_Pointwise", 1, 7, 1, 1, 3, 1, 1, 1, 0},
 };
 
-// As the NCHW tests' BF16 bound: one BF16 step plus what two F32 summation orders of n products,
-// each at most max|a|·max|b|, may differ by.
-Tolerance conv_bf16_tolerance(int64_t n, const Tensor& a, const Tensor& b) {
-  return bf16_tolerance(f32_sums_may_differ_by(n, max_abs(a) * max_abs(b)),
-                        "BF16 outputs of F32 sums in two orders: one BF16 step (2^-7·|cpu|) plus the F32 order's "
-                        "difference, 8·√n·n·2^-24·max|a|·max|b|");
+// As the NCHW tests' half bound: one BF16 or F16 step plus what two F32 summation orders of n
+// products, each at most max|a|·max|b|, may differ by.
+Tolerance conv_half_tolerance(DType half, int64_t n, const Tensor& a, const Tensor& b) {
+  return half_tolerance(half, f32_sums_may_differ_by(n, max_abs(a) * max_abs(b)),
+                        "half outputs of F32 sums in two orders: one half step (2^-7·|cpu| for BF16, 2^-10·|cpu| "
+                        "for F16) plus the F32 order's difference, 8·√n·n·2^-24·max|a|·max|b|");
 }
 
 class GpuChannelsLastConv2d : public ::testing::TestWithParam<ConvCase> {
@@ -231,24 +233,34 @@ TEST_P(GpuChannelsLastConv2d, BackwardFilterMatchesCpu) {
                                                uniform(c().y(), seed() + 5), kConvolution));
 }
 
-// BF16, PyTorch's autocast channels_last path on tensor cores: the NCHW tests' BF16 bounds.
-TEST_P(GpuChannelsLastConv2d, ForwardInBf16MatchesCpuWithinOneBf16Step) {
+// BF16 and F16, PyTorch's autocast channels_last path on tensor cores: the NCHW tests' half bounds.
+TEST_P(GpuChannelsLastConv2d, ForwardInBf16AndF16MatchesCpuWithinOneHalfStep) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  const Tensor x = as_bf16(uniform(c().x(), seed())), w = as_bf16(uniform(c().weight(), seed() + 1));
-  expect_gpu_matches_cpu(*gpu, forward(DType::BF16, x, w, conv_bf16_tolerance(c().c * c().r * c().s, x, w)));
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    const Tensor x = uniform(c().x(), seed()).to(half), w = uniform(c().weight(), seed() + 1).to(half);
+    expect_gpu_matches_cpu(*gpu, forward(half, x, w, conv_half_tolerance(half, c().c * c().r * c().s, x, w)));
+  }
 }
 
-TEST_P(GpuChannelsLastConv2d, BackwardDataInBf16MatchesCpuWithinOneBf16Step) {
+TEST_P(GpuChannelsLastConv2d, BackwardDataInBf16AndF16MatchesCpuWithinOneHalfStep) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  const Tensor dy = as_bf16(uniform(c().y(), seed() + 2)), w = as_bf16(uniform(c().weight(), seed() + 3));
-  expect_gpu_matches_cpu(*gpu, backward_data(DType::BF16, dy, w, conv_bf16_tolerance(c().k * c().r * c().s, dy, w)));
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    const Tensor dy = uniform(c().y(), seed() + 2).to(half), w = uniform(c().weight(), seed() + 3).to(half);
+    expect_gpu_matches_cpu(*gpu,
+                           backward_data(half, dy, w, conv_half_tolerance(half, c().k * c().r * c().s, dy, w)));
+  }
 }
 
-TEST_P(GpuChannelsLastConv2d, BackwardFilterInBf16MatchesCpuWithinOneBf16Step) {
+TEST_P(GpuChannelsLastConv2d, BackwardFilterInBf16AndF16MatchesCpuWithinOneHalfStep) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  const Tensor x = as_bf16(uniform(c().x(), seed() + 4)), dy = as_bf16(uniform(c().y(), seed() + 5));
-  const int64_t terms = c().y()[0] * c().y()[2] * c().y()[3];
-  expect_gpu_matches_cpu(*gpu, backward_filter(DType::BF16, x, dy, conv_bf16_tolerance(terms, x, dy)));
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    const Tensor x = uniform(c().x(), seed() + 4).to(half), dy = uniform(c().y(), seed() + 5).to(half);
+    const int64_t terms = c().y()[0] * c().y()[2] * c().y()[3];
+    expect_gpu_matches_cpu(*gpu, backward_filter(half, x, dy, conv_half_tolerance(half, terms, x, dy)));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, GpuChannelsLastConv2d, ::testing::ValuesIn(kConvCases), case_name<ConvCase>);
@@ -303,21 +315,27 @@ TEST_P(GpuChannelsLastMaxPool, ForwardAllocatesChannelsLastOutputs) {
   expect_gpu_matches_cpu(*gpu, forward(DType::F32, kExact), Outputs::Undefined);
 }
 
-TEST_P(GpuChannelsLastMaxPool, ForwardInBf16MatchesCpuBitForBit) {
+TEST_P(GpuChannelsLastMaxPool, ForwardInBf16AndF16MatchesCpuBitForBit) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  expect_gpu_matches_cpu(*gpu, forward(DType::BF16, kExactBits));
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    expect_gpu_matches_cpu(*gpu, forward(half, kExactBits));
+  }
 }
 
 // Each dx element sums the dy of the windows that chose it in increasing output order, as the NCHW
-// kernel does: the NCHW tests' kFp32, and in BF16 the same bits.
+// kernel does: the NCHW tests' kFp32, and in BF16 and F16 the same bits.
 TEST_P(GpuChannelsLastMaxPool, BackwardMatchesCpu) {
   HOOKRT_GPU_OR_SKIP(gpu);
   expect_gpu_matches_cpu(*gpu, backward(DType::F32, kFp32));
 }
 
-TEST_P(GpuChannelsLastMaxPool, BackwardInBf16MatchesCpuBitForBit) {
+TEST_P(GpuChannelsLastMaxPool, BackwardInBf16AndF16MatchesCpuBitForBit) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  expect_gpu_matches_cpu(*gpu, backward(DType::BF16, kExact));
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    expect_gpu_matches_cpu(*gpu, backward(half, kExact));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, GpuChannelsLastMaxPool, ::testing::ValuesIn(kMaxPoolCases), case_name<MaxPoolCase>);
@@ -368,14 +386,20 @@ TEST_P(GpuChannelsLastAvgPool, BackwardMatchesCpu) {
   expect_gpu_matches_cpu(*gpu, backward(DType::F32, kFp32));
 }
 
-TEST_P(GpuChannelsLastAvgPool, ForwardInBf16MatchesCpuBitForBit) {
+TEST_P(GpuChannelsLastAvgPool, ForwardInBf16AndF16MatchesCpuBitForBit) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  expect_gpu_matches_cpu(*gpu, forward(DType::BF16, kExact));
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    expect_gpu_matches_cpu(*gpu, forward(half, kExact));
+  }
 }
 
-TEST_P(GpuChannelsLastAvgPool, BackwardInBf16MatchesCpuBitForBit) {
+TEST_P(GpuChannelsLastAvgPool, BackwardInBf16AndF16MatchesCpuBitForBit) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  expect_gpu_matches_cpu(*gpu, backward(DType::BF16, kExact));
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    expect_gpu_matches_cpu(*gpu, backward(half, kExact));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, GpuChannelsLastAvgPool, ::testing::ValuesIn(kAvgPoolCases), case_name<AvgPoolCase>);
@@ -410,7 +434,7 @@ class GpuChannelsLastElementwise : public ::testing::TestWithParam<ElementwiseCa
 // One correctly rounded operation per element, or none: the same bits as the CPU's, as in NCHW.
 TEST_P(GpuChannelsLastElementwise, AddMatchesCpu) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  for (DType dtype : {DType::F32, DType::BF16}) {
+  for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
     const Tensor a = activation(shape(), seed(), dtype), b = activation(shape(), seed() + 10, dtype);
     expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
       Tensor out = laid_out_output(run, shape(), dtype);
@@ -436,17 +460,19 @@ TEST_P(GpuChannelsLastElementwise, AddAllocatesAChannelsLastOut) {
 
 TEST_P(GpuChannelsLastElementwise, AccumulateMatchesCpu) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  const Tensor dst = activation(shape(), seed(), DType::BF16), src = activation(shape(), seed() + 10, DType::BF16);
-  expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
-    Tensor sum = laid_out_input(run, dst);
-    run.backend().accumulate(sum, laid_out_input(run, src));
-    return Results{{"dst", run.result(sum), kExact}};
-  });
+  for (DType half : kHalfDtypes) {
+    const Tensor dst = activation(shape(), seed(), half), src = activation(shape(), seed() + 10, half);
+    expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+      Tensor sum = laid_out_input(run, dst);
+      run.backend().accumulate(sum, laid_out_input(run, src));
+      return Results{{"dst " + dtype_name(half), run.result(sum), kExact}};
+    });
+  }
 }
 
 TEST_P(GpuChannelsLastElementwise, ReluForwardAndBackwardMatchCpu) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  for (DType dtype : {DType::F32, DType::BF16}) {
+  for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
     const Tensor x = activation(shape(), seed(), dtype), dy = activation(shape(), seed() + 10, dtype);
     expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
       Tensor y = laid_out_output(run, shape(), dtype), dx = laid_out_output(run, shape(), dtype);
@@ -462,13 +488,15 @@ TEST_P(GpuChannelsLastElementwise, ReluForwardAndBackwardMatchCpu) {
 // aside, as in the NCHW test).
 TEST_P(GpuChannelsLastElementwise, AddReluMatchesCpu) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  const Tensor a = activation(shape(), seed(), DType::BF16), b = activation(shape(), seed() + 10, DType::BF16);
-  expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
-    Tensor y = laid_out_output(run, shape(), DType::BF16);
-    run.backend().run_producing_op(
-        ProducingOp{ProducingOp::Kind::AddReluForward, laid_out_input(run, a), laid_out_input(run, b)}, y);
-    return Results{{"y", run.result(y), kExact}};
-  });
+  for (DType half : kHalfDtypes) {
+    const Tensor a = activation(shape(), seed(), half), b = activation(shape(), seed() + 10, half);
+    expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+      Tensor y = laid_out_output(run, shape(), half);
+      run.backend().run_producing_op(
+          ProducingOp{ProducingOp::Kind::AddReluForward, laid_out_input(run, a), laid_out_input(run, b)}, y);
+      return Results{{"y " + dtype_name(half), run.result(y), kExact}};
+    });
+  }
 }
 
 // A clamp's gradient mask comes in the tensor's own layout: multiplied in memory order.

@@ -92,8 +92,8 @@ Tensor scale_on(Backend& backend, DType dtype) {
 
 std::vector<VectorCase> vector_cases() {
   std::vector<VectorCase> cases;
-  for (DType d : {DType::F32, DType::BF16}) {
-    const std::string suffix = d == DType::F32 ? "_F32" : "_BF16";
+  for (DType d : {DType::F32, DType::BF16, DType::F16}) {
+    const std::string suffix = "_" + dtype_name(d);
     cases.push_back(
         {"ReluForward" + suffix, {d, d}, Written::Only, kExactBits, [](Backend& b, Operands& t) {
            b.relu_forward(t[1], t[0]);
@@ -125,17 +125,19 @@ std::vector<VectorCase> vector_cases() {
                      kExact,
                      [d](Backend& b, Operands& t) { b.multiply_(t[0], scale_on(b, d)); }});
   }
-  // A BF16 gradient times a probe's F32 mask or scale: the factor's vectors are 32 bytes.
-  cases.push_back({"MultiplyElementwise_BF16ByF32",
-                   {DType::BF16, DType::F32},
-                   Written::AfterReading,
-                   kExact,
-                   [](Backend& b, Operands& t) { b.multiply_(t[0], t[1]); }});
-  cases.push_back({"MultiplyByScalar_BF16ByF32",
-                   {DType::BF16},
-                   Written::AfterReading,
-                   kExact,
-                   [](Backend& b, Operands& t) { b.multiply_(t[0], scale_on(b, DType::F32)); }});
+  // A half gradient times a probe's F32 mask or scale: the factor's vectors are 32 bytes.
+  for (DType half : {DType::BF16, DType::F16}) {
+    cases.push_back({"MultiplyElementwise_" + dtype_name(half) + "ByF32",
+                     {half, DType::F32},
+                     Written::AfterReading,
+                     kExact,
+                     [](Backend& b, Operands& t) { b.multiply_(t[0], t[1]); }});
+    cases.push_back({"MultiplyByScalar_" + dtype_name(half) + "ByF32",
+                     {half},
+                     Written::AfterReading,
+                     kExact,
+                     [](Backend& b, Operands& t) { b.multiply_(t[0], scale_on(b, DType::F32)); }});
+  }
   // fill's vectors are 16 bytes of any dtype: 16 U8 values, 2 F64 or I64 ones.
   const std::pair<DType, double> fills[] = {
       {DType::F32, -0.3}, {DType::BF16, -0.3},   {DType::F16, -0.3}, {DType::F64, -0.3},

@@ -5,11 +5,12 @@
 // op, and starts as NaN so that an element the op never writes shows. GPU tests start with
 // HOOKRT_GPU_OR_SKIP(gpu) and skip, saying why, where there is no GPU or no CUDA build.
 // This file: convolution (forward, backward data and filter) and batch norm (training and
-// inference), in F32 and BF16; the harness is tests/support/gpu_ops.h.
+// inference), in F32, BF16 and F16; the harness is tests/support/gpu_ops.h.
 #include <gtest/gtest.h>
 
 #include "support/gpu_op_cases.h"
 #include "support/gpu_ops.h"
+#include "test_gpu_half_tolerance.h"
 
 namespace hookrt {
 namespace {
@@ -108,47 +109,56 @@ TEST_P(Conv2dTest, BackwardFilterMatchesCpu) {
   });
 }
 
-// BF16: x, w and y (dy, dx, dw) all BF16; each output sums n products in F32 (forward: C·R·S,
-// backward data: at most K·R·S, backward filter: N·P·Q) in cuDNN's order and the CPU's, then rounds
-// once. The products of the BF16 inputs drawn here are at most max|a|·max|b| (< 1), hence the
-// bound of bf16_tolerance with f32_sums_may_differ_by(n, max|a|·max|b|).
-Tolerance conv_bf16_tolerance(int64_t n, const Tensor& a, const Tensor& b) {
-  return bf16_tolerance(f32_sums_may_differ_by(n, max_abs(a) * max_abs(b)),
-                        "BF16 outputs of F32 sums in two orders: one BF16 step (2^-7·|cpu|) plus the F32 order's "
-                        "difference, 8·√n·n·2^-24·max|a|·max|b|");
+// BF16 and F16: x, w and y (dy, dx, dw) all of one half dtype; each output sums n products in F32
+// (forward: C·R·S, backward data: at most K·R·S, backward filter: N·P·Q) in cuDNN's order and the
+// CPU's, then rounds once. The products of the half inputs drawn here are at most max|a|·max|b|
+// (< 1), hence the bound of half_tolerance with f32_sums_may_differ_by(n, max|a|·max|b|).
+Tolerance conv_half_tolerance(DType half, int64_t n, const Tensor& a, const Tensor& b) {
+  return half_tolerance(half, f32_sums_may_differ_by(n, max_abs(a) * max_abs(b)),
+                        "half outputs of F32 sums in two orders: one half step (2^-7·|cpu| for BF16, 2^-10·|cpu| "
+                        "for F16) plus the F32 order's difference, 8·√n·n·2^-24·max|a|·max|b|");
 }
 
-TEST_P(Conv2dTest, ForwardInBf16MatchesCpuWithinOneBf16Step) {
+TEST_P(Conv2dTest, ForwardInBf16AndF16MatchesCpuWithinOneHalfStep) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  const Tensor x = as_bf16(uniform(c().x(), seed())), w = as_bf16(uniform(c().weight(), seed() + 1));
-  const Tolerance tolerance = conv_bf16_tolerance(c().c * c().r * c().s, x, w);
-  expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
-    Tensor y = run.output(c().y(), DType::BF16);
-    run.backend().conv2d_forward(run.input(x), run.input(w), y, c().geometry());
-    return Results{{"y", run.result(y), tolerance}};
-  });
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    const Tensor x = uniform(c().x(), seed()).to(half), w = uniform(c().weight(), seed() + 1).to(half);
+    const Tolerance tolerance = conv_half_tolerance(half, c().c * c().r * c().s, x, w);
+    expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+      Tensor y = run.output(c().y(), half);
+      run.backend().conv2d_forward(run.input(x), run.input(w), y, c().geometry());
+      return Results{{"y", run.result(y), tolerance}};
+    });
+  }
 }
 
-TEST_P(Conv2dTest, BackwardDataInBf16MatchesCpuWithinOneBf16Step) {
+TEST_P(Conv2dTest, BackwardDataInBf16AndF16MatchesCpuWithinOneHalfStep) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  const Tensor dy = as_bf16(uniform(c().y(), seed() + 2)), w = as_bf16(uniform(c().weight(), seed() + 3));
-  const Tolerance tolerance = conv_bf16_tolerance(c().k * c().r * c().s, dy, w);
-  expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
-    Tensor dx = run.allocated_output(c().x(), DType::BF16);
-    run.backend().conv2d_backward_data(run.input(dy), run.input(w), dx, c().geometry());
-    return Results{{"dx", run.result(dx), tolerance}};
-  });
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    const Tensor dy = uniform(c().y(), seed() + 2).to(half), w = uniform(c().weight(), seed() + 3).to(half);
+    const Tolerance tolerance = conv_half_tolerance(half, c().k * c().r * c().s, dy, w);
+    expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+      Tensor dx = run.allocated_output(c().x(), half);
+      run.backend().conv2d_backward_data(run.input(dy), run.input(w), dx, c().geometry());
+      return Results{{"dx", run.result(dx), tolerance}};
+    });
+  }
 }
 
-TEST_P(Conv2dTest, BackwardFilterInBf16MatchesCpuWithinOneBf16Step) {
+TEST_P(Conv2dTest, BackwardFilterInBf16AndF16MatchesCpuWithinOneHalfStep) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  const Tensor x = as_bf16(uniform(c().x(), seed() + 4)), dy = as_bf16(uniform(c().y(), seed() + 5));
-  const Tolerance tolerance = conv_bf16_tolerance(c().y()[0] * c().y()[2] * c().y()[3], x, dy);
-  expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
-    Tensor dw = run.allocated_output(c().weight(), DType::BF16);
-    run.backend().conv2d_backward_filter(run.input(x), run.input(dy), dw, c().geometry());
-    return Results{{"dw", run.result(dw), tolerance}};
-  });
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    const Tensor x = uniform(c().x(), seed() + 4).to(half), dy = uniform(c().y(), seed() + 5).to(half);
+    const Tolerance tolerance = conv_half_tolerance(half, c().y()[0] * c().y()[2] * c().y()[3], x, dy);
+    expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+      Tensor dw = run.allocated_output(c().weight(), half);
+      run.backend().conv2d_backward_filter(run.input(x), run.input(dy), dw, c().geometry());
+      return Results{{"dw", run.result(dw), tolerance}};
+    });
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Conv2dTest, ::testing::ValuesIn(kConvCases), case_name<ConvCase>);
@@ -288,25 +298,31 @@ TEST_P(BatchNormTest, InferenceBackwardMatchesCpu) {
   expect_gpu_matches_cpu(*gpu, backward(BatchNormMode::Inference));
 }
 
-// ---- batch norm on BF16 activations ----------------------------------------------------------------
+// ---- batch norm on BF16 and F16 activations ------------------------------------------------------
 //
-// x, y, dy and dx BF16; weight, bias, the running and saved statistics, dweight and dbias F32. Both
-// backends take the statistics and the backward's sums in double (in different orders: they agree
+// x, y, dy and dx BF16 or F16; weight, bias, the running and saved statistics, dweight and dbias
+// F32. Both backends take the statistics and the backward's sums in double (in different orders: they agree
 // to ~1e-15, so kFp32 for the F32 outputs) and fold them into per-channel F32 coefficients that
 // then agree but where a double value lies at an F32 rounding boundary, where one differs by one F32
 // step (2^-23 of it). Each element is then computed with the same F32 roundings and rounded once
-// to BF16: one BF16 step (2^-7·|cpu|) apart at most, plus the effect of a coefficient one F32 step
+// to the half dtype: one half step (half_tolerance) apart at most, plus the effect of a coefficient one F32 step
 // off, 2^-23 of the terms it multiplies, taken 8 times over (2^-20) for the two backends and the
 // few roundings after it:
 //   y  = x·scale + shift,                                scale = invstd·w, shift = b - mean·scale
 //   dx = (dy - mean(dy) - (x - mean)·projection)·gain,   gain = invstd·w, where the three terms
 //        are at most max|dy|, max|dy| and |x̂|·max|dy| (Cauchy-Schwarz), x̂ = (x - mean)·invstd
-class BatchNormBf16Test : public BatchNormTest {
+class BatchNormHalfTest : public BatchNormTest {
  protected:
   void SetUp() override {
     BatchNormTest::SetUp();
-    x_ = as_bf16(x_);
-    dy_ = as_bf16(dy_);
+    x32_ = x_;
+    dy32_ = dy_;
+  }
+  // Runs the following ops on x and dy rounded to `half`.
+  void use(DType half) {
+    half_ = half;
+    x_ = x32_.to(half);
+    dy_ = dy32_.to(half);
   }
   // The statistics y is normalised with (the CPU's, which the GPU's match to ~1e-15).
   struct Statistics {
@@ -339,14 +355,14 @@ class BatchNormBf16Test : public BatchNormTest {
     return m;
   }
 
-  Op forward_bf16(BatchNormMode mode) const {
+  Op forward_half(BatchNormMode mode) const {
     const Magnitudes m = magnitudes(statistics(mode));
-    const Tolerance y_tolerance =
-        bf16_tolerance(0x1p-20 * (max_abs(x_) * m.scale + m.shift),
-                       "y = x·scale + shift with F32 coefficients one F32 step apart at most, rounded once to BF16");
+    const Tolerance y_tolerance = half_tolerance(
+        half_, 0x1p-20 * (max_abs(x_) * m.scale + m.shift),
+        "y = x·scale + shift with F32 coefficients one F32 step apart at most, rounded once to the half dtype");
     return [this, mode, y_tolerance](OpRun& run) {
       Tensor running_mean = run.in_out(running_mean_), running_var = run.in_out(running_var_);
-      Tensor y = run.output(x_.shape(), DType::BF16), mean = run.output(channels()), invstd = run.output(channels());
+      Tensor y = run.output(x_.shape(), half_), mean = run.output(channels()), invstd = run.output(channels());
       run.backend().batchnorm_forward(run.input(x_), run.input(weight_), run.input(bias_), running_mean, running_var,
                                       y, mean, invstd, options(mode));
       const Tolerance& running = mode == BatchNormMode::Training ? kFp32 : kExact;
@@ -359,14 +375,14 @@ class BatchNormBf16Test : public BatchNormTest {
   }
 
   // Both backends differentiate with the saved statistics of the CPU's forward.
-  Op backward_bf16(BatchNormMode mode) const {
+  Op backward_half(BatchNormMode mode) const {
     const Statistics s = statistics(mode);
     const Magnitudes m = magnitudes(s);
-    const Tolerance dx_tolerance = bf16_tolerance(
-        0x1p-20 * max_abs(dy_) * (2.0 + m.normalised) * m.scale,
-        "dx from F32 coefficients one F32 step apart at most, rounded once to BF16");
+    const Tolerance dx_tolerance = half_tolerance(
+        half_, 0x1p-20 * max_abs(dy_) * (2.0 + m.normalised) * m.scale,
+        "dx from F32 coefficients one F32 step apart at most, rounded once to the half dtype");
     return [this, mode, s, dx_tolerance](OpRun& run) {
-      Tensor dx = run.output(x_.shape(), DType::BF16), dweight = run.output(channels()), dbias = run.output(channels());
+      Tensor dx = run.output(x_.shape(), half_), dweight = run.output(channels()), dbias = run.output(channels());
       run.backend().batchnorm_backward(run.input(dy_), run.input(x_), run.input(weight_), run.input(s.mean),
                                        run.input(s.invstd), dx, dweight, dbias, options(mode));
       return Results{{"dx", run.result(dx), dx_tolerance},
@@ -374,74 +390,92 @@ class BatchNormBf16Test : public BatchNormTest {
                      {"dbias", run.result(dbias), kFp32}};
     };
   }
+
+  // body() for BF16 and then F16, with x and dy rounded to each.
+  template <class Body>
+  void for_each_half(Body body) {
+    for (DType half : kHalfDtypes) {
+      SCOPED_TRACE(dtype_name(half));
+      use(half);
+      body();
+    }
+  }
+
+  Tensor x32_, dy32_;  // x and dy as drawn, before rounding
+  DType half_ = DType::BF16;
 };
 
-TEST_P(BatchNormBf16Test, TrainingForwardMatchesCpu) {
+TEST_P(BatchNormHalfTest, TrainingForwardMatchesCpu) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  expect_gpu_matches_cpu(*gpu, forward_bf16(BatchNormMode::Training));
+  for_each_half([&] { expect_gpu_matches_cpu(*gpu, forward_half(BatchNormMode::Training)); });
 }
 
-TEST_P(BatchNormBf16Test, TrainingForwardAllocatesUndefinedOutputs) {
+TEST_P(BatchNormHalfTest, TrainingForwardAllocatesUndefinedOutputs) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  expect_gpu_matches_cpu(*gpu, forward_bf16(BatchNormMode::Training), Outputs::Undefined);
+  for_each_half([&] { expect_gpu_matches_cpu(*gpu, forward_half(BatchNormMode::Training), Outputs::Undefined); });
 }
 
-TEST_P(BatchNormBf16Test, TrainingBackwardMatchesCpu) {
+TEST_P(BatchNormHalfTest, TrainingBackwardMatchesCpu) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  expect_gpu_matches_cpu(*gpu, backward_bf16(BatchNormMode::Training));
+  for_each_half([&] { expect_gpu_matches_cpu(*gpu, backward_half(BatchNormMode::Training)); });
 }
 
-TEST_P(BatchNormBf16Test, InferenceForwardMatchesCpuAndKeepsRunningStatistics) {
+TEST_P(BatchNormHalfTest, InferenceForwardMatchesCpuAndKeepsRunningStatistics) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  expect_gpu_matches_cpu(*gpu, forward_bf16(BatchNormMode::Inference));
+  for_each_half([&] { expect_gpu_matches_cpu(*gpu, forward_half(BatchNormMode::Inference)); });
 }
 
-TEST_P(BatchNormBf16Test, InferenceBackwardMatchesCpu) {
+TEST_P(BatchNormHalfTest, InferenceBackwardMatchesCpu) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  expect_gpu_matches_cpu(*gpu, backward_bf16(BatchNormMode::Inference));
+  for_each_half([&] { expect_gpu_matches_cpu(*gpu, backward_half(BatchNormMode::Inference)); });
 }
 
-// The GPU's BF16 batch norm adds each channel's sums in blocks and then adds the blocks' partial
+// The GPU's half batch norm adds each channel's sums in blocks and then adds the blocks' partial
 // sums in a fixed order: a second run gives the same bits.
-TEST_P(BatchNormBf16Test, TrainingRunsTwiceToTheSameBits) {
+TEST_P(BatchNormHalfTest, TrainingRunsTwiceToTheSameBits) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  const Op forward = forward_bf16(BatchNormMode::Training), backward = backward_bf16(BatchNormMode::Training);
-  for (const Op& op : {forward, backward}) {
-    OpRun first(*gpu, Outputs::Guarded), second(*gpu, Outputs::Guarded);
-    const Results a = op(first), b = op(second);
-    ASSERT_EQ(a.size(), b.size());
-    for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(same_bytes(a[i].value, b[i].value)) << a[i].name;
-  }
+  for_each_half([&] {
+    const Op forward = forward_half(BatchNormMode::Training), backward = backward_half(BatchNormMode::Training);
+    for (const Op& op : {forward, backward}) {
+      OpRun first(*gpu, Outputs::Guarded), second(*gpu, Outputs::Guarded);
+      const Results a = op(first), b = op(second);
+      ASSERT_EQ(a.size(), b.size());
+      for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(same_bytes(a[i].value, b[i].value)) << a[i].name;
+    }
+  });
 }
 
 // A NaN or an infinity in a channel's batch reaches that channel's statistics and outputs as on the
 // CPU (an infinite mean, a NaN variance, NaN outputs) rather than being lost in the sums, so that
 // the nonfinite probes downstream see the blow-up. Channel 0 holds a NaN, channel 1 a +inf after
 // finite values, channel 2 starts with -inf (the value the GPU's sums would be taken about).
-TEST(BatchNormBf16Nonfinite, TrainingCarriesNanAndInfinitiesIntoTheStatisticsAsTheCpuDoes) {
+TEST(BatchNormHalfNonfinite, TrainingCarriesNanAndInfinitiesIntoTheStatisticsAsTheCpuDoes) {
   HOOKRT_GPU_OR_SKIP(gpu);
   Tensor x = uniform({2, 3, 2, 2}, seed_of("batch norm nonfinite"));
   float* values = x.data<float>();
   values[1] = NAN;             // sample 0, channel 0, its second value
   values[4 + 2] = INFINITY;    // sample 0, channel 1
   values[8] = -INFINITY;       // sample 0, channel 2, its first value
-  const Tensor x_bf16 = as_bf16(x), weight = Tensor::full({3}, 1.5), bias = Tensor::full({3}, 0.25);
-  const Op forward = [&](OpRun& run) {
-    Tensor running_mean = run.in_out(Tensor::zeros({3})), running_var = run.in_out(Tensor::full({3}, 1.0));
-    Tensor y = run.output(x.shape(), DType::BF16), mean = run.output({3}), invstd = run.output({3});
-    run.backend().batchnorm_forward(run.input(x_bf16), run.input(weight), run.input(bias), running_mean, running_var,
-                                    y, mean, invstd, BatchNormOptions{});
-    return Results{{"y", run.result(y), kExact},
-                   {"save_mean", run.result(mean), kExact},
-                   {"save_invstd", run.result(invstd), kExact},
-                   {"running_mean", run.result(running_mean), kExact},
-                   {"running_var", run.result(running_var), kExact}};
-  };
-  expect_gpu_matches_cpu(*gpu, forward);
+  const Tensor weight = Tensor::full({3}, 1.5), bias = Tensor::full({3}, 0.25);
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    const Tensor x_half = x.to(half);
+    expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+      Tensor running_mean = run.in_out(Tensor::zeros({3})), running_var = run.in_out(Tensor::full({3}, 1.0));
+      Tensor y = run.output(x.shape(), half), mean = run.output({3}), invstd = run.output({3});
+      run.backend().batchnorm_forward(run.input(x_half), run.input(weight), run.input(bias), running_mean,
+                                      running_var, y, mean, invstd, BatchNormOptions{});
+      return Results{{"y", run.result(y), kExact},
+                     {"save_mean", run.result(mean), kExact},
+                     {"save_invstd", run.result(invstd), kExact},
+                     {"running_mean", run.result(running_mean), kExact},
+                     {"running_var", run.result(running_var), kExact}};
+    });
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, BatchNormTest, ::testing::ValuesIn(kBatchNormCases), case_name<BatchNormCase>);
-INSTANTIATE_TEST_SUITE_P(Shapes, BatchNormBf16Test, ::testing::ValuesIn(kBatchNormCases), case_name<BatchNormCase>);
+INSTANTIATE_TEST_SUITE_P(Shapes, BatchNormHalfTest, ::testing::ValuesIn(kBatchNormCases), case_name<BatchNormCase>);
 
 TEST(GpuOpsCases, ConvolutionsCoverBatch1Stride2Padding1x1And7x7OddChannelsAndResNetShapes) {
   bool batch1 = false, stride2 = false, padded = false, pointwise = false, seven = false, odd_channels = false,

@@ -4,11 +4,12 @@
 // test-backend-ops, every output a test allocates sits between guard bytes that must survive the
 // op, and starts as NaN so that an element the op never writes shows. GPU tests start with
 // HOOKRT_GPU_OR_SKIP(gpu) and skip, saying why, where there is no GPU or no CUDA build.
-// This file: the linear layer (F32 and BF16), cross-entropy and the SGD update (F32: autocast runs
+// This file: the linear layer (F32, BF16 and F16), cross-entropy and the SGD update (F32: autocast runs
 // the loss in F32); the harness is tests/support/gpu_ops.h.
 #include <gtest/gtest.h>
 
 #include "support/gpu_ops.h"
+#include "test_gpu_half_tolerance.h"
 
 namespace hookrt {
 namespace {
@@ -106,59 +107,74 @@ TEST_P(LinearTest, BackwardWithoutDxLeavesItUndefined) {
   });
 }
 
-// BF16: every tensor BF16. y sums `in` products and the bias in F32 (cuBLAS with beta = 1 on the
-// broadcast bias; the CPU's GEMM onto the bias) and rounds once; dx sums `out` products, dw sums N.
-// Hence one BF16 step plus f32_sums_may_differ_by(terms, largest term) (see bf16_tolerance). db
-// sums dy in double in row order on both backends, then rounds to F32 and to BF16: the same bits.
-class LinearBf16Test : public LinearTest {
+// BF16 and F16: every tensor of one half dtype. y sums `in` products and the bias in F32 (cuBLAS
+// with beta = 1 on the broadcast bias; the CPU's GEMM onto the bias) and rounds once; dx sums `out`
+// products, dw sums N. Hence one half step plus f32_sums_may_differ_by(terms, largest term) (see
+// half_tolerance). db sums dy in double in row order on both backends, then rounds to F32 and to the
+// half dtype: the same bits.
+class LinearHalfTest : public LinearTest {
  protected:
   void SetUp() override {
     LinearTest::SetUp();
-    x_ = as_bf16(x_);
-    w_ = as_bf16(w_);
-    b_ = as_bf16(b_);
-    dy_ = as_bf16(dy_);
+    x32_ = x_, w32_ = w_, b32_ = b_, dy32_ = dy_;
   }
-  static Tolerance sums_of(int64_t n, double term) {
-    return bf16_tolerance(f32_sums_may_differ_by(n, term),
-                          "BF16 results of F32 sums in two orders: one BF16 step (2^-7·|cpu|) plus the F32 "
-                          "order's difference, 8·√n·n·2^-24·max|term|");
+  // body() for BF16 and then F16, with every input rounded to each.
+  template <class Body>
+  void for_each_half(Body body) {
+    for (DType half : kHalfDtypes) {
+      SCOPED_TRACE(dtype_name(half));
+      half_ = half;
+      x_ = x32_.to(half), w_ = w32_.to(half), b_ = b32_.to(half), dy_ = dy32_.to(half);
+      body();
+    }
   }
+  Tolerance sums_of(int64_t n, double term) const {
+    return half_tolerance(half_, f32_sums_may_differ_by(n, term),
+                          "half results of F32 sums in two orders: one half step (2^-7·|cpu| for BF16, "
+                          "2^-10·|cpu| for F16) plus the F32 order's difference, 8·√n·n·2^-24·max|term|");
+  }
+
+  Tensor x32_, w32_, b32_, dy32_;  // the inputs as drawn, before rounding
+  DType half_ = DType::BF16;
 };
 
-TEST_P(LinearBf16Test, ForwardMatchesCpuWithinOneBf16Step) {
+TEST_P(LinearHalfTest, ForwardInBf16AndF16MatchesCpuWithinOneHalfStep) {
   HOOKRT_GPU_OR_SKIP(gpu);
   const LinearCase& c = GetParam();
-  const Tolerance tolerance = sums_of(c.in + 1, std::max(max_abs(x_) * max_abs(w_), max_abs(b_)));
-  for (Outputs outputs : {Outputs::Guarded, Outputs::Undefined}) {
-    expect_gpu_matches_cpu(
-        *gpu,
-        [&](OpRun& run) {
-          Tensor y = run.output({c.n, c.out}, DType::BF16);
-          run.backend().linear_forward(run.input(x_), run.input(w_), run.input(b_), y);
-          return Results{{"y", run.result(y), tolerance}};
-        },
-        outputs);
-  }
+  for_each_half([&] {
+    const Tolerance tolerance = sums_of(c.in + 1, std::max(max_abs(x_) * max_abs(w_), max_abs(b_)));
+    for (Outputs outputs : {Outputs::Guarded, Outputs::Undefined}) {
+      expect_gpu_matches_cpu(
+          *gpu,
+          [&](OpRun& run) {
+            Tensor y = run.output({c.n, c.out}, half_);
+            run.backend().linear_forward(run.input(x_), run.input(w_), run.input(b_), y);
+            return Results{{"y", run.result(y), tolerance}};
+          },
+          outputs);
+    }
+  });
 }
 
-TEST_P(LinearBf16Test, BackwardMatchesCpuWithinOneBf16Step) {
+TEST_P(LinearHalfTest, BackwardInBf16AndF16MatchesCpuWithinOneHalfStep) {
   HOOKRT_GPU_OR_SKIP(gpu);
   const LinearCase& c = GetParam();
-  const Tolerance dx_tolerance = sums_of(c.out, max_abs(dy_) * max_abs(w_));
-  const Tolerance dw_tolerance = sums_of(c.n, max_abs(dy_) * max_abs(x_));
-  expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
-    Tensor dx = run.allocated_output(x_.shape(), DType::BF16);
-    Tensor dw = run.output(w_.shape(), DType::BF16), db = run.output(b_.shape(), DType::BF16);
-    run.backend().linear_backward(run.input(x_), run.input(w_), run.input(dy_), dx, dw, db);
-    return Results{{"dx", run.result(dx), dx_tolerance},
-                   {"dw", run.result(dw), dw_tolerance},
-                   {"db", run.result(db), kExact}};
+  for_each_half([&] {
+    const Tolerance dx_tolerance = sums_of(c.out, max_abs(dy_) * max_abs(w_));
+    const Tolerance dw_tolerance = sums_of(c.n, max_abs(dy_) * max_abs(x_));
+    expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+      Tensor dx = run.allocated_output(x_.shape(), half_);
+      Tensor dw = run.output(w_.shape(), half_), db = run.output(b_.shape(), half_);
+      run.backend().linear_backward(run.input(x_), run.input(w_), run.input(dy_), dx, dw, db);
+      return Results{{"dx", run.result(dx), dx_tolerance},
+                     {"dw", run.result(dw), dw_tolerance},
+                     {"db", run.result(db), kExact}};
+    });
   });
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, LinearTest, ::testing::ValuesIn(kLinearCases), case_name<LinearCase>);
-INSTANTIATE_TEST_SUITE_P(Shapes, LinearBf16Test, ::testing::ValuesIn(kLinearCases), case_name<LinearCase>);
+INSTANTIATE_TEST_SUITE_P(Shapes, LinearHalfTest, ::testing::ValuesIn(kLinearCases), case_name<LinearCase>);
 
 // ---- cross-entropy -----------------------------------------------------------------------------------
 

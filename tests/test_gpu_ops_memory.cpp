@@ -5,7 +5,7 @@
 // op, and starts as NaN so that an element the op never writes shows. GPU tests start with
 // HOOKRT_GPU_OR_SKIP(gpu) and skip, saying why, where there is no GPU or no CUDA build.
 // This file: memory (empty, zeros, from_host, to_host, copy), convert, fill, add, accumulate and
-// multiply_ (F32 and BF16); the harness is tests/support/gpu_ops.h.
+// multiply_ (F32, BF16 and F16); the harness is tests/support/gpu_ops.h.
 #include <gtest/gtest.h>
 
 #include "support/gpu_ops.h"
@@ -170,6 +170,7 @@ const std::vector<ConvertCase> kConvertCases = {
     {"F16ToBf16_AllBitPatterns", DType::F16, DType::BF16, 65'536},
     {"F32ToF32_IsACopy", DType::F32, DType::F32, 1'001},
     {"Bf16ToBf16_IsACopy", DType::BF16, DType::BF16, 1'001},
+    {"F16ToF16_IsACopy", DType::F16, DType::F16, 1'001},
 };
 
 // F32 values that probe the rounding: NaNs (quiet and signalling, either sign, with payloads),
@@ -265,6 +266,9 @@ const std::vector<FillCase> kFillCases = {
     {"BF16_NaN", DType::BF16, {7}, NAN},
     {"BF16_Tie", DType::BF16, {5}, 1.0 + 0x1p-8},
     {"F16_33", DType::F16, {33}, -0.3},
+    {"F16_RoundsToNearestEven_1001", DType::F16, {1001}, 0.1},
+    {"F16_NaN", DType::F16, {7}, NAN},
+    {"F16_Tie", DType::F16, {5}, 1.0 + 0x1p-11},
 };
 
 class FillTest : public ::testing::TestWithParam<FillCase> {};
@@ -342,31 +346,37 @@ TEST_P(ElementwiseTest, AccumulateMatchesCpu) {
   });
 }
 
-// BF16: each sum is one F32 addition of two BF16 values, rounded once, on both backends (a NaN it
-// makes or meets is a NaN on both, its bits the GPU's canonical one or the host's: kExact).
-TEST_P(ElementwiseTest, AddInBf16MatchesCpuBitForBit) {
+// BF16 and F16: each sum is one F32 addition of two half values, rounded once, on both backends (a
+// NaN it makes or meets is a NaN on both, its bits the GPU's canonical one or the host's: kExact).
+TEST_P(ElementwiseTest, AddInBf16AndF16MatchesCpuBitForBit) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  const Tensor a = as_bf16(a_), b = as_bf16(b_);
-  for (Outputs outputs : {Outputs::Guarded, Outputs::Undefined}) {
-    expect_gpu_matches_cpu(
-        *gpu,
-        [&](OpRun& run) {
-          Tensor out = run.output(a.shape(), DType::BF16);
-          run.backend().add(run.input(a), run.input(b), out);
-          return Results{{"out", run.result(out), kExact}};
-        },
-        outputs);
+  for (DType half : {DType::BF16, DType::F16}) {
+    SCOPED_TRACE(dtype_name(half));
+    const Tensor a = a_.to(half), b = b_.to(half);
+    for (Outputs outputs : {Outputs::Guarded, Outputs::Undefined}) {
+      expect_gpu_matches_cpu(
+          *gpu,
+          [&](OpRun& run) {
+            Tensor out = run.output(a.shape(), half);
+            run.backend().add(run.input(a), run.input(b), out);
+            return Results{{"out", run.result(out), kExact}};
+          },
+          outputs);
+    }
   }
 }
 
-TEST_P(ElementwiseTest, AccumulateInBf16MatchesCpuBitForBit) {
+TEST_P(ElementwiseTest, AccumulateInBf16AndF16MatchesCpuBitForBit) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  const Tensor a = as_bf16(a_), b = as_bf16(b_);
-  expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
-    Tensor dst = run.in_out(a);
-    run.backend().accumulate(dst, run.input(b));
-    return Results{{"dst", run.result(dst), kExact}};
-  });
+  for (DType half : {DType::BF16, DType::F16}) {
+    SCOPED_TRACE(dtype_name(half));
+    const Tensor a = a_.to(half), b = b_.to(half);
+    expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+      Tensor dst = run.in_out(a);
+      run.backend().accumulate(dst, run.input(b));
+      return Results{{"dst", run.result(dst), kExact}};
+    });
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Sizes, ElementwiseTest, ::testing::ValuesIn(kElementwiseCases),
@@ -406,26 +416,30 @@ TEST_P(MultiplyTest, MatchesCpu) {
   });
 }
 
-// A BF16 tensor (a gradient under Precision::BF16) times an F32 factor (a probe's GradTransform) or
-// a BF16 one: each product is one F32 multiplication, rounded once to BF16, on both backends (NaN
-// bits aside, as for the add).
-TEST_P(MultiplyTest, Bf16TensorMatchesCpuBitForBit) {
+// A BF16 or F16 tensor (a gradient under Precision::BF16 or F16) times an F32 factor (a probe's
+// GradTransform) or one of its own dtype: each product is one F32 multiplication, rounded once to
+// the half dtype, on both backends (NaN bits aside, as for the add).
+TEST_P(MultiplyTest, HalfTensorMatchesCpuBitForBit) {
   HOOKRT_GPU_OR_SKIP(gpu);
   const auto& [c, kind] = GetParam();
-  const uint64_t seed = seed_of(c.name + factor_name(kind) + "Bf16");
-  const Tensor t0 = as_bf16(elementwise_operand(c.n, seed));
-  const bool one_element = kind == Factor::OneElementOnDevice || kind == Factor::OneElementFromHost ||
-                           kind == Factor::OneElementFromHostAsF64;
-  const Tensor f32 = one_element ? uniform({1}, seed + 10, -2.0, 2.0) : elementwise_operand(c.n, seed + 10);
-  const bool on_device = kind == Factor::OneElementOnDevice || kind == Factor::ElementwiseOnDevice;
-  std::vector<Tensor> factors = {kind == Factor::OneElementFromHostAsF64 ? f32.to(DType::F64) : f32};
-  if (on_device) factors.push_back(as_bf16(f32));  // the tensor's own dtype
-  for (const Tensor& factor : factors) {
-    expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
-      Tensor t = run.in_out(t0);
-      run.backend().multiply_(t, on_device ? run.input(factor) : factor);
-      return Results{{"tensor", run.result(t), kExact}};
-    });
+  for (DType half : {DType::BF16, DType::F16}) {
+    SCOPED_TRACE(dtype_name(half));
+    // The BF16 run keeps the inputs it always drew.
+    const uint64_t seed = seed_of(c.name + factor_name(kind) + (half == DType::BF16 ? "Bf16" : "F16"));
+    const Tensor t0 = elementwise_operand(c.n, seed).to(half);
+    const bool one_element = kind == Factor::OneElementOnDevice || kind == Factor::OneElementFromHost ||
+                             kind == Factor::OneElementFromHostAsF64;
+    const Tensor f32 = one_element ? uniform({1}, seed + 10, -2.0, 2.0) : elementwise_operand(c.n, seed + 10);
+    const bool on_device = kind == Factor::OneElementOnDevice || kind == Factor::ElementwiseOnDevice;
+    std::vector<Tensor> factors = {kind == Factor::OneElementFromHostAsF64 ? f32.to(DType::F64) : f32};
+    if (on_device) factors.push_back(f32.to(half));  // the tensor's own dtype
+    for (const Tensor& factor : factors) {
+      expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+        Tensor t = run.in_out(t0);
+        run.backend().multiply_(t, on_device ? run.input(factor) : factor);
+        return Results{{"tensor", run.result(t), kExact}};
+      });
+    }
   }
 }
 

@@ -4,12 +4,13 @@
 // test-backend-ops, every output a test allocates sits between guard bytes that must survive the
 // op, and starts as NaN so that an element the op never writes shows. GPU tests start with
 // HOOKRT_GPU_OR_SKIP(gpu) and skip, saying why, where there is no GPU or no CUDA build.
-// This file: ReLU (and the residual add's ReLU), max pooling and adaptive average pooling, in F32
-// and BF16; the harness is tests/support/gpu_ops.h.
+// This file: ReLU (and the residual add's ReLU), max pooling and adaptive average pooling, in F32,
+// BF16 and F16; the harness is tests/support/gpu_ops.h.
 #include <gtest/gtest.h>
 
 #include "support/gpu_op_cases.h"
 #include "support/gpu_ops.h"
+#include "test_gpu_half_tolerance.h"
 
 namespace hookrt {
 namespace {
@@ -83,64 +84,75 @@ TEST_P(ReluTest, BackwardMatchesCpuOnZerosAndNaN) {
   });
 }
 
-// relu_input in BF16, with two signalling NaNs carrying payloads where there is room: a NaN must
-// come out as the CPU stores it (quiet, sign and payload kept), not as one canonical NaN.
-Tensor relu_input_bf16(const Shape& shape, uint64_t seed) {
-  Tensor x = as_bf16(relu_input(shape, seed));
+// relu_input in a half dtype, with two signalling NaNs carrying payloads where there is room: a NaN
+// must come out as the CPU stores it (quiet, sign kept, and BF16's payload), not as one canonical
+// NaN.
+Tensor relu_input_half(const Shape& shape, uint64_t seed, DType half) {
+  Tensor x = relu_input(shape, seed).to(half);
   auto* bits = static_cast<uint16_t*>(x.raw_data());
   if (x.numel() >= 9) {
-    bits[7] = 0x7F81;
-    bits[8] = 0xFF85;
+    bits[7] = half == DType::BF16 ? 0x7F81 : 0x7C01;
+    bits[8] = half == DType::BF16 ? 0xFF85 : 0xFC05;
   }
   return x;
 }
 
-// y as ReLU leaves it, in BF16: zeros where x <= 0, NaN where x was NaN.
-Tensor relu_output_bf16(const Shape& shape, uint64_t seed) {
+// y as ReLU leaves it, in a half dtype: zeros where x <= 0, NaN where x was NaN.
+Tensor relu_output_half(const Shape& shape, uint64_t seed, DType half) {
   Tensor y = relu_input(shape, seed);
   for (int64_t i = 0; i < y.numel(); ++i) {
     float& v = y.data<float>()[i];
     if (!(v > 0.0f || std::isnan(v))) v = 0.0f;
   }
-  return as_bf16(y);
+  return y.to(half);
 }
 
-// BF16: ReLU compares and passes values (each rounded once, from a value that is already BF16), so
-// both backends give the same bits, NaN payloads included.
-TEST_P(ReluTest, ForwardInBf16MatchesCpuBitForBit) {
+// BF16 and F16: ReLU compares and passes values (each rounded once, from a value that is already
+// half), so both backends give the same bits, NaN signs and BF16 payloads included.
+TEST_P(ReluTest, ForwardInBf16AndF16MatchesCpuBitForBit) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  const Tensor x = relu_input_bf16(GetParam().shape, seed());
-  expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
-    Tensor y = run.output(x.shape(), DType::BF16);
-    run.backend().relu_forward(run.input(x), y);
-    return Results{{"y", run.result(y), kExactBits}};
-  });
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    const Tensor x = relu_input_half(GetParam().shape, seed(), half);
+    expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+      Tensor y = run.output(x.shape(), half);
+      run.backend().relu_forward(run.input(x), y);
+      return Results{{"y", run.result(y), kExactBits}};
+    });
+  }
 }
 
-TEST_P(ReluTest, BackwardInBf16MatchesCpuBitForBit) {
+TEST_P(ReluTest, BackwardInBf16AndF16MatchesCpuBitForBit) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  const Tensor y = relu_output_bf16(GetParam().shape, seed());
-  Tensor dy = uniform(GetParam().shape, seed() + 10);
-  sprinkle(dy, seed() + 11, 1.0 / 32, NAN);
-  dy = as_bf16(dy);
-  expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
-    Tensor dx = run.output(y.shape(), DType::BF16);
-    run.backend().relu_backward(run.input(y), run.input(dy), dx);
-    return Results{{"dx", run.result(dx), kExactBits}};
-  });
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    const Tensor y = relu_output_half(GetParam().shape, seed(), half);
+    Tensor dy = uniform(GetParam().shape, seed() + 10);
+    sprinkle(dy, seed() + 11, 1.0 / 32, NAN);
+    dy = dy.to(half);
+    expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+      Tensor dx = run.output(y.shape(), half);
+      run.backend().relu_backward(run.input(y), run.input(dy), dx);
+      return Results{{"dx", run.result(dx), kExactBits}};
+    });
+  }
 }
 
 // The residual add's ReLU as one GPU kernel (the sum rounded after the ReLU) against the CPU's add
 // then ReLU (the sum rounded before it): rounding keeps signs and ReLU sends every value not above
 // 0 to +0, so both orders give the same bits (but a NaN's: the add makes the GPU's canonical one).
-TEST_P(ReluTest, AddReluInBf16MatchesCpuAddThenRelu) {
+TEST_P(ReluTest, AddReluInBf16AndF16MatchesCpuAddThenRelu) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  const Tensor a = relu_input_bf16(GetParam().shape, seed()), b = relu_input_bf16(GetParam().shape, seed() + 20);
-  expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
-    Tensor y = run.output(a.shape(), DType::BF16);
-    run.backend().run_producing_op(ProducingOp{ProducingOp::Kind::AddReluForward, run.input(a), run.input(b)}, y);
-    return Results{{"y", run.result(y), kExact}};
-  });
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    const Tensor a = relu_input_half(GetParam().shape, seed(), half);
+    const Tensor b = relu_input_half(GetParam().shape, seed() + 20, half);
+    expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+      Tensor y = run.output(a.shape(), half);
+      run.backend().run_producing_op(ProducingOp{ProducingOp::Kind::AddReluForward, run.input(a), run.input(b)}, y);
+      return Results{{"y", run.result(y), kExact}};
+    });
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, ReluTest, ::testing::ValuesIn(kReluCases), case_name<ReluCase>);
@@ -222,30 +234,36 @@ TEST_P(MaxPoolTest, BackwardMatchesCpu) {
   });
 }
 
-// BF16: the window's maximum is one of its values, found by the same comparisons on both backends,
-// and each dx element sums its windows' gradients in F32 in increasing output order from +0 on both
-// (the GPU gathers, the CPU scatters in output order), rounded once: the same bits.
-TEST_P(MaxPoolTest, ForwardInBf16MatchesCpuBitForBit) {
+// BF16 and F16: the window's maximum is one of its values, found by the same comparisons on both
+// backends, and each dx element sums its windows' gradients in F32 in increasing output order from
+// +0 on both (the GPU gathers, the CPU scatters in output order), rounded once: the same bits.
+TEST_P(MaxPoolTest, ForwardInBf16AndF16MatchesCpuBitForBit) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  const Tensor x = as_bf16(maxpool_input(c(), seed()));
-  expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
-    Tensor y = run.output(c().y(), DType::BF16), indices = run.output(c().y(), DType::I64);
-    run.backend().maxpool2d_forward(run.input(x), y, indices, c().geometry);
-    return Results{{"y", run.result(y), kExactBits}, {"indices", run.result(indices), kExact}};
-  });
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    const Tensor x = maxpool_input(c(), seed()).to(half);
+    expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+      Tensor y = run.output(c().y(), half), indices = run.output(c().y(), DType::I64);
+      run.backend().maxpool2d_forward(run.input(x), y, indices, c().geometry);
+      return Results{{"y", run.result(y), kExactBits}, {"indices", run.result(indices), kExact}};
+    });
+  }
 }
 
-TEST_P(MaxPoolTest, BackwardInBf16MatchesCpuBitForBit) {
+TEST_P(MaxPoolTest, BackwardInBf16AndF16MatchesCpuBitForBit) {
   HOOKRT_GPU_OR_SKIP(gpu);
   auto cpu = make_cpu_backend();
-  Tensor y, indices;
-  cpu->maxpool2d_forward(as_bf16(maxpool_input(c(), seed())), y, indices, c().geometry);
-  const Tensor dy = as_bf16(uniform(c().y(), seed() + 10));
-  expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
-    Tensor dx = run.allocated_output(c().shape, DType::BF16);
-    run.backend().maxpool2d_backward(run.input(dy), run.input(indices), dx, c().geometry);
-    return Results{{"dx", run.result(dx), kExact}};
-  });
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    Tensor y, indices;
+    cpu->maxpool2d_forward(maxpool_input(c(), seed()).to(half), y, indices, c().geometry);
+    const Tensor dy = uniform(c().y(), seed() + 10).to(half);
+    expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+      Tensor dx = run.allocated_output(c().shape, half);
+      run.backend().maxpool2d_backward(run.input(dy), run.input(indices), dx, c().geometry);
+      return Results{{"dx", run.result(dx), kExact}};
+    });
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, MaxPoolTest, ::testing::ValuesIn(kMaxPoolCases), case_name<MaxPoolCase>);
@@ -293,27 +311,33 @@ TEST_P(AvgPoolTest, BackwardMatchesCpu) {
   });
 }
 
-// BF16: both backends sum a plane in double in element order and divide in double (the GPU's
-// kernel is the CPU reference's loop), then round to F32 and once to BF16, so even this
-// accumulating op gives the same bits.
-TEST_P(AvgPoolTest, ForwardInBf16MatchesCpuBitForBit) {
+// BF16 and F16: both backends sum a plane in double in element order and divide in double (the
+// GPU's kernel is the CPU reference's loop), then round to F32 and once to the half dtype, so even
+// this accumulating op gives the same bits.
+TEST_P(AvgPoolTest, ForwardInBf16AndF16MatchesCpuBitForBit) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  const Tensor x = as_bf16(uniform(GetParam().shape, seed(), 0.0, 2.0));
-  expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
-    Tensor y = run.output(this->y(), DType::BF16);
-    run.backend().adaptive_avgpool_forward(run.input(x), y);
-    return Results{{"y", run.result(y), kExact}};
-  });
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    const Tensor x = uniform(GetParam().shape, seed(), 0.0, 2.0).to(half);
+    expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+      Tensor y = run.output(this->y(), half);
+      run.backend().adaptive_avgpool_forward(run.input(x), y);
+      return Results{{"y", run.result(y), kExact}};
+    });
+  }
 }
 
-TEST_P(AvgPoolTest, BackwardInBf16MatchesCpuBitForBit) {
+TEST_P(AvgPoolTest, BackwardInBf16AndF16MatchesCpuBitForBit) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  const Tensor dy = as_bf16(uniform(y(), seed() + 1));
-  expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
-    Tensor dx = run.allocated_output(GetParam().shape, DType::BF16);
-    run.backend().adaptive_avgpool_backward(run.input(dy), dx);
-    return Results{{"dx", run.result(dx), kExact}};
-  });
+  for (DType half : kHalfDtypes) {
+    SCOPED_TRACE(dtype_name(half));
+    const Tensor dy = uniform(y(), seed() + 1).to(half);
+    expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+      Tensor dx = run.allocated_output(GetParam().shape, half);
+      run.backend().adaptive_avgpool_backward(run.input(dy), dx);
+      return Results{{"dx", run.result(dx), kExact}};
+    });
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, AvgPoolTest, ::testing::ValuesIn(kAvgPoolCases), case_name<AvgPoolCase>);
