@@ -55,6 +55,26 @@ TEST_P(UnscaleGradientTest, MatchesCpuBitForBitAndFlagsNonFinite) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, UnscaleGradientTest, ::testing::ValuesIn(kUnscaleCases), case_name<UnscaleCase>);
 
+// A gradient that starts 0..3 elements past a 16-byte boundary: a scalar head before the 16-byte
+// vectors, and a scalar tail after them, each element unscaled and checked as in the aligned case.
+TEST(UnscaleGradientOffsets, EveryStartWithinAVectorMatchesCpu) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  constexpr int64_t kSize = 1001;
+  for (int64_t offset = 0; offset < 4; ++offset) {
+    SCOPED_TRACE("offset " + std::to_string(offset));
+    Tensor grad0 = uniform({kSize}, seed_of("unscale offset") + static_cast<uint64_t>(offset), -1e4, 1e4);
+    grad0.data<float>()[kSize - 2] = -kInf;  // in the tail
+    expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+      Tensor buffer = run.allocated_output({offset + kSize});
+      Tensor grad(buffer.storage(), {kSize}, DType::F32, buffer.byte_offset() + offset * sizeof(float));
+      run.backend().copy(grad0, grad);
+      Tensor found_inf = run.in_out(one_f32(0.0f));
+      run.backend().unscale_gradient_(grad, run.input(one_f32(1024.0f)), found_inf);
+      return Results{{"grad", run.result(grad), kExactBits}, {"found_inf", run.result(found_inf), kExact}};
+    });
+  }
+}
+
 // Clean steps up to a growth, an overflow, and a growth that would leave F32.
 TEST(UpdateLossScaleTest, ASequenceOfStepsMatchesCpu) {
   HOOKRT_GPU_OR_SKIP(gpu);
@@ -103,6 +123,12 @@ TEST(LossScaleErrors, NameTheOpAndTheTensor) {
   EXPECT_TRUE(testing::contains(
       testing::error_message([&] { gpu->update_loss_scale(scale, tracker, flag, LossScaleOptions{}); }),
       "update_loss_scale: growth_tracker"));
+  Tensor half_grad = gpu->from_host(uniform({4}, 4).to(DType::F16));
+  EXPECT_TRUE(testing::contains(testing::error_message([&] { gpu->unscale_gradient_(half_grad, scale, flag); }),
+                                "unscale_gradient_: grad"));
+  Tensor i32_flag = gpu->from_host(Tensor::full({1}, 0.0, DType::I32));
+  EXPECT_TRUE(testing::contains(testing::error_message([&] { gpu->unscale_gradient_(grad, scale, i32_flag); }),
+                                "unscale_gradient_: found_inf"));
   Tensor buffer;
   EXPECT_TRUE(testing::contains(
       testing::error_message([&] { gpu->sgd_update(grad, grad, buffer, true, SgdOptions{}, two); }), "sgd_update: skip_if"));
