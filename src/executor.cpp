@@ -5,6 +5,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "number_text.h"
 #include "record_delivery.h"
 #include "step_graphs.h"
 #include "step_runner.h"
@@ -71,18 +72,12 @@ LossScalingOptions parse_loss_scaling(const std::string& text) {
     return options;
   }
   if (text == "dynamic") return options;
-  size_t used = 0;
-  double scale = 0;
-  try {
-    scale = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
+  const std::optional<double> scale = parse_whole_double(text);
   // A scale must survive F32 (it lives on the device as one) and be a scale, not a shrink to 0.
-  if (used != text.size() || !(scale > 0) || !std::isfinite(static_cast<float>(scale)))
+  if (!scale || !(*scale > 0) || !std::isfinite(static_cast<float>(*scale)))
     throw_bad_input("unknown loss scaling '" + text + "' (expected off, dynamic or a positive number)");
   options.kind = LossScaling::Static;
-  options.scaler.init_scale = scale;
+  options.scaler.init_scale = *scale;
   return options;
 }
 

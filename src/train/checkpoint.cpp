@@ -5,6 +5,7 @@
 
 #include "hookrt/error.h"
 #include "hookrt/io.h"
+#include "number_text.h"
 
 namespace hookrt {
 
@@ -26,29 +27,16 @@ std::string scale_text(double scale) {
 }
 
 double parse_scale(const std::string& path, const std::string& text) {
-  size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size() || !(value > 0) || !std::isfinite(value))
+  const std::optional<double> value = parse_whole_double(text);
+  if (!value || !(*value > 0) || !std::isfinite(*value))
     throw_bad_input(path + ": __metadata__ '" + kScaleKey + "' = '" + text + "' is not a positive loss scale");
-  return value;
+  return *value;
 }
 
 int64_t parse_count(const std::string& path, const std::string& key, const std::string& text) {
-  size_t used = 0;
-  long long value = -1;
-  try {
-    value = std::stoll(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size() || value < 0)
-    throw_bad_input(path + ": __metadata__ '" + key + "' = '" + text + "' is not a count");
-  return value;
+  const std::optional<int64_t> value = parse_whole_int64(text);
+  if (!value || *value < 0) throw_bad_input(path + ": __metadata__ '" + key + "' = '" + text + "' is not a count");
+  return *value;
 }
 
 // Both keys or neither: half a scaler state cannot be resumed.

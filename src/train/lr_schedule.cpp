@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <optional>
 
 #include "hookrt/error.h"
+#include "number_text.h"
 
 namespace hookrt {
 
@@ -39,16 +41,9 @@ double spike_factor(const LrSchedule& s, int64_t step) {
 }
 
 double parse_number(const std::string& text, const std::string& whole) {
-  size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size() || !std::isfinite(value))
-    throw_bad_input("--lr-spike " + whole + ": '" + text + "' is not a number");
-  return value;
+  const std::optional<double> value = parse_whole_double(text);
+  if (!value || !std::isfinite(*value)) throw_bad_input("--lr-spike " + whole + ": '" + text + "' is not a number");
+  return *value;
 }
 
 }  // namespace
