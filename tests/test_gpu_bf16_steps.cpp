@@ -241,18 +241,22 @@ INSTANTIATE_TEST_SUITE_P(
 
 class GpuBf16Step : public TinyModelTest {};
 
-// As on the CPU (test_bf16_autocast.cpp, support/autocast_dtypes.h).
+// As on the CPU (test_bf16_autocast.cpp, support/autocast_dtypes.h), for torch.float16 too.
+// Each log's hooks stay until the test ends, so each log lives as long.
 TEST_F(GpuBf16Step, HooksSeeTheDtypesAutocastGives) {
-  HOOKRT_GPU_OR_SKIP(gpu);
-  testing::AutocastDtypeLog log;
-  log.attach(model());
-  ExecutorOptions options;
-  options.mode = Mode::Train;
-  options.precision = Precision::BF16;
-  options.input_grad = true;
-  Executor executor(model(), std::move(gpu), options);
-  executor.step(testing::tiny_input(), testing::tiny_labels());
-  log.expect_autocast_dtypes(model());
+  std::map<Precision, testing::AutocastDtypeLog> logs;
+  for (const Precision precision : {Precision::BF16, Precision::F16}) {
+    HOOKRT_GPU_OR_SKIP(gpu);
+    testing::AutocastDtypeLog& log = logs[precision];
+    log.attach(model());
+    ExecutorOptions options;
+    options.mode = Mode::Train;
+    options.precision = precision;
+    options.input_grad = true;
+    Executor executor(model(), std::move(gpu), options);
+    executor.step(testing::tiny_input(), testing::tiny_labels());
+    log.expect_autocast_dtypes(model(), activation_dtype(precision));
+  }
 }
 
 // ---- a BF16 step replayed as a CUDA graph --------------------------------------------------------

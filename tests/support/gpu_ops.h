@@ -238,7 +238,8 @@ inline ::testing::AssertionResult agrees(const Tensor& gpu, const Tensor& cpu, c
     return ::testing::AssertionFailure() << "GPU result is " << describe(gpu) << ", CPU's " << describe(cpu);
   }
   const int64_t n = cpu.numel();
-  if (cpu.dtype() == DType::BF16 && tolerance.bf16_relative >= 0) return agrees_in_bf16(gpu, cpu, tolerance);
+  const bool half = cpu.dtype() == DType::BF16 || cpu.dtype() == DType::F16;  // element bounds: tolerance.bf16_*
+  if (half && tolerance.bf16_relative >= 0) return agrees_in_bf16(gpu, cpu, tolerance);
   if (cpu.dtype() != DType::F32 && cpu.dtype() != DType::F64) {
     const bool halves = cpu.dtype() == DType::BF16 || cpu.dtype() == DType::F16;
     const size_t size = dtype_size(cpu.dtype());
