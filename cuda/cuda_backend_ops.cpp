@@ -21,10 +21,8 @@
 namespace hookrt::cuda {
 namespace {
 
-// A loss scaler's scale or found_inf flag.
 void require_one_f32(const Tensor& t, const char* op, const char* name) {
-  require_f32(t, op, name);
-  require_shape(t, {1}, op, name);
+  checks::require_one_f32_on(t, Device::CUDA, op, name);
 }
 
 int as_int(int64_t value, const char* op) {

@@ -52,6 +52,11 @@ void require_rank(const Tensor& t, int rank, const char* op, const char* name) {
     throw Error(where(op, name) + " has shape " + shape_string(t.shape()) + "; expected rank " + std::to_string(rank));
 }
 
+void require_one_f32_on(const Tensor& t, Device device, const char* op, const char* name) {
+  require_dtype_on(t, device, DType::F32, op, name);
+  require_shape(t, {1}, op, name);
+}
+
 void require_conv_geometry(const Shape& x, const Shape& w, const Conv2dGeometry& g, const char* op) {
   if (g.stride < 1 || g.padding < 0)
     throw Error(std::string(op) + ": stride " + std::to_string(g.stride) + " and padding " +

@@ -27,6 +27,8 @@ void require_same_dtype(const Tensor& t, const Tensor& like, const char* op, con
 void require_same_layout(const Tensor& t, const Tensor& like, const char* op, const char* name, const char* like_name);
 void require_shape(const Tensor& t, const Shape& shape, const char* op, const char* name);
 void require_rank(const Tensor& t, int rank, const char* op, const char* name);
+// On `device`, F32, one element: a loss scaler's scale or found_inf flag.
+void require_one_f32_on(const Tensor& t, Device device, const char* op, const char* name);
 // Convolution geometry: stride/padding in range, channels agree, filter fits the padded input.
 void require_conv_geometry(const Shape& x, const Shape& w, const Conv2dGeometry& g, const char* op);
 

@@ -60,10 +60,8 @@ void prepare_elementwise_output(Tensor& t, const Tensor& like, const char* op, c
   checks::require_same_layout(t, like, op, name, like_name);
 }
 
-// A loss scaler's scale or found_inf flag.
 void require_one_f32(const Tensor& t, const char* op, const char* name) {
-  require_dtype(t, DType::F32, op, name);
-  require_shape(t, {1}, op, name);
+  checks::require_one_f32_on(t, Device::CPU, op, name);
 }
 
 // BF16 or F16: the ops run in F32 on widened copies (cpu::HalfWidening).
