@@ -283,9 +283,8 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
   launch_batched_probes();  // before this run takes the zeroed counters and scratch the batch shares
   FusedProducer producer;
   if (options.produce) {
-    // The pass computes F32 tensors only: a BF16 or F16 one is written by run_producing_op's kernels first
-    // and then probed (one more read of it).
-    if (fused_probes_can_produce(*plan) && element == ProbeElement::F32)
+    // A pass that needs the tensor's norm before it can write it: the op first, then the passes.
+    if (fused_probes_can_produce(*plan))
       producer = fused_producer(*options.produce, tensor);
     else
       run_producing_op(*options.produce, tensor);
@@ -422,19 +421,20 @@ ProducerKind producer_kind(ProducingOp::Kind kind) {
 
 }  // namespace
 
-// The producing op's F32 inputs as the probe pass reads them, checked as the backend's ops check
-// theirs.
+// The producing op's inputs as the probe pass reads them, checked as the backend's ops check
+// theirs: the output's dtype (F32, BF16 or F16), shape and layout.
 FusedProducer CudaBackend::fused_producer(const ProducingOp& op, const Tensor& out) {
   const ProducingOpNames names = names_of(op.kind);
-  require_f32(op.a, names.op, names.a);
+  require_activation(out, names.op, "the output");
+  require_same_dtype(op.a, out, names.op, names.a, "the output");
   require_shape(op.a, out.shape(), names.op, names.a);
   require_same_layout(op.a, out, names.op, names.a, "the output");  // the pass walks both in memory order
-  FusedProducer producer{producer_kind(op.kind), op.a.data<float>(), nullptr};
+  FusedProducer producer{producer_kind(op.kind), op.a.raw_data(), nullptr};
   if (names.b) {
-    require_f32(op.b, names.op, names.b);
+    require_same_dtype(op.b, out, names.op, names.b, "the output");
     require_shape(op.b, out.shape(), names.op, names.b);
     require_same_layout(op.b, out, names.op, names.b, "the output");
-    producer.b = op.b.data<float>();
+    producer.b = op.b.raw_data();
   }
   return producer;
 }
@@ -463,10 +463,10 @@ std::optional<ProbeRunEffects> CudaBackend::run_probes_reading_input_once(const 
   if (!options.produce || run.record == nullptr || run.input < 0 || run.input > 1)
     return std::nullopt;  // run_input_probes_apart says what is missing
   const Tensor& input = run.input == 0 ? options.produce->a : options.produce->b;
-  if (tensor.device() != Device::CUDA || tensor.dtype() != DType::F32 || !input.defined() ||
-      input.device() != Device::CUDA || input.dtype() != DType::F32 || input.shape() != tensor.shape() ||
+  if (tensor.device() != Device::CUDA || !is_probe_element(tensor.dtype()) || !input.defined() ||
+      input.device() != Device::CUDA || input.dtype() != tensor.dtype() || input.shape() != tensor.shape() ||
       !input.same_layout(tensor))
-    return std::nullopt;  // (layouts that differ: the producing op's own checks refuse them)
+    return std::nullopt;  // (dtypes or layouts that differ: the producing op's own checks refuse them)
   ProbeRunOptions input_options;
   input_options.channel_axis = run.channel_axis;
   auto input_plan = std::make_shared<const ProbePlan>(plan_probes(run.probes, input, input_options));
@@ -481,7 +481,8 @@ std::optional<ProbeRunEffects> CudaBackend::run_probes_reading_input_once(const 
   const ProbeArena::Slot slot = output_probed ? arena_.reserve(plan->slot_size) : ProbeArena::Slot{};
   FusedProbeBuffers buffers;
   buffers.producer = fused_producer(*options.produce, tensor);
-  buffers.tensor = tensor.data<float>();
+  buffers.element = probe_element(tensor.dtype(), tensor.shape(), "input");
+  buffers.tensor = tensor.raw_data();
   buffers.slot = slot.device;
   buffers.input = FusedInputProbes{input_plan.get(), run.input, input_slot.device};
   buffers.zeroed_counters = probe_counters_.words(fused_probe_counter_words(*plan, input_plan.get()));

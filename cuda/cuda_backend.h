@@ -115,7 +115,7 @@ class CudaBackend final : public Backend {
 
   // ---- probes ----
   // A run given the op that writes its tensor (options.produce) computes the tensor in its first
-  // pass, unless that pass needs a clipnorm's norm first or the tensor is not F32: then the op runs
+  // pass, in the tensor's dtype, unless that pass needs a clipnorm's norm first: then the op runs
   // on its own before it (run_producing_op).
   // Every probe of a hook on a device tensor is one fused pass (fused_probes.cuh) whose results go
   // to a slot of the step's arena (runs of the common probes wait to share their launch with the

@@ -82,13 +82,14 @@ int pass_blocks_per_multiprocessor(PassKernel kernel, ProbeElement element) {
   return resident_blocks(mutex, known, key, [&] { return fused_pass_blocks_per_multiprocessor(kernel, element); });
 }
 
-// The same for the passes that probe their producer's input, by variant (probing_input_variant).
-int probing_input_pass_blocks_per_multiprocessor(int variant) {
+// The same for the passes that probe their producer's input, by variant (probing_input_variant)
+// and element type.
+int probing_input_pass_blocks_per_multiprocessor(int variant, ProbeElement element) {
   if (variant < 0) throw Error("internal: no pass probes that input of its producing op");
   static std::mutex mutex;
-  static std::vector<std::array<int, 4>> known;  // by device, by variant; 0 until asked
-  return resident_blocks(mutex, known, static_cast<size_t>(variant),
-                         [&] { return probing_input_blocks_per_multiprocessor(variant); });
+  static std::vector<std::array<int, 4 * kProbeElements>> known;  // by device, by variant and element; 0 until asked
+  const size_t key = static_cast<size_t>(variant) * kProbeElements + static_cast<size_t>(element);
+  return resident_blocks(mutex, known, key, [&] { return probing_input_blocks_per_multiprocessor(variant, element); });
 }
 
 // A flat pass's channel arithmetic in 32 bits when every element index fits FastDivmod.
@@ -319,7 +320,7 @@ void run_pass_probing_input(const ProbePlan& plan, const FusedProbeBuffers& buff
   const PlannedPass& input_pass = input_plan.passes.front();
   const int variant = probing_input_variant(buffers.producer.kind, buffers.input.input);
   const int blocks =
-      grid_for(plan.numel, int64_t{kBlock} * 4, probing_input_pass_blocks_per_multiprocessor(variant));
+      grid_for(plan.numel, int64_t{kBlock} * 4, probing_input_pass_blocks_per_multiprocessor(variant, buffers.element));
   const PassScratch s = allocate_pass_scratch(plan, pass, blocks, blocks, buffers.zeroed_counters, scratch);
   SharedLayout shared;
   PassArgs args = pass_args(plan, pass, 0, buffers, s, shared);
@@ -337,6 +338,8 @@ void run_pass_probing_input(const ProbePlan& plan, const FusedProbeBuffers& buff
 }
 
 }  // namespace
+
+bool is_probe_element(DType dtype) { return dtype == DType::F32 || dtype == DType::BF16 || dtype == DType::F16; }
 
 ProbeElement probe_element(DType dtype, const Shape& shape, const std::string& probe) {
   switch (dtype) {
@@ -444,9 +447,9 @@ void run_fused_probe_batch(const std::vector<BatchedProbeRun>& runs, unsigned lo
 
 void run_fused_probes(const ProbePlan& plan, const FusedProbeBuffers& buffers, const ProbeScratchAllocator& scratch,
                       cudaStream_t stream) {
-  if (buffers.producer.kind != ProducerKind::None && buffers.element != ProbeElement::F32)
-    throw Error("run_fused_probes: producing ops write F32 tensors, not " +
-                dtype_name(probe_element_dtype(buffers.element)));
+  if (buffers.producer.kind != ProducerKind::None &&
+      (buffers.producer.a == nullptr || (buffers.producer.kind != ProducerKind::ReluForward && buffers.producer.b == nullptr)))
+    throw Error("run_fused_probes: the producing op is missing an input");
   if (buffers.input.plan != nullptr) {
     if (!fused_probes_can_probe_input(plan, buffers.producer.kind, buffers.input))
       throw Error("run_fused_probes: this run cannot probe its producer's input in the pass that writes the tensor");

@@ -19,6 +19,8 @@ namespace hookrt::cuda {
 // The element types the probe kernels read.
 enum class ProbeElement : int { F32, BF16, F16 };
 constexpr int kProbeElements = 3;
+// Whether the probe kernels read tensors of this dtype (F32, BF16 and F16).
+bool is_probe_element(DType dtype);
 // A tensor's dtype as a ProbeElement; throws Error naming `probe` and the tensor for any dtype
 // but F32, BF16 and F16.
 ProbeElement probe_element(DType dtype, const Shape& shape, const std::string& probe);
@@ -30,11 +32,12 @@ DType probe_element_dtype(ProbeElement element);
 enum class ProducerKind : int { None, ReluForward, ReluBackward, AddReluForward };
 
 // The inputs, (plan.numel) each, as ProducingOp has them: relu(a), relu_backward(y = a, dy = b),
-// relu(a + b).
+// relu(a + b). They have the tensor's element type (F32, BF16 or F16); each value is computed in
+// float and rounded once to that type, as the op's own kernel (relu.cu) computes and stores it.
 struct FusedProducer {
   ProducerKind kind = ProducerKind::None;
-  const float* a = nullptr;
-  const float* b = nullptr;  // unused by ReluForward
+  const void* a = nullptr;
+  const void* b = nullptr;  // unused by ReluForward
 };
 
 // Probes on one input of the producer, run in the pass that reads that input to write the tensor
@@ -58,7 +61,7 @@ bool fused_probes_can_produce(const ProbePlan& plan);
 // The device memory a plan reads and writes, owned by the caller and valid on the stream.
 struct FusedProbeBuffers {
   // The tensor's producer, for a plan that fused_probes_can_produce; kind None: the tensor is
-  // already written. Producers write F32 tensors.
+  // already written.
   FusedProducer producer;
   ProbeElement element = ProbeElement::F32;  // the tensor's and the captures'
   void* tensor = nullptr;  // (plan.numel) probed, and rewritten in place by changing probes
@@ -68,7 +71,7 @@ struct FusedProbeBuffers {
   std::vector<float*> clip_scales;  // (1) a clipnorm's scale; required for every clipnorm
   // By pass index: (plan.numel) the tensor at the pass's end; required for passes with captures.
   std::vector<void*> captures;
-  // Probes on the producer's input, run in the first pass (fused_probes_can_probe_input); F32.
+  // Probes on the producer's input, run in the first pass (fused_probes_can_probe_input).
   FusedInputProbes input;
   // fused_probe_counter_words(plan, input.plan) words, all zero, which the kernels leave zero: the counters
   // of flat passes, kept from run to run so that such a pass is one launch and no memset. Runs

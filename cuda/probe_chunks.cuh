@@ -14,6 +14,7 @@
 #include <string>
 #include <type_traits>
 
+#include "activation_types.cuh"
 #include "element_types.cuh"
 #include "probe_accumulators.cuh"
 #include "probe_pass_args.cuh"
@@ -57,42 +58,49 @@ __device__ __forceinline__ void load_chunk(const T* p, float (&v)[N]) {
     v[3] = widen_bits<T>(q.y >> 16);
   } else {
 #pragma unroll
-    for (int j = 0; j < N; ++j) v[j] = to_float(p[j]);
+    for (int j = 0; j < N; ++j) v[j] = load_float(p, j);  // 16-bit values by their bits, as above
   }
 }
 
 // A producer's inputs may sit at another alignment than the tensor: check the address.
-template <int N>
-__device__ __forceinline__ void load_unaligned_chunk(const float* p, float (&v)[N]) {
+template <int N, class T>
+__device__ __forceinline__ void load_unaligned_chunk(const T* p, float (&v)[N]) {
   if constexpr (N == 4) {
-    if (reinterpret_cast<uintptr_t>(p) % 16 == 0) {
+    if (reinterpret_cast<uintptr_t>(p) % kChunkBytes<T> == 0) {
       load_chunk<4>(p, v);
       return;
     }
   }
 #pragma unroll
-  for (int j = 0; j < N; ++j) v[j] = p[j];
+  for (int j = 0; j < N; ++j) v[j] = load_float(p, j);
 }
 
-// The chunk at element i as the producer writes it (relu_math.cuh's rules, as relu.cu's kernels).
-template <int N>
+// What a store of x into a T holds, as a float: x rounded to nearest even. A NaN stays the NaN it
+// is, so that the pass's store of it (narrow_bits) has the bits the op's own kernel stores.
+template <class T>
+__device__ __forceinline__ float stored_value(float x) {
+  return isnan(x) ? x : round_to<T>(x);
+}
+
+// The value a producer writes from its inputs' values (relu_math.cuh's rules, as relu.cu's
+// kernels compute them in float before their one rounding to T). A ReLU and its backward give one
+// of their inputs or zero, which T holds already; only the residual add's sum needs the rounding.
+template <class T>
+__device__ __forceinline__ float produced_value(ProducerKind kind, float a, float b) {
+  if (kind == ProducerKind::ReluForward) return relu_value(a);
+  if (kind == ProducerKind::ReluBackward) return relu_grad(a, b);
+  return stored_value<T>(relu_value(a + b));
+}
+
+// The chunk at element i as the producer writes it.
+template <class T, int N>
 __device__ __forceinline__ void produce_chunk(const FusedProducer& producer, int64_t i, float (&v)[N]) {
   float a[N];
-  load_unaligned_chunk<N>(producer.a + i, a);
-  if (producer.kind == ProducerKind::ReluForward) {
+  load_unaligned_chunk<N>(static_cast<const T*>(producer.a) + i, a);
+  float b[N] = {};
+  if (producer.kind != ProducerKind::ReluForward) load_unaligned_chunk<N>(static_cast<const T*>(producer.b) + i, b);
 #pragma unroll
-    for (int j = 0; j < N; ++j) v[j] = relu_value(a[j]);
-    return;
-  }
-  float b[N];
-  load_unaligned_chunk<N>(producer.b + i, b);
-  if (producer.kind == ProducerKind::AddReluForward) {
-#pragma unroll
-    for (int j = 0; j < N; ++j) v[j] = relu_value(a[j] + b[j]);
-    return;
-  }
-#pragma unroll
-  for (int j = 0; j < N; ++j) v[j] = relu_grad(a[j], b[j]);
+  for (int j = 0; j < N; ++j) v[j] = produced_value<T>(producer.kind, a[j], b[j]);
 }
 
 // Outputs (masks, captures) may sit at another alignment than the tensor: check each address.
@@ -114,15 +122,12 @@ __device__ __forceinline__ void store_chunk(T* p, const float (&v)[N]) {
 }
 
 // A pass's chunk at element i: read from its tensor of T, or, in a producing run's first pass,
-// computed from the producer's inputs (write_back is then set: the pass writes the tensor).
-// Producers write F32 tensors only.
+// computed from the producer's inputs of T (write_back is then set: the pass writes the tensor).
 template <class T, int N>
 __device__ __forceinline__ void load_pass_chunk(const PassArgs& args, int64_t i, float (&v)[N]) {
-  if constexpr (std::is_same_v<T, float>) {
-    if (args.producer.kind != ProducerKind::None) {
-      produce_chunk<N>(args.producer, i, v);
-      return;
-    }
+  if (args.producer.kind != ProducerKind::None) {
+    produce_chunk<T, N>(args.producer, i, v);
+    return;
   }
   load_chunk<N>(static_cast<const T*>(args.x) + i, v);
 }

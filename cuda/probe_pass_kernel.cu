@@ -10,7 +10,8 @@
 // in either walk: in the flat one, an element that is > 0 or NaN sets its channel's alive flag
 // (in the block's shared memory, merged into the global flags when the block is done).
 // Each kernel is instantiated for the element types probes read (F32, BF16, F16: loaded as floats,
-// stored rounded back, probe_chunks.cuh); the producing passes read and write F32.
+// stored rounded back, probe_chunks.cuh); a producing pass reads its op's inputs and writes the
+// tensor in that type.
 // Per element a pass does F32 and 32-bit integer work only (ThreadAcc); fp64 comes in once per
 // group of chunks a thread loads together, and in the merges, so that the pass runs at the speed
 // of its reads.
@@ -154,8 +155,9 @@ struct CommonVisitor {
 
 // What a pass that probes its producing op's input keeps besides the values: both tensors'
 // accumulators and alive flags. The input's ops run on the input as loaded; the output's (when it
-// has any) on the op's result, which is then stored. One more accumulator than the common pass,
-// and the input never read twice. Producing ops write F32 tensors from F32 inputs.
+// has any) on the op's result, which is then stored as a T. One more accumulator than the common
+// pass, and the input never read twice.
+template <class T>
 struct InputProbing {
   const PassArgs& args;
   ThreadAcc& acc;
@@ -171,42 +173,43 @@ struct InputProbing {
   __device__ __forceinline__ void output(int64_t i, int64_t step, const float (&y)[G][N]) {
     if (args.n_ops > 0) probe_common_group<G, N>(args, acc, alive, zeros, i, step, y);
 #pragma unroll
-    for (int u = 0; u < G; ++u) store_pass_chunk<float, N>(args, i + u * step, y[u]);
+    for (int u = 0; u < G; ++u) store_pass_chunk<T, N>(args, i + u * step, y[u]);
   }
 };
 
-// A ReLU's pass, probing its input.
+// A ReLU's pass over tensors of T, probing its input.
+template <class T>
 struct ReluInputVisitor {
-  InputProbing probing;
+  InputProbing<T> probing;
 
   template <int N>
   __device__ __forceinline__ void load(int64_t i, float (&v)[N]) const {
-    load_unaligned_chunk<N>(probing.args.producer.a + i, v);
+    load_unaligned_chunk<N>(static_cast<const T*>(probing.args.producer.a) + i, v);
   }
 
   template <int G, int N>
   __device__ __forceinline__ void work(int64_t i, int64_t step, float (&v)[G][N]) {
-    probing.input<G, N>(i, step, v);
+    probing.template input<G, N>(i, step, v);
 #pragma unroll
     for (int u = 0; u < G; ++u)
 #pragma unroll
       for (int j = 0; j < N; ++j) v[u][j] = relu_value(v[u][j]);
-    probing.output<G, N>(i, step, v);
+    probing.template output<G, N>(i, step, v);
   }
 };
 
-// The pass of an op that reads two inputs (a residual add's ReLU, a ReLU backward), probing input
-// kInput: it loads both (kValues: a chunk's array holds a's values, then b's), so that it keeps as
-// many loads in flight as the common pass with half as many chunks to a group.
-template <ProducerKind kKind, int kInput>
+// The pass of an op that reads two inputs (a residual add's ReLU, a ReLU backward) of T, probing
+// input kInput: it loads both (kValues: a chunk's array holds a's values, then b's), so that it
+// keeps as many loads in flight as the common pass with half as many chunks to a group.
+template <class T, ProducerKind kKind, int kInput>
 struct TwoInputVisitor {
   static constexpr int kValues = 2;
-  InputProbing probing;
+  InputProbing<T> probing;
 
   template <int N>
   __device__ __forceinline__ void load(int64_t i, float (&v)[2 * N]) const {
-    load_unaligned_chunk<N>(probing.args.producer.a + i, reinterpret_cast<float(&)[N]>(v[0]));
-    load_unaligned_chunk<N>(probing.args.producer.b + i, reinterpret_cast<float(&)[N]>(v[N]));
+    load_unaligned_chunk<N>(static_cast<const T*>(probing.args.producer.a) + i, reinterpret_cast<float(&)[N]>(v[0]));
+    load_unaligned_chunk<N>(static_cast<const T*>(probing.args.producer.b) + i, reinterpret_cast<float(&)[N]>(v[N]));
   }
 
   template <int G, int N>
@@ -216,24 +219,22 @@ struct TwoInputVisitor {
     for (int u = 0; u < G; ++u)
 #pragma unroll
       for (int j = 0; j < N; ++j) x[u][j] = v[u][kInput * N + j];
-    probing.input<G, N>(i, step, x);
+    probing.template input<G, N>(i, step, x);
 #pragma unroll
     for (int u = 0; u < G; ++u)
 #pragma unroll
-      for (int j = 0; j < N; ++j)
-        x[u][j] = kKind == ProducerKind::AddReluForward ? relu_value(v[u][j] + v[u][N + j])
-                                                        : relu_grad(v[u][j], v[u][N + j]);
-    probing.output<G, N>(i, step, x);
+      for (int j = 0; j < N; ++j) x[u][j] = produced_value<T>(kKind, v[u][j], v[u][N + j]);
+    probing.template output<G, N>(i, step, x);
   }
 };
 
-template <ProducerKind kKind, int kInput>
+template <class T, ProducerKind kKind, int kInput>
 struct ProbingInputVisitor {
-  using type = TwoInputVisitor<kKind, kInput>;
+  using type = TwoInputVisitor<T, kKind, kInput>;
 };
-template <>
-struct ProbingInputVisitor<ProducerKind::ReluForward, 0> {
-  using type = ReluInputVisitor;
+template <class T>
+struct ProbingInputVisitor<T, ProducerKind::ReluForward, 0> {
+  using type = ReluInputVisitor<T>;
 };
 
 // After the walk (and a __syncthreads): the block's shared alive flags into the global ones, each
@@ -432,9 +433,9 @@ __global__ void __launch_bounds__(kBlock, 2) batch_common_pass_kernel(const __gr
 }
 
 // The common pass of a producing op's output with its input's probes (ReluInputVisitor,
-// TwoInputVisitor), finished by its last block: the output's ops from partial 0, the input's from
-// partial 1.
-template <ProducerKind kKind, int kInput>
+// TwoInputVisitor), over tensors of T, finished by its last block: the output's ops from
+// partial 0, the input's from partial 1.
+template <class T, ProducerKind kKind, int kInput>
 __global__ void __launch_bounds__(kBlock, 2)
     probing_input_kernel(const PassArgs args, const InputPassArgs input, FlatAcc* partials) {
   extern __shared__ unsigned shared_words[];  // (args.shared_alive_words) words: both tensors' flags
@@ -450,13 +451,13 @@ __global__ void __launch_bounds__(kBlock, 2)
   const AliveFlags none{nullptr, nullptr};
   ThreadAcc acc = empty_thread();
   ThreadAcc input_acc = empty_thread();
-  typename ProbingInputVisitor<kKind, kInput>::type visit{
-      InputProbing{args, acc, input_acc,
+  typename ProbingInputVisitor<T, kKind, kInput>::type visit{
+      InputProbing<T>{args, acc, input_acc,
                    zeros_op >= 0 ? alive_flags(args.ops[zeros_op], shared_alive) : none,
                    input_zeros_op >= 0 ? alive_flags(input.ops[input_zeros_op], shared_alive) : none,
                    zeros_op >= 0, input_zeros_op >= 0}};
   const int blocks = static_cast<int>(gridDim.x);
-  visit_range(static_cast<const float*>(args.x), 0, args.n, static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x,
+  visit_range(static_cast<const T*>(args.x), 0, args.n, static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x,
               static_cast<int64_t>(blocks) * kBlock, visit);
 
   __syncthreads();  // the block's shared alive flags are complete
@@ -487,23 +488,26 @@ int probing_input_variant(ProducerKind kind, int input) {
 
 namespace {
 
-// Calls fn with the kernel of a variant (probing_input_variant).
+// Calls fn with the kernel of a variant (probing_input_variant) over tensors of `element`.
 template <class Fn>
-void with_probing_input_kernel(int variant, Fn fn) {
-  switch (variant) {
-    case 0: return fn(probing_input_kernel<ProducerKind::ReluForward, 0>);
-    case 1: return fn(probing_input_kernel<ProducerKind::AddReluForward, 0>);
-    case 2: return fn(probing_input_kernel<ProducerKind::AddReluForward, 1>);
-    case 3: return fn(probing_input_kernel<ProducerKind::ReluBackward, 1>);
-  }
-  throw Error("internal: no pass probes input " + std::to_string(variant) + " of its producing op that way");
+void with_probing_input_kernel(int variant, ProbeElement element, Fn fn) {
+  with_element_type(element, [&](auto value) {
+    using T = decltype(value);
+    switch (variant) {
+      case 0: return fn(probing_input_kernel<T, ProducerKind::ReluForward, 0>);
+      case 1: return fn(probing_input_kernel<T, ProducerKind::AddReluForward, 0>);
+      case 2: return fn(probing_input_kernel<T, ProducerKind::AddReluForward, 1>);
+      case 3: return fn(probing_input_kernel<T, ProducerKind::ReluBackward, 1>);
+    }
+    throw Error("internal: no pass probes input " + std::to_string(variant) + " of its producing op that way");
+  });
 }
 
 }  // namespace
 
-int probing_input_blocks_per_multiprocessor(int variant) {
+int probing_input_blocks_per_multiprocessor(int variant, ProbeElement element) {
   int blocks = 0;
-  with_probing_input_kernel(variant, [&](auto kernel) {
+  with_probing_input_kernel(variant, element, [&](auto kernel) {
     HOOKRT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kBlock, 0));
   });
   return blocks;
@@ -512,7 +516,7 @@ int probing_input_blocks_per_multiprocessor(int variant) {
 void launch_pass_probing_input(const PassArgs& args, const InputPassArgs& input, int variant, int blocks,
                                FlatAcc* partials, cudaStream_t stream) {
   const size_t shared_bytes = static_cast<size_t>(args.shared_alive_words) * sizeof(unsigned);
-  with_probing_input_kernel(variant, [&](auto kernel) {
+  with_probing_input_kernel(variant, args.element, [&](auto kernel) {
     kernel<<<blocks, kBlock, shared_bytes, stream>>>(args, input, partials);
   });
   HOOKRT_CUDA_CHECK(cudaGetLastError());

@@ -49,9 +49,10 @@ void launch_batch_common_pass(const BatchPassArgs& batch, cudaStream_t stream);
 // The passes that write a producing op's output (args: its producer, common ops, possibly none)
 // and also run `input`'s ops on one of the op's inputs as they load it, so that the input is read
 // once for both. A variant per op and input: ReLU's input, either input of the residual add's
-// ReLU, and ReLU backward's incoming gradient; -1 for any other. F32 tensors only.
+// ReLU, and ReLU backward's incoming gradient; -1 for any other. Each is instantiated for every
+// element type (args.element: the tensor's and both inputs').
 int probing_input_variant(ProducerKind kind, int input);
-int probing_input_blocks_per_multiprocessor(int variant);
+int probing_input_blocks_per_multiprocessor(int variant, ProbeElement element);
 // Block b leaves the output's partial at partials[b * kMaxOps] and the input's at
 // partials[b * kMaxOps + 1]; the last block writes both slots. Otherwise as launch_fused_pass.
 void launch_pass_probing_input(const PassArgs& args, const InputPassArgs& input, int variant, int blocks,

@@ -1,10 +1,11 @@
 // Probes in the ReLU's epilogue on the GPU: a probe run handed the op that writes its tensor
 // (ProbeRunOptions::produce: a ReLU, its backward, or a residual add with its ReLU) writes it and
-// probes it in one pass. Against the CPU backend's ops followed by the CPU probe engine: the tensor bit for bit, every result as test_gpu_probes holds
-// them, on sizes that are not multiples of 4, inputs and outputs at different alignments, one
-// element, a tensor larger than the grid, and lists whose first pass cannot write the tensor (a
-// clipnorm needs its norm first) or that take several passes. Then whole steps: the GPU executor
-// with and without epilogue probes gives the same step. Skips where there is no GPU.
+// probes it in one pass, on F32, BF16 and F16 tensors. Against the CPU backend's ops followed by
+// the CPU probe engine: the tensor bit for bit, every result as test_gpu_probes holds them, on
+// sizes that are not multiples of 4, inputs and outputs at different alignments, one element, a
+// tensor larger than the grid, and lists whose first pass cannot write the tensor (a clipnorm
+// needs its norm first) or that take several passes. Then whole steps in each precision: the GPU
+// executor with and without epilogue probes gives the same step. Skips where there is no GPU.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -28,7 +29,13 @@ using namespace hookrt::testing;  // parse_list, nasty_tensor, expect_same_*
 
 constexpr double kRel = 1e-5;        // DESIGN.md's accuracy promise, as in test_gpu_probes
 constexpr double kScaledRel = 1e-6;  // after a clipnorm: the scale may round one ulp apart
-constexpr float kSentinel = 7.0f;
+constexpr float kSentinel = 7.0f;    // a value of every dtype below
+
+constexpr DType kDtypes[] = {DType::F32, DType::BF16, DType::F16};
+
+// A clipnorm's scale may round one F32 ulp apart; on F16 and BF16 tensors the products are rounded
+// to the dtype from it, and equal (test_gpu_probes says why).
+double scaled_rel(DType dtype) { return dtype == DType::F32 ? kScaledRel : 0.0; }
 
 const std::vector<std::string> kLists = {
     "stats,zeros,nonfinite",
@@ -40,38 +47,41 @@ const std::vector<std::string> kLists = {
     "stats,zeros,nonfinite,hist=16:-3:3,channels,clamp=-1:1,stats",  // two passes
 };
 
-// A device view `offset` floats into an allocation filled with the sentinel.
-Tensor sentinel_view(Backend& gpu, const Shape& shape, size_t offset) {
+// A device view of `dtype`, `offset` elements into an allocation filled with the sentinel: for
+// 16-bit types an offset of one element is 2 bytes, off the pass's 8-byte chunks.
+Tensor sentinel_view(Backend& gpu, const Shape& shape, size_t offset, DType dtype) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
-  Tensor backing = gpu.empty({n + 4}, DType::F32);
+  Tensor backing = gpu.empty({n + 4}, dtype);
   gpu.fill(backing, kSentinel);
-  return Tensor(backing.storage(), shape, DType::F32, offset * sizeof(float));
+  return Tensor(backing.storage(), shape, dtype, offset * dtype_size(dtype));
 }
 
-// The sentinels after a sentinel_view `offset` floats in are still there.
+// The sentinels after a sentinel_view `offset` elements in are still there.
 void expect_nothing_written_past(Backend& gpu, const Tensor& view, size_t offset, const std::string& name) {
   const Tensor backing = gpu.to_host(Tensor(view.storage(), {view.numel() + 4 - static_cast<int64_t>(offset)},
-                                            DType::F32, offset * sizeof(float)));
+                                            view.dtype(), offset * dtype_size(view.dtype())))
+                             .to(DType::F32);
   for (int64_t i = view.numel(); i < backing.numel(); ++i)
     EXPECT_EQ(backing.data<float>()[i], kSentinel) << name << ": written past the end at " << i;
 }
 
-// The op's inputs on the device (b undefined where host_b is), each in a sentinel_view, inputs at
-// `input_offset` and 3 - input_offset, and its output's view at `output_offset`.
+// The op's inputs on the device (b undefined where host_b is), each in a sentinel_view of their
+// dtype, inputs at `input_offset` and 3 - input_offset, and its output's view at `output_offset`.
 struct DeviceOperands {
   Tensor a, b, out;
 };
 DeviceOperands device_operands(Backend& gpu, const Tensor& host_a, const Tensor& host_b, const Shape& shape,
                                size_t input_offset, size_t output_offset) {
+  const DType dtype = host_a.dtype();
   DeviceOperands d;
-  d.a = sentinel_view(gpu, shape, input_offset);
+  d.a = sentinel_view(gpu, shape, input_offset, dtype);
   gpu.copy(host_a, d.a);
   if (host_b.defined()) {
-    d.b = sentinel_view(gpu, shape, 3 - input_offset);
+    d.b = sentinel_view(gpu, shape, 3 - input_offset, dtype);
     gpu.copy(host_b, d.b);
   }
-  d.out = sentinel_view(gpu, shape, output_offset);
+  d.out = sentinel_view(gpu, shape, output_offset, dtype);
   return d;
 }
 
@@ -93,25 +103,25 @@ struct Case {
   size_t input_offset, output_offset;
   std::string list;
   uint64_t seed;
+  DType dtype = DType::F32;
 
   std::string name() const {
-    return kind_name(kind) + " [" + list +
-           "] on " + shape_string(shape) + ", inputs at +" + std::to_string(input_offset) + ", output at +" +
-           std::to_string(output_offset);
+    return kind_name(kind) + " [" + list + "] on " + dtype_name(dtype) + " " + shape_string(shape) +
+           ", inputs at +" + std::to_string(input_offset) + ", output at +" + std::to_string(output_offset);
   }
 };
 
 void expect_fused_run_matches_cpu(Backend& gpu, const Case& c) {
   const bool one_operand = c.kind == ProducingOp::Kind::ReluForward;
-  const Tensor host_a = nasty_tensor(c.shape, c.seed);
-  const Tensor host_b = one_operand ? Tensor() : nasty_tensor(c.shape, c.seed + 1);
+  const Tensor host_a = nasty_tensor(c.shape, c.seed).to(c.dtype);
+  const Tensor host_b = one_operand ? Tensor() : nasty_tensor(c.shape, c.seed + 1).to(c.dtype);
   ProbeRunOptions options;
   options.channel_axis = c.shape.size() > 1 ? 1 : 0;
   options.want_grad_transforms = true;
 
   // The CPU backend writes the tensor with its ops, then the CPU engine probes it.
   std::unique_ptr<Backend> cpu = make_cpu_backend();
-  Tensor want = Tensor::empty(c.shape);
+  Tensor want = Tensor::empty(c.shape, c.dtype);
   cpu->run_producing_op(ProducingOp{c.kind, host_a, host_b}, want);
   ProbeRecord want_record;
   const ProbeList list = parse_list(c.list);
@@ -123,8 +133,11 @@ void expect_fused_run_matches_cpu(Backend& gpu, const Case& c) {
   const ProbeRunEffects got_effects = run_probes_now(gpu, list, out, got_record, options);
 
   const bool scaled = c.list.find("clipnorm") != std::string::npos;
-  expect_same_results(got_record.results, want_record.results, kRel, scaled ? kScaledRel : 0.0, c.name());
-  expect_same_floats(gpu.to_host(out), want, scaled ? kScaledRel : 0.0, c.name() + " tensor");
+  const double tensor_rel = scaled ? scaled_rel(c.dtype) : 0.0;
+  expect_same_results(got_record.results, want_record.results, kRel, tensor_rel, c.name());
+  const Tensor got = gpu.to_host(out);
+  EXPECT_EQ(got.dtype(), c.dtype) << c.name();
+  expect_same_floats(got, want, tensor_rel, c.name() + " tensor");
   EXPECT_EQ(got_effects.changed, want_effects.changed) << c.name();
   EXPECT_EQ(got_effects.grad_transforms.size(), want_effects.grad_transforms.size()) << c.name();
   expect_nothing_written_past(gpu, out, c.output_offset, c.name());
@@ -134,17 +147,40 @@ TEST(GpuEpilogueProbes, WriteTheReluAndProbeItAsTheCpuBackendDoes) {
   HOOKRT_GPU_OR_SKIP(gpu);
   uint64_t seed = 700;
   const std::vector<Shape> shapes = {{2, 3, 5, 7}, {1}, {4, 16, 9, 9}};
-  for (const ProducingOp::Kind kind : kKinds)
-    for (const Shape& shape : shapes)
-      for (const std::string& list : kLists)
-        for (const auto& [input_offset, output_offset] : {std::pair<size_t, size_t>{0, 0}, {1, 0}, {0, 3}, {2, 1}})
-          expect_fused_run_matches_cpu(*gpu, Case{kind, shape, input_offset, output_offset, list, seed += 2});
+  for (const DType dtype : kDtypes)
+    for (const ProducingOp::Kind kind : kKinds)
+      for (const Shape& shape : shapes)
+        for (const std::string& list : kLists)
+          for (const auto& [input_offset, output_offset] : {std::pair<size_t, size_t>{0, 0}, {1, 0}, {0, 3}, {2, 1}})
+            expect_fused_run_matches_cpu(*gpu, Case{kind, shape, input_offset, output_offset, list, seed += 2, dtype});
 }
 
 TEST(GpuEpilogueProbes, WriteATensorLargerThanTheGrid) {
   HOOKRT_GPU_OR_SKIP(gpu);
-  for (const ProducingOp::Kind kind : kKinds)
-    expect_fused_run_matches_cpu(*gpu, Case{kind, {3, 64, 130, 131}, 1, 0, "stats,zeros,nonfinite", 900});
+  for (const DType dtype : kDtypes)
+    for (const ProducingOp::Kind kind : kKinds)
+      expect_fused_run_matches_cpu(*gpu, Case{kind, {3, 64, 130, 131}, 1, 0, "stats,zeros,nonfinite", 900, dtype});
+}
+
+// A 16-bit tensor's pass writes it in one launch, as an F32 one's does: the op runs in the pass.
+TEST(GpuEpilogueProbes, WriteA16BitTensorInTheProbePassItself) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  for (const DType dtype : {DType::BF16, DType::F16})
+    for (const ProducingOp::Kind kind : kKinds) {
+      const std::string name = kind_name(kind) + " on " + dtype_name(dtype);
+      const Shape shape{2, 8, 6, 6};
+      const Tensor a = gpu->from_host(nasty_tensor(shape, 40).to(dtype));
+      const Tensor b = kind == ProducingOp::Kind::ReluForward ? Tensor() : gpu->from_host(nasty_tensor(shape, 41).to(dtype));
+      Tensor out = gpu->empty(shape, dtype);
+      ProbeRunOptions options;
+      options.produce = ProducingOp{kind, a, b};
+      ProbeRecord record;
+      std::string why_not_counted;
+      const std::optional<cuda::LaunchCounts> counts = cuda::count_launches(
+          [&] { run_probes_now(*gpu, parse_list("stats,zeros,nonfinite"), out, record, options); }, &why_not_counted);
+      if (!counts) GTEST_SKIP() << "launches cannot be counted here: " << why_not_counted;
+      EXPECT_EQ(counts->kernels, 1) << name;
+    }
 }
 
 // Probes on the op's input (ProbeRunOptions::probe_input), run where the op reads it: a batch
@@ -160,20 +196,22 @@ struct InputCase {
   bool common;                          // both lists are common probes (stats, nonfinite, one zeros)
   uint64_t seed;
   double value_offset = 0.0;  // below zero: most values negative, so ReLUs leave channels dead
+  DType dtype = DType::F32;
 
   // Every input but ReLU backward's y (a ReLU's output, never probed waiting for its gradient).
   bool one_pass() const { return common && !(kind == ProducingOp::Kind::ReluBackward && input == 0); }
   std::string name() const {
     return kind_name(kind) + " probing input " + std::to_string(input) + " [" + input_list + "], output [" +
-           output_list + "] on " + shape_string(shape) + ", inputs at +" + std::to_string(input_offset) +
+           output_list + "] on " + dtype_name(dtype) + " " + shape_string(shape) + ", inputs at +" +
+           std::to_string(input_offset) +
            ", output at +" + std::to_string(output_offset) + ", values offset by " + std::to_string(value_offset);
   }
 };
 
 void expect_input_probes_match_cpu(Backend& gpu, const InputCase& c) {
   const bool one_operand = c.kind == ProducingOp::Kind::ReluForward;
-  const Tensor host_a = nasty_tensor(c.shape, c.seed, c.value_offset, 1.0);
-  const Tensor host_b = one_operand ? Tensor() : nasty_tensor(c.shape, c.seed + 1, c.value_offset, 1.0);
+  const Tensor host_a = nasty_tensor(c.shape, c.seed, c.value_offset, 1.0).to(c.dtype);
+  const Tensor host_b = one_operand ? Tensor() : nasty_tensor(c.shape, c.seed + 1, c.value_offset, 1.0).to(c.dtype);
   const ProbeList input_list = parse_list(c.input_list);
   const ProbeList output_list = c.output_list.empty() ? ProbeList{} : parse_list(c.output_list);
   ProbeRunOptions options;
@@ -183,7 +221,7 @@ void expect_input_probes_match_cpu(Backend& gpu, const InputCase& c) {
   ProbeRecord want_input;
   Tensor host_input = c.input == 0 ? host_a : host_b;
   cpu::run_probes(input_list, host_input, want_input, options);
-  Tensor want = Tensor::empty(c.shape);
+  Tensor want = Tensor::empty(c.shape, c.dtype);
   cpu->run_producing_op(ProducingOp{c.kind, host_a, host_b}, want);
   ProbeRecord want_output;
   cpu::run_probes(output_list, want, want_output, options);
@@ -227,18 +265,19 @@ TEST(GpuEpilogueProbes, ProbeTheOpsInputAsTheCpuBackendDoes) {
       {"hist=8:-2:2,stats", "stats,zeros,nonfinite", false},  // nor the input's
   };
   const std::vector<std::pair<size_t, size_t>> offsets = {{0, 0}, {1, 0}, {0, 3}, {2, 1}};
-  for (const ProducingOp::Kind kind : kKinds)
-    for (int input = 0; input < (kind == ProducingOp::Kind::ReluForward ? 1 : 2); ++input) {
-      for (const Shape& shape : {Shape{2, 3, 5, 7}, Shape{1}, Shape{4, 16, 9, 9}})
-        for (const Lists& l : lists)
-          for (const auto& [input_offset, output_offset] : offsets)
-            expect_input_probes_match_cpu(*gpu, InputCase{kind, input, shape, input_offset, output_offset, l.input,
-                                                          l.output, l.common, seed += 2});
-      // Larger than the grid; most values negative, so that many channels are dead in both tensors.
-      for (const double value_offset : {0.0, -2.5})
-        expect_input_probes_match_cpu(*gpu, InputCase{kind, input, {3, 64, 130, 131}, 1, 0, lists[1].input,
-                                                      lists[1].output, true, seed += 2, value_offset});
-    }
+  for (const DType dtype : kDtypes)
+    for (const ProducingOp::Kind kind : kKinds)
+      for (int input = 0; input < (kind == ProducingOp::Kind::ReluForward ? 1 : 2); ++input) {
+        for (const Shape& shape : {Shape{2, 3, 5, 7}, Shape{1}, Shape{4, 16, 9, 9}})
+          for (const Lists& l : lists)
+            for (const auto& [input_offset, output_offset] : offsets)
+              expect_input_probes_match_cpu(*gpu, InputCase{kind, input, shape, input_offset, output_offset, l.input,
+                                                            l.output, l.common, seed += 2, 0.0, dtype});
+        // Larger than the grid; most values negative, so that many channels are dead in both tensors.
+        for (const double value_offset : {0.0, -2.5})
+          expect_input_probes_match_cpu(*gpu, InputCase{kind, input, {3, 64, 130, 131}, 1, 0, lists[1].input,
+                                                        lists[1].output, true, seed += 2, value_offset, dtype});
+      }
 }
 
 // Alive flags of two zeros ops in one pass: in the block's shared memory while both tensors' fit,
@@ -248,12 +287,13 @@ TEST(GpuEpilogueProbes, ProbeTheOpsInputWithManyChannels) {
   uint64_t seed = 1500;
   const std::pair<ProducingOp::Kind, int> probed_inputs[] = {
       {ProducingOp::Kind::ReluForward, 0}, {ProducingOp::Kind::AddReluForward, 0}, {ProducingOp::Kind::ReluBackward, 1}};
-  for (const auto& [kind, input] : probed_inputs)
-    for (const Shape& shape : {Shape{2, 2048, 3, 3}, Shape{2, 3000, 3, 3}, Shape{1, 5000, 2, 2}})
-      for (const std::string& output_list : {std::string("stats,zeros"), std::string()})
-        for (const double value_offset : {0.0, -2.5})
-          expect_input_probes_match_cpu(
-              *gpu, InputCase{kind, input, shape, 0, 0, "zeros,stats", output_list, true, seed += 2, value_offset});
+  for (const DType dtype : kDtypes)
+    for (const auto& [kind, input] : probed_inputs)
+      for (const Shape& shape : {Shape{2, 2048, 3, 3}, Shape{2, 3000, 3, 3}, Shape{1, 5000, 2, 2}})
+        for (const std::string& output_list : {std::string("stats,zeros"), std::string()})
+          for (const double value_offset : {0.0, -2.5})
+            expect_input_probes_match_cpu(*gpu, InputCase{kind, input, shape, 0, 0, "zeros,stats", output_list, true,
+                                                          seed += 2, value_offset, dtype});
 }
 
 // Without probes, each op runs as the backend's own kernel (the residual add and its ReLU as one).
@@ -274,49 +314,6 @@ TEST(GpuEpilogueProbes, ProducingOpsOnTheirOwnMatchTheCpuBackend) {
     }
 }
 
-// BF16 tensors (Precision::BF16): the probe pass computes F32 tensors only, so a BF16 tensor is
-// written by the producing op's own kernel and then probed, its input's probes run on their own.
-// The tensor has the CPU backend's bits (its op on BF16), the records the CPU engine's results.
-TEST(GpuEpilogueProbes, Bf16TensorsAreWrittenByTheOpThenProbedAsTheCpuBackendDoes) {
-  HOOKRT_GPU_OR_SKIP(gpu);
-  std::unique_ptr<Backend> cpu = make_cpu_backend();
-  uint64_t seed = 1900;
-  const Shape shape{2, 3, 5, 7};
-  for (const ProducingOp::Kind kind : kKinds)
-    for (const std::string list : {"stats,zeros,nonfinite", "clamp=-1:1,stats", "capture,stats", ""})
-      for (const bool probe_input : {false, true}) {
-        if (list.empty() && !probe_input) continue;  // a run with nothing to probe
-        const std::string name = kind_name(kind) + " [" + list + "] on BF16" + (probe_input ? ", input probed" : "");
-        const Tensor a = nasty_tensor(shape, seed++).to(DType::BF16);
-        const bool one_operand = kind == ProducingOp::Kind::ReluForward;
-        const Tensor b = one_operand ? Tensor() : nasty_tensor(shape, seed++).to(DType::BF16);
-        const ProbeList output_list = list.empty() ? ProbeList{} : parse_list(list);
-        const ProbeList input_list = parse_list("stats,zeros,nonfinite");
-        ProbeRunOptions options;
-        options.channel_axis = 1;
-
-        ProbeRecord want_input, want_output;
-        Tensor input_copy = a.clone();
-        if (probe_input) cpu::run_probes(input_list, input_copy, want_input, options);
-        Tensor want = Tensor::empty(shape, DType::BF16);
-        cpu->run_producing_op(ProducingOp{kind, a, b}, want);
-        cpu::run_probes(output_list, want, want_output, options);
-
-        ProbeRecord got_input, got_output;
-        Tensor out = gpu->empty(shape, DType::BF16);
-        options.produce = ProducingOp{kind, gpu->from_host(a), b.defined() ? gpu->from_host(b) : Tensor()};
-        if (probe_input) options.probe_input = InputProbeRun{0, input_list, options.channel_axis, &got_input};
-        run_probes_now(*gpu, output_list, out, got_output, options);
-
-        const Tensor got = gpu->to_host(out);
-        EXPECT_EQ(got.dtype(), DType::BF16) << name;
-        // The same values; a NaN the add makes is the GPU's canonical one, so NaNs are only NaNs.
-        expect_same_floats(got, want, 0.0, name + " tensor");
-        expect_same_results(got_output.results, want_output.results, kRel, 0.0, name + " output");
-        if (probe_input) expect_same_results(got_input.results, want_input.results, kRel, 0.0, name + " input");
-      }
-}
-
 // Whole steps: every hooked ReLU tensor written by its probe run, against the same steps with
 // the ReLUs run as ops (graphs off on both sides, so that only this differs).
 class GpuEpilogueSteps : public TinyModelTest {
@@ -327,10 +324,13 @@ class GpuEpilogueSteps : public TinyModelTest {
     std::map<std::string, Tensor> state;
   };
 
-  Run run(std::unique_ptr<Backend> gpu, bool epilogues) {
+  Run run(std::unique_ptr<Backend> gpu, bool epilogues, Precision precision) {
     model().load_state_dict(initial_state());
     ExecutorOptions options;
     options.mode = Mode::Train;
+    options.precision = precision;  // half precisions in the GPU's default layout, channels-last
+    if (precision == Precision::F16)  // a scale the tiny model's gradients fit (none overflows)
+      options.loss_scaling = LossScalingOptions{LossScaling::Static, LossScaleOptions{8.0}};
     options.sgd.lr = 0.05;
     options.sgd.momentum = 0.9;
     options.replay_graphs = false;
@@ -347,7 +347,7 @@ class GpuEpilogueSteps : public TinyModelTest {
   }
   // The registered hooks' steps on `fused_gpu` with epilogue probes against a new GPU backend's
   // steps without them.
-  void expect_same_steps(std::unique_ptr<Backend> fused_gpu);
+  void expect_same_steps(std::unique_ptr<Backend> fused_gpu, Precision precision = Precision::F32);
 };
 
 TEST_F(GpuEpilogueSteps, GiveTheStepsTheReluOpsGive) {
@@ -367,10 +367,22 @@ TEST_F(GpuEpilogueSteps, GiveTheStepsTheReluOpsGiveWithTheirInputsProbedInThem) 
   expect_same_steps(std::move(fused_gpu));
 }
 
-void GpuEpilogueSteps::expect_same_steps(std::unique_ptr<Backend> fused_gpu) {
-  const Run fused = run(std::move(fused_gpu), true);
+// The same in BF16 and F16 autocast (NHWC): the ReLU passes write 16-bit tensors themselves.
+TEST_F(GpuEpilogueSteps, GiveTheHalfPrecisionStepsTheReluOpsGive) {
+  for (const char* spec : {"forward:*:stats,zeros,nonfinite", "backward:*:stats,zeros,nonfinite", "grad:*:stats",
+                           "forward:layer2.0.relu:capture,stats"})
+    register_hook_spec(model(), parse_hook_spec(spec));
+  for (const Precision precision : {Precision::BF16, Precision::F16}) {
+    SCOPED_TRACE(precision_name(precision));
+    HOOKRT_GPU_OR_SKIP(fused_gpu);
+    expect_same_steps(std::move(fused_gpu), precision);
+  }
+}
+
+void GpuEpilogueSteps::expect_same_steps(std::unique_ptr<Backend> fused_gpu, Precision precision) {
+  const Run fused = run(std::move(fused_gpu), true, precision);
   HOOKRT_GPU_OR_SKIP(op_gpu);
-  const Run ops = run(std::move(op_gpu), false);
+  const Run ops = run(std::move(op_gpu), false, precision);
   ASSERT_EQ(fused.losses.size(), ops.losses.size());
   for (size_t i = 0; i < ops.losses.size(); ++i)
     expect_near_rel(fused.losses[i], ops.losses[i], 0.0, 1e-5, "loss of step " + std::to_string(i));
