@@ -20,10 +20,14 @@ void require_dtype_on(const Tensor& t, Device device, DType dtype, const char* o
 void require_dtype_in_on(const Tensor& t, Device device, std::initializer_list<DType> dtypes, const char* op,
                          const char* name) {
   require_on(t, device, op, name);
-  std::string expected;
-  for (DType dtype : dtypes) {
+  for (DType dtype : dtypes)
     if (t.dtype() == dtype) return;
-    expected += (expected.empty() ? "" : " or ") + dtype_name(dtype);
+  // "F32", "F32 or BF16", "F32, BF16 or F16"
+  std::string expected;
+  size_t k = 0;
+  for (DType dtype : dtypes) {
+    expected += (k == 0 ? "" : k + 1 == dtypes.size() ? " or " : ", ") + dtype_name(dtype);
+    ++k;
   }
   throw Error(where(op, name) + " has dtype " + dtype_name(t.dtype()) + "; expected " + expected);
 }

@@ -15,7 +15,7 @@ std::string where(const char* op, const char* name);  // "op: name"
 void require_on(const Tensor& t, Device device, const char* op, const char* name);
 // On `device` with exactly `dtype`.
 void require_dtype_on(const Tensor& t, Device device, DType dtype, const char* op, const char* name);
-// On `device` with one of `dtypes`: "op: x has dtype F64; expected F32 or BF16".
+// On `device` with one of `dtypes`: "op: x has dtype F64; expected F32, BF16 or F16".
 void require_dtype_in_on(const Tensor& t, Device device, std::initializer_list<DType> dtypes, const char* op,
                          const char* name);
 // Defined, with the dtype of `like` (named like_name), for the operands of an op that must share one:

@@ -10,6 +10,7 @@
 // GPU tests skip, saying why, where there is no GPU or no CUDA build.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cstring>
 #include <functional>
 #include <optional>
@@ -23,23 +24,12 @@ using namespace testing::gpu_ops;
 
 // ---- operands -----------------------------------------------------------------------------------
 
-uint32_t bits_of(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
-  return bits;
-}
-float float_of(uint32_t bits) {
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
 // NaNs (quiet and signalling, either sign, with payloads), infinities, signed zeros, a subnormal,
 // and values either side of zero: at the start of every float operand, rotated by its index so
 // that two operands of an op meet different specials at each position.
 const std::vector<uint32_t> kF32Specials = {0x7FC00000, 0xFFC00000,    0x7F800001,    0xFFC12345,
                                             0x7F800000, 0xFF800000,    0x00000000,    0x80000000,
-                                            0x00000001, bits_of(0.5f), bits_of(-0.5f)};
+                                            0x00000001, std::bit_cast<uint32_t>(0.5f), std::bit_cast<uint32_t>(-0.5f)};
 // The 16-bit dtypes' own NaN payloads, quiet and signalling: they must come out as the CPU stores
 // them.
 const std::vector<uint16_t> kBf16Nans = {0x7F81, 0xFF85, 0x7FC1, 0xFFC0};
@@ -57,7 +47,7 @@ Tensor operand_values(DType dtype, int64_t n, uint64_t seed, size_t index) {
   sprinkle(t, seed + 4, 1.0 / 32, -INFINITY);
   sprinkle(t, seed + 5, 1.0 / 32, -0.0f);
   for (int64_t i = 0; i < n && i < static_cast<int64_t>(kF32Specials.size()); ++i)
-    p[i] = float_of(kF32Specials[(static_cast<size_t>(i) + index) % kF32Specials.size()]);
+    p[i] = std::bit_cast<float>(kF32Specials[(static_cast<size_t>(i) + index) % kF32Specials.size()]);
   if (dtype == DType::F32) return t;
   Tensor narrow = t.to(dtype);
   const std::vector<uint16_t>& nans = dtype == DType::BF16 ? kBf16Nans : kF16Nans;

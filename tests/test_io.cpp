@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -112,17 +113,6 @@ void expect_same_tensor(const Tensor& actual, const Tensor& expected, const std:
   }
 }
 
-uint32_t float_bits(float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, 4);
-  return bits;
-}
-
-float float_from_bits(uint32_t bits) {
-  float value;
-  std::memcpy(&value, &bits, 4);
-  return value;
-}
 
 // ---- Fixtures written by Python ------------------------------------------------------------
 // Made once with Debian's /usr/bin/python3 (numpy 1.24.2, torch 1.13):
@@ -640,7 +630,7 @@ TEST(HalfConversion, DecodesKnownBitPatterns) {
   };
   for (const auto& [bits, value] : table) {
     const float decoded = half_to_float(bits);
-    EXPECT_EQ(float_bits(decoded), float_bits(value))
+    EXPECT_EQ(std::bit_cast<uint32_t>(decoded), std::bit_cast<uint32_t>(value))
         << "half 0x" << std::hex << bits << " decodes exactly";
   }
   EXPECT_TRUE(std::isnan(half_to_float(0x7E00)));
@@ -650,7 +640,7 @@ TEST(HalfConversion, DecodesKnownBitPatterns) {
 
 TEST(HalfConversion, EncodingMatchesTorchOnBoundariesTiesAndRandomValues) {
   for (const FloatConversion& c : kTorchConversions)
-    EXPECT_EQ(float_to_half(float_from_bits(c.float_bits)), c.half_bits)
+    EXPECT_EQ(float_to_half(std::bit_cast<float>(c.float_bits)), c.half_bits)
         << "float 0x" << std::hex << c.float_bits << " as torch.float16";
 }
 
@@ -694,13 +684,13 @@ TEST(HalfConversion, EveryMidpointRoundsToEvenAndItsNeighboursToNearest) {
 
 TEST(BFloat16Conversion, EncodingMatchesTorchOnBoundariesTiesAndRandomValues) {
   for (const FloatConversion& c : kTorchConversions)
-    EXPECT_EQ(float_to_bfloat16(float_from_bits(c.float_bits)), c.bfloat16_bits)
+    EXPECT_EQ(float_to_bfloat16(std::bit_cast<float>(c.float_bits)), c.bfloat16_bits)
         << "float 0x" << std::hex << c.float_bits << " as torch.bfloat16";
 }
 
 TEST(BFloat16Conversion, DecodingIsTheHighHalfOfTheFloat) {
   for (uint32_t bits = 0; bits <= 0xFFFF; ++bits)
-    ASSERT_EQ(float_bits(bfloat16_to_float(static_cast<uint16_t>(bits))) >> 16, bits)
+    ASSERT_EQ(std::bit_cast<uint32_t>(bfloat16_to_float(static_cast<uint16_t>(bits))) >> 16, bits)
         << std::hex << bits;
 }
 
@@ -708,13 +698,13 @@ TEST(BFloat16Conversion, EveryMidpointRoundsToEvenAndItsNeighboursToNearest) {
   for (uint32_t low = 0; low < 0x7F80; ++low) {
     const uint32_t midpoint = (low << 16) | 0x8000u;
     const uint16_t even = static_cast<uint16_t>((low & 1) ? low + 1 : low);
-    ASSERT_EQ(float_to_bfloat16(float_from_bits(midpoint)), even)
+    ASSERT_EQ(float_to_bfloat16(std::bit_cast<float>(midpoint)), even)
         << "tie above bfloat16 0x" << std::hex << low;
-    ASSERT_EQ(float_to_bfloat16(float_from_bits(midpoint - 1)), low)
+    ASSERT_EQ(float_to_bfloat16(std::bit_cast<float>(midpoint - 1)), low)
         << "below tie 0x" << std::hex << low;
-    ASSERT_EQ(float_to_bfloat16(float_from_bits(midpoint + 1)), low + 1)
+    ASSERT_EQ(float_to_bfloat16(std::bit_cast<float>(midpoint + 1)), low + 1)
         << "above tie 0x" << std::hex << low;
-    ASSERT_EQ(float_to_bfloat16(float_from_bits(midpoint | 0x80000000u)), even | 0x8000u)
+    ASSERT_EQ(float_to_bfloat16(std::bit_cast<float>(midpoint | 0x80000000u)), even | 0x8000u)
         << "negative tie";
   }
 }
@@ -723,7 +713,7 @@ TEST(BFloat16Conversion, NonFiniteValuesStayNonFinite) {
   EXPECT_EQ(float_to_bfloat16(INFINITY), 0x7F80);
   EXPECT_EQ(float_to_bfloat16(-INFINITY), 0xFF80);
   for (uint32_t nan_bits : {0x7FC00000u, 0xFFC00000u, 0x7F800001u, 0x7FFFFFFFu})
-    EXPECT_TRUE(std::isnan(bfloat16_to_float(float_to_bfloat16(float_from_bits(nan_bits)))))
+    EXPECT_TRUE(std::isnan(bfloat16_to_float(float_to_bfloat16(std::bit_cast<float>(nan_bits)))))
         << "NaN 0x" << std::hex << nan_bits << " must not round to infinity";
 }
 
