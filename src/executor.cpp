@@ -73,9 +73,11 @@ LossScalingOptions parse_loss_scaling(const std::string& text) {
   }
   if (text == "dynamic") return options;
   const std::optional<double> scale = parse_whole_double(text);
-  // A scale must survive F32 (it lives on the device as one) and be a scale, not a shrink to 0.
-  if (!scale || !(*scale > 0) || !std::isfinite(static_cast<float>(*scale)))
-    throw_bad_input("unknown loss scaling '" + text + "' (expected off, dynamic or a positive number)");
+  // A scale lives on the device as an F32, and gradients are unscaled by its reciprocal: both must
+  // be finite, so the scale is a normal F32 (1.2e-38 to 3.4e38), not one that rounds to 0 or inf.
+  if (!scale || !(*scale > 0) || !std::isnormal(static_cast<float>(*scale)))
+    throw_bad_input("unknown loss scaling '" + text +
+                    "' (expected off, dynamic or a positive number F32 holds, 1.2e-38 to 3.4e38)");
   options.kind = LossScaling::Static;
   options.scaler.init_scale = *scale;
   return options;

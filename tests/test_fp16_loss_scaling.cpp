@@ -348,8 +348,11 @@ TEST_F(F16Step, LossScalingOptionsAreParsedAndChecked) {
   EXPECT_EQ(parse_loss_scaling("off").kind, LossScaling::Off);
   EXPECT_EQ(parse_loss_scaling("dynamic").kind, LossScaling::Dynamic);
   EXPECT_EQ(loss_scaling_name(parse_loss_scaling("1024")), "static 1024");
-  for (const char* bad : {"", "0", "-8", "1e39", "nan", "12x", "auto"})
+  // 1e-39 and 1e-50 are positive, but an F32 holds them as a subnormal or as 0: their reciprocal,
+  // which unscales the gradients, would be inf.
+  for (const char* bad : {"", "0", "-8", "1e39", "inf", "nan", "12x", "auto", "1e-39", "1e-50"})
     EXPECT_TRUE(contains(error_message([&] { parse_loss_scaling(bad); }), "loss scaling")) << bad;
+  EXPECT_EQ(parse_loss_scaling("1e-30").scaler.init_scale, 1e-30);  // small, but normal
   EXPECT_EQ(parse_precision("fp16"), Precision::F16);
   EXPECT_EQ(precision_name(Precision::F16), "fp16");
   ExecutorOptions bad = f16_training(dynamic_from(8.0, 0));

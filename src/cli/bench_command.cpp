@@ -17,6 +17,7 @@
 #include "cli/gpu_flags.h"
 #include "cli/loss_scale_option.h"
 #include "cli/memory_format_option.h"
+#include "cli/number_checks.h"
 #include "cli/precision_option.h"
 #include "cuda_entry.h"
 #include "device_work_times.h"
@@ -240,10 +241,10 @@ void add_bench_command(CLI::App& app, int& status) {
   cmd->add_flag("--no-epilogue-probes", a->no_epilogue_probes,
                 "GPU: ReLUs write their tensors and the probes read them again, and the tensors ReLUs read "
                 "are probed on their own, rather than in the ReLUs' passes");
-  cmd->add_option("--batch", a->batch, "Batch size (default 256)")->check(CLI::PositiveNumber);
-  cmd->add_option("--size", a->size, "Image size (default 224)")->check(CLI::PositiveNumber);
-  cmd->add_option("--steps", a->steps, "Timed steps (default 10)")->check(CLI::PositiveNumber);
-  cmd->add_option("--warmup", a->warmup, "Untimed steps first (default 3)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--batch", a->batch, "Batch size (default 256)")->check(whole_at_least(1));
+  cmd->add_option("--size", a->size, "Image size (default 224)")->check(whole_at_least(1));
+  cmd->add_option("--steps", a->steps, "Timed steps (default 10)")->check(whole_at_least(1));
+  cmd->add_option("--warmup", a->warmup, "Untimed steps first (default 3)")->check(whole_at_least(0));
   cmd->add_option("--json", a->json, "Also write the figures here as JSON");
   cmd->callback([a, &status] { status = bench_main(*a); });
 }

@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/number_checks.h"
 #include "hookrt/io.h"
 #include "hookrt/model.h"
 
@@ -16,7 +17,7 @@ void add_init_weights_command(CLI::App& app, int& status) {
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("init-weights", "Write torchvision-initialised resnet18 weights");
   cmd->add_option("--out", args->out, "Output .safetensors file")->required();
-  cmd->add_option("--num-classes", args->num_classes, "Classes of the final layer")->check(CLI::PositiveNumber);
+  cmd->add_option("--num-classes", args->num_classes, "Classes of the final layer")->check(whole_at_least(1));
   cmd->add_option("--seed", args->seed, "Random seed");
   cmd->callback([args, &status] {
     const Model model = Model::resnet18(args->num_classes, args->seed);

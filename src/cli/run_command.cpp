@@ -6,10 +6,11 @@
 
 #include "cli/commands.h"
 #include "cli/gpu_flags.h"
+#include "cli/interrupt.h"
 #include "cli/loss_scale_option.h"
 #include "cli/memory_format_option.h"
+#include "cli/number_checks.h"
 #include "cli/precision_option.h"
-#include "cli/interrupt.h"
 #include "cli/summary_table.h"
 #include "hookrt/checkpoint.h"
 #include "hookrt/devices.h"
@@ -179,18 +180,18 @@ void add_run_command(CLI::App& app, int& status) {
   cmd->add_flag("--no-graphs", args->no_graphs,
                 "GPU: run each step op by op rather than replaying it as one CUDA graph (steps with host callbacks always do)");
   cmd->add_option("--hook", args->hooks, "WHEN:SELECTOR:PROBE[,PROBE...] (repeatable)");
-  cmd->add_option("--steps", args->steps, "Steps to run on the batch")->check(CLI::PositiveNumber);
-  cmd->add_option("--lr", args->lr, "SGD learning rate")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--momentum", args->momentum, "SGD momentum")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--dampening", args->dampening, "SGD dampening")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--weight-decay", args->weight_decay, "SGD weight decay")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--steps", args->steps, "Steps to run on the batch")->check(whole_at_least(1));
+  cmd->add_option("--lr", args->lr, "SGD learning rate")->check(finite_non_negative());
+  cmd->add_option("--momentum", args->momentum, "SGD momentum")->check(finite_non_negative());
+  cmd->add_option("--dampening", args->dampening, "SGD dampening")->check(finite_non_negative());
+  cmd->add_option("--weight-decay", args->weight_decay, "SGD weight decay")->check(finite_non_negative());
   cmd->add_flag("--nesterov", args->nesterov, "Nesterov momentum");
   cmd->add_flag("--input-grad", args->input_grad, "Also compute the input's gradient (saliency)");
   cmd->add_option("--out", args->out, "Directory for stats.jsonl, captures.safetensors, logits.npy");
   cmd->add_option("--save-weights", args->save_weights, "Write the final weights (.safetensors)");
-  cmd->add_option("--batch", args->batch, "Generated input: batch size")->check(CLI::PositiveNumber);
-  cmd->add_option("--size", args->size, "Generated input: image size")->check(CLI::PositiveNumber);
-  cmd->add_option("--num-classes", args->num_classes, "Generated weights: classes")->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", args->batch, "Generated input: batch size")->check(whole_at_least(1));
+  cmd->add_option("--size", args->size, "Generated input: image size")->check(whole_at_least(1));
+  cmd->add_option("--num-classes", args->num_classes, "Generated weights: classes")->check(whole_at_least(1));
   cmd->add_option("--seed", args->seed, "Seed for generated weights and input");
   cmd->add_flag("--quiet", args->quiet, "No progress lines or table");
   cmd->callback([args, &status] { status = run(*args); });

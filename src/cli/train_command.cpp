@@ -7,10 +7,11 @@
 
 #include "cli/commands.h"
 #include "cli/gpu_flags.h"
+#include "cli/interrupt.h"
 #include "cli/loss_scale_option.h"
 #include "cli/memory_format_option.h"
+#include "cli/number_checks.h"
 #include "cli/precision_option.h"
-#include "cli/interrupt.h"
 #include "cli/progress.h"
 #include "hookrt/checkpoint.h"
 #include "hookrt/devices.h"
@@ -161,9 +162,10 @@ void add_train_command(CLI::App& app, int& status) {
   cmd->add_option("--labels", a->labels_npy, "Labels .npy (int64/int32) for --data-npy");
   cmd->add_flag("--skip-bad-images", a->skip_bad, "Skip (and count) unreadable or corrupt images instead of stopping");
   cmd->add_option("--classes", a->classes, "Generated shapes: classes (at most 10)")->check(CLI::Range(2, 10));
-  cmd->add_option("--images", a->synthetic_count, "Generated shapes: images")->check(CLI::PositiveNumber);
-  cmd->add_option("--size", a->size, "Image size (crop) fed to the model")->check(CLI::PositiveNumber);
-  cmd->add_option("--resize", a->resize, "ImageFolder: shorter side before cropping (default size*256/224)");
+  cmd->add_option("--images", a->synthetic_count, "Generated shapes: images")->check(whole_at_least(1));
+  cmd->add_option("--size", a->size, "Image size (crop) fed to the model")->check(whole_at_least(1));
+  cmd->add_option("--resize", a->resize, "ImageFolder: shorter side before cropping (default size*256/224)")
+      ->check(whole_at_least(1));
   cmd->add_option("--weights", a->weights, "Start from these weights (.safetensors, torchvision keys)");
   cmd->add_option("--resume", a->resume, "Continue from a checkpoint written by a previous run");
   cmd->add_option("--device", a->device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
@@ -171,21 +173,21 @@ void add_train_command(CLI::App& app, int& status) {
   add_memory_format_option(*cmd, a->memory_format);
   add_loss_scale_option(*cmd, a->loss_scale);
   add_gpu_flags(*cmd, a->gpu);
-  cmd->add_option("--steps", a->steps, "Total steps (default 100)")->check(CLI::PositiveNumber);
-  cmd->add_option("--epochs", a->epochs, "Total epochs instead of --steps")->check(CLI::PositiveNumber);
-  cmd->add_option("--batch", a->batch, "Batch size")->check(CLI::PositiveNumber);
+  cmd->add_option("--steps", a->steps, "Total steps (default 100)")->check(whole_at_least(1));
+  cmd->add_option("--epochs", a->epochs, "Total epochs instead of --steps")->check(whole_at_least(1));
+  cmd->add_option("--batch", a->batch, "Batch size")->check(whole_at_least(1));
   cmd->add_option("--seed", a->seed, "Seed for weights, data order and augmentation");
   cmd->add_option("--workers", a->workers, "Data loading threads")->check(CLI::Range(0, 64));
-  cmd->add_option("--lr", a->lr, "SGD learning rate")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--momentum", a->momentum, "SGD momentum")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--dampening", a->dampening, "SGD dampening")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--weight-decay", a->weight_decay, "SGD weight decay")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--lr", a->lr, "SGD learning rate")->check(finite_non_negative());
+  cmd->add_option("--momentum", a->momentum, "SGD momentum")->check(finite_non_negative());
+  cmd->add_option("--dampening", a->dampening, "SGD dampening")->check(finite_non_negative());
+  cmd->add_option("--weight-decay", a->weight_decay, "SGD weight decay")->check(finite_non_negative());
   cmd->add_flag("--nesterov", a->nesterov, "Nesterov momentum");
   cmd->add_option("--schedule", a->schedule, "constant, step or cosine")->check(CLI::IsMember({"constant", "step", "cosine"}));
   cmd->add_option("--step-size", a->step_size, "step schedule: steps between decays");
   cmd->add_option("--gamma", a->gamma, "step schedule: decay factor");
   cmd->add_option("--min-lr", a->min_lr, "cosine schedule: final learning rate");
-  cmd->add_option("--warmup", a->warmup, "Linear warmup steps")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--warmup", a->warmup, "Linear warmup steps")->check(whole_at_least(0));
   cmd->add_option("--warmup-start-factor", a->warmup_start_factor, "Warmup's first learning-rate factor");
   cmd->add_option("--lr-spike", a->spikes, "STEP:FACTOR[:LENGTH]: multiply the learning rate (provokes an explosion)");
   cmd->add_option("--hook", a->hooks, "WHEN:SELECTOR:PROBE[,PROBE...] in addition to the profiler's probes (repeatable)");
@@ -193,13 +195,14 @@ void add_train_command(CLI::App& app, int& status) {
   cmd->add_option("--policy", a->policy, "On a flagged step: warn, clip, skip or halt")
       ->check(CLI::IsMember({"warn", "clip", "skip", "halt"}));
   cmd->add_option("--max-skips", a->max_skips, "skip policy: flagged steps in a row before the run halts (exit 3)")
-      ->check(CLI::PositiveNumber);
+      ->check(whole_at_least(1));
   cmd->add_option("--explosion-factor", a->factor, "Flag a gradient norm above K x its running median")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--explosion-window", a->window, "Steps in the running median")->check(CLI::PositiveNumber);
+      ->check(finite_positive());
+  cmd->add_option("--explosion-window", a->window, "Steps in the running median")->check(whole_at_least(1));
   cmd->add_option("--explosion-min-history", a->min_history, "Steps observed before a series can be flagged (default 10: early gradients move fast)")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--checkpoint-every", a->checkpoint_every, "Write a checkpoint every N steps (and always at the end)");
+      ->check(whole_at_least(1));
+  cmd->add_option("--checkpoint-every", a->checkpoint_every, "Write a checkpoint every N steps (and always at the end)")
+      ->check(whole_at_least(0));
   cmd->add_option("--out", a->out, "Output directory (default out/train)");
   cmd->add_flag("--quiet", a->quiet, "No progress or messages on stderr");
   cmd->callback([a, &status] { status = train_main(*a); });
