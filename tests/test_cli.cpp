@@ -585,6 +585,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadInputCase{"UnknownMemoryFormat", run_args("", "@x", {"--memory-format", "nhwc"}), {"--memory-format", "nhwc"}},
         BadInputCase{"UnknownLossScale", run_args("", "@x", {"--loss-scale", "huge"}), {"loss scaling", "huge"}},
         BadInputCase{"NegativeLossScale", run_args("", "@x", {"--loss-scale", "-4"}), {"loss scaling", "-4"}},
+        BadInputCase{"LossScaleInEvalMode", run_args("", "@x", {"--mode", "eval", "--loss-scale", "1024"}),
+                     {"--loss-scale 1024", "--mode eval"}},
         BadInputCase{"LossScaleF32RoundsToZero", run_args("", "@x", {"--loss-scale", "1e-50"}), {"loss scaling", "1e-50"}},
         // NaN compares false with any bound: it must still be refused, not train to NaN weights.
         BadInputCase{"NanLearningRate", run_args("", "@x", {"--lr", "nan"}), {"--lr", "a finite number >= 0", "nan"}},

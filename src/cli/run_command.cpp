@@ -88,6 +88,11 @@ int run(const RunArgs& args) {
   options.precision = parse_precision(args.precision);
   options.memory_format = memory_format_choice(args.memory_format);
   options.loss_scaling = loss_scaling_choice(args.loss_scale);
+  // A scaler guards an optimizer's update: an eval step has none, and its backward (for hooks) runs
+  // unscaled. Asked for by name there, it would be silently ignored: say so instead.
+  if (options.mode != Mode::Train && options.loss_scaling && options.loss_scaling->kind != LossScaling::Off)
+    throw_bad_input("--loss-scale " + args.loss_scale + " scales a training step's backward; --mode " + args.mode +
+                    " has no update to guard (use --mode train)");
   options.sgd = {args.lr, args.momentum, args.dampening, args.weight_decay, args.nesterov};
   options.input_grad = args.input_grad;
   options.replay_graphs = !args.no_graphs;
