@@ -375,6 +375,8 @@ TEST_F(F16Step, LossScalingOptionsAreParsedAndChecked) {
   EXPECT_EQ(precision_name(Precision::F16), "fp16");
   ExecutorOptions bad = f16_training(dynamic_from(8.0, 0));
   EXPECT_TRUE(contains(error_message([&] { Executor(model(), make_cpu_backend(), bad); }), "growth interval"));
+  const ExecutorOptions subnormal = f16_training(dynamic_from(1e-40));  // its reciprocal is inf in F32
+  EXPECT_TRUE(contains(error_message([&] { Executor(model(), make_cpu_backend(), subnormal); }), "scale 1e-40"));
   LossScalingOptions off;
   off.kind = LossScaling::Off;
   Executor unscaled(model(), make_cpu_backend(), f16_training(off));
