@@ -1,5 +1,6 @@
 #include "hookrt/devices.h"
 
+#include "cpu/blas_library.h"
 #include "cuda_entry.h"
 
 namespace hookrt {
@@ -7,7 +8,7 @@ namespace hookrt {
 BuildInfo build_info() {
   BuildInfo info;
   info.version = "0.1.0";
-  info.blas = "OpenBLAS (cblas)";
+  info.blas = cpu::blas_description();
 #ifdef _OPENMP
   info.openmp = true;
 #endif

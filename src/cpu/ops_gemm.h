@@ -103,10 +103,15 @@ T* scratch(int slot, int64_t count) {
 
 // Runs body(i) for i in [0, n) across the OpenMP threads. An exception escaping a parallel region
 // would terminate the process, so the first one thrown is carried out and rethrown here.
+// Statically: item i runs on the same thread in every run. With items handed to whichever thread
+// was free, a training step's results changed from run to run under OpenBLAS's fallback kernels
+// (its "Prescott" ones, for a CPU it does not know), although each item's BLAS calls had the same
+// operands: they come out with other bits on another thread. The items are equal shares of the
+// work (a GEMM's column blocks, a batch's images), so nothing is lost to imbalance.
 template <class F>
 void parallel_for_each(int64_t n, F&& body) {
   std::exception_ptr error;
-#pragma omp parallel for schedule(dynamic)
+#pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; ++i) {
     try {
       body(i);
