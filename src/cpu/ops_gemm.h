@@ -105,9 +105,11 @@ T* scratch(int slot, int64_t count) {
 // would terminate the process, so the first one thrown is carried out and rethrown here.
 // Statically: item i runs on the same thread in every run. With items handed to whichever thread
 // was free, a training step's results changed from run to run under OpenBLAS's fallback kernels
-// (its "Prescott" ones, for a CPU it does not know), although each item's BLAS calls had the same
-// operands: they come out with other bits on another thread. The items are equal shares of the
-// work (a GEMM's column blocks, a batch's images), so nothing is lost to imbalance.
+// (its "Prescott" ones, for a CPU it does not know), although each item computed from the same
+// values: an item's GEMMs came out with other bits on another thread (through that thread's
+// scratch buffers or its own state; which of the two was not pinned down, and 64-byte aligned
+// scratch did not help). The items are equal shares of the work (a GEMM's column blocks, a
+// batch's images), so nothing is lost to imbalance.
 template <class F>
 void parallel_for_each(int64_t n, F&& body) {
   std::exception_ptr error;
