@@ -22,10 +22,14 @@ using testing::TinyModelTest;
 // A rounding to F16 moves a value by at most 2^-11 of itself; over the tiny ResNet's ~70 roundings
 // on a value's path they add like a random walk to about sqrt(70)·2^-11 = 0.004 of the logits, and
 // two steps that round apart (the GPU's sums run in another order) lie up to twice that apart.
-// Held to four times that: 0.035. The steps' updates are kept too small to move the logits by
-// more (learning rate 1e-4): the tiny batch's F16 gradients below layer4 are mostly rounding noise
-// (its batch norms normalise two values per channel), so two machines' updates differ widely.
+// Held to four times that: 0.035. The steps run on test_gpu_bf16_steps' batch of four 64-pixel
+// images, where layer4's batch norms normalise 16 values per channel (on the tiny batch, two: the
+// F16 gradients below them are then mostly rounding noise, and two machines' differ widely), and
+// their updates are kept too small to move the logits by more than that (learning rate 1e-4).
 constexpr double kF16LogitsTolerance = 0.035;
+
+Tensor step_input() { return testing::tiny_input(1, 4, 64); }
+Tensor step_labels() { return Tensor::from_vector(std::vector<int64_t>{1, 3, 0, 4}, {4}); }
 
 struct ScaledRun {
   std::vector<StepResult> results;
@@ -33,8 +37,9 @@ struct ScaledRun {
 
 class GpuFp16Steps : public TinyModelTest {
  protected:
-  // The scale jumps between 1 and 2^14: a good step at 1 grows it to 2^14, where the tiny model's
-  // gradients (thousands) overflow, and the overflow backs it off to 1. Every decision is then far
+  // The scale jumps between 1 and 2^20: a good step at 1 grows it to 2^20, where the scaled loss
+  // gradient (tenths, times 2^20) no longer fits F16, and the overflow backs it off to 1, where
+  // the gradients (at most a few units) fit it thousands of times over. Every decision is then far
   // from F16's limit, so the GPU and the CPU make the same ones although their gradients round
   // apart (a scale that lands within a rounding of 65504 would be decided by the rounding).
   static ScaledRun train(std::unique_ptr<Backend> backend, bool graphs, MemoryFormat format) {
@@ -47,13 +52,13 @@ class GpuFp16Steps : public TinyModelTest {
     options.replay_graphs = graphs;
     LossScalingOptions scaling;
     scaling.scaler.init_scale = 1;
-    scaling.scaler.growth_factor = 0x1p14;
-    scaling.scaler.backoff_factor = 0x1p-14;
+    scaling.scaler.growth_factor = 0x1p20;
+    scaling.scaler.backoff_factor = 0x1p-20;
     scaling.scaler.growth_interval = 1;
     options.loss_scaling = scaling;
     ScaledRun run;
     Executor executor(model(), std::move(backend), options);
-    for (int i = 0; i < 8; ++i) run.results.push_back(executor.step(testing::tiny_input(), testing::tiny_labels()));
+    for (int i = 0; i < 8; ++i) run.results.push_back(executor.step(step_input(), step_labels()));
     return run;
   }
 };
