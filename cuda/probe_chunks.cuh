@@ -85,22 +85,31 @@ __device__ __forceinline__ float stored_value(float x) {
 // The value a producer writes from its inputs' values (relu_math.cuh's rules, as relu.cu's
 // kernels compute them in float before their one rounding to T). A ReLU and its backward give one
 // of their inputs or zero, which T holds already; only the residual add's sum needs the rounding.
-template <class T>
-__device__ __forceinline__ float produced_value(ProducerKind kind, float a, float b) {
-  if (kind == ProducerKind::ReluForward) return relu_value(a);
-  if (kind == ProducerKind::ReluBackward) return relu_grad(a, b);
-  return stored_value<T>(relu_value(a + b));
+template <class T, ProducerKind kKind>
+__device__ __forceinline__ float produced_value(float a, float b) {
+  if constexpr (kKind == ProducerKind::ReluForward) return relu_value(a);
+  else if constexpr (kKind == ProducerKind::ReluBackward) return relu_grad(a, b);
+  else return stored_value<T>(relu_value(a + b));
 }
 
-// The chunk at element i as the producer writes it.
+// The chunk at element i as a producer of kind kKind writes it.
+template <class T, ProducerKind kKind, int N>
+__device__ __forceinline__ void produce_chunk_of(const FusedProducer& producer, int64_t i, float (&v)[N]) {
+  float a[N], b[N] = {};
+  load_unaligned_chunk<N>(static_cast<const T*>(producer.a) + i, a);
+  if constexpr (kKind != ProducerKind::ReluForward) load_unaligned_chunk<N>(static_cast<const T*>(producer.b) + i, b);
+#pragma unroll
+  for (int j = 0; j < N; ++j) v[j] = produced_value<T, kKind>(a[j], b[j]);
+}
+
+// The same, the kind chosen once per chunk rather than per element.
 template <class T, int N>
 __device__ __forceinline__ void produce_chunk(const FusedProducer& producer, int64_t i, float (&v)[N]) {
-  float a[N];
-  load_unaligned_chunk<N>(static_cast<const T*>(producer.a) + i, a);
-  float b[N] = {};
-  if (producer.kind != ProducerKind::ReluForward) load_unaligned_chunk<N>(static_cast<const T*>(producer.b) + i, b);
-#pragma unroll
-  for (int j = 0; j < N; ++j) v[j] = produced_value<T>(producer.kind, a[j], b[j]);
+  switch (producer.kind) {
+    case ProducerKind::ReluForward: return produce_chunk_of<T, ProducerKind::ReluForward, N>(producer, i, v);
+    case ProducerKind::ReluBackward: return produce_chunk_of<T, ProducerKind::ReluBackward, N>(producer, i, v);
+    default: return produce_chunk_of<T, ProducerKind::AddReluForward, N>(producer, i, v);
+  }
 }
 
 // Outputs (masks, captures) may sit at another alignment than the tensor: check each address.

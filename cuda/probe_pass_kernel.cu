@@ -223,7 +223,7 @@ struct TwoInputVisitor {
 #pragma unroll
     for (int u = 0; u < G; ++u)
 #pragma unroll
-      for (int j = 0; j < N; ++j) x[u][j] = produced_value<T>(kKind, v[u][j], v[u][N + j]);
+      for (int j = 0; j < N; ++j) x[u][j] = produced_value<T, kKind>(v[u][j], v[u][N + j]);
     probing.template output<G, N>(i, step, x);
   }
 };
