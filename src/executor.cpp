@@ -1,10 +1,9 @@
 #include "hookrt/executor.h"
 
 #include <algorithm>
-#include <cmath>
 #include <iostream>
-#include <sstream>
 
+#include "loss_scaler.h"
 #include "number_text.h"
 #include "record_delivery.h"
 #include "step_graphs.h"
@@ -73,9 +72,7 @@ LossScalingOptions parse_loss_scaling(const std::string& text) {
   }
   if (text == "dynamic") return options;
   const std::optional<double> scale = parse_whole_double(text);
-  // A scale lives on the device as an F32, and gradients are unscaled by its reciprocal: both must
-  // be finite, so the scale is a normal F32 (1.2e-38 to 3.4e38), not one that rounds to 0 or inf.
-  if (!scale || !(*scale > 0) || !std::isnormal(static_cast<float>(*scale)))
+  if (!scale || !detail::usable_loss_scale(*scale))
     throw_bad_input("unknown loss scaling '" + text +
                     "' (expected off, dynamic or a positive number F32 holds, 1.2e-38 to 3.4e38)");
   options.kind = LossScaling::Static;
@@ -89,9 +86,7 @@ std::string loss_scaling_name(const LossScalingOptions& options) {
     case LossScaling::Dynamic: return "dynamic";
     case LossScaling::Static: break;
   }
-  std::ostringstream text;
-  text << "static " << options.scaler.init_scale;
-  return text.str();
+  return "static " + number_text(options.scaler.init_scale);
 }
 
 namespace detail {

@@ -3,8 +3,9 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <sstream>
 #include <string>
+
+#include "number_text.h"
 
 namespace hookrt::detail {
 namespace {
@@ -21,19 +22,9 @@ LossScaleOptions effective(const LossScalingOptions& options) {
   return o;
 }
 
-// A scale the device holds as an F32 whose reciprocal (which unscales the gradients) is finite too:
-// a normal F32, as parse_loss_scaling requires of a static one.
-bool usable_scale(double scale) { return scale > 0 && std::isnormal(static_cast<float>(scale)); }
-
-std::string scale_text(double scale) {
-  std::ostringstream text;
-  text << scale;  // 1e-40, where std::to_string writes 0.000000
-  return text.str();
-}
-
 void check(const LossScaleOptions& o) {
-  if (!usable_scale(o.init_scale))
-    throw_bad_input("loss scaling: scale " + scale_text(o.init_scale) + " is not a positive normal F32 value");
+  if (!usable_loss_scale(o.init_scale))
+    throw_bad_input("loss scaling: scale " + number_text(o.init_scale) + " is not a positive normal F32 value");
   if (!(o.growth_factor >= 1) || !std::isfinite(o.growth_factor))
     throw_bad_input("loss scaling: growth factor " + std::to_string(o.growth_factor) + " is not >= 1");
   if (!(o.backoff_factor > 0 && o.backoff_factor <= 1))
@@ -44,6 +35,8 @@ void check(const LossScaleOptions& o) {
 }
 
 }  // namespace
+
+bool usable_loss_scale(double scale) { return scale > 0 && std::isnormal(static_cast<float>(scale)); }
 
 LossScaler::LossScaler(Backend& backend, const LossScalingOptions& options)
     : backend_(backend), options_(options), scale_used_(static_cast<float>(options.scaler.init_scale)) {
@@ -72,8 +65,8 @@ LossScalerState LossScaler::state() {
 }
 
 void LossScaler::load_state(const LossScalerState& state) {
-  if (!usable_scale(state.scale))
-    throw_bad_input("loss scaler state: scale " + scale_text(state.scale) + " is not a positive normal F32 value");
+  if (!usable_loss_scale(state.scale))
+    throw_bad_input("loss scaler state: scale " + number_text(state.scale) + " is not a positive normal F32 value");
   if (state.growth_tracker < 0 || state.growth_tracker >= options_.scaler.growth_interval)
     throw_bad_input("loss scaler state: growth tracker " + std::to_string(state.growth_tracker) +
                     " is outside [0, growth interval " + std::to_string(options_.scaler.growth_interval) + ")");

@@ -21,6 +21,10 @@
 
 namespace hookrt::detail {
 
+// Whether a loss scale is usable: the device holds it as an F32, and its reciprocal unscales the
+// gradients, so both must be finite: a positive normal F32 (1.2e-38 to 3.4e38).
+bool usable_loss_scale(double scale);
+
 class LossScaler {
  public:
   LossScaler(Backend& backend, const LossScalingOptions& options);

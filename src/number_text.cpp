@@ -1,5 +1,6 @@
 #include "number_text.h"
 
+#include <sstream>
 #include <stdexcept>
 
 namespace hookrt {
@@ -22,6 +23,12 @@ std::optional<int64_t> parse_whole_int64(const std::string& text) {
   } catch (const std::logic_error&) {
   }
   return std::nullopt;
+}
+
+std::string number_text(double value) {
+  std::ostringstream text;
+  text << value;
+  return text.str();
 }
 
 }  // namespace hookrt
