@@ -313,7 +313,7 @@ class Bf16StepAgainstF32 : public Bf16Step, public ::testing::WithParamInterface
     HookHandle handle = model().register_grad_hook(
         "*", TensorCallback([&](const HookEvent& e, TensorRef grad) { outcome.grads[e.param] = grad.clone(); }));
     auto run = executor(precision, GetParam(), /*input_grad=*/true);
-    outcome.result = run->step(testing::tiny_input(1, 4, 64), Tensor::from_vector(std::vector<int64_t>{1, 3, 0, 4}, {4}));
+    outcome.result = run->step(testing::step_batch_input(), testing::step_batch_labels());
     outcome.grads["input"] = outcome.result.input_grad;
     handle.remove();
     return outcome;

@@ -81,10 +81,6 @@ Tensor change(const Tensor& after, const Tensor& before) {
 
 bool is_float(const Tensor& t) { return t.dtype() == DType::F32 || t.dtype() == DType::F64; }
 
-// The tiny batch of the CPU test's step comparison: 4 images of 64x64, labels of every class but 2.
-Tensor step_input(uint64_t seed = 1) { return testing::tiny_input(seed, 4, 64); }
-Tensor step_labels() { return Tensor::from_vector(std::vector<int64_t>{1, 3, 0, 4}, {4}); }
-
 // ---- a BF16 step on the GPU against the CPU's ----------------------------------------------------
 
 struct StepOutcome {
@@ -128,7 +124,7 @@ class GpuBf16StepAgainstCpu : public TinyModelTest, public ::testing::WithParamI
     options.sgd.momentum = 0.9;
     {
       Executor executor(model(), std::move(backend), options);
-      outcome.result = executor.step(step_input(), step_labels());
+      outcome.result = executor.step(testing::step_batch_input(), testing::step_batch_labels());
       executor.sync_model();
     }
     handle.remove();
@@ -287,7 +283,7 @@ StepsRun run_bf16_steps(std::unique_ptr<Backend> gpu, Model& model, const Tensor
     Executor executor(model, std::move(gpu), options);
     executor.subscribe([&out](const ProbeRecord& record) { out.records.push_back(record); });
     for (int i = 0; i < steps; ++i) {
-      const StepResult result = executor.step(step_input(100 + i), step_labels());
+      const StepResult result = executor.step(testing::step_batch_input(100 + i), testing::step_batch_labels());
       out.paths.push_back(step_path_name(result.path));
       if (result.loss) out.losses.push_back(*result.loss);
       out.logits.push_back(result.logits);
@@ -367,7 +363,7 @@ ProbedStep run_probed_step(std::unique_ptr<Backend> backend, Model& model, const
   {
     Executor executor(model, std::move(backend), options);
     executor.subscribe([&records](const ProbeRecord& record) { records.push_back(record); });
-    executor.step(step_input(), step_labels());
+    executor.step(testing::step_batch_input(), testing::step_batch_labels());
     executor.flush_records();
   }
   for (ProbeRecord& record : records) {

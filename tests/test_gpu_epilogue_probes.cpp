@@ -28,14 +28,9 @@ namespace {
 using namespace hookrt::testing;  // parse_list, nasty_tensor, expect_same_*
 
 constexpr double kRel = 1e-5;        // DESIGN.md's accuracy promise, as in test_gpu_probes
-constexpr double kScaledRel = 1e-6;  // after a clipnorm: the scale may round one ulp apart
 constexpr float kSentinel = 7.0f;    // a value of every dtype below
 
 constexpr DType kDtypes[] = {DType::F32, DType::BF16, DType::F16};
-
-// A clipnorm's scale may round one F32 ulp apart; on F16 and BF16 tensors the products are rounded
-// to the dtype from it, and equal (test_gpu_probes says why).
-double scaled_rel(DType dtype) { return dtype == DType::F32 ? kScaledRel : 0.0; }
 
 const std::vector<std::string> kLists = {
     "stats,zeros,nonfinite",
@@ -133,7 +128,7 @@ void expect_fused_run_matches_cpu(Backend& gpu, const Case& c) {
   const ProbeRunEffects got_effects = run_probes_now(gpu, list, out, got_record, options);
 
   const bool scaled = c.list.find("clipnorm") != std::string::npos;
-  const double tensor_rel = scaled ? scaled_rel(c.dtype) : 0.0;
+  const double tensor_rel = scaled ? clipnorm_tensor_rel(c.dtype) : 0.0;
   expect_same_results(got_record.results, want_record.results, kRel, tensor_rel, c.name());
   const Tensor got = gpu.to_host(out);
   EXPECT_EQ(got.dtype(), c.dtype) << c.name();

@@ -22,14 +22,12 @@ using testing::TinyModelTest;
 // A rounding to F16 moves a value by at most 2^-11 of itself; over the tiny ResNet's ~70 roundings
 // on a value's path they add like a random walk to about sqrt(70)·2^-11 = 0.004 of the logits, and
 // two steps that round apart (the GPU's sums run in another order) lie up to twice that apart.
-// Held to four times that: 0.035. The steps run on test_gpu_bf16_steps' batch of four 64-pixel
-// images, where layer4's batch norms normalise 16 values per channel (on the tiny batch, two: the
+// Held to four times that: 0.035. The steps run on the step comparisons' batch of four 64-pixel
+// images (testing::step_batch_input), where layer4's batch norms normalise 16 values per channel (on the tiny batch, two: the
 // F16 gradients below them are then mostly rounding noise, and two machines' differ widely), and
 // their updates are kept too small to move the logits by more than that (learning rate 1e-4).
 constexpr double kF16LogitsTolerance = 0.035;
 
-Tensor step_input() { return testing::tiny_input(1, 4, 64); }
-Tensor step_labels() { return Tensor::from_vector(std::vector<int64_t>{1, 3, 0, 4}, {4}); }
 
 struct ScaledRun {
   std::vector<StepResult> results;
@@ -58,7 +56,7 @@ class GpuFp16Steps : public TinyModelTest {
     options.loss_scaling = scaling;
     ScaledRun run;
     Executor executor(model(), std::move(backend), options);
-    for (int i = 0; i < 8; ++i) run.results.push_back(executor.step(step_input(), step_labels()));
+    for (int i = 0; i < 8; ++i) run.results.push_back(executor.step(testing::step_batch_input(), testing::step_batch_labels()));
     return run;
   }
 };

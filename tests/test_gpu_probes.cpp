@@ -29,13 +29,7 @@ using namespace hookrt::testing;  // parse_list, nasty_tensor, finite_tensor, ex
 // reference (the kernels sum chunks of 4 in F32 and everything else in fp64, so they are much
 // closer than that in practice).
 constexpr double kRel = 1e-5;
-// Tensors after a clipnorm are x * scale; the scale is a float from the norm and may round one
-// ulp apart when the GPU's norm (another summation order) lands on a float boundary.
-constexpr double kScaledRel = 1e-6;
-// On F16 and BF16 tensors the scale is rounded to the dtype from that float: the two scales differ
-// only where the float lands on a rounding boundary of the dtype as well, so the scale and the
-// rounded products must be equal.
-double scaled_rel(DType dtype) { return dtype == DType::F32 ? kScaledRel : 0.0; }
+// Tensors after a clipnorm: within clipnorm_tensor_rel (support/probe_results.h) of the CPU's.
 
 bool has_clipnorm(const ProbeList& list) {
   for (const Probe& probe : list)
@@ -66,7 +60,7 @@ void expect_gpu_matches_cpu(Backend& gpu, const ProbeList& list, const Tensor& h
   const ProbeRunEffects cpu_effects = cpu::run_probes(list, cpu_tensor, cpu_record, options);
   const GpuRun got = run_on_gpu(gpu, list, device_tensor, options);
 
-  const double tensor_rel = has_clipnorm(list) ? scaled_rel(host.dtype()) : 0.0;
+  const double tensor_rel = has_clipnorm(list) ? clipnorm_tensor_rel(host.dtype()) : 0.0;
   expect_same_results(got.record.results, cpu_record.results, kRel, tensor_rel, what);
   expect_same_floats(got.tensor, cpu_tensor, tensor_rel, what + " tensor");
   EXPECT_EQ(got.effects.halt, cpu_effects.halt) << what;
@@ -78,7 +72,7 @@ void expect_gpu_matches_cpu(Backend& gpu, const ProbeList& list, const Tensor& h
     ASSERT_EQ(g.kind, w.kind) << what;
     ASSERT_EQ(g.factor.device(), Device::CUDA) << what << " transform " << i << " stays on the device";
     ASSERT_EQ(g.factor.dtype(), DType::F32) << what;
-    expect_same_floats(gpu.to_host(g.factor), w.factor, g.kind == GradTransform::Kind::Scale ? scaled_rel(host.dtype()) : 0.0,
+    expect_same_floats(gpu.to_host(g.factor), w.factor, g.kind == GradTransform::Kind::Scale ? clipnorm_tensor_rel(host.dtype()) : 0.0,
                        what + " transform " + std::to_string(i));
   }
 }

@@ -151,4 +151,6 @@ void expect_same_results(const std::vector<ProbeResult>& got, const std::vector<
   }
 }
 
+double clipnorm_tensor_rel(DType dtype) { return dtype == DType::F32 ? 1e-6 : 0.0; }
+
 }  // namespace hookrt::testing

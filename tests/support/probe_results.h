@@ -45,6 +45,11 @@ void expect_same_optional(const std::optional<double>& got, const std::optional<
                           double rel, const std::string& what);
 // Same values bit for bit where rel is 0 (NaN matching NaN), else within rel of each other, for
 // F32, F16 and BF16; tensors of other dtypes (counters) bit for bit.
+// How far a GPU tensor after a clipnorm may lie from the CPU engine's, relative: on F32, 1e-6 (the
+// scale is a float from the norm and may round one ulp apart when the GPU's norm, summed in another
+// order, lands on a float boundary); on F16 and BF16, 0 (the scale is rounded to the dtype from
+// that float, so the two differ only where it lands on the dtype's rounding boundary as well).
+double clipnorm_tensor_rel(DType dtype);
 void expect_same_floats(const Tensor& got, const Tensor& want, double rel, const std::string& what);
 // Counts, extrema and histograms exactly; sums, means and stds within rel (a mean relative to the
 // mean absolute value, since means cancel); clipnorm scales and captures within tensor_rel.

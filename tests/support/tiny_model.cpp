@@ -22,6 +22,10 @@ Tensor tiny_input(uint64_t seed, int64_t batch, int64_t size) {
 
 Tensor tiny_labels() { return Tensor::from_vector(std::vector<int64_t>{1, 3}, {kTinyBatch}); }
 
+Tensor step_batch_input(uint64_t seed) { return tiny_input(seed, 4, 64); }
+
+Tensor step_batch_labels() { return Tensor::from_vector(std::vector<int64_t>{1, 3, 0, 4}, {4}); }
+
 namespace {
 struct SharedModel {
   Model model = tiny_resnet18(0);

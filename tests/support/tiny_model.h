@@ -28,6 +28,11 @@ Model tiny_resnet18(uint64_t seed = 0);
 Tensor tiny_input(uint64_t seed = 1, int64_t batch = kTinyBatch, int64_t size = kTinySize);
 // I64 labels {1, 3} for the tiny batch.
 Tensor tiny_labels();
+// The half-precision step comparisons' batch: four 64x64 images drawn with `seed`, and labels of
+// every class but 2. Layer4's batch norms normalise 16 values per channel there, where on the tiny
+// batch they normalise two, whose gradient is rounding noise at 16 bits.
+Tensor step_batch_input(uint64_t seed = 1);
+Tensor step_batch_labels();
 
 // One tiny ResNet18 shared by every test of a program (building it draws 11M normals: about a
 // second), returned before each test to its initial state, with no hooks. Tests may train it,
