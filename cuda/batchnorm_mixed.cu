@@ -118,6 +118,11 @@ struct Scratch {
   float* coefficients;  // (4, C)
 };
 
+// dx's coefficients as rows of C: gain, centre, grad_mean, projection.
+DxCoefficients dx_coefficients(const float* rows, const BatchNormDims& d) {
+  return DxCoefficients{rows, rows + d.c, rows + 2 * d.c, rows + 3 * d.c};
+}
+
 Scratch scratch_of(void* scratch, const BatchNormDims& d) {
   auto* partials = static_cast<double*>(scratch);
   return Scratch{partials, reinterpret_cast<float*>(partials + d.c * splits_of(d) * 2)};
@@ -158,10 +163,11 @@ __global__ void forward_finish_kernel(int64_t channels, BatchNormForwardArgs a, 
   }
 }
 
-// One thread per channel: dweight, dbias and the channel's F32 coefficients of dx.
+// One thread per channel: dweight, dbias and the channel's F32 coefficients of dx, into rows of
+// C: gain, centre, grad_mean, projection.
 __global__ void backward_finish_kernel(int64_t channels, BatchNormBackwardArgs a, BatchNormDims d,
                                        BatchNormSettings s, const double* partials, int64_t splits,
-                                       DxCoefficients k) {
+                                       float* rows) {
   HOOKRT_GRID_STRIDE_LOOP(c, channels) {
     const double count = static_cast<double>(d.n * d.hw);
     const PairSum sums = channel_sums(partials, c, splits);  // sum_dy, dot
@@ -169,10 +175,10 @@ __global__ void backward_finish_kernel(int64_t channels, BatchNormBackwardArgs a
     a.dbias[c] = static_cast<float>(sums.first);
     a.dweight[c] = static_cast<float>(sums.second * invstd);
     const bool training = s.statistics == BatchNormStatistics::Batch;
-    k.gain[c] = static_cast<float>(invstd * a.weight[c]);
-    k.centre[c] = a.save_mean[c];
-    k.grad_mean[c] = training ? static_cast<float>(sums.first / count) : 0.0f;
-    k.projection[c] = training ? static_cast<float>(sums.second * invstd * invstd / count) : 0.0f;
+    rows[c] = static_cast<float>(invstd * a.weight[c]);
+    rows[channels + c] = a.save_mean[c];
+    rows[2 * channels + c] = training ? static_cast<float>(sums.first / count) : 0.0f;
+    rows[3 * channels + c] = training ? static_cast<float>(sums.second * invstd * invstd / count) : 0.0f;
   }
 }
 
@@ -242,37 +248,66 @@ size_t batchnorm_mixed_scratch_bytes(const BatchNormDims& d) {
          static_cast<size_t>(4 * d.c) * sizeof(float);
 }
 
-void batchnorm_mixed_forward(const BatchNormForwardArgs& a, const BatchNormDims& d,
-                             const BatchNormSettings& s, void* scratch, cudaStream_t stream) {
+void batchnorm_mixed_forward_coefficients(const BatchNormForwardArgs& a, const BatchNormDims& d,
+                                          const BatchNormSettings& s, float* coefficients, void* scratch,
+                                          cudaStream_t stream) {
   if (d.c == 0) return;
   const Scratch at = scratch_of(scratch, d);
-  float* scale = at.coefficients;
-  float* shift = at.coefficients + d.c;
   with_activation_type(a.activations, "batchnorm_forward", [&](auto element) {
     using T = decltype(element);
     const SumsInputs<T> in{static_cast<const T*>(a.x), nullptr, nullptr};
     if (s.statistics == BatchNormStatistics::Batch)
       launch_sums<Pass::Forward>(in, d, at.partials, stream);
-    launch_linear(forward_finish_kernel<T>, d.c, stream, a, d, s, at.partials, splits_of(d), scale,
-                  shift);
-    launch_normalize(in.a, static_cast<T*>(a.y), scale, shift, d, stream);
+    launch_linear(forward_finish_kernel<T>, d.c, stream, a, d, s, at.partials, splits_of(d), coefficients,
+                  coefficients + d.c);
+  });
+}
+
+void batchnorm_mixed_apply(const void* x, void* y, const float* coefficients, DType activations,
+                           const BatchNormDims& d, cudaStream_t stream) {
+  if (d.c == 0) return;
+  with_activation_type(activations, "batchnorm_apply", [&](auto element) {
+    using T = decltype(element);
+    launch_normalize(static_cast<const T*>(x), static_cast<T*>(y), coefficients, coefficients + d.c, d, stream);
+  });
+}
+
+void batchnorm_mixed_forward(const BatchNormForwardArgs& a, const BatchNormDims& d,
+                             const BatchNormSettings& s, void* scratch, cudaStream_t stream) {
+  float* coefficients = scratch_of(scratch, d).coefficients;
+  batchnorm_mixed_forward_coefficients(a, d, s, coefficients, scratch, stream);
+  batchnorm_mixed_apply(a.x, a.y, coefficients, a.activations, d, stream);
+}
+
+void batchnorm_mixed_backward_coefficients(const BatchNormBackwardArgs& a, const BatchNormDims& d,
+                                           const BatchNormSettings& s, float* coefficients, void* scratch,
+                                           cudaStream_t stream) {
+  if (d.c == 0) return;
+  const Scratch at = scratch_of(scratch, d);
+  with_activation_type(a.activations, "batchnorm_backward", [&](auto element) {
+    using T = decltype(element);
+    const SumsInputs<T> in{static_cast<const T*>(a.dy), static_cast<const T*>(a.x), a.save_mean};
+    launch_sums<Pass::Backward>(in, d, at.partials, stream);
+    launch_linear(backward_finish_kernel, d.c, stream, a, d, s, at.partials, splits_of(d), coefficients);
+  });
+}
+
+void batchnorm_mixed_dx(const void* dy, const void* x, void* dx, const float* coefficients, DType activations,
+                        const BatchNormDims& d, cudaStream_t stream) {
+  if (d.c == 0) return;
+  with_activation_type(activations, "batchnorm_dx", [&](auto element) {
+    using T = decltype(element);
+    launch_dx(static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dx),
+              dx_coefficients(coefficients, d), d, x != nullptr, stream);
   });
 }
 
 void batchnorm_mixed_backward(const BatchNormBackwardArgs& a, const BatchNormDims& d,
                               const BatchNormSettings& s, void* scratch, cudaStream_t stream) {
-  if (d.c == 0) return;
-  const Scratch at = scratch_of(scratch, d);
-  float* const c = at.coefficients;
-  const DxCoefficients k{c, c + d.c, c + 2 * d.c, c + 3 * d.c};
-  with_activation_type(a.activations, "batchnorm_backward", [&](auto element) {
-    using T = decltype(element);
-    const SumsInputs<T> in{static_cast<const T*>(a.dy), static_cast<const T*>(a.x), a.save_mean};
-    launch_sums<Pass::Backward>(in, d, at.partials, stream);
-    launch_linear(backward_finish_kernel, d.c, stream, a, d, s, at.partials, splits_of(d), k);
-    launch_dx(in.a, in.b, static_cast<T*>(a.dx), k, d, s.statistics == BatchNormStatistics::Batch,
-              stream);
-  });
+  float* coefficients = scratch_of(scratch, d).coefficients;
+  batchnorm_mixed_backward_coefficients(a, d, s, coefficients, scratch, stream);
+  const bool training = s.statistics == BatchNormStatistics::Batch;
+  batchnorm_mixed_dx(a.dy, training ? a.x : nullptr, a.dx, coefficients, a.activations, d, stream);
 }
 
 }  // namespace hookrt::cuda

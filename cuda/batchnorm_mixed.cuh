@@ -36,4 +36,19 @@ void batchnorm_mixed_backward(const BatchNormBackwardArgs& args, const BatchNorm
                               const BatchNormSettings& settings, void* scratch,
                               cudaStream_t stream);
 
+// The same two ops in two parts each (Backend::splits_batchnorm), with the bits of the whole ones.
+// The per-channel parts write F32 coefficients, rows of C: forward (2, C) scale and shift;
+// backward (4, C) gain, centre, grad_mean and projection (batchnorm_terms.cuh). The elementwise
+// parts read them: y = x * scale + shift; dx from dy and x (x null: inference's dy * gain).
+void batchnorm_mixed_forward_coefficients(const BatchNormForwardArgs& args, const BatchNormDims& dims,
+                                          const BatchNormSettings& settings, float* coefficients, void* scratch,
+                                          cudaStream_t stream);
+void batchnorm_mixed_apply(const void* x, void* y, const float* coefficients, DType activations,
+                           const BatchNormDims& dims, cudaStream_t stream);
+void batchnorm_mixed_backward_coefficients(const BatchNormBackwardArgs& args, const BatchNormDims& dims,
+                                           const BatchNormSettings& settings, float* coefficients, void* scratch,
+                                           cudaStream_t stream);
+void batchnorm_mixed_dx(const void* dy, const void* x, void* dx, const float* coefficients, DType activations,
+                        const BatchNormDims& dims, cudaStream_t stream);
+
 }  // namespace hookrt::cuda

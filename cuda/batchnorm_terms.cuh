@@ -85,10 +85,10 @@ __device__ __forceinline__ float normalized(float x, float scale, float shift) {
 // dx's per-channel F32 coefficients: training dx = (dy - grad_mean - (x - centre) * projection)
 // * gain; inference dx = dy * gain (grad_mean and projection 0).
 struct DxCoefficients {
-  float* gain;
-  float* centre;
-  float* grad_mean;
-  float* projection;
+  const float* gain;
+  const float* centre;
+  const float* grad_mean;
+  const float* projection;
 };
 
 // Training's dx, each step rounded as the CPU rounds it. (Inference's, dy * gain, does not read

@@ -284,8 +284,10 @@ ProbeRunEffects CudaBackend::run_probes(const ProbeList& probes, Tensor& tensor,
   FusedProducer producer;
   if (options.produce) {
     // A pass that needs the tensor's norm before it can write it: the op first, then the passes.
-    if (fused_probes_can_produce(*plan))
-      producer = fused_producer(*options.produce, tensor);
+    std::optional<FusedProducer> fused;
+    if (fused_probes_can_produce(*plan)) fused = fused_producer(*options.produce, tensor);
+    if (fused)
+      producer = *fused;
     else
       run_producing_op(*options.produce, tensor);
   }
@@ -406,6 +408,8 @@ ProducingOpNames names_of(ProducingOp::Kind kind) {
     case ProducingOp::Kind::ReluForward: return {"relu_forward", "x", nullptr};
     case ProducingOp::Kind::ReluBackward: return {"relu_backward", "y", "dy"};
     case ProducingOp::Kind::AddReluForward: return {"add_relu_forward", "a", "b"};
+    case ProducingOp::Kind::BatchNormApply: return {"batchnorm_apply", "x", nullptr};
+    case ProducingOp::Kind::BatchNormDx: return {"batchnorm_dx", "dy", "x"};  // x: training only
   }
   throw Error("internal: unknown producing op");
 }
@@ -415,6 +419,8 @@ ProducerKind producer_kind(ProducingOp::Kind kind) {
     case ProducingOp::Kind::ReluForward: return ProducerKind::ReluForward;
     case ProducingOp::Kind::ReluBackward: return ProducerKind::ReluBackward;
     case ProducingOp::Kind::AddReluForward: return ProducerKind::AddReluForward;
+    case ProducingOp::Kind::BatchNormApply: return ProducerKind::BatchNormApply;
+    case ProducingOp::Kind::BatchNormDx: return ProducerKind::BatchNormDx;
   }
   throw Error("internal: unknown producing op");
 }
@@ -423,19 +429,45 @@ ProducerKind producer_kind(ProducingOp::Kind kind) {
 
 // The producing op's inputs as the probe pass reads them, checked as the backend's ops check
 // theirs: the output's dtype (F32, BF16 or F16), shape and layout.
-FusedProducer CudaBackend::fused_producer(const ProducingOp& op, const Tensor& out) {
+std::optional<FusedProducer> CudaBackend::fused_producer(const ProducingOp& op, const Tensor& out) {
   const ProducingOpNames names = names_of(op.kind);
   require_activation(out, names.op, "the output");
   require_same_dtype(op.a, out, names.op, names.a, "the output");
   require_shape(op.a, out.shape(), names.op, names.a);
   require_same_layout(op.a, out, names.op, names.a, "the output");  // the pass walks both in memory order
-  FusedProducer producer{producer_kind(op.kind), op.a.raw_data(), nullptr};
-  if (names.b) {
+  FusedProducer producer;
+  producer.kind = producer_kind(op.kind);
+  producer.a = op.a.raw_data();
+  if (names.b && op.b.defined()) {  // (a batch norm's inference dx has no x)
     require_same_dtype(op.b, out, names.op, names.b, "the output");
     require_shape(op.b, out.shape(), names.op, names.b);
     require_same_layout(op.b, out, names.op, names.b, "the output");
     producer.b = op.b.raw_data();
+  } else if (names.b && op.kind != ProducingOp::Kind::BatchNormDx) {
+    throw Error(std::string(names.op) + ": " + names.b + " is not defined");
   }
+  if (op.kind == ProducingOp::Kind::BatchNormApply || op.kind == ProducingOp::Kind::BatchNormDx)
+    return with_batchnorm_coefficients(producer, op, out);
+  return producer;
+}
+
+// A batch norm's pass finds each element's channel as its own kernel does: (i / inner) % C, with
+// inner = H*W in NCHW and 1 channels-last.
+std::optional<FusedProducer> CudaBackend::with_batchnorm_coefficients(FusedProducer producer, const ProducingOp& op,
+                                                                      const Tensor& out) {
+  const char* name = producer.kind == ProducerKind::BatchNormApply ? "batchnorm_apply" : "batchnorm_dx";
+  const int64_t rows = producer.kind == ProducerKind::BatchNormApply ? 2 : 4;
+  if (out.ndim() < 2) throw Error(std::string(name) + ": the output has shape " + shape_string(out.shape()) +
+                                  "; expected (N, C, ...)");
+  require_f32(op.coefficients, name, "coefficients");
+  require_shape(op.coefficients, Shape{rows, out.size(1)}, name, "coefficients");
+  const int64_t channels = out.size(1);
+  const int64_t planes = out.size(0) * channels;
+  const int64_t inner = !out.is_contiguous() ? 1 : planes > 0 ? out.numel() / planes : 1;
+  if (!fused_batchnorm_fits(out.numel(), inner, channels)) return std::nullopt;
+  producer.coefficients = op.coefficients.data<float>();
+  producer.inner = FastDivmod(static_cast<uint32_t>(inner));
+  producer.channels = FastDivmod(static_cast<uint32_t>(channels));
   return producer;
 }
 
@@ -474,13 +506,15 @@ std::optional<ProbeRunEffects> CudaBackend::run_probes_reading_input_once(const 
   const ProducerKind kind = producer_kind(options.produce->kind);
   if (!fused_probes_can_probe_input(*plan, kind, FusedInputProbes{input_plan.get(), run.input, nullptr}))
     return std::nullopt;
+  const std::optional<FusedProducer> producer = fused_producer(*options.produce, tensor);
+  if (!producer) return std::nullopt;
 
   launch_batched_probes();  // before this run takes the zeroed counters and scratch the batch shares
   const ProbeArena::Slot input_slot = arena_.reserve(input_plan->slot_size);
   const bool output_probed = !probes.empty();  // else the run only writes the tensor
   const ProbeArena::Slot slot = output_probed ? arena_.reserve(plan->slot_size) : ProbeArena::Slot{};
   FusedProbeBuffers buffers;
-  buffers.producer = fused_producer(*options.produce, tensor);
+  buffers.producer = *producer;
   buffers.element = probe_element(tensor.dtype(), tensor.shape(), "input");
   buffers.tensor = tensor.raw_data();
   buffers.slot = slot.device;

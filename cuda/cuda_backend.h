@@ -95,6 +95,17 @@ class CudaBackend final : public Backend {
   void batchnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& save_mean,
                           const Tensor& save_invstd, Tensor& dx, Tensor& dweight, Tensor& dbias,
                           const BatchNormOptions& o) override;
+  // Half activations: batch norm is our kernels there already, so its parts cost what the whole
+  // does. F32 stays whole: cuDNN's batch norm is one call.
+  bool splits_batchnorm(DType dtype) const override;
+  void batchnorm_forward_coefficients(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                                      Tensor& running_var, Tensor& save_mean, Tensor& save_invstd,
+                                      Tensor& coefficients, const BatchNormOptions& o) override;
+  void batchnorm_apply(const Tensor& x, const Tensor& coefficients, Tensor& y) override;
+  void batchnorm_backward_coefficients(const Tensor& dy, const Tensor& x, const Tensor& weight,
+                                       const Tensor& save_mean, const Tensor& save_invstd, Tensor& dweight,
+                                       Tensor& dbias, Tensor& coefficients, const BatchNormOptions& o) override;
+  void batchnorm_dx(const Tensor& dy, const Tensor& x, const Tensor& coefficients, Tensor& dx) override;
   void relu_forward(const Tensor& x, Tensor& y) override;
   void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) override;
   void maxpool2d_forward(const Tensor& x, Tensor& y, Tensor& indices, const Pool2dGeometry& g) override;
@@ -140,8 +151,13 @@ class CudaBackend final : public Backend {
   // dtype (its layout is the caller's to check: require_same_layout, shared_layout).
   void prepare_output(Tensor& t, const Shape& shape, DType dtype, const char* op, const char* name,
                       MemoryFormat format = MemoryFormat::Contiguous);
-  // The inputs of the op that writes a probed tensor in the probe pass (probes in its epilogue).
-  FusedProducer fused_producer(const ProducingOp& op, const Tensor& out);
+  // The inputs of the op that writes a probed tensor in the probe pass (probes in its epilogue);
+  // nothing where the pass cannot compute it (a batch norm's on more elements than its channel
+  // arithmetic takes: the op then runs on its own).
+  std::optional<FusedProducer> fused_producer(const ProducingOp& op, const Tensor& out);
+  // A batch norm's producer with its coefficients and channel arithmetic, where the pass takes it.
+  std::optional<FusedProducer> with_batchnorm_coefficients(FusedProducer producer, const ProducingOp& op,
+                                                           const Tensor& out);
   // run_probes for a run with options.probe_input, where one pass can read the input for both;
   // nothing (and nothing queued) where it cannot.
   std::optional<ProbeRunEffects> run_probes_reading_input_once(const ProbeList& probes, Tensor& tensor,

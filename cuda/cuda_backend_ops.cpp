@@ -185,6 +185,90 @@ void CudaBackend::batchnorm_backward(const Tensor& dy, const Tensor& x, const Te
                       d, o);
 }
 
+// ---- batch norm in two parts ----------------------------------------------------------------------
+
+namespace {
+
+// The coefficients of a batch norm's two parts: F32, `rows` rows of x's channels.
+void check_coefficients(const Tensor& coefficients, int64_t rows, const Tensor& x, const char* op) {
+  require_f32(coefficients, op, "coefficients");
+  require_shape(coefficients, Shape{rows, x.size(1)}, op, "coefficients");
+}
+
+}  // namespace
+
+bool CudaBackend::splits_batchnorm(DType dtype) const { return dtype == DType::BF16 || dtype == DType::F16; }
+
+void CudaBackend::batchnorm_forward_coefficients(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                                 Tensor& running_mean, Tensor& running_var, Tensor& save_mean,
+                                                 Tensor& save_invstd, Tensor& coefficients, const BatchNormOptions& o) {
+  const char* op = "batchnorm_forward_coefficients";
+  require_activation(x, op, "x");
+  const BatchNormDims d = batchnorm_dims(x, op);
+  check_channel_vector(weight, "weight", x, op);
+  check_channel_vector(bias, "bias", x, op);
+  check_channel_vector(running_mean, "running_mean", x, op);
+  check_channel_vector(running_var, "running_var", x, op);
+  prepare_output(save_mean, Shape{d.c}, DType::F32, op, "save_mean");
+  prepare_output(save_invstd, Shape{d.c}, DType::F32, op, "save_invstd");
+  prepare_output(coefficients, Shape{2, d.c}, DType::F32, op, "coefficients");
+  launch_batched_probes_before_writing({&save_mean, &save_invstd, &running_mean, &running_var, &coefficients});
+  batchnorm_.forward_coefficients(BatchNormForwardArgs{x.raw_data(), weight.data<float>(), bias.data<float>(),
+                                                       running_mean.data<float>(), running_var.data<float>(), nullptr,
+                                                       save_mean.data<float>(), save_invstd.data<float>(), x.dtype()},
+                                  d, o, coefficients.data<float>());
+}
+
+void CudaBackend::batchnorm_apply(const Tensor& x, const Tensor& coefficients, Tensor& y) {
+  const char* op = "batchnorm_apply";
+  require_activation(x, op, "x");
+  const BatchNormDims d = batchnorm_dims(x, op);
+  check_coefficients(coefficients, 2, x, op);
+  prepare_output(y, x.shape(), x.dtype(), op, "y", x.memory_format());
+  require_same_layout(y, x, op, "y", "x");
+  launch_batched_probes_before_writing({&y});
+  batchnorm_.apply(x.raw_data(), y.raw_data(), coefficients.data<float>(), x.dtype(), d);
+}
+
+void CudaBackend::batchnorm_backward_coefficients(const Tensor& dy, const Tensor& x, const Tensor& weight,
+                                                  const Tensor& save_mean, const Tensor& save_invstd, Tensor& dweight,
+                                                  Tensor& dbias, Tensor& coefficients, const BatchNormOptions& o) {
+  const char* op = "batchnorm_backward_coefficients";
+  require_activation(x, op, "x");
+  require_same_dtype(dy, x, op, "dy", "x");
+  require_shape(dy, x.shape(), op, "dy");
+  require_same_layout(dy, x, op, "dy", "x");
+  const BatchNormDims d = batchnorm_dims(x, op);
+  check_channel_vector(weight, "weight", x, op);
+  check_channel_vector(save_mean, "save_mean", x, op);
+  check_channel_vector(save_invstd, "save_invstd", x, op);
+  prepare_output(dweight, Shape{d.c}, DType::F32, op, "dweight");
+  prepare_output(dbias, Shape{d.c}, DType::F32, op, "dbias");
+  prepare_output(coefficients, Shape{4, d.c}, DType::F32, op, "coefficients");
+  launch_batched_probes_before_writing({&dweight, &dbias, &coefficients});
+  batchnorm_.backward_coefficients(BatchNormBackwardArgs{dy.raw_data(), x.raw_data(), weight.data<float>(),
+                                                         save_mean.data<float>(), save_invstd.data<float>(), nullptr,
+                                                         dweight.data<float>(), dbias.data<float>(), x.dtype()},
+                                   d, o, coefficients.data<float>());
+}
+
+void CudaBackend::batchnorm_dx(const Tensor& dy, const Tensor& x, const Tensor& coefficients, Tensor& dx) {
+  const char* op = "batchnorm_dx";
+  require_activation(dy, op, "dy");
+  if (x.defined()) {
+    require_same_dtype(x, dy, op, "x", "dy");
+    require_shape(x, dy.shape(), op, "x");
+    require_same_layout(x, dy, op, "x", "dy");
+  }
+  const BatchNormDims d = batchnorm_dims(dy, op);
+  check_coefficients(coefficients, 4, dy, op);
+  prepare_output(dx, dy.shape(), dy.dtype(), op, "dx", dy.memory_format());
+  require_same_layout(dx, dy, op, "dx", "dy");
+  launch_batched_probes_before_writing({&dx});
+  batchnorm_.dx(dy.raw_data(), x.defined() ? x.raw_data() : nullptr, dx.raw_data(), coefficients.data<float>(),
+                dy.dtype(), d);
+}
+
 // ---- ReLU -----------------------------------------------------------------------------------------
 
 void CudaBackend::relu_forward(const Tensor& x, Tensor& y) {

@@ -22,6 +22,14 @@ BatchNormSettings settings_of(const BatchNormOptions& o) {
   return BatchNormSettings{training ? BatchNormStatistics::Batch : BatchNormStatistics::Running, o.eps, o.momentum};
 }
 
+// PyTorch refuses a training batch with one value per channel: its variance is not defined.
+void check_training_batch(const BatchNormDims& d, const BatchNormOptions& o) {
+  const int64_t count = d.n * d.hw;  // values per channel
+  if (o.mode == BatchNormMode::Training && count <= 1)
+    throw_bad_input("batchnorm (training): expected more than 1 value per channel, got " + std::to_string(count) +
+                    " (N=" + std::to_string(d.n) + ", H*W=" + std::to_string(d.hw) + ")");
+}
+
 }  // namespace
 
 struct CudnnBatchNorm::Descriptors {
@@ -47,10 +55,8 @@ const CudnnBatchNorm::Descriptors& CudnnBatchNorm::descriptors(const BatchNormDi
 }
 
 void CudnnBatchNorm::forward(const BatchNormForwardArgs& a, const BatchNormDims& d, const BatchNormOptions& o) {
-  const int64_t count = d.n * d.hw;  // values per channel
-  if (o.mode == BatchNormMode::Training && count <= 1)
-    throw_bad_input("batchnorm (training): expected more than 1 value per channel, got " + std::to_string(count) +
-                    " (N=" + std::to_string(d.n) + ", H*W=" + std::to_string(d.hw) + ")");
+  check_training_batch(d, o);
+  const int64_t count = d.n * d.hw;
   if (d.c == 0) return;
   if (a.activations != DType::F32) {  // BF16 or F16 with F32 parameters and statistics
     void* scratch = scratch_.reserve(batchnorm_mixed_scratch_bytes(d));
@@ -97,6 +103,29 @@ void CudnnBatchNorm::backward(const BatchNormBackwardArgs& a, const BatchNormDim
                                                     desc.x.get(), a.x, desc.x.get(), a.dy, desc.x.get(), a.dx,
                                                     desc.channels.get(), a.weight, a.dweight, a.dbias, o.eps,
                                                     a.save_mean, a.save_invstd));
+}
+
+void CudnnBatchNorm::forward_coefficients(const BatchNormForwardArgs& a, const BatchNormDims& d,
+                                          const BatchNormOptions& o, float* coefficients) {
+  check_training_batch(d, o);
+  void* scratch = scratch_.reserve(batchnorm_mixed_scratch_bytes(d));
+  batchnorm_mixed_forward_coefficients(a, d, settings_of(o), coefficients, scratch, stream_);
+}
+
+void CudnnBatchNorm::apply(const void* x, void* y, const float* coefficients, DType activations,
+                           const BatchNormDims& d) {
+  batchnorm_mixed_apply(x, y, coefficients, activations, d, stream_);
+}
+
+void CudnnBatchNorm::backward_coefficients(const BatchNormBackwardArgs& a, const BatchNormDims& d,
+                                           const BatchNormOptions& o, float* coefficients) {
+  void* scratch = scratch_.reserve(batchnorm_mixed_scratch_bytes(d));
+  batchnorm_mixed_backward_coefficients(a, d, settings_of(o), coefficients, scratch, stream_);
+}
+
+void CudnnBatchNorm::dx(const void* dy, const void* x, void* dx, const float* coefficients, DType activations,
+                        const BatchNormDims& d) {
+  batchnorm_mixed_dx(dy, x, dx, coefficients, activations, d, stream_);
 }
 
 }  // namespace hookrt::cuda

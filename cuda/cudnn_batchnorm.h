@@ -37,6 +37,19 @@ class CudnnBatchNorm {
   void forward(const BatchNormForwardArgs& args, const BatchNormDims& dims, const BatchNormOptions& options);
   void backward(const BatchNormBackwardArgs& args, const BatchNormDims& dims, const BatchNormOptions& options);
 
+  // Each op in two parts (Backend::splits_batchnorm), on our kernels in every dtype: the
+  // per-channel part leaves F32 coefficients (batchnorm_mixed.cuh's rows of C) for the elementwise
+  // part, which the backend may instead run in a probe pass. forward_coefficients ignores args.y,
+  // backward_coefficients args.dx.
+  void forward_coefficients(const BatchNormForwardArgs& args, const BatchNormDims& dims,
+                            const BatchNormOptions& options, float* coefficients);
+  void apply(const void* x, void* y, const float* coefficients, DType activations, const BatchNormDims& dims);
+  void backward_coefficients(const BatchNormBackwardArgs& args, const BatchNormDims& dims,
+                             const BatchNormOptions& options, float* coefficients);
+  // x null: an inference backward's dx.
+  void dx(const void* dy, const void* x, void* dx, const float* coefficients, DType activations,
+          const BatchNormDims& dims);
+
  private:
   struct Descriptors;
   const Descriptors& descriptors(const BatchNormDims& dims);

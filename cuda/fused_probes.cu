@@ -87,7 +87,7 @@ int pass_blocks_per_multiprocessor(PassKernel kernel, ProbeElement element) {
 int probing_input_pass_blocks_per_multiprocessor(int variant, ProbeElement element) {
   if (variant < 0) throw Error("internal: no pass probes that input of its producing op");
   static std::mutex mutex;
-  static std::vector<std::array<int, 4 * kProbeElements>> known;  // by device, by variant and element; 0 until asked
+  static std::vector<std::array<int, kProbingInputVariants * kProbeElements>> known;  // by device, variant, element
   const size_t key = static_cast<size_t>(variant) * kProbeElements + static_cast<size_t>(element);
   return resident_blocks(mutex, known, key, [&] { return probing_input_blocks_per_multiprocessor(variant, element); });
 }
@@ -382,6 +382,10 @@ bool fused_probes_can_probe_input(const ProbePlan& plan, ProducerKind kind, cons
   };
   return in.numel == plan.numel && in.channels == plan.channels && in.inner == plan.inner && in.passes.size() == 1 &&
          common(in.passes.front()) && plan.passes.size() <= 1 && common(first_pass_or_none(plan));
+}
+
+bool fused_batchnorm_fits(int64_t numel, int64_t inner, int64_t channels) {
+  return numel >= 1 && inner >= 1 && channels >= 1 && numel - 1 <= FastDivmod::kMaxDividend;
 }
 
 bool fused_probes_can_produce(const ProbePlan& plan) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "fast_divmod.h"
 #include "hookrt/tensor.h"
 #include "probe_plan.h"
 
@@ -28,17 +29,27 @@ DType probe_element_dtype(ProbeElement element);
 
 // An elementwise op that writes the tensor in the plan's first pass instead of before it (probes
 // in the op's epilogue): the pass computes each element from the inputs, probes it and stores it,
-// so the tensor is written once and never read. ReLU's rules are relu_math.cuh's.
-enum class ProducerKind : int { None, ReluForward, ReluBackward, AddReluForward };
+// so the tensor is written once and never read. ReLU's rules are relu_math.cuh's, batch norm's
+// batchnorm_terms.cuh's.
+enum class ProducerKind : int { None, ReluForward, ReluBackward, AddReluForward, BatchNormApply, BatchNormDx };
 
 // The inputs, (plan.numel) each, as ProducingOp has them: relu(a), relu_backward(y = a, dy = b),
-// relu(a + b). They have the tensor's element type (F32, BF16 or F16); each value is computed in
-// float and rounded once to that type, as the op's own kernel (relu.cu) computes and stores it.
+// relu(a + b), a batch norm's y from x = a, its dx from dy = a and x = b (null: inference). They
+// have the tensor's element type (F32, BF16 or F16); each value is computed in float and rounded
+// once to that type, as the op's own kernel (relu.cu, batchnorm_mixed.cu) computes and stores it.
 struct FusedProducer {
   ProducerKind kind = ProducerKind::None;
   const void* a = nullptr;
-  const void* b = nullptr;  // unused by ReluForward
+  const void* b = nullptr;  // unused by ReluForward and BatchNormApply
+  // The batch-norm kinds: their F32 coefficients, rows of C (batchnorm_mixed.cuh's), and element
+  // i's channel, (i / inner) % C, by these divisors (the tensor's elements all fit FastDivmod).
+  const float* coefficients = nullptr;
+  FastDivmod inner, channels;
 };
+
+// Whether a pass can compute a batch norm's elements on a tensor of `numel` elements, `inner`
+// consecutive ones to a channel in turn (its channel arithmetic is FastDivmod's).
+bool fused_batchnorm_fits(int64_t numel, int64_t inner, int64_t channels);
 
 // Probes on one input of the producer, run in the pass that reads that input to write the tensor
 // (ProbeRunOptions::probe_input): a batch norm's output, probed where its ReLU reads it.
@@ -49,7 +60,8 @@ struct FusedInputProbes {
 };
 
 // Whether run_fused_probes can run `input` in the pass that writes the tensor: a ReLU's input,
-// either input of the residual add's ReLU, or ReLU backward's incoming gradient (b), and both plans
+// either input of the residual add's ReLU, ReLU backward's incoming gradient (b), or a batch norm's
+// input (the convolution's output it normalises), and both plans
 // (the tensor's may have no pass at all) one pass of the common probes (stats, nonfinite, at most
 // one zeros) with no capture, on the same layout. Elsewhere the input's probes run on their own.
 bool fused_probes_can_probe_input(const ProbePlan& plan, ProducerKind kind, const FusedInputProbes& input);

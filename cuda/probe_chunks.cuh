@@ -15,6 +15,7 @@
 #include <type_traits>
 
 #include "activation_types.cuh"
+#include "batchnorm_terms.cuh"
 #include "element_types.cuh"
 #include "probe_accumulators.cuh"
 #include "probe_pass_args.cuh"
@@ -92,14 +93,72 @@ __device__ __forceinline__ float produced_value(float a, float b) {
   else return stored_value<T>(relu_value(a + b));
 }
 
+// Where a batch norm's element takes its coefficients: its channel, and its place in the run of
+// `inner` consecutive elements of that channel, found by division once per chunk and then
+// stepped element by element (NCHW: runs of H*W; channels-last: runs of one).
+struct ChannelCursor {
+  uint32_t channel, place;
+
+  __device__ __forceinline__ ChannelCursor(const FusedProducer& p, int64_t i) {
+    const uint32_t run = p.inner.divide(static_cast<uint32_t>(i));
+    channel = p.channels.remainder(run);
+    place = static_cast<uint32_t>(i) - run * p.inner.divisor();
+  }
+  __device__ __forceinline__ void next(const FusedProducer& p) {
+    if (++place < p.inner.divisor()) return;
+    place = 0;
+    if (++channel == p.channels.divisor()) channel = 0;
+  }
+};
+
+// A batch norm's y from x in channel c, and its dx from dy and x (p.b null: inference's, which
+// does not read x), with batchnorm_mixed.cu's formulas and its one rounding to T.
+template <class T>
+__device__ __forceinline__ float batchnorm_apply_value(const FusedProducer& p, uint32_t c, float x) {
+  const float* k = p.coefficients;
+  return stored_value<T>(batchnorm::normalized(x, __ldg(k + c), __ldg(k + p.channels.divisor() + c)));
+}
+
+template <class T>
+__device__ __forceinline__ float batchnorm_dx_value(const FusedProducer& p, uint32_t c, float dy, float x) {
+  const float* k = p.coefficients;
+  const uint32_t rows = p.channels.divisor();
+  const float gain = __ldg(k + c);
+  if (p.b == nullptr) return stored_value<T>(__fmul_rn(dy, gain));
+  return stored_value<T>(
+      batchnorm::training_dx(dy, x, gain, __ldg(k + rows + c), __ldg(k + 2 * rows + c), __ldg(k + 3 * rows + c)));
+}
+
+// A batch norm's chunk at element i: x = a (BatchNormApply) or dy = a and x = b (BatchNormDx).
+template <class T, ProducerKind kKind, int N>
+__device__ __forceinline__ void batchnorm_chunk(const FusedProducer& producer, int64_t i, const float (&a)[N],
+                                                const float (&b)[N], float (&v)[N]) {
+  ChannelCursor at(producer, i);
+#pragma unroll
+  for (int j = 0; j < N; ++j) {
+    if constexpr (kKind == ProducerKind::BatchNormApply)
+      v[j] = batchnorm_apply_value<T>(producer, at.channel, a[j]);
+    else
+      v[j] = batchnorm_dx_value<T>(producer, at.channel, a[j], b[j]);
+    at.next(producer);
+  }
+}
+
 // The chunk at element i as a producer of kind kKind writes it.
 template <class T, ProducerKind kKind, int N>
 __device__ __forceinline__ void produce_chunk_of(const FusedProducer& producer, int64_t i, float (&v)[N]) {
+  constexpr bool kBatchNorm = kKind == ProducerKind::BatchNormApply || kKind == ProducerKind::BatchNormDx;
   float a[N], b[N] = {};
   load_unaligned_chunk<N>(static_cast<const T*>(producer.a) + i, a);
-  if constexpr (kKind != ProducerKind::ReluForward) load_unaligned_chunk<N>(static_cast<const T*>(producer.b) + i, b);
+  if constexpr (kKind != ProducerKind::ReluForward && kKind != ProducerKind::BatchNormApply) {
+    if (!kBatchNorm || producer.b != nullptr) load_unaligned_chunk<N>(static_cast<const T*>(producer.b) + i, b);
+  }
+  if constexpr (kBatchNorm) {
+    batchnorm_chunk<T, kKind, N>(producer, i, a, b, v);
+  } else {
 #pragma unroll
-  for (int j = 0; j < N; ++j) v[j] = produced_value<T, kKind>(a[j], b[j]);
+    for (int j = 0; j < N; ++j) v[j] = produced_value<T, kKind>(a[j], b[j]);
+  }
 }
 
 // The same, the kind chosen once per chunk rather than per element.
@@ -108,6 +167,8 @@ __device__ __forceinline__ void produce_chunk(const FusedProducer& producer, int
   switch (producer.kind) {
     case ProducerKind::ReluForward: return produce_chunk_of<T, ProducerKind::ReluForward, N>(producer, i, v);
     case ProducerKind::ReluBackward: return produce_chunk_of<T, ProducerKind::ReluBackward, N>(producer, i, v);
+    case ProducerKind::BatchNormApply: return produce_chunk_of<T, ProducerKind::BatchNormApply, N>(producer, i, v);
+    case ProducerKind::BatchNormDx: return produce_chunk_of<T, ProducerKind::BatchNormDx, N>(producer, i, v);
     default: return produce_chunk_of<T, ProducerKind::AddReluForward, N>(producer, i, v);
   }
 }

@@ -198,6 +198,34 @@ struct ReluInputVisitor {
   }
 };
 
+// A batch norm's elementwise pass over tensors of T, probing its input (the convolution's output
+// it normalises) as it loads it.
+template <class T>
+struct BatchNormInputVisitor {
+  InputProbing<T> probing;
+
+  template <int N>
+  __device__ __forceinline__ void load(int64_t i, float (&v)[N]) const {
+    load_unaligned_chunk<N>(static_cast<const T*>(probing.args.producer.a) + i, v);
+  }
+
+  template <int G, int N>
+  __device__ __forceinline__ void work(int64_t i, int64_t step, float (&v)[G][N]) {
+    probing.template input<G, N>(i, step, v);
+    const FusedProducer& producer = probing.args.producer;
+#pragma unroll
+    for (int u = 0; u < G; ++u) {
+      ChannelCursor at(producer, i + u * step);
+#pragma unroll
+      for (int j = 0; j < N; ++j) {
+        v[u][j] = batchnorm_apply_value<T>(producer, at.channel, v[u][j]);
+        at.next(producer);
+      }
+    }
+    probing.template output<G, N>(i, step, v);
+  }
+};
+
 // The pass of an op that reads two inputs (a residual add's ReLU, a ReLU backward) of T, probing
 // input kInput: it loads both (kValues: a chunk's array holds a's values, then b's), so that it
 // keeps as many loads in flight as the common pass with half as many chunks to a group.
@@ -235,6 +263,10 @@ struct ProbingInputVisitor {
 template <class T>
 struct ProbingInputVisitor<T, ProducerKind::ReluForward, 0> {
   using type = ReluInputVisitor<T>;
+};
+template <class T>
+struct ProbingInputVisitor<T, ProducerKind::BatchNormApply, 0> {
+  using type = BatchNormInputVisitor<T>;
 };
 
 // After the walk (and a __syncthreads): the block's shared alive flags into the global ones, each
@@ -433,7 +465,7 @@ __global__ void __launch_bounds__(kBlock, 2) batch_common_pass_kernel(const __gr
 }
 
 // The common pass of a producing op's output with its input's probes (ReluInputVisitor,
-// TwoInputVisitor), over tensors of T, finished by its last block: the output's ops from
+// BatchNormInputVisitor, TwoInputVisitor), over tensors of T, finished by its last block: the output's ops from
 // partial 0, the input's from partial 1.
 template <class T, ProducerKind kKind, int kInput>
 __global__ void __launch_bounds__(kBlock, 2)
@@ -483,6 +515,7 @@ int probing_input_variant(ProducerKind kind, int input) {
   if (kind == ProducerKind::AddReluForward && input == 0) return 1;
   if (kind == ProducerKind::AddReluForward && input == 1) return 2;
   if (kind == ProducerKind::ReluBackward && input == 1) return 3;
+  if (kind == ProducerKind::BatchNormApply && input == 0) return 4;
   return -1;
 }
 
@@ -498,6 +531,7 @@ void with_probing_input_kernel(int variant, ProbeElement element, Fn fn) {
       case 1: return fn(probing_input_kernel<T, ProducerKind::AddReluForward, 0>);
       case 2: return fn(probing_input_kernel<T, ProducerKind::AddReluForward, 1>);
       case 3: return fn(probing_input_kernel<T, ProducerKind::ReluBackward, 1>);
+      case 4: return fn(probing_input_kernel<T, ProducerKind::BatchNormApply, 0>);
     }
     throw Error("internal: no pass probes input " + std::to_string(variant) + " of its producing op that way");
   });

@@ -49,8 +49,9 @@ void launch_batch_common_pass(const BatchPassArgs& batch, cudaStream_t stream);
 // The passes that write a producing op's output (args: its producer, common ops, possibly none)
 // and also run `input`'s ops on one of the op's inputs as they load it, so that the input is read
 // once for both. A variant per op and input: ReLU's input, either input of the residual add's
-// ReLU, and ReLU backward's incoming gradient; -1 for any other. Each is instantiated for every
-// element type (args.element: the tensor's and both inputs').
+// ReLU, ReLU backward's incoming gradient, and a batch norm's input; -1 for any other. Each is
+// instantiated for every element type (args.element: the tensor's and both inputs').
+constexpr int kProbingInputVariants = 5;
 int probing_input_variant(ProducerKind kind, int input);
 int probing_input_blocks_per_multiprocessor(int variant, ProbeElement element);
 // Block b leaves the output's partial at partials[b * kMaxOps] and the input's at

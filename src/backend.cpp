@@ -28,8 +28,33 @@ void Backend::run_producing_op(const ProducingOp& op, Tensor& out) {
       add(op.a, op.b, out);
       relu_forward(out, out);
       return;
+    case ProducingOp::Kind::BatchNormApply: batchnorm_apply(op.a, op.coefficients, out); return;
+    case ProducingOp::Kind::BatchNormDx: batchnorm_dx(op.a, op.b, op.coefficients, out); return;
   }
   throw Error("internal: unknown producing op");
+}
+
+bool Backend::splits_batchnorm(DType) const { return false; }
+
+[[noreturn]] static void no_split_batchnorm(const Backend& backend, const char* op) {
+  throw Error(std::string(op) + ": backend " + backend.name() +
+              " runs batch norm whole (splits_batchnorm is false for every dtype)");
+}
+
+void Backend::batchnorm_forward_coefficients(const Tensor&, const Tensor&, const Tensor&, Tensor&, Tensor&, Tensor&,
+                                             Tensor&, Tensor&, const BatchNormOptions&) {
+  no_split_batchnorm(*this, "batchnorm_forward_coefficients");
+}
+
+void Backend::batchnorm_apply(const Tensor&, const Tensor&, Tensor&) { no_split_batchnorm(*this, "batchnorm_apply"); }
+
+void Backend::batchnorm_backward_coefficients(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                              const Tensor&, Tensor&, Tensor&, Tensor&, const BatchNormOptions&) {
+  no_split_batchnorm(*this, "batchnorm_backward_coefficients");
+}
+
+void Backend::batchnorm_dx(const Tensor&, const Tensor&, const Tensor&, Tensor&) {
+  no_split_batchnorm(*this, "batchnorm_dx");
 }
 
 ProbeRunEffects Backend::run_input_probes_apart(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,

@@ -85,6 +85,8 @@ std::string kind_name(ProducingOp::Kind kind) {
     case ProducingOp::Kind::ReluForward: return "relu_forward";
     case ProducingOp::Kind::ReluBackward: return "relu_backward";
     case ProducingOp::Kind::AddReluForward: return "add_relu_forward";
+    case ProducingOp::Kind::BatchNormApply: return "batchnorm_apply";
+    case ProducingOp::Kind::BatchNormDx: return "batchnorm_dx";
   }
   return "?";
 }

@@ -96,9 +96,15 @@ struct ProducingOp {
     ReluForward,     // relu(a)
     ReluBackward,    // relu_backward(y = a, dy = b)
     AddReluForward,  // relu(a + b): a block's residual add and its ReLU, the sum never written
+    // A batch norm's elementwise pass, its per-channel coefficients computed before (see
+    // Backend::splits_batchnorm): batchnorm_apply(x = a, coefficients) and
+    // batchnorm_dx(dy = a, x = b, coefficients); b undefined for an inference backward.
+    BatchNormApply,
+    BatchNormDx,
   } kind = Kind::ReluForward;
   Tensor a;
-  Tensor b;  // unused by ReluForward
+  Tensor b;             // unused by ReluForward and BatchNormApply
+  Tensor coefficients;  // the batch norm kinds' only
 };
 
 // Probes on one input of a producing op, run in the op's read of that input: a batch norm's
@@ -215,6 +221,26 @@ class Backend {
                                   const Tensor& save_mean, const Tensor& save_invstd, Tensor& dx,
                                   Tensor& dweight, Tensor& dbias, const BatchNormOptions& o) = 0;
 
+  // A batch norm in two parts, so that a probe run may write (and probe) its output or its dx as
+  // a ProducingOp once the per-channel work is done. The parts give the bits batchnorm_forward and
+  // batchnorm_backward give. splits_batchnorm: whether this backend runs them, for activations of
+  // `dtype`, as fast as the whole op (by default it does not, and the other four throw).
+  virtual bool splits_batchnorm(DType dtype) const;
+  // batchnorm_forward without y: the statistics, the running update and coefficients (2, C) in
+  // weight's dtype, row 0 the scale and row 1 the shift of y = x * scale[c] + shift[c].
+  virtual void batchnorm_forward_coefficients(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                              Tensor& running_mean, Tensor& running_var, Tensor& save_mean,
+                                              Tensor& save_invstd, Tensor& coefficients, const BatchNormOptions& o);
+  virtual void batchnorm_apply(const Tensor& x, const Tensor& coefficients, Tensor& y);
+  // batchnorm_backward without dx: dweight, dbias and coefficients (4, C) in weight's dtype, rows
+  // gain, centre, grad_mean and projection of dx = (dy - grad_mean - (x - centre) * projection) *
+  // gain (training; inference: dx = dy * gain, x not read).
+  virtual void batchnorm_backward_coefficients(const Tensor& dy, const Tensor& x, const Tensor& weight,
+                                               const Tensor& save_mean, const Tensor& save_invstd, Tensor& dweight,
+                                               Tensor& dbias, Tensor& coefficients, const BatchNormOptions& o);
+  // x undefined: inference's dx.
+  virtual void batchnorm_dx(const Tensor& dy, const Tensor& x, const Tensor& coefficients, Tensor& dx);
+
   virtual void relu_forward(const Tensor& x, Tensor& y) = 0;
   // dx = dy where y > 0, else 0 (PyTorch's threshold_backward on the result).
   virtual void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) = 0;
@@ -287,7 +313,8 @@ class Backend {
   // Drops a recording after a failure, with the probe runs deferred while it lasted.
   virtual void abandon_step_recording() noexcept {}
   // Writes `out` with `op`: by default through this backend's ops (relu_forward, relu_backward;
-  // add then relu_forward in place); a backend may run it as one kernel.
+  // add then relu_forward in place; batchnorm_apply, batchnorm_dx); a backend may run it as one
+  // kernel.
   virtual void run_producing_op(const ProducingOp& op, Tensor& out);
   // Seals and finishes at once: waits for every probe run deferred since the last seal.
   std::vector<DeferredProbeResults> collect_deferred_probe_results() {

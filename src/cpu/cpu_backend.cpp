@@ -300,16 +300,9 @@ class CpuBackend final : public Backend {
       batchnorm_forward(half.in(x, "x"), weight, bias, running_mean, running_var, y32, save_mean, save_invstd, o);
       return half.finish();
     }
-    require_float(x, op, "x");
-    const cpu::BatchNormShape s = batchnorm_shape(x, op);
-    const Shape channels{s.c};
-    check_channel_vector(weight, "weight", x, op);
-    check_channel_vector(bias, "bias", x, op);
-    check_channel_vector(running_mean, "running_mean", x, op);
-    check_channel_vector(running_var, "running_var", x, op);
+    const cpu::BatchNormShape s = checked_batchnorm_forward(x, weight, bias, running_mean, running_var, save_mean,
+                                                            save_invstd, op);
     prepare_output(y, x.shape(), x.dtype(), op, "y");
-    prepare_output(save_mean, channels, x.dtype(), op, "save_mean");
-    prepare_output(save_invstd, channels, x.dtype(), op, "save_invstd");
     dispatch_float(x.dtype(), [&]<class T>(T) {
       if (o.mode == BatchNormMode::Training) {
         cpu::batchnorm_forward_training(x.data<T>(), weight.data<T>(), bias.data<T>(), running_mean.data<T>(),
@@ -339,19 +332,111 @@ class CpuBackend final : public Backend {
       batchnorm_backward(half.in(dy, "dy"), half.in(x, "x"), weight, save_mean, save_invstd, dx32, dweight, dbias, o);
       return half.finish();
     }
-    require_float(x, op, "x");
-    require_dtype(dy, x.dtype(), op, "dy");
-    require_shape(dy, x.shape(), op, "dy");
-    const cpu::BatchNormShape s = batchnorm_shape(x, op);
-    check_channel_vector(weight, "weight", x, op);
-    check_channel_vector(save_mean, "save_mean", x, op);
-    check_channel_vector(save_invstd, "save_invstd", x, op);
+    const cpu::BatchNormShape s = checked_batchnorm_backward(dy, x, weight, save_mean, save_invstd, dweight, dbias, op);
     prepare_output(dx, x.shape(), x.dtype(), op, "dx");
-    prepare_output(dweight, Shape{s.c}, x.dtype(), op, "dweight");
-    prepare_output(dbias, Shape{s.c}, x.dtype(), op, "dbias");
     dispatch_float(x.dtype(), [&]<class T>(T) {
       cpu::batchnorm_backward(dy.data<T>(), x.data<T>(), weight.data<T>(), save_mean.data<T>(),
                               save_invstd.data<T>(), dx.data<T>(), dweight.data<T>(), dbias.data<T>(), s, o.mode);
+    });
+  }
+
+  // ---- batch norm in two parts: the same functions split at the per-channel coefficients ----
+  bool splits_batchnorm(DType) const override { return true; }
+
+  void batchnorm_forward_coefficients(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                                      Tensor& running_var, Tensor& save_mean, Tensor& save_invstd,
+                                      Tensor& coefficients, const BatchNormOptions& o) override {
+    const char* op = "batchnorm_forward_coefficients";
+    if (cpu::ChannelsLastStaging::wanted({&x})) {
+      const cpu::ChannelsLastStaging nhwc(op);
+      return batchnorm_forward_coefficients(nhwc.in(x, "x"), weight, bias, running_mean, running_var, save_mean,
+                                            save_invstd, coefficients, o);
+    }
+    if (is_half(x)) {  // the statistics and the coefficients stay F32
+      const cpu::HalfWidening half(op, x.dtype());
+      return batchnorm_forward_coefficients(half.in(x, "x"), weight, bias, running_mean, running_var, save_mean,
+                                            save_invstd, coefficients, o);
+    }
+    const cpu::BatchNormShape s = checked_batchnorm_forward(x, weight, bias, running_mean, running_var, save_mean,
+                                                            save_invstd, op);
+    prepare_output(coefficients, Shape{2, s.c}, x.dtype(), op, "coefficients");
+    dispatch_float(x.dtype(), [&]<class T>(T) {
+      cpu::batchnorm_forward_coefficients(x.data<T>(), weight.data<T>(), bias.data<T>(), running_mean.data<T>(),
+                                          running_var.data<T>(), save_mean.data<T>(), save_invstd.data<T>(),
+                                          coefficients.data<T>(), s, o.mode, o.eps, o.momentum);
+    });
+  }
+
+  void batchnorm_apply(const Tensor& x, const Tensor& coefficients, Tensor& y) override {
+    const char* op = "batchnorm_apply";
+    if (cpu::ChannelsLastStaging::wanted({&x, &y})) {
+      cpu::ChannelsLastStaging nhwc(op);
+      Tensor& y0 = nhwc.out(y, "y");
+      batchnorm_apply(nhwc.in(x, "x"), coefficients, y0);
+      return nhwc.finish();
+    }
+    if (is_half(x)) {
+      cpu::HalfWidening half(op, x.dtype());
+      Tensor& y32 = half.out(y, "y");
+      batchnorm_apply(half.in(x, "x"), coefficients, y32);
+      return half.finish();
+    }
+    require_float(x, op, "x");
+    const cpu::BatchNormShape s = batchnorm_shape(x, op);
+    check_coefficients(coefficients, 2, x, op);
+    prepare_elementwise_output(y, x, op, "y", "x");
+    dispatch_float(x.dtype(), [&]<class T>(T) {
+      cpu::batchnorm_apply(x.data<T>(), coefficients.data<T>(), y.data<T>(), s);
+    });
+  }
+
+  void batchnorm_backward_coefficients(const Tensor& dy, const Tensor& x, const Tensor& weight,
+                                       const Tensor& save_mean, const Tensor& save_invstd, Tensor& dweight,
+                                       Tensor& dbias, Tensor& coefficients, const BatchNormOptions& o) override {
+    const char* op = "batchnorm_backward_coefficients";
+    if (cpu::ChannelsLastStaging::wanted({&dy, &x})) {
+      const cpu::ChannelsLastStaging nhwc(op);
+      return batchnorm_backward_coefficients(nhwc.in(dy, "dy"), nhwc.in(x, "x"), weight, save_mean, save_invstd,
+                                             dweight, dbias, coefficients, o);
+    }
+    if (is_half(x)) {  // dweight, dbias and the coefficients stay F32
+      const cpu::HalfWidening half(op, x.dtype());
+      return batchnorm_backward_coefficients(half.in(dy, "dy"), half.in(x, "x"), weight, save_mean, save_invstd,
+                                             dweight, dbias, coefficients, o);
+    }
+    const cpu::BatchNormShape s = checked_batchnorm_backward(dy, x, weight, save_mean, save_invstd, dweight, dbias, op);
+    prepare_output(coefficients, Shape{4, s.c}, x.dtype(), op, "coefficients");
+    dispatch_float(x.dtype(), [&]<class T>(T) {
+      cpu::batchnorm_backward_coefficients(dy.data<T>(), x.data<T>(), weight.data<T>(), save_mean.data<T>(),
+                                           save_invstd.data<T>(), dweight.data<T>(), dbias.data<T>(),
+                                           coefficients.data<T>(), s, o.mode);
+    });
+  }
+
+  void batchnorm_dx(const Tensor& dy, const Tensor& x, const Tensor& coefficients, Tensor& dx) override {
+    const char* op = "batchnorm_dx";
+    if (cpu::ChannelsLastStaging::wanted({&dy, &x, &dx})) {
+      cpu::ChannelsLastStaging nhwc(op);
+      Tensor& dx0 = nhwc.out(dx, "dx");
+      batchnorm_dx(nhwc.in(dy, "dy"), x.defined() ? nhwc.in(x, "x") : Tensor(), coefficients, dx0);
+      return nhwc.finish();
+    }
+    if (is_half(dy)) {
+      cpu::HalfWidening half(op, dy.dtype());
+      Tensor& dx32 = half.out(dx, "dx");
+      batchnorm_dx(half.in(dy, "dy"), x.defined() ? half.in(x, "x") : Tensor(), coefficients, dx32);
+      return half.finish();
+    }
+    require_float(dy, op, "dy");
+    if (x.defined()) {
+      require_dtype(x, dy.dtype(), op, "x");
+      require_shape(x, dy.shape(), op, "x");
+    }
+    const cpu::BatchNormShape s = batchnorm_shape(dy, op);
+    check_coefficients(coefficients, 4, dy, op);
+    prepare_elementwise_output(dx, dy, op, "dx", "dy");
+    dispatch_float(dy.dtype(), [&]<class T>(T) {
+      cpu::batchnorm_dx(dy.data<T>(), x.defined() ? x.data<T>() : nullptr, coefficients.data<T>(), dx.data<T>(), s);
     });
   }
 
@@ -631,6 +716,43 @@ class CpuBackend final : public Backend {
   static void check_channel_vector(const Tensor& t, const char* name, const Tensor& x, const char* op) {
     require_dtype(t, x.dtype(), op, name);
     require_shape(t, Shape{x.size(1)}, op, name);
+  }
+
+  // (rows, C) in x's dtype, as the batch norm's coefficients parts leave them.
+  static void check_coefficients(const Tensor& t, int64_t rows, const Tensor& x, const char* op) {
+    require_dtype(t, x.dtype(), op, "coefficients");
+    require_shape(t, Shape{rows, x.size(1)}, op, "coefficients");
+  }
+
+  // The checks of a batch norm forward's operands but y, and its statistics outputs prepared.
+  static cpu::BatchNormShape checked_batchnorm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                                       const Tensor& running_mean, const Tensor& running_var,
+                                                       Tensor& save_mean, Tensor& save_invstd, const char* op) {
+    require_float(x, op, "x");
+    const cpu::BatchNormShape s = batchnorm_shape(x, op);
+    check_channel_vector(weight, "weight", x, op);
+    check_channel_vector(bias, "bias", x, op);
+    check_channel_vector(running_mean, "running_mean", x, op);
+    check_channel_vector(running_var, "running_var", x, op);
+    prepare_output(save_mean, Shape{s.c}, x.dtype(), op, "save_mean");
+    prepare_output(save_invstd, Shape{s.c}, x.dtype(), op, "save_invstd");
+    return s;
+  }
+
+  // The same for a backward: all but dx, with dweight and dbias prepared.
+  static cpu::BatchNormShape checked_batchnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
+                                                        const Tensor& save_mean, const Tensor& save_invstd,
+                                                        Tensor& dweight, Tensor& dbias, const char* op) {
+    require_float(x, op, "x");
+    require_dtype(dy, x.dtype(), op, "dy");
+    require_shape(dy, x.shape(), op, "dy");
+    const cpu::BatchNormShape s = batchnorm_shape(x, op);
+    check_channel_vector(weight, "weight", x, op);
+    check_channel_vector(save_mean, "save_mean", x, op);
+    check_channel_vector(save_invstd, "save_invstd", x, op);
+    prepare_output(dweight, Shape{s.c}, x.dtype(), op, "dweight");
+    prepare_output(dbias, Shape{s.c}, x.dtype(), op, "dbias");
+    return s;
   }
 
   static void check_pool_indices(const Tensor& indices, int64_t plane_size, const char* op) {

@@ -67,6 +67,23 @@ void batchnorm_backward(const T* dy, const T* x, const T* weight, const T* save_
                         const T* save_invstd, T* dx, T* dweight, T* dbias,
                         const BatchNormShape& shape, BatchNormMode mode);
 
+// The two parts of each (Backend::splits_batchnorm). Forward: the statistics (and in training
+// the running update) and coefficients (2, C), scale then shift; the running statistics are only
+// read in inference. Backward: dweight and dbias (either may be null) and coefficients (4, C):
+// gain, centre, grad_mean, projection (null: not wanted). batchnorm_dx: x null in inference.
+template <class T>
+void batchnorm_forward_coefficients(const T* x, const T* weight, const T* bias, T* running_mean,
+                                    T* running_var, T* save_mean, T* save_invstd, T* coefficients,
+                                    const BatchNormShape& shape, BatchNormMode mode, double eps, double momentum);
+template <class T>
+void batchnorm_apply(const T* x, const T* coefficients, T* y, const BatchNormShape& shape);
+template <class T>
+void batchnorm_backward_coefficients(const T* dy, const T* x, const T* weight, const T* save_mean,
+                                     const T* save_invstd, T* dweight, T* dbias, T* coefficients,
+                                     const BatchNormShape& shape, BatchNormMode mode);
+template <class T>
+void batchnorm_dx(const T* dy, const T* x, const T* coefficients, T* dx, const BatchNormShape& shape);
+
 // ---- elementwise --------------------------------------------------------------------------------
 
 template <class T> void relu_forward(const T* x, T* y, int64_t n);

@@ -44,6 +44,20 @@ class DelegatingBackend : public Backend {
                           Tensor& dx, Tensor& dw, Tensor& db, const BatchNormOptions& o) override {
     inner_->batchnorm_backward(dy, x, w, sm, si, dx, dw, db, o);
   }
+  bool splits_batchnorm(DType d) const override { return inner_->splits_batchnorm(d); }
+  void batchnorm_forward_coefficients(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& rm, Tensor& rv,
+                                      Tensor& sm, Tensor& si, Tensor& k, const BatchNormOptions& o) override {
+    inner_->batchnorm_forward_coefficients(x, w, b, rm, rv, sm, si, k, o);
+  }
+  void batchnorm_apply(const Tensor& x, const Tensor& k, Tensor& y) override { inner_->batchnorm_apply(x, k, y); }
+  void batchnorm_backward_coefficients(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& sm,
+                                       const Tensor& si, Tensor& dw, Tensor& db, Tensor& k,
+                                       const BatchNormOptions& o) override {
+    inner_->batchnorm_backward_coefficients(dy, x, w, sm, si, dw, db, k, o);
+  }
+  void batchnorm_dx(const Tensor& dy, const Tensor& x, const Tensor& k, Tensor& dx) override {
+    inner_->batchnorm_dx(dy, x, k, dx);
+  }
   void relu_forward(const Tensor& x, Tensor& y) override { inner_->relu_forward(x, y); }
   void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) override { inner_->relu_backward(y, dy, dx); }
   void maxpool2d_forward(const Tensor& x, Tensor& y, Tensor& i, const Pool2dGeometry& g) override {
