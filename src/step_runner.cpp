@@ -33,6 +33,20 @@ bool StepRunner::epilogue_probes(HookWhen when, const std::string& module) const
   return when != HookWhen::Forward || !hooks_.may_change(when, module);
 }
 
+// A batch norm runs in two parts where its elementwise pass may then probe: its output or its
+// dx is written by a producing op, so that the probes on it, and on the convolution output it
+// reads, need no read of their own. The backend says where the parts cost no more than the whole.
+bool StepRunner::splits_batchnorm(DType activations) const {
+  return options_.probes_in_epilogues && backend_.splits_batchnorm(activations);
+}
+
+// A convolution's output is read next by the batch norm after it, where that one splits: its
+// forward hooks may then wait for the batch norm's elementwise pass (park_forward).
+bool StepRunner::batchnorm_reads_conv_output(const Module& conv, const Module& next, int x) const {
+  return conv.kind == ModuleKind::Conv2d && next.kind == ModuleKind::BatchNorm2d &&
+         splits_batchnorm(compute_dtype(tape_.value(x).data.dtype()));
+}
+
 // ---- module calls and hooks ----
 
 int StepRunner::run_module(const Module& module, int x, ReadByOp read_by_op) {
@@ -224,25 +238,40 @@ int StepRunner::resnet(const Module& module, int x) {
     if (children[i] == "fc") x = flatten(x);  // torch.flatten(x, 1) between avgpool and fc
     // The stem: bn1's output goes to the ReLU, and the ReLU's backward reads maxpool's grad_input.
     ReadByOp read_by_op;
-    read_by_op.output = i + 1 < children.size() && model_.module(children[i + 1]).kind == ModuleKind::ReLU;
+    const Module& child = model_.module(children[i]);
+    if (i + 1 < children.size()) {
+      const Module& next = model_.module(children[i + 1]);
+      read_by_op.output = next.kind == ModuleKind::ReLU || batchnorm_reads_conv_output(child, next, x);
+    }
     read_by_op.grad_input = i > 0 && model_.module(children[i - 1]).kind == ModuleKind::ReLU;
-    x = run_module(model_.module(children[i]), x, read_by_op);
+    x = run_module(child, x, read_by_op);
   }
   return x;
 }
 
 int StepRunner::sequential(const Module& module, int x) {
-  for (const std::string& child : module.children) x = run_module(model_.module(child), x);
+  const std::vector<std::string>& children = module.children;
+  for (size_t i = 0; i < children.size(); ++i) {
+    const Module& child = model_.module(children[i]);
+    ReadByOp read_by_op;  // a downsample's convolution, read by its batch norm
+    read_by_op.output = i + 1 < children.size() && batchnorm_reads_conv_output(child, model_.module(children[i + 1]), x);
+    x = run_module(child, x, read_by_op);
+  }
   return x;
 }
 
 int StepRunner::basic_block(const Module& module, int x) {
   const std::string& p = module.path;
-  int out = run_module(model_.module(p + ".conv1"), x);
-  out = run_module(model_.module(p + ".bn1"), out, {.output = true});
+  const Module& conv1 = model_.module(p + ".conv1");
+  const Module& conv2 = model_.module(p + ".conv2");
+  const Module& bn1 = model_.module(p + ".bn1");
+  const Module& bn2 = model_.module(p + ".bn2");
+  int out = run_module(conv1, x, {.output = batchnorm_reads_conv_output(conv1, bn1, x)});
+  out = run_module(bn1, out, {.output = true});
   out = run_module(model_.module(p + ".relu"), out);
-  out = run_module(model_.module(p + ".conv2"), out, {.grad_input = true});  // by the ReLU's backward
-  out = run_module(model_.module(p + ".bn2"), out, {.output = true});        // by the residual add's ReLU
+  // conv2's grad_input is read by the ReLU's backward.
+  out = run_module(conv2, out, {.output = batchnorm_reads_conv_output(conv2, bn2, out), .grad_input = true});
+  out = run_module(bn2, out, {.output = true});  // by the residual add's ReLU
   const int identity = model_.has_module(p + ".downsample") ? run_module(model_.module(p + ".downsample"), x) : x;
   const Module& relu = model_.module(p + ".relu");  // the same ReLU module, second call
   out = add(out, identity, !hooks_.reads_forward_input(relu.path));
@@ -313,19 +342,50 @@ int StepRunner::batchnorm2d(const Module& module, int x) {
   Tensor y = output_like(input.shape(), input.dtype(), input.memory_format());
   Tensor save_mean = output_like({module.out}, DType::F32);
   Tensor save_invstd = output_like({module.out}, DType::F32);
-  backend_.batchnorm_forward(input, weight, bias, state_.tensors.at(p + ".running_mean"),
-                             state_.tensors.at(p + ".running_var"), y, save_mean, save_invstd, o);
+  Tensor& running_mean = state_.tensors.at(p + ".running_mean");
+  Tensor& running_var = state_.tensors.at(p + ".running_var");
+  const bool split = splits_batchnorm(input.dtype());
+  if (split) {
+    Tensor coefficients = output_like({2, module.out}, weight.dtype());
+    backend_.batchnorm_forward_coefficients(input, weight, bias, running_mean, running_var, save_mean, save_invstd,
+                                            coefficients, o);
+    ProducingOp op{ProducingOp::Kind::BatchNormApply, input, Tensor(), coefficients};
+    if (epilogue_probes(HookWhen::Forward, module.path))
+      unwritten_output_ = std::move(op);
+    else
+      hooks_.write(op, y);  // may probe the convolution's output as it reads it
+  } else {
+    backend_.batchnorm_forward(input, weight, bias, running_mean, running_var, y, save_mean, save_invstd, o);
+  }
   if (training) ++model_.tensor(p + ".num_batches_tracked").data<int64_t>()[0];
   const int out = tape_.add_value(y, true);
   const bool input_grad = value(x).requires_grad;
-  tape_.record([this, x, out, input, weight, save_mean, save_invstd, o, p, input_grad] {
+  const bool grad_to_probes = split && epilogue_probes(HookWhen::Backward, module.path);
+  tape_.record([this, x, out, input, weight, save_mean, save_invstd, o, p, input_grad, split, grad_to_probes] {
     Tensor dy = take_grad(out);
     if (!dy.defined()) return;
-    Tensor dx = output_like(input.shape(), input.dtype(), input.memory_format());
     Tensor dweight = output_like(weight.shape(), weight.dtype());
     Tensor dbias = output_like(weight.shape(), weight.dtype());
-    backend_.batchnorm_backward(dy, input, weight, save_mean, save_invstd, dx, dweight, dbias, o);
-    if (input_grad) tape_.accumulate_grad(x, std::move(dx));
+    if (split) {
+      Tensor coefficients = output_like({4, weight.numel()}, weight.dtype());
+      backend_.batchnorm_backward_coefficients(dy, input, weight, save_mean, save_invstd, dweight, dbias, coefficients,
+                                               o);
+      if (input_grad) {
+        const Tensor x_read = o.mode == BatchNormMode::Training ? input : Tensor();  // inference's dx reads dy alone
+        ProducingOp op{ProducingOp::Kind::BatchNormDx, dy, x_read, coefficients};
+        Tensor dx = output_like(input.shape(), input.dtype(), input.memory_format());
+        if (grad_to_probes) {
+          tape_.accumulate_unwritten_grad(x, std::move(dx), std::move(op));
+        } else {
+          hooks_.write(op, dx);
+          tape_.accumulate_grad(x, std::move(dx));
+        }
+      }
+    } else {
+      Tensor dx = output_like(input.shape(), input.dtype(), input.memory_format());
+      backend_.batchnorm_backward(dy, input, weight, save_mean, save_invstd, dx, dweight, dbias, o);
+      if (input_grad) tape_.accumulate_grad(x, std::move(dx));
+    }
     parameter_grad(p + ".weight", std::move(dweight));
     parameter_grad(p + ".bias", std::move(dbias));
   });
@@ -337,10 +397,10 @@ int StepRunner::batchnorm2d(const Module& module, int x) {
 // input as an unwritten residual sum: it then computes relu(a + b) from the sum's operands.
 int StepRunner::relu(const Module& module, int x) {
   const Tensor input = value(x).data;
-  ProducingOp op{ProducingOp::Kind::ReluForward, input, Tensor()};
+  ProducingOp op{ProducingOp::Kind::ReluForward, input, Tensor(), Tensor()};
   if (unwritten_sum_ && unwritten_sum_->sum.storage() == input.storage() &&
       unwritten_sum_->sum.byte_offset() == input.byte_offset()) {
-    op = ProducingOp{ProducingOp::Kind::AddReluForward, unwritten_sum_->a, unwritten_sum_->b};
+    op = ProducingOp{ProducingOp::Kind::AddReluForward, unwritten_sum_->a, unwritten_sum_->b, Tensor()};
     unwritten_sum_.reset();
   }
   write_unwritten_sum();  // not this ReLU's input after all
@@ -356,10 +416,10 @@ int StepRunner::relu(const Module& module, int x) {
     if (!dy.defined()) return;
     Tensor dx = output_like(y.shape(), y.dtype(), y.memory_format());
     if (grad_to_probes) {
-      tape_.accumulate_unwritten_grad(x, std::move(dx), ProducingOp{ProducingOp::Kind::ReluBackward, y, dy});
+      tape_.accumulate_unwritten_grad(x, std::move(dx), ProducingOp{ProducingOp::Kind::ReluBackward, y, dy, Tensor()});
       return;
     }
-    hooks_.write(ProducingOp{ProducingOp::Kind::ReluBackward, y, dy}, dx);  // may probe dy as it reads it
+    hooks_.write(ProducingOp{ProducingOp::Kind::ReluBackward, y, dy, Tensor()}, dx);  // may probe dy as it reads it
     tape_.accumulate_grad(x, std::move(dx));
   });
   return out;

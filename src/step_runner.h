@@ -35,7 +35,7 @@ struct DeviceState {
 };
 
 // Which of a module call's tensors a producing op reads next: its output (a batch norm's, read by
-// the ReLU after it) or its grad_input (a convolution's or max pool's after a ReLU, read by that
+// the ReLU after it, or a convolution's, read by a batch norm that splits) or its grad_input (a convolution's or max pool's after a ReLU, read by that
 // ReLU's backward). That op's read may then probe it for the module's hooks
 // (HookDispatcher::park_forward, fire_backward's park_grad_input).
 struct ReadByOp {
@@ -95,6 +95,11 @@ class StepRunner {
   Tensor take_grad(int id) { return tape_.take_grad(id); }
   // Whether the tensors a module's hooks of `when` see first may be handed to them unwritten.
   bool epilogue_probes(HookWhen when, const std::string& module) const;
+  // Whether a batch norm on activations of this dtype runs as its per-channel part and a producing
+  // op (see batchnorm2d).
+  bool splits_batchnorm(DType activations) const;
+  // Whether `next` reads the output of `conv` (called on value x) as a producing op.
+  bool batchnorm_reads_conv_output(const Module& conv, const Module& next, int x) const;
   // A new tensor for an op's output or gradient; 4-D ones take the layout of the tensor they are
   // computed from (`format`), which the backend contract makes one per op.
   Tensor output_like(const Shape& shape, DType dtype, MemoryFormat format = MemoryFormat::Contiguous) {

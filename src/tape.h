@@ -36,6 +36,7 @@ class Tape {
   bool enabled() const { return enabled_; }
   int add_value(Tensor data, bool requires_grad);
   Value& value(int id) { return values_.at(static_cast<size_t>(id)); }
+  const Value& value(int id) const { return values_.at(static_cast<size_t>(id)); }
 
   // Called with a gradient about to be accumulated into in place (what was known about its values
   // no longer holds).

@@ -401,6 +401,14 @@ class LayoutLog final : public testing::DelegatingBackend {
     note("batchnorm_backward dy", dy);
     DelegatingBackend::batchnorm_backward(dy, x, weight, save_mean, save_invstd, dx, dweight, dbias, o);
   }
+  // The same backward in two parts, as the CPU backend runs it where probes may take the second.
+  void batchnorm_backward_coefficients(const Tensor& dy, const Tensor& x, const Tensor& weight,
+                                       const Tensor& save_mean, const Tensor& save_invstd, Tensor& dweight,
+                                       Tensor& dbias, Tensor& coefficients, const BatchNormOptions& o) override {
+    note("batchnorm_backward dy", dy);
+    DelegatingBackend::batchnorm_backward_coefficients(dy, x, weight, save_mean, save_invstd, dweight, dbias,
+                                                       coefficients, o);
+  }
   void maxpool2d_forward(const Tensor& x, Tensor& y, Tensor& indices, const Pool2dGeometry& g) override {
     note("maxpool2d_forward x", x);
     DelegatingBackend::maxpool2d_forward(x, y, indices, g);

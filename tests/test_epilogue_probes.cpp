@@ -1,9 +1,10 @@
 // Probes in the epilogues: where the first hook on a ReLU's output (forward) or on its input's
 // gradient (backward) is a probe hook, the executor hands that tensor to the probe run unwritten,
 // with the op that writes it (ProbeRunOptions::produce), so a backend can write and probe it in one
-// pass. Whatever the hooks, a step must deliver the same records and leave the same state as with
+// pass; so too a batch norm's output and dx where the backend runs batch norms in two parts. Whatever
+// the hooks, a step must deliver the same records and leave the same state as with
 // ExecutorOptions::probes_in_epilogues off; these tests hold it to that on the CPU backend and
-// count which ReLUs reached the backend how.
+// count which ReLUs and batch norms reached the backend how.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -23,7 +24,9 @@ namespace {
 
 using testing::TinyModelTest;
 
-// The CPU backend, counting the ReLUs it runs as ops and those handed to probe runs.
+// The CPU backend, counting the ReLUs and batch norms it runs as ops and those handed to probe
+// runs. `split_batchnorm`: whether it runs batch norms in two parts (Backend::splits_batchnorm), as
+// the CPU backend does and the GPU's at 16 bits; off, they run whole, as on the GPU at F32.
 class CountingBackend final : public testing::DelegatingBackend {
  public:
   struct Counts {
@@ -31,9 +34,14 @@ class CountingBackend final : public testing::DelegatingBackend {
     int produced_forward = 0, produced_backward = 0;  // handed to a probe run
     int adds = 0;                                     // sums written (forward: residual sums)
     int add_relus = 0;                                // residual adds with their ReLU, run as ops
-    int input_probes = 0;  // runs also handed probes on their op's input (a batch norm's output)
+    // Runs also handed probes on their op's input: a batch norm's output (read by its ReLU), a
+    // gradient into a ReLU, a convolution's output (read by a batch norm that splits).
+    int input_probes = 0;
+    int batchnorms_whole = 0;                     // forward and backward batch norms run whole
+    int batchnorm_applies = 0, batchnorm_dxs = 0;  // their elementwise parts, run as ops
+    int produced_batchnorm_forward = 0, produced_batchnorm_backward = 0;  // handed to a probe run
   };
-  explicit CountingBackend(Counts& counts) : counts_(counts) {}
+  CountingBackend(Counts& counts, bool split_batchnorm = false) : counts_(counts), split_(split_batchnorm) {}
 
   void relu_forward(const Tensor& x, Tensor& y) override {
     ++counts_.relu_forward;
@@ -47,6 +55,25 @@ class CountingBackend final : public testing::DelegatingBackend {
     ++counts_.adds;
     DelegatingBackend::add(a, b, out);
   }
+  bool splits_batchnorm(DType dtype) const override { return split_ && DelegatingBackend::splits_batchnorm(dtype); }
+  void batchnorm_forward(const Tensor& x, const Tensor& w, const Tensor& b, Tensor& rm, Tensor& rv, Tensor& y,
+                         Tensor& sm, Tensor& si, const BatchNormOptions& o) override {
+    ++counts_.batchnorms_whole;
+    DelegatingBackend::batchnorm_forward(x, w, b, rm, rv, y, sm, si, o);
+  }
+  void batchnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& sm, const Tensor& si,
+                          Tensor& dx, Tensor& dw, Tensor& db, const BatchNormOptions& o) override {
+    ++counts_.batchnorms_whole;
+    DelegatingBackend::batchnorm_backward(dy, x, w, sm, si, dx, dw, db, o);
+  }
+  void batchnorm_apply(const Tensor& x, const Tensor& k, Tensor& y) override {
+    ++counts_.batchnorm_applies;
+    DelegatingBackend::batchnorm_apply(x, k, y);
+  }
+  void batchnorm_dx(const Tensor& dy, const Tensor& x, const Tensor& k, Tensor& dx) override {
+    ++counts_.batchnorm_dxs;
+    DelegatingBackend::batchnorm_dx(dy, x, k, dx);
+  }
   // A residual add with its ReLU counts as itself, not as the add and ReLU the CPU runs it as.
   void run_producing_op(const ProducingOp& op, Tensor& out) override {
     if (op.kind != ProducingOp::Kind::AddReluForward) return DelegatingBackend::run_producing_op(op, out);
@@ -59,8 +86,7 @@ class CountingBackend final : public testing::DelegatingBackend {
     if (options.produce && probes.empty()) {  // the op, run where its input is probed
       count_op(options.produce->kind);
     } else if (options.produce) {
-      const bool backward = options.produce->kind == ProducingOp::Kind::ReluBackward;
-      ++(backward ? counts_.produced_backward : counts_.produced_forward);
+      ++produced(options.produce->kind);
     }
     return DelegatingBackend::run_probes(probes, tensor, record, options);
   }
@@ -71,10 +97,21 @@ class CountingBackend final : public testing::DelegatingBackend {
       case ProducingOp::Kind::ReluForward: ++counts_.relu_forward; break;
       case ProducingOp::Kind::ReluBackward: ++counts_.relu_backward; break;
       case ProducingOp::Kind::AddReluForward: ++counts_.add_relus; break;
+      case ProducingOp::Kind::BatchNormApply: ++counts_.batchnorm_applies; break;
+      case ProducingOp::Kind::BatchNormDx: ++counts_.batchnorm_dxs; break;
+    }
+  }
+  int& produced(ProducingOp::Kind kind) {
+    switch (kind) {
+      case ProducingOp::Kind::ReluBackward: return counts_.produced_backward;
+      case ProducingOp::Kind::BatchNormApply: return counts_.produced_batchnorm_forward;
+      case ProducingOp::Kind::BatchNormDx: return counts_.produced_batchnorm_backward;
+      default: return counts_.produced_forward;
     }
   }
 
   Counts& counts_;
+  bool split_;
 };
 
 // What one train step delivered and left.
@@ -88,7 +125,7 @@ struct StepOutcome {
 
 class EpilogueProbesTest : public TinyModelTest {
  protected:
-  static StepOutcome train_step(bool epilogues, int steps = 1) {
+  static StepOutcome train_step(bool epilogues, int steps = 1, bool split_batchnorm = false) {
     model().load_state_dict(initial_state(), "initial state");
     StepOutcome outcome;
     ExecutorOptions options;
@@ -96,7 +133,7 @@ class EpilogueProbesTest : public TinyModelTest {
     options.sgd.lr = 0.1;
     options.sgd.momentum = 0.9;
     options.probes_in_epilogues = epilogues;
-    Executor executor(model(), std::make_unique<CountingBackend>(outcome.counts), options);
+    Executor executor(model(), std::make_unique<CountingBackend>(outcome.counts, split_batchnorm), options);
     executor.subscribe([&outcome](const ProbeRecord& r) {
       outcome.records.push_back(io::record_to_json(r).dump());
       for (const ProbeResult& result : r.results)
@@ -364,11 +401,16 @@ TEST_F(EpilogueProbesTest, AHaltWhileABatchNormOutputWaitsDeliversItsRecord) {
 // A backend whose runs fail where they would probe their op's input.
 class FailingInputProbes final : public testing::DelegatingBackend {
  public:
+  explicit FailingInputProbes(bool split_batchnorm = false) : split_(split_batchnorm) {}
+  bool splits_batchnorm(DType dtype) const override { return split_ && DelegatingBackend::splits_batchnorm(dtype); }
   ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                              const ProbeRunOptions& options) override {
     if (options.probe_input) throw Error("the device refused the pass");
     return DelegatingBackend::run_probes(probes, tensor, record, options);
   }
+
+ private:
+  bool split_;
 };
 
 // Nothing recorded is lost when the run that was to probe a waiting tensor fails: the step stops
@@ -397,6 +439,105 @@ TEST_F(EpilogueProbesTest, EvalStepsWithoutLabelsHandOverForwardOutputsOnly) {
   EXPECT_EQ(counts.produced_forward, kReluCalls);
   EXPECT_EQ(counts.produced_backward + counts.relu_backward, 0);
   EXPECT_EQ(log.records().size(), static_cast<size_t>(kReluCalls));
+}
+
+// ---- batch norms in two parts (Backend::splits_batchnorm) ----
+
+// 20 batch norms per forward: the stem's, two in each of the eight blocks, and the three
+// downsamples'. Each reads a convolution's output.
+constexpr int kBatchNorms = 20;
+
+// Where the backend splits batch norms, each hooked one's output and dx are written by their probe
+// runs, and every convolution output is probed where its batch norm's elementwise pass reads it:
+// no batch norm runs whole, none of their parts runs on its own.
+TEST_F(EpilogueProbesTest, SplitBatchNormsWriteTheirOutputsAndGradientsInTheirProbeRuns) {
+  register_specs({"forward:*:stats,zeros,nonfinite", "backward:*:stats,zeros,nonfinite", "grad:*:stats"});
+  const StepOutcome fused = train_step(true, 2, true);
+  EXPECT_EQ(fused.counts.batchnorms_whole, 0);
+  EXPECT_EQ(fused.counts.batchnorm_applies + fused.counts.batchnorm_dxs, 0);
+  EXPECT_EQ(fused.counts.produced_batchnorm_forward, 2 * kBatchNorms);
+  EXPECT_EQ(fused.counts.produced_batchnorm_backward, 2 * kBatchNorms);
+  EXPECT_EQ(fused.counts.produced_forward, 2 * kReluCalls);
+  EXPECT_EQ(fused.counts.produced_backward, 2 * kReluCalls);
+  // The batch norms' outputs are probed in their own passes now, not in their ReLUs' reads.
+  EXPECT_EQ(fused.counts.input_probes, 2 * (kBatchNorms + kGradInputsIntoRelus));
+  const StepOutcome whole = train_step(true, 2, false);
+  EXPECT_EQ(whole.counts.batchnorms_whole, 2 * 2 * kBatchNorms);
+  ASSERT_GT(whole.records.size(), 500u);
+  expect_same_outcome(fused, whole);
+  expect_same_outcome(fused, train_step(false, 2, true));
+}
+
+// With hooks on the convolutions alone, each batch norm's elementwise pass is the run that probes
+// its input; in backward, with no hook on the batch norms, their dx is written by the op on its own.
+TEST_F(EpilogueProbesTest, ConvolutionOutputsAreProbedWhereTheirBatchNormReadsThem) {
+  register_specs({"forward:*conv*:stats,zeros,nonfinite", "forward:*downsample.0:stats,zeros"});
+  const StepOutcome fused = train_step(true, 2, true);
+  EXPECT_EQ(fused.counts.input_probes, 2 * kBatchNorms);
+  EXPECT_EQ(fused.counts.batchnorm_applies, 2 * kBatchNorms) << "each written where its input was probed";
+  EXPECT_EQ(fused.counts.batchnorm_dxs, 2 * kBatchNorms);
+  EXPECT_EQ(fused.counts.produced_batchnorm_forward + fused.counts.produced_batchnorm_backward, 0);
+  EXPECT_EQ(fused.counts.batchnorms_whole, 0);
+  const StepOutcome whole = train_step(true, 2, false);
+  EXPECT_EQ(whole.counts.input_probes, 0) << "a whole batch norm reads its input where no probe can";
+  expect_same_outcome(fused, whole);
+}
+
+// Hooks that may change a convolution's output or a batch norm's, or host callbacks, get written
+// tensors; backward hooks on a batch norm whose first hook is a callback see its dx written.
+TEST_F(EpilogueProbesTest, SplitBatchNormsWriteTheirTensorsFirstForHooksThatChangeOrCallBack) {
+  std::vector<float> seen_dx;
+  HookHandle backward = model().register_full_backward_hook(
+      "layer2.1.bn1", [&](const HookEvent&, Tensor grad_input, Tensor) { seen_dx = testing::values_of(grad_input); });
+  register_specs({"forward:*conv1:clamp=-0.5:0.5,stats", "forward:*bn2:clamp=-1:1,zeros", "backward:*bn?:stats"});
+  const StepOutcome fused = train_step(true, 1, true);
+  const std::vector<float> fused_dx = seen_dx;
+  EXPECT_EQ(fused.counts.produced_batchnorm_forward, 0) << "changing hooks work on written copies";
+  // The stem's bn1 and the blocks' bn1 and bn2, but layer2.1.bn1, whose dx is written for its callback.
+  EXPECT_EQ(fused.counts.produced_batchnorm_backward, 1 + 2 * kBlocks - 1);
+  const StepOutcome whole = train_step(true, 1, false);
+  expect_same_outcome(fused, whole);
+  ASSERT_FALSE(fused_dx.empty());
+  EXPECT_EQ(fused_dx, seen_dx);
+  EXPECT_TRUE(std::any_of(fused_dx.begin(), fused_dx.end(), [](float v) { return v != 0.0f; }));
+}
+
+// Eval steps split their batch norms too, with the running statistics: the same logits and
+// records as whole ones.
+TEST_F(EpilogueProbesTest, SplitBatchNormsInEvalStepsGiveTheWholeOnesLogits) {
+  register_specs({"forward:*:stats,zeros,nonfinite"});
+  auto eval_step = [](bool split, CountingBackend::Counts& counts) {
+    model().load_state_dict(initial_state(), "initial state");
+    Executor executor(model(), std::make_unique<CountingBackend>(counts, split), ExecutorOptions{});
+    testing::RecordLog log;
+    log.attach(executor);
+    const Tensor logits = executor.step(testing::tiny_input()).logits;
+    executor.flush_records();
+    std::vector<std::string> records;
+    for (const ProbeRecord& r : log.records()) records.push_back(io::record_to_json(r).dump());
+    return std::make_pair(logits, records);
+  };
+  CountingBackend::Counts split_counts, whole_counts;
+  const auto [split_logits, split_records] = eval_step(true, split_counts);
+  const auto [whole_logits, whole_records] = eval_step(false, whole_counts);
+  EXPECT_EQ(split_counts.produced_batchnorm_forward, kBatchNorms);
+  EXPECT_EQ(whole_counts.batchnorms_whole, kBatchNorms);
+  EXPECT_TRUE(testing::bitwise_equal(split_logits, whole_logits));
+  EXPECT_EQ(split_records, whole_records);
+}
+
+// Nothing recorded is lost when the batch norm's pass that was to probe a convolution's output
+// fails: the step stops, and the convolution's record is delivered from a run of its own.
+TEST_F(EpilogueProbesTest, AFailedBatchNormPassDeliversTheConvolutionsRecord) {
+  register_specs({"forward:layer1.0.conv1:stats"});
+  model().load_state_dict(initial_state(), "initial state");
+  Executor executor(model(), std::make_unique<FailingInputProbes>(true), ExecutorOptions{});
+  testing::RecordLog log;
+  log.attach(executor);
+  EXPECT_THROW(executor.step(testing::tiny_input()), Error);
+  executor.flush_records();
+  const ProbeRecord record = log.only(HookWhen::Forward, "layer1.0.conv1", "output");
+  EXPECT_EQ(testing::result_of<StatsResult>(record, 0).count, 2 * 64 * 8 * 8);
 }
 
 }  // namespace
