@@ -48,7 +48,7 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options)
       convolutions_(cudnn_.get(), workspace_,
                     ConvolutionOptions{options.allow_tf32, options.conv_workspace_limit_bytes, options.conv_algorithms,
                                        options.deterministic_conv}),
-      batchnorm_(cudnn_.get(), stream_->get(), pool_),
+      batchnorm_(cudnn_.get(), stream_->get(), pool_, options.own_f32_batchnorm),
       linear_(cublas_.get(), stream_->get()),
       arena_(pool_, stream_),
       capture_ring_(stream_, transfer_, options.capture_ring_bytes) {}

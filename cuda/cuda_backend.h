@@ -49,6 +49,8 @@ struct CudaBackendOptions {
   ConvAlgorithmChoice conv_algorithms = ConvAlgorithmChoice::Measured;
   // Only deterministic convolution algorithms (cudnn_conv.h).
   bool deterministic_conv = false;
+  // F32 batch norms on our kernels, split, rather than cuDNN's (GpuOptions::own_f32_batchnorm).
+  bool own_f32_batchnorm = false;
   // Pinned host memory for captures in flight (see capture_ring.h).
   size_t capture_ring_bytes = size_t{256} << 20;
 };
@@ -95,8 +97,8 @@ class CudaBackend final : public Backend {
   void batchnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& save_mean,
                           const Tensor& save_invstd, Tensor& dx, Tensor& dweight, Tensor& dbias,
                           const BatchNormOptions& o) override;
-  // Half activations: batch norm is our kernels there already, so its parts cost what the whole
-  // does. F32 stays whole: cuDNN's batch norm is one call.
+  // Where batch norm is our kernels (half activations, and F32 with own_f32_batchnorm), its parts
+  // cost what the whole does. cuDNN's F32 batch norm is one call, and stays whole.
   bool splits_batchnorm(DType dtype) const override;
   void batchnorm_forward_coefficients(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                                       Tensor& running_var, Tensor& save_mean, Tensor& save_invstd,

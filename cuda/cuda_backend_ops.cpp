@@ -197,7 +197,9 @@ void check_coefficients(const Tensor& coefficients, int64_t rows, const Tensor& 
 
 }  // namespace
 
-bool CudaBackend::splits_batchnorm(DType dtype) const { return dtype == DType::BF16 || dtype == DType::F16; }
+bool CudaBackend::splits_batchnorm(DType dtype) const {
+  return dtype == DType::BF16 || dtype == DType::F16 || (dtype == DType::F32 && options_.own_f32_batchnorm);
+}
 
 void CudaBackend::batchnorm_forward_coefficients(const Tensor& x, const Tensor& weight, const Tensor& bias,
                                                  Tensor& running_mean, Tensor& running_var, Tensor& save_mean,

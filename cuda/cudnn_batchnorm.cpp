@@ -37,8 +37,8 @@ struct CudnnBatchNorm::Descriptors {
   TensorDescriptor channels;  // (1, C, 1, 1): weight, bias, statistics
 };
 
-CudnnBatchNorm::CudnnBatchNorm(cudnnHandle_t handle, cudaStream_t stream, DeviceMemoryPool& pool)
-    : handle_(handle), stream_(stream), scratch_(pool, "batch norm's scratch") {}
+CudnnBatchNorm::CudnnBatchNorm(cudnnHandle_t handle, cudaStream_t stream, DeviceMemoryPool& pool, bool own_f32)
+    : handle_(handle), stream_(stream), own_f32_(own_f32), scratch_(pool, "batch norm's scratch") {}
 
 CudnnBatchNorm::~CudnnBatchNorm() = default;
 
@@ -58,7 +58,7 @@ void CudnnBatchNorm::forward(const BatchNormForwardArgs& a, const BatchNormDims&
   check_training_batch(d, o);
   const int64_t count = d.n * d.hw;
   if (d.c == 0) return;
-  if (a.activations != DType::F32) {  // BF16 or F16 with F32 parameters and statistics
+  if (a.activations != DType::F32 || own_f32_) {  // BF16 or F16 with F32 parameters and statistics
     void* scratch = scratch_.reserve(batchnorm_mixed_scratch_bytes(d));
     return batchnorm_mixed_forward(a, d, settings_of(o), scratch, stream_);
   }
@@ -85,7 +85,7 @@ void CudnnBatchNorm::backward(const BatchNormBackwardArgs& a, const BatchNormDim
   // BF16 and F16, and F32 inference in NHWC: the mixed kernels, whose inference backward is
   // batchnorm_inference_backward's formulas (sums in double, dx = dy·gain) in a coalesced NHWC
   // walk. An empty batch gives zero dweight and dbias, in either mode.
-  if (a.activations != DType::F32 || (inference && d.format == MemoryFormat::ChannelsLast)) {
+  if (a.activations != DType::F32 || own_f32_ || (inference && d.format == MemoryFormat::ChannelsLast)) {
     void* scratch = scratch_.reserve(batchnorm_mixed_scratch_bytes(d));
     return batchnorm_mixed_backward(a, d, settings_of(o), scratch, stream_);
   }

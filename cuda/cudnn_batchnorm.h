@@ -9,7 +9,8 @@
 // NHWC-packed data through an NHWC descriptor, the per-channel descriptor derived from it as in
 // NCHW. Descriptors are cached per shape and format. BF16 and F16 go to our
 // kernels (batchnorm_mixed.cuh), in either format: cuDNN's legacy calls are not documented to take
-// BF16, and F16 follows it so that both half dtypes round as the CPU reference does.
+// BF16, and F16 follows it so that both half dtypes round as the CPU reference does. F32 goes
+// there too where the backend asks (GpuOptions::own_f32_batchnorm).
 #include <cudnn.h>
 
 #include <cstdint>
@@ -28,7 +29,8 @@ namespace hookrt::cuda {
 class CudnnBatchNorm {
  public:
   // The half kernels' scratch comes from `pool`, kept and grown to the largest shape seen.
-  CudnnBatchNorm(cudnnHandle_t handle, cudaStream_t stream, DeviceMemoryPool& pool);
+  // own_f32: F32 goes to our kernels too, not cuDNN's.
+  CudnnBatchNorm(cudnnHandle_t handle, cudaStream_t stream, DeviceMemoryPool& pool, bool own_f32 = false);
   ~CudnnBatchNorm();
   CudnnBatchNorm(const CudnnBatchNorm&) = delete;
   CudnnBatchNorm& operator=(const CudnnBatchNorm&) = delete;
@@ -56,6 +58,7 @@ class CudnnBatchNorm {
 
   cudnnHandle_t handle_;
   cudaStream_t stream_;
+  bool own_f32_;
   Workspace scratch_;
   std::map<std::tuple<int64_t, int64_t, int64_t, MemoryFormat>, std::unique_ptr<Descriptors>> cache_;
 };

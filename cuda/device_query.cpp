@@ -52,6 +52,7 @@ std::unique_ptr<Backend> make_backend(const GpuOptions& options) {
   backend_options.conv_algorithms =
       options.measure_conv_algorithms ? ConvAlgorithmChoice::Measured : ConvAlgorithmChoice::Heuristic;
   backend_options.deterministic_conv = options.deterministic;
+  backend_options.own_f32_batchnorm = options.own_f32_batchnorm;
   return std::make_unique<CudaBackend>(backend_options);
 }
 

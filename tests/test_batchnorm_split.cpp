@@ -146,6 +146,23 @@ TEST(BatchNormSplit, GpuPartsGiveTheWholeOpsBits) {
   for (const SplitCase& c : cases_for({DType::BF16, DType::F16})) expect_parts_give_the_whole_ops_bits(*gpu, c);
 }
 
+// --own-batchnorm: F32 on hookrt's kernels, whole and split alike, and within F32's rounding of
+// the CPU reference (as test_gpu_batchnorm_channels_last holds the F32 NHWC ones).
+TEST(BatchNormSplit, GpuOwnF32PartsGiveTheWholeOpsBitsAndTheCpusValues) {
+  GpuOptions options = testing::gpu_options_for_tests();
+  options.own_f32_batchnorm = true;
+  testing::GpuForTests gpu = testing::make_gpu_backend_for_tests(options);
+  if (!gpu.backend) GTEST_SKIP() << gpu.reason;
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  for (const SplitCase& c : cases_for({DType::F32})) {
+    expect_parts_give_the_whole_ops_bits(*gpu.backend, c);
+    const BatchNormResults got = run_whole(*gpu.backend, c), want = run_whole(*cpu, c);
+    for (size_t i = 0; i < want.tensors.size(); ++i)
+      EXPECT_TRUE(testing::gpu_ops::agrees(got.tensors[i], want.tensors[i], testing::gpu_ops::kFp32))
+          << c.name() << ": " << want.names[i];
+  }
+}
+
 TEST(BatchNormSplit, CoefficientsOfTheWrongShapeOrDtypeAreRefusedByName) {
   std::unique_ptr<Backend> cpu = make_cpu_backend();
   const Shape shape{2, 3, 4, 4};

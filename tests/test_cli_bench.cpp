@@ -76,7 +76,7 @@ TEST(CliBench, WritesTheSettingsItRanWith) {
                                      "--warmup", "0", "--json", dir.file("bench.json")};
     if (off)
       args.insert(args.end(), {"--no-tf32", "--no-graphs", "--no-epilogue-probes", "--heuristic-conv", "--deterministic",
-                               "--memory-format", "channels_last"});
+                               "--own-batchnorm", "--memory-format", "channels_last"});
     const ProcessResult r = hookrt_cli(args);
     ASSERT_EQ(r.exit_code, 0) << r.describe();
     const auto settings = nlohmann::json::parse(read_text(dir.file("bench.json"))).at("settings");
@@ -85,6 +85,7 @@ TEST(CliBench, WritesTheSettingsItRanWith) {
     EXPECT_EQ(settings.at("epilogue_probes"), !off);
     EXPECT_EQ(settings.at("conv_algorithms"), off ? "heuristic" : "measured");
     EXPECT_EQ(settings.at("deterministic"), off);
+    EXPECT_EQ(settings.at("f32_batchnorm"), off ? "hookrt" : "cudnn");
     EXPECT_EQ(settings.at("layout"), off ? "NHWC" : "NCHW") << "auto is NCHW at fp32, and on the CPU";
   }
 }
@@ -92,7 +93,7 @@ TEST(CliBench, WritesTheSettingsItRanWith) {
 // A parity check runs the same command on the GPU with `--no-tf32 --heuristic-conv
 // --deterministic` and on the CPU; the CPU run must take the same flags.
 TEST(CliGpuFlags, RunAndTrainOnTheCpuAcceptThem) {
-  const std::vector<std::string> flags = {"--no-tf32", "--heuristic-conv", "--deterministic"};
+  const std::vector<std::string> flags = {"--no-tf32", "--heuristic-conv", "--deterministic", "--own-batchnorm"};
   std::vector<std::string> run = {"run", "--device", "cpu", "--num-classes", "5", "--batch", "1", "--size", "32",
                                   "--steps", "1", "--quiet"};
   run.insert(run.end(), flags.begin(), flags.end());

@@ -244,6 +244,24 @@ TEST(DeviceFigures, EachSpeedupIsAFigureAgainstTheStepWithoutIt) {
   EXPECT_FALSE(f.contains("bench_hooked_graphs_over_eager")) << "no hookrt_bench_eager.json was written";
 }
 
+// hookrt's own fp32 batch norms: the default step (cuDNN's) over the same step on them, so that a
+// ratio above 1 says they should become the default.
+TEST(DeviceFigures, OwnBatchNormsAreAFigureAgainstCudnns) {
+  TempDir dir;
+  Inputs in;
+  json own = hookrt_bench();
+  own["hooked_ms"] = 48.0;
+  in.more = {{"hookrt_bench_own_batchnorm.json", own}};
+  FiguresRun run = run_figures(dir, in);
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  json& f = run.results["figures"];
+  EXPECT_EQ(f["bench_hooked_cudnn_batchnorm_over_own"]["value"], 51.0);
+  EXPECT_EQ(f["bench_hooked_cudnn_batchnorm_over_own"]["baseline"], 48.0);
+  EXPECT_NE(f["bench_hooked_cudnn_batchnorm_over_own"]["baseline_is"].get<std::string>().find("--own-batchnorm"),
+            std::string::npos);
+  EXPECT_TRUE(f.contains("bench_unhooked_cudnn_batchnorm_over_own"));
+}
+
 TEST(DeviceFigures, Issue5RatiosCarryTheirTargetsAndWhetherMet) {
   TempDir dir;
   FiguresRun run = run_figures(dir, {});

@@ -1,6 +1,7 @@
 // Probes in the ReLU's epilogue on the GPU: a probe run handed the op that writes its tensor
 // (ProbeRunOptions::produce: a ReLU, its backward, or a residual add with its ReLU) writes it and
-// probes it in one pass, on F32, BF16 and F16 tensors. Against the CPU backend's ops followed by
+// probes it in one pass, on F32, BF16 and F16 tensors (batch norms' passes:
+// test_gpu_batchnorm_epilogue_probes). Against the CPU backend's ops followed by
 // the CPU probe engine: the tensor bit for bit, every result as test_gpu_probes holds them, on
 // sizes that are not multiples of 4, inputs and outputs at different alignments, one element, a
 // tensor larger than the grid, and lists whose first pass cannot write the tensor (a clipnorm
@@ -343,8 +344,9 @@ class GpuEpilogueSteps : public TinyModelTest {
     return out;
   }
   // The registered hooks' steps on `fused_gpu` with epilogue probes against a new GPU backend's
-  // steps without them.
-  void expect_same_steps(std::unique_ptr<Backend> fused_gpu, Precision precision = Precision::F32);
+  // steps without them, made with `options`.
+  void expect_same_steps(std::unique_ptr<Backend> fused_gpu, Precision precision = Precision::F32,
+                         const GpuOptions& options = gpu_options_for_tests());
 };
 
 TEST_F(GpuEpilogueSteps, GiveTheStepsTheReluOpsGive) {
@@ -376,10 +378,25 @@ TEST_F(GpuEpilogueSteps, GiveTheHalfPrecisionStepsTheReluOpsGive) {
   }
 }
 
-void GpuEpilogueSteps::expect_same_steps(std::unique_ptr<Backend> fused_gpu, Precision precision) {
+// With hookrt's own F32 batch norms (--own-batchnorm), split: their passes write and probe their
+// outputs and gradients and probe the convolution outputs, as at 16 bits.
+TEST_F(GpuEpilogueSteps, GiveTheStepsTheirOwnF32BatchNormsGive) {
+  for (const char* spec : {"forward:*:stats,zeros,nonfinite", "backward:*:stats,zeros,nonfinite", "grad:*:stats"})
+    register_hook_spec(model(), parse_hook_spec(spec));
+  GpuOptions options = gpu_options_for_tests();
+  options.own_f32_batchnorm = true;
+  GpuForTests fused_gpu = make_gpu_backend_for_tests(options);
+  if (!fused_gpu.backend) GTEST_SKIP() << fused_gpu.reason;
+  EXPECT_TRUE(fused_gpu.backend->splits_batchnorm(DType::F32));
+  expect_same_steps(std::move(fused_gpu.backend), Precision::F32, options);
+}
+
+void GpuEpilogueSteps::expect_same_steps(std::unique_ptr<Backend> fused_gpu, Precision precision,
+                                         const GpuOptions& options) {
   const Run fused = run(std::move(fused_gpu), true, precision);
-  HOOKRT_GPU_OR_SKIP(op_gpu);
-  const Run ops = run(std::move(op_gpu), false, precision);
+  GpuForTests op_gpu = make_gpu_backend_for_tests(options);
+  ASSERT_TRUE(op_gpu.backend) << op_gpu.reason;
+  const Run ops = run(std::move(op_gpu.backend), false, precision);
   ASSERT_EQ(fused.losses.size(), ops.losses.size());
   for (size_t i = 0; i < ops.losses.size(); ++i)
     expect_near_rel(fused.losses[i], ops.losses[i], 0.0, 1e-5, "loss of step " + std::to_string(i));

@@ -52,6 +52,11 @@ struct GpuOptions {
   // atomics, in whatever order the threads arrive. hookrt's own kernels and cuBLAS are
   // deterministic on one GPU either way.
   bool deterministic = false;
+  // F32 batch norms on hookrt's own kernels, as BF16 and F16 ones always are, rather than cuDNN's
+  // one call: they then run in two parts, so that probes on a convolution's output and on a batch
+  // norm's output and gradient run in the batch norm's own passes (see Backend::splits_batchnorm).
+  // Off by default until the device check says which is faster.
+  bool own_f32_batchnorm = false;
 };
 DeviceChoice parse_device_choice(const std::string& text);  // throws Error(BadInput)
 

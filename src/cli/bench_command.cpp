@@ -169,7 +169,8 @@ nlohmann::ordered_json settings_json(const BenchArgs& a, const std::string& layo
           {"graphs", !a.no_graphs},
           {"epilogue_probes", !a.no_epilogue_probes},
           {"conv_algorithms", a.gpu.heuristic_conv ? "heuristic" : "measured"},
-          {"deterministic", a.gpu.deterministic}};
+          {"deterministic", a.gpu.deterministic},
+          {"f32_batchnorm", a.gpu.own_batchnorm ? "hookrt" : "cudnn"}};
 }
 
 void write_json(const BenchArgs& a, const std::string& backend, double unhooked, double hooked,
@@ -239,8 +240,8 @@ void add_bench_command(CLI::App& app, int& status) {
   add_gpu_flags(*cmd, a->gpu);
   cmd->add_flag("--no-graphs", a->no_graphs, "GPU: run each step op by op rather than replaying it as one CUDA graph");
   cmd->add_flag("--no-epilogue-probes", a->no_epilogue_probes,
-                "GPU: ReLUs write their tensors and the probes read them again, and the tensors ReLUs read "
-                "are probed on their own, rather than in the ReLUs' passes");
+                "GPU: ReLUs and batch norms write their tensors and the probes read them again, and the "
+                "tensors they read are probed on their own, rather than in their passes");
   cmd->add_option("--batch", a->batch, "Batch size (default 256)")->check(whole_at_least(1));
   cmd->add_option("--size", a->size, "Image size (default 224)")->check(whole_at_least(1));
   cmd->add_option("--steps", a->steps, "Timed steps (default 10)")->check(whole_at_least(1));

@@ -10,6 +10,9 @@ void add_gpu_flags(CLI::App& cmd, GpuFlags& flags) {
   cmd.add_flag("--deterministic", flags.deterministic,
                "GPU: only convolution algorithms that give the same bits on every run (as PyTorch's "
                "cudnn.deterministic)");
+  cmd.add_flag("--own-batchnorm", flags.own_batchnorm,
+               "GPU: fp32 batch norms on hookrt's kernels rather than cuDNN's, as bf16 and fp16 ones are, so "
+               "that probes on convolution outputs and batch-norm gradients run in their passes");
 }
 
 GpuOptions gpu_options(const GpuFlags& flags) {
@@ -17,6 +20,7 @@ GpuOptions gpu_options(const GpuFlags& flags) {
   options.allow_tf32 = !flags.no_tf32;
   options.measure_conv_algorithms = !flags.heuristic_conv;
   options.deterministic = flags.deterministic;
+  options.own_f32_batchnorm = flags.own_batchnorm;
   return options;
 }
 

@@ -9,16 +9,17 @@
 
 namespace hookrt::cli {
 
-// Each field turns one of GpuOptions' defaults off (or, for `deterministic`, on); all false is
-// GpuOptions' defaults, PyTorch's.
+// Each field turns one of GpuOptions' defaults off (or, for `deterministic` and `own_batchnorm`,
+// on); all false is GpuOptions' defaults, PyTorch's.
 struct GpuFlags {
   bool no_tf32 = false;
   bool heuristic_conv = false;
   bool deterministic = false;
+  bool own_batchnorm = false;
 };
 
-// Adds `--no-tf32`, `--heuristic-conv` and `--deterministic` to `cmd`, writing into `flags`
-// (which must outlive the parse).
+// Adds `--no-tf32`, `--heuristic-conv`, `--deterministic` and `--own-batchnorm` to `cmd`, writing
+// into `flags` (which must outlive the parse).
 void add_gpu_flags(CLI::App& cmd, GpuFlags& flags);
 
 // The backend options the flags ask for, on device 0.

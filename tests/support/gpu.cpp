@@ -9,7 +9,9 @@
 
 namespace hookrt::testing {
 
-GpuForTests make_gpu_backend_for_tests() {
+GpuForTests make_gpu_backend_for_tests() { return make_gpu_backend_for_tests(gpu_options_for_tests()); }
+
+GpuOptions gpu_options_for_tests() {
   GpuOptions options;
   options.allow_tf32 = false;  // the CPU reference computes full F32 products
   // The heuristic algorithms: the same on every run, so a failure reproduces
@@ -18,7 +20,7 @@ GpuForTests make_gpu_backend_for_tests() {
   // Deterministic algorithms: GPU tests compare GPU runs bit for bit, and trained steps amplify
   // any difference in the gradients' summation order.
   options.deterministic = true;
-  return make_gpu_backend_for_tests(options);
+  return options;
 }
 
 GpuForTests make_gpu_backend_for_tests(const GpuOptions& options) {

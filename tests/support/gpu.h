@@ -18,6 +18,8 @@ struct GpuForTests {
 // every run).
 GpuForTests make_gpu_backend_for_tests();
 GpuForTests make_gpu_backend_for_tests(const GpuOptions& options);
+// Those options, for a test that changes one of them.
+GpuOptions gpu_options_for_tests();
 
 // Bytes the current device's default memory pool (the CUDA backend's) holds from the driver;
 // throws where there is no CUDA build or it cannot be read.
