@@ -244,6 +244,62 @@ void RecordingCpuBackend::batchnorm_backward(const Tensor& dy, const Tensor& x,
   });
 }
 
+// Batch norms in two parts, as the CPU backend splits them.
+bool RecordingCpuBackend::splits_batchnorm(DType) const { return true; }  // the CPU backend splits every dtype
+
+void RecordingCpuBackend::batchnorm_forward_coefficients(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                                         Tensor& running_mean, Tensor& running_var, Tensor& save_mean,
+                                                         Tensor& save_invstd, Tensor& coefficients,
+                                                         const BatchNormOptions& o) {
+  if (!recording_) {
+    eager();
+    return cpu().batchnorm_forward_coefficients(x, weight, bias, running_mean, running_var, save_mean, save_invstd,
+                                                coefficients, o);
+  }
+  allocate_if_undefined(save_mean, weight.shape(), weight.dtype());
+  allocate_if_undefined(save_invstd, weight.shape(), weight.dtype());
+  allocate_if_undefined(coefficients, {2, x.size(1)}, weight.dtype());
+  record("batchnorm_forward_coefficients", [=](Shared& s) mutable {
+    s.cpu->batchnorm_forward_coefficients(x, weight, bias, running_mean, running_var, save_mean, save_invstd,
+                                          coefficients, o);
+  });
+}
+
+void RecordingCpuBackend::batchnorm_apply(const Tensor& x, const Tensor& coefficients, Tensor& y) {
+  if (!recording_) {
+    eager();
+    return cpu().batchnorm_apply(x, coefficients, y);
+  }
+  allocate_if_undefined(y, x.shape(), x.dtype());
+  record("batchnorm_apply", [=](Shared& s) mutable { s.cpu->batchnorm_apply(x, coefficients, y); });
+}
+
+void RecordingCpuBackend::batchnorm_backward_coefficients(const Tensor& dy, const Tensor& x, const Tensor& weight,
+                                                          const Tensor& save_mean, const Tensor& save_invstd,
+                                                          Tensor& dweight, Tensor& dbias, Tensor& coefficients,
+                                                          const BatchNormOptions& o) {
+  if (!recording_) {
+    eager();
+    return cpu().batchnorm_backward_coefficients(dy, x, weight, save_mean, save_invstd, dweight, dbias, coefficients,
+                                                 o);
+  }
+  allocate_if_undefined(dweight, weight.shape(), weight.dtype());
+  allocate_if_undefined(dbias, weight.shape(), weight.dtype());
+  allocate_if_undefined(coefficients, {4, x.size(1)}, weight.dtype());
+  record("batchnorm_backward_coefficients", [=](Shared& s) mutable {
+    s.cpu->batchnorm_backward_coefficients(dy, x, weight, save_mean, save_invstd, dweight, dbias, coefficients, o);
+  });
+}
+
+void RecordingCpuBackend::batchnorm_dx(const Tensor& dy, const Tensor& x, const Tensor& coefficients, Tensor& dx) {
+  if (!recording_) {
+    eager();
+    return cpu().batchnorm_dx(dy, x, coefficients, dx);
+  }
+  allocate_if_undefined(dx, dy.shape(), dy.dtype());
+  record("batchnorm_dx", [=](Shared& s) mutable { s.cpu->batchnorm_dx(dy, x, coefficients, dx); });
+}
+
 // ---- ReLU and pooling
 // -----------------------------------------------------------------------------
 

@@ -62,6 +62,15 @@ class RecordingCpuBackend final : public Backend {
   void batchnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
                           const Tensor& save_mean, const Tensor& save_invstd, Tensor& dx,
                           Tensor& dweight, Tensor& dbias, const BatchNormOptions& o) override;
+  bool splits_batchnorm(DType dtype) const override;
+  void batchnorm_forward_coefficients(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                                      Tensor& running_var, Tensor& save_mean, Tensor& save_invstd,
+                                      Tensor& coefficients, const BatchNormOptions& o) override;
+  void batchnorm_apply(const Tensor& x, const Tensor& coefficients, Tensor& y) override;
+  void batchnorm_backward_coefficients(const Tensor& dy, const Tensor& x, const Tensor& weight,
+                                       const Tensor& save_mean, const Tensor& save_invstd, Tensor& dweight,
+                                       Tensor& dbias, Tensor& coefficients, const BatchNormOptions& o) override;
+  void batchnorm_dx(const Tensor& dy, const Tensor& x, const Tensor& coefficients, Tensor& dx) override;
   void relu_forward(const Tensor& x, Tensor& y) override;
   void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) override;
   void maxpool2d_forward(const Tensor& x, Tensor& y, Tensor& indices,
