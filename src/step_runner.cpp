@@ -335,61 +335,71 @@ int StepRunner::batchnorm2d(const Module& module, int x) {
     throw_bad_input("'" + module.path + "' in train mode needs more than one value per channel, got input " +
                     shape_string(input.shape()) + " (as PyTorch; use a larger batch or --mode eval)");
   const std::string& p = module.path;
-  BatchNormOptions o;
-  o.mode = training ? BatchNormMode::Training : BatchNormMode::Inference;
-  const Tensor& weight = param(p + ".weight");
-  const Tensor& bias = param(p + ".bias");
+  SavedBatchNorm saved{x, input, param(p + ".weight"), output_like({module.out}, DType::F32),
+                       output_like({module.out}, DType::F32), BatchNormOptions{}, p, value(x).requires_grad,
+                       splits_batchnorm(input.dtype()), false};
+  saved.options.mode = training ? BatchNormMode::Training : BatchNormMode::Inference;
+  saved.grad_to_probes = saved.split && epilogue_probes(HookWhen::Backward, p);
   Tensor y = output_like(input.shape(), input.dtype(), input.memory_format());
-  Tensor save_mean = output_like({module.out}, DType::F32);
-  Tensor save_invstd = output_like({module.out}, DType::F32);
-  Tensor& running_mean = state_.tensors.at(p + ".running_mean");
-  Tensor& running_var = state_.tensors.at(p + ".running_var");
-  const bool split = splits_batchnorm(input.dtype());
-  if (split) {
-    Tensor coefficients = output_like({2, module.out}, weight.dtype());
-    backend_.batchnorm_forward_coefficients(input, weight, bias, running_mean, running_var, save_mean, save_invstd,
-                                            coefficients, o);
-    ProducingOp op{ProducingOp::Kind::BatchNormApply, input, Tensor(), coefficients};
-    if (epilogue_probes(HookWhen::Forward, module.path))
-      unwritten_output_ = std::move(op);
-    else
-      hooks_.write(op, y);  // may probe the convolution's output as it reads it
-  } else {
-    backend_.batchnorm_forward(input, weight, bias, running_mean, running_var, y, save_mean, save_invstd, o);
-  }
+  batchnorm_forward(saved, y);
   if (training) ++model_.tensor(p + ".num_batches_tracked").data<int64_t>()[0];
   const int out = tape_.add_value(y, true);
-  const bool input_grad = value(x).requires_grad;
-  const bool grad_to_probes = split && epilogue_probes(HookWhen::Backward, module.path);
-  tape_.record([this, x, out, input, weight, save_mean, save_invstd, o, p, input_grad, split, grad_to_probes] {
+  tape_.record([this, out, saved = std::move(saved)] {
     Tensor dy = take_grad(out);
-    if (!dy.defined()) return;
-    Tensor dweight = output_like(weight.shape(), weight.dtype());
-    Tensor dbias = output_like(weight.shape(), weight.dtype());
-    if (split) {
-      Tensor coefficients = output_like({4, weight.numel()}, weight.dtype());
-      backend_.batchnorm_backward_coefficients(dy, input, weight, save_mean, save_invstd, dweight, dbias, coefficients,
-                                               o);
-      if (input_grad) {
-        const Tensor x_read = o.mode == BatchNormMode::Training ? input : Tensor();  // inference's dx reads dy alone
-        ProducingOp op{ProducingOp::Kind::BatchNormDx, dy, x_read, coefficients};
-        Tensor dx = output_like(input.shape(), input.dtype(), input.memory_format());
-        if (grad_to_probes) {
-          tape_.accumulate_unwritten_grad(x, std::move(dx), std::move(op));
-        } else {
-          hooks_.write(op, dx);
-          tape_.accumulate_grad(x, std::move(dx));
-        }
-      }
-    } else {
-      Tensor dx = output_like(input.shape(), input.dtype(), input.memory_format());
-      backend_.batchnorm_backward(dy, input, weight, save_mean, save_invstd, dx, dweight, dbias, o);
-      if (input_grad) tape_.accumulate_grad(x, std::move(dx));
-    }
-    parameter_grad(p + ".weight", std::move(dweight));
-    parameter_grad(p + ".bias", std::move(dbias));
+    if (dy.defined()) batchnorm_backward(saved, dy);
   });
   return out;
+}
+
+// Whole, or split: the per-channel part now, and the apply left to the module's forward hooks
+// (epilogue_probes) or written at once, where it may probe the convolution's output it reads.
+void StepRunner::batchnorm_forward(SavedBatchNorm& s, Tensor& y) {
+  const Tensor& bias = param(s.path + ".bias");
+  Tensor& running_mean = state_.tensors.at(s.path + ".running_mean");
+  Tensor& running_var = state_.tensors.at(s.path + ".running_var");
+  if (!s.split) {
+    backend_.batchnorm_forward(s.input, s.weight, bias, running_mean, running_var, y, s.save_mean, s.save_invstd,
+                               s.options);
+    return;
+  }
+  Tensor coefficients = output_like({2, s.weight.numel()}, s.weight.dtype());
+  backend_.batchnorm_forward_coefficients(s.input, s.weight, bias, running_mean, running_var, s.save_mean,
+                                          s.save_invstd, coefficients, s.options);
+  ProducingOp op{ProducingOp::Kind::BatchNormApply, s.input, Tensor(), coefficients};
+  if (epilogue_probes(HookWhen::Forward, s.path))
+    unwritten_output_ = std::move(op);
+  else
+    hooks_.write(op, y);
+}
+
+// dweight and dbias, and dx into the input's gradient: split, dx is left to the module's backward
+// hooks (grad_to_probes) or written at once, and not computed where the input needs no gradient.
+void StepRunner::batchnorm_backward(const SavedBatchNorm& s, const Tensor& dy) {
+  Tensor dweight = output_like(s.weight.shape(), s.weight.dtype());
+  Tensor dbias = output_like(s.weight.shape(), s.weight.dtype());
+  if (!s.split) {
+    Tensor dx = output_like(s.input.shape(), s.input.dtype(), s.input.memory_format());
+    backend_.batchnorm_backward(dy, s.input, s.weight, s.save_mean, s.save_invstd, dx, dweight, dbias, s.options);
+    if (s.input_grad) tape_.accumulate_grad(s.x, std::move(dx));
+  } else {
+    Tensor coefficients = output_like({4, s.weight.numel()}, s.weight.dtype());
+    backend_.batchnorm_backward_coefficients(dy, s.input, s.weight, s.save_mean, s.save_invstd, dweight, dbias,
+                                             coefficients, s.options);
+    if (s.input_grad) {
+      const bool training = s.options.mode == BatchNormMode::Training;
+      // Inference's dx reads dy alone.
+      ProducingOp op{ProducingOp::Kind::BatchNormDx, dy, training ? s.input : Tensor(), coefficients};
+      Tensor dx = output_like(s.input.shape(), s.input.dtype(), s.input.memory_format());
+      if (s.grad_to_probes) {
+        tape_.accumulate_unwritten_grad(s.x, std::move(dx), std::move(op));
+      } else {
+        hooks_.write(op, dx);
+        tape_.accumulate_grad(s.x, std::move(dx));
+      }
+    }
+  }
+  parameter_grad(s.path + ".weight", std::move(dweight));
+  parameter_grad(s.path + ".bias", std::move(dbias));
 }
 
 // With probes first on its output (or on its input's gradient, where backward hooks wrap it), the

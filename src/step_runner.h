@@ -74,6 +74,18 @@ class StepRunner {
   int basic_block(const Module& module, int x);
   int conv2d(const Module& module, int x);
   int batchnorm2d(const Module& module, int x);
+  // What a batch norm's backward needs of its forward.
+  struct SavedBatchNorm {
+    int x;  // the input's value
+    Tensor input, weight, save_mean, save_invstd;
+    BatchNormOptions options;
+    std::string path;
+    bool input_grad;      // the input needs a gradient
+    bool split;           // run in two parts (splits_batchnorm)
+    bool grad_to_probes;  // split, and dx left unwritten for the backward hooks
+  };
+  void batchnorm_forward(SavedBatchNorm& saved, Tensor& y);
+  void batchnorm_backward(const SavedBatchNorm& saved, const Tensor& dy);
   int relu(const Module& module, int x);
   int maxpool2d(const Module& module, int x);
   int adaptive_avgpool2d(int x);

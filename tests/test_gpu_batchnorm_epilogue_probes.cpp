@@ -48,8 +48,10 @@ struct Case {
 Tensor host_coefficients(const Case& c) {
   std::unique_ptr<Backend> cpu = make_cpu_backend();
   const Shape channels{c.shape[1]};
-  const Tensor weight = gpu_ops::uniform(channels, c.seed + 10, 0.5, 1.5), bias = gpu_ops::uniform(channels, c.seed + 11);
-  Tensor running_mean = gpu_ops::uniform(channels, c.seed + 12), running_var = gpu_ops::uniform(channels, c.seed + 13, 0.5, 2.0);
+  const Tensor weight = gpu_ops::uniform(channels, c.seed + 10, 0.5, 1.5);
+  const Tensor bias = gpu_ops::uniform(channels, c.seed + 11);
+  Tensor running_mean = gpu_ops::uniform(channels, c.seed + 12);
+  Tensor running_var = gpu_ops::uniform(channels, c.seed + 13, 0.5, 2.0);
   const BatchNormOptions options{c.training ? BatchNormMode::Training : BatchNormMode::Inference, 1e-5, 0.1};
   // Finite inputs for the statistics, so that the coefficients are finite and the nasty values
   // of the tensors below reach the elementwise formulas.
@@ -120,8 +122,8 @@ TEST(GpuBatchNormEpilogueProbes, WriteTheApplyAndProbeItAndItsInputAsTheCpuBacke
                  {"stats,zeros,nonfinite", "stats,zeros,nonfinite"}, {"stats,zeros,nonfinite", ""},
                  {"", "stats,zeros,nonfinite"}, {"zeros", "stats"}})
           for (const bool training : {true, false})
-            expect_batchnorm_pass_matches_cpu(
-                *gpu, Case{ProducingOp::Kind::BatchNormApply, training, dtype, format, shape, list, input_list, seed += 20});
+            expect_batchnorm_pass_matches_cpu(*gpu, Case{ProducingOp::Kind::BatchNormApply, training, dtype, format,
+                                                         shape, list, input_list, seed += 20});
 }
 
 TEST(GpuBatchNormEpilogueProbes, WriteTheDxAndProbeItAsTheCpuBackendDoes) {
@@ -158,7 +160,8 @@ TEST(GpuBatchNormEpilogueProbes, ListsThatTakeMorePassesStillWriteTheOpsTensor) 
     for (const std::string list : {"capture,stats", "clipnorm=1,stats", "hist=8:-2:2,channels,zeros"}) {
       const Case c{ProducingOp::Kind::BatchNormDx, true, dtype, MemoryFormat::ChannelsLast, {2, 6, 5, 5}, list, "",
                    seed += 20};
-      const Tensor host_dy = finite_tensor(c.shape, c.seed).to(dtype), host_x = finite_tensor(c.shape, c.seed + 1).to(dtype);
+      const Tensor host_dy = finite_tensor(c.shape, c.seed).to(dtype);
+      const Tensor host_x = finite_tensor(c.shape, c.seed + 1).to(dtype);
       const Tensor coefficients = host_coefficients(c);
       Tensor want = Tensor::empty(c.shape, dtype);
       cpu->batchnorm_dx(host_dy, host_x, coefficients, want);
@@ -166,8 +169,9 @@ TEST(GpuBatchNormEpilogueProbes, ListsThatTakeMorePassesStillWriteTheOpsTensor) 
       ProbeRecord want_record;
       cpu::run_probes(parse_list(list), want, want_record, options);
       Tensor out = gpu->empty(c.shape, dtype, c.format);
-      options.produce = ProducingOp{c.kind, gpu->converted(gpu->from_host(host_dy), dtype, c.format),
-                                    gpu->converted(gpu->from_host(host_x), dtype, c.format), gpu->from_host(coefficients)};
+      const Tensor dy = gpu->converted(gpu->from_host(host_dy), dtype, c.format);
+      const Tensor x = gpu->converted(gpu->from_host(host_x), dtype, c.format);
+      options.produce = ProducingOp{c.kind, dy, x, gpu->from_host(coefficients)};
       ProbeRecord got_record;
       run_probes_now(*gpu, parse_list(list), out, got_record, options);
       expect_same_floats(gpu->to_host(out), want, clipnorm_tensor_rel(dtype), c.name() + " tensor");
