@@ -16,6 +16,7 @@
 
 #include "activation_types.cuh"
 #include "batchnorm_terms.cuh"
+#include "channel_cursor.h"
 #include "element_types.cuh"
 #include "probe_accumulators.cuh"
 #include "probe_pass_args.cuh"
@@ -93,23 +94,11 @@ __device__ __forceinline__ float produced_value(float a, float b) {
   else return stored_value<T>(relu_value(a + b));
 }
 
-// Where a batch norm's element takes its coefficients: its channel, and its place in the run of
-// `inner` consecutive elements of that channel, found by division once per chunk and then
-// stepped element by element (NCHW: runs of H*W; channels-last: runs of one).
-struct ChannelCursor {
-  uint32_t channel, place;
-
-  __device__ __forceinline__ ChannelCursor(const FusedProducer& p, int64_t i) {
-    const uint32_t run = p.inner.divide(static_cast<uint32_t>(i));
-    channel = p.channels.remainder(run);
-    place = static_cast<uint32_t>(i) - run * p.inner.divisor();
-  }
-  __device__ __forceinline__ void next(const FusedProducer& p) {
-    if (++place < p.inner.divisor()) return;
-    place = 0;
-    if (++channel == p.channels.divisor()) channel = 0;
-  }
-};
+// Where a batch norm's element takes its coefficients (src/channel_cursor.h): found once per
+// chunk, stepped along it.
+__device__ __forceinline__ ChannelCursor channel_cursor(const FusedProducer& p, int64_t i) {
+  return ChannelCursor(p.inner, p.channels, i);
+}
 
 // A batch norm's y from x in channel c, and its dx from dy and x (p.b null: inference's, which
 // does not read x), with batchnorm_mixed.cu's formulas and its one rounding to T.
@@ -133,14 +122,14 @@ __device__ __forceinline__ float batchnorm_dx_value(const FusedProducer& p, uint
 template <class T, ProducerKind kKind, int N>
 __device__ __forceinline__ void batchnorm_chunk(const FusedProducer& producer, int64_t i, const float (&a)[N],
                                                 const float (&b)[N], float (&v)[N]) {
-  ChannelCursor at(producer, i);
+  ChannelCursor at = channel_cursor(producer, i);
 #pragma unroll
   for (int j = 0; j < N; ++j) {
     if constexpr (kKind == ProducerKind::BatchNormApply)
       v[j] = batchnorm_apply_value<T>(producer, at.channel, a[j]);
     else
       v[j] = batchnorm_dx_value<T>(producer, at.channel, a[j], b[j]);
-    at.next(producer);
+    at.next(producer.inner, producer.channels);
   }
 }
 

@@ -215,11 +215,11 @@ struct BatchNormInputVisitor {
     const FusedProducer& producer = probing.args.producer;
 #pragma unroll
     for (int u = 0; u < G; ++u) {
-      ChannelCursor at(producer, i + u * step);
+      ChannelCursor at = channel_cursor(producer, i + u * step);
 #pragma unroll
       for (int j = 0; j < N; ++j) {
         v[u][j] = batchnorm_apply_value<T>(producer, at.channel, v[u][j]);
-        at.next(producer);
+        at.next(producer.inner, producer.channels);
       }
     }
     probing.template output<G, N>(i, step, v);
