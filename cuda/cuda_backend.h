@@ -157,6 +157,14 @@ class CudaBackend final : public Backend {
   // nothing where the pass cannot compute it (a batch norm's on more elements than its channel
   // arithmetic takes: the op then runs on its own).
   std::optional<FusedProducer> fused_producer(const ProducingOp& op, const Tensor& out);
+  // A batch norm's operands checked as `op` names them, and its per-channel outputs prepared:
+  // the forward's statistics (all but y), the backward's dweight and dbias (all but dx).
+  BatchNormDims checked_batchnorm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                          const Tensor& running_mean, const Tensor& running_var, Tensor& save_mean,
+                                          Tensor& save_invstd, const char* op);
+  BatchNormDims checked_batchnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
+                                           const Tensor& save_mean, const Tensor& save_invstd, Tensor& dweight,
+                                           Tensor& dbias, const char* op);
   // A batch norm's producer with its coefficients and channel arithmetic, where the pass takes it.
   std::optional<FusedProducer> with_batchnorm_coefficients(FusedProducer producer, const ProducingOp& op,
                                                            const Tensor& out);

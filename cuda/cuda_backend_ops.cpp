@@ -141,20 +141,44 @@ void CudaBackend::conv2d_backward_filter(const Tensor& x, const Tensor& dy, Tens
 
 // ---- batch norm -----------------------------------------------------------------------------------
 
-void CudaBackend::batchnorm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
-                                    Tensor& running_var, Tensor& y, Tensor& save_mean, Tensor& save_invstd,
-                                    const BatchNormOptions& o) {
-  const char* op = "batchnorm_forward";
+BatchNormDims CudaBackend::checked_batchnorm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                                     const Tensor& running_mean, const Tensor& running_var,
+                                                     Tensor& save_mean, Tensor& save_invstd, const char* op) {
   require_activation(x, op, "x");
   const BatchNormDims d = batchnorm_dims(x, op);
   check_channel_vector(weight, "weight", x, op);
   check_channel_vector(bias, "bias", x, op);
   check_channel_vector(running_mean, "running_mean", x, op);
   check_channel_vector(running_var, "running_var", x, op);
-  prepare_output(y, x.shape(), x.dtype(), op, "y", x.memory_format());
-  require_same_layout(y, x, op, "y", "x");
   prepare_output(save_mean, Shape{d.c}, DType::F32, op, "save_mean");
   prepare_output(save_invstd, Shape{d.c}, DType::F32, op, "save_invstd");
+  return d;
+}
+
+BatchNormDims CudaBackend::checked_batchnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
+                                                      const Tensor& save_mean, const Tensor& save_invstd,
+                                                      Tensor& dweight, Tensor& dbias, const char* op) {
+  require_activation(x, op, "x");
+  require_same_dtype(dy, x, op, "dy", "x");
+  require_shape(dy, x.shape(), op, "dy");
+  require_same_layout(dy, x, op, "dy", "x");
+  const BatchNormDims d = batchnorm_dims(x, op);
+  check_channel_vector(weight, "weight", x, op);
+  check_channel_vector(save_mean, "save_mean", x, op);
+  check_channel_vector(save_invstd, "save_invstd", x, op);
+  prepare_output(dweight, Shape{d.c}, DType::F32, op, "dweight");
+  prepare_output(dbias, Shape{d.c}, DType::F32, op, "dbias");
+  return d;
+}
+
+void CudaBackend::batchnorm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                                    Tensor& running_var, Tensor& y, Tensor& save_mean, Tensor& save_invstd,
+                                    const BatchNormOptions& o) {
+  const char* op = "batchnorm_forward";
+  const BatchNormDims d =
+      checked_batchnorm_forward(x, weight, bias, running_mean, running_var, save_mean, save_invstd, op);
+  prepare_output(y, x.shape(), x.dtype(), op, "y", x.memory_format());
+  require_same_layout(y, x, op, "y", "x");
   launch_batched_probes_before_writing({&y, &save_mean, &save_invstd, &running_mean, &running_var});
   batchnorm_.forward(BatchNormForwardArgs{x.raw_data(), weight.data<float>(), bias.data<float>(),
                                           running_mean.data<float>(), running_var.data<float>(), y.raw_data(),
@@ -166,18 +190,9 @@ void CudaBackend::batchnorm_backward(const Tensor& dy, const Tensor& x, const Te
                                      const Tensor& save_invstd, Tensor& dx, Tensor& dweight, Tensor& dbias,
                                      const BatchNormOptions& o) {
   const char* op = "batchnorm_backward";
-  require_activation(x, op, "x");
-  require_same_dtype(dy, x, op, "dy", "x");
-  require_shape(dy, x.shape(), op, "dy");
-  require_same_layout(dy, x, op, "dy", "x");
-  const BatchNormDims d = batchnorm_dims(x, op);
-  check_channel_vector(weight, "weight", x, op);
-  check_channel_vector(save_mean, "save_mean", x, op);
-  check_channel_vector(save_invstd, "save_invstd", x, op);
+  const BatchNormDims d = checked_batchnorm_backward(dy, x, weight, save_mean, save_invstd, dweight, dbias, op);
   prepare_output(dx, x.shape(), x.dtype(), op, "dx", x.memory_format());
   require_same_layout(dx, x, op, "dx", "x");
-  prepare_output(dweight, Shape{d.c}, DType::F32, op, "dweight");
-  prepare_output(dbias, Shape{d.c}, DType::F32, op, "dbias");
   launch_batched_probes_before_writing({&dx, &dweight, &dbias});
   batchnorm_.backward(BatchNormBackwardArgs{dy.raw_data(), x.raw_data(), weight.data<float>(),
                                             save_mean.data<float>(), save_invstd.data<float>(), dx.raw_data(),
@@ -205,14 +220,8 @@ void CudaBackend::batchnorm_forward_coefficients(const Tensor& x, const Tensor& 
                                                  Tensor& running_mean, Tensor& running_var, Tensor& save_mean,
                                                  Tensor& save_invstd, Tensor& coefficients, const BatchNormOptions& o) {
   const char* op = "batchnorm_forward_coefficients";
-  require_activation(x, op, "x");
-  const BatchNormDims d = batchnorm_dims(x, op);
-  check_channel_vector(weight, "weight", x, op);
-  check_channel_vector(bias, "bias", x, op);
-  check_channel_vector(running_mean, "running_mean", x, op);
-  check_channel_vector(running_var, "running_var", x, op);
-  prepare_output(save_mean, Shape{d.c}, DType::F32, op, "save_mean");
-  prepare_output(save_invstd, Shape{d.c}, DType::F32, op, "save_invstd");
+  const BatchNormDims d =
+      checked_batchnorm_forward(x, weight, bias, running_mean, running_var, save_mean, save_invstd, op);
   prepare_output(coefficients, Shape{2, d.c}, DType::F32, op, "coefficients");
   launch_batched_probes_before_writing({&save_mean, &save_invstd, &running_mean, &running_var, &coefficients});
   batchnorm_.forward_coefficients(BatchNormForwardArgs{x.raw_data(), weight.data<float>(), bias.data<float>(),
@@ -236,16 +245,7 @@ void CudaBackend::batchnorm_backward_coefficients(const Tensor& dy, const Tensor
                                                   const Tensor& save_mean, const Tensor& save_invstd, Tensor& dweight,
                                                   Tensor& dbias, Tensor& coefficients, const BatchNormOptions& o) {
   const char* op = "batchnorm_backward_coefficients";
-  require_activation(x, op, "x");
-  require_same_dtype(dy, x, op, "dy", "x");
-  require_shape(dy, x.shape(), op, "dy");
-  require_same_layout(dy, x, op, "dy", "x");
-  const BatchNormDims d = batchnorm_dims(x, op);
-  check_channel_vector(weight, "weight", x, op);
-  check_channel_vector(save_mean, "save_mean", x, op);
-  check_channel_vector(save_invstd, "save_invstd", x, op);
-  prepare_output(dweight, Shape{d.c}, DType::F32, op, "dweight");
-  prepare_output(dbias, Shape{d.c}, DType::F32, op, "dbias");
+  const BatchNormDims d = checked_batchnorm_backward(dy, x, weight, save_mean, save_invstd, dweight, dbias, op);
   prepare_output(coefficients, Shape{4, d.c}, DType::F32, op, "coefficients");
   launch_batched_probes_before_writing({&dweight, &dbias, &coefficients});
   batchnorm_.backward_coefficients(BatchNormBackwardArgs{dy.raw_data(), x.raw_data(), weight.data<float>(),

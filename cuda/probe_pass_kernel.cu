@@ -177,31 +177,10 @@ struct InputProbing {
   }
 };
 
-// A ReLU's pass over tensors of T, probing its input.
-template <class T>
-struct ReluInputVisitor {
-  InputProbing<T> probing;
-
-  template <int N>
-  __device__ __forceinline__ void load(int64_t i, float (&v)[N]) const {
-    load_unaligned_chunk<N>(static_cast<const T*>(probing.args.producer.a) + i, v);
-  }
-
-  template <int G, int N>
-  __device__ __forceinline__ void work(int64_t i, int64_t step, float (&v)[G][N]) {
-    probing.template input<G, N>(i, step, v);
-#pragma unroll
-    for (int u = 0; u < G; ++u)
-#pragma unroll
-      for (int j = 0; j < N; ++j) v[u][j] = relu_value(v[u][j]);
-    probing.template output<G, N>(i, step, v);
-  }
-};
-
-// A batch norm's elementwise pass over tensors of T, probing its input (the convolution's output
-// it normalises) as it loads it.
-template <class T>
-struct BatchNormInputVisitor {
+// The pass of an op with one input (a ReLU, a batch norm's apply) over tensors of T, probing that
+// input as it loads it.
+template <class T, ProducerKind kKind>
+struct OneInputVisitor {
   InputProbing<T> probing;
 
   template <int N>
@@ -215,11 +194,16 @@ struct BatchNormInputVisitor {
     const FusedProducer& producer = probing.args.producer;
 #pragma unroll
     for (int u = 0; u < G; ++u) {
-      ChannelCursor at = channel_cursor(producer, i + u * step);
+      if constexpr (kKind == ProducerKind::BatchNormApply) {
+        ChannelCursor at = channel_cursor(producer, i + u * step);
 #pragma unroll
-      for (int j = 0; j < N; ++j) {
-        v[u][j] = batchnorm_apply_value<T>(producer, at.channel, v[u][j]);
-        at.next(producer.inner, producer.channels);
+        for (int j = 0; j < N; ++j) {
+          v[u][j] = batchnorm_apply_value<T>(producer, at.channel, v[u][j]);
+          at.next(producer.inner, producer.channels);
+        }
+      } else {
+#pragma unroll
+        for (int j = 0; j < N; ++j) v[u][j] = relu_value(v[u][j]);
       }
     }
     probing.template output<G, N>(i, step, v);
@@ -262,11 +246,11 @@ struct ProbingInputVisitor {
 };
 template <class T>
 struct ProbingInputVisitor<T, ProducerKind::ReluForward, 0> {
-  using type = ReluInputVisitor<T>;
+  using type = OneInputVisitor<T, ProducerKind::ReluForward>;
 };
 template <class T>
 struct ProbingInputVisitor<T, ProducerKind::BatchNormApply, 0> {
-  using type = BatchNormInputVisitor<T>;
+  using type = OneInputVisitor<T, ProducerKind::BatchNormApply>;
 };
 
 // After the walk (and a __syncthreads): the block's shared alive flags into the global ones, each
@@ -464,8 +448,8 @@ __global__ void __launch_bounds__(kBlock, 2) batch_common_pass_kernel(const __gr
   common_pass<T>(batch.pass[r], batch.partials[r], b - batch.first_block[r], batch.first_block[r + 1] - batch.first_block[r]);
 }
 
-// The common pass of a producing op's output with its input's probes (ReluInputVisitor,
-// BatchNormInputVisitor, TwoInputVisitor), over tensors of T, finished by its last block: the output's ops from
+// The common pass of a producing op's output with its input's probes (OneInputVisitor,
+// TwoInputVisitor), over tensors of T, finished by its last block: the output's ops from
 // partial 0, the input's from partial 1.
 template <class T, ProducerKind kKind, int kInput>
 __global__ void __launch_bounds__(kBlock, 2)

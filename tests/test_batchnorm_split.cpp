@@ -43,11 +43,16 @@ Tensor placed(Backend& backend, const Tensor& host, DType dtype, MemoryFormat fo
 struct BatchNormResults {
   std::vector<Tensor> tensors;
   std::vector<std::string> names;
-  void add(Backend& backend, const Tensor& t, const std::string& name) {
-    tensors.push_back(backend.to_host(t));
-    names.push_back(name);
-  }
 };
+
+BatchNormResults results_of(Backend& backend, const std::vector<std::pair<Tensor, std::string>>& named) {
+  BatchNormResults r;
+  for (const auto& [t, name] : named) {
+    r.tensors.push_back(backend.to_host(t));
+    r.names.push_back(name);
+  }
+  return r;
+}
 
 // The operands of one case, made afresh for each run (the running statistics are updated).
 struct Operands {
@@ -75,12 +80,9 @@ BatchNormResults run_whole(Backend& backend, const SplitCase& c) {
   backend.batchnorm_forward(o.x, o.weight, o.bias, o.running_mean, o.running_var, y, save_mean, save_invstd, options);
   Tensor dx = backend.empty(c.shape, c.dtype, c.format), dweight, dbias;
   backend.batchnorm_backward(o.dy, o.x, o.weight, save_mean, save_invstd, dx, dweight, dbias, options);
-  BatchNormResults r;
-  for (const auto& [t, name] : std::vector<std::pair<Tensor, std::string>>{
-           {y, "y"}, {save_mean, "save_mean"}, {save_invstd, "save_invstd"}, {o.running_mean, "running_mean"},
-           {o.running_var, "running_var"}, {dx, "dx"}, {dweight, "dweight"}, {dbias, "dbias"}})
-    r.add(backend, t, name);
-  return r;
+  return results_of(backend, {{y, "y"}, {save_mean, "save_mean"}, {save_invstd, "save_invstd"},
+                              {o.running_mean, "running_mean"}, {o.running_var, "running_var"}, {dx, "dx"},
+                              {dweight, "dweight"}, {dbias, "dbias"}});
 }
 
 // The parts, the elementwise ones as the backend's ops or as producing ops.
@@ -104,12 +106,9 @@ BatchNormResults run_parts(Backend& backend, const SplitCase& c, bool as_produci
     backend.run_producing_op(ProducingOp{ProducingOp::Kind::BatchNormDx, o.dy, x_read, backward_coefficients}, dx);
   else
     backend.batchnorm_dx(o.dy, x_read, backward_coefficients, dx);
-  BatchNormResults r;
-  for (const auto& [t, name] : std::vector<std::pair<Tensor, std::string>>{
-           {y, "y"}, {save_mean, "save_mean"}, {save_invstd, "save_invstd"}, {o.running_mean, "running_mean"},
-           {o.running_var, "running_var"}, {dx, "dx"}, {dweight, "dweight"}, {dbias, "dbias"}})
-    r.add(backend, t, name);
-  return r;
+  return results_of(backend, {{y, "y"}, {save_mean, "save_mean"}, {save_invstd, "save_invstd"},
+                              {o.running_mean, "running_mean"}, {o.running_var, "running_var"}, {dx, "dx"},
+                              {dweight, "dweight"}, {dbias, "dbias"}});
 }
 
 void expect_parts_give_the_whole_ops_bits(Backend& backend, const SplitCase& c) {

@@ -413,18 +413,23 @@ class FailingInputProbes final : public testing::DelegatingBackend {
   bool split_;
 };
 
-// Nothing recorded is lost when the run that was to probe a waiting tensor fails: the step stops
-// with the failure, and the waiting record is delivered from a run of its own.
-TEST_F(EpilogueProbesTest, AFailedRunDeliversTheRecordThatWaitedForIt) {
-  register_specs({"forward:layer1.0.bn1:stats"});
-  model().load_state_dict(initial_state(), "initial state");
-  Executor executor(model(), std::make_unique<FailingInputProbes>(), ExecutorOptions{});
+// A step on FailingInputProbes with a stats hook on `module`'s output, which waits for the pass
+// that fails: the step throws, and the hook's record is delivered from a run of its own.
+void expect_waiting_record_delivered_after_the_failure(const std::string& module, bool split_batchnorm) {
+  register_hook_spec(TinyModelTest::model(), parse_hook_spec("forward:" + module + ":stats"));
+  Executor executor(TinyModelTest::model(), std::make_unique<FailingInputProbes>(split_batchnorm), ExecutorOptions{});
   testing::RecordLog log;
   log.attach(executor);
   EXPECT_THROW(executor.step(testing::tiny_input()), Error);
   executor.flush_records();
-  const ProbeRecord record = log.only(HookWhen::Forward, "layer1.0.bn1", "output");
+  const ProbeRecord record = log.only(HookWhen::Forward, module, "output");
   EXPECT_EQ(testing::result_of<StatsResult>(record, 0).count, 2 * 64 * 8 * 8);
+}
+
+// Nothing recorded is lost when the run that was to probe a waiting tensor fails: the step stops
+// with the failure, and the waiting record is delivered from a run of its own.
+TEST_F(EpilogueProbesTest, AFailedRunDeliversTheRecordThatWaitedForIt) {
+  expect_waiting_record_delivered_after_the_failure("layer1.0.bn1", false);
 }
 
 TEST_F(EpilogueProbesTest, EvalStepsWithoutLabelsHandOverForwardOutputsOnly) {
@@ -529,15 +534,7 @@ TEST_F(EpilogueProbesTest, SplitBatchNormsInEvalStepsGiveTheWholeOnesLogits) {
 // Nothing recorded is lost when the batch norm's pass that was to probe a convolution's output
 // fails: the step stops, and the convolution's record is delivered from a run of its own.
 TEST_F(EpilogueProbesTest, AFailedBatchNormPassDeliversTheConvolutionsRecord) {
-  register_specs({"forward:layer1.0.conv1:stats"});
-  model().load_state_dict(initial_state(), "initial state");
-  Executor executor(model(), std::make_unique<FailingInputProbes>(true), ExecutorOptions{});
-  testing::RecordLog log;
-  log.attach(executor);
-  EXPECT_THROW(executor.step(testing::tiny_input()), Error);
-  executor.flush_records();
-  const ProbeRecord record = log.only(HookWhen::Forward, "layer1.0.conv1", "output");
-  EXPECT_EQ(testing::result_of<StatsResult>(record, 0).count, 2 * 64 * 8 * 8);
+  expect_waiting_record_delivered_after_the_failure("layer1.0.conv1", true);
 }
 
 }  // namespace
