@@ -19,7 +19,8 @@
 //                             executor's cast of the F32 one); products accumulate in F32 and
 //                             each result is rounded to half once
 //   batchnorm_*               x, y, dy, dx F32 or half; weight, bias, running and saved
-//                             statistics, dweight and dbias F32 (PyTorch's mixed batch_norm)
+//                             statistics, dweight, dbias and coefficients F32 (PyTorch's mixed
+//                             batch_norm)
 //   add, accumulate, relu_*, maxpool2d_*, adaptive_avgpool_*, multiply_'s tensor
 //                             one dtype, F32 or half, computed in F32 and rounded once
 //                             (multiply_'s factor: F32 or the tensor's dtype)
@@ -222,9 +223,9 @@ class Backend {
                                   Tensor& dweight, Tensor& dbias, const BatchNormOptions& o) = 0;
 
   // A batch norm in two parts, so that a probe run may write (and probe) its output or its dx as
-  // a ProducingOp once the per-channel work is done. The parts give the bits batchnorm_forward and
-  // batchnorm_backward give. splits_batchnorm: whether this backend runs them, for activations of
-  // `dtype`, as fast as the whole op (by default it does not, and the other four throw).
+  // a ProducingOp once the per-channel work is done. splits_batchnorm: whether this backend runs
+  // them, for activations of `dtype`, as fast as the whole op; there they give the bits
+  // batchnorm_forward and batchnorm_backward give. By default it does not, and the other four throw.
   virtual bool splits_batchnorm(DType dtype) const;
   // batchnorm_forward without y: the statistics, the running update and coefficients (2, C) in
   // weight's dtype, row 0 the scale and row 1 the shift of y = x * scale[c] + shift[c].
