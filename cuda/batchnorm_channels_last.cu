@@ -166,9 +166,9 @@ __global__ void sums_kernel(SumsInputs<T> in, BatchNormDims d, double* partials)
 
 // ---- the elementwise passes: each thread's coefficients stay in registers over its rows ------
 
-template <class T, int V, int W>
-__global__ void normalize_kernel(const T* x, T* y, const float* scale, const float* shift,
-                                 BatchNormDims d) {
+template <ApplyEpilogue E, class T, int V, int W>
+__global__ void normalize_kernel(const T* x, const T* residual, T* y, const float* scale,
+                                 const float* shift, BatchNormDims d) {
   const int64_t c0 = first_channel<V>();
   if (c0 >= d.c) return;
   float s[V], t[V];
@@ -176,13 +176,18 @@ __global__ void normalize_kernel(const T* x, T* y, const float* scale, const flo
   for (int k = 0; k < V; ++k) s[k] = scale[c0 + k], t[k] = shift[c0 + k];
   for_rows(d.n * d.hw, [&](int64_t r, int64_t stride, auto count) {
     constexpr int U = decltype(count)::value;
-    float v[U][V];
+    float v[U][V], b[U][V] = {};
 #pragma unroll
-    for (int u = 0; u < U; ++u) load_channels<V, W>(x + (r + u * stride) * d.c + c0, v[u]);
+    for (int u = 0; u < U; ++u) {
+      load_channels<V, W>(x + (r + u * stride) * d.c + c0, v[u]);
+      if constexpr (E == ApplyEpilogue::AddRelu)
+        load_channels<V, W>(residual + (r + u * stride) * d.c + c0, b[u]);
+    }
 #pragma unroll
     for (int u = 0; u < U; ++u) {
 #pragma unroll
-      for (int k = 0; k < V; ++k) v[u][k] = normalized(v[u][k], s[k], t[k]);
+      for (int k = 0; k < V; ++k)
+        v[u][k] = after_apply<E, T>(normalized(v[u][k], s[k], t[k]), b[u][k]);
       store_channels<V, W>(y + (r + u * stride) * d.c + c0, v[u]);
     }
   });
@@ -286,14 +291,14 @@ void channels_last_sums(const SumsInputs<T>& in, const BatchNormDims& d, double*
   HOOKRT_CUDA_CHECK(cudaGetLastError());
 }
 
-template <class T>
-void channels_last_normalize(const T* x, T* y, const float* scale, const float* shift,
-                             const BatchNormDims& d, cudaStream_t stream) {
+template <ApplyEpilogue E, class T>
+void channels_last_normalize(const T* x, const T* residual, T* y, const float* scale,
+                             const float* shift, const BatchNormDims& d, cudaStream_t stream) {
   if (d.n * d.c * d.hw == 0) return;
-  const Tiles t = tiles_of(d, sizeof(T), {x, y});
+  const Tiles t = tiles_of(d, sizeof(T), {x, residual, y});
   with_lanes(t, [&](auto v, auto w) {
-    normalize_kernel<T, decltype(v)::value, decltype(w)::value>
-        <<<elementwise_grid(d, t), block_of(t), 0, stream>>>(x, y, scale, shift, d);
+    normalize_kernel<E, T, decltype(v)::value, decltype(w)::value>
+        <<<elementwise_grid(d, t), block_of(t), 0, stream>>>(x, residual, y, scale, shift, d);
   });
   HOOKRT_CUDA_CHECK(cudaGetLastError());
 }
@@ -315,8 +320,12 @@ void channels_last_dx(const T* dy, const T* x, T* dx, const DxCoefficients& k,
                                                      double*, cudaStream_t);                      \
   template void channels_last_sums<Pass::Backward, T>(const SumsInputs<T>&, const BatchNormDims&, \
                                                       double*, cudaStream_t);                     \
-  template void channels_last_normalize<T>(const T*, T*, const float*, const float*,              \
-                                           const BatchNormDims&, cudaStream_t);                   \
+  template void channels_last_normalize<ApplyEpilogue::None, T>(                                  \
+      const T*, const T*, T*, const float*, const float*, const BatchNormDims&, cudaStream_t);    \
+  template void channels_last_normalize<ApplyEpilogue::Relu, T>(                                  \
+      const T*, const T*, T*, const float*, const float*, const BatchNormDims&, cudaStream_t);    \
+  template void channels_last_normalize<ApplyEpilogue::AddRelu, T>(                               \
+      const T*, const T*, T*, const float*, const float*, const BatchNormDims&, cudaStream_t);    \
   template void channels_last_dx<T>(const T*, const T*, T*, const DxCoefficients&,                \
                                     const BatchNormDims&, bool, cudaStream_t);
 HOOKRT_INSTANTIATE_CHANNELS_LAST(float)

@@ -28,10 +28,11 @@ template <Pass P, class T>
 void channels_last_sums(const SumsInputs<T>& in, const BatchNormDims& d, double* partials,
                         cudaStream_t stream);
 
-// y = x * scale[c] + shift[c] (batchnorm_terms.cuh's `normalized`).
-template <class T>
-void channels_last_normalize(const T* x, T* y, const float* scale, const float* shift,
-                             const BatchNormDims& d, cudaStream_t stream);
+// y = x * scale[c] + shift[c] (batchnorm_terms.cuh's `normalized`), then E's ReLU, after adding
+// `residual` (AddRelu; unread otherwise).
+template <ApplyEpilogue E, class T>
+void channels_last_normalize(const T* x, const T* residual, T* y, const float* scale,
+                             const float* shift, const BatchNormDims& d, cudaStream_t stream);
 
 // dx from dy (and x in training) with the per-channel coefficients k.
 template <class T>

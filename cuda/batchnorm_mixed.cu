@@ -202,12 +202,13 @@ ChannelOf channel_of(const BatchNormDims& d) {
                    FastDivmod(static_cast<uint32_t>(fast ? d.c : 1)), d.hw, d.c, fast};
 }
 
-template <class T>
-__global__ void nchw_normalize_kernel(int64_t n, const T* x, T* y, const float* scale,
+template <ApplyEpilogue E, class T>
+__global__ void nchw_normalize_kernel(int64_t n, const T* x, const T* residual, T* y, const float* scale,
                                       const float* shift, ChannelOf channel) {
   HOOKRT_GRID_STRIDE_LOOP(i, n) {
     const int64_t c = channel(i);
-    store_float(y, i, normalized(load_float(x, i), scale[c], shift[c]));
+    const float b = E == ApplyEpilogue::AddRelu ? load_float(residual, i) : 0.0f;
+    store_float(y, i, after_apply<E, T>(normalized(load_float(x, i), scale[c], shift[c]), b));
   }
 }
 
@@ -224,12 +225,12 @@ __global__ void nchw_dx_kernel(int64_t n, const T* dy, const T* x, T* dx, DxCoef
   }
 }
 
-template <class T>
-void launch_normalize(const T* x, T* y, const float* scale, const float* shift,
+template <ApplyEpilogue E, class T>
+void launch_normalize(const T* x, const T* residual, T* y, const float* scale, const float* shift,
                       const BatchNormDims& d, cudaStream_t stream) {
   if (d.format == MemoryFormat::ChannelsLast)
-    return channels_last_normalize(x, y, scale, shift, d, stream);
-  launch_linear(nchw_normalize_kernel<T>, d.n * d.c * d.hw, stream, x, y, scale, shift,
+    return channels_last_normalize<E>(x, residual, y, scale, shift, d, stream);
+  launch_linear(nchw_normalize_kernel<E, T>, d.n * d.c * d.hw, stream, x, residual, y, scale, shift,
                 channel_of(d));
 }
 
@@ -264,11 +265,18 @@ void batchnorm_mixed_forward_coefficients(const BatchNormForwardArgs& a, const B
 }
 
 void batchnorm_mixed_apply(const void* x, void* y, const float* coefficients, DType activations,
-                           const BatchNormDims& d, cudaStream_t stream) {
+                           const BatchNormDims& d, cudaStream_t stream, const void* residual, bool relu) {
   if (d.c == 0) return;
   with_activation_type(activations, "batchnorm_apply", [&](auto element) {
     using T = decltype(element);
-    launch_normalize(static_cast<const T*>(x), static_cast<T*>(y), coefficients, coefficients + d.c, d, stream);
+    const auto* in = static_cast<const T*>(x);
+    const auto* add = static_cast<const T*>(residual);
+    auto* out = static_cast<T*>(y);
+    const float* scale = coefficients;
+    const float* shift = coefficients + d.c;
+    if (!relu) return launch_normalize<ApplyEpilogue::None>(in, add, out, scale, shift, d, stream);
+    if (!residual) return launch_normalize<ApplyEpilogue::Relu>(in, add, out, scale, shift, d, stream);
+    launch_normalize<ApplyEpilogue::AddRelu>(in, add, out, scale, shift, d, stream);
   });
 }
 

@@ -39,12 +39,15 @@ void batchnorm_mixed_backward(const BatchNormBackwardArgs& args, const BatchNorm
 // The same two ops in two parts each (Backend::splits_batchnorm), with the bits of the whole ones.
 // The per-channel parts write F32 coefficients, rows of C: forward (2, C) scale and shift;
 // backward (4, C) gain, centre, grad_mean and projection (batchnorm_terms.cuh). The elementwise
-// parts read them: y = x * scale + shift; dx from dy and x (x null: inference's dy * gain).
+// parts read them: y = x * scale + shift; dx from dy and x (x null: inference's dy * gain). With
+// `relu`, the apply writes relu(y), or relu(y + residual) where residual is given (y itself never
+// written; batchnorm_terms.cuh's after_apply).
 void batchnorm_mixed_forward_coefficients(const BatchNormForwardArgs& args, const BatchNormDims& dims,
                                           const BatchNormSettings& settings, float* coefficients, void* scratch,
                                           cudaStream_t stream);
 void batchnorm_mixed_apply(const void* x, void* y, const float* coefficients, DType activations,
-                           const BatchNormDims& dims, cudaStream_t stream);
+                           const BatchNormDims& dims, cudaStream_t stream, const void* residual = nullptr,
+                           bool relu = false);
 void batchnorm_mixed_backward_coefficients(const BatchNormBackwardArgs& args, const BatchNormDims& dims,
                                            const BatchNormSettings& settings, float* coefficients, void* scratch,
                                            cudaStream_t stream);

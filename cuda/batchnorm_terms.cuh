@@ -10,6 +10,7 @@
 
 #include "activation_types.cuh"
 #include "batchnorm_args.h"
+#include "relu_math.cuh"
 
 namespace hookrt::cuda::batchnorm {
 
@@ -80,6 +81,21 @@ __device__ __forceinline__ void store_partial(double* partials, int64_t c, int64
 // y = x * scale + shift, rounded as the CPU rounds it: a product and a sum, not one fused step.
 __device__ __forceinline__ float normalized(float x, float scale, float shift) {
   return __fadd_rn(__fmul_rn(x, scale), shift);
+}
+
+// What the apply's pass does after y: nothing, or the ReLU after the batch norm, perhaps with a
+// block's residual add before it (ProducingOp's BatchNormApplyRelu and BatchNormApplyAddRelu),
+// the batch norm's output then never written. Each value is rounded as those ops on their own
+// round it: y to T, and the sum to T once, as relu.cu's residual add and ReLU do (the store
+// rounds what this returns).
+enum class ApplyEpilogue { None, Relu, AddRelu };
+
+template <ApplyEpilogue E, class T>
+__device__ __forceinline__ float after_apply(float y, float residual) {
+  if constexpr (E == ApplyEpilogue::None) return y;
+  const float stored = stored_value<T>(y);
+  if constexpr (E == ApplyEpilogue::Relu) return relu_value(stored);
+  return relu_value(stored + residual);
 }
 
 // dx's per-channel F32 coefficients: training dx = (dy - grad_mean - (x - centre) * projection)

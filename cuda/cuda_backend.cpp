@@ -410,6 +410,8 @@ ProducingOpNames names_of(ProducingOp::Kind kind) {
     case ProducingOp::Kind::AddReluForward: return {"add_relu_forward", "a", "b"};
     case ProducingOp::Kind::BatchNormApply: return {"batchnorm_apply", "x", nullptr};
     case ProducingOp::Kind::BatchNormDx: return {"batchnorm_dx", "dy", "x"};  // x: training only
+    case ProducingOp::Kind::BatchNormApplyRelu: return {"batchnorm_apply_relu", "x", nullptr};
+    case ProducingOp::Kind::BatchNormApplyAddRelu: return {"batchnorm_apply_add_relu", "x", "b"};
   }
   throw Error("internal: unknown producing op");
 }
@@ -421,6 +423,9 @@ ProducerKind producer_kind(ProducingOp::Kind kind) {
     case ProducingOp::Kind::AddReluForward: return ProducerKind::AddReluForward;
     case ProducingOp::Kind::BatchNormApply: return ProducerKind::BatchNormApply;
     case ProducingOp::Kind::BatchNormDx: return ProducerKind::BatchNormDx;
+    // No probe pass computes these: their kernel runs first (fused_producer).
+    case ProducingOp::Kind::BatchNormApplyRelu:
+    case ProducingOp::Kind::BatchNormApplyAddRelu: return ProducerKind::None;
   }
   throw Error("internal: unknown producing op");
 }
@@ -430,6 +435,7 @@ ProducerKind producer_kind(ProducingOp::Kind kind) {
 // The producing op's inputs as the probe pass reads them, checked as the backend's ops check
 // theirs: the output's dtype (F32, BF16 or F16), shape and layout.
 std::optional<FusedProducer> CudaBackend::fused_producer(const ProducingOp& op, const Tensor& out) {
+  if (producer_kind(op.kind) == ProducerKind::None) return std::nullopt;  // its own kernel first
   const ProducingOpNames names = names_of(op.kind);
   require_activation(out, names.op, "the output");
   require_same_dtype(op.a, out, names.op, names.a, "the output");
@@ -471,8 +477,11 @@ std::optional<FusedProducer> CudaBackend::with_batchnorm_coefficients(FusedProdu
   return producer;
 }
 
-// The residual add and its ReLU as one kernel; the other ops are the backend's own. F32, BF16 or F16.
+// The residual add and its ReLU as one kernel, and a batch norm's apply with them or with a ReLU
+// alone; the other ops are the backend's own. F32, BF16 or F16.
 void CudaBackend::run_producing_op(const ProducingOp& op, Tensor& out) {
+  if (op.kind == ProducingOp::Kind::BatchNormApplyRelu || op.kind == ProducingOp::Kind::BatchNormApplyAddRelu)
+    return batchnorm_apply_relu(op, out);
   if (op.kind != ProducingOp::Kind::AddReluForward) return Backend::run_producing_op(op, out);
   const char* name = "add_relu_forward";
   require_activation(op.a, name, "a");

@@ -165,6 +165,11 @@ class CudaBackend final : public Backend {
   BatchNormDims checked_batchnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
                                            const Tensor& save_mean, const Tensor& save_invstd, Tensor& dweight,
                                            Tensor& dbias, const char* op);
+  // A batch norm's apply with the ReLU after it (ProducingOp::BatchNormApplyRelu and
+  // BatchNormApplyAddRelu) as one kernel; and the apply's checks and launch, with or without them.
+  void batchnorm_apply_relu(const ProducingOp& op, Tensor& y);
+  void apply_batchnorm(const char* op, const Tensor& x, const Tensor& coefficients, const Tensor* residual, bool relu,
+                       Tensor& y);
   // A batch norm's producer with its coefficients and channel arithmetic, where the pass takes it.
   std::optional<FusedProducer> with_batchnorm_coefficients(FusedProducer producer, const ProducingOp& op,
                                                            const Tensor& out);

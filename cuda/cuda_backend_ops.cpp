@@ -231,14 +231,30 @@ void CudaBackend::batchnorm_forward_coefficients(const Tensor& x, const Tensor& 
 }
 
 void CudaBackend::batchnorm_apply(const Tensor& x, const Tensor& coefficients, Tensor& y) {
-  const char* op = "batchnorm_apply";
+  apply_batchnorm("batchnorm_apply", x, coefficients, nullptr, false, y);
+}
+
+void CudaBackend::batchnorm_apply_relu(const ProducingOp& op, Tensor& y) {
+  if (op.kind == ProducingOp::Kind::BatchNormApplyRelu)
+    return apply_batchnorm("batchnorm_apply_relu", op.a, op.coefficients, nullptr, true, y);
+  apply_batchnorm("batchnorm_apply_add_relu", op.a, op.coefficients, &op.b, true, y);
+}
+
+void CudaBackend::apply_batchnorm(const char* op, const Tensor& x, const Tensor& coefficients, const Tensor* residual,
+                                  bool relu, Tensor& y) {
   require_activation(x, op, "x");
   const BatchNormDims d = batchnorm_dims(x, op);
   check_coefficients(coefficients, 2, x, op);
+  if (residual) {
+    require_same_dtype(*residual, x, op, "b", "x");
+    require_shape(*residual, x.shape(), op, "b");
+    require_same_layout(*residual, x, op, "b", "x");
+  }
   prepare_output(y, x.shape(), x.dtype(), op, "y", x.memory_format());
   require_same_layout(y, x, op, "y", "x");
   launch_batched_probes_before_writing({&y});
-  batchnorm_.apply(x.raw_data(), y.raw_data(), coefficients.data<float>(), x.dtype(), d);
+  batchnorm_.apply(x.raw_data(), y.raw_data(), coefficients.data<float>(), x.dtype(), d,
+                   residual ? residual->raw_data() : nullptr, relu);
 }
 
 void CudaBackend::batchnorm_backward_coefficients(const Tensor& dy, const Tensor& x, const Tensor& weight,

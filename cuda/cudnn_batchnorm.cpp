@@ -113,8 +113,8 @@ void CudnnBatchNorm::forward_coefficients(const BatchNormForwardArgs& a, const B
 }
 
 void CudnnBatchNorm::apply(const void* x, void* y, const float* coefficients, DType activations,
-                           const BatchNormDims& d) {
-  batchnorm_mixed_apply(x, y, coefficients, activations, d, stream_);
+                           const BatchNormDims& d, const void* residual, bool relu) {
+  batchnorm_mixed_apply(x, y, coefficients, activations, d, stream_, residual, relu);
 }
 
 void CudnnBatchNorm::backward_coefficients(const BatchNormBackwardArgs& a, const BatchNormDims& d,

@@ -45,7 +45,9 @@ class CudnnBatchNorm {
   // backward_coefficients args.dx.
   void forward_coefficients(const BatchNormForwardArgs& args, const BatchNormDims& dims,
                             const BatchNormOptions& options, float* coefficients);
-  void apply(const void* x, void* y, const float* coefficients, DType activations, const BatchNormDims& dims);
+  // With `relu`: relu(y), or relu(y + residual) where residual is given (batchnorm_mixed.cuh).
+  void apply(const void* x, void* y, const float* coefficients, DType activations, const BatchNormDims& dims,
+             const void* residual = nullptr, bool relu = false);
   void backward_coefficients(const BatchNormBackwardArgs& args, const BatchNormDims& dims,
                              const BatchNormOptions& options, float* coefficients);
   // x null: an inference backward's dx.

@@ -81,4 +81,11 @@ __device__ __forceinline__ float round_to(float x) {
   else return x;
 }
 
+// What a store of x into a T holds, as a float: x rounded to nearest even. A NaN stays the NaN it
+// is, so that the pass's store of it (narrow_bits) has the bits the op's own kernel stores.
+template <class T>
+__device__ __forceinline__ float stored_value(float x) {
+  return isnan(x) ? x : round_to<T>(x);
+}
+
 }  // namespace hookrt::cuda

@@ -77,13 +77,6 @@ __device__ __forceinline__ void load_unaligned_chunk(const T* p, float (&v)[N]) 
   for (int j = 0; j < N; ++j) v[j] = load_float(p, j);
 }
 
-// What a store of x into a T holds, as a float: x rounded to nearest even. A NaN stays the NaN it
-// is, so that the pass's store of it (narrow_bits) has the bits the op's own kernel stores.
-template <class T>
-__device__ __forceinline__ float stored_value(float x) {
-  return isnan(x) ? x : round_to<T>(x);
-}
-
 // The value a producer writes from its inputs' values (relu_math.cuh's rules, as relu.cu's
 // kernels compute them in float before their one rounding to T). A ReLU and its backward give one
 // of their inputs or zero, which T holds already; only the residual add's sum needs the rounding.

@@ -30,6 +30,15 @@ void Backend::run_producing_op(const ProducingOp& op, Tensor& out) {
       return;
     case ProducingOp::Kind::BatchNormApply: batchnorm_apply(op.a, op.coefficients, out); return;
     case ProducingOp::Kind::BatchNormDx: batchnorm_dx(op.a, op.b, op.coefficients, out); return;
+    case ProducingOp::Kind::BatchNormApplyRelu:
+      batchnorm_apply(op.a, op.coefficients, out);
+      relu_forward(out, out);
+      return;
+    case ProducingOp::Kind::BatchNormApplyAddRelu:
+      batchnorm_apply(op.a, op.coefficients, out);
+      add(out, op.b, out);
+      relu_forward(out, out);
+      return;
   }
   throw Error("internal: unknown producing op");
 }

@@ -113,6 +113,8 @@ std::optional<HookDispatcher::ParkedRun> HookDispatcher::take_parked_for(ProbeRu
   return parked;
 }
 
+bool HookDispatcher::parked_on(const Tensor& tensor) const { return parked_ && same_tensor(parked_->tensor, tensor); }
+
 void HookDispatcher::run_parked() {
   if (!parked_) return;
   const ParkedRun parked = std::move(*parked_);

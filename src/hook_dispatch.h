@@ -75,6 +75,8 @@ class HookDispatcher {
   // Runs the parked run on its own, if there is one: before anything but its op may read or write
   // its tensor, or before its record must be delivered.
   void run_parked();
+  // Whether a run is parked waiting for `tensor`'s reader.
+  bool parked_on(const Tensor& tensor) const;
   // Writes `out` with `op`, probing the parked tensor in the same run where `op` reads it.
   void write(const ProducingOp& op, Tensor& out);
 

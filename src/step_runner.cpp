@@ -33,17 +33,16 @@ bool StepRunner::epilogue_probes(HookWhen when, const std::string& module) const
   return when != HookWhen::Forward || !hooks_.may_change(when, module);
 }
 
-// A batch norm runs in two parts where its elementwise pass may then probe: its output or its
-// dx is written by a producing op, so that the probes on it, and on the convolution output it
-// reads, need no read of their own. The backend says where the parts cost no more than the whole.
-bool StepRunner::splits_batchnorm(DType activations) const {
-  return options_.probes_in_epilogues && backend_.splits_batchnorm(activations);
-}
+// A batch norm runs in two parts where the backend says they cost no more than the whole: its
+// output and its dx are then written by producing ops, which probe runs may take (probes in their
+// epilogues, and on the convolution output the apply reads), and which the ReLU after it may
+// take with its own (the output then never written).
+bool StepRunner::splits_batchnorm(DType activations) const { return backend_.splits_batchnorm(activations); }
 
 // A convolution's output is read next by the batch norm after it, where that one splits: its
 // forward hooks may then wait for the batch norm's elementwise pass (park_forward).
 bool StepRunner::batchnorm_reads_conv_output(const Module& conv, const Module& next, int x) const {
-  return conv.kind == ModuleKind::Conv2d && next.kind == ModuleKind::BatchNorm2d &&
+  return options_.probes_in_epilogues && conv.kind == ModuleKind::Conv2d && next.kind == ModuleKind::BatchNorm2d &&
          splits_batchnorm(compute_dtype(tape_.value(x).data.dtype()));
 }
 
@@ -59,7 +58,7 @@ int StepRunner::run_module(const Module& module, int x, ReadByOp read_by_op) {
     const bool wrap = backward_hooked && value(x).requires_grad;
     auto saved_grad_output = std::make_shared<Tensor>();
     const int x_in = wrap ? wrap_input(site, x, saved_grad_output, read_by_op.grad_input) : x;
-    int y = body(module, x_in);
+    int y = body(module, x_in, read_by_op);
     y = forward_hooks(site, x_in, y, called, read_by_op.output);
     if (!backward_hooked) return y;
     // Output wrapper: complete grad_output -> backward_pre hooks -> (no-grad input: backward hooks now).
@@ -84,6 +83,7 @@ int StepRunner::run_module(const Module& module, int x, ReadByOp read_by_op) {
   } catch (...) {
     unwritten_output_.reset();
     unwritten_sum_.reset();
+    unwritten_batchnorm_.reset();
     hooks_.fire_always_call(site, value(x).data, called);
     throw;
   }
@@ -114,8 +114,9 @@ int StepRunner::wrap_input(const HookSite& site, int x, std::shared_ptr<Tensor> 
 
 int StepRunner::forward_pre_hooks(const HookSite& site, int x) {
   if (!hooks_.any(HookWhen::ForwardPre, site.module)) return x;
-  write_unwritten_sum();  // the hooks see the input
-  hooks_.run_parked();    // which may be the parked tensor
+  write_unwritten_sum();        // the hooks see the input
+  write_unwritten_batchnorm();  // (a ReLU's: a batch norm's output)
+  hooks_.run_parked();          // which may be the parked tensor
   auto fire = [&](Tensor& t, std::vector<GradTransform>* transforms) {
     hooks_.fire(HookWhen::ForwardPre, site, site.module, t, "input", transforms);
   };
@@ -217,13 +218,41 @@ Tensor StepRunner::autocast_param(const std::string& key) {
 
 // ---- module bodies, as torchvision's forward() ----
 
-int StepRunner::body(const Module& module, int x) {
+// The op that writes a ReLU's output from its input: relu(input), or from what the input was to be
+// made of where it was left unwritten for this ReLU (a residual sum, a batch norm's output, or
+// both: a block's bn2 and its residual add), which it then no longer is.
+ProducingOp StepRunner::relu_op(const Tensor& input) {
+  const auto is = [](const Tensor& a, const Tensor& b) {
+    return a.defined() && a.storage() == b.storage() && a.byte_offset() == b.byte_offset();
+  };
+  const auto unwritten_batchnorm = [&](const Tensor& t) -> std::optional<UnwrittenBatchNorm> {
+    if (!unwritten_batchnorm_ || !is(unwritten_batchnorm_->y, t)) return std::nullopt;
+    return std::exchange(unwritten_batchnorm_, std::nullopt);
+  };
+  if (unwritten_sum_ && is(unwritten_sum_->sum, input)) {
+    const UnwrittenSum sum = *std::exchange(unwritten_sum_, std::nullopt);
+    if (const std::optional<UnwrittenBatchNorm> bn = unwritten_batchnorm(sum.a))
+      return ProducingOp{ProducingOp::Kind::BatchNormApplyAddRelu, bn->x, sum.b, bn->coefficients};
+    return ProducingOp{ProducingOp::Kind::AddReluForward, sum.a, sum.b, Tensor()};
+  }
+  if (const std::optional<UnwrittenBatchNorm> bn = unwritten_batchnorm(input))
+    return ProducingOp{ProducingOp::Kind::BatchNormApplyRelu, bn->x, Tensor(), bn->coefficients};
+  return ProducingOp{ProducingOp::Kind::ReluForward, input, Tensor(), Tensor()};
+}
+
+void StepRunner::write_unwritten_batchnorm() {
+  if (!unwritten_batchnorm_) return;
+  UnwrittenBatchNorm bn = *std::exchange(unwritten_batchnorm_, std::nullopt);
+  hooks_.write(ProducingOp{ProducingOp::Kind::BatchNormApply, bn.x, Tensor(), bn.coefficients}, bn.y);
+}
+
+int StepRunner::body(const Module& module, int x, const ReadByOp& read_by_op) {
   switch (module.kind) {
     case ModuleKind::ResNet: return resnet(module, x);
     case ModuleKind::Sequential: return sequential(module, x);
     case ModuleKind::BasicBlock: return basic_block(module, x);
     case ModuleKind::Conv2d: return conv2d(module, x);
-    case ModuleKind::BatchNorm2d: return batchnorm2d(module, x);
+    case ModuleKind::BatchNorm2d: return batchnorm2d(module, x, read_by_op.relu);
     case ModuleKind::ReLU: return relu(module, x);
     case ModuleKind::MaxPool2d: return maxpool2d(module, x);
     case ModuleKind::AdaptiveAvgPool2d: return adaptive_avgpool2d(x);
@@ -242,6 +271,7 @@ int StepRunner::resnet(const Module& module, int x) {
     if (i + 1 < children.size()) {
       const Module& next = model_.module(children[i + 1]);
       read_by_op.output = next.kind == ModuleKind::ReLU || batchnorm_reads_conv_output(child, next, x);
+      if (next.kind == ModuleKind::ReLU) read_by_op.relu = &next;
     }
     read_by_op.grad_input = i > 0 && model_.module(children[i - 1]).kind == ModuleKind::ReLU;
     x = run_module(child, x, read_by_op);
@@ -266,14 +296,14 @@ int StepRunner::basic_block(const Module& module, int x) {
   const Module& conv2 = model_.module(p + ".conv2");
   const Module& bn1 = model_.module(p + ".bn1");
   const Module& bn2 = model_.module(p + ".bn2");
+  const Module& relu = model_.module(p + ".relu");  // called twice
   int out = run_module(conv1, x, {.output = batchnorm_reads_conv_output(conv1, bn1, x)});
-  out = run_module(bn1, out, {.output = true});
-  out = run_module(model_.module(p + ".relu"), out);
+  out = run_module(bn1, out, {.output = true, .relu = &relu});
+  out = run_module(relu, out);
   // conv2's grad_input is read by the ReLU's backward.
   out = run_module(conv2, out, {.output = batchnorm_reads_conv_output(conv2, bn2, out), .grad_input = true});
-  out = run_module(bn2, out, {.output = true});  // by the residual add's ReLU
+  out = run_module(bn2, out, {.output = true, .relu = &relu});  // through the residual add
   const int identity = model_.has_module(p + ".downsample") ? run_module(model_.module(p + ".downsample"), x) : x;
-  const Module& relu = model_.module(p + ".relu");  // the same ReLU module, second call
   out = add(out, identity, !hooks_.reads_forward_input(relu.path));
   const int y = run_module(relu, out);
   write_unwritten_sum();  // a no-op (the ReLU took the sum), so that no path leaves it unwritten
@@ -283,7 +313,8 @@ int StepRunner::basic_block(const Module& module, int x) {
 
 void StepRunner::write_unwritten_sum() {
   if (!unwritten_sum_) return;
-  hooks_.run_parked();  // the add, not the ReLU, reads bn2's output: its probes run on their own
+  write_unwritten_batchnorm();  // the add, not the ReLU, reads bn2's output
+  hooks_.run_parked();  // likewise: its probes run on their own
   UnwrittenSum s = std::move(*unwritten_sum_);
   unwritten_sum_.reset();
   backend_.add(s.a, s.b, s.sum);
@@ -325,7 +356,7 @@ int StepRunner::conv2d(const Module& module, int x) {
   return out;
 }
 
-int StepRunner::batchnorm2d(const Module& module, int x) {
+int StepRunner::batchnorm2d(const Module& module, int x, const Module* output_relu) {
   const Tensor input = value(x).data;
   if (input.ndim() != 4 || input.size(1) != module.out)
     throw_bad_input("'" + module.path + "' expects (N, " + std::to_string(module.out) + ", H, W) input, got " +
@@ -341,7 +372,7 @@ int StepRunner::batchnorm2d(const Module& module, int x) {
   saved.options.mode = training ? BatchNormMode::Training : BatchNormMode::Inference;
   saved.grad_to_probes = saved.split && epilogue_probes(HookWhen::Backward, p);
   Tensor y = output_like(input.shape(), input.dtype(), input.memory_format());
-  batchnorm_forward(saved, y);
+  batchnorm_forward(saved, y, output_relu);
   if (training) ++model_.tensor(p + ".num_batches_tracked").data<int64_t>()[0];
   const int out = tape_.add_value(y, true);
   tape_.record([this, out, saved = std::move(saved)] {
@@ -352,8 +383,9 @@ int StepRunner::batchnorm2d(const Module& module, int x) {
 }
 
 // Whole, or split: the per-channel part now, and the apply left to the module's forward hooks
-// (epilogue_probes) or written at once, where it may probe the convolution's output it reads.
-void StepRunner::batchnorm_forward(SavedBatchNorm& s, Tensor& y) {
+// (epilogue_probes), or to the ReLU after it where nothing else sees the output (see
+// fuses_with_relu), or written at once, where it may probe the convolution's output it reads.
+void StepRunner::batchnorm_forward(SavedBatchNorm& s, Tensor& y, const Module* output_relu) {
   const Tensor& bias = param(s.path + ".bias");
   Tensor& running_mean = state_.tensors.at(s.path + ".running_mean");
   Tensor& running_var = state_.tensors.at(s.path + ".running_var");
@@ -368,8 +400,18 @@ void StepRunner::batchnorm_forward(SavedBatchNorm& s, Tensor& y) {
   ProducingOp op{ProducingOp::Kind::BatchNormApply, s.input, Tensor(), coefficients};
   if (epilogue_probes(HookWhen::Forward, s.path))
     unwritten_output_ = std::move(op);
+  else if (output_relu && fuses_with_relu(s, *output_relu))
+    unwritten_batchnorm_ = UnwrittenBatchNorm{y, s.input, coefficients};
   else
     hooks_.write(op, y);
+}
+
+// A batch norm's output that nothing but its ReLU reads (no hook on the batch norm's output or
+// the ReLU's input) need not be written: the ReLU computes relu(x * scale + shift) itself. Where
+// hooks wait for the convolution's output, the batch norm's pass probes it instead, as before.
+bool StepRunner::fuses_with_relu(const SavedBatchNorm& s, const Module& relu) const {
+  return !hooks_.any(HookWhen::Forward, s.path) && !hooks_.any(HookWhen::ForwardPre, relu.path) &&
+         !hooks_.reads_forward_input(relu.path) && !hooks_.parked_on(s.input);
 }
 
 // dweight and dbias, and dx into the input's gradient: split, dx is left to the module's backward
@@ -407,13 +449,9 @@ void StepRunner::batchnorm_backward(const SavedBatchNorm& s, const Tensor& dy) {
 // input as an unwritten residual sum: it then computes relu(a + b) from the sum's operands.
 int StepRunner::relu(const Module& module, int x) {
   const Tensor input = value(x).data;
-  ProducingOp op{ProducingOp::Kind::ReluForward, input, Tensor(), Tensor()};
-  if (unwritten_sum_ && unwritten_sum_->sum.storage() == input.storage() &&
-      unwritten_sum_->sum.byte_offset() == input.byte_offset()) {
-    op = ProducingOp{ProducingOp::Kind::AddReluForward, unwritten_sum_->a, unwritten_sum_->b, Tensor()};
-    unwritten_sum_.reset();
-  }
-  write_unwritten_sum();  // not this ReLU's input after all
+  ProducingOp op = relu_op(input);
+  write_unwritten_sum();        // not this ReLU's input after all
+  write_unwritten_batchnorm();  // likewise
   Tensor y = output_like(input.shape(), input.dtype(), input.memory_format());
   if (epilogue_probes(HookWhen::Forward, module.path))
     unwritten_output_ = std::move(op);
@@ -519,7 +557,8 @@ int StepRunner::add(int a, int b, bool into_relu) {
   if (into_relu) {
     unwritten_sum_ = UnwrittenSum{y, ta, value(b).data};
   } else {
-    hooks_.run_parked();  // likewise: the add, not the ReLU, reads bn2's output
+    write_unwritten_batchnorm();  // the add, not the ReLU, reads bn2's output
+    hooks_.run_parked();  // likewise: its probes run on their own
     backend_.add(ta, value(b).data, y);
   }
   const int out = tape_.add_value(y, value(a).requires_grad || value(b).requires_grad);

@@ -41,6 +41,7 @@ struct DeviceState {
 struct ReadByOp {
   bool output = false;
   bool grad_input = false;
+  const Module* relu = nullptr;  // a batch norm's: the ReLU its output goes to, perhaps through a residual add
 };
 
 // The memory format a step's 4-D activations take: options.memory_format, else the device's
@@ -68,12 +69,12 @@ class StepRunner {
 
  private:
   int run_module(const Module& module, int x, ReadByOp read_by_op = {});
-  int body(const Module& module, int x);
+  int body(const Module& module, int x, const ReadByOp& read_by_op);
   int resnet(const Module& module, int x);
   int sequential(const Module& module, int x);
   int basic_block(const Module& module, int x);
   int conv2d(const Module& module, int x);
-  int batchnorm2d(const Module& module, int x);
+  int batchnorm2d(const Module& module, int x, const Module* output_relu);
   // What a batch norm's backward needs of its forward.
   struct SavedBatchNorm {
     int x;  // the input's value
@@ -84,7 +85,10 @@ class StepRunner {
     bool split;           // run in two parts (splits_batchnorm)
     bool grad_to_probes;  // split, and dx left unwritten for the backward hooks
   };
-  void batchnorm_forward(SavedBatchNorm& saved, Tensor& y);
+  void batchnorm_forward(SavedBatchNorm& saved, Tensor& y, const Module* output_relu);
+  bool fuses_with_relu(const SavedBatchNorm& saved, const Module& relu) const;
+  // The op that writes a ReLU's output from `input` (see relu_op in the .cpp).
+  ProducingOp relu_op(const Tensor& input);
   void batchnorm_backward(const SavedBatchNorm& saved, const Tensor& dy);
   int relu(const Module& module, int x);
   int maxpool2d(const Module& module, int x);
@@ -156,6 +160,14 @@ class StepRunner {
   std::optional<UnwrittenSum> unwritten_sum_;
   // Writes the unwritten sum, if any: before anything other than its ReLU could read it.
   void write_unwritten_sum();
+  // A batch norm's output y, allocated but not written: the ReLU after it (perhaps through the
+  // block's residual sum) computes it from x and the coefficients in its own pass.
+  struct UnwrittenBatchNorm {
+    Tensor y, x, coefficients;
+  };
+  std::optional<UnwrittenBatchNorm> unwritten_batchnorm_;
+  // Writes it, if any: before anything other than its ReLU could read it.
+  void write_unwritten_batchnorm();
 };
 
 }  // namespace hookrt::detail

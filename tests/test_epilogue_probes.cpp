@@ -40,6 +40,7 @@ class CountingBackend final : public testing::DelegatingBackend {
     int batchnorms_whole = 0;                     // forward and backward batch norms run whole
     int batchnorm_applies = 0, batchnorm_dxs = 0;  // their elementwise parts, run as ops
     int produced_batchnorm_forward = 0, produced_batchnorm_backward = 0;  // handed to a probe run
+    int batchnorm_relus = 0;  // batch norm applies computed by their ReLU's op, their output unwritten
   };
   CountingBackend(Counts& counts, bool split_batchnorm = false) : counts_(counts), split_(split_batchnorm) {}
 
@@ -74,10 +75,15 @@ class CountingBackend final : public testing::DelegatingBackend {
     ++counts_.batchnorm_dxs;
     DelegatingBackend::batchnorm_dx(dy, x, k, dx);
   }
-  // A residual add with its ReLU counts as itself, not as the add and ReLU the CPU runs it as.
+  // A residual add with its ReLU counts as itself, not as the add and ReLU the CPU runs it as;
+  // so does a batch norm's apply with its ReLU.
   void run_producing_op(const ProducingOp& op, Tensor& out) override {
-    if (op.kind != ProducingOp::Kind::AddReluForward) return DelegatingBackend::run_producing_op(op, out);
-    ++counts_.add_relus;
+    switch (op.kind) {
+      case ProducingOp::Kind::AddReluForward: ++counts_.add_relus; break;
+      case ProducingOp::Kind::BatchNormApplyRelu:
+      case ProducingOp::Kind::BatchNormApplyAddRelu: ++counts_.batchnorm_relus; break;
+      default: return DelegatingBackend::run_producing_op(op, out);
+    }
     inner().run_producing_op(op, out);
   }
   ProbeRunEffects run_probes(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
@@ -99,6 +105,8 @@ class CountingBackend final : public testing::DelegatingBackend {
       case ProducingOp::Kind::AddReluForward: ++counts_.add_relus; break;
       case ProducingOp::Kind::BatchNormApply: ++counts_.batchnorm_applies; break;
       case ProducingOp::Kind::BatchNormDx: ++counts_.batchnorm_dxs; break;
+      case ProducingOp::Kind::BatchNormApplyRelu:
+      case ProducingOp::Kind::BatchNormApplyAddRelu: ++counts_.batchnorm_relus; break;
     }
   }
   int& produced(ProducingOp::Kind kind) {
@@ -535,6 +543,43 @@ TEST_F(EpilogueProbesTest, SplitBatchNormsInEvalStepsGiveTheWholeOnesLogits) {
 // fails: the step stops, and the convolution's record is delivered from a run of its own.
 TEST_F(EpilogueProbesTest, AFailedBatchNormPassDeliversTheConvolutionsRecord) {
   expect_waiting_record_delivered_after_the_failure("layer1.0.conv1", true);
+}
+
+// A batch norm's output that only its ReLU reads is never written: the ReLU's op computes it, in
+// the stem and both of each block's ReLUs (bn2 through the residual add). The downsamples' batch
+// norms, read by the add as its second operand, are written.
+TEST_F(EpilogueProbesTest, BatchNormOutputsOnlyTheirReluReadsAreComputedByIt) {
+  const StepOutcome fused = train_step(true, 2, true);
+  EXPECT_EQ(fused.counts.batchnorm_relus, 2 * kReluCalls);
+  EXPECT_EQ(fused.counts.batchnorm_applies, 2 * (kBatchNorms - kReluCalls));
+  EXPECT_EQ(fused.counts.relu_forward + fused.counts.add_relus, 0);
+  const StepOutcome whole = train_step(true, 2, false);
+  EXPECT_EQ(whole.counts.batchnorm_relus, 0);
+  EXPECT_EQ(fused.counts.adds, whole.counts.adds) << "no residual sum written (backward's sums alike)";
+  expect_same_outcome(fused, whole);
+  expect_same_outcome(train_step(false, 2, true), whole);
+}
+
+// Where something else sees a batch norm's output (a hook on it, a forward_pre hook or a callback
+// taking (input, output) on its ReLU, a hook on the convolution before it, whose probes its pass
+// runs), the batch norm writes it, as before.
+TEST_F(EpilogueProbesTest, BatchNormOutputsSeenByHooksAreWritten) {
+  std::vector<float> seen_sum;
+  HookHandle pair = model().register_forward_hook(
+      "layer3.1.relu", [&](const HookEvent& e, Tensor input, Tensor) {
+        if (e.call == 1) seen_sum = testing::values_of(input);
+      });
+  register_specs({"forward_pre:layer1.0.relu:stats", "forward:layer2.0.bn2:stats", "forward:layer4.1.conv1:zeros"});
+  const StepOutcome fused = train_step(true, 1, true);
+  const std::vector<float> fused_sum = seen_sum;
+  // Not layer1.0's bn1 and bn2 (their ReLU's forward_pre hook), layer2.0.bn2 (hooked), layer3.1's
+  // (the callback takes its ReLU's input) nor layer4.1.bn1 (its pass probes conv1's output).
+  EXPECT_EQ(fused.counts.batchnorm_relus, kReluCalls - 6);
+  const StepOutcome whole = train_step(true, 1, false);
+  EXPECT_EQ(fused.counts.adds, whole.counts.adds) << "layer1.0's and layer3.1's sums, which hooks read";
+  expect_same_outcome(fused, whole);
+  ASSERT_FALSE(fused_sum.empty());
+  EXPECT_EQ(fused_sum, seen_sum);
 }
 
 }  // namespace

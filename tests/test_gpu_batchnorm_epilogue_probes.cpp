@@ -4,8 +4,8 @@
 // (ProbeRunOptions::probe_input). Against the CPU backend's batchnorm_apply and batchnorm_dx with
 // the same coefficients, then the CPU probe engine: the tensor bit for bit, every result as
 // test_gpu_probes holds them, in F32, BF16 and F16, NCHW and channels-last, on planes of odd sizes
-// (chunks of four that span channels), one channel, and a tensor larger than the grid. Skips where
-// there is no GPU.
+// (chunks of four that span channels), one channel, and a tensor larger than the grid; and the
+// apply with the ReLU after it as one kernel. Skips where there is no GPU.
 #include <gtest/gtest.h>
 
 #include <optional>
@@ -177,6 +177,47 @@ TEST(GpuBatchNormEpilogueProbes, ListsThatTakeMorePassesStillWriteTheOpsTensor) 
       expect_same_floats(gpu->to_host(out), want, clipnorm_tensor_rel(dtype), c.name() + " tensor");
       expect_same_results(got_record.results, want_record.results, kRel, clipnorm_tensor_rel(dtype), c.name());
     }
+}
+
+// A batch norm's apply with the ReLU after it (and the residual add between): one kernel of its
+// own, its output the CPU backend's ops' bit for bit, NaNs and infinities included; handed to a
+// probe run, it runs first and the probes read what it wrote.
+TEST(GpuBatchNormEpilogueProbes, ApplyTheBatchNormAndItsReluAsTheCpuBackendDoes) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  uint64_t seed = 11000;
+  for (const ProducingOp::Kind kind : {ProducingOp::Kind::BatchNormApplyRelu, ProducingOp::Kind::BatchNormApplyAddRelu})
+    for (const DType dtype : {DType::F32, DType::BF16, DType::F16})
+      for (const MemoryFormat format : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast})
+        for (const Shape& shape : shapes()) {
+          const Case c{ProducingOp::Kind::BatchNormApply, true, dtype, format, shape, "stats,zeros,nonfinite", "",
+                       seed += 20};
+          const std::string name = std::string(kind == ProducingOp::Kind::BatchNormApplyRelu ? "apply+relu "
+                                                                                               : "apply+add+relu ") +
+                                   c.name();
+          const Tensor host_x = nasty_tensor(shape, c.seed).to(dtype);
+          const Tensor host_b =
+              kind == ProducingOp::Kind::BatchNormApplyAddRelu ? nasty_tensor(shape, c.seed + 1).to(dtype) : Tensor();
+          const Tensor coefficients = host_coefficients(c);
+          Tensor want = Tensor::empty(shape, dtype);
+          cpu->run_producing_op(ProducingOp{kind, host_x, host_b, coefficients}, want);
+          const auto on_gpu = [&](const Tensor& host) {
+            return host.defined() ? gpu->converted(gpu->from_host(host), dtype, format) : Tensor();
+          };
+          const ProducingOp op{kind, on_gpu(host_x), on_gpu(host_b), gpu->from_host(coefficients)};
+          Tensor got = gpu->empty(shape, dtype, format);
+          gpu->run_producing_op(op, got);
+          expect_same_floats(gpu->to_host(got), want, 0.0, name + " as an op");
+
+          ProbeRunOptions options;
+          options.produce = op;
+          ProbeRecord got_record, want_record;
+          Tensor probed = gpu->empty(shape, dtype, format);
+          run_probes_now(*gpu, parse_list(c.list), probed, got_record, options);
+          cpu::run_probes(parse_list(c.list), want, want_record, ProbeRunOptions{});
+          expect_same_floats(gpu->to_host(probed), want, 0.0, name + " in a probe run");
+          expect_same_results(got_record.results, want_record.results, kRel, 0.0, name);
+        }
 }
 
 }  // namespace

@@ -102,9 +102,14 @@ struct ProducingOp {
     // batchnorm_dx(dy = a, x = b, coefficients); b undefined for an inference backward.
     BatchNormApply,
     BatchNormDx,
+    // A batch norm's apply and the ReLU after it, the batch norm's output never written (nothing
+    // else reads it): relu(batchnorm_apply(x = a)), and with a block's residual add between them,
+    // relu(batchnorm_apply(x = a) + b). Each step rounds to the dtype as the ops on their own do.
+    BatchNormApplyRelu,
+    BatchNormApplyAddRelu,
   } kind = Kind::ReluForward;
   Tensor a;
-  Tensor b;             // unused by ReluForward and BatchNormApply
+  Tensor b;             // unused by ReluForward, BatchNormApply and BatchNormApplyRelu
   Tensor coefficients;  // the batch norm kinds' only
 };
 
@@ -314,8 +319,8 @@ class Backend {
   // Drops a recording after a failure, with the probe runs deferred while it lasted.
   virtual void abandon_step_recording() noexcept {}
   // Writes `out` with `op`: by default through this backend's ops (relu_forward, relu_backward;
-  // add then relu_forward in place; batchnorm_apply, batchnorm_dx); a backend may run it as one
-  // kernel.
+  // add then relu_forward in place; batchnorm_apply, batchnorm_dx; batchnorm_apply then add and
+  // relu_forward in place); a backend may run it as one kernel.
   virtual void run_producing_op(const ProducingOp& op, Tensor& out);
   // Seals and finishes at once: waits for every probe run deferred since the last seal.
   std::vector<DeferredProbeResults> collect_deferred_probe_results() {
