@@ -306,8 +306,9 @@ int StepRunner::basic_block(const Module& module, int x) {
   const int identity = model_.has_module(p + ".downsample") ? run_module(model_.module(p + ".downsample"), x) : x;
   out = add(out, identity, !hooks_.reads_forward_input(relu.path));
   const int y = run_module(relu, out);
-  write_unwritten_sum();  // a no-op (the ReLU took the sum), so that no path leaves it unwritten
-  hooks_.run_parked();    // a no-op likewise (the ReLU read bn2's output)
+  write_unwritten_sum();        // a no-op (the ReLU took the sum), so that no path leaves it unwritten
+  write_unwritten_batchnorm();  // a no-op likewise (the ReLU computed bn2's output)
+  hooks_.run_parked();          // a no-op likewise (the ReLU read bn2's output)
   return y;
 }
 
