@@ -86,12 +86,13 @@ struct ExecutorOptions {
   // hook needs the host mid-step: no host callback, no capture probe (see step_graphs.h); off:
   // every step is queued op by op.
   bool replay_graphs = true;
-  // Hands a ReLU's output (forward) and its input's gradient (backward) to the probe run of the
-  // first hook that fires on them, unwritten, so a backend can write and probe each in one pass
-  // (ProbeRunOptions::produce), and a tensor that a ReLU pass reads next, watched by observing
-  // probes alone (a batch norm's output, a gradient into a ReLU's backward), to that pass
-  // (ProbeRunOptions::probe_input); off: the ReLU writes its tensors and the probes read every
-  // tensor on their own.
+  // Hands a ReLU's output (forward) and its input's gradient (backward), and a split batch norm's
+  // output and dx (Backend::splits_batchnorm), to the probe run of the first hook that fires on
+  // them, unwritten, so a backend can write and probe each in one pass (ProbeRunOptions::produce),
+  // and a tensor that such a pass reads next, watched by observing probes alone (a batch norm's
+  // output, a gradient into a ReLU's backward, a convolution's output into a split batch norm), to
+  // that pass (ProbeRunOptions::probe_input); off: the ops write their tensors and the probes read
+  // every tensor on their own.
   bool probes_in_epilogues = true;
 };
 
