@@ -144,8 +144,12 @@ __global__ void sums_kernel(SumsInputs<T> in, BatchNormDims d, double* partials)
   PairSum sums[V];
   if (c0 < d.c) {  // lanes past C still take part in the block's tree
     double centre[V];
+    float scale[V] = {}, shift[V] = {};
 #pragma unroll
-    for (int k = 0; k < V; ++k) centre[k] = channel_centre<P>(in, c0 + k, d);
+    for (int k = 0; k < V; ++k) {
+      centre[k] = channel_centre<P>(in, c0 + k, d);
+      if constexpr (P == Pass::BackwardThroughRelu) scale[k] = in.scale[c0 + k], shift[k] = in.shift[c0 + k];
+    }
     for_rows(d.n * d.hw, [&](int64_t r, int64_t stride, auto count) {
       constexpr int U = decltype(count)::value;
       float a[U][V], b[U][V] = {};
@@ -153,12 +157,13 @@ __global__ void sums_kernel(SumsInputs<T> in, BatchNormDims d, double* partials)
       for (int u = 0; u < U; ++u) {
         const int64_t at = (r + u * stride) * d.c + c0;
         load_channels<V, W>(in.a + at, a[u]);
-        if constexpr (P == Pass::Backward) load_channels<V, W>(in.b + at, b[u]);
+        if constexpr (is_backward(P)) load_channels<V, W>(in.b + at, b[u]);
       }
 #pragma unroll
       for (int u = 0; u < U; ++u)
 #pragma unroll
-        for (int k = 0; k < V; ++k) add_value<P>(sums[k], centre[k], a[u][k], b[u][k]);
+        for (int k = 0; k < V; ++k)
+          add_value<P>(sums[k], centre[k], summed_dy<P, T>(a[u][k], b[u][k], scale[k], shift[k]), b[u][k]);
     });
   }
   store_block_sums<V>(sums, tile, partials, c0, d.c);
@@ -193,16 +198,18 @@ __global__ void normalize_kernel(const T* x, const T* residual, T* y, const floa
   });
 }
 
-template <class T, int V, int W>
+// kThroughRelu: dy is the ReLU's (dy_through_relu; training only).
+template <class T, int V, int W, bool kThroughRelu>
 __global__ void dx_kernel(const T* dy, const T* x, T* dx, DxCoefficients k, BatchNormDims d,
                           bool training) {
   const int64_t c0 = first_channel<V>();
   if (c0 >= d.c) return;
-  float gain[V], centre[V], grad_mean[V], projection[V];
+  float gain[V], centre[V], grad_mean[V], projection[V], scale[V] = {}, shift[V] = {};
 #pragma unroll
   for (int j = 0; j < V; ++j) {
     gain[j] = k.gain[c0 + j], centre[j] = k.centre[c0 + j];
     grad_mean[j] = k.grad_mean[c0 + j], projection[j] = k.projection[c0 + j];
+    if constexpr (kThroughRelu) scale[j] = k.scale[c0 + j], shift[j] = k.shift[c0 + j];
   }
   for_rows(d.n * d.hw, [&](int64_t r, int64_t stride, auto count) {
     constexpr int U = decltype(count)::value;
@@ -215,10 +222,12 @@ __global__ void dx_kernel(const T* dy, const T* x, T* dx, DxCoefficients k, Batc
 #pragma unroll
     for (int u = 0; u < U; ++u) {
 #pragma unroll
-      for (int j = 0; j < V; ++j)
+      for (int j = 0; j < V; ++j) {
+        if constexpr (kThroughRelu) g[u][j] = dy_through_relu<T>(g[u][j], v[u][j], scale[j], shift[j]);
         g[u][j] = training ? training_dx(g[u][j], v[u][j], gain[j], centre[j], grad_mean[j],
                                          projection[j])
                            : __fmul_rn(g[u][j], gain[j]);
+      }
       store_channels<V, W>(dx + (r + u * stride) * d.c + c0, g[u]);
     }
   });
@@ -309,8 +318,11 @@ void channels_last_dx(const T* dy, const T* x, T* dx, const DxCoefficients& k,
   if (d.n * d.c * d.hw == 0) return;
   const Tiles t = tiles_of(d, sizeof(T), {dy, x, dx});
   with_lanes(t, [&](auto v, auto w) {
-    dx_kernel<T, decltype(v)::value, decltype(w)::value>
-        <<<elementwise_grid(d, t), block_of(t), 0, stream>>>(dy, x, dx, k, d, training);
+    constexpr int V = decltype(v)::value, W = decltype(w)::value;
+    if (k.scale)
+      dx_kernel<T, V, W, true><<<elementwise_grid(d, t), block_of(t), 0, stream>>>(dy, x, dx, k, d, training);
+    else
+      dx_kernel<T, V, W, false><<<elementwise_grid(d, t), block_of(t), 0, stream>>>(dy, x, dx, k, d, training);
   });
   HOOKRT_CUDA_CHECK(cudaGetLastError());
 }
@@ -320,6 +332,8 @@ void channels_last_dx(const T* dy, const T* x, T* dx, const DxCoefficients& k,
                                                      double*, cudaStream_t);                      \
   template void channels_last_sums<Pass::Backward, T>(const SumsInputs<T>&, const BatchNormDims&, \
                                                       double*, cudaStream_t);                     \
+  template void channels_last_sums<Pass::BackwardThroughRelu, T>(                                 \
+      const SumsInputs<T>&, const BatchNormDims&, double*, cudaStream_t);                         \
   template void channels_last_normalize<ApplyEpilogue::None, T>(                                  \
       const T*, const T*, T*, const float*, const float*, const BatchNormDims&, cudaStream_t);    \
   template void channels_last_normalize<ApplyEpilogue::Relu, T>(                                  \

@@ -34,7 +34,8 @@ template <ApplyEpilogue E, class T>
 void channels_last_normalize(const T* x, const T* residual, T* y, const float* scale,
                              const float* shift, const BatchNormDims& d, cudaStream_t stream);
 
-// dx from dy (and x in training) with the per-channel coefficients k.
+// dx from dy (and x in training) with the per-channel coefficients k (through a ReLU where k
+// has the forward's scale).
 template <class T>
 void channels_last_dx(const T* dy, const T* x, T* dx, const DxCoefficients& k,
                       const BatchNormDims& d, bool training, cudaStream_t stream);

@@ -68,10 +68,12 @@ __global__ void nchw_sums_kernel(SumsInputs<T> in, BatchNormDims d, double* part
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kBlock;
   for (int64_t c = blockIdx.y; c < d.c; c += gridDim.y) {
     const double centre = channel_centre<P>(in, c, d);
+    float scale = 0.0f, shift = 0.0f;
+    if constexpr (P == Pass::BackwardThroughRelu) scale = in.scale[c], shift = in.shift[c];
     PairSum local;
     for_channel_values(d, c, first, stride, [&](int64_t at) {
-      const float b = P == Pass::Backward ? load_float(in.b, at) : 0.0f;
-      add_value<P>(local, centre, load_float(in.a, at), b);
+      const float b = is_backward(P) ? load_float(in.b, at) : 0.0f;
+      add_value<P>(local, centre, summed_dy<P, T>(load_float(in.a, at), b, scale, shift), b);
     });
     const PairSum total = BlockReduce(temp).Reduce(local, AddPairs{});
     if (threadIdx.x == 0) store_partial(partials, c, blockIdx.x, gridDim.x, total);
@@ -118,9 +120,15 @@ struct Scratch {
   float* coefficients;  // (4, C)
 };
 
-// dx's coefficients as rows of C: gain, centre, grad_mean, projection.
-DxCoefficients dx_coefficients(const float* rows, const BatchNormDims& d) {
-  return DxCoefficients{rows, rows + d.c, rows + 2 * d.c, rows + 3 * d.c};
+// dx's coefficients as rows of C: gain, centre, grad_mean, projection, and through a ReLU the
+// forward's scale and shift.
+DxCoefficients dx_coefficients(const float* rows, const BatchNormDims& d, bool through_relu) {
+  return DxCoefficients{rows,
+                        rows + d.c,
+                        rows + 2 * d.c,
+                        rows + 3 * d.c,
+                        through_relu ? rows + 4 * d.c : nullptr,
+                        through_relu ? rows + 5 * d.c : nullptr};
 }
 
 Scratch scratch_of(void* scratch, const BatchNormDims& d) {
@@ -164,10 +172,11 @@ __global__ void forward_finish_kernel(int64_t channels, BatchNormForwardArgs a, 
 }
 
 // One thread per channel: dweight, dbias and the channel's F32 coefficients of dx, into rows of
-// C: gain, centre, grad_mean, projection.
+// C: gain, centre, grad_mean, projection, then (through a ReLU: `forward` given) the forward's
+// scale and shift, copied for the dx pass.
 __global__ void backward_finish_kernel(int64_t channels, BatchNormBackwardArgs a, BatchNormDims d,
                                        BatchNormSettings s, const double* partials, int64_t splits,
-                                       float* rows) {
+                                       float* rows, const float* forward) {
   HOOKRT_GRID_STRIDE_LOOP(c, channels) {
     const double count = static_cast<double>(d.n * d.hw);
     const PairSum sums = channel_sums(partials, c, splits);  // sum_dy, dot
@@ -179,6 +188,10 @@ __global__ void backward_finish_kernel(int64_t channels, BatchNormBackwardArgs a
     rows[channels + c] = a.save_mean[c];
     rows[2 * channels + c] = training ? static_cast<float>(sums.first / count) : 0.0f;
     rows[3 * channels + c] = training ? static_cast<float>(sums.second * invstd * invstd / count) : 0.0f;
+    if (forward) {
+      rows[4 * channels + c] = forward[c];
+      rows[5 * channels + c] = forward[channels + c];
+    }
   }
 }
 
@@ -212,16 +225,20 @@ __global__ void nchw_normalize_kernel(int64_t n, const T* x, const T* residual, 
   }
 }
 
-template <class T>
+// kThroughRelu: dy is the ReLU's (dy_through_relu; training only).
+template <class T, bool kThroughRelu>
 __global__ void nchw_dx_kernel(int64_t n, const T* dy, const T* x, T* dx, DxCoefficients k,
                                ChannelOf channel, bool training) {
   HOOKRT_GRID_STRIDE_LOOP(i, n) {
     const int64_t c = channel(i);
     const float g = load_float(dy, i);
-    store_float(dx, i,
-                training ? training_dx(g, load_float(x, i), k.gain[c], k.centre[c], k.grad_mean[c],
-                                       k.projection[c])
-                         : __fmul_rn(g, k.gain[c]));
+    if (!training) {
+      store_float(dx, i, __fmul_rn(g, k.gain[c]));
+      continue;
+    }
+    const float v = load_float(x, i);
+    const float through = kThroughRelu ? dy_through_relu<T>(g, v, k.scale[c], k.shift[c]) : g;
+    store_float(dx, i, training_dx(through, v, k.gain[c], k.centre[c], k.grad_mean[c], k.projection[c]));
   }
 }
 
@@ -239,7 +256,9 @@ void launch_dx(const T* dy, const T* x, T* dx, const DxCoefficients& k, const Ba
                bool training, cudaStream_t stream) {
   if (d.format == MemoryFormat::ChannelsLast)
     return channels_last_dx(dy, x, dx, k, d, training, stream);
-  launch_linear(nchw_dx_kernel<T>, d.n * d.c * d.hw, stream, dy, x, dx, k, channel_of(d), training);
+  if (k.scale)
+    return launch_linear(nchw_dx_kernel<T, true>, d.n * d.c * d.hw, stream, dy, x, dx, k, channel_of(d), training);
+  launch_linear(nchw_dx_kernel<T, false>, d.n * d.c * d.hw, stream, dy, x, dx, k, channel_of(d), training);
 }
 
 }  // namespace
@@ -289,24 +308,29 @@ void batchnorm_mixed_forward(const BatchNormForwardArgs& a, const BatchNormDims&
 
 void batchnorm_mixed_backward_coefficients(const BatchNormBackwardArgs& a, const BatchNormDims& d,
                                            const BatchNormSettings& s, float* coefficients, void* scratch,
-                                           cudaStream_t stream) {
+                                           cudaStream_t stream, const float* relu_forward) {
   if (d.c == 0) return;
   const Scratch at = scratch_of(scratch, d);
   with_activation_type(a.activations, "batchnorm_backward", [&](auto element) {
     using T = decltype(element);
-    const SumsInputs<T> in{static_cast<const T*>(a.dy), static_cast<const T*>(a.x), a.save_mean};
-    launch_sums<Pass::Backward>(in, d, at.partials, stream);
-    launch_linear(backward_finish_kernel, d.c, stream, a, d, s, at.partials, splits_of(d), coefficients);
+    const SumsInputs<T> in{static_cast<const T*>(a.dy), static_cast<const T*>(a.x), a.save_mean,
+                           relu_forward, relu_forward ? relu_forward + d.c : nullptr};
+    if (relu_forward)
+      launch_sums<Pass::BackwardThroughRelu>(in, d, at.partials, stream);
+    else
+      launch_sums<Pass::Backward>(in, d, at.partials, stream);
+    launch_linear(backward_finish_kernel, d.c, stream, a, d, s, at.partials, splits_of(d), coefficients,
+                  relu_forward);
   });
 }
 
 void batchnorm_mixed_dx(const void* dy, const void* x, void* dx, const float* coefficients, DType activations,
-                        const BatchNormDims& d, cudaStream_t stream) {
+                        const BatchNormDims& d, cudaStream_t stream, bool through_relu) {
   if (d.c == 0) return;
   with_activation_type(activations, "batchnorm_dx", [&](auto element) {
     using T = decltype(element);
     launch_dx(static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dx),
-              dx_coefficients(coefficients, d), d, x != nullptr, stream);
+              dx_coefficients(coefficients, d, through_relu), d, x != nullptr, stream);
   });
 }
 

@@ -48,10 +48,15 @@ void batchnorm_mixed_forward_coefficients(const BatchNormForwardArgs& args, cons
 void batchnorm_mixed_apply(const void* x, void* y, const float* coefficients, DType activations,
                            const BatchNormDims& dims, cudaStream_t stream, const void* residual = nullptr,
                            bool relu = false);
+// With `relu_forward` (the forward's (2, C)), backward_coefficients takes args.dy as the dy of
+// the ReLU that computed this batch norm's output unwritten (ProducingOp::BatchNormReluDx) and
+// masks it as that ReLU's backward would (batchnorm_terms.cuh's dy_through_relu); coefficients
+// then has 6 rows, the last two relu_forward's, and dx with `through_relu` reads them so (x
+// given: training).
 void batchnorm_mixed_backward_coefficients(const BatchNormBackwardArgs& args, const BatchNormDims& dims,
                                            const BatchNormSettings& settings, float* coefficients, void* scratch,
-                                           cudaStream_t stream);
+                                           cudaStream_t stream, const float* relu_forward = nullptr);
 void batchnorm_mixed_dx(const void* dy, const void* x, void* dx, const float* coefficients, DType activations,
-                        const BatchNormDims& dims, cudaStream_t stream);
+                        const BatchNormDims& dims, cudaStream_t stream, bool through_relu = false);
 
 }  // namespace hookrt::cuda

@@ -19,16 +19,22 @@ struct PairSum {
 };
 
 // The two per-channel sums of each pass, in double. Forward: Σ (x - shift) and Σ (x - shift)².
-// Backward: Σ dy and Σ dy (x - mean).
-enum class Pass { Forward, Backward };
+// Backward: Σ dy and Σ dy (x - mean). BackwardThroughRelu: the same backward, of a batch norm
+// whose output went to a ReLU unwritten and which took that ReLU's backward over
+// (ProducingOp::BatchNormReluDx): its dy is the ReLU's, masked (dy_through_relu).
+enum class Pass { Forward, Backward, BackwardThroughRelu };
+
+__host__ __device__ constexpr bool is_backward(Pass p) { return p != Pass::Forward; }
 
 // A sums pass's inputs: `a` is x (forward) or dy (backward); backward also reads `b` = x and the
-// saved means.
+// saved means, and BackwardThroughRelu the forward's scale and shift.
 template <class T>
 struct SumsInputs {
   const T* a;
   const T* b;
   const float* mean;
+  const float* scale = nullptr;
+  const float* shift = nullptr;
 };
 
 // One value's terms: a is x (forward) or dy, b is x (backward only), about the channel's centre.
@@ -98,13 +104,33 @@ __device__ __forceinline__ float after_apply(float y, float residual) {
   return relu_value(stored + residual);
 }
 
+// What a batch norm whose output went to a ReLU unwritten gets of that ReLU's dy: dy where the
+// ReLU's output is above 0 (relu_grad), that output computed again from x as the apply with its
+// ReLU computed and stored it (after_apply): the mask the ReLU's own backward takes from it.
+template <class T>
+__device__ __forceinline__ float dy_through_relu(float relu_dy, float x, float scale, float shift) {
+  return relu_grad(after_apply<ApplyEpilogue::Relu, T>(normalized(x, scale, shift), 0.0f), relu_dy);
+}
+
+// The dy pass P sums: dy itself, or through the ReLU (BackwardThroughRelu).
+template <Pass P, class T>
+__device__ __forceinline__ float summed_dy(float dy, float x, float scale, float shift) {
+  if constexpr (P == Pass::BackwardThroughRelu)
+    return dy_through_relu<T>(dy, x, scale, shift);
+  else
+    return dy;
+}
+
 // dx's per-channel F32 coefficients: training dx = (dy - grad_mean - (x - centre) * projection)
-// * gain; inference dx = dy * gain (grad_mean and projection 0).
+// * gain; inference dx = dy * gain (grad_mean and projection 0). Through a ReLU (training only),
+// dy is dy_through_relu's, with the forward's scale and shift; they are null otherwise.
 struct DxCoefficients {
   const float* gain;
   const float* centre;
   const float* grad_mean;
   const float* projection;
+  const float* scale = nullptr;
+  const float* shift = nullptr;
 };
 
 // Training's dx, each step rounded as the CPU rounds it. (Inference's, dy * gain, does not read

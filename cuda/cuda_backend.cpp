@@ -412,6 +412,7 @@ ProducingOpNames names_of(ProducingOp::Kind kind) {
     case ProducingOp::Kind::BatchNormDx: return {"batchnorm_dx", "dy", "x"};  // x: training only
     case ProducingOp::Kind::BatchNormApplyRelu: return {"batchnorm_apply_relu", "x", nullptr};
     case ProducingOp::Kind::BatchNormApplyAddRelu: return {"batchnorm_apply_add_relu", "x", "b"};
+    case ProducingOp::Kind::BatchNormReluDx: return {"batchnorm_relu_dx", "dy", "x"};
   }
   throw Error("internal: unknown producing op");
 }
@@ -425,7 +426,8 @@ ProducerKind producer_kind(ProducingOp::Kind kind) {
     case ProducingOp::Kind::BatchNormDx: return ProducerKind::BatchNormDx;
     // No probe pass computes these: their kernel runs first (fused_producer).
     case ProducingOp::Kind::BatchNormApplyRelu:
-    case ProducingOp::Kind::BatchNormApplyAddRelu: return ProducerKind::None;
+    case ProducingOp::Kind::BatchNormApplyAddRelu:
+    case ProducingOp::Kind::BatchNormReluDx: return ProducerKind::None;
   }
   throw Error("internal: unknown producing op");
 }
@@ -477,11 +479,13 @@ std::optional<FusedProducer> CudaBackend::with_batchnorm_coefficients(FusedProdu
   return producer;
 }
 
-// The residual add and its ReLU as one kernel, and a batch norm's apply with them or with a ReLU
-// alone; the other ops are the backend's own. F32, BF16 or F16.
+// The residual add and its ReLU as one kernel, a batch norm's apply with them or with a ReLU
+// alone, and its dx through a ReLU; the other ops are the backend's own. F32, BF16 or F16.
 void CudaBackend::run_producing_op(const ProducingOp& op, Tensor& out) {
   if (op.kind == ProducingOp::Kind::BatchNormApplyRelu || op.kind == ProducingOp::Kind::BatchNormApplyAddRelu)
     return batchnorm_apply_relu(op, out);
+  if (op.kind == ProducingOp::Kind::BatchNormReluDx)
+    return batchnorm_dx_of("batchnorm_relu_dx", op.a, op.b, op.coefficients, true, out);
   if (op.kind != ProducingOp::Kind::AddReluForward) return Backend::run_producing_op(op, out);
   const char* name = "add_relu_forward";
   require_activation(op.a, name, "a");

@@ -108,6 +108,11 @@ class CudaBackend final : public Backend {
                                        const Tensor& save_mean, const Tensor& save_invstd, Tensor& dweight,
                                        Tensor& dbias, Tensor& coefficients, const BatchNormOptions& o) override;
   void batchnorm_dx(const Tensor& dy, const Tensor& x, const Tensor& coefficients, Tensor& dx) override;
+  // One sums pass over the ReLU's dy and x, the mask taken in it (and BatchNormReluDx one pass).
+  void batchnorm_relu_backward_coefficients(const Tensor& relu_dy, const Tensor& x, const Tensor& forward_coefficients,
+                                            const Tensor& weight, const Tensor& save_mean, const Tensor& save_invstd,
+                                            Tensor& dweight, Tensor& dbias, Tensor& coefficients,
+                                            const BatchNormOptions& o) override;
   void relu_forward(const Tensor& x, Tensor& y) override;
   void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) override;
   void maxpool2d_forward(const Tensor& x, Tensor& y, Tensor& indices, const Pool2dGeometry& g) override;
@@ -170,6 +175,9 @@ class CudaBackend final : public Backend {
   void batchnorm_apply_relu(const ProducingOp& op, Tensor& y);
   void apply_batchnorm(const char* op, const Tensor& x, const Tensor& coefficients, const Tensor* residual, bool relu,
                        Tensor& y);
+  // batchnorm_dx's checks and launch, and BatchNormReluDx's (through_relu: x defined, six rows).
+  void batchnorm_dx_of(const char* op, const Tensor& dy, const Tensor& x, const Tensor& coefficients,
+                       bool through_relu, Tensor& dx);
   // A batch norm's producer with its coefficients and channel arithmetic, where the pass takes it.
   std::optional<FusedProducer> with_batchnorm_coefficients(FusedProducer producer, const ProducingOp& op,
                                                            const Tensor& out);

@@ -271,20 +271,42 @@ void CudaBackend::batchnorm_backward_coefficients(const Tensor& dy, const Tensor
 }
 
 void CudaBackend::batchnorm_dx(const Tensor& dy, const Tensor& x, const Tensor& coefficients, Tensor& dx) {
-  const char* op = "batchnorm_dx";
+  batchnorm_dx_of("batchnorm_dx", dy, x, coefficients, false, dx);
+}
+
+void CudaBackend::batchnorm_relu_backward_coefficients(const Tensor& relu_dy, const Tensor& x,
+                                                       const Tensor& forward_coefficients, const Tensor& weight,
+                                                       const Tensor& save_mean, const Tensor& save_invstd,
+                                                       Tensor& dweight, Tensor& dbias, Tensor& coefficients,
+                                                       const BatchNormOptions& o) {
+  const char* op = "batchnorm_relu_backward_coefficients";
+  const BatchNormDims d =
+      checked_batchnorm_backward(relu_dy, x, weight, save_mean, save_invstd, dweight, dbias, op);
+  check_coefficients(forward_coefficients, 2, x, op);
+  prepare_output(coefficients, Shape{6, d.c}, DType::F32, op, "coefficients");
+  launch_batched_probes_before_writing({&dweight, &dbias, &coefficients});
+  batchnorm_.backward_coefficients(BatchNormBackwardArgs{relu_dy.raw_data(), x.raw_data(), weight.data<float>(),
+                                                         save_mean.data<float>(), save_invstd.data<float>(), nullptr,
+                                                         dweight.data<float>(), dbias.data<float>(), x.dtype()},
+                                   d, o, coefficients.data<float>(), forward_coefficients.data<float>());
+}
+
+void CudaBackend::batchnorm_dx_of(const char* op, const Tensor& dy, const Tensor& x, const Tensor& coefficients,
+                                  bool through_relu, Tensor& dx) {
   require_activation(dy, op, "dy");
+  if (through_relu && !x.defined()) throw Error(std::string(op) + ": x is not defined");
   if (x.defined()) {
     require_same_dtype(x, dy, op, "x", "dy");
     require_shape(x, dy.shape(), op, "x");
     require_same_layout(x, dy, op, "x", "dy");
   }
   const BatchNormDims d = batchnorm_dims(dy, op);
-  check_coefficients(coefficients, 4, dy, op);
+  check_coefficients(coefficients, through_relu ? 6 : 4, dy, op);
   prepare_output(dx, dy.shape(), dy.dtype(), op, "dx", dy.memory_format());
   require_same_layout(dx, dy, op, "dx", "dy");
   launch_batched_probes_before_writing({&dx});
   batchnorm_.dx(dy.raw_data(), x.defined() ? x.raw_data() : nullptr, dx.raw_data(), coefficients.data<float>(),
-                dy.dtype(), d);
+                dy.dtype(), d, through_relu);
 }
 
 // ---- ReLU -----------------------------------------------------------------------------------------

@@ -118,14 +118,15 @@ void CudnnBatchNorm::apply(const void* x, void* y, const float* coefficients, DT
 }
 
 void CudnnBatchNorm::backward_coefficients(const BatchNormBackwardArgs& a, const BatchNormDims& d,
-                                           const BatchNormOptions& o, float* coefficients) {
+                                           const BatchNormOptions& o, float* coefficients,
+                                           const float* relu_forward) {
   void* scratch = scratch_.reserve(batchnorm_mixed_scratch_bytes(d));
-  batchnorm_mixed_backward_coefficients(a, d, settings_of(o), coefficients, scratch, stream_);
+  batchnorm_mixed_backward_coefficients(a, d, settings_of(o), coefficients, scratch, stream_, relu_forward);
 }
 
 void CudnnBatchNorm::dx(const void* dy, const void* x, void* dx, const float* coefficients, DType activations,
-                        const BatchNormDims& d) {
-  batchnorm_mixed_dx(dy, x, dx, coefficients, activations, d, stream_);
+                        const BatchNormDims& d, bool through_relu) {
+  batchnorm_mixed_dx(dy, x, dx, coefficients, activations, d, stream_, through_relu);
 }
 
 }  // namespace hookrt::cuda

@@ -48,11 +48,14 @@ class CudnnBatchNorm {
   // With `relu`: relu(y), or relu(y + residual) where residual is given (batchnorm_mixed.cuh).
   void apply(const void* x, void* y, const float* coefficients, DType activations, const BatchNormDims& dims,
              const void* residual = nullptr, bool relu = false);
+  // With relu_forward: through the ReLU that computed the output (batchnorm_mixed.cuh).
   void backward_coefficients(const BatchNormBackwardArgs& args, const BatchNormDims& dims,
-                             const BatchNormOptions& options, float* coefficients);
-  // x null: an inference backward's dx.
+                             const BatchNormOptions& options, float* coefficients,
+                             const float* relu_forward = nullptr);
+  // x null: an inference backward's dx. through_relu: coefficients has backward_coefficients'
+  // six rows with relu_forward.
   void dx(const void* dy, const void* x, void* dx, const float* coefficients, DType activations,
-          const BatchNormDims& dims);
+          const BatchNormDims& dims, bool through_relu = false);
 
  private:
   struct Descriptors;

@@ -39,8 +39,35 @@ void Backend::run_producing_op(const ProducingOp& op, Tensor& out) {
       add(out, op.b, out);
       relu_forward(out, out);
       return;
+    case ProducingOp::Kind::BatchNormReluDx: {
+      const Tensor dy = batchnorm_dy_through_relu(op.a, op.b, coefficient_rows(op.coefficients, 4, 2, "batchnorm_relu_dx"));
+      batchnorm_dx(dy, op.b, coefficient_rows(op.coefficients, 0, 4, "batchnorm_relu_dx"), out);
+      return;
+    }
   }
   throw Error("internal: unknown producing op");
+}
+
+// Rows [first, first + count) of a batch norm's (6, C) coefficients, as a tensor sharing its
+// storage.
+Tensor Backend::coefficient_rows(const Tensor& coefficients, int64_t first, int64_t count, const char* op) {
+  if (!coefficients.defined() || coefficients.ndim() != 2 || coefficients.size(0) != 6)
+    throw Error(std::string(op) + ": coefficients has shape " +
+                (coefficients.defined() ? shape_string(coefficients.shape()) : std::string("(undefined)")) +
+                "; expected (6, C): a batch norm's backward rows, then its forward's");
+  const int64_t channels = coefficients.size(1);
+  return Tensor(coefficients.storage(), Shape{count, channels}, coefficients.dtype(),
+                coefficients.byte_offset() + static_cast<size_t>(first * channels) * dtype_size(coefficients.dtype()));
+}
+
+// What a ReLU's backward sends a batch norm whose output it computed: relu_dy where
+// relu(batchnorm_apply(x)) > 0, that output computed again into the temporary it returns.
+Tensor Backend::batchnorm_dy_through_relu(const Tensor& relu_dy, const Tensor& x, const Tensor& forward_coefficients) {
+  Tensor dy = empty_like(x);
+  batchnorm_apply(x, forward_coefficients, dy);
+  relu_forward(dy, dy);
+  relu_backward(dy, relu_dy, dy);  // elementwise: each value of y is read before its dx is written
+  return dy;
 }
 
 bool Backend::splits_batchnorm(DType) const { return false; }
@@ -64,6 +91,19 @@ void Backend::batchnorm_backward_coefficients(const Tensor&, const Tensor&, cons
 
 void Backend::batchnorm_dx(const Tensor&, const Tensor&, const Tensor&, Tensor&) {
   no_split_batchnorm(*this, "batchnorm_dx");
+}
+
+void Backend::batchnorm_relu_backward_coefficients(const Tensor& relu_dy, const Tensor& x,
+                                                   const Tensor& forward_coefficients, const Tensor& weight,
+                                                   const Tensor& save_mean, const Tensor& save_invstd, Tensor& dweight,
+                                                   Tensor& dbias, Tensor& coefficients, const BatchNormOptions& o) {
+  const char* op = "batchnorm_relu_backward_coefficients";
+  if (!coefficients.defined()) coefficients = empty(Shape{6, weight.numel()}, weight.dtype());
+  const Tensor dy = batchnorm_dy_through_relu(relu_dy, x, forward_coefficients);
+  Tensor backward_rows = coefficient_rows(coefficients, 0, 4, op);
+  batchnorm_backward_coefficients(dy, x, weight, save_mean, save_invstd, dweight, dbias, backward_rows, o);
+  Tensor forward_rows = coefficient_rows(coefficients, 4, 2, op);
+  copy(forward_coefficients, forward_rows);
 }
 
 ProbeRunEffects Backend::run_input_probes_apart(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,

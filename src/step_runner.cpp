@@ -221,7 +221,7 @@ Tensor StepRunner::autocast_param(const std::string& key) {
 // The op that writes a ReLU's output from its input: relu(input), or from what the input was to be
 // made of where it was left unwritten for this ReLU (a residual sum, a batch norm's output, or
 // both: a block's bn2 and its residual add), which it then no longer is.
-ProducingOp StepRunner::relu_op(const Tensor& input) {
+StepRunner::ReluOp StepRunner::relu_op(const Tensor& input) {
   const auto is = [](const Tensor& a, const Tensor& b) {
     return a.defined() && a.storage() == b.storage() && a.byte_offset() == b.byte_offset();
   };
@@ -232,12 +232,13 @@ ProducingOp StepRunner::relu_op(const Tensor& input) {
   if (unwritten_sum_ && is(unwritten_sum_->sum, input)) {
     const UnwrittenSum sum = *std::exchange(unwritten_sum_, std::nullopt);
     if (const std::optional<UnwrittenBatchNorm> bn = unwritten_batchnorm(sum.a))
-      return ProducingOp{ProducingOp::Kind::BatchNormApplyAddRelu, bn->x, sum.b, bn->coefficients};
-    return ProducingOp{ProducingOp::Kind::AddReluForward, sum.a, sum.b, Tensor()};
+      return {ProducingOp{ProducingOp::Kind::BatchNormApplyAddRelu, bn->x, sum.b, bn->coefficients}};
+    return {ProducingOp{ProducingOp::Kind::AddReluForward, sum.a, sum.b, Tensor()}};
   }
   if (const std::optional<UnwrittenBatchNorm> bn = unwritten_batchnorm(input))
-    return ProducingOp{ProducingOp::Kind::BatchNormApplyRelu, bn->x, Tensor(), bn->coefficients};
-  return ProducingOp{ProducingOp::Kind::ReluForward, input, Tensor(), Tensor()};
+    return {ProducingOp{ProducingOp::Kind::BatchNormApplyRelu, bn->x, Tensor(), bn->coefficients},
+            bn->takes_relu_backward};
+  return {ProducingOp{ProducingOp::Kind::ReluForward, input, Tensor(), Tensor()}};
 }
 
 void StepRunner::write_unwritten_batchnorm() {
@@ -369,7 +370,7 @@ int StepRunner::batchnorm2d(const Module& module, int x, const Module* output_re
   const std::string& p = module.path;
   SavedBatchNorm saved{x, input, param(p + ".weight"), output_like({module.out}, DType::F32),
                        output_like({module.out}, DType::F32), BatchNormOptions{}, p, value(x).requires_grad,
-                       splits_batchnorm(input.dtype()), false};
+                       splits_batchnorm(input.dtype()), false, Tensor()};
   saved.options.mode = training ? BatchNormMode::Training : BatchNormMode::Inference;
   saved.grad_to_probes = saved.split && epilogue_probes(HookWhen::Backward, p);
   Tensor y = output_like(input.shape(), input.dtype(), input.memory_format());
@@ -377,6 +378,10 @@ int StepRunner::batchnorm2d(const Module& module, int x, const Module* output_re
   if (training) ++model_.tensor(p + ".num_batches_tracked").data<int64_t>()[0];
   const int out = tape_.add_value(y, true);
   tape_.record([this, out, saved = std::move(saved)] {
+    if (value(out).grad_producer && batchnorm_takes_relu_backward_.contains(out)) {
+      const UnwrittenGrad relu_backward = tape_.take_unwritten_grad(out);
+      return batchnorm_backward(saved, relu_backward.producer->b, true);  // ReluBackward's dy
+    }
     Tensor dy = take_grad(out);
     if (dy.defined()) batchnorm_backward(saved, dy);
   });
@@ -398,13 +403,18 @@ void StepRunner::batchnorm_forward(SavedBatchNorm& s, Tensor& y, const Module* o
   Tensor coefficients = output_like({2, s.weight.numel()}, s.weight.dtype());
   backend_.batchnorm_forward_coefficients(s.input, s.weight, bias, running_mean, running_var, s.save_mean,
                                           s.save_invstd, coefficients, s.options);
+  s.forward_coefficients = coefficients;
   ProducingOp op{ProducingOp::Kind::BatchNormApply, s.input, Tensor(), coefficients};
-  if (epilogue_probes(HookWhen::Forward, s.path))
+  if (epilogue_probes(HookWhen::Forward, s.path)) {
     unwritten_output_ = std::move(op);
-  else if (output_relu && fuses_with_relu(s, *output_relu))
-    unwritten_batchnorm_ = UnwrittenBatchNorm{y, s.input, coefficients};
-  else
+  } else if (output_relu && fuses_with_relu(s, *output_relu)) {
+    const bool takes_relu_backward = s.options.mode == BatchNormMode::Training &&
+                                     !hooks_.any(HookWhen::Backward, s.path) &&
+                                     !hooks_.any(HookWhen::BackwardPre, s.path);
+    unwritten_batchnorm_ = UnwrittenBatchNorm{y, s.input, coefficients, takes_relu_backward};
+  } else {
     hooks_.write(op, y);
+  }
 }
 
 // A batch norm's output that nothing but its ReLU reads (no hook on the batch norm's output or
@@ -417,7 +427,9 @@ bool StepRunner::fuses_with_relu(const SavedBatchNorm& s, const Module& relu) co
 
 // dweight and dbias, and dx into the input's gradient: split, dx is left to the module's backward
 // hooks (grad_to_probes) or written at once, and not computed where the input needs no gradient.
-void StepRunner::batchnorm_backward(const SavedBatchNorm& s, const Tensor& dy) {
+// through_relu: dy is the gradient of the ReLU that computed this batch norm's output, which left
+// its mask to this backward (batchnorm_takes_relu_backward_).
+void StepRunner::batchnorm_backward(const SavedBatchNorm& s, const Tensor& dy, bool through_relu) {
   Tensor dweight = output_like(s.weight.shape(), s.weight.dtype());
   Tensor dbias = output_like(s.weight.shape(), s.weight.dtype());
   if (!s.split) {
@@ -425,13 +437,18 @@ void StepRunner::batchnorm_backward(const SavedBatchNorm& s, const Tensor& dy) {
     backend_.batchnorm_backward(dy, s.input, s.weight, s.save_mean, s.save_invstd, dx, dweight, dbias, s.options);
     if (s.input_grad) tape_.accumulate_grad(s.x, std::move(dx));
   } else {
-    Tensor coefficients = output_like({4, s.weight.numel()}, s.weight.dtype());
-    backend_.batchnorm_backward_coefficients(dy, s.input, s.weight, s.save_mean, s.save_invstd, dweight, dbias,
-                                             coefficients, s.options);
+    Tensor coefficients = output_like({through_relu ? 6 : 4, s.weight.numel()}, s.weight.dtype());
+    if (through_relu)
+      backend_.batchnorm_relu_backward_coefficients(dy, s.input, s.forward_coefficients, s.weight, s.save_mean,
+                                                    s.save_invstd, dweight, dbias, coefficients, s.options);
+    else
+      backend_.batchnorm_backward_coefficients(dy, s.input, s.weight, s.save_mean, s.save_invstd, dweight, dbias,
+                                               coefficients, s.options);
     if (s.input_grad) {
       const bool training = s.options.mode == BatchNormMode::Training;
       // Inference's dx reads dy alone.
       ProducingOp op{ProducingOp::Kind::BatchNormDx, dy, training ? s.input : Tensor(), coefficients};
+      if (through_relu) op = ProducingOp{ProducingOp::Kind::BatchNormReluDx, dy, s.input, coefficients};
       Tensor dx = output_like(s.input.shape(), s.input.dtype(), s.input.memory_format());
       if (s.grad_to_probes) {
         tape_.accumulate_unwritten_grad(s.x, std::move(dx), std::move(op));
@@ -450,21 +467,25 @@ void StepRunner::batchnorm_backward(const SavedBatchNorm& s, const Tensor& dy) {
 // input as an unwritten residual sum: it then computes relu(a + b) from the sum's operands.
 int StepRunner::relu(const Module& module, int x) {
   const Tensor input = value(x).data;
-  ProducingOp op = relu_op(input);
+  ReluOp op = relu_op(input);
   write_unwritten_sum();        // not this ReLU's input after all
   write_unwritten_batchnorm();  // likewise
   Tensor y = output_like(input.shape(), input.dtype(), input.memory_format());
   if (epilogue_probes(HookWhen::Forward, module.path))
-    unwritten_output_ = std::move(op);
+    unwritten_output_ = std::move(op.op);
   else
-    hooks_.write(op, y);
+    hooks_.write(op.op, y);
   const int out = tape_.add_value(y, value(x).requires_grad);
   const bool grad_to_probes = epilogue_probes(HookWhen::Backward, module.path);
-  tape_.record([this, x, out, y, grad_to_probes] {
+  // With no backward hook on the ReLU, x is the batch norm's output itself (no wrapper between).
+  const bool to_batchnorm = op.backward_to_batchnorm && !hooks_.any(HookWhen::Backward, module.path) &&
+                            !hooks_.any(HookWhen::BackwardPre, module.path);
+  if (to_batchnorm) batchnorm_takes_relu_backward_.insert(x);
+  tape_.record([this, x, out, y, grad_to_probes, to_batchnorm] {
     Tensor dy = take_grad(out);
     if (!dy.defined()) return;
     Tensor dx = output_like(y.shape(), y.dtype(), y.memory_format());
-    if (grad_to_probes) {
+    if (grad_to_probes || to_batchnorm) {
       tape_.accumulate_unwritten_grad(x, std::move(dx), ProducingOp{ProducingOp::Kind::ReluBackward, y, dy, Tensor()});
       return;
     }

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "hook_dispatch.h"
@@ -35,8 +36,9 @@ struct DeviceState {
 };
 
 // Which of a module call's tensors a producing op reads next: its output (a batch norm's, read by
-// the ReLU after it, or a convolution's, read by a batch norm that splits) or its grad_input (a convolution's or max pool's after a ReLU, read by that
-// ReLU's backward). That op's read may then probe it for the module's hooks
+// the ReLU after it, or a convolution's, read by a batch norm that splits) or its grad_input (a
+// convolution's or max pool's after a ReLU, read by that ReLU's backward, or by the batch norm's
+// dx that took it over). That op's read may then probe it for the module's hooks
 // (HookDispatcher::park_forward, fire_backward's park_grad_input).
 struct ReadByOp {
   bool output = false;
@@ -84,12 +86,19 @@ class StepRunner {
     bool input_grad;      // the input needs a gradient
     bool split;           // run in two parts (splits_batchnorm)
     bool grad_to_probes;  // split, and dx left unwritten for the backward hooks
+    Tensor forward_coefficients;  // split: the forward's (2, C)
   };
   void batchnorm_forward(SavedBatchNorm& saved, Tensor& y, const Module* output_relu);
   bool fuses_with_relu(const SavedBatchNorm& saved, const Module& relu) const;
-  // The op that writes a ReLU's output from `input` (see relu_op in the .cpp).
-  ProducingOp relu_op(const Tensor& input);
-  void batchnorm_backward(const SavedBatchNorm& saved, const Tensor& dy);
+  // The op that writes a ReLU's output from `input` (see relu_op in the .cpp), and whether the
+  // batch norm whose output it computes may take the ReLU's backward into its own.
+  struct ReluOp {
+    ProducingOp op;
+    bool backward_to_batchnorm = false;
+  };
+  ReluOp relu_op(const Tensor& input);
+  // With through_relu, dy is the ReLU's (see batchnorm_takes_relu_backward_).
+  void batchnorm_backward(const SavedBatchNorm& saved, const Tensor& dy, bool through_relu = false);
   int relu(const Module& module, int x);
   int maxpool2d(const Module& module, int x);
   int adaptive_avgpool2d(int x);
@@ -164,10 +173,17 @@ class StepRunner {
   // block's residual sum) computes it from x and the coefficients in its own pass.
   struct UnwrittenBatchNorm {
     Tensor y, x, coefficients;
+    // The batch norm may take the ReLU's backward too: a training one, with no backward hook.
+    bool takes_relu_backward = false;
   };
   std::optional<UnwrittenBatchNorm> unwritten_batchnorm_;
   // Writes it, if any: before anything other than its ReLU could read it.
   void write_unwritten_batchnorm();
+  // The batch norm outputs (value ids) whose ReLU computed them and leaves its backward unwritten
+  // (a ReluBackward producer on the value's gradient) for the batch norm's backward, which takes
+  // the ReLU's mask again from x (Backend::batchnorm_relu_backward_coefficients): no hook sees the
+  // ReLU's grad_input or the batch norm's grad_output, so neither is ever written.
+  std::set<int> batchnorm_takes_relu_backward_;
 };
 
 }  // namespace hookrt::detail

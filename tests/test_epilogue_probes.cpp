@@ -41,6 +41,8 @@ class CountingBackend final : public testing::DelegatingBackend {
     int batchnorm_applies = 0, batchnorm_dxs = 0;  // their elementwise parts, run as ops
     int produced_batchnorm_forward = 0, produced_batchnorm_backward = 0;  // handed to a probe run
     int batchnorm_relus = 0;  // batch norm applies computed by their ReLU's op, their output unwritten
+    // Batch norm backwards that took their ReLU's over: coefficients passes, and dx ops.
+    int batchnorm_relu_backwards = 0, batchnorm_relu_dxs = 0;
   };
   CountingBackend(Counts& counts, bool split_batchnorm = false) : counts_(counts), split_(split_batchnorm) {}
 
@@ -75,13 +77,20 @@ class CountingBackend final : public testing::DelegatingBackend {
     ++counts_.batchnorm_dxs;
     DelegatingBackend::batchnorm_dx(dy, x, k, dx);
   }
+  void batchnorm_relu_backward_coefficients(const Tensor& relu_dy, const Tensor& x, const Tensor& forward,
+                                            const Tensor& w, const Tensor& sm, const Tensor& si, Tensor& dw,
+                                            Tensor& db, Tensor& k, const BatchNormOptions& o) override {
+    ++counts_.batchnorm_relu_backwards;
+    DelegatingBackend::batchnorm_relu_backward_coefficients(relu_dy, x, forward, w, sm, si, dw, db, k, o);
+  }
   // A residual add with its ReLU counts as itself, not as the add and ReLU the CPU runs it as;
-  // so does a batch norm's apply with its ReLU.
+  // so do a batch norm's apply with its ReLU and its dx through one.
   void run_producing_op(const ProducingOp& op, Tensor& out) override {
     switch (op.kind) {
       case ProducingOp::Kind::AddReluForward: ++counts_.add_relus; break;
       case ProducingOp::Kind::BatchNormApplyRelu:
       case ProducingOp::Kind::BatchNormApplyAddRelu: ++counts_.batchnorm_relus; break;
+      case ProducingOp::Kind::BatchNormReluDx: ++counts_.batchnorm_relu_dxs; break;
       default: return DelegatingBackend::run_producing_op(op, out);
     }
     inner().run_producing_op(op, out);
@@ -107,13 +116,15 @@ class CountingBackend final : public testing::DelegatingBackend {
       case ProducingOp::Kind::BatchNormDx: ++counts_.batchnorm_dxs; break;
       case ProducingOp::Kind::BatchNormApplyRelu:
       case ProducingOp::Kind::BatchNormApplyAddRelu: ++counts_.batchnorm_relus; break;
+      case ProducingOp::Kind::BatchNormReluDx: ++counts_.batchnorm_relu_dxs; break;
     }
   }
   int& produced(ProducingOp::Kind kind) {
     switch (kind) {
       case ProducingOp::Kind::ReluBackward: return counts_.produced_backward;
       case ProducingOp::Kind::BatchNormApply: return counts_.produced_batchnorm_forward;
-      case ProducingOp::Kind::BatchNormDx: return counts_.produced_batchnorm_backward;
+      case ProducingOp::Kind::BatchNormDx:
+      case ProducingOp::Kind::BatchNormReluDx: return counts_.produced_batchnorm_backward;
       default: return counts_.produced_forward;
     }
   }
@@ -489,6 +500,7 @@ TEST_F(EpilogueProbesTest, ConvolutionOutputsAreProbedWhereTheirBatchNormReadsTh
   EXPECT_EQ(fused.counts.input_probes, 2 * kBatchNorms);
   EXPECT_EQ(fused.counts.batchnorm_applies, 2 * kBatchNorms) << "each written where its input was probed";
   EXPECT_EQ(fused.counts.batchnorm_dxs, 2 * kBatchNorms);
+  EXPECT_EQ(fused.counts.batchnorm_relu_dxs, 0) << "their outputs were written: their ReLUs' backwards run";
   EXPECT_EQ(fused.counts.produced_batchnorm_forward + fused.counts.produced_batchnorm_backward, 0);
   EXPECT_EQ(fused.counts.batchnorms_whole, 0);
   const StepOutcome whole = train_step(true, 2, false);
@@ -580,6 +592,46 @@ TEST_F(EpilogueProbesTest, BatchNormOutputsSeenByHooksAreWritten) {
   expect_same_outcome(fused, whole);
   ASSERT_FALSE(fused_sum.empty());
   EXPECT_EQ(fused_sum, seen_sum);
+}
+
+// The batch norms whose output a ReLU computed unwritten and goes nowhere else (the stem's bn1 and
+// each block's bn1; a block's bn2 goes through the residual add, whose gradient the identity path
+// shares) take that ReLU's backward into their own: the ReLU's gradient is never written, and the
+// batch norm's passes read x and the ReLU's dy only.
+constexpr int kBatchNormsTakingReluBackwards = kBlocks + 1;
+
+TEST_F(EpilogueProbesTest, BatchNormsTakeTheBackwardOfTheReluThatComputedTheirOutput) {
+  const StepOutcome fused = train_step(true, 2, true);
+  EXPECT_EQ(fused.counts.batchnorm_relu_backwards, 2 * kBatchNormsTakingReluBackwards);
+  EXPECT_EQ(fused.counts.batchnorm_relu_dxs, 2 * kBatchNormsTakingReluBackwards);
+  EXPECT_EQ(fused.counts.relu_backward, 2 * kBlocks) << "the ReLUs after the residual adds";
+  EXPECT_EQ(fused.counts.batchnorm_dxs, 2 * (kBatchNorms - kBatchNormsTakingReluBackwards));
+  const StepOutcome whole = train_step(true, 2, false);
+  EXPECT_EQ(whole.counts.batchnorm_relu_backwards + whole.counts.batchnorm_relu_dxs, 0);
+  EXPECT_EQ(whole.counts.relu_backward, 2 * kReluCalls);
+  expect_same_outcome(fused, whole);
+}
+
+// A hook on the gradients between them (the ReLU's backward, the batch norm's backward_pre or
+// backward) keeps the ReLU's backward its own; a hook on the gradient into the ReLU (maxpool's or a
+// conv2's grad_input) is probed where the batch norm's dx reads it, and a grad hook on the batch
+// norm's weight sees the same gradient either way.
+TEST_F(EpilogueProbesTest, HooksOnTheGradientsBetweenKeepTheReluBackwardItsOwn) {
+  std::vector<float> seen_dy;
+  HookHandle callback = model().register_full_backward_hook(
+      "maxpool", [&](const HookEvent&, Tensor grad_input, Tensor) { seen_dy = testing::values_of(grad_input); });
+  register_specs({"backward:layer1.0.relu:stats", "backward_pre:layer2.0.bn1:stats", "backward:layer3.1.bn1:zeros",
+                  "backward:layer4.0.conv2:stats,nonfinite", "grad:layer4.0.bn1.weight:stats"});
+  const StepOutcome fused = train_step(true, 1, true);
+  const std::vector<float> fused_dy = seen_dy;
+  EXPECT_EQ(fused.counts.batchnorm_relu_backwards, kBatchNormsTakingReluBackwards - 3);
+  EXPECT_EQ(fused.counts.batchnorm_relu_dxs, kBatchNormsTakingReluBackwards - 3);
+  EXPECT_EQ(fused.counts.input_probes, 1) << "layer4.0.conv2's grad_input, where layer4.0.bn1's dx reads it";
+  const StepOutcome whole = train_step(true, 1, false);
+  EXPECT_EQ(whole.counts.batchnorm_relu_backwards, 0);
+  expect_same_outcome(fused, whole);
+  ASSERT_FALSE(fused_dy.empty());
+  EXPECT_EQ(fused_dy, seen_dy);
 }
 
 }  // namespace

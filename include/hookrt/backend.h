@@ -107,6 +107,10 @@ struct ProducingOp {
     // relu(batchnorm_apply(x = a) + b). Each step rounds to the dtype as the ops on their own do.
     BatchNormApplyRelu,
     BatchNormApplyAddRelu,
+    // A training batch norm's dx where its output went to a ReLU unwritten (BatchNormApplyRelu):
+    // batchnorm_dx(relu_backward(relu(batchnorm_apply(x = b)), dy = a), x = b), the ReLU's
+    // gradient never written. coefficients (6, C): batchnorm_relu_backward_coefficients's.
+    BatchNormReluDx,
   } kind = Kind::ReluForward;
   Tensor a;
   Tensor b;             // unused by ReluForward, BatchNormApply and BatchNormApplyRelu
@@ -246,6 +250,18 @@ class Backend {
                                                Tensor& dbias, Tensor& coefficients, const BatchNormOptions& o);
   // x undefined: inference's dx.
   virtual void batchnorm_dx(const Tensor& dy, const Tensor& x, const Tensor& coefficients, Tensor& dx);
+  // batchnorm_backward_coefficients of a batch norm whose output went straight to a ReLU and was
+  // never written (ProducingOp::BatchNormApplyRelu), given that ReLU's dy: the batch norm's own dy
+  // is relu_backward(relu(batchnorm_apply(x, forward_coefficients)), relu_dy), its mask taken
+  // again from x, rounded as the forward rounded it, so that neither y nor that dy is read or
+  // written. coefficients (6, C): the four rows of batchnorm_backward_coefficients, then the two
+  // of forward_coefficients (the forward's (2, C)), for ProducingOp::BatchNormReluDx. By default
+  // the ops in turn, through temporaries: the bits of the unfused ops by construction.
+  virtual void batchnorm_relu_backward_coefficients(const Tensor& relu_dy, const Tensor& x,
+                                                    const Tensor& forward_coefficients, const Tensor& weight,
+                                                    const Tensor& save_mean, const Tensor& save_invstd,
+                                                    Tensor& dweight, Tensor& dbias, Tensor& coefficients,
+                                                    const BatchNormOptions& o);
 
   virtual void relu_forward(const Tensor& x, Tensor& y) = 0;
   // dx = dy where y > 0, else 0 (PyTorch's threshold_backward on the result).
@@ -320,7 +336,8 @@ class Backend {
   virtual void abandon_step_recording() noexcept {}
   // Writes `out` with `op`: by default through this backend's ops (relu_forward, relu_backward;
   // add then relu_forward in place; batchnorm_apply, batchnorm_dx; batchnorm_apply then add and
-  // relu_forward in place); a backend may run it as one kernel.
+  // relu_forward in place; batchnorm_apply, relu_forward, relu_backward and batchnorm_dx through
+  // a temporary); a backend may run it as one kernel.
   virtual void run_producing_op(const ProducingOp& op, Tensor& out);
   // Seals and finishes at once: waits for every probe run deferred since the last seal.
   std::vector<DeferredProbeResults> collect_deferred_probe_results() {
@@ -333,6 +350,11 @@ class Backend {
   // input's probes run on their own (a run_probes of their own), then the rest of the run.
   ProbeRunEffects run_input_probes_apart(const ProbeList& probes, Tensor& tensor, ProbeRecord& record,
                                          const ProbeRunOptions& options);
+
+ private:
+  // The default batchnorm_relu_backward_coefficients' and BatchNormReluDx's parts (backend.cpp).
+  static Tensor coefficient_rows(const Tensor& coefficients, int64_t first, int64_t count, const char* op);
+  Tensor batchnorm_dy_through_relu(const Tensor& relu_dy, const Tensor& x, const Tensor& forward_coefficients);
 };
 
 // The CPU reference backend.

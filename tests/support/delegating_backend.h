@@ -58,6 +58,11 @@ class DelegatingBackend : public Backend {
   void batchnorm_dx(const Tensor& dy, const Tensor& x, const Tensor& k, Tensor& dx) override {
     inner_->batchnorm_dx(dy, x, k, dx);
   }
+  void batchnorm_relu_backward_coefficients(const Tensor& relu_dy, const Tensor& x, const Tensor& forward,
+                                            const Tensor& w, const Tensor& sm, const Tensor& si, Tensor& dw,
+                                            Tensor& db, Tensor& k, const BatchNormOptions& o) override {
+    inner_->batchnorm_relu_backward_coefficients(relu_dy, x, forward, w, sm, si, dw, db, k, o);
+  }
   void relu_forward(const Tensor& x, Tensor& y) override { inner_->relu_forward(x, y); }
   void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) override { inner_->relu_backward(y, dy, dx); }
   void maxpool2d_forward(const Tensor& x, Tensor& y, Tensor& i, const Pool2dGeometry& g) override {
