@@ -32,6 +32,7 @@
 #include "probe_arena.h"
 #include "probe_plan.h"
 #include "resources.h"
+#include "sgd.cuh"
 #include "step_graph.h"
 #include "workspace.h"
 #include "zeroed_counters.h"
@@ -127,6 +128,9 @@ class CudaBackend final : public Backend {
   void cross_entropy_backward(const Tensor& probs, const Tensor& labels, Tensor& dlogits) override;
   void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buffer, bool first_step,
                   const SgdOptions& o, const Tensor& skip_if) override;
+  // One launch for every 64 parameters (cuda/sgd.cuh's sgd_update_list).
+  void sgd_update_all(const std::vector<SgdTensors>& tensors, bool first_step, const SgdOptions& o,
+                      const Tensor& skip_if) override;
   void unscale_gradient_(Tensor& grad, const Tensor& scale, Tensor& found_inf) override;
   void update_loss_scale(Tensor& scale, Tensor& growth_tracker, const Tensor& found_inf,
                          const LossScaleOptions& o) override;
@@ -152,6 +156,10 @@ class CudaBackend final : public Backend {
 
  private:
   void upload(const void* host_src, void* device_dst, size_t bytes);
+  // sgd_update's operands checked, and the momentum buffer made on the first step where it is
+  // missing or unlike the parameter; the pointers its kernels take.
+  cuda::SgdTensorPointers checked_sgd_tensors(Tensor& param, const Tensor& grad, Tensor& momentum_buffer,
+                                              bool first_step, const SgdOptions& o);
   // Throws naming `what` while a step is recorded: it would need the host mid-step.
   void refuse_while_recording(const char* what) const;
   // An output: allocated on the device in `format` when undefined, else checked against shape and

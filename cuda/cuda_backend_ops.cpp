@@ -456,10 +456,9 @@ void CudaBackend::cross_entropy_backward(const Tensor& probs, const Tensor& labe
 
 // ---- optimizer ------------------------------------------------------------------------------------
 
-void CudaBackend::sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buffer, bool first_step,
-                             const SgdOptions& o, const Tensor& skip_if) {
+cuda::SgdTensorPointers CudaBackend::checked_sgd_tensors(Tensor& param, const Tensor& grad, Tensor& momentum_buffer,
+                                                         bool first_step, const SgdOptions& o) {
   const char* op = "sgd_update";
-  if (skip_if.defined()) require_one_f32(skip_if, op, "skip_if");
   require_f32(param, op, "param");
   require_f32(grad, op, "grad");
   require_shape(grad, param.shape(), op, "grad");
@@ -478,9 +477,29 @@ void CudaBackend::sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum
     require_shape(momentum_buffer, param.shape(), op, "momentum_buffer");
     require_same_layout(momentum_buffer, param, op, "momentum_buffer", "param");
   }
+  return cuda::SgdTensorPointers{param.data<float>(), grad.data<float>(),
+                                 use_momentum ? momentum_buffer.data<float>() : nullptr, param.numel()};
+}
+
+void CudaBackend::sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buffer, bool first_step,
+                             const SgdOptions& o, const Tensor& skip_if) {
+  if (skip_if.defined()) require_one_f32(skip_if, "sgd_update", "skip_if");
+  const cuda::SgdTensorPointers p = checked_sgd_tensors(param, grad, momentum_buffer, first_step, o);
   const SgdHyperParameters hyper{o.lr, o.momentum, o.dampening, o.weight_decay, o.nesterov};
-  cuda::sgd_update(param.data<float>(), grad.data<float>(), use_momentum ? momentum_buffer.data<float>() : nullptr,
-                   param.numel(), first_step, hyper, skip_if.defined() ? skip_if.data<float>() : nullptr, stream());
+  cuda::sgd_update(p.param, p.grad, p.momentum_buffer, p.n, first_step, hyper,
+                   skip_if.defined() ? skip_if.data<float>() : nullptr, stream());
+}
+
+void CudaBackend::sgd_update_all(const std::vector<SgdTensors>& tensors, bool first_step, const SgdOptions& o,
+                                 const Tensor& skip_if) {
+  if (skip_if.defined()) require_one_f32(skip_if, "sgd_update", "skip_if");
+  std::vector<cuda::SgdTensorPointers> pointers;
+  pointers.reserve(tensors.size());
+  for (const SgdTensors& t : tensors)
+    pointers.push_back(checked_sgd_tensors(*t.param, *t.grad, *t.momentum_buffer, first_step, o));
+  const SgdHyperParameters hyper{o.lr, o.momentum, o.dampening, o.weight_decay, o.nesterov};
+  cuda::sgd_update_list(pointers.data(), static_cast<int>(pointers.size()), first_step, hyper,
+                        skip_if.defined() ? skip_if.data<float>() : nullptr, stream());
 }
 
 // ---- loss scaling ---------------------------------------------------------------------------------

@@ -20,4 +20,19 @@ struct SgdHyperParameters {
 void sgd_update(float* param, const float* grad, float* momentum_buffer, int64_t n, bool first_step,
                 const SgdHyperParameters& options, const float* skip_if, cudaStream_t stream);
 
+// One parameter's pointers in an update of many: n elements each (momentum_buffer may be null
+// when momentum is 0).
+struct SgdTensorPointers {
+  float* param;
+  const float* grad;
+  float* momentum_buffer;
+  int64_t n;
+};
+
+// sgd_update of `count` parameters, with the same bits, in one launch for every kSgdListSize of
+// them (their pointers travel in the launch's parameters, so nothing is uploaded first).
+constexpr int kSgdListSize = 64;
+void sgd_update_list(const SgdTensorPointers* tensors, int count, bool first_step, const SgdHyperParameters& options,
+                     const float* skip_if, cudaStream_t stream);
+
 }  // namespace hookrt::cuda

@@ -70,6 +70,11 @@ Tensor Backend::batchnorm_dy_through_relu(const Tensor& relu_dy, const Tensor& x
   return dy;
 }
 
+void Backend::sgd_update_all(const std::vector<SgdTensors>& tensors, bool first_step, const SgdOptions& o,
+                             const Tensor& skip_if) {
+  for (const SgdTensors& t : tensors) sgd_update(*t.param, *t.grad, *t.momentum_buffer, first_step, o, skip_if);
+}
+
 bool Backend::splits_batchnorm(DType) const { return false; }
 
 [[noreturn]] static void no_split_batchnorm(const Backend& backend, const char* op) {

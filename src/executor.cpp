@@ -441,13 +441,15 @@ void Executor::apply_sgd() {
   const bool first = !state_->momentum_initialised;
   // Under loss scaling, an overflowed step's update is skipped on the device (GradScaler.step).
   const Tensor skip_if = state_->loss_scaler ? state_->loss_scaler->found_inf() : Tensor();
+  std::vector<SgdTensors> tensors;
   for (const std::string& key : model_.parameter_names()) {
     auto grad = state_->grads.find(key);
     if (grad == state_->grads.end()) throw Error("internal: no gradient for '" + key + "' after backward");
     Tensor& buffer = state_->momentum[key];
     if (o.momentum != 0.0 && !buffer.defined()) buffer = backend_->empty(grad->second.shape());
-    backend_->sgd_update(state_->tensors.at(key), grad->second, buffer, first, o, skip_if);
+    tensors.push_back(SgdTensors{&state_->tensors.at(key), &grad->second, &buffer});
   }
+  backend_->sgd_update_all(tensors, first, o, skip_if);  // one launch where the backend can
   state_->momentum_initialised = true;  // settle_loss_scaling takes it back after an overflow
 }
 

@@ -14,6 +14,7 @@
 #include "cpu/ops.h"
 #include "hookrt/backend.h"
 #include "random.h"
+#include "support/tiny_model.h"  // bitwise_equal
 #include "support/finite_diff.h"
 #include "support/naive_ops.h"
 
@@ -766,6 +767,29 @@ TEST(CpuBackend, SgdAllocatesTheMomentumBufferOnTheFirstStep) {
   ASSERT_TRUE(buffer.defined());
   EXPECT_FLOAT_EQ(buffer.item(2), 0.5f) << "the first buffer is a copy of d_p";
   EXPECT_FLOAT_EQ(param.item(2), 0.95f);
+}
+
+// The update of many parameters at once (by default one sgd_update each) updates each as it
+// alone would, allocates each one's momentum buffer on the first step, and skips them all on a
+// nonzero skip_if.
+TEST(CpuBackend, SgdUpdateAllUpdatesEachParameterAsItsOwnUpdate) {
+  auto b = make_cpu_backend();
+  const SgdOptions o{.lr = 0.1, .momentum = 0.9, .weight_decay = 1e-2};
+  std::vector<Tensor> params{Tensor::full({3}, 1.0), Tensor::full({2, 2}, -2.0)}, buffers(2);
+  const std::vector<Tensor> grads{Tensor::full({3}, 0.5), Tensor::full({2, 2}, 0.25)};
+  std::vector<Tensor> expected{params[0].clone(), params[1].clone()}, expected_buffers(2);
+  const std::vector<SgdTensors> list{{&params[0], &grads[0], &buffers[0]}, {&params[1], &grads[1], &buffers[1]}};
+  for (int step = 0; step < 2; ++step) {
+    b->sgd_update_all(list, step == 0, o, Tensor::full({1}, 0.0));
+    for (size_t i = 0; i < 2; ++i) b->sgd_update(expected[i], grads[i], expected_buffers[i], step == 0, o, Tensor());
+  }
+  for (size_t i = 0; i < 2; ++i) {
+    ASSERT_TRUE(buffers[i].defined()) << i;
+    EXPECT_TRUE(testing::bitwise_equal(params[i], expected[i])) << i;
+    EXPECT_TRUE(testing::bitwise_equal(buffers[i], expected_buffers[i])) << i;
+  }
+  b->sgd_update_all(list, false, o, Tensor::full({1}, 1.0));
+  for (size_t i = 0; i < 2; ++i) EXPECT_TRUE(testing::bitwise_equal(params[i], expected[i])) << "skipped: " << i;
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "support/gpu_ops.h"
+#include "support/tiny_model.h"  // bitwise_equal
 #include "test_gpu_half_tolerance.h"
 
 namespace hookrt {
@@ -346,6 +347,45 @@ TEST_P(SgdTest, ThreeStepsMatchCpu) {
 TEST_P(SgdTest, ThreeStepsAllocateAnUndefinedMomentumBuffer) {
   HOOKRT_GPU_OR_SKIP(gpu);
   expect_gpu_matches_cpu(*gpu, three_steps(), Outputs::Undefined);
+}
+
+// sgd_update_all (one launch for every 64 parameters) gives each parameter and momentum buffer
+// the bits sgd_update gives it alone: 70 parameters, from one element to many blocks' worth, so
+// that the list spills into a second launch; an empty one is passed over. A nonzero skip_if
+// leaves every one as it was.
+TEST_P(SgdTest, AllAtOnceGiveEachOnesBits) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  const SgdCase& c = GetParam();
+  constexpr int kParams = 70;
+  const std::vector<Shape> shapes = {{1}, {3}, {7, 13}, {1001}, {64, 64, 3, 3}, {70001}, {0}};
+  std::vector<Tensor> alone, together, alone_buffers(kParams), together_buffers(kParams);
+  for (int i = 0; i < kParams; ++i) {
+    const Tensor host = uniform(shapes[static_cast<size_t>(i) % shapes.size()], seed_of(c.name) + i);
+    alone.push_back(gpu->from_host(host));
+    together.push_back(gpu->from_host(host));
+  }
+  auto expect_same = [&](const std::string& when) {
+    for (int i = 0; i < kParams; ++i) {
+      EXPECT_TRUE(testing::bitwise_equal(gpu->to_host(together[i]), gpu->to_host(alone[i])))
+          << c.name << ", parameter " << i << " " << when;
+      if (c.options.momentum != 0.0 && alone[i].numel() > 0)
+        EXPECT_TRUE(testing::bitwise_equal(gpu->to_host(together_buffers[i]), gpu->to_host(alone_buffers[i])))
+            << c.name << ", momentum buffer " << i << " " << when;
+    }
+  };
+  const Tensor go = gpu->from_host(Tensor::zeros({1})), skip = gpu->from_host(Tensor::full({1}, 1.0));
+  for (int step = 0; step < 3; ++step) {
+    std::vector<Tensor> grads;
+    for (int i = 0; i < kParams; ++i)
+      grads.push_back(gpu->from_host(uniform(alone[i].shape(), 1000 * (step + 1) + i)));
+    std::vector<SgdTensors> list;
+    for (int i = 0; i < kParams; ++i) list.push_back(SgdTensors{&together[i], &grads[i], &together_buffers[i]});
+    const bool skipped = step == 2;
+    gpu->sgd_update_all(list, step == 0, c.options, skipped ? skip : go);
+    if (!skipped)
+      for (int i = 0; i < kParams; ++i) gpu->sgd_update(alone[i], grads[i], alone_buffers[i], step == 0, c.options, go);
+    expect_same(skipped ? "after a skipped step" : "after step " + std::to_string(step + 1));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Options, SgdTest, ::testing::ValuesIn(kSgdCases), case_name<SgdCase>);

@@ -61,6 +61,14 @@ struct BatchNormOptions {
   double momentum = 0.1;  // PyTorch's: running = (1 - momentum) * running + momentum * batch
 };
 
+// One parameter's tensors in an update of many (Backend::sgd_update_all), as sgd_update takes
+// them; the pointers are the caller's and outlive the call.
+struct SgdTensors {
+  Tensor* param;
+  const Tensor* grad;
+  Tensor* momentum_buffer;
+};
+
 // torch.optim.SGD's options.
 struct SgdOptions {
   double lr = 0.01;
@@ -298,6 +306,10 @@ class Backend {
   // skipped step (GradScaler.step after an overflow) needs no host wait.
   virtual void sgd_update(Tensor& param, const Tensor& grad, Tensor& momentum_buffer, bool first_step,
                           const SgdOptions& o, const Tensor& skip_if) = 0;
+  // sgd_update of every parameter of a step, as few launches as the backend can (torch.optim.SGD's
+  // foreach form, with the single-tensor form's roundings): by default one sgd_update each.
+  virtual void sgd_update_all(const std::vector<SgdTensors>& tensors, bool first_step, const SgdOptions& o,
+                              const Tensor& skip_if);
 
   // Loss scaling, as torch.amp.GradScaler runs it on the device. scale and found_inf are
   // one-element F32 tensors on this backend; growth_tracker a one-element I32 one.
