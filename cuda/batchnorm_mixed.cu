@@ -136,8 +136,15 @@ Scratch scratch_of(void* scratch, const BatchNormDims& d) {
   return Scratch{partials, reinterpret_cast<float*>(partials + d.c * splits_of(d) * 2)};
 }
 
+// momentum * batch + (1 - momentum) * running, each product and the sum rounded on its own as
+// the CPU reference rounds them (nvcc would otherwise fuse a product into the sum).
+__device__ __forceinline__ double running_update(double momentum, double batch, double running) {
+  return __dadd_rn(__dmul_rn(momentum, batch), __dmul_rn(1.0 - momentum, running));
+}
+
 // One thread per channel: the statistics, the saved and running ones, and the channel's F32 scale
-// and shift, y = x * scale + shift, as the CPU reference computes them.
+// and shift, y = x * scale + shift, as the CPU reference computes them (the shift's products and
+// difference each rounded, as there).
 template <class T>
 __global__ void forward_finish_kernel(int64_t channels, BatchNormForwardArgs a, BatchNormDims d,
                                       BatchNormSettings s, const double* partials, int64_t splits,
@@ -155,10 +162,8 @@ __global__ void forward_finish_kernel(int64_t channels, BatchNormForwardArgs a, 
       const double squares = difference < 0.0 ? 0.0 : difference;
       invstd = 1.0 / sqrt(squares / count + s.eps);
       const double unbiased_var = squares / (count - 1);
-      a.running_mean[c] =
-          static_cast<float>(s.momentum * mean + (1.0 - s.momentum) * a.running_mean[c]);
-      a.running_var[c] =
-          static_cast<float>(s.momentum * unbiased_var + (1.0 - s.momentum) * a.running_var[c]);
+      a.running_mean[c] = static_cast<float>(running_update(s.momentum, mean, a.running_mean[c]));
+      a.running_var[c] = static_cast<float>(running_update(s.momentum, unbiased_var, a.running_var[c]));
     } else {
       mean = a.running_mean[c];
       invstd = 1.0 / sqrt(static_cast<double>(a.running_var[c]) + s.eps);
@@ -167,7 +172,7 @@ __global__ void forward_finish_kernel(int64_t channels, BatchNormForwardArgs a, 
     a.save_invstd[c] = static_cast<float>(invstd);
     const double weight = a.weight[c];
     scale[c] = static_cast<float>(invstd * weight);
-    shift[c] = static_cast<float>(a.bias[c] - mean * invstd * weight);
+    shift[c] = static_cast<float>(__dsub_rn(a.bias[c], __dmul_rn(__dmul_rn(mean, invstd), weight)));
   }
 }
 
@@ -247,6 +252,7 @@ void launch_normalize(const T* x, const T* residual, T* y, const float* scale, c
                       const BatchNormDims& d, cudaStream_t stream) {
   if (d.format == MemoryFormat::ChannelsLast)
     return channels_last_normalize<E>(x, residual, y, scale, shift, d, stream);
+  if (d.n * d.c * d.hw == 0) return;  // (channel_of would divide by an empty plane)
   launch_linear(nchw_normalize_kernel<E, T>, d.n * d.c * d.hw, stream, x, residual, y, scale, shift,
                 channel_of(d));
 }
@@ -256,6 +262,7 @@ void launch_dx(const T* dy, const T* x, T* dx, const DxCoefficients& k, const Ba
                bool training, cudaStream_t stream) {
   if (d.format == MemoryFormat::ChannelsLast)
     return channels_last_dx(dy, x, dx, k, d, training, stream);
+  if (d.n * d.c * d.hw == 0) return;  // (channel_of would divide by an empty plane)
   if (k.scale)
     return launch_linear(nchw_dx_kernel<T, true>, d.n * d.c * d.hw, stream, dy, x, dx, k, channel_of(d), training);
   launch_linear(nchw_dx_kernel<T, false>, d.n * d.c * d.hw, stream, dy, x, dx, k, channel_of(d), training);

@@ -38,6 +38,7 @@ void CublasLinear::forward(const void* x, const void* w, const void* b, void* y,
   if (d.n == 0 || d.out == 0) return;
   const int n = as_int(d.n, "batch"), k = as_int(d.in, "input features"), m = as_int(d.out, "output features");
   broadcast_bias(b, y, dtype, d.n, d.out, stream_);
+  if (k == 0) return;  // y = b (cuBLAS takes no empty inner dimension with these leading ones)
   // Column-major: y^T (M,N) = w^T (M,K) · x^T (K,N) + y^T, where w^T is op(T) of w's (K,M) view.
   gemm(CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, w, k, x, k, 1.0f, y, m, dtype);
 }
@@ -45,7 +46,9 @@ void CublasLinear::forward(const void* x, const void* w, const void* b, void* y,
 void CublasLinear::backward(const void* x, const void* w, const void* dy, void* dx, void* dw, void* db, DType dtype,
                             const LinearDims& d) {
   const int n = as_int(d.n, "batch"), k = as_int(d.in, "input features"), m = as_int(d.out, "output features");
-  if (dx != nullptr && n > 0 && k > 0) {
+  if (dx != nullptr && n > 0 && k > 0 && m == 0) {  // no outputs: nothing flows back
+    HOOKRT_CUDA_CHECK(cudaMemsetAsync(dx, 0, static_cast<size_t>(d.n * d.in) * dtype_size(dtype), stream_));
+  } else if (dx != nullptr && n > 0 && k > 0) {
     // dx (N,K) = dy (N,M) · w (M,K); column-major: dx^T (K,N) = w^T (K,M) · dy^T (M,N).
     gemm(CUBLAS_OP_N, CUBLAS_OP_N, k, n, m, w, k, dy, m, 0.0f, dx, k, dtype);
   }

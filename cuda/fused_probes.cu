@@ -384,8 +384,20 @@ bool fused_probes_can_probe_input(const ProbePlan& plan, ProducerKind kind, cons
          common(in.passes.front()) && plan.passes.size() <= 1 && common(first_pass_or_none(plan));
 }
 
+const char* missing_producer_input(const FusedProducer& p) {
+  if (p.kind == ProducerKind::None) return nullptr;
+  if (p.a == nullptr) return "a";
+  const bool reads_b = p.kind == ProducerKind::ReluBackward || p.kind == ProducerKind::AddReluForward;
+  if (reads_b && p.b == nullptr) return "b";
+  const bool batchnorm = p.kind == ProducerKind::BatchNormApply || p.kind == ProducerKind::BatchNormDx;
+  if (batchnorm && p.coefficients == nullptr) return "coefficients";
+  return nullptr;
+}
+
+// The pass indexes the coefficients' rows (up to four of C) in 32 bits, as it finds channels.
 bool fused_batchnorm_fits(int64_t numel, int64_t inner, int64_t channels) {
-  return numel >= 1 && inner >= 1 && channels >= 1 && numel - 1 <= FastDivmod::kMaxDividend;
+  return numel >= 1 && inner >= 1 && channels >= 1 && numel - 1 <= FastDivmod::kMaxDividend &&
+         4 * channels - 1 <= FastDivmod::kMaxDividend;
 }
 
 bool fused_probes_can_produce(const ProbePlan& plan) {
@@ -451,9 +463,8 @@ void run_fused_probe_batch(const std::vector<BatchedProbeRun>& runs, unsigned lo
 
 void run_fused_probes(const ProbePlan& plan, const FusedProbeBuffers& buffers, const ProbeScratchAllocator& scratch,
                       cudaStream_t stream) {
-  if (buffers.producer.kind != ProducerKind::None &&
-      (buffers.producer.a == nullptr || (buffers.producer.kind != ProducerKind::ReluForward && buffers.producer.b == nullptr)))
-    throw Error("run_fused_probes: the producing op is missing an input");
+  if (const char* missing = missing_producer_input(buffers.producer))
+    throw Error(std::string("run_fused_probes: the producing op is missing its ") + missing);
   if (buffers.input.plan != nullptr) {
     if (!fused_probes_can_probe_input(plan, buffers.producer.kind, buffers.input))
       throw Error("run_fused_probes: this run cannot probe its producer's input in the pass that writes the tensor");

@@ -47,6 +47,11 @@ struct FusedProducer {
   FastDivmod inner, channels;
 };
 
+// The operand a producer lacks ("a", "b" or "coefficients"), or nullptr when it has what its kind
+// reads: b for the ReLU backward and the residual add (a batch norm's dx reads x = b in training
+// only), coefficients for the batch-norm kinds.
+const char* missing_producer_input(const FusedProducer& producer);
+
 // Whether a pass can compute a batch norm's elements on a tensor of `numel` elements, `inner`
 // consecutive ones to a channel in turn (its channel arithmetic is FastDivmod's).
 bool fused_batchnorm_fits(int64_t numel, int64_t inner, int64_t channels);

@@ -162,6 +162,33 @@ TEST(BatchNormSplit, GpuOwnF32PartsGiveTheWholeOpsBitsAndTheCpusValues) {
   }
 }
 
+// Planes with no values (H = 0) give empty outputs, as the CPU's and PyTorch's do, in both layouts
+// and both dx forms.
+void expect_empty_planes_give_empty_outputs(Backend& backend, DType dtype) {
+  for (const MemoryFormat format : {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast}) {
+    const Shape shape{2, 3, 0, 4};
+    const Tensor x = backend.empty(shape, dtype, format);
+    Tensor y = backend.empty(shape, dtype, format), dx = backend.empty(shape, dtype, format),
+           inference_dx = backend.empty(shape, dtype, format);
+    backend.batchnorm_apply(x, backend.from_host(Tensor::zeros({2, 3})), y);
+    const Tensor backward_rows = backend.from_host(Tensor::zeros({4, 3}));
+    backend.batchnorm_dx(x, x, backward_rows, dx);
+    backend.batchnorm_dx(x, Tensor(), backward_rows, inference_dx);
+    EXPECT_EQ(y.shape(), shape);
+    EXPECT_EQ(dx.numel() + inference_dx.numel(), 0);
+  }
+}
+
+TEST(BatchNormSplit, CpuEmptyPlanesGiveEmptyOutputs) {
+  std::unique_ptr<Backend> cpu = make_cpu_backend();
+  for (const DType dtype : {DType::F32, DType::BF16}) expect_empty_planes_give_empty_outputs(*cpu, dtype);
+}
+
+TEST(BatchNormSplit, GpuEmptyPlanesGiveEmptyOutputs) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  for (const DType dtype : {DType::BF16, DType::F16}) expect_empty_planes_give_empty_outputs(*gpu, dtype);
+}
+
 TEST(BatchNormSplit, CoefficientsOfTheWrongShapeOrDtypeAreRefusedByName) {
   std::unique_ptr<Backend> cpu = make_cpu_backend();
   const Shape shape{2, 3, 4, 4};

@@ -33,6 +33,9 @@ std::vector<LinearCase> linear_cases() {
       {"Batch1_512to10", 1, 512, 10, false},
       {"Odd_3x13to7", 3, 13, 7, false},
       {"OneByOne", 1, 1, 1, false},
+      // Empty dimensions: y is the bias, or nothing flows back (cuBLAS takes neither as a GEMM).
+      {"NoInputFeatures_4x0to3", 4, 0, 3, false},
+      {"NoOutputFeatures_4x5to0", 4, 5, 0, false},
   };
   Pcg32 rng(0x11AEA);
   for (int i = 0; i < 2; ++i) {

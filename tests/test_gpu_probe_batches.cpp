@@ -268,6 +268,31 @@ TEST_F(GpuProbeBatches, LaunchBeforeWorkThatWritesTheirTensors) {
   }
 }
 
+// What each producer kind must be given, checked on the host before any launch: a batch norm's
+// apply reads no b, nor does its inference dx (no x), and neither may be refused for it.
+TEST(FusedProducers, NeedTheInputsTheirKindReadsAndNoMore) {
+  using cuda::FusedProducer, cuda::ProducerKind;
+  const float coefficients[4] = {};
+  const float a = 0, b = 0;
+  auto missing = [&](ProducerKind kind, const void* in_a, const void* in_b, const float* k) {
+    FusedProducer p;
+    p.kind = kind, p.a = in_a, p.b = in_b, p.coefficients = k;
+    const char* name = cuda::missing_producer_input(p);
+    return std::string(name ? name : "");
+  };
+  EXPECT_EQ(missing(ProducerKind::None, nullptr, nullptr, nullptr), "");
+  EXPECT_EQ(missing(ProducerKind::ReluForward, &a, nullptr, nullptr), "");
+  EXPECT_EQ(missing(ProducerKind::ReluForward, nullptr, nullptr, nullptr), "a");
+  EXPECT_EQ(missing(ProducerKind::ReluBackward, &a, nullptr, nullptr), "b");
+  EXPECT_EQ(missing(ProducerKind::AddReluForward, &a, &b, nullptr), "");
+  EXPECT_EQ(missing(ProducerKind::AddReluForward, &a, nullptr, nullptr), "b");
+  EXPECT_EQ(missing(ProducerKind::BatchNormApply, &a, nullptr, coefficients), "");
+  EXPECT_EQ(missing(ProducerKind::BatchNormApply, &a, nullptr, nullptr), "coefficients");
+  EXPECT_EQ(missing(ProducerKind::BatchNormDx, &a, nullptr, coefficients), "") << "inference: no x";
+  EXPECT_EQ(missing(ProducerKind::BatchNormDx, &a, &b, coefficients), "");
+  EXPECT_EQ(missing(ProducerKind::BatchNormDx, nullptr, &b, coefficients), "a");
+}
+
 }  // namespace
 }  // namespace hookrt
 
