@@ -81,6 +81,7 @@ SgdConstants constants_of(const SgdHyperParameters& o, bool first_step) {
 void sgd_update(float* param, const float* grad, float* momentum_buffer, int64_t n, bool first_step,
                 const SgdHyperParameters& o, const float* skip_if, cudaStream_t stream) {
   const SgdConstants k = constants_of(o, first_step);
+  if (n == 0) return;  // an empty parameter's buffer may have no address
   if (k.use_momentum && momentum_buffer == nullptr)
     throw Error("sgd_update: momentum is set but no momentum buffer was given");
   launch_linear(sgd_kernel, n, stream, param, grad, momentum_buffer, k, skip_if);
@@ -95,7 +96,7 @@ void sgd_update_list(const SgdTensorPointers* tensors, int count, bool first_ste
     int blocks = 0;
     for (; next < count && list.count < kSgdListSize; ++next) {
       const SgdTensorPointers& t = tensors[next];
-      if (t.n == 0) continue;  // nothing to update, and no block to give it
+      if (t.n == 0) continue;  // nothing to update, no block to give it, perhaps no buffer address
       if (k.use_momentum && t.momentum_buffer == nullptr)
         throw Error("sgd_update: momentum is set but no momentum buffer was given");
       list.tensors[list.count] = t;

@@ -88,6 +88,9 @@ std::string kind_name(ProducingOp::Kind kind) {
     case ProducingOp::Kind::AddReluForward: return "add_relu_forward";
     case ProducingOp::Kind::BatchNormApply: return "batchnorm_apply";
     case ProducingOp::Kind::BatchNormDx: return "batchnorm_dx";
+    case ProducingOp::Kind::BatchNormApplyRelu: return "batchnorm_apply_relu";
+    case ProducingOp::Kind::BatchNormApplyAddRelu: return "batchnorm_apply_add_relu";
+    case ProducingOp::Kind::BatchNormReluDx: return "batchnorm_relu_dx";
   }
   return "?";
 }

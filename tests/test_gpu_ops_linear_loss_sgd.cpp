@@ -353,13 +353,13 @@ TEST_P(SgdTest, ThreeStepsAllocateAnUndefinedMomentumBuffer) {
 }
 
 // sgd_update_all (one launch for every 64 parameters) gives each parameter and momentum buffer
-// the bits sgd_update gives it alone: 70 parameters, from one element to many blocks' worth, so
-// that the list spills into a second launch; an empty one is passed over. A nonzero skip_if
+// the bits sgd_update gives it alone: 80 parameters, from one element to many blocks' worth; the
+// 11 empty ones are passed over, and the other 69 spill into a second launch. A nonzero skip_if
 // leaves every one as it was.
 TEST_P(SgdTest, AllAtOnceGiveEachOnesBits) {
   HOOKRT_GPU_OR_SKIP(gpu);
   const SgdCase& c = GetParam();
-  constexpr int kParams = 70;
+  constexpr int kParams = 80;
   const std::vector<Shape> shapes = {{1}, {3}, {7, 13}, {1001}, {64, 64, 3, 3}, {70001}, {0}};
   std::vector<Tensor> alone, together, alone_buffers(kParams), together_buffers(kParams);
   for (int i = 0; i < kParams; ++i) {
