@@ -326,16 +326,19 @@ std::optional<StepResult> Executor::record_step(detail::StepSignature signature,
   const auto counters = host_counters(model_);
   // Freed before recording: a tensor made outside the recording must not be freed inside it.
   state_->grads.clear();
-  if (!backend_->begin_step_recording()) {
-    graphs_off_ = why_eager_ = "the " + backend_->name() + " backend does not record steps";
-    return std::nullopt;
-  }
+  // The recording runs the step's host code: what it moves on the host is put back if it fails
+  // (the counters, and whether momentum has started, which recording the update set).
   auto drop_recording = [&] {
     state_->grads.clear();  // made while recording: freed before the recording is dropped
     backend_->abandon_step_recording();
     set_host_counters(model_, counters);
+    state_->momentum_initialised = momentum_started_before_step_;
   };
   try {
+    if (!backend_->begin_step_recording()) {
+      graphs_off_ = why_eager_ = "the " + backend_->name() + " backend does not record steps";
+      return std::nullopt;
+    }
     record_work(*recorded);
     recorded->graph = backend_->end_step_recording();
   } catch (const Error& error) {
@@ -396,6 +399,7 @@ StepResult Executor::replay_step(const Tensor& input, const Tensor& host_labels,
     recorded.graph->replay();
   } catch (const Error& error) {  // nothing of the step ran: it runs op by op instead
     drop_recorded_step();
+    state_->momentum_initialised = momentum_started_before_step_;  // (a recording's update set it)
     turn_graphs_off(std::string("replaying a recorded step failed: ") + error.what());
     return eager_step(input, host_labels, gated);
   }

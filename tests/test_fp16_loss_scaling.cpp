@@ -345,6 +345,38 @@ TEST_F(F16Step, ReplayedStepsScaleSkipAndUpdateAsEagerOnes) {
   for (const auto& [key, t] : eager.state) EXPECT_TRUE(bitwise_equal(find(replayed.state, key), t)) << key;
 }
 
+// A step whose recording fails at its end, or whose first replay does, runs op by op from the
+// host state it began with. Where it is the first update (the step before it overflowed, and was skipped), its
+// momentum starts there, as in the plain run: the recording's own update must not leave the
+// momentum marked as started. (With dampening, a first update and a later one differ.)
+class F16StepFailingGraph : public F16Step, public ::testing::WithParamInterface<testing::RecordingOptions> {};
+
+TEST_P(F16StepFailingGraph, StartsTheMomentumAtTheFirstUpdateAsThePlainRun) {
+  LossScalingOptions backing_off = dynamic_from(0x1p14);  // overflows, then 1 from the second step
+  backing_off.scaler.backoff_factor = 0x1p-14;
+  ExecutorOptions plain = f16_training(backing_off);
+  plain.sgd.dampening = 0.5;
+  ExecutorOptions graphs = plain;
+  graphs.replay_graphs = true;
+  ::testing::internal::CaptureStderr();
+  const TrainRun failed = train(graphs, 3, std::make_unique<testing::RecordingCpuBackend>(GetParam()));
+  const std::string stderr_text = ::testing::internal::GetCapturedStderr();
+  const TrainRun eager = train(plain, 3);
+  ASSERT_TRUE(eager.results[0].overflowed);
+  ASSERT_FALSE(eager.results[1].overflowed);
+  EXPECT_NE(stderr_text.find("failed"), std::string::npos) << "the second step was recorded: " << stderr_text;
+  for (const StepResult& r : failed.results) EXPECT_EQ(r.path, StepPath::Eager);
+  for (const auto& [key, t] : eager.state) EXPECT_TRUE(bitwise_equal(find(failed.state, key), t)) << key;
+  for (const auto& [key, t] : eager.momentum) EXPECT_TRUE(bitwise_equal(find(failed.momentum, key), t)) << key;
+}
+
+INSTANTIATE_TEST_SUITE_P(Graphs, F16StepFailingGraph,
+                         ::testing::Values(testing::RecordingOptions{.fail_at_end = true},
+                                           testing::RecordingOptions{.fail_at_replay = 1}),
+                         [](const ::testing::TestParamInfo<testing::RecordingOptions>& info) {
+                           return std::string(info.param.fail_at_replay ? "FirstReplayFails" : "RecordingFails");
+                         });
+
 TEST_F(F16Step, AResumedScalerContinuesWhereItStopped) {
   ExecutorOptions options = f16_training(dynamic_from(4, 3));
   options.sgd.momentum = 0;  // the optimizer state is not under test here

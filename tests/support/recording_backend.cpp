@@ -534,6 +534,8 @@ bool RecordingCpuBackend::begin_step_recording() {
 
 std::unique_ptr<StepGraph> RecordingCpuBackend::end_step_recording() {
   if (!recording_) throw Error("recording-cpu: end_step_recording without a recording begun");
+  if (options_.fail_at_end)  // still recording: the executor abandons it
+    throw Error("recording-cpu: the recording could not be ended (injected failure at its end)");
   recording_ = false;
   ++recordings_ended_;
   return std::make_unique<Graph>(shared_, std::exchange(ops_, {}), options_.fail_at_replay);

@@ -24,6 +24,7 @@ struct RecordingOptions {
   bool refuse_recording = false;  // begin_step_recording() returns false, as a backend without graphs
   int fail_at_recorded_op = 0;     // the N-th op of a recording (1-based) throws Error; 0: never
   int fail_at_replay = 0;          // the N-th replay (1-based) throws Error before running anything
+  bool fail_at_end = false;        // end_step_recording() throws Error (as a graph that will not instantiate)
 };
 
 class RecordingCpuBackend final : public Backend {
