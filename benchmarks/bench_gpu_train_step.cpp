@@ -8,6 +8,7 @@
 // the BF16 step to the F32 one.
 #include <benchmark/benchmark.h>
 
+#include <exception>
 #include <memory>
 
 #include "cuda_entry.h"
@@ -15,33 +16,75 @@
 
 namespace {
 
-void train_step(benchmark::State& state, bool hooked, hookrt::Precision precision) {
-  const int64_t batch = state.range(0), size = state.range(1);
+// One warmed executor, kept across Google Benchmark's calls of the same benchmark (it calls each
+// several times while it settles its iteration count): building the model, the backend and the
+// executor and warming them up (cuDNN's algorithm search, the memory pool, the step's recording)
+// takes seconds each time. One at a time, so that two batch-256 steps never hold memory together.
+struct WarmStep {
+  bool hooked = false;
+  hookrt::Precision precision = hookrt::Precision::F32;
+  int64_t batch = 0, size = 0;
   hookrt::Model model = hookrt::Model::resnet18(1000, 0);
-  if (hooked) hookrt::bench::add_benchmark_probes(model);
+  hookrt::Tensor x, labels;
+  int64_t records = 0;
+  std::unique_ptr<hookrt::Executor> executor;
+
+  bool serves(bool h, hookrt::Precision p, int64_t b, int64_t s) const {
+    return hooked == h && precision == p && batch == b && size == s;
+  }
+};
+
+std::unique_ptr<WarmStep>& current_step() {
+  static std::unique_ptr<WarmStep> step;
+  return step;
+}
+
+// The warmed step for these settings, made (and the one before dropped) where it is not the one
+// kept; nullptr, with the state skipped, where this build has no CUDA backend.
+WarmStep* warm_step(benchmark::State& state, bool hooked, hookrt::Precision precision) {
+  const int64_t batch = state.range(0), size = state.range(1);
+  std::unique_ptr<WarmStep>& kept = current_step();
+  if (kept && kept->serves(hooked, precision, batch, size)) return kept.get();
+  kept.reset();
+  auto step = std::make_unique<WarmStep>();
+  step->hooked = hooked, step->precision = precision, step->batch = batch, step->size = size;
+  if (hooked) hookrt::bench::add_benchmark_probes(step->model);
   std::unique_ptr<hookrt::Backend> backend = hookrt::cuda::make_backend();
   if (!backend) {
     state.SkipWithError("this build has no CUDA backend");
-    return;
+    return nullptr;
   }
-  const hookrt::Tensor x = backend->from_host(hookrt::bench::random_batch(batch, size));
+  step->x = backend->from_host(hookrt::bench::random_batch(batch, size));
+  step->labels = hookrt::bench::batch_labels(batch);
   hookrt::ExecutorOptions options = hookrt::bench::train_options();
   options.precision = precision;
-  hookrt::Executor executor(model, std::move(backend), options);
-  int64_t records = 0;
-  executor.subscribe([&records](const hookrt::ProbeRecord&) { ++records; });
-  const hookrt::Tensor labels = hookrt::bench::batch_labels(batch);
-  // Warm-up: cuDNN algorithm choice, the memory pool's first allocations.
-  for (int i = 0; i < 3; ++i) executor.step(x, labels);
-  executor.flush_records();
-  records = 0;
-  // step() returns the logits on the host, so each iteration ends with the GPU's work done.
-  // Probe records reach the subscriber on the executor's delivery thread, beside the next step.
-  for (auto _ : state) executor.step(x, labels);
-  executor.flush_records();
-  state.counters["images/s"] = benchmark::Counter(static_cast<double>(batch * state.iterations()),
-                                                  benchmark::Counter::kIsRate);
-  state.counters["records/step"] = static_cast<double>(records) / static_cast<double>(state.iterations());
+  step->executor = std::make_unique<hookrt::Executor>(step->model, std::move(backend), options);
+  step->executor->subscribe([records = &step->records](const hookrt::ProbeRecord&) { ++*records; });
+  // Warm-up: cuDNN algorithm choice, the memory pool's first allocations, the step's recording.
+  for (int i = 0; i < 3; ++i) step->executor->step(step->x, step->labels);
+  step->executor->flush_records();
+  kept = std::move(step);
+  return kept.get();
+}
+
+void train_step(benchmark::State& state, bool hooked, hookrt::Precision precision) {
+  // A failed step is this benchmark's error, not the program's end: the others still run and the
+  // results file stays whole (Google Benchmark does not catch exceptions).
+  try {
+    WarmStep* step = warm_step(state, hooked, precision);
+    if (!step) return;
+    step->records = 0;
+    // step() returns the logits on the host, so each iteration ends with the GPU's work done.
+    // Probe records reach the subscriber on the executor's delivery thread, beside the next step.
+    for (auto _ : state) step->executor->step(step->x, step->labels);
+    step->executor->flush_records();
+    state.counters["images/s"] = benchmark::Counter(static_cast<double>(step->batch * state.iterations()),
+                                                    benchmark::Counter::kIsRate);
+    state.counters["records/step"] = static_cast<double>(step->records) / static_cast<double>(state.iterations());
+  } catch (const std::exception& e) {
+    current_step().reset();
+    state.SkipWithError(e.what());
+  }
 }
 
 void BM_GpuTrainStep(benchmark::State& state) { train_step(state, false, hookrt::Precision::F32); }
