@@ -16,6 +16,9 @@ Variants, each a full train step (forward, cross-entropy, backward, SGD with mom
                    parameter gradient computing hookrt's stats+zeros+nonfinite figures, each read
                    with .item() as users usually write them
   hooks_careful    the same figures kept on the GPU, one synchronisation per step
+Each variant's median goes to --out as it ends (NAME_ms; fp16's also NAME_skipped_steps, the timed
+steps GradScaler skipped on overflow); a variant that fails leaves NAME_error instead, and the
+script exits 1 once the others have run.
 Full backward hooks need torchvision's in-place ops rewritten (ReLU(inplace=True) and
 `out += identity` make autograd reject the hook's view): the hooked variants rewrite them as
 out-of-place ops, which changes no value. Times are CUDA-event medians over --steps steps.
@@ -57,14 +60,21 @@ def remove_inplace_ops(model):
 
 
 def figures(t):
-    """hookrt's stats+zeros+nonfinite on one tensor, as GPU scalars."""
+    """hookrt's stats+zeros+nonfinite on one tensor, as GPU scalars. The statistics of the finite
+    values are taken with masks, not by indexing with the mask (t[finite] waits for the GPU to learn
+    its size), so that the careful variant's one synchronisation per step is its only one."""
     t = t.detach().float()
     finite = torch.isfinite(t)
-    values = t[finite]
+    count = finite.sum()
+    zero = torch.zeros((), device=t.device)
+    values = torch.where(finite, t, zero)  # the non-finite ones count as 0 in the sums below
+    mean = values.sum() / count
+    centred = torch.where(finite, t - mean, zero)
     channels = t.transpose(0, 1).reshape(t.shape[1], -1) if t.dim() > 1 else t.reshape(1, -1)
-    return [finite.sum(), values.min(), values.max(), values.mean(), values.std(), values.abs().max(),
-            values.abs().sum(), values.norm(), torch.isnan(t).sum(), (t == float("inf")).sum(),
-            (t == float("-inf")).sum(), (t == 0).sum(), (channels <= 0).all(dim=1).sum()]
+    return [count, torch.where(finite, t, float("inf")).min(), torch.where(finite, t, float("-inf")).max(), mean,
+            (centred.square().sum() / (count - 1)).sqrt(), values.abs().max(), values.abs().sum(), values.norm(),
+            torch.isnan(t).sum(), (t == float("inf")).sum(), (t == float("-inf")).sum(), (t == 0).sum(),
+            (channels <= 0).all(dim=1).sum()]
 
 
 class Hooks:
@@ -168,7 +178,7 @@ def time_variant(name, args, hooks=None, precision=None):
     median = statistics.median(times)
     note = f"  ({skipped} of {args.steps} steps skipped on overflow)" if scaler else ""
     print(f"torch {name:14s} {median:8.2f} ms/step  {args.batch / median * 1e3:8.0f} images/s{note}", flush=True)
-    return median
+    return median, (skipped if scaler else None)
 
 
 def main():
@@ -178,17 +188,28 @@ def main():
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, batch {args.batch}, {args.size}x{args.size}, "
           f"cudnn.allow_tf32={torch.backends.cudnn.allow_tf32} matmul.allow_tf32={torch.backends.cuda.matmul.allow_tf32}")
     torch.backends.cudnn.benchmark = True
-    result = {
-        "torch": torch.__version__, "card": torch.cuda.get_device_name(), "batch": args.batch, "size": args.size,
-        "eager_ms": time_variant("eager", args),
-        "eager_bf16_nhwc_ms": time_variant("eager_bf16_nhwc", args, precision=torch.bfloat16),
-        "eager_fp16_nhwc_ms": time_variant("eager_fp16_nhwc", args, precision=torch.float16),
-        "hooks_careful_ms": time_variant("hooks_careful", args, hooks="careful"),
-        "hooks_item_ms": time_variant("hooks_item", args, hooks="item"),
-    }
-    if args.out:
-        with open(args.out, "w") as out:
-            json.dump(result, out, indent=1)
+    result = {"torch": torch.__version__, "card": torch.cuda.get_device_name(), "batch": args.batch, "size": args.size}
+    variants = [("eager", {}), ("eager_bf16_nhwc", {"precision": torch.bfloat16}),
+                ("eager_fp16_nhwc", {"precision": torch.float16}), ("hooks_careful", {"hooks": "careful"}),
+                ("hooks_item", {"hooks": "item"})]
+    failed = False
+    for name, settings in variants:
+        # A variant that fails loses its own figure only: the others' are written as each ends.
+        try:
+            median, skipped = time_variant(name, args, **settings)
+            result[f"{name}_ms"] = median
+            if skipped is not None:
+                result[f"{name}_skipped_steps"] = skipped
+        except Exception as error:  # noqa: BLE001 (any failure of one variant)
+            failed = True
+            result[f"{name}_error"] = f"{type(error).__name__}: {error}"
+            print(f"torch {name:14s} failed: {result[f'{name}_error']}", flush=True)
+            torch.cuda.empty_cache()
+        if args.out:
+            with open(args.out, "w") as out:
+                json.dump(result, out, indent=1)
+    if failed:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
