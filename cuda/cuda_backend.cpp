@@ -42,7 +42,7 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options)
       transfer_(stream_),
       cudnn_(CudnnHandle::create(stream_->get())),
       cublas_workspace_(pool_.allocate_bytes(cublas_workspace_bytes(options.device))),
-      cublas_(CublasHandle::create(stream_->get(), options.allow_tf32, cublas_workspace_->data,
+      cublas_(CublasHandle::create(stream_->get(), options.allow_tf32_matmul, cublas_workspace_->data,
                                    cublas_workspace_bytes(options.device))),
       workspace_(pool_, "cuDNN's workspace"),
       convolutions_(cudnn_.get(), workspace_,

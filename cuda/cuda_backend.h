@@ -41,9 +41,11 @@ namespace hookrt::cuda {
 
 struct CudaBackendOptions {
   int device = 0;
-  // TF32 tensor cores for convolutions and GEMMs (PyTorch's cudnn.allow_tf32 and
-  // cuda.matmul.allow_tf32); off keeps full F32 products, for comparisons with the CPU reference.
+  // TF32 tensor cores for convolutions (PyTorch's cudnn.allow_tf32, on by default) and for the
+  // linear layer's GEMMs (cuda.matmul.allow_tf32, off by default in PyTorch); off keeps full F32
+  // products, for comparisons with the CPU reference.
   bool allow_tf32 = true;
+  bool allow_tf32_matmul = false;
   // The most workspace one convolution algorithm may use.
   size_t conv_workspace_limit_bytes = size_t{1} << 30;
   // How each convolution shape's algorithms are chosen (cudnn_conv.h).

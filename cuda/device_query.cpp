@@ -49,6 +49,7 @@ std::unique_ptr<Backend> make_backend(const GpuOptions& options) {
   CudaBackendOptions backend_options;
   backend_options.device = options.device;
   backend_options.allow_tf32 = options.allow_tf32;
+  backend_options.allow_tf32_matmul = options.allow_tf32 && options.allow_tf32_matmul;
   backend_options.conv_algorithms =
       options.measure_conv_algorithms ? ConvAlgorithmChoice::Measured : ConvAlgorithmChoice::Heuristic;
   backend_options.deterministic_conv = options.deterministic;

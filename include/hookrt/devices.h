@@ -40,9 +40,12 @@ enum class DeviceChoice { Auto, Cpu, Cuda };
 // How the CUDA backend computes, where it is chosen.
 struct GpuOptions {
   int device = 0;
-  // TF32 tensor cores for convolutions and GEMMs, PyTorch's default (torch.backends.cudnn.allow_tf32);
-  // off (`--no-tf32`) keeps full F32 products, as parity tests against the CPU reference need.
+  // TF32 tensor cores for convolutions, PyTorch's default (torch.backends.cudnn.allow_tf32); off
+  // (`--no-tf32`) keeps full F32 products, as parity tests against the CPU reference need.
   bool allow_tf32 = true;
+  // TF32 for the linear layer's GEMMs too (torch.backends.cuda.matmul.allow_tf32, which PyTorch
+  // leaves off); only where allow_tf32 is on.
+  bool allow_tf32_matmul = false;
   // Convolution algorithms timed on their first call of each shape, the fastest kept (PyTorch's
   // torch.backends.cudnn.benchmark = True); off: cuDNN's heuristic ranking, the same algorithms
   // on every run.

@@ -4,7 +4,7 @@ namespace hookrt::cli {
 
 void add_gpu_flags(CLI::App& cmd, GpuFlags& flags) {
   cmd.add_flag("--no-tf32", flags.no_tf32,
-               "GPU: full F32 convolutions and GEMMs (TF32 is allowed by default, as in PyTorch)");
+               "GPU: full F32 convolutions (TF32 is allowed for them by default, as in PyTorch; GEMMs are full F32 either way)");
   cmd.add_flag("--heuristic-conv", flags.heuristic_conv,
                "GPU: cuDNN's heuristic convolution algorithms rather than the fastest measured");
   cmd.add_flag("--deterministic", flags.deterministic,
