@@ -23,7 +23,9 @@ families whose time the probes change most are printed last and written as
 hookrt_bench_heuristic_conv.json), each variant's step is a figure against the same step without
 that speedup; so is the default step against the same step on hookrt's fp32 batch norms
 (hookrt_bench_own_batchnorm.json, `--own-batchnorm`). A missing input, or launches hookrt could not count, leaves its figures out and says
-so on stderr.
+so on stderr; a bench that stopped part way (its "stopped") gives the figures it timed and is named
+on stderr. Where either side counted fp16 steps skipped on overflow (cheaper steps), the counts
+stand in the hookrt-vs-PyTorch fp16 figure's "baseline_is".
 """
 import argparse
 import dataclasses
@@ -41,6 +43,16 @@ def load(path):
     except (OSError, ValueError) as e:
         print(f"device_figures: {os.path.basename(path)}: {e}", file=sys.stderr)
         return None
+
+
+def load_bench(directory, source):
+    """A `hookrt bench --json` file; one that stopped early (interrupted, out of time, or a variant
+    failed) holds what it timed, and says so on stderr."""
+    bench = load(os.path.join(directory, source))
+    if bench and bench.get("stopped"):
+        print(f"device_figures: {source} stopped early ({bench['stopped']}): only what it timed is used",
+              file=sys.stderr)
+    return bench
 
 
 def runs_by_name(bench):
@@ -314,7 +326,20 @@ def half_vs_torch_figure(half, torch_result, p, figures):
         figures[p.vs_torch] = issue5_figure(
             half["unhooked_ms"], torch_result[f"{p.torch_variant}_ms"],
             f"PyTorch {torch_result.get('torch')} {p.torch_is}, same batch; "
-            f"hookrt's {p.name} step's {half_settings(half)}", SPEEDUP, HALF_VS_TORCH_TARGET)
+            f"hookrt's {p.name} step's {half_settings(half)}{skipped_steps(half, torch_result, p)}", SPEEDUP,
+            HALF_VS_TORCH_TARGET)
+
+
+def skipped_steps(half, torch_result, p):
+    """"; timed steps skipped on overflow: hookrt 0 of 10, PyTorch 2 of 20" where either side counted
+    them (under loss scaling): a skipped step is cheaper, so the counts belong beside the ratio."""
+    def count(result, key):
+        skipped = result.get(key)
+        return "not counted" if skipped is None else f"{skipped} of {result.get('steps', '?')}"
+    if half.get("unhooked_skipped_steps") is None and torch_result.get(f"{p.torch_variant}_skipped_steps") is None:
+        return ""
+    return (f"; timed steps skipped on overflow: hookrt {count(half, 'unhooked_skipped_steps')}, "
+            f"PyTorch {count(torch_result, f'{p.torch_variant}_skipped_steps')}")
 
 
 def half_figures(hookrt_bench, half, why_no_half, torch_result, p, figures):
@@ -559,13 +584,13 @@ def main():
     probe_figures(runs_by_name(probes), figures)
     batch_figures(runs_by_name(probes), figures)
     step_figures(runs_by_name(step), torch_result, figures)
-    hookrt_bench = load(os.path.join(args.dir, "hookrt_bench.json"))
-    halves = {p.name: load(os.path.join(args.dir, p.source)) for p in HALF_PRECISIONS}
+    hookrt_bench = load_bench(args.dir, "hookrt_bench.json")
+    halves = {p.name: load_bench(args.dir, p.source) for p in HALF_PRECISIONS}
     problems = {p.name: half_problem(halves[p.name], p) for p in HALF_PRECISIONS}
     issue5_figures(hookrt_bench, halves, problems, torch_result, figures)
     device_time_figures(hookrt_bench, figures)
     for source, _, name, what in OFF_SWITCHES:
-        off_switch_figures(hookrt_bench, load(os.path.join(args.dir, source)), source, name, what, figures)
+        off_switch_figures(hookrt_bench, load_bench(args.dir, source), source, name, what, figures)
     card = args.card or (torch_result or {}).get("card") or "unknown"
     changes = device_time_changes(hookrt_bench)
     result = {"date": datetime.date.today().isoformat(), "card": card, "commit": args.commit, "figures": figures}

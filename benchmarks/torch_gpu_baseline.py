@@ -188,7 +188,8 @@ def main():
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}, batch {args.batch}, {args.size}x{args.size}, "
           f"cudnn.allow_tf32={torch.backends.cudnn.allow_tf32} matmul.allow_tf32={torch.backends.cuda.matmul.allow_tf32}")
     torch.backends.cudnn.benchmark = True
-    result = {"torch": torch.__version__, "card": torch.cuda.get_device_name(), "batch": args.batch, "size": args.size}
+    result = {"torch": torch.__version__, "card": torch.cuda.get_device_name(), "batch": args.batch, "size": args.size,
+              "steps": args.steps}
     variants = [("eager", {}), ("eager_bf16_nhwc", {"precision": torch.bfloat16}),
                 ("eager_fp16_nhwc", {"precision": torch.float16}), ("hooks_careful", {"hooks": "careful"}),
                 ("hooks_item", {"hooks": "item"})]

@@ -3,8 +3,11 @@
 // flags that `bench` shares with `run` and `train`, which the CPU accepts and ignores.
 #include <gtest/gtest.h>
 
+#include <csignal>
+#include <chrono>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/cli.h"
@@ -107,6 +110,76 @@ TEST(CliGpuFlags, RunAndTrainOnTheCpuAcceptThem) {
   train.insert(train.end(), flags.begin(), flags.end());
   const ProcessResult t = hookrt_cli(train);
   EXPECT_EQ(t.exit_code, 0) << t.describe();
+}
+
+// The figures file as another process sees it now (written whole through a rename), or null
+// before its first write.
+nlohmann::json figures_now(const std::string& path) {
+  const std::string text = read_text(path);
+  return text.empty() ? nlohmann::json() : nlohmann::json::parse(text);
+}
+
+// The JSON is written before the first step and again as each figure is measured, so a bench
+// stopped part way (Ctrl-C, or the device check's time limit sending SIGTERM) keeps what it timed.
+TEST(CliBench, StoppedBetweenVariantsItKeepsTheFigureItTimedAndExits130) {
+  TempDir dir;
+  const std::string json = dir.file("bench.json");
+  ChildProcess child({HOOKRT_CLI_PATH, "bench", "--device", "cpu", "--batch", "2", "--size", "32", "--steps", "60",
+                      "--warmup", "0", "--json", json});
+  const auto deadline = std::chrono::steady_clock::now() + kCliTimeout;
+  nlohmann::json figures;
+  while ((figures = figures_now(json)).is_null() || !figures.contains("unhooked_ms")) {
+    if (!figures.is_null()) EXPECT_TRUE(figures.contains("settings")) << "written from the start: " << figures.dump(1);
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no unhooked figure; " << child.wait(std::chrono::milliseconds(1)).describe();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_FALSE(figures.contains("hooked_ms")) << "the hooked variant's 60 steps should take seconds: " << figures.dump(1);
+  child.send_signal(SIGTERM);
+  const ProcessResult r = child.wait(kCliTimeout);
+  ASSERT_EQ(r.exit_code, 130) << r.describe();
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(hookrt unhooked +[0-9.]+ ms/step)"))) << r.out;
+  EXPECT_TRUE(contains(r.err, "interrupted while timing the hooked variant")) << r.err;
+  figures = figures_now(json);
+  EXPECT_GT(figures.at("unhooked_ms").get<double>(), 0) << figures.dump(1);
+  EXPECT_EQ(figures.at("unhooked_steps"), "eager");
+  for (const char* key : {"hooked_ms", "hooked_ratio", "hooked_steps", "unhooked_launches"})
+    EXPECT_FALSE(figures.contains(key)) << key << " was never measured: " << figures.dump(1);
+  EXPECT_EQ(figures.at("stopped"), "interrupted while timing the hooked variant");
+  EXPECT_EQ(figures.at("settings").at("precision"), "fp32");
+}
+
+// PyTorch's baseline says how many of its fp16 steps GradScaler skipped (skipped steps are
+// cheaper); the bench says the same of its own. A static scale of 1e30 overflows F16's gradients
+// in every step; without loss scaling there is nothing to say.
+TEST(CliBench, UnderLossScalingItCountsTheStepsSkippedOnOverflow) {
+  TempDir dir;
+  const ProcessResult r = hookrt_cli({"bench", "--device", "cpu", "--batch", "2", "--size", "32", "--steps", "2",
+                                      "--warmup", "0", "--precision", "fp16", "--loss-scale", "1e30", "--json",
+                                      dir.file("bench.json")});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  for (const char* variant : {"unhooked", "hooked"})
+    EXPECT_TRUE(contains(r.out, std::string("hookrt ") + variant + " steps: op by op (the cpu backend does not record "
+                                "steps); 2 of 2 skipped on overflow"))
+        << variant << ": " << r.out;
+  const auto figures = nlohmann::json::parse(read_text(dir.file("bench.json")));
+  EXPECT_EQ(figures.at("unhooked_skipped_steps"), 2);
+  EXPECT_EQ(figures.at("hooked_skipped_steps"), 2);
+
+  const ProcessResult unscaled = hookrt_cli({"bench", "--device", "cpu", "--batch", "2", "--size", "32", "--steps", "1",
+                                             "--warmup", "0", "--json", dir.file("bench.json")});
+  ASSERT_EQ(unscaled.exit_code, 0) << unscaled.describe();
+  EXPECT_FALSE(contains(unscaled.out, "skipped on overflow")) << unscaled.out;
+  EXPECT_FALSE(nlohmann::json::parse(read_text(dir.file("bench.json"))).contains("unhooked_skipped_steps"));
+}
+
+TEST(CliBench, AFiguresFileThatCannotBeWrittenIsBadInputBeforeAnyStep) {
+  TempDir dir;
+  const ProcessResult r = hookrt_cli({"bench", "--device", "cpu", "--batch", "2", "--size", "32", "--steps", "1",
+                                      "--warmup", "0", "--json", dir.file("missing/bench.json")});
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  EXPECT_TRUE(contains(r.err, "--json")) << r.err;
+  EXPECT_TRUE(contains(r.err, "missing/bench.json")) << r.err;
+  EXPECT_FALSE(contains(r.out, "ms/step")) << "nothing is timed for a file that cannot hold it: " << r.out;
 }
 
 TEST(CliBench, BadArgumentsExitTwo) {

@@ -419,6 +419,46 @@ TEST(DeviceFigures, Fp16StepIsHeldToTheFp32StepPyTorchsFp16StepAndItsOwnHookedSt
   EXPECT_EQ(f["bench_bf16_vs_fp32"]["value"], 25.0) << "the bf16 figures are still the bf16 bench's";
 }
 
+// A skipped step is cheaper: where either side counted its steps skipped on overflow, the counts
+// stand beside the ratio.
+TEST(DeviceFigures, StepsSkippedOnOverflowStandBesideTheFp16Ratio) {
+  TempDir dir;
+  json fp16 = hookrt_bench_fp16();
+  fp16["unhooked_skipped_steps"] = 0;
+  fp16["hooked_skipped_steps"] = 1;
+  json torch = torch_baseline();
+  torch["steps"] = 20;
+  torch["eager_fp16_nhwc_skipped_steps"] = 2;
+  FiguresRun run = run_figures(dir, {.hookrt_fp16_json = fp16, .more = {{"torch_gpu_baseline.json", torch}}});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  const std::string baseline_is = run.results["figures"]["bench_fp16_vs_torch_fp16_nhwc"]["baseline_is"];
+  EXPECT_TRUE(contains(baseline_is, "; timed steps skipped on overflow: hookrt 0 of 10, PyTorch 2 of 20")) << baseline_is;
+  EXPECT_FALSE(contains(run.results["figures"]["bench_bf16_vs_torch_bf16_nhwc"]["baseline_is"].get<std::string>(),
+                        "skipped"))
+      << "bf16 runs unscaled: nothing to say";
+}
+
+// `hookrt bench` rewrites its JSON as each figure is measured; one stopped part way (interrupted,
+// out of time, a failing variant) gives the figures it timed, and the run says it stopped.
+TEST(DeviceFigures, ABenchStoppedPartWayGivesWhatItTimedAndSaysSo) {
+  TempDir dir;
+  json stopped = hookrt_bench();
+  for (const char* key : {"hooked_ms", "hooked_ratio", "unhooked_launches", "hooked_launches"}) stopped.erase(key);
+  stopped["stopped"] = "interrupted while timing the hooked variant";
+  FiguresRun run = run_figures(dir, {.hookrt_json = stopped});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  EXPECT_TRUE(contains(run.process.err, "hookrt_bench.json stopped early (interrupted while timing the hooked variant)"))
+      << run.process.err;
+  json& f = run.results["figures"];
+  EXPECT_EQ(f["bench_unhooked_vs_torch_eager"]["value"], 50.0);
+  EXPECT_EQ(f["bench_bf16_vs_fp32"]["baseline"], 50.0);
+  for (const char* name : {"bench_hooked_over_unhooked", "bench_hooked_vs_torch_hooks_item",
+                           "bench_hooked_vs_torch_hooks_careful", "bench_hooked_kernels_per_step"})
+    EXPECT_FALSE(f.contains(name)) << name;
+  EXPECT_TRUE(has_line(run.process.out, R"(\n  hookrt unhooked +50\.00 ms/step)")) << run.process.out;
+  EXPECT_FALSE(contains(run.process.out, "hookrt hooked ")) << run.process.out;
+}
+
 TEST(DeviceFigures, MissingFp16BenchLeavesAnAbsentFigureThatSaysWhy) {
   TempDir dir;
   FiguresRun run = run_figures(dir, {.hookrt_fp16 = false});

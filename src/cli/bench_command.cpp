@@ -4,6 +4,8 @@
 // side by side, and optionally written as JSON. After both are timed, one more step of each runs
 // under CUPTI's launch counter: its kernels, memcpys and memsets are printed and written too, with
 // the device time of each kernel family, and the families whose time the probes change most.
+// The JSON is written again as each figure is measured: a bench interrupted (SIGINT or SIGTERM,
+// between steps; exit 130) or failing part way keeps what it timed and says why it stopped.
 #include <algorithm>
 #include <chrono>
 #include <fstream>
@@ -15,6 +17,7 @@
 
 #include "cli/commands.h"
 #include "cli/gpu_flags.h"
+#include "cli/interrupt.h"
 #include "cli/loss_scale_option.h"
 #include "cli/memory_format_option.h"
 #include "cli/number_checks.h"
@@ -23,6 +26,7 @@
 #include "device_work_times.h"
 #include "hookrt/devices.h"
 #include "hookrt/executor.h"
+#include "io/file_bytes.h"
 #include "train_step_setup.h"
 
 namespace hookrt::cli {
@@ -69,23 +73,7 @@ struct BenchVariant {
   Model model;
   Executor executor;
   Tensor x, y;
-  StepPath timed_path = StepPath::Eager;  // how the last timed step ran
 };
-
-// Median wall time of `steps` steps after `warmup`; each step ends by reading its loss, so its
-// time covers the device's work.
-double median_step_ms(const BenchArgs& a, BenchVariant& variant) {
-  std::vector<double> times;
-  for (int64_t i = 0; i < a.warmup + a.steps; ++i) {
-    const auto begin = std::chrono::steady_clock::now();
-    variant.timed_path = variant.executor.step(variant.x, variant.y).path;
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - begin).count();
-    if (i >= a.warmup) times.push_back(ms);
-  }
-  std::sort(times.begin(), times.end());
-  const size_t n = times.size();
-  return n % 2 ? times[n / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
-}
 
 // The GPU work of one more step, or why it was not counted. A counting failure becomes the reason
 // rather than an error: the timings already taken still get printed and written.
@@ -106,15 +94,55 @@ LaunchCount count_step_launches(BenchVariant& variant) {
   return count;
 }
 
-void print_line(const std::string& name, double ms, int64_t batch) {
-  std::printf("hookrt %-14s %8.2f ms/step  %8.0f images/s\n", name.c_str(), ms, static_cast<double>(batch) / ms * 1e3);
-  std::fflush(stdout);
+// One variant's figures, as far as the run has got: each is set once it is measured.
+struct VariantFigures {
+  std::optional<double> ms;  // median of the timed steps; unset until all of them ran
+  StepPath path = StepPath::Eager;
+  std::string eager_because;  // why the timed steps ran op by op, where they did
+  // Under loss scaling: how many timed steps overflowed and skipped their update (cheaper steps,
+  // which PyTorch's baseline reports the same way).
+  std::optional<int64_t> skipped_steps;
+  std::optional<LaunchCount> launches;  // unset until counted (or found not countable)
+};
+
+// Times `steps` steps after `warmup`; each step ends by reading its loss, so its time covers the
+// device's work. Returns false, leaving `figures.ms` unset, where an interrupt stops the run
+// between two steps.
+bool time_variant(const BenchArgs& a, BenchVariant& variant, VariantFigures& figures) {
+  std::vector<double> times;
+  int64_t skipped = 0;
+  bool scaled = false;
+  for (int64_t i = 0; i < a.warmup + a.steps; ++i) {
+    if (interrupt_requested()) return false;
+    const auto begin = std::chrono::steady_clock::now();
+    const StepResult result = variant.executor.step(variant.x, variant.y);
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - begin).count();
+    if (i < a.warmup) continue;
+    times.push_back(ms);
+    figures.path = result.path;
+    scaled = result.loss_scale.has_value();
+    skipped += result.overflowed;
+  }
+  std::sort(times.begin(), times.end());
+  const size_t n = times.size();
+  figures.ms = n % 2 ? times[n / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
+  figures.eager_because = figures.path == StepPath::Eager ? variant.executor.why_last_step_eager() : "";
+  if (scaled) figures.skipped_steps = skipped;
+  return true;
 }
 
-// How the timed steps ran: replayed as one graph, or op by op and why.
-std::string steps_line(const BenchVariant& variant) {
-  if (variant.timed_path != StepPath::Eager) return "replayed as one CUDA graph";
-  return "op by op (" + variant.executor.why_last_step_eager() + ")";
+void print_line(const std::string& name, const VariantFigures& figures, int64_t batch, int64_t steps) {
+  std::printf("hookrt %-14s %8.2f ms/step  %8.0f images/s\n", name.c_str(), *figures.ms,
+              static_cast<double>(batch) / *figures.ms * 1e3);
+  // How the timed steps ran: replayed as one graph, or op by op and why.
+  const std::string how =
+      figures.path != StepPath::Eager ? "replayed as one CUDA graph" : "op by op (" + figures.eager_because + ")";
+  std::printf("hookrt %s steps: %s", name.c_str(), how.c_str());
+  if (figures.skipped_steps)
+    std::printf("; %lld of %lld skipped on overflow", static_cast<long long>(*figures.skipped_steps),
+                static_cast<long long>(steps));
+  std::printf("\n");
+  std::fflush(stdout);
 }
 
 void print_launches(const std::string& name, const LaunchCount& count) {
@@ -159,7 +187,7 @@ nlohmann::ordered_json device_time_json(const LaunchCount& count) {
 }
 
 // What the run was asked for, beside its figures: a variant's speed means little without it.
-// `layout` is the step's memory format as it ran ("NCHW" or "NHWC"), which --memory-format auto
+// `layout` is the step's memory format as it runs ("NCHW" or "NHWC"), which --memory-format auto
 // leaves to the device.
 nlohmann::ordered_json settings_json(const BenchArgs& a, const std::string& layout) {
   return {{"precision", a.precision},
@@ -173,59 +201,143 @@ nlohmann::ordered_json settings_json(const BenchArgs& a, const std::string& layo
           {"f32_batchnorm", a.gpu.own_batchnorm ? "hookrt" : "cudnn"}};
 }
 
-void write_json(const BenchArgs& a, const std::string& backend, double unhooked, double hooked,
-                const BenchVariant* unhooked_variant, const BenchVariant& hooked_variant,
-                const LaunchCount& unhooked_launches, const LaunchCount& hooked_launches) {
-  nlohmann::ordered_json figures{{"backend", backend},       {"batch", a.batch},
-                                 {"size", a.size},           {"steps", a.steps},
-                                 {"unhooked_ms", unhooked},  {"hooked_ms", hooked},
-                                 {"hooked_ratio", hooked / unhooked}};
-  // The unhooked variant is gone by now on the CPU, where no step is replayed.
-  figures["unhooked_steps"] = unhooked_variant ? step_path_name(unhooked_variant->timed_path) : "eager";
-  figures["hooked_steps"] = step_path_name(hooked_variant.timed_path);
-  if (hooked_variant.timed_path == StepPath::Eager)
-    figures["hooked_eager_because"] = hooked_variant.executor.why_last_step_eager();
-  figures["unhooked_launches"] = launches_json(unhooked_launches);
-  figures["hooked_launches"] = launches_json(hooked_launches);
-  figures["unhooked_device_time"] = device_time_json(unhooked_launches);
-  figures["hooked_device_time"] = device_time_json(hooked_launches);
-  if (!unhooked_launches.counts || !hooked_launches.counts)
-    figures["launches_not_counted"] = !unhooked_launches.counts ? unhooked_launches.why_not : hooked_launches.why_not;
-  const Executor& executor = hooked_variant.executor;
-  const MemoryFormat format = memory_format_choice(a.memory_format)
-                                  .value_or(default_memory_format(executor.backend().device(), parse_precision(a.precision)));
-  figures["settings"] = settings_json(a, format == MemoryFormat::ChannelsLast ? "NHWC" : "NCHW");
-  std::ofstream out(a.json);
-  out << figures.dump(2) << "\n";
-  if (!out) throw_bad_input("--json " + a.json + ": cannot write the file");
+// The run's figures so far, written whole to --json after each one is measured (through a
+// temporary file and a rename), so that a run stopped early, by an interrupt, a time limit or a
+// failing variant, keeps what it timed and says why the rest is missing.
+class BenchReport {
+ public:
+  BenchReport(const BenchArgs& a, std::string backend, std::string layout)
+      : a_(a), backend_(std::move(backend)), layout_(std::move(layout)) {}
+
+  VariantFigures unhooked, hooked;
+
+  // The first write, before any step: a --json path that cannot be written is bad input, found
+  // before the run spends its time.
+  void start() {
+    if (a_.json.empty()) return;
+    try {
+      write();
+    } catch (const Error& e) {
+      throw_bad_input(std::string("--json: ") + e.what());
+    }
+  }
+  void write() const {
+    if (a_.json.empty()) return;
+    const std::string text = figures_json().dump(2) + "\n";
+    io::write_file_atomically(a_.json, {{text.data(), text.size()}});
+  }
+  // Why the run ended before its last figure: written, then the caller stops.
+  void stop(const std::string& why) {
+    stopped_ = why;
+    write();
+  }
+
+ private:
+  // The fields in a fixed order, the timings first (benchmarks/device_figures.py reads them by
+  // name); a figure not measured yet is absent.
+  nlohmann::ordered_json figures_json() const {
+    nlohmann::ordered_json figures{{"backend", backend_}, {"batch", a_.batch}, {"size", a_.size}, {"steps", a_.steps}};
+    if (unhooked.ms) figures["unhooked_ms"] = *unhooked.ms;
+    if (hooked.ms) figures["hooked_ms"] = *hooked.ms;
+    if (unhooked.ms && hooked.ms) figures["hooked_ratio"] = *hooked.ms / *unhooked.ms;
+    for (const auto& [name, variant] : {std::pair{"unhooked", &unhooked}, std::pair{"hooked", &hooked}}) {
+      if (!variant->ms) continue;
+      figures[std::string(name) + "_steps"] = step_path_name(variant->path);
+      if (variant->path == StepPath::Eager) figures[std::string(name) + "_eager_because"] = variant->eager_because;
+      if (variant->skipped_steps) figures[std::string(name) + "_skipped_steps"] = *variant->skipped_steps;
+    }
+    if (unhooked.launches && hooked.launches) add_launches(figures);
+    figures["settings"] = settings_json(a_, layout_);
+    if (!stopped_.empty()) figures["stopped"] = stopped_;
+    return figures;
+  }
+  void add_launches(nlohmann::ordered_json& figures) const {
+    figures["unhooked_launches"] = launches_json(*unhooked.launches);
+    figures["hooked_launches"] = launches_json(*hooked.launches);
+    figures["unhooked_device_time"] = device_time_json(*unhooked.launches);
+    figures["hooked_device_time"] = device_time_json(*hooked.launches);
+    if (!unhooked.launches->counts || !hooked.launches->counts)
+      figures["launches_not_counted"] = !unhooked.launches->counts ? unhooked.launches->why_not : hooked.launches->why_not;
+  }
+
+  const BenchArgs& a_;
+  std::string backend_, layout_;
+  std::string stopped_;
+};
+
+// Exit status of a bench stopped by an interrupt, as `run` and `train` stop.
+constexpr int kInterrupted = 130;
+
+int interrupted(BenchReport& report, const std::string& where) {
+  std::fprintf(stderr, "hookrt bench: interrupted %s%s\n", where.c_str(),
+               report.unhooked.ms ? "; the figures timed so far are printed above and written" : "");
+  report.stop("interrupted " + where);
+  return kInterrupted;
 }
 
-int bench_main(const BenchArgs& a) {
-  const std::string backend = select_backend(parse_device_choice(a.device), {}).backend->name();
-  std::printf("hookrt %s %s, batch %lld, %lldx%lld, %lld steps after %lld warmup\n", backend.c_str(),
-              a.precision.c_str(), static_cast<long long>(a.batch), static_cast<long long>(a.size), static_cast<long long>(a.size),
-              static_cast<long long>(a.steps), static_cast<long long>(a.warmup));
+// Times one variant, its figure written as soon as it is known; false where interrupted.
+bool time_and_report(const BenchArgs& a, BenchVariant& variant, VariantFigures& figures, BenchReport& report,
+                     const std::string& name) {
+  if (!time_variant(a, variant, figures)) return false;
+  print_line(name, figures, a.batch, a.steps);
+  report.write();
+  return true;
+}
+
+int bench_variants(const BenchArgs& a, BenchReport& report, std::string& phase) {
+  phase = "the unhooked variant";
   std::optional<BenchVariant> unhooked_variant(std::in_place, a, false);
-  const double unhooked = median_step_ms(a, *unhooked_variant);
-  print_line("unhooked", unhooked, a.batch);
-  std::printf("hookrt unhooked steps: %s\n", steps_line(*unhooked_variant).c_str());
+  if (!time_and_report(a, *unhooked_variant, report.unhooked, report, "unhooked"))
+    return interrupted(report, "while timing the unhooked variant");
   // On the GPU both executors live on until both are timed, then each counts one more step. The
   // CPU has no launches to count, and its executor goes before the next one takes as much memory.
   const bool on_gpu = unhooked_variant->executor.backend().device() == Device::CUDA;
   if (!on_gpu) unhooked_variant.reset();
+  phase = "the hooked variant";
   BenchVariant hooked_variant(a, true);
-  const double hooked = median_step_ms(a, hooked_variant);
-  print_line("hooked", hooked, a.batch);
-  std::printf("hookrt hooked steps: %s\n", steps_line(hooked_variant).c_str());
-  std::printf("hookrt hooked/unhooked   %.3fx\n", hooked / unhooked);
-  const LaunchCount unhooked_launches = on_gpu ? count_step_launches(*unhooked_variant) : not_on_gpu();
-  print_launches("unhooked", unhooked_launches);
-  const LaunchCount hooked_launches = on_gpu ? count_step_launches(hooked_variant) : not_on_gpu();
-  print_launches("hooked", hooked_launches);
-  print_device_time_changes(unhooked_launches, hooked_launches);
-  if (!a.json.empty()) write_json(a, backend, unhooked, hooked, unhooked_variant ? &*unhooked_variant : nullptr, hooked_variant,
-                                  unhooked_launches, hooked_launches);
+  if (!time_and_report(a, hooked_variant, report.hooked, report, "hooked"))
+    return interrupted(report, "while timing the hooked variant");
+  std::printf("hookrt hooked/unhooked   %.3fx\n", *report.hooked.ms / *report.unhooked.ms);
+  if (interrupt_requested()) return interrupted(report, "before counting launches");
+  phase = "counting launches";
+  report.unhooked.launches = on_gpu ? count_step_launches(*unhooked_variant) : not_on_gpu();
+  print_launches("unhooked", *report.unhooked.launches);
+  report.hooked.launches = on_gpu ? count_step_launches(hooked_variant) : not_on_gpu();
+  print_launches("hooked", *report.hooked.launches);
+  print_device_time_changes(*report.unhooked.launches, *report.hooked.launches);
+  report.write();
   return 0;
+}
+
+int bench_main(const BenchArgs& a) {
+  Device device;
+  std::string backend;
+  {
+    const auto selected = select_backend(parse_device_choice(a.device), {});
+    device = selected.backend->device();
+    backend = selected.backend->name();
+  }
+  const MemoryFormat format =
+      memory_format_choice(a.memory_format).value_or(default_memory_format(device, parse_precision(a.precision)));
+  BenchReport report(a, backend, format == MemoryFormat::ChannelsLast ? "NHWC" : "NCHW");
+  report.start();
+  install_interrupt_handlers();
+  std::printf("hookrt %s %s, batch %lld, %lldx%lld, %lld steps after %lld warmup\n", backend.c_str(),
+              a.precision.c_str(), static_cast<long long>(a.batch), static_cast<long long>(a.size), static_cast<long long>(a.size),
+              static_cast<long long>(a.steps), static_cast<long long>(a.warmup));
+  std::fflush(stdout);
+  std::string phase;
+  try {
+    return bench_variants(a, report, phase);
+  } catch (const Error& e) {
+    // The failure goes on to the caller as it is; a report that cannot be written now only says so.
+    try {
+      report.stop(phase + " failed: " + e.what());
+    } catch (const Error& unwritten) {
+      std::fprintf(stderr, "hookrt bench: %s\n", unwritten.what());
+    }
+    throw;
+  }
 }
 
 }  // namespace
