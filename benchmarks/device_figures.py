@@ -23,7 +23,10 @@ families whose time the probes change most are printed last and written as
 hookrt_bench_heuristic_conv.json), each variant's step is a figure against the same step without
 that speedup; so is the default step against the same step on hookrt's fp32 batch norms
 (hookrt_bench_own_batchnorm.json, `--own-batchnorm`). A missing input, or launches hookrt could not count, leaves its figures out and says
-so on stderr; a bench that stopped part way (its "stopped") gives the figures it timed and is named
+so on stderr. Where PyTorch's baseline profiled a step (NAME_device_time) and hookrt's bench counted
+one at the same precision, their device times are a figure (bench_*_device_time_vs_torch_*) and are
+compared by kind of work and kernel (device_time_vs_torch.py), printed and written as
+"device_time_vs_torch"; a bench that stopped part way (its "stopped") gives the figures it timed and is named
 on stderr. Where either side counted fp16 steps skipped on overflow (cheaper steps), the counts
 stand in the hookrt-vs-PyTorch fp16 figure's "baseline_is".
 """
@@ -34,6 +37,8 @@ import json
 import os
 import sys
 from typing import Optional
+
+import device_time_vs_torch
 
 
 def load(path):
@@ -439,6 +444,42 @@ def print_device_time_changes(changes):
               f"  ({c['unhooked_items']} -> {c['hooked_items']})")
 
 
+# ---- hookrt's and PyTorch's device time, one unhooked step of each at the same precision ---------------
+def torch_device_time_figures(hookrt_bench, halves, problems, torch_result, figures):
+    """For each precision both sides measured: hookrt's device time against PyTorch's as a figure (no
+    target: it says whether a gap in the wall-time ratio is in the kernels or between them), and the
+    comparison by kind of work and kernel (device_time_vs_torch.py), by precision."""
+    if not torch_result:
+        return {}
+    runs = [("fp32", hookrt_bench, "eager", "bench_unhooked_device_time_vs_torch_eager", "hookrt_bench.json")]
+    runs += [(p.name, halves[p.name] if not problems[p.name] else None, p.torch_variant,
+              f"bench_{p.name}_device_time_vs_torch_{p.torch_short}", p.source) for p in HALF_PRECISIONS]
+    comparisons = {}
+    for precision, bench, variant, name, source in runs:
+        ours, theirs = (bench or {}).get("unhooked_device_time"), torch_result.get(f"{variant}_device_time")
+        if not ours or not theirs:
+            if bench and (ours or theirs):
+                print(f"device_figures: no {'PyTorch' if ours else 'hookrt'} device time at {precision}: "
+                      f"the {precision} device time comparison is left out", file=sys.stderr)
+            continue
+        if comparable(bench, torch_result):
+            continue  # hookrt_vs_torch_figures and half_vs_torch_figure say why
+        c = device_time_vs_torch.comparison(ours, theirs)
+        comparisons[precision] = c
+        figures[name] = {
+            "value": c["hookrt_ms"], "baseline": c["torch_ms"], "unit": "ms",
+            "baseline_is": f"PyTorch {torch_result.get('torch')}'s {variant} step's device time (torch.profiler, one "
+                           f"profiled step) against hookrt's unhooked {precision} step's ({source}: CUPTI, one "
+                           f"counted step), {shape(bench)}",
+            "ratio": significant(c["torch_ms"] / c["hookrt_ms"]), "ratio_is": SPEEDUP}
+    return comparisons
+
+
+def print_device_time_vs_torch(comparisons):
+    for precision, c in comparisons.items():
+        device_time_vs_torch.print_comparison(precision, c)
+
+
 # ---- each speedup against the same bench with it switched off -------------------------------------
 # (file in OUT, the flag that switches the speedup off, the figure's name for a variant, what the
 # speedup is). A ratio below 1 is what the speedup gains. The last is a choice, not yet a default:
@@ -593,13 +634,17 @@ def main():
         off_switch_figures(hookrt_bench, load_bench(args.dir, source), source, name, what, figures)
     card = args.card or (torch_result or {}).get("card") or "unknown"
     changes = device_time_changes(hookrt_bench)
+    versus_torch = torch_device_time_figures(hookrt_bench, halves, problems, torch_result, figures)
     result = {"date": datetime.date.today().isoformat(), "card": card, "commit": args.commit, "figures": figures}
     if changes:
         result["hooked_device_time_changes"] = changes
+    if versus_torch:
+        result["device_time_vs_torch"] = versus_torch
     print(f"figures ({card}, commit {args.commit}): value | baseline | ratio")
     print_figures(figures)
     print_side_by_side(hookrt_bench, halves, problems, torch_result)
     print_issue5_ratios(figures)
+    print_device_time_vs_torch(versus_torch)
     print_device_time_changes(changes)
     if args.json:
         with open(args.json, "w") as out:

@@ -18,7 +18,8 @@ Variants, each a full train step (forward, cross-entropy, backward, SGD with mom
   hooks_careful    the same figures kept on the GPU, one synchronisation per step
 Each variant's median goes to --out as it ends (NAME_ms; fp16's also NAME_skipped_steps, the timed
 steps GradScaler skipped on overflow); a variant that fails leaves NAME_error instead, and the
-script exits 1 once the others have run.
+script exits 1 once the others have run. The variants without hooks also profile one more step
+(NAME_device_time: the GPU's time in each kernel, beside hookrt's in device_figures.py).
 Full backward hooks need torchvision's in-place ops rewritten (ReLU(inplace=True) and
 `out += identity` make autograd reject the hook's view): the hooked variants rewrite them as
 out-of-place ops, which changes no value. Times are CUDA-event medians over --steps steps.
@@ -156,9 +157,33 @@ def train_step(model, optimizer, x, labels, precision, scaler):
     scaler.update()
 
 
+def device_time(step, device_type=None):
+    """One more step under PyTorch's profiler: the GPU's time in each kernel (by its full name), in
+    memcpys and in memsets, in the shape of `hookrt bench`'s device time, [{"name", "items", "ms"}],
+    most time first (device_time_vs_torch.py reduces the names to kernel families as hookrt does).
+    `device_type` (the profiler's, CUDA by default) is for a check of this function off the GPU."""
+    device_type = device_type or torch.autograd.DeviceType.CUDA
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device_type == torch.autograd.DeviceType.CUDA:
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as prof:
+        step()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+    totals = {}
+    for event in prof.events():
+        if event.device_type != device_type:
+            continue
+        entry = totals.setdefault(event.name, {"name": event.name, "items": 0, "ms": 0.0})
+        entry["items"] += 1
+        entry["ms"] += event.time_range.elapsed_us() / 1e3
+    return sorted(totals.values(), key=lambda e: (-e["ms"], e["name"]))
+
+
 def time_variant(name, args, hooks=None, precision=None):
     """The median step of one variant; `precision` None is fp32, else autocast's 16-bit dtype (fp16
-    with GradScaler)."""
+    with GradScaler). Returns (median ms, steps skipped on overflow or None, and for a variant
+    without hooks the device time of one more step, profiled after the timed ones)."""
     model, optimizer, x, labels, recorder = prepare(args, precision, hooks)
     scaler = grad_scaler() if precision == torch.float16 else None
     times, skipped = [], 0
@@ -178,7 +203,10 @@ def time_variant(name, args, hooks=None, precision=None):
     median = statistics.median(times)
     note = f"  ({skipped} of {args.steps} steps skipped on overflow)" if scaler else ""
     print(f"torch {name:14s} {median:8.2f} ms/step  {args.batch / median * 1e3:8.0f} images/s{note}", flush=True)
-    return median, (skipped if scaler else None)
+    times = None
+    if hooks is None:
+        times = device_time(lambda: train_step(model, optimizer, x, labels, precision, scaler))
+    return median, (skipped if scaler else None), times
 
 
 def main():
@@ -197,10 +225,12 @@ def main():
     for name, settings in variants:
         # A variant that fails loses its own figure only: the others' are written as each ends.
         try:
-            median, skipped = time_variant(name, args, **settings)
+            median, skipped, times = time_variant(name, args, **settings)
             result[f"{name}_ms"] = median
             if skipped is not None:
                 result[f"{name}_skipped_steps"] = skipped
+            if times is not None:
+                result[f"{name}_device_time"] = times
         except Exception as error:  # noqa: BLE001 (any failure of one variant)
             failed = True
             result[f"{name}_error"] = f"{type(error).__name__}: {error}"

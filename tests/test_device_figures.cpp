@@ -710,6 +710,69 @@ TEST(DeviceFigures, HookedDeviceTimeIsAFigureAndItsLargestChangesArePrintedAndKe
       << run.process.out;
 }
 
+// hookrt's unhooked step's device time (CUPTI's kernel families) beside PyTorch's profiled step
+// (full demangled names, reduced here to families): a figure, then by kind of work and by kernel.
+// Times: convolution forward 10 vs 9 ms (the same cuDNN kernel in both), elementwise 2 vs 1.5,
+// memcpy 0.1 vs 0.1; in all 12.1 vs 10.6 ms, a speed-up of 10.6 / 12.1 = 0.876.
+TEST(DeviceFigures, DeviceTimeIsHeldToPyTorchsByKindOfWorkAndKernel) {
+  TempDir dir;
+  json bench = hookrt_bench();
+  bench["unhooked_device_time"] = json::array(
+      {{{"name", "sm90_xmma_fprop_implicit_gemm_tf32"}, {"items", 20}, {"ms", 10.0}},
+       {{"name", "hookrt::cuda::relu_forward_kernel"}, {"items", 17}, {"ms", 2.0}},
+       {{"name", "memcpy"}, {"items", 1}, {"ms", 0.1}}});
+  json torch = torch_baseline();
+  torch["eager_device_time"] = json::array(
+      {{{"name", "sm90_xmma_fprop_implicit_gemm_tf32"}, {"items", 20}, {"ms", 9.0}},
+       {{"name", "void at::native::vectorized_elementwise_kernel<4, at::native::(anonymous namespace)::"
+                 "launch_clamp_scalar(at::TensorIteratorBase&)::{lambda()#1}>(int, float*)"},
+        {"items", 17},
+        {"ms", 1.5}},
+       {{"name", "Memcpy DtoD (Device -> Device)"}, {"items", 1}, {"ms", 0.1}}});
+  FiguresRun run = run_figures(dir, {.hookrt_json = bench, .more = {{"torch_gpu_baseline.json", torch}}});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  const json& figure = run.results["figures"]["bench_unhooked_device_time_vs_torch_eager"];
+  EXPECT_EQ(figure["value"], 12.1);
+  EXPECT_EQ(figure["baseline"], 10.6);
+  EXPECT_EQ(figure["ratio"], 0.876);
+  EXPECT_EQ(figure["ratio_is"], "baseline / value (speed-up; higher is better)");
+  EXPECT_FALSE(figure.contains("target")) << "no target: it places the wall-time ratio's gap";
+  const json& fp32 = run.results["device_time_vs_torch"]["fp32"];
+  std::map<std::string, std::tuple<double, double, int, int>> kinds;
+  for (const json& k : fp32["by_kind"])
+    kinds[k["kind"]] = {k["hookrt_ms"].get<double>(), k["torch_ms"].get<double>(), k["hookrt_items"].get<int>(),
+                        k["torch_items"].get<int>()};
+  EXPECT_EQ(kinds, (std::map<std::string, std::tuple<double, double, int, int>>{
+                       {"convolution forward", {10.0, 9.0, 20, 20}},
+                       {"elementwise", {2.0, 1.5, 17, 17}},
+                       {"memcpy", {0.1, 0.1, 1, 1}}}))
+      << fp32.dump(1);
+  const json& kernels = fp32["largest_differences"];
+  ASSERT_EQ(kernels.size(), 4u) << kernels.dump(1);
+  EXPECT_EQ(kernels[0]["name"], "hookrt::cuda::relu_forward_kernel");  // hookrt's excess first
+  EXPECT_EQ(kernels[0]["delta_ms"], 2.0);
+  EXPECT_EQ(kernels[1]["name"], "sm90_xmma_fprop_implicit_gemm_tf32");  // one name on both sides
+  EXPECT_EQ(kernels[1]["hookrt_ms"], 10.0);
+  EXPECT_EQ(kernels[1]["torch_ms"], 9.0);
+  EXPECT_EQ(kernels[1]["delta_ms"], 1.0);
+  EXPECT_EQ(kernels[3]["name"], "at::native::vectorized_elementwise_kernel");  // PyTorch's own, a family
+  EXPECT_EQ(kernels[3]["delta_ms"], -1.5);
+  EXPECT_FALSE(run.results["device_time_vs_torch"].contains("bf16")) << "neither side timed bf16's kernels";
+  EXPECT_TRUE(has_line(run.process.out, R"(\n  +\+1\.000  convolution forward +10\.000 vs +9\.000  \(20 vs 20\)\n)"))
+      << run.process.out;
+}
+
+TEST(DeviceFigures, DeviceTimeOnOneSideOnlyIsNotComparedAndSaysSo) {
+  TempDir dir;
+  json bench = hookrt_bench();
+  bench["unhooked_device_time"] = json::array({{{"name", "memcpy"}, {"items", 1}, {"ms", 0.1}}});
+  FiguresRun run = run_figures(dir, {.hookrt_json = bench});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  EXPECT_FALSE(run.results["figures"].contains("bench_unhooked_device_time_vs_torch_eager"));
+  EXPECT_FALSE(run.results.contains("device_time_vs_torch"));
+  EXPECT_TRUE(contains(run.process.err, "no PyTorch device time at fp32")) << run.process.err;
+}
+
 TEST(DeviceFigures, NoDeviceTimesLeaveTheirFigureAndChangesOut) {
   TempDir dir;
   FiguresRun run = run_figures(dir, {});  // the fixture bench predates device times
