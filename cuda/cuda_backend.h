@@ -134,6 +134,7 @@ class CudaBackend final : public Backend {
   void sgd_update_all(const std::vector<SgdTensors>& tensors, bool first_step, const SgdOptions& o,
                       const Tensor& skip_if) override;
   void unscale_gradient_(Tensor& grad, const Tensor& scale, Tensor& found_inf) override;
+  void unscale_gradients_(const std::vector<Tensor*>& grads, const Tensor& scale, Tensor& found_inf) override;
   void update_loss_scale(Tensor& scale, Tensor& growth_tracker, const Tensor& found_inf,
                          const LossScaleOptions& o) override;
 

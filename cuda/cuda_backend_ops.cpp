@@ -512,6 +512,20 @@ void CudaBackend::unscale_gradient_(Tensor& grad, const Tensor& scale, Tensor& f
   cuda::unscale_gradient(grad.data<float>(), grad.numel(), scale.data<float>(), found_inf.data<float>(), stream());
 }
 
+void CudaBackend::unscale_gradients_(const std::vector<Tensor*>& grads, const Tensor& scale, Tensor& found_inf) {
+  const char* op = "unscale_gradients_";
+  require_one_f32(scale, op, "scale");
+  require_one_f32(found_inf, op, "found_inf");
+  std::vector<cuda::UnscaleTensor> tensors;
+  tensors.reserve(grads.size());
+  for (Tensor* grad : grads) {
+    require_f32(*grad, op, "grad");
+    tensors.push_back({grad->data<float>(), grad->numel()});
+  }
+  cuda::unscale_gradients(tensors.data(), static_cast<int>(tensors.size()), scale.data<float>(),
+                          found_inf.data<float>(), stream());
+}
+
 void CudaBackend::update_loss_scale(Tensor& scale, Tensor& growth_tracker, const Tensor& found_inf,
                                     const LossScaleOptions& o) {
   const char* op = "update_loss_scale";

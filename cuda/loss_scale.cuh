@@ -13,6 +13,17 @@ namespace hookrt::cuda {
 // that is 1), and *found_inf = 1 where any element is NaN or +-Inf (never cleared here).
 void unscale_gradient(float* grad, int64_t n, const float* scale, float* found_inf, cudaStream_t stream);
 
+// One gradient of an unscale of many.
+struct UnscaleTensor {
+  float* grad;
+  int64_t n;
+};
+
+// unscale_gradient of `count` gradients, with the same bits, in one launch for every
+// kTensorListSize (tensor_list.cuh) of them.
+void unscale_gradients(const UnscaleTensor* grads, int count, const float* scale, float* found_inf,
+                       cudaStream_t stream);
+
 // torch._amp_update_scale_, one thread: after an overflow *scale *= backoff and *growth_tracker = 0;
 // otherwise the tracker counts good steps and at growth_interval *scale *= growth (kept where
 // that is not finite) and the tracker restarts.

@@ -5,12 +5,12 @@
 //   p  -= lr * d_p
 // Every product and sum is rounded on its own (__fmul_rn/__fadd_rn stop nvcc from contracting them
 // into FMAs), so the result is bit-identical to the CPU reference and to PyTorch's foreach-less path.
-#include <algorithm>
 #include <cstdint>
 
 #include "hookrt/error.h"
 #include "launch.cuh"
 #include "sgd.cuh"
+#include "tensor_list.cuh"
 
 namespace hookrt::cuda {
 namespace {
@@ -39,34 +39,15 @@ __global__ void sgd_kernel(int64_t n, float* param, const float* grad, float* mo
   HOOKRT_GRID_STRIDE_LOOP(i, n) param[i] = sgd_step(param[i], grad[i], k.use_momentum ? &momentum_buffer[i] : &unused, k);
 }
 
-// Up to kSgdListSize parameters, by value in the launch's parameters (about 2.3 KB, under the
-// 4 KB every architecture takes). Tensor t's elements go to blocks [first_block[t],
-// first_block[t + 1]), so that a small tensor gets one block and a large one many.
-struct SgdList {
-  SgdTensorPointers tensors[kSgdListSize];
-  int first_block[kSgdListSize + 1];
-  int count;
-};
+static_assert(sizeof(TensorList<SgdTensorPointers>) <= 4096, "an SGD list fits the launch's parameters");
 
-constexpr int64_t kElementsPerThread = 8;
-constexpr int64_t kElementsPerBlock = kLinearBlock * kElementsPerThread;
-// A launch's blocks stop growing here; a tensor's blocks then cover it with a stride.
-constexpr int64_t kMaxBlocksPerTensor = 8192;
-
-int64_t blocks_for(int64_t n) {
-  return std::clamp<int64_t>((n + kElementsPerBlock - 1) / kElementsPerBlock, 1, kMaxBlocksPerTensor);
-}
-
-// __grid_constant__: the list is read where the launch put it, not copied into each thread.
-__global__ void sgd_list_kernel(const __grid_constant__ SgdList list, SgdConstants k, const float* skip_if) {
+__global__ void sgd_list_kernel(const __grid_constant__ TensorList<SgdTensorPointers> list, SgdConstants k,
+                                const float* skip_if) {
   if (skip_if != nullptr && *skip_if != 0.0f) return;
-  int t = 0;  // the block's tensor: at most kSgdListSize steps, the same in every thread
-  while (t + 1 < list.count && list.first_block[t + 1] <= static_cast<int>(blockIdx.x)) ++t;
-  const SgdTensorPointers& p = list.tensors[t];
-  const int64_t blocks = list.first_block[t + 1] - list.first_block[t];
+  const ListPosition at = list_position(list);
+  const SgdTensorPointers& p = list.tensors[at.tensor];
   float unused = 0.0f;
-  for (int64_t i = (static_cast<int64_t>(blockIdx.x) - list.first_block[t]) * blockDim.x + threadIdx.x; i < p.n;
-       i += blocks * blockDim.x)
+  for (int64_t i = at.first; i < p.n; i += at.stride)
     p.param[i] = sgd_step(p.param[i], p.grad[i], k.use_momentum ? &p.momentum_buffer[i] : &unused, k);
 }
 
@@ -90,25 +71,14 @@ void sgd_update(float* param, const float* grad, float* momentum_buffer, int64_t
 void sgd_update_list(const SgdTensorPointers* tensors, int count, bool first_step, const SgdHyperParameters& o,
                      const float* skip_if, cudaStream_t stream) {
   const SgdConstants k = constants_of(o, first_step);
-  int next = 0;
-  while (next < count) {
-    SgdList list{};
-    int blocks = 0;
-    for (; next < count && list.count < kSgdListSize; ++next) {
-      const SgdTensorPointers& t = tensors[next];
-      if (t.n == 0) continue;  // nothing to update, no block to give it, perhaps no buffer address
-      if (k.use_momentum && t.momentum_buffer == nullptr)
-        throw Error("sgd_update: momentum is set but no momentum buffer was given");
-      list.tensors[list.count] = t;
-      list.first_block[list.count] = blocks;
-      blocks += static_cast<int>(blocks_for(t.n));
-      ++list.count;
-    }
-    if (list.count == 0) return;
-    list.first_block[list.count] = blocks;
+  const auto check = [&](const SgdTensorPointers& t) {
+    if (k.use_momentum && t.momentum_buffer == nullptr)
+      throw Error("sgd_update: momentum is set but no momentum buffer was given");
+  };
+  for_each_tensor_list(tensors, count, check, [&](const TensorList<SgdTensorPointers>& list, int blocks) {
     sgd_list_kernel<<<blocks, kLinearBlock, 0, stream>>>(list, k, skip_if);
     HOOKRT_CUDA_CHECK(cudaGetLastError());
-  }
+  });
 }
 
 }  // namespace hookrt::cuda

@@ -29,9 +29,9 @@ struct SgdTensorPointers {
   int64_t n;
 };
 
-// sgd_update of `count` parameters, with the same bits, in one launch for every kSgdListSize of
-// them (their pointers travel in the launch's parameters, so nothing is uploaded first).
-constexpr int kSgdListSize = 64;
+// sgd_update of `count` parameters, with the same bits, in one launch for every kTensorListSize
+// (tensor_list.cuh) of them: their pointers travel in the launch's parameters, so nothing is
+// uploaded first.
 void sgd_update_list(const SgdTensorPointers* tensors, int count, bool first_step, const SgdHyperParameters& options,
                      const float* skip_if, cudaStream_t stream);
 

@@ -75,6 +75,10 @@ void Backend::sgd_update_all(const std::vector<SgdTensors>& tensors, bool first_
   for (const SgdTensors& t : tensors) sgd_update(*t.param, *t.grad, *t.momentum_buffer, first_step, o, skip_if);
 }
 
+void Backend::unscale_gradients_(const std::vector<Tensor*>& grads, const Tensor& scale, Tensor& found_inf) {
+  for (Tensor* grad : grads) unscale_gradient_(*grad, scale, found_inf);
+}
+
 bool Backend::splits_batchnorm(DType) const { return false; }
 
 [[noreturn]] static void no_split_batchnorm(const Backend& backend, const char* op) {

@@ -10,11 +10,15 @@
 // Where each piece sits in a step (GradScaler's recipe):
 //   begin_step()            found_inf = 0, before backward
 //   scale_loss_gradient()   d(loss)/d(logits) *= scale: the whole backward runs scaled
-//   unscale()               each parameter gradient /= scale as backward produces it, and
-//                           found_inf |= any NaN or Inf in it (GradScaler.unscale_)
+//   unscale()               a parameter gradient /= scale as backward produces it, and
+//                           found_inf |= any NaN or Inf in it (GradScaler.unscale_), where a
+//                           grad hook is to see it unscaled; the gradients nothing reads before
+//                           backward ends wait for unscale_deferred(), which unscales them all
+//                           in one backend call (one launch on the GPU, as GradScaler's foreach)
 //   found_inf()             the optimizer's skip_if (GradScaler.step)
 //   update()                the scale backs off or grows (GradScaler.update)
 #include <cstdint>
+#include <vector>
 
 #include "hookrt/backend.h"
 #include "hookrt/executor.h"
@@ -32,6 +36,8 @@ class LossScaler {
   void begin_step();
   void scale_loss_gradient(Tensor& dlogits);
   void unscale(Tensor& grad);
+  void unscale_later(const Tensor& grad) { deferred_.push_back(grad); }
+  void unscale_deferred();
   const Tensor& found_inf() const { return found_inf_; }
   void update();
 
@@ -49,6 +55,7 @@ class LossScaler {
   Tensor scale_;           // F32 [1]
   Tensor growth_tracker_;  // I32 [1]
   Tensor found_inf_;       // F32 [1]
+  std::vector<Tensor> deferred_;  // this step's gradients left for unscale_deferred (sharing their storage)
   double scale_used_;      // the host's copy of the scale the next (or current) step runs with
 };
 

@@ -185,10 +185,18 @@ int StepRunner::through_changing_hooks(int x, Fire fire) {
 // parameter through the cast's backward. Grad hooks see it unscaled, where GradScaler.unscale_
 // leaves it for PyTorch's gradient clipping and inspection, so that their statistics and clipnorm
 // mean what they mean in an unscaled run.
+//
+// A gradient no grad hook sees is unscaled with the others once backward ends (one launch on the
+// GPU, not one per parameter): nothing reads it before then.
 void StepRunner::parameter_grad(const std::string& key, Tensor grad) {
   const Tensor& p = param(key);
   grad = backend_.converted(grad, p.dtype(), p.memory_format());
-  if (state_.loss_scaler) state_.loss_scaler->unscale(grad);
+  if (state_.loss_scaler) {
+    if (hooks_.any(HookWhen::Grad, key))
+      state_.loss_scaler->unscale(grad);
+    else
+      state_.loss_scaler->unscale_later(grad);
+  }
   const std::string& owner = model_.owner_of(key);
   const HookSite site{owner, model_.module(owner).kind, 0, key};
   hooks_.fire(HookWhen::Grad, site, key, grad, "grad", nullptr);

@@ -18,6 +18,7 @@
 #include "random.h"
 #include "support/autocast_dtypes.h"
 #include "support/cli.h"
+#include "support/delegating_backend.h"
 #include "support/errors.h"
 #include "support/recording_backend.h"
 #include "support/tiny_model.h"
@@ -376,6 +377,61 @@ INSTANTIATE_TEST_SUITE_P(Graphs, F16StepFailingGraph,
                          [](const ::testing::TestParamInfo<testing::RecordingOptions>& info) {
                            return std::string(info.param.fail_at_replay ? "FirstReplayFails" : "RecordingFails");
                          });
+
+// Counts the loss scaler's unscales as they reach the backend.
+class UnscaleCountingBackend : public testing::DelegatingBackend {
+ public:
+  void unscale_gradient_(Tensor& grad, const Tensor& scale, Tensor& found_inf) override {
+    ++one_at_a_time;
+    DelegatingBackend::unscale_gradient_(grad, scale, found_inf);
+  }
+  void unscale_gradients_(const std::vector<Tensor*>& grads, const Tensor& scale, Tensor& found_inf) override {
+    lists.push_back(grads.size());
+    DelegatingBackend::unscale_gradients_(grads, scale, found_inf);
+  }
+  int one_at_a_time = 0;
+  std::vector<size_t> lists;  // the size of each list call
+};
+
+// A gradient that a grad hook is to see is unscaled as backward produces it; the others wait for
+// the end of backward and go in one call (one launch on the GPU, GradScaler's foreach form), with
+// the same bits: the step's parameters, and its overflow, are the same as when each went alone.
+TEST_F(F16Step, GradientsNoGradHookSeesAreUnscaledTogetherAfterBackward) {
+  struct Run {
+    bool overflowed;
+    TensorMap state;
+    int one_at_a_time;
+    std::vector<size_t> lists;
+  };
+  auto run = [&](const std::string& hooked, double scale) {
+    model().load_state_dict(initial_state());
+    HookHandle handle = model().register_grad_hook(hooked, TensorCallback([](const HookEvent&, TensorRef) {}));
+    Run r;
+    {
+      auto backend = std::make_unique<UnscaleCountingBackend>();
+      const UnscaleCountingBackend& counted = *backend;
+      Executor executor(model(), std::move(backend), f16_training(static_scale(scale)));
+      r.overflowed = executor.step(testing::tiny_input(), testing::tiny_labels()).overflowed;
+      executor.sync_model();
+      r.one_at_a_time = counted.one_at_a_time;
+      r.lists = counted.lists;
+    }
+    handle.remove();
+    for (const auto& [key, t] : model().state_dict()) r.state.emplace_back(key, t.clone());
+    return r;
+  };
+  const size_t parameters = model().parameter_names().size();
+  for (const double scale : {2.0, 0x1p40}) {
+    const Run one = run("fc.weight", scale), all = run("*", scale);
+    EXPECT_EQ(one.one_at_a_time, 1) << "fc.weight's, for its hook";
+    EXPECT_EQ(one.lists, std::vector<size_t>{parameters - 1}) << "the others together";
+    EXPECT_EQ(all.one_at_a_time, static_cast<int>(parameters));
+    EXPECT_TRUE(all.lists.empty());
+    EXPECT_EQ(one.overflowed, scale != 2.0) << "2^40 overflows the tiny model's F16 gradients, 2 does not";
+    EXPECT_EQ(one.overflowed, all.overflowed);
+    for (const auto& [key, t] : all.state) EXPECT_TRUE(bitwise_equal(find(one.state, key), t)) << key << " at " << scale;
+  }
+}
 
 TEST_F(F16Step, AResumedScalerContinuesWhereItStopped) {
   ExecutorOptions options = f16_training(dynamic_from(4, 3));

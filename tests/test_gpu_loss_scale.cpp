@@ -1,6 +1,7 @@
 // The loss scaler's device ops against the CPU reference: unscale_gradient_ (one correctly rounded
-// product per element, so identical), update_loss_scale over a sequence of clean and overflowed
-// steps, and sgd_update's skip flag. Skips without a usable GPU.
+// product per element, so identical) and its foreach form unscale_gradients_, update_loss_scale
+// over a sequence of clean and overflowed steps, and sgd_update's skip flag. Skips without a
+// usable GPU.
 #include <gtest/gtest.h>
 
 #include <limits>
@@ -10,6 +11,7 @@
 #include "support/cli.h"
 #include "support/errors.h"
 #include "support/gpu_ops.h"
+#include "support/tiny_model.h"  // bitwise_equal
 
 namespace hookrt {
 namespace {
@@ -75,6 +77,43 @@ TEST(UnscaleGradientOffsets, EveryStartWithinAVectorMatchesCpu) {
   }
 }
 
+// The foreach form the loss scaler uses for the gradients no grad hook sees: 80 gradients (two
+// launches of at most 64), an empty one among them, a 70001-element one that takes many blocks,
+// each with the bits its own unscale_gradient_ gives, and one flag for all of them: set by the one
+// gradient with an Inf, kept where set before, clear where nothing was found.
+TEST(UnscaleGradientsTest, AllAtOnceGiveEachOnesBitsAndOneFlag) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  const std::vector<Shape> shapes = {{1}, {3}, {7, 13}, {1001}, {64, 64, 3, 3}, {70001}, {0}};
+  constexpr int kGrads = 80;
+  struct Case {
+    const char* name;
+    int planted;  // the gradient holding an Inf, or -1
+    float flag_before;
+  };
+  for (const Case c : {Case{"an Inf in gradient 67", 67, 0.0f}, Case{"clean", -1, 0.0f},
+                       Case{"clean after an earlier overflow", -1, 1.0f}}) {
+    SCOPED_TRACE(c.name);
+    std::vector<Tensor> alone, together;
+    for (int i = 0; i < kGrads; ++i) {
+      Tensor host = uniform(shapes[static_cast<size_t>(i) % shapes.size()], seed_of("unscale list") + i, -1e4, 1e4);
+      if (i == c.planted) host.data<float>()[host.numel() / 2] = kInf;
+      alone.push_back(gpu->from_host(host));
+      together.push_back(gpu->from_host(host));
+    }
+    const Tensor scale = gpu->from_host(one_f32(3.0f));
+    Tensor alone_flag = gpu->from_host(one_f32(c.flag_before)), together_flag = gpu->from_host(one_f32(c.flag_before));
+    for (Tensor& grad : alone) gpu->unscale_gradient_(grad, scale, alone_flag);
+    std::vector<Tensor*> list;
+    for (Tensor& grad : together) list.push_back(&grad);
+    gpu->unscale_gradients_(list, scale, together_flag);
+    for (int i = 0; i < kGrads; ++i)
+      EXPECT_TRUE(testing::bitwise_equal(gpu->to_host(together[i]), gpu->to_host(alone[i]))) << "gradient " << i;
+    const float expected = c.planted >= 0 ? 1.0f : c.flag_before;
+    EXPECT_EQ(gpu->to_host(alone_flag).item(0), expected);
+    EXPECT_EQ(gpu->to_host(together_flag).item(0), expected);
+  }
+}
+
 // Clean steps up to a growth, an overflow, and a growth that would leave F32.
 TEST(UpdateLossScaleTest, ASequenceOfStepsMatchesCpu) {
   HOOKRT_GPU_OR_SKIP(gpu);
@@ -126,6 +165,9 @@ TEST(LossScaleErrors, NameTheOpAndTheTensor) {
   Tensor half_grad = gpu->from_host(uniform({4}, 4).to(DType::F16));
   EXPECT_TRUE(testing::contains(testing::error_message([&] { gpu->unscale_gradient_(half_grad, scale, flag); }),
                                 "unscale_gradient_: grad"));
+  EXPECT_TRUE(testing::contains(
+      testing::error_message([&] { gpu->unscale_gradients_({&grad, &half_grad}, scale, flag); }),
+      "unscale_gradients_: grad"));
   Tensor i32_flag = gpu->from_host(Tensor::full({1}, 0.0, DType::I32));
   EXPECT_TRUE(testing::contains(testing::error_message([&] { gpu->unscale_gradient_(grad, scale, i32_flag); }),
                                 "unscale_gradient_: found_inf"));

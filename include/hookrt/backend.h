@@ -25,7 +25,7 @@
 //                             one dtype, F32 or half, computed in F32 and rounded once
 //                             (multiply_'s factor: F32 or the tensor's dtype)
 //   run_probes, run_producing_op   the tensor's dtype, F32 or half
-//   cross_entropy_*, sgd_update, unscale_gradient_, update_loss_scale
+//   cross_entropy_*, sgd_update, unscale_gradient_(s), update_loss_scale
 //                             F32 (autocast runs the loss in F32); the loss scaler's growth
 //                             tracker I32
 //   convert                   between F32, BF16 and F16 (round to nearest even), and between formats
@@ -318,6 +318,9 @@ class Backend {
   // is NaN or +-Inf; found_inf is not cleared, so one flag collects every gradient of a step
   // (torch._amp_foreach_non_finite_check_and_unscale_).
   virtual void unscale_gradient_(Tensor& grad, const Tensor& scale, Tensor& found_inf) = 0;
+  // unscale_gradient_ of each gradient, with the same bits, in as few launches as the backend can
+  // (the foreach form GradScaler.unscale_ runs): by default one unscale_gradient_ each.
+  virtual void unscale_gradients_(const std::vector<Tensor*>& grads, const Tensor& scale, Tensor& found_inf);
   // torch._amp_update_scale_: after a step with found_inf nonzero, scale *= backoff_factor and
   // growth_tracker = 0; otherwise growth_tracker += 1, and when it reaches growth_interval,
   // scale *= growth_factor (kept when that would not be finite) and growth_tracker = 0. The

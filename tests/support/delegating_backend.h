@@ -94,6 +94,9 @@ class DelegatingBackend : public Backend {
   void unscale_gradient_(Tensor& grad, const Tensor& scale, Tensor& found_inf) override {
     inner_->unscale_gradient_(grad, scale, found_inf);
   }
+  void unscale_gradients_(const std::vector<Tensor*>& grads, const Tensor& scale, Tensor& found_inf) override {
+    inner_->unscale_gradients_(grads, scale, found_inf);
+  }
   void update_loss_scale(Tensor& scale, Tensor& tracker, const Tensor& found_inf,
                          const LossScaleOptions& o) override {
     inner_->update_loss_scale(scale, tracker, found_inf, o);
