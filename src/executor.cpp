@@ -216,7 +216,7 @@ static void loss_and_backward(detail::StepRunner& runner, Backend& backend, int 
   }
   runner.tape().accumulate_grad(logits_id, backend.converted(dlogits, logits.dtype()));
   runner.tape().run_backward();
-  if (scaler) scaler->unscale_deferred();  // before anything reads the parameters' gradients
+  if (scaler) runner.unscale_deferred_gradients();  // before anything reads the parameters' gradients
 }
 
 StepResult Executor::step(const Tensor& input, const Tensor& labels) {

@@ -47,21 +47,14 @@ LossScaler::LossScaler(Backend& backend, const LossScalingOptions& options)
   found_inf_ = on_backend(backend, Tensor::full({1}, 0.0));
 }
 
-void LossScaler::begin_step() {
-  deferred_.clear();
-  backend_.fill(found_inf_, 0.0);
-}
+void LossScaler::begin_step() { backend_.fill(found_inf_, 0.0); }
 
 void LossScaler::scale_loss_gradient(Tensor& dlogits) { backend_.multiply_(dlogits, scale_); }
 
 void LossScaler::unscale(Tensor& grad) { backend_.unscale_gradient_(grad, scale_, found_inf_); }
 
-void LossScaler::unscale_deferred() {
-  std::vector<Tensor*> grads;
-  grads.reserve(deferred_.size());
-  for (Tensor& grad : deferred_) grads.push_back(&grad);
+void LossScaler::unscale_all(const std::vector<Tensor*>& grads) {
   if (!grads.empty()) backend_.unscale_gradients_(grads, scale_, found_inf_);
-  deferred_.clear();
 }
 
 void LossScaler::update() { backend_.update_loss_scale(scale_, growth_tracker_, found_inf_, options_.scaler); }

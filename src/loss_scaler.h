@@ -12,9 +12,10 @@
 //   scale_loss_gradient()   d(loss)/d(logits) *= scale: the whole backward runs scaled
 //   unscale()               a parameter gradient /= scale as backward produces it, and
 //                           found_inf |= any NaN or Inf in it (GradScaler.unscale_), where a
-//                           grad hook is to see it unscaled; the gradients nothing reads before
-//                           backward ends wait for unscale_deferred(), which unscales them all
-//                           in one backend call (one launch on the GPU, as GradScaler's foreach)
+//                           grad hook is to see it unscaled
+//   unscale_all()           the same for the gradients nothing reads before backward ends, all
+//                           in one backend call once it has (one launch on the GPU, as
+//                           GradScaler's foreach form)
 //   found_inf()             the optimizer's skip_if (GradScaler.step)
 //   update()                the scale backs off or grows (GradScaler.update)
 #include <cstdint>
@@ -36,8 +37,7 @@ class LossScaler {
   void begin_step();
   void scale_loss_gradient(Tensor& dlogits);
   void unscale(Tensor& grad);
-  void unscale_later(const Tensor& grad) { deferred_.push_back(grad); }
-  void unscale_deferred();
+  void unscale_all(const std::vector<Tensor*>& grads);
   const Tensor& found_inf() const { return found_inf_; }
   void update();
 
@@ -55,7 +55,6 @@ class LossScaler {
   Tensor scale_;           // F32 [1]
   Tensor growth_tracker_;  // I32 [1]
   Tensor found_inf_;       // F32 [1]
-  std::vector<Tensor> deferred_;  // this step's gradients left for unscale_deferred (sharing their storage)
   double scale_used_;      // the host's copy of the scale the next (or current) step runs with
 };
 

@@ -195,12 +195,21 @@ void StepRunner::parameter_grad(const std::string& key, Tensor grad) {
     if (hooks_.any(HookWhen::Grad, key))
       state_.loss_scaler->unscale(grad);
     else
-      state_.loss_scaler->unscale_later(grad);
+      unscale_later_.push_back(grad);
   }
   const std::string& owner = model_.owner_of(key);
   const HookSite site{owner, model_.module(owner).kind, 0, key};
   hooks_.fire(HookWhen::Grad, site, key, grad, "grad", nullptr);
   state_.grads[key] = std::move(grad);
+}
+
+void StepRunner::unscale_deferred_gradients() {
+  if (unscale_later_.empty()) return;
+  std::vector<Tensor*> grads;
+  grads.reserve(unscale_later_.size());
+  for (Tensor& grad : unscale_later_) grads.push_back(&grad);
+  state_.loss_scaler->unscale_all(grads);
+  unscale_later_.clear();
 }
 
 int StepRunner::cast(int x, DType dtype, MemoryFormat format) {

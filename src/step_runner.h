@@ -58,6 +58,9 @@ class StepRunner {
   // Runs the root module on the input (device tensor); returns the logits' value id.
   int forward(const Tensor& input, bool input_requires_grad);
   Tape& tape() { return tape_; }
+  // Under loss scaling, once backward has ended: unscales the parameter gradients that no grad
+  // hook saw, all in one backend call (see parameter_grad).
+  void unscale_deferred_gradients();
   // Delivers the records still queued for a deferring backend (see HookDispatcher); the _noexcept
   // form is for error paths.
   void flush_records() { hooks_.flush_records(); }
@@ -158,6 +161,9 @@ class StepRunner {
   HookDispatcher hooks_;
   std::map<std::string, int> calls_;  // forward calls per module path in this step
   std::map<std::string, Tensor> param_casts_;  // autocast's casts of parameters, this step
+  // Parameter gradients left for unscale_deferred_gradients (sharing their storage); held here, so
+  // that a step's tensors go with the step, a recorded one's while it records.
+  std::vector<Tensor> unscale_later_;
   // The op still to write the output of the module body that just ran (a ReLU's whose first
   // forward hook probes it): its forward hooks are given it (see epilogue_probes).
   std::optional<ProducingOp> unwritten_output_;
