@@ -466,11 +466,15 @@ def torch_device_time_figures(hookrt_bench, halves, problems, torch_result, figu
             continue  # hookrt_vs_torch_figures and half_vs_torch_figure say why
         c = device_time_vs_torch.comparison(ours, theirs)
         comparisons[precision] = c
+        # A step that skipped its update on overflow is cheaper: say where either side's was one.
+        skips = [side for side, skipped in (("PyTorch's", torch_result.get(f"{variant}_device_time_step_skipped")),
+                                            ("hookrt's", bench.get("unhooked_counted_step_skipped"))) if skipped]
         figures[name] = {
             "value": c["hookrt_ms"], "baseline": c["torch_ms"], "unit": "ms",
             "baseline_is": f"PyTorch {torch_result.get('torch')}'s {variant} step's device time (torch.profiler, one "
                            f"profiled step) against hookrt's unhooked {precision} step's ({source}: CUPTI, one "
-                           f"counted step), {shape(bench)}",
+                           f"counted step), {shape(bench)}"
+                           + (f"; {' and '.join(skips)} step skipped its update on overflow" if skips else ""),
             "ratio": significant(c["torch_ms"] / c["hookrt_ms"]), "ratio_is": SPEEDUP}
     return comparisons
 

@@ -28,11 +28,14 @@ KINDS = (
                    r"^hookrt::cuda::(forward_finish|backward_finish|saved_stats|inference_backward)_kernel$"),
     # "conv" but not hookrt's convert_kernel, an elementwise cast.
     ("convolution forward", r"fprop|conv(?!ert)|im2col|winograd|implicit_gemm|precompute_indices|computeoffsets"),
-    ("linear layer", r"gemm|gemv|cublas|cutlass|splitk|^hookrt::cuda::(broadcast_bias|column_sums)_kernel$"),
-    ("pooling", r"pool"),
+    # cuBLAS's GEMMs (nvjet_* on Hopper) and the bias: PyTorch's fc bias gradient is a sum over
+    # the batch, a reduce_kernel below, where hookrt's is column_sums_kernel.
+    ("linear layer", r"gemm|gemv|cublas|cutlass|nvjet|splitk|^hookrt::cuda::broadcast_bias_kernel$"),
+    # PyTorch's average pool to 1x1 is a mean, and its fc bias gradient and loss mean are sums: a
+    # reduce_kernel each, so pooling and reductions are one kind on both sides.
+    ("pooling and reductions", r"pool|reduce|adaptive_average|^hookrt::cuda::column_sums_kernel$"),
     ("loss", r"softmax|nll_loss|cross_entropy|mean_in_row_order"),
     ("optimizer and loss scaling", r"sgd|multi_tensor_apply|foreach|amp_|unscale|update_scale"),
-    ("reductions", r"reduce"),
     ("elementwise", r"elementwise|relu|threshold|add|accumulate|convert|copy|fill|multiply|mul|clamp|cast"),
 )
 OTHER = "other"
@@ -54,18 +57,43 @@ def without_brackets(name):
     return "".join(out)
 
 
+GENERIC_ENTRIES = ("Kernel", "Kernel2", "kernel", "device_kernel")
+
+
+def first_template_argument(name, family):
+    """The first template argument after `family` in `name`, without its own arguments."""
+    start = name.find(family + "<")
+    if start < 0:
+        return ""
+    argument, depth = [], 0
+    for c in name[start + len(family) + 1:]:
+        if depth == 0 and c in ",>":
+            break
+        depth += (c in "<(") - (c in ">)")
+        argument.append(c)
+    return without_brackets("".join(argument)).strip()
+
+
 def kernel_family(name):
     """A demangled kernel name reduced as hookrt reduces its own (kernel_family in
     src/device_work_times.cpp): no return type, template arguments, parameters or "(anonymous
-    namespace)::"; the profiler's memcpys and memsets ("Memcpy DtoD (Device -> Device)") are
-    "memcpy" and "memset", as CUPTI's are in hookrt's list. hookrt's names are families already,
-    and stay as they are."""
+    namespace)::", except that a library's generic entry point (cutlass::Kernel2, xmma's
+    gemm::kernel) keeps its first template argument, which says what it runs; the profiler's
+    memcpys and memsets ("Memcpy DtoD (Device -> Device)") are "memcpy" and "memset", as CUPTI's
+    are in hookrt's list. hookrt's names are families already, and stay as they are."""
     lowered = name.lower()
     for kind in ("memcpy", "memset"):
         if lowered.startswith(kind):
             return kind
-    family = without_brackets(name.replace("(anonymous namespace)::", "")).strip()
-    return family.rsplit(" ", 1)[-1] or name
+    name = name.replace("(anonymous namespace)::", "")
+    family = without_brackets(name).strip().rsplit(" ", 1)[-1]
+    if not family:
+        return name
+    if family.rsplit("::", 1)[-1] in GENERIC_ENTRIES:
+        argument = first_template_argument(name, family)
+        if argument:
+            family += f"<{argument}>"
+    return family
 
 
 def kind_of(family):

@@ -157,22 +157,19 @@ def train_step(model, optimizer, x, labels, precision, scaler):
     scaler.update()
 
 
-def device_time(step, device_type=None):
+def device_time(step):
     """One more step under PyTorch's profiler: the GPU's time in each kernel (by its full name), in
     memcpys and in memsets, in the shape of `hookrt bench`'s device time, [{"name", "items", "ms"}],
     most time first (device_time_vs_torch.py reduces the names to kernel families as hookrt does).
-    `device_type` (the profiler's, CUDA by default) is for a check of this function off the GPU."""
-    device_type = device_type or torch.autograd.DeviceType.CUDA
-    activities = [torch.profiler.ProfilerActivity.CPU]
-    if device_type == torch.autograd.DeviceType.CUDA:
-        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    The ranges PyTorch marks on the GPU's timeline (the optimizer's "Optimizer.step#SGD.step")
+    span kernels already counted, and are left out."""
+    activities = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
     with torch.profiler.profile(activities=activities) as prof:
         step()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
+        torch.cuda.synchronize()
     totals = {}
     for event in prof.events():
-        if event.device_type != device_type:
+        if event.device_type != torch.autograd.DeviceType.CUDA or getattr(event, "is_user_annotation", False):
             continue
         entry = totals.setdefault(event.name, {"name": event.name, "items": 0, "ms": 0.0})
         entry["items"] += 1
@@ -182,8 +179,8 @@ def device_time(step, device_type=None):
 
 def time_variant(name, args, hooks=None, precision=None):
     """The median step of one variant; `precision` None is fp32, else autocast's 16-bit dtype (fp16
-    with GradScaler). Returns (median ms, steps skipped on overflow or None, and for a variant
-    without hooks the device time of one more step, profiled after the timed ones)."""
+    with GradScaler). Returns (median ms, steps skipped on overflow or None, and a function that
+    profiles one more step: device_time's list, and whether GradScaler skipped that step's update)."""
     model, optimizer, x, labels, recorder = prepare(args, precision, hooks)
     scaler = grad_scaler() if precision == torch.float16 else None
     times, skipped = [], 0
@@ -203,10 +200,27 @@ def time_variant(name, args, hooks=None, precision=None):
     median = statistics.median(times)
     note = f"  ({skipped} of {args.steps} steps skipped on overflow)" if scaler else ""
     print(f"torch {name:14s} {median:8.2f} ms/step  {args.batch / median * 1e3:8.0f} images/s{note}", flush=True)
-    times = None
-    if hooks is None:
+
+    def profile():
+        scale = scaler.get_scale() if scaler else None
         times = device_time(lambda: train_step(model, optimizer, x, labels, precision, scaler))
-    return median, (skipped if scaler else None), times
+        return times, (scaler.get_scale() < scale) if scaler else None
+
+    return median, (skipped if scaler else None), profile
+
+
+def profile_variant(name, profile, result):
+    """NAME_device_time (and, under GradScaler, NAME_device_time_step_skipped: whether the profiled
+    step skipped its update, which makes it cheaper); a profiler that fails leaves NAME_device_time_error and the
+    variant's timing as it is."""
+    try:
+        times, skipped = profile()
+        result[f"{name}_device_time"] = times
+        if skipped is not None:
+            result[f"{name}_device_time_step_skipped"] = skipped
+    except Exception as error:  # noqa: BLE001 (the profiler or CUPTI, whatever it raises)
+        result[f"{name}_device_time_error"] = f"{type(error).__name__}: {error}"
+        print(f"torch {name:14s} device time not profiled: {result[f'{name}_device_time_error']}", flush=True)
 
 
 def main():
@@ -225,12 +239,12 @@ def main():
     for name, settings in variants:
         # A variant that fails loses its own figure only: the others' are written as each ends.
         try:
-            median, skipped, times = time_variant(name, args, **settings)
+            median, skipped, profile = time_variant(name, args, **settings)
             result[f"{name}_ms"] = median
             if skipped is not None:
                 result[f"{name}_skipped_steps"] = skipped
-            if times is not None:
-                result[f"{name}_device_time"] = times
+            if "hooks" not in settings:
+                profile_variant(name, profile, result)
         except Exception as error:  # noqa: BLE001 (any failure of one variant)
             failed = True
             result[f"{name}_error"] = f"{type(error).__name__}: {error}"

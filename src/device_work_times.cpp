@@ -45,6 +45,32 @@ std::string trimmed(const std::string& text) {
   return text.substr(first, text.find_last_not_of(' ') - first + 1);
 }
 
+// Whether a kernel's plain name says only that it is a library's kernel (cutlass::Kernel2,
+// xmma's gemm::kernel, cutlass::device_kernel), so that what it runs, a convolution's direction
+// or a GEMM's tiles, is in its first template argument.
+bool generic_entry(const std::string& family) {
+  const size_t colons = family.rfind("::");
+  const std::string last = colons == std::string::npos ? family : family.substr(colons + 2);
+  return last == "Kernel" || last == "Kernel2" || last == "kernel" || last == "device_kernel";
+}
+
+// The first template argument after `family` in the demangled `name`, without its own
+// arguments ("" where there is none).
+std::string first_template_argument(const std::string& name, const std::string& family) {
+  const size_t open = name.find(family + "<");
+  if (open == std::string::npos) return {};
+  std::string argument;
+  int depth = 0;
+  for (size_t i = open + family.size() + 1; i < name.size(); ++i) {
+    const char c = name[i];
+    if (depth == 0 && (c == ',' || c == '>')) break;
+    if (c == '<' || c == '(') ++depth;
+    if (c == '>' || c == ')') --depth;
+    argument += c;
+  }
+  return trimmed(without_brackets(argument));
+}
+
 }  // namespace
 
 std::string kernel_family(std::string_view symbol) {
@@ -52,9 +78,13 @@ std::string kernel_family(std::string_view symbol) {
   erase_all(name, "(anonymous namespace)::");
   // The parameter list ends the name; a return type ("void ") comes before it, split off at the
   // last space outside brackets.
-  name = trimmed(without_brackets(name));
-  if (const size_t space = name.rfind(' '); space != std::string::npos) name = name.substr(space + 1);
-  return name.empty() ? std::string(symbol) : name;
+  std::string family = trimmed(without_brackets(name));
+  if (const size_t space = family.rfind(' '); space != std::string::npos) family = family.substr(space + 1);
+  if (family.empty()) return std::string(symbol);
+  if (generic_entry(family))
+    if (const std::string argument = first_template_argument(name, family); !argument.empty())
+      family += "<" + argument + ">";
+  return family;
 }
 
 void DeviceWorkTimes::add(const std::string& name, double ms, int64_t items) {

@@ -21,7 +21,11 @@ struct DeviceWorkTime {
 
 // A kernel's symbol as CUPTI names it (mangled, or plain for extern "C" kernels) reduced to its
 // qualified name: demangled, without return type, template arguments, parameters or
-// "(anonymous namespace)::". A name that does not demangle is kept as it is.
+// "(anonymous namespace)::". A library's generic entry point (a name ending in ::Kernel,
+// ::Kernel2, ::kernel or ::device_kernel, as CUTLASS's and cuDNN's templated kernels are named)
+// keeps its first template argument without that argument's own arguments, since that is where
+// it says what it runs: "xmma_cudnn::gemm::kernel<xmma_cudnn::implicit_gemm::wgrad_indexed::
+// Kernel_traits>". A name that does not demangle is kept as it is.
 std::string kernel_family(std::string_view symbol);
 
 // Sums work items into their names.

@@ -5,6 +5,7 @@
 
 #include <csignal>
 #include <chrono>
+#include <filesystem>
 #include <regex>
 #include <string>
 #include <thread>
@@ -170,6 +171,28 @@ TEST(CliBench, UnderLossScalingItCountsTheStepsSkippedOnOverflow) {
   ASSERT_EQ(unscaled.exit_code, 0) << unscaled.describe();
   EXPECT_FALSE(contains(unscaled.out, "skipped on overflow")) << unscaled.out;
   EXPECT_FALSE(nlohmann::json::parse(read_text(dir.file("bench.json"))).contains("unhooked_skipped_steps"));
+}
+
+// A stream (/dev/stdout) takes the figures once, at the end: rewriting it would append a second
+// document. A symlink stays one, its target rewritten.
+TEST(CliBench, FiguresGoOnceToAStreamAndThroughASymlinkToItsTarget) {
+  TempDir dir;
+  const ProcessResult r = hookrt_cli({"bench", "--device", "cpu", "--batch", "2", "--size", "32", "--steps", "1",
+                                      "--warmup", "0", "--json", "/dev/stdout"});
+  ASSERT_EQ(r.exit_code, 0) << r.describe();
+  const size_t first = r.out.find("\"hooked_ratio\"");
+  ASSERT_NE(first, std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("\"hooked_ratio\"", first + 1), std::string::npos) << "written once: " << r.out;
+  EXPECT_EQ(r.out.find("\"backend\""), r.out.rfind("\"backend\"")) << "no document for each figure: " << r.out;
+
+  const std::string target = dir.file("figures.json"), link = dir.file("link.json");
+  write_text(target, "");
+  std::filesystem::create_symlink(target, link);
+  const ProcessResult s = hookrt_cli({"bench", "--device", "cpu", "--batch", "2", "--size", "32", "--steps", "1",
+                                      "--warmup", "0", "--json", link});
+  ASSERT_EQ(s.exit_code, 0) << s.describe();
+  EXPECT_TRUE(std::filesystem::is_symlink(link));
+  EXPECT_GT(nlohmann::json::parse(read_text(target)).at("hooked_ms").get<double>(), 0);
 }
 
 TEST(CliBench, AFiguresFileThatCannotBeWrittenIsBadInputBeforeAnyStep) {

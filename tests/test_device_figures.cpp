@@ -712,14 +712,18 @@ TEST(DeviceFigures, HookedDeviceTimeIsAFigureAndItsLargestChangesArePrintedAndKe
 
 // hookrt's unhooked step's device time (CUPTI's kernel families) beside PyTorch's profiled step
 // (full demangled names, reduced here to families): a figure, then by kind of work and by kernel.
-// Times: convolution forward 10 vs 9 ms (the same cuDNN kernel in both), elementwise 2 vs 1.5,
-// memcpy 0.1 vs 0.1; in all 12.1 vs 10.6 ms, a speed-up of 10.6 / 12.1 = 0.876.
+// Times: convolution forward 10 vs 9 ms (the same cuDNN kernel in both), a cuDNN weight gradient
+// whose plain name is only "kernel" 3.5 vs 3 (its first template argument says what it is),
+// elementwise 2 vs 1.5, memcpy 0.1 vs 0.1; in all 15.6 vs 13.6 ms, a speed-up of 13.6 / 15.6 = 0.872.
 TEST(DeviceFigures, DeviceTimeIsHeldToPyTorchsByKindOfWorkAndKernel) {
   TempDir dir;
   json bench = hookrt_bench();
   bench["unhooked_device_time"] = json::array(
       {{{"name", "sm90_xmma_fprop_implicit_gemm_tf32"}, {"items", 20}, {"ms", 10.0}},
        {{"name", "hookrt::cuda::relu_forward_kernel"}, {"items", 17}, {"ms", 2.0}},
+       {{"name", "xmma_cudnn::gemm::kernel<xmma_cudnn::implicit_gemm::wgrad_indexed::Kernel_traits>"},
+        {"items", 4},
+        {"ms", 3.5}},
        {{"name", "memcpy"}, {"items", 1}, {"ms", 0.1}}});
   json torch = torch_baseline();
   torch["eager_device_time"] = json::array(
@@ -728,13 +732,17 @@ TEST(DeviceFigures, DeviceTimeIsHeldToPyTorchsByKindOfWorkAndKernel) {
                  "launch_clamp_scalar(at::TensorIteratorBase&)::{lambda()#1}>(int, float*)"},
         {"items", 17},
         {"ms", 1.5}},
+       {{"name", "void xmma_cudnn::gemm::kernel<xmma_cudnn::implicit_gemm::wgrad_indexed::Kernel_traits<"
+                 "xmma_cudnn::Ampere_hmma_fp32_traits, 4>, false>(xmma_cudnn::implicit_gemm::Params)"},
+        {"items", 4},
+        {"ms", 3.0}},
        {{"name", "Memcpy DtoD (Device -> Device)"}, {"items", 1}, {"ms", 0.1}}});
   FiguresRun run = run_figures(dir, {.hookrt_json = bench, .more = {{"torch_gpu_baseline.json", torch}}});
   ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
   const json& figure = run.results["figures"]["bench_unhooked_device_time_vs_torch_eager"];
-  EXPECT_EQ(figure["value"], 12.1);
-  EXPECT_EQ(figure["baseline"], 10.6);
-  EXPECT_EQ(figure["ratio"], 0.876);
+  EXPECT_EQ(figure["value"], 15.6);
+  EXPECT_EQ(figure["baseline"], 13.6);
+  EXPECT_EQ(figure["ratio"], 0.872);
   EXPECT_EQ(figure["ratio_is"], "baseline / value (speed-up; higher is better)");
   EXPECT_FALSE(figure.contains("target")) << "no target: it places the wall-time ratio's gap";
   const json& fp32 = run.results["device_time_vs_torch"]["fp32"];
@@ -744,22 +752,45 @@ TEST(DeviceFigures, DeviceTimeIsHeldToPyTorchsByKindOfWorkAndKernel) {
                         k["torch_items"].get<int>()};
   EXPECT_EQ(kinds, (std::map<std::string, std::tuple<double, double, int, int>>{
                        {"convolution forward", {10.0, 9.0, 20, 20}},
+                       {"convolution backward filter", {3.5, 3.0, 4, 4}},
                        {"elementwise", {2.0, 1.5, 17, 17}},
                        {"memcpy", {0.1, 0.1, 1, 1}}}))
       << fp32.dump(1);
   const json& kernels = fp32["largest_differences"];
-  ASSERT_EQ(kernels.size(), 4u) << kernels.dump(1);
+  ASSERT_EQ(kernels.size(), 5u) << kernels.dump(1);
   EXPECT_EQ(kernels[0]["name"], "hookrt::cuda::relu_forward_kernel");  // hookrt's excess first
   EXPECT_EQ(kernels[0]["delta_ms"], 2.0);
   EXPECT_EQ(kernels[1]["name"], "sm90_xmma_fprop_implicit_gemm_tf32");  // one name on both sides
   EXPECT_EQ(kernels[1]["hookrt_ms"], 10.0);
   EXPECT_EQ(kernels[1]["torch_ms"], 9.0);
   EXPECT_EQ(kernels[1]["delta_ms"], 1.0);
-  EXPECT_EQ(kernels[3]["name"], "at::native::vectorized_elementwise_kernel");  // PyTorch's own, a family
-  EXPECT_EQ(kernels[3]["delta_ms"], -1.5);
+  EXPECT_EQ(kernels[2]["name"], "xmma_cudnn::gemm::kernel<xmma_cudnn::implicit_gemm::wgrad_indexed::Kernel_traits>")
+      << "PyTorch's full name reduced as hookrt reduces its own";
+  EXPECT_EQ(kernels[2]["delta_ms"], 0.5);
+  EXPECT_EQ(kernels[4]["name"], "at::native::vectorized_elementwise_kernel");  // PyTorch's own, a family
+  EXPECT_EQ(kernels[4]["delta_ms"], -1.5);
   EXPECT_FALSE(run.results["device_time_vs_torch"].contains("bf16")) << "neither side timed bf16's kernels";
   EXPECT_TRUE(has_line(run.process.out, R"(\n  +\+1\.000  convolution forward +10\.000 vs +9\.000  \(20 vs 20\)\n)"))
       << run.process.out;
+}
+
+// A step GradScaler skipped launches no SGD kernels: the fp16 figure says whose profiled step was one.
+TEST(DeviceFigures, Fp16DeviceTimeSaysWhoseStepSkippedItsUpdate) {
+  TempDir dir;
+  json fp16 = hookrt_bench_fp16();
+  fp16["unhooked_device_time"] = json::array({{{"name", "memcpy"}, {"items", 1}, {"ms", 0.2}}});
+  fp16["unhooked_skipped_steps"] = 0;
+  fp16["unhooked_counted_step_skipped"] = false;
+  json torch = torch_baseline();
+  torch["eager_fp16_nhwc_device_time"] = json::array({{{"name", "Memcpy HtoD (Pageable -> Device)"}, {"items", 1}, {"ms", 0.1}}});
+  torch["eager_fp16_nhwc_device_time_step_skipped"] = true;
+  FiguresRun run = run_figures(dir, {.hookrt_fp16_json = fp16, .more = {{"torch_gpu_baseline.json", torch}}});
+  ASSERT_EQ(run.process.exit_code, 0) << run.process.describe();
+  const json& figure = run.results["figures"]["bench_fp16_device_time_vs_torch_fp16_nhwc"];
+  EXPECT_EQ(figure["ratio"], 0.5);
+  const std::string baseline_is = figure["baseline_is"];
+  EXPECT_TRUE(contains(baseline_is, "; PyTorch's step skipped its update on overflow")) << baseline_is;
+  EXPECT_FALSE(contains(baseline_is, "hookrt's step skipped")) << baseline_is;
 }
 
 TEST(DeviceFigures, DeviceTimeOnOneSideOnlyIsNotComparedAndSaysSo) {

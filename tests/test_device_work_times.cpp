@@ -24,6 +24,20 @@ TEST(KernelFamily, IsTheQualifiedNameWithoutAnonymousNamespaceTemplateArgumentsO
             "cudnn::bn_fw_tr_1C11_kernel_NCHW");
 }
 
+// cuDNN's and CUTLASS's templated kernels are all "kernel": their first template argument says
+// what each runs (a convolution's direction, a GEMM's tiles), and stays, without its own arguments.
+TEST(KernelFamily, AGenericLibraryKernelKeepsItsFirstTemplateArgument) {
+  // void xmma_cudnn::gemm::kernel<xmma_cudnn::implicit_gemm::wgrad_indexed::Kernel_traits<int, 4>, false>(int)
+  EXPECT_EQ(kernel_family("_ZN10xmma_cudnn4gemm6kernelINS_13implicit_gemm13wgrad_indexed13Kernel_traitsIiLi4EEELb0EEEvi"),
+            "xmma_cudnn::gemm::kernel<xmma_cudnn::implicit_gemm::wgrad_indexed::Kernel_traits>");
+  // void cutlass::Kernel2<cutlass_80_tensorop_s1688gemm_128x128_32x3_nn_align4>(int)
+  EXPECT_EQ(kernel_family("_ZN7cutlass7Kernel2I52cutlass_80_tensorop_s1688gemm_128x128_32x3_nn_align4EEvi"),
+            "cutlass::Kernel2<cutlass_80_tensorop_s1688gemm_128x128_32x3_nn_align4>");
+  // A kernel of hookrt's with a template argument keeps only its name (see the test above).
+  EXPECT_EQ(kernel_family("_ZN6hookrt4cuda6detail12_GLOBAL__N_111fill_kernelIfEEvlPT_S4_"),
+            "hookrt::cuda::detail::fill_kernel");
+}
+
 TEST(KernelFamily, KeepsNamesThatAreNotMangled) {
   const std::string cudnn_conv = "sm90_xmma_fprop_implicit_gemm_f32f32_tf32f32_f32_nchwkcrs_nchw_tilesize128x128x32";
   EXPECT_EQ(kernel_family(cudnn_conv), cudnn_conv);

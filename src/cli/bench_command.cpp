@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/figures_file.h"
 #include "cli/gpu_flags.h"
 #include "cli/interrupt.h"
 #include "cli/loss_scale_option.h"
@@ -26,7 +27,6 @@
 #include "device_work_times.h"
 #include "hookrt/devices.h"
 #include "hookrt/executor.h"
-#include "io/file_bytes.h"
 #include "train_step_setup.h"
 
 namespace hookrt::cli {
@@ -80,6 +80,7 @@ struct BenchVariant {
 struct LaunchCount {
   std::optional<cuda::LaunchCounts> counts;
   std::string why_not;
+  bool step_skipped = false;  // under loss scaling: the counted step overflowed and skipped its update
 };
 
 LaunchCount not_on_gpu() { return {std::nullopt, "the CPU backend launches no GPU work"}; }
@@ -87,7 +88,8 @@ LaunchCount not_on_gpu() { return {std::nullopt, "the CPU backend launches no GP
 LaunchCount count_step_launches(BenchVariant& variant) {
   LaunchCount count;
   try {
-    count.counts = cuda::count_launches([&] { variant.executor.step(variant.x, variant.y); }, &count.why_not);
+    count.counts = cuda::count_launches(
+        [&] { count.step_skipped = variant.executor.step(variant.x, variant.y).overflowed; }, &count.why_not);
   } catch (const Error& e) {
     count.why_not = e.what();
   }
@@ -201,35 +203,34 @@ nlohmann::ordered_json settings_json(const BenchArgs& a, const std::string& layo
           {"f32_batchnorm", a.gpu.own_batchnorm ? "hookrt" : "cudnn"}};
 }
 
-// The run's figures so far, written whole to --json after each one is measured (through a
-// temporary file and a rename), so that a run stopped early, by an interrupt, a time limit or a
-// failing variant, keeps what it timed and says why the rest is missing.
+// The run's figures so far, written to --json after each one is measured (FiguresFile), so that
+// a run stopped early, by an interrupt, a time limit or a failing variant, keeps what it timed and
+// says why the rest is missing.
 class BenchReport {
  public:
   BenchReport(const BenchArgs& a, std::string backend, std::string layout)
-      : a_(a), backend_(std::move(backend)), layout_(std::move(layout)) {}
+      : a_(a), backend_(std::move(backend)), layout_(std::move(layout)) {
+    if (!a.json.empty()) file_.emplace(a.json, "--json");
+  }
 
   VariantFigures unhooked, hooked;
 
-  // The first write, before any step: a --json path that cannot be written is bad input, found
-  // before the run spends its time.
-  void start() {
-    if (a_.json.empty()) return;
-    try {
-      write();
-    } catch (const Error& e) {
-      throw_bad_input(std::string("--json: ") + e.what());
-    }
+  bool written() const { return file_.has_value(); }
+  // Before any step: a --json path that cannot be written is bad input, found before the run
+  // spends its time.
+  void start() const {
+    if (file_) file_->start(figures_json());
   }
-  void write() const {
-    if (a_.json.empty()) return;
-    const std::string text = figures_json().dump(2) + "\n";
-    io::write_file_atomically(a_.json, {{text.data(), text.size()}});
+  void update() const {
+    if (file_) file_->update(figures_json());
+  }
+  void finish() const {
+    if (file_) file_->finish(figures_json());
   }
   // Why the run ended before its last figure: written, then the caller stops.
   void stop(const std::string& why) {
     stopped_ = why;
-    write();
+    finish();
   }
 
  private:
@@ -256,6 +257,9 @@ class BenchReport {
     figures["hooked_launches"] = launches_json(*hooked.launches);
     figures["unhooked_device_time"] = device_time_json(*unhooked.launches);
     figures["hooked_device_time"] = device_time_json(*hooked.launches);
+    for (const auto& [name, variant] : {std::pair{"unhooked", &unhooked}, std::pair{"hooked", &hooked}})
+      if (variant->launches->counts && variant->skipped_steps)
+        figures[std::string(name) + "_counted_step_skipped"] = variant->launches->step_skipped;
     if (!unhooked.launches->counts || !hooked.launches->counts)
       figures["launches_not_counted"] = !unhooked.launches->counts ? unhooked.launches->why_not : hooked.launches->why_not;
   }
@@ -263,14 +267,16 @@ class BenchReport {
   const BenchArgs& a_;
   std::string backend_, layout_;
   std::string stopped_;
+  std::optional<FiguresFile> file_;
 };
 
 // Exit status of a bench stopped by an interrupt, as `run` and `train` stop.
 constexpr int kInterrupted = 130;
 
 int interrupted(BenchReport& report, const std::string& where) {
-  std::fprintf(stderr, "hookrt bench: interrupted %s%s\n", where.c_str(),
-               report.unhooked.ms ? "; the figures timed so far are printed above and written" : "");
+  std::fprintf(stderr, "hookrt bench: interrupted %s%s%s\n", where.c_str(),
+               report.unhooked.ms ? "; the figures timed so far are printed above" : "",
+               report.unhooked.ms && report.written() ? " and written" : "");
   report.stop("interrupted " + where);
   return kInterrupted;
 }
@@ -280,7 +286,7 @@ bool time_and_report(const BenchArgs& a, BenchVariant& variant, VariantFigures& 
                      const std::string& name) {
   if (!time_variant(a, variant, figures)) return false;
   print_line(name, figures, a.batch, a.steps);
-  report.write();
+  report.update();
   return true;
 }
 
@@ -305,7 +311,7 @@ int bench_variants(const BenchArgs& a, BenchReport& report, std::string& phase) 
   report.hooked.launches = on_gpu ? count_step_launches(hooked_variant) : not_on_gpu();
   print_launches("hooked", *report.hooked.launches);
   print_device_time_changes(*report.unhooked.launches, *report.hooked.launches);
-  report.write();
+  report.finish();
   return 0;
 }
 
@@ -329,11 +335,11 @@ int bench_main(const BenchArgs& a) {
   std::string phase;
   try {
     return bench_variants(a, report, phase);
-  } catch (const Error& e) {
+  } catch (const std::exception& e) {
     // The failure goes on to the caller as it is; a report that cannot be written now only says so.
     try {
       report.stop(phase + " failed: " + e.what());
-    } catch (const Error& unwritten) {
+    } catch (const std::exception& unwritten) {
       std::fprintf(stderr, "hookrt bench: %s\n", unwritten.what());
     }
     throw;
