@@ -8,10 +8,11 @@
 // between steps; exit 130) or failing part way keeps what it timed and says why it stopped.
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <iostream>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
