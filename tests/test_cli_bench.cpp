@@ -195,6 +195,21 @@ TEST(CliBench, FiguresGoOnceToAStreamAndThroughASymlinkToItsTarget) {
   EXPECT_GT(nlohmann::json::parse(read_text(target)).at("hooked_ms").get<double>(), 0);
 }
 
+// A variant that fails (here a training batch of one image, which a batch norm over 1x1 planes
+// refuses, as PyTorch does) exits as its error says and leaves the figures file saying why.
+TEST(CliBench, AFailingVariantLeavesAFiguresFileThatSaysWhy) {
+  TempDir dir;
+  const ProcessResult r = hookrt_cli({"bench", "--device", "cpu", "--batch", "1", "--size", "32", "--steps", "1",
+                                      "--warmup", "0", "--json", dir.file("bench.json")});
+  EXPECT_EQ(r.exit_code, 2) << r.describe();
+  const auto figures = nlohmann::json::parse(read_text(dir.file("bench.json")));
+  const std::string stopped = figures.at("stopped");
+  EXPECT_TRUE(stopped.starts_with("the unhooked variant failed: ")) << stopped;
+  EXPECT_TRUE(contains(stopped, "layer4.0.bn1")) << stopped;
+  EXPECT_FALSE(figures.contains("unhooked_ms"));
+  EXPECT_EQ(figures.at("settings").at("precision"), "fp32");
+}
+
 TEST(CliBench, AFiguresFileThatCannotBeWrittenIsBadInputBeforeAnyStep) {
   TempDir dir;
   const ProcessResult r = hookrt_cli({"bench", "--device", "cpu", "--batch", "2", "--size", "32", "--steps", "1",

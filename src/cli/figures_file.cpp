@@ -23,7 +23,9 @@ std::string resolved(const std::string& path) {
 
 // /dev/stdout, /dev/fd/N, /proc/self/fd/N: a stream the caller opened, whatever it leads to (a
 // file behind /dev/stdout is the caller's, written where the stream stands, not replaced).
-bool names_a_stream(const std::string& path) { return path.starts_with("/dev/") || path.starts_with("/proc/"); }
+bool names_a_stream(const std::string& path) {
+  return path.starts_with("/dev/std") || path.starts_with("/dev/fd/") || path.starts_with("/proc/");
+}
 
 // A regular file, or a path where nothing is yet: a file that can be replaced through a rename.
 bool takes_rewrites(const std::string& path) {
