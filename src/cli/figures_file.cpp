@@ -39,7 +39,7 @@ bool takes_rewrites(const std::string& path) {
 
 FiguresFile::FiguresFile(std::string path, std::string option)
     : path_(names_a_stream(path) ? path : resolved(path)), option_(std::move(option)),
-      rewritable_(!names_a_stream(path) && takes_rewrites(path_)) {}
+      rewritable_(takes_rewrites(path_)) {}
 
 void FiguresFile::start(const nlohmann::ordered_json& figures) const {
   try {
