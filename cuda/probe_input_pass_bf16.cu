@@ -1,0 +1,11 @@
+// The passes that probe a producing op's input as they load it, over BF16 tensors (see
+// probe_pass_launchers.cuh).
+#include "probe_pass_kernels.cuh"
+
+namespace hookrt::cuda::detail {
+
+template int input_pass_blocks_per_multiprocessor<__nv_bfloat16>(int);
+template void launch_input_pass<__nv_bfloat16>(const PassArgs&, const InputPassArgs&, int, int,
+                                               FlatAcc*, size_t, cudaStream_t);
+
+}  // namespace hookrt::cuda::detail
