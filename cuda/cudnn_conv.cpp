@@ -26,7 +26,14 @@ struct Descriptors {
   TensorDescriptor x, y;
   FilterDescriptor w;
   ConvolutionDescriptor conv;
+  cudnnMathType_t math;  // the dtype's (math_for); conv holds the math of the call at hand
 };
+
+// The math mode the next call on the descriptor runs with: cuDNN runs an algorithm as the
+// descriptor says, whatever math it was timed or ranked with, so each call sets its choice's.
+void use_math(const Descriptors& p, cudnnMathType_t math) {
+  HOOKRT_CUDA_CHECK(cudnnSetConvolutionMathType(p.conv.get(), math));
+}
 
 // One call's buffers as cuDNN's Find takes them: two inputs, and the output it may overwrite
 // while timing (the call itself overwrites it right after).
@@ -51,11 +58,8 @@ struct ForwardCalls {
                                                              p.y.get(), o.out, kCandidates, returned, out, scratch,
                                                              bytes));
   }
-  static size_t workspace(cudnnHandle_t h, const Descriptors& p, Algo algo) {
-    size_t bytes = 0;
-    HOOKRT_CUDA_CHECK(
-        cudnnGetConvolutionForwardWorkspaceSize(h, p.x.get(), p.w.get(), p.conv.get(), p.y.get(), algo, &bytes));
-    return bytes;
+  static cudnnStatus_t workspace(cudnnHandle_t h, const Descriptors& p, Algo algo, size_t* bytes) {
+    return cudnnGetConvolutionForwardWorkspaceSize(h, p.x.get(), p.w.get(), p.conv.get(), p.y.get(), algo, bytes);
   }
 };
 
@@ -73,11 +77,9 @@ struct BackwardDataCalls {
                                                                   p.x.get(), o.out, kCandidates, returned, out,
                                                                   scratch, bytes));
   }
-  static size_t workspace(cudnnHandle_t h, const Descriptors& p, Algo algo) {
-    size_t bytes = 0;
-    HOOKRT_CUDA_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w.get(), p.y.get(), p.conv.get(), p.x.get(),
-                                                                   algo, &bytes));
-    return bytes;
+  static cudnnStatus_t workspace(cudnnHandle_t h, const Descriptors& p, Algo algo, size_t* bytes) {
+    return cudnnGetConvolutionBackwardDataWorkspaceSize(h, p.w.get(), p.y.get(), p.conv.get(), p.x.get(), algo,
+                                                        bytes);
   }
 };
 
@@ -95,20 +97,29 @@ struct BackwardFilterCalls {
                                                                     p.w.get(), o.out, kCandidates, returned, out,
                                                                     scratch, bytes));
   }
-  static size_t workspace(cudnnHandle_t h, const Descriptors& p, Algo algo) {
-    size_t bytes = 0;
-    HOOKRT_CUDA_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x.get(), p.y.get(), p.conv.get(),
-                                                                     p.w.get(), algo, &bytes));
-    return bytes;
+  static cudnnStatus_t workspace(cudnnHandle_t h, const Descriptors& p, Algo algo, size_t* bytes) {
+    return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p.x.get(), p.y.get(), p.conv.get(), p.w.get(), algo,
+                                                          bytes);
   }
 };
 
-// An algorithm and the workspace it needs.
+// An algorithm, the math mode it runs with and the workspace it needs.
 template <class Algo>
 struct Chosen {
   Algo algo;
+  cudnnMathType_t math;
   size_t bytes;
 };
+
+// The workspace `algo` needs with the descriptor's current math, or nothing where cuDNN says the
+// algorithm cannot run these descriptors (a ranked or timed candidate may still say so): the
+// candidate is passed over, as PyTorch passes it over, rather than failing the choice.
+template <class Calls>
+std::optional<size_t> workspace_of(cudnnHandle_t h, const Descriptors& p, typename Calls::Algo algo) {
+  size_t bytes = 0;
+  if (Calls::workspace(h, p, algo, &bytes) != CUDNN_STATUS_SUCCESS) return std::nullopt;
+  return bytes;
+}
 
 // What cuDNN said of the candidates: ranked by its heuristics, or sorted by measured time.
 template <class Calls>
@@ -117,14 +128,14 @@ struct Candidates {
   int count = 0;
 };
 
-// A measured result may name another math mode than the descriptor's. It runs with the
-// descriptor's, so only results timed that way, or with a math the descriptor's includes, are
-// taken: plain FMA within TF32-allowed math (F32); default or FMA math within tensor-op math (BF16
-// and F16, for algorithms that use no tensor cores). Never one that converts its operands to a narrower type.
-bool math_allowed(cudnnMathType_t measured, cudnnMathType_t descriptor) {
-  if (measured == descriptor) return true;
-  if (descriptor == CUDNN_DEFAULT_MATH) return measured == CUDNN_FMA_MATH;
-  if (descriptor == CUDNN_TENSOR_OP_MATH) return measured == CUDNN_DEFAULT_MATH || measured == CUDNN_FMA_MATH;
+// A result may name another math mode than the dtype's (cuDNN times an algorithm without tensor
+// cores in default math, say). It is run with the math it names where the dtype's math includes
+// that one: plain FMA within TF32-allowed math (F32); default or FMA math within tensor-op math
+// (BF16 and F16). Never one that converts its operands to a narrower type.
+bool math_allowed(cudnnMathType_t named, cudnnMathType_t dtype_math) {
+  if (named == dtype_math) return true;
+  if (dtype_math == CUDNN_DEFAULT_MATH) return named == CUDNN_FMA_MATH;
+  if (dtype_math == CUDNN_TENSOR_OP_MATH) return named == CUDNN_DEFAULT_MATH || named == CUDNN_FMA_MATH;
   return false;
 }
 
@@ -135,27 +146,29 @@ cudnnMathType_t math_for(DType dtype, bool allow_tf32) {
   return allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
 }
 
-cudnnMathType_t math_of(const ConvolutionDescriptor& conv) {
-  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
-  HOOKRT_CUDA_CHECK(cudnnGetConvolutionMathType(conv.get(), &math));
-  return math;
-}
+// Which candidates first_usable takes: measured ones only where they were timed with an allowed
+// math mode; ranked ones whatever math cuDNN names (one it does not allow runs with the dtype's).
+enum class MathRule { TimedWithAllowedMath, Any };
 
-// The first candidate that runs, fits in `limit` (its workspace asked of cuDNN), is deterministic
-// where the options ask it and, where `math` is given, ran with an allowed math mode.
+// The first candidate that runs, fits in `limit` (its workspace asked of cuDNN with the math it
+// is to run with), and is deterministic where the options ask it. It runs with the math cuDNN
+// timed or ranked it with where the dtype's math allows that one, as PyTorch runs cuDNN's choice.
+// Leaves the descriptor's math set to some candidate's: every call sets its own (use_math).
 template <class Calls>
 std::optional<Chosen<typename Calls::Algo>> first_usable(cudnnHandle_t h, const Descriptors& p,
                                                          const Candidates<Calls>& c,
-                                                         const ConvolutionOptions& options,
-                                                         std::optional<cudnnMathType_t> math) {
+                                                         const ConvolutionOptions& options, MathRule rule) {
   const size_t limit = options.workspace_limit_bytes;
   for (int i = 0; i < c.count; ++i) {
     const auto& result = c.results[i];
     if (result.status != CUDNN_STATUS_SUCCESS) continue;
     if (options.deterministic && result.determinism != CUDNN_DETERMINISTIC) continue;
-    if (math && !math_allowed(result.mathType, *math)) continue;
-    const size_t bytes = Calls::workspace(h, p, result.algo);
-    if (bytes <= limit) return Chosen<typename Calls::Algo>{result.algo, bytes};
+    const bool allowed = math_allowed(result.mathType, p.math);
+    if (rule == MathRule::TimedWithAllowedMath && !allowed) continue;
+    const cudnnMathType_t math = allowed ? result.mathType : p.math;
+    use_math(p, math);
+    const std::optional<size_t> bytes = workspace_of<Calls>(h, p, result.algo);
+    if (bytes && *bytes <= limit) return Chosen<typename Calls::Algo>{result.algo, math, *bytes};
   }
   return std::nullopt;
 }
@@ -167,8 +180,8 @@ size_t search_workspace(cudnnHandle_t h, const Descriptors& p, const Candidates<
   size_t most = 0;
   for (int i = 0; i < ranked.count; ++i) {
     if (ranked.results[i].status != CUDNN_STATUS_SUCCESS) continue;
-    const size_t bytes = Calls::workspace(h, p, ranked.results[i].algo);
-    if (bytes <= limit) most = std::max(most, bytes);
+    const std::optional<size_t> bytes = workspace_of<Calls>(h, p, ranked.results[i].algo);
+    if (bytes && *bytes <= limit) most = std::max(most, *bytes);
   }
   return most;
 }
@@ -180,6 +193,7 @@ template <class Calls>
 Chosen<typename Calls::Algo> choose(cudnnHandle_t h, const Descriptors& p, const ConvDims& d,
                                     const ConvolutionOptions& options, Workspace& workspace, const Operands& operands,
                                     const FallbackNote& note) {
+  use_math(p, p.math);  // ranked and timed as the dtype allows: another direction's choice may be set
   Candidates<Calls> ranked;
   Calls::rank(h, p, ranked.results, &ranked.count);
   const size_t limit = options.workspace_limit_bytes;
@@ -189,14 +203,14 @@ Chosen<typename Calls::Algo> choose(cudnnHandle_t h, const Descriptors& p, const
       void* scratch = workspace.reserve(bytes);
       Candidates<Calls> timed;
       Calls::measure(h, p, operands, timed.results, &timed.count, scratch, bytes);
-      if (auto fastest = first_usable(h, p, timed, options, math_of(p.conv))) return *fastest;
+      if (auto fastest = first_usable(h, p, timed, options, MathRule::TimedWithAllowedMath)) return *fastest;
       note(std::string("no measured ") + (options.deterministic ? "deterministic " : "") +
            "algorithm ran within the workspace limit with the convolution's math");
     } catch (const Error& error) {
       note(error.what());
     }
   }
-  if (auto best = first_usable(h, p, ranked, options, std::nullopt)) return *best;
+  if (auto best = first_usable(h, p, ranked, options, MathRule::Any)) return *best;
   throw Error(std::string("cuDNN offers no ") + (options.deterministic ? "deterministic " : "") + Calls::kName +
               " convolution algorithm for " + describe(d) +
               " within the workspace limit of " + std::to_string(limit) + " bytes");
@@ -220,10 +234,11 @@ CudnnConvolutions::Plan& CudnnConvolutions::plan(const ConvDims& d) {
   auto found = plans_.find(d.key());
   if (found != plans_.end()) return *found->second;
   const cudnnDataType_t type = cudnn_data_type(d.dtype);
+  const cudnnMathType_t math = math_for(d.dtype, options_.allow_tf32);
   Descriptors desc{TensorDescriptor::packed(d.format, d.n, d.c, d.h, d.w, type),
                    TensorDescriptor::packed(d.format, d.n, d.k, d.p(), d.q(), type),
                    FilterDescriptor::packed(d.format, d.k, d.c, d.r, d.s, type),
-                   ConvolutionDescriptor::create(d.geometry, math_for(d.dtype, options_.allow_tf32))};
+                   ConvolutionDescriptor::create(d.geometry, math), math};
   auto made = std::make_unique<Plan>(Plan{std::move(desc), std::nullopt, std::nullopt, std::nullopt});
   return *plans_.emplace(d.key(), std::move(made)).first->second;
 }
@@ -244,6 +259,7 @@ void CudnnConvolutions::forward(const void* x, const void* w, void* y, const Con
   Plan& p = plan(d);
   if (!p.forward) p.forward = choose<ForwardCalls>(handle_, p.desc, d, options_, workspace_, Operands{x, w, y}, note_for("forward", d));
   void* scratch = workspace_.reserve(p.forward->bytes);
+  use_math(p.desc, p.forward->math);
   const float one = 1.0f, zero = 0.0f;
   HOOKRT_CUDA_CHECK(cudnnConvolutionForward(handle_, &one, p.desc.x.get(), x, p.desc.w.get(), w, p.desc.conv.get(),
                                             p.forward->algo, scratch, p.forward->bytes, &zero, p.desc.y.get(), y));
@@ -254,6 +270,7 @@ void CudnnConvolutions::backward_data(const void* dy, const void* w, void* dx, c
   if (!p.backward_data) p.backward_data =
         choose<BackwardDataCalls>(handle_, p.desc, d, options_, workspace_, Operands{w, dy, dx}, note_for("backward-data", d));
   void* scratch = workspace_.reserve(p.backward_data->bytes);
+  use_math(p.desc, p.backward_data->math);
   const float one = 1.0f, zero = 0.0f;
   HOOKRT_CUDA_CHECK(cudnnConvolutionBackwardData(handle_, &one, p.desc.w.get(), w, p.desc.y.get(), dy,
                                                  p.desc.conv.get(), p.backward_data->algo, scratch,
@@ -265,6 +282,7 @@ void CudnnConvolutions::backward_filter(const void* x, const void* dy, void* dw,
   if (!p.backward_filter) p.backward_filter = choose<BackwardFilterCalls>(handle_, p.desc, d, options_, workspace_, Operands{x, dy, dw},
                                                     note_for("backward-filter", d));
   void* scratch = workspace_.reserve(p.backward_filter->bytes);
+  use_math(p.desc, p.backward_filter->math);
   const float one = 1.0f, zero = 0.0f;
   HOOKRT_CUDA_CHECK(cudnnConvolutionBackwardFilter(handle_, &one, p.desc.x.get(), x, p.desc.y.get(), dy,
                                                    p.desc.conv.get(), p.backward_filter->algo, scratch,
