@@ -52,7 +52,9 @@ void CublasLinear::backward(const void* x, const void* w, const void* dy, void* 
     // dx (N,K) = dy (N,M) · w (M,K); column-major: dx^T (K,N) = w^T (K,M) · dy^T (M,N).
     gemm(CUBLAS_OP_N, CUBLAS_OP_N, k, n, m, w, k, dy, m, 0.0f, dx, k, dtype);
   }
-  if (m > 0 && k > 0) {
+  if (m > 0 && k > 0 && n == 0) {  // an empty batch: dw is zero, as PyTorch writes it, not a GEMM over nothing
+    HOOKRT_CUDA_CHECK(cudaMemsetAsync(dw, 0, static_cast<size_t>(d.out * d.in) * dtype_size(dtype), stream_));
+  } else if (m > 0 && k > 0) {
     // dw (M,K) = dy^T (M,N) · x (N,K); column-major: dw^T (K,M) = x^T (K,N) · dy (N,M).
     gemm(CUBLAS_OP_N, CUBLAS_OP_T, k, m, n, x, k, dy, m, 0.0f, dw, k, dtype);
   }

@@ -36,6 +36,8 @@ std::vector<LinearCase> linear_cases() {
       // Empty dimensions: y is the bias, or nothing flows back (cuBLAS takes neither as a GEMM).
       {"NoInputFeatures_4x0to3", 4, 0, 3, false},
       {"NoOutputFeatures_4x5to0", 4, 5, 0, false},
+      // An empty batch: dw and db are zeros, written without a GEMM over an empty inner dimension.
+      {"EmptyBatch_0x5to3", 0, 5, 3, false},
   };
   Pcg32 rng(0x11AEA);
   for (int i = 0; i < 2; ++i) {
