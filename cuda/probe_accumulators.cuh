@@ -3,7 +3,7 @@
 // FlatAcc for a flat op's merged partials, RowAcc for one row of a per-channel op, and how two
 // accumulators merge: shifted sums moved to one shift (flat ops) and Chan's merge of Welford
 // moments (rows), so that partials combine in a fixed order in fp64 and a slot has the same bits
-// on every run on the same GPU. Used by the pass kernel (probe_pass_kernel.cu) and the finishing kernels (probe_finish.cu).
+// on every run on the same GPU. Used by the pass kernels (probe_pass_kernels.cuh) and the finishing kernels (probe_finish.cu).
 #include <cuda_runtime.h>
 
 #include <cmath>

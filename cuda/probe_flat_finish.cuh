@@ -4,7 +4,7 @@
 // slot entries.
 // Two callers run the same code, so a slot has the same bits either way: flat_finish_kernel
 // (probe_finish.cu), a launch of its own after a row pass, and the last block of a flat pass
-// kernel to arrive (probe_pass_kernel.cu), which saves that launch and the counters' memset.
+// kernel to arrive (probe_pass_kernels.cuh), which saves that launch and the counters' memset.
 //
 // Reads go through L2 (__ldcg): other blocks wrote the partials and counters during the same
 // kernel, and this multiprocessor's L1 may hold an older copy of a line they share.

@@ -68,7 +68,7 @@ struct PassArgs {
   int shared_alive_words;
   double* slot;
   // Flat passes: how many blocks have finished (zero at launch); the last to finish merges the
-  // partials and writes the slot (probe_pass_kernel.cu), and leaves this and the ops' counters
+  // partials and writes the slot (probe_pass_kernels.cuh), and leaves this and the ops' counters
   // zero again. nullptr for row passes, which finishing kernels complete.
   unsigned long long* done;
 };

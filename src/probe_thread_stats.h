@@ -1,5 +1,5 @@
 #pragma once
-// What one thread of the fused probe pass (cuda/probe_pass_kernel.cu) accumulates for stats and
+// What one thread of the fused probe pass (cuda/probe_pass_kernels.cuh) accumulates for stats and
 // nonfinite, and how it takes in the values it loads. Plain C++ for both sides: the kernels run
 // it, and the CPU tests hold it to a float64 reference.
 //
