@@ -45,10 +45,10 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options)
       cublas_(CublasHandle::create(stream_->get(), options.allow_tf32_matmul, cublas_workspace_->data,
                                    cublas_workspace_bytes(options.device))),
       workspace_(pool_, "cuDNN's workspace"),
-      convolutions_(cudnn_.get(), workspace_,
+      convolutions_(cudnn_.get(), stream_->get(), pool_, workspace_,
                     ConvolutionOptions{options.allow_tf32, options.conv_workspace_limit_bytes, options.conv_algorithms,
-                                       options.deterministic_conv}),
-      batchnorm_(cudnn_.get(), stream_->get(), pool_, options.own_f32_batchnorm),
+                                       options.deterministic_conv, options.max_cudnn_call_elements}),
+      batchnorm_(cudnn_.get(), stream_->get(), pool_, options.own_f32_batchnorm, options.max_cudnn_call_elements),
       linear_(cublas_.get(), stream_->get()),
       arena_(pool_, stream_),
       capture_ring_(stream_, transfer_, options.capture_ring_bytes) {}

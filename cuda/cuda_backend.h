@@ -15,6 +15,7 @@
 // threads whose current CUDA device is options.device (the constructor makes it current for its
 // own thread).
 #include <cstddef>
+#include <cstdint>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -54,6 +55,8 @@ struct CudaBackendOptions {
   bool deterministic_conv = false;
   // F32 batch norms on our kernels, split, rather than cuDNN's (GpuOptions::own_f32_batchnorm).
   bool own_f32_batchnorm = false;
+  // The most elements a tensor of one cuDNN call may hold (GpuOptions::max_cudnn_call_elements).
+  int64_t max_cudnn_call_elements = INT32_MAX;
   // Pinned host memory for captures in flight (see capture_ring.h).
   size_t capture_ring_bytes = size_t{256} << 20;
 };

@@ -37,10 +37,19 @@ struct CudnnBatchNorm::Descriptors {
   TensorDescriptor channels;  // (1, C, 1, 1): weight, bias, statistics
 };
 
-CudnnBatchNorm::CudnnBatchNorm(cudnnHandle_t handle, cudaStream_t stream, DeviceMemoryPool& pool, bool own_f32)
-    : handle_(handle), stream_(stream), own_f32_(own_f32), scratch_(pool, "batch norm's scratch") {}
+CudnnBatchNorm::CudnnBatchNorm(cudnnHandle_t handle, cudaStream_t stream, DeviceMemoryPool& pool, bool own_f32,
+                               int64_t max_cudnn_elements)
+    : handle_(handle),
+      stream_(stream),
+      own_f32_(own_f32),
+      max_cudnn_elements_(max_cudnn_elements),
+      scratch_(pool, "batch norm's scratch") {}
 
 CudnnBatchNorm::~CudnnBatchNorm() = default;
+
+bool CudnnBatchNorm::on_our_kernels(DType activations, const BatchNormDims& d) const {
+  return activations != DType::F32 || own_f32_ || d.n * d.c * d.hw > max_cudnn_elements_;
+}
 
 const CudnnBatchNorm::Descriptors& CudnnBatchNorm::descriptors(const BatchNormDims& d) {
   const auto key = std::make_tuple(d.n, d.c, d.hw, d.format);
@@ -58,7 +67,7 @@ void CudnnBatchNorm::forward(const BatchNormForwardArgs& a, const BatchNormDims&
   check_training_batch(d, o);
   const int64_t count = d.n * d.hw;
   if (d.c == 0) return;
-  if (a.activations != DType::F32 || own_f32_) {  // BF16 or F16 with F32 parameters and statistics
+  if (on_our_kernels(a.activations, d)) {  // F32 parameters and statistics, any activations
     void* scratch = scratch_.reserve(batchnorm_mixed_scratch_bytes(d));
     return batchnorm_mixed_forward(a, d, settings_of(o), scratch, stream_);
   }
@@ -85,7 +94,7 @@ void CudnnBatchNorm::backward(const BatchNormBackwardArgs& a, const BatchNormDim
   // BF16 and F16, and F32 inference in NHWC: the mixed kernels, whose inference backward is
   // batchnorm_inference_backward's formulas (sums in double, dx = dy·gain) in a coalesced NHWC
   // walk. An empty batch gives zero dweight and dbias, in either mode.
-  if (a.activations != DType::F32 || own_f32_ || (inference && d.format == MemoryFormat::ChannelsLast)) {
+  if (on_our_kernels(a.activations, d) || (inference && d.format == MemoryFormat::ChannelsLast)) {
     void* scratch = scratch_.reserve(batchnorm_mixed_scratch_bytes(d));
     return batchnorm_mixed_backward(a, d, settings_of(o), scratch, stream_);
   }

@@ -10,7 +10,8 @@
 // NCHW. Descriptors are cached per shape and format. BF16 and F16 go to our
 // kernels (batchnorm_mixed.cuh), in either format: cuDNN's legacy calls are not documented to take
 // BF16, and F16 follows it so that both half dtypes round as the CPU reference does. F32 goes
-// there too where the backend asks (GpuOptions::own_f32_batchnorm).
+// there too where the backend asks (GpuOptions::own_f32_batchnorm), and where x holds more elements
+// than a cuDNN call takes (cuDNN counts them in 32-bit ints; PyTorch too leaves cuDNN there).
 #include <cudnn.h>
 
 #include <cstdint>
@@ -29,8 +30,10 @@ namespace hookrt::cuda {
 class CudnnBatchNorm {
  public:
   // The half kernels' scratch comes from `pool`, kept and grown to the largest shape seen.
-  // own_f32: F32 goes to our kernels too, not cuDNN's.
-  CudnnBatchNorm(cudnnHandle_t handle, cudaStream_t stream, DeviceMemoryPool& pool, bool own_f32 = false);
+  // own_f32: F32 goes to our kernels too, not cuDNN's; so does an F32 x of more than
+  // max_cudnn_elements.
+  CudnnBatchNorm(cudnnHandle_t handle, cudaStream_t stream, DeviceMemoryPool& pool, bool own_f32 = false,
+                 int64_t max_cudnn_elements = INT32_MAX);
   ~CudnnBatchNorm();
   CudnnBatchNorm(const CudnnBatchNorm&) = delete;
   CudnnBatchNorm& operator=(const CudnnBatchNorm&) = delete;
@@ -60,10 +63,13 @@ class CudnnBatchNorm {
  private:
   struct Descriptors;
   const Descriptors& descriptors(const BatchNormDims& dims);
+  // Whether the whole op runs on batchnorm_mixed.cuh's kernels rather than cuDNN's.
+  bool on_our_kernels(DType activations, const BatchNormDims& dims) const;
 
   cudnnHandle_t handle_;
   cudaStream_t stream_;
   bool own_f32_;
+  int64_t max_cudnn_elements_;
   Workspace scratch_;
   std::map<std::tuple<int64_t, int64_t, int64_t, MemoryFormat>, std::unique_ptr<Descriptors>> cache_;
 };

@@ -2,11 +2,16 @@
 #include "cudnn_conv.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <iostream>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <vector>
 
+#include "add.cuh"
+#include "convert.cuh"
 #include "resources.h"
 #include "status.h"
 
@@ -216,6 +221,48 @@ Chosen<typename Calls::Algo> choose(cudnnHandle_t h, const Descriptors& p, const
               " within the workspace limit of " + std::to_string(limit) + " bytes");
 }
 
+// ---- batches past cuDNN's element count ----
+
+// A call's slice of the batch: `dims` with its own N, from image `first` on.
+struct BatchSlice {
+  ConvDims dims;
+  int64_t first;
+};
+
+// cuDNN's legacy API counts a tensor's elements in 32-bit ints, so a batch whose input or output
+// holds more than `max_elements` runs as calls over slices of it, each within the limit (as
+// PyTorch's cuDNN path splits one): as few slices as the limit allows, of equal size but the
+// last. One image past the limit cannot be split and is an error.
+std::vector<BatchSlice> batch_slices(const ConvDims& d, int64_t max_elements) {
+  const int64_t per_image = std::max(int64_t{d.c} * d.h * d.w, int64_t{d.k} * d.p() * d.q());
+  if (int64_t{d.n} * per_image <= max_elements) return {BatchSlice{d, 0}};
+  if (per_image > max_elements)
+    throw Error("convolution: one image of " + describe(d) + " has " + std::to_string(per_image) +
+                " elements in its input or output, more than the " + std::to_string(max_elements) +
+                " a cuDNN call takes");
+  const int64_t most = max_elements / per_image;
+  const int64_t count = (d.n + most - 1) / most;
+  const int64_t images = (d.n + count - 1) / count;
+  std::vector<BatchSlice> slices;
+  for (int64_t first = 0; first < d.n; first += images) {
+    ConvDims slice = d;
+    slice.n = static_cast<int>(std::min(images, d.n - first));
+    slices.push_back(BatchSlice{slice, first});
+  }
+  return slices;
+}
+
+// Image `first` of a packed batch of images of `image_elements` each: N is outermost in NCHW and
+// NHWC alike.
+template <class Pointer>
+Pointer image_at(Pointer batch, int64_t first, int64_t image_elements, DType dtype) {
+  using Byte = std::conditional_t<std::is_const_v<std::remove_pointer_t<Pointer>>, const char, char>;
+  return static_cast<Byte*>(batch) + first * image_elements * static_cast<int64_t>(dtype_size(dtype));
+}
+
+int64_t input_image_elements(const ConvDims& d) { return int64_t{d.c} * d.h * d.w; }
+int64_t output_image_elements(const ConvDims& d) { return int64_t{d.k} * d.p() * d.q(); }
+
 }  // namespace
 
 struct CudnnConvolutions::Plan {
@@ -225,8 +272,13 @@ struct CudnnConvolutions::Plan {
   std::optional<Chosen<BackwardFilterCalls::Algo>> backward_filter;
 };
 
-CudnnConvolutions::CudnnConvolutions(cudnnHandle_t handle, Workspace& workspace, const ConvolutionOptions& options)
-    : handle_(handle), workspace_(workspace), options_(options) {}
+CudnnConvolutions::CudnnConvolutions(cudnnHandle_t handle, cudaStream_t stream, DeviceMemoryPool& pool,
+                                     Workspace& workspace, const ConvolutionOptions& options)
+    : handle_(handle),
+      stream_(stream),
+      workspace_(workspace),
+      options_(options),
+      slice_sums_(pool, "the F32 sums of a sliced backward-filter") {}
 
 CudnnConvolutions::~CudnnConvolutions() = default;
 
@@ -256,6 +308,44 @@ std::function<void(const std::string&)> CudnnConvolutions::note_for(const char* 
 }
 
 void CudnnConvolutions::forward(const void* x, const void* w, void* y, const ConvDims& d) {
+  for (const BatchSlice& s : batch_slices(d, options_.max_call_elements))
+    forward_call(image_at(x, s.first, input_image_elements(d), d.dtype), w,
+                 image_at(y, s.first, output_image_elements(d), d.dtype), s.dims);
+}
+
+void CudnnConvolutions::backward_data(const void* dy, const void* w, void* dx, const ConvDims& d) {
+  for (const BatchSlice& s : batch_slices(d, options_.max_call_elements))
+    backward_data_call(image_at(dy, s.first, output_image_elements(d), d.dtype), w,
+                       image_at(dx, s.first, input_image_elements(d), d.dtype), s.dims);
+}
+
+// Over slices of the batch, dw is the sum of each slice's: F32 adds them in dw itself (cuDNN's
+// beta of 1); BF16 and F16 add them in F32 and round once, as PyTorch's accumulator does, rather
+// than rounding each partial sum to 8 or 11 bits.
+void CudnnConvolutions::backward_filter(const void* x, const void* dy, void* dw, const ConvDims& d) {
+  const std::vector<BatchSlice> slices = batch_slices(d, options_.max_call_elements);
+  const auto x_at = [&](const BatchSlice& s) { return image_at(x, s.first, input_image_elements(d), d.dtype); };
+  const auto dy_at = [&](const BatchSlice& s) { return image_at(dy, s.first, output_image_elements(d), d.dtype); };
+  if (slices.size() == 1) return backward_filter_call(x, dy, dw, d, 0.0f);
+  // Every slice shape's algorithm first: measuring one overwrites dw, which holds the sum so far.
+  for (const BatchSlice& s : slices) backward_filter_algorithm(x_at(s), dy_at(s), dw, s.dims);
+  if (d.dtype == DType::F32) {
+    for (size_t i = 0; i < slices.size(); ++i)
+      backward_filter_call(x_at(slices[i]), dy_at(slices[i]), dw, slices[i].dims, i == 0 ? 0.0f : 1.0f);
+    return;
+  }
+  const int64_t n = int64_t{d.k} * d.c * d.r * d.s;
+  auto* sums = static_cast<float*>(slice_sums_.reserve(2 * static_cast<size_t>(n) * sizeof(float)));
+  float* slice_dw = sums + n;
+  for (size_t i = 0; i < slices.size(); ++i) {
+    backward_filter_call(x_at(slices[i]), dy_at(slices[i]), dw, slices[i].dims, 0.0f);
+    convert(dw, d.dtype, i == 0 ? sums : slice_dw, DType::F32, n, stream_);
+    if (i > 0) accumulate(sums, slice_dw, DType::F32, n, stream_);
+  }
+  convert(sums, DType::F32, dw, d.dtype, n, stream_);
+}
+
+void CudnnConvolutions::forward_call(const void* x, const void* w, void* y, const ConvDims& d) {
   Plan& p = plan(d);
   if (!p.forward) p.forward = choose<ForwardCalls>(handle_, p.desc, d, options_, workspace_, Operands{x, w, y}, note_for("forward", d));
   void* scratch = workspace_.reserve(p.forward->bytes);
@@ -265,7 +355,7 @@ void CudnnConvolutions::forward(const void* x, const void* w, void* y, const Con
                                             p.forward->algo, scratch, p.forward->bytes, &zero, p.desc.y.get(), y));
 }
 
-void CudnnConvolutions::backward_data(const void* dy, const void* w, void* dx, const ConvDims& d) {
+void CudnnConvolutions::backward_data_call(const void* dy, const void* w, void* dx, const ConvDims& d) {
   Plan& p = plan(d);
   if (!p.backward_data) p.backward_data =
         choose<BackwardDataCalls>(handle_, p.desc, d, options_, workspace_, Operands{w, dy, dx}, note_for("backward-data", d));
@@ -277,16 +367,23 @@ void CudnnConvolutions::backward_data(const void* dy, const void* w, void* dx, c
                                                  p.backward_data->bytes, &zero, p.desc.x.get(), dx));
 }
 
-void CudnnConvolutions::backward_filter(const void* x, const void* dy, void* dw, const ConvDims& d) {
+CudnnConvolutions::Plan& CudnnConvolutions::backward_filter_algorithm(const void* x, const void* dy, void* dw,
+                                                                      const ConvDims& d) {
   Plan& p = plan(d);
   if (!p.backward_filter) p.backward_filter = choose<BackwardFilterCalls>(handle_, p.desc, d, options_, workspace_, Operands{x, dy, dw},
                                                     note_for("backward-filter", d));
+  return p;
+}
+
+// dw = x ⋆ dy + beta · dw.
+void CudnnConvolutions::backward_filter_call(const void* x, const void* dy, void* dw, const ConvDims& d, float beta) {
+  Plan& p = backward_filter_algorithm(x, dy, dw, d);
   void* scratch = workspace_.reserve(p.backward_filter->bytes);
   use_math(p.desc, p.backward_filter->math);
-  const float one = 1.0f, zero = 0.0f;
+  const float one = 1.0f;
   HOOKRT_CUDA_CHECK(cudnnConvolutionBackwardFilter(handle_, &one, p.desc.x.get(), x, p.desc.y.get(), dy,
                                                    p.desc.conv.get(), p.backward_filter->algo, scratch,
-                                                   p.backward_filter->bytes, &zero, p.desc.w.get(), dw));
+                                                   p.backward_filter->bytes, &beta, p.desc.w.get(), dw));
 }
 
 }  // namespace hookrt::cuda

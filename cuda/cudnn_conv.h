@@ -12,9 +12,11 @@
 // - Heuristic: cuDNN's ranking without trial runs (cudnnGet*Algorithm_v7), the best-ranked one
 //   that supports the shape and fits the limit. Measuring falls back to it, saying so once, if
 //   it finds nothing usable.
-// Either way the algorithm runs with the descriptor's math (for F32, TF32 allowed or not), and with
-// `deterministic` only algorithms that give the same bits on every run are taken. The shared
-// workspace grows to the largest need, so a shape seen before allocates nothing.
+// Either way the algorithm runs with the math cuDNN timed or ranked it with, within the dtype's (for
+// F32, TF32 allowed or not), and with `deterministic` only algorithms that give the same bits on
+// every run are taken. The shared workspace grows to the largest need, so a shape seen before
+// allocates nothing. A batch whose input or output holds more elements than one call takes runs as
+// calls over slices of the batch (ConvolutionOptions::max_call_elements).
 #include <cudnn.h>
 
 #include <cstddef>
@@ -26,6 +28,7 @@
 #include <tuple>
 
 #include "hookrt/backend.h"
+#include "memory_pool.h"
 #include "workspace.h"
 
 namespace hookrt::cuda {
@@ -58,11 +61,16 @@ struct ConvolutionOptions {
   // Only algorithms cuDNN reports as CUDNN_DETERMINISTIC (torch.backends.cudnn.deterministic):
   // backward-data and backward-filter have some that add with atomics, in arrival order.
   bool deterministic = false;
+  // The most elements x or y of one cuDNN call may hold: cuDNN's legacy API counts them in 32-bit
+  // ints. A larger batch runs as calls over slices of it (GpuOptions::max_cudnn_call_elements).
+  int64_t max_call_elements = INT32_MAX;
 };
 
 class CudnnConvolutions {
  public:
-  CudnnConvolutions(cudnnHandle_t handle, Workspace& workspace, const ConvolutionOptions& options);
+  // `pool` holds the F32 sums of a BF16 or F16 backward-filter over slices of a batch.
+  CudnnConvolutions(cudnnHandle_t handle, cudaStream_t stream, DeviceMemoryPool& pool, Workspace& workspace,
+                    const ConvolutionOptions& options);
   ~CudnnConvolutions();
   CudnnConvolutions(const CudnnConvolutions&) = delete;
   CudnnConvolutions& operator=(const CudnnConvolutions&) = delete;
@@ -75,12 +83,20 @@ class CudnnConvolutions {
  private:
   struct Plan;
   Plan& plan(const ConvDims& dims);
+  // One cuDNN call each, on a batch within max_call_elements.
+  void forward_call(const void* x, const void* w, void* y, const ConvDims& dims);
+  void backward_data_call(const void* dy, const void* w, void* dx, const ConvDims& dims);
+  void backward_filter_call(const void* x, const void* dy, void* dw, const ConvDims& dims, float beta);
+  // The shape's plan with its backward-filter algorithm chosen (measuring may overwrite dw).
+  Plan& backward_filter_algorithm(const void* x, const void* dy, void* dw, const ConvDims& dims);
   // What reports that measuring gave nothing usable for a call of `direction` on `dims`.
   std::function<void(const std::string&)> note_for(const char* direction, const ConvDims& dims);
 
   cudnnHandle_t handle_;
+  cudaStream_t stream_;
   Workspace& workspace_;
   ConvolutionOptions options_;
+  Workspace slice_sums_;
   bool noted_fallback_ = false;
   std::map<decltype(ConvDims{}.key()), std::unique_ptr<Plan>> plans_;
 };

@@ -54,6 +54,7 @@ std::unique_ptr<Backend> make_backend(const GpuOptions& options) {
       options.measure_conv_algorithms ? ConvAlgorithmChoice::Measured : ConvAlgorithmChoice::Heuristic;
   backend_options.deterministic_conv = options.deterministic;
   backend_options.own_f32_batchnorm = options.own_f32_batchnorm;
+  backend_options.max_cudnn_call_elements = options.max_cudnn_call_elements;
   return std::make_unique<CudaBackend>(backend_options);
 }
 

@@ -60,6 +60,11 @@ struct GpuOptions {
   // norm's output and gradient run in the batch norm's own passes (see Backend::splits_batchnorm).
   // Off by default until the device check says which is faster.
   bool own_f32_batchnorm = false;
+  // The most elements a tensor of one cuDNN call may hold: cuDNN's legacy API counts them in
+  // 32-bit ints. A convolution over a larger batch runs as calls over slices of it, and an F32
+  // batch norm over one runs on hookrt's kernels, as PyTorch's cuDNN path does. Lowered only to
+  // test those paths on small tensors.
+  int64_t max_cudnn_call_elements = INT32_MAX;
 };
 DeviceChoice parse_device_choice(const std::string& text);  // throws Error(BadInput)
 
