@@ -23,7 +23,7 @@ __device__ double block_all_reduce(double value, Reduction reduction) {
   if (threadIdx.x == 0) result = reduced;
   __syncthreads();
   const double everyone = result;
-  __syncthreads();  // temp and result are reused by the next call
+  __syncthreads();  // a later call with the same reduction reuses temp and result
   return everyone;
 }
 
