@@ -4,8 +4,13 @@
 
 namespace hookrt::cuda::detail {
 
-template int input_pass_blocks_per_multiprocessor<float>(int);
-template void launch_input_pass<float>(const PassArgs&, const InputPassArgs&, int, int, FlatAcc*,
-                                       size_t, cudaStream_t);
+int input_pass_blocks_per_multiprocessor(float, int variant) {
+  return typed_input_pass_blocks_per_multiprocessor<float>(variant);
+}
+
+void launch_input_pass(float, const PassArgs& args, const InputPassArgs& input, int variant,
+                       int blocks, FlatAcc* partials, size_t shared_bytes, cudaStream_t stream) {
+  typed_launch_input_pass<float>(args, input, variant, blocks, partials, shared_bytes, stream);
+}
 
 }  // namespace hookrt::cuda::detail

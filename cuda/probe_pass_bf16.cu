@@ -3,9 +3,18 @@
 
 namespace hookrt::cuda::detail {
 
-template int pass_blocks_per_multiprocessor<__nv_bfloat16>(PassKernel);
-template void launch_pass<__nv_bfloat16>(const PassArgs&, PassKernel, int, FlatAcc*, size_t,
-                                         cudaStream_t);
-template void launch_batch_pass<__nv_bfloat16>(const BatchPassArgs&, size_t, cudaStream_t);
+int pass_blocks_per_multiprocessor(__nv_bfloat16, PassKernel kernel) {
+  return typed_pass_blocks_per_multiprocessor<__nv_bfloat16>(kernel);
+}
+
+void launch_pass(__nv_bfloat16, const PassArgs& args, PassKernel kernel, int blocks,
+                 FlatAcc* partials, size_t shared_bytes, cudaStream_t stream) {
+  typed_launch_pass<__nv_bfloat16>(args, kernel, blocks, partials, shared_bytes, stream);
+}
+
+void launch_batch_pass(__nv_bfloat16, const BatchPassArgs& batch, size_t shared_bytes,
+                       cudaStream_t stream) {
+  typed_launch_batch_pass<__nv_bfloat16>(batch, shared_bytes, stream);
+}
 
 }  // namespace hookrt::cuda::detail

@@ -3,8 +3,18 @@
 
 namespace hookrt::cuda::detail {
 
-template int pass_blocks_per_multiprocessor<__half>(PassKernel);
-template void launch_pass<__half>(const PassArgs&, PassKernel, int, FlatAcc*, size_t, cudaStream_t);
-template void launch_batch_pass<__half>(const BatchPassArgs&, size_t, cudaStream_t);
+int pass_blocks_per_multiprocessor(__half, PassKernel kernel) {
+  return typed_pass_blocks_per_multiprocessor<__half>(kernel);
+}
+
+void launch_pass(__half, const PassArgs& args, PassKernel kernel, int blocks, FlatAcc* partials,
+                 size_t shared_bytes, cudaStream_t stream) {
+  typed_launch_pass<__half>(args, kernel, blocks, partials, shared_bytes, stream);
+}
+
+void launch_batch_pass(__half, const BatchPassArgs& batch, size_t shared_bytes,
+                       cudaStream_t stream) {
+  typed_launch_batch_pass<__half>(batch, shared_bytes, stream);
+}
 
 }  // namespace hookrt::cuda::detail

@@ -3,8 +3,18 @@
 
 namespace hookrt::cuda::detail {
 
-template int pass_blocks_per_multiprocessor<float>(PassKernel);
-template void launch_pass<float>(const PassArgs&, PassKernel, int, FlatAcc*, size_t, cudaStream_t);
-template void launch_batch_pass<float>(const BatchPassArgs&, size_t, cudaStream_t);
+int pass_blocks_per_multiprocessor(float, PassKernel kernel) {
+  return typed_pass_blocks_per_multiprocessor<float>(kernel);
+}
+
+void launch_pass(float, const PassArgs& args, PassKernel kernel, int blocks, FlatAcc* partials,
+                 size_t shared_bytes, cudaStream_t stream) {
+  typed_launch_pass<float>(args, kernel, blocks, partials, shared_bytes, stream);
+}
+
+void launch_batch_pass(float, const BatchPassArgs& batch, size_t shared_bytes,
+                       cudaStream_t stream) {
+  typed_launch_batch_pass<float>(batch, shared_bytes, stream);
+}
 
 }  // namespace hookrt::cuda::detail

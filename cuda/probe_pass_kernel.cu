@@ -1,4 +1,4 @@
-// The pass kernels' launchers (see probe_pass_kernel.cuh): each picks the instantiation for the
+// The pass kernels' launchers (see probe_pass_kernel.cuh): each calls the launcher of the
 // tensor's element type (probe_pass_launchers.cuh; the kernels are in probe_pass_kernels.cuh).
 #include "probe_pass_kernel.cuh"
 
@@ -25,9 +25,8 @@ int probing_input_variant(ProducerKind kind, int input) {
 
 int probing_input_blocks_per_multiprocessor(int variant, ProbeElement element) {
   int blocks = 0;
-  with_element_type(element, [&](auto value) {
-    blocks = input_pass_blocks_per_multiprocessor<decltype(value)>(variant);
-  });
+  with_element_type(
+      element, [&](auto value) { blocks = input_pass_blocks_per_multiprocessor(value, variant); });
   return blocks;
 }
 
@@ -35,8 +34,7 @@ void launch_pass_probing_input(const PassArgs& args, const InputPassArgs& input,
                                int blocks, FlatAcc* partials, cudaStream_t stream) {
   const size_t shared_bytes = static_cast<size_t>(args.shared_alive_words) * sizeof(unsigned);
   with_element_type(args.element, [&](auto value) {
-    launch_input_pass<decltype(value)>(args, input, variant, blocks, partials, shared_bytes,
-                                       stream);
+    launch_input_pass(value, args, input, variant, blocks, partials, shared_bytes, stream);
   });
   HOOKRT_CUDA_CHECK(cudaGetLastError());
 }
@@ -55,9 +53,8 @@ PassKernel pass_kernel_for(const PlannedPass& pass) {
 
 int fused_pass_blocks_per_multiprocessor(PassKernel kernel, ProbeElement element) {
   int blocks = 0;
-  with_element_type(element, [&](auto value) {
-    blocks = pass_blocks_per_multiprocessor<decltype(value)>(kernel);
-  });
+  with_element_type(element,
+                    [&](auto value) { blocks = pass_blocks_per_multiprocessor(value, kernel); });
   return blocks;
 }
 
@@ -68,9 +65,8 @@ void launch_batch_common_pass(const BatchPassArgs& batch, cudaStream_t stream) {
   for (int r = 0; r < batch.passes; ++r)
     shared_words = std::max(shared_words, batch.pass[r].shared_alive_words);
   const size_t shared_bytes = static_cast<size_t>(shared_words) * sizeof(unsigned);
-  with_element_type(batch.pass[0].element, [&](auto value) {
-    launch_batch_pass<decltype(value)>(batch, shared_bytes, stream);
-  });
+  with_element_type(batch.pass[0].element,
+                    [&](auto value) { launch_batch_pass(value, batch, shared_bytes, stream); });
   HOOKRT_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -79,7 +75,7 @@ void launch_fused_pass(const PassArgs& args, PassKernel kernel, int blocks, Flat
   const size_t shared_bytes =
       static_cast<size_t>(args.shared_hist_words + args.shared_alive_words) * sizeof(unsigned);
   with_element_type(args.element, [&](auto value) {
-    launch_pass<decltype(value)>(args, kernel, blocks, partials, shared_bytes, stream);
+    launch_pass(value, args, kernel, blocks, partials, shared_bytes, stream);
   });
   HOOKRT_CUDA_CHECK(cudaGetLastError());
 }

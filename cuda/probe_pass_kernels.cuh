@@ -16,10 +16,9 @@
 // Per element a pass does F32 and 32-bit integer work only (ThreadAcc); fp64 comes in once per
 // group of chunks a thread loads together, and in the merges, so that the pass runs at the speed
 // of its reads.
-// Included only by the files that instantiate the kernels for one element type
-// (probe_pass_<type>.cu, probe_input_pass_<type>.cu; see probe_pass_launchers.cuh): the kernels
-// sit in an unnamed namespace, each such file's own, as device code without relocatable device
-// code is anyway.
+// Included only by the files that define the launchers of one element type (probe_pass_<type>.cu,
+// probe_input_pass_<type>.cu; see probe_pass_launchers.cuh): everything here sits in an unnamed
+// namespace, each such file's own, as device code without relocatable device code is anyway.
 #include <cuda/atomic>
 #include <cuda_runtime.h>
 
@@ -498,10 +497,13 @@ __global__ void __launch_bounds__(kBlock, 2)
 
 }  // namespace
 
-// ---- the launchers of one element type (probe_pass_launchers.cuh) ----
+// ---- the launchers of one element type, for probe_pass_<type>.cu and probe_input_pass_<type>.cu
+// to define probe_pass_launchers.cuh's functions with ----
+
+namespace {
 
 template <class T>
-int pass_blocks_per_multiprocessor(PassKernel kernel) {
+int typed_pass_blocks_per_multiprocessor(PassKernel kernel) {
   int blocks = 0;
   const auto query = [&](auto pass_kernel) {
     HOOKRT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, pass_kernel, kBlock, 0));
@@ -515,8 +517,8 @@ int pass_blocks_per_multiprocessor(PassKernel kernel) {
 }
 
 template <class T>
-void launch_pass(const PassArgs& args, PassKernel kernel, int blocks, FlatAcc* partials, size_t shared_bytes,
-                 cudaStream_t stream) {
+void typed_launch_pass(const PassArgs& args, PassKernel kernel, int blocks, FlatAcc* partials, size_t shared_bytes,
+                       cudaStream_t stream) {
   switch (kernel) {
     case PassKernel::Rows: fused_pass_kernel<true, T><<<blocks, kBlock, shared_bytes, stream>>>(args, partials); break;
     case PassKernel::Flat: fused_pass_kernel<false, T><<<blocks, kBlock, shared_bytes, stream>>>(args, partials); break;
@@ -525,11 +527,9 @@ void launch_pass(const PassArgs& args, PassKernel kernel, int blocks, FlatAcc* p
 }
 
 template <class T>
-void launch_batch_pass(const BatchPassArgs& batch, size_t shared_bytes, cudaStream_t stream) {
+void typed_launch_batch_pass(const BatchPassArgs& batch, size_t shared_bytes, cudaStream_t stream) {
   batch_common_pass_kernel<T><<<batch.first_block[batch.passes], kBlock, shared_bytes, stream>>>(batch);
 }
-
-namespace {
 
 // Calls fn with the kernel of a variant (probing_input_variant) over tensors of T.
 template <class T, class Fn>
@@ -544,10 +544,8 @@ void with_input_pass_kernel(int variant, Fn fn) {
   throw Error("internal: no pass probes input " + std::to_string(variant) + " of its producing op that way");
 }
 
-}  // namespace
-
 template <class T>
-int input_pass_blocks_per_multiprocessor(int variant) {
+int typed_input_pass_blocks_per_multiprocessor(int variant) {
   int blocks = 0;
   with_input_pass_kernel<T>(variant, [&](auto kernel) {
     HOOKRT_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kBlock, 0));
@@ -556,11 +554,13 @@ int input_pass_blocks_per_multiprocessor(int variant) {
 }
 
 template <class T>
-void launch_input_pass(const PassArgs& args, const InputPassArgs& input, int variant, int blocks,
-                       FlatAcc* partials, size_t shared_bytes, cudaStream_t stream) {
+void typed_launch_input_pass(const PassArgs& args, const InputPassArgs& input, int variant, int blocks,
+                             FlatAcc* partials, size_t shared_bytes, cudaStream_t stream) {
   with_input_pass_kernel<T>(variant, [&](auto kernel) {
     kernel<<<blocks, kBlock, shared_bytes, stream>>>(args, input, partials);
   });
 }
+
+}  // namespace
 
 }  // namespace hookrt::cuda::detail
