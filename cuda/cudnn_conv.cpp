@@ -118,12 +118,17 @@ struct Chosen {
 
 // The workspace `algo` needs with the descriptor's current math, or nothing where cuDNN says the
 // algorithm cannot run these descriptors (a ranked or timed candidate may still say so): the
-// candidate is passed over, as PyTorch passes it over, rather than failing the choice.
+// candidate is passed over, as PyTorch passes it over, rather than failing the choice. What cuDNN
+// said goes to `refused`, for the error should no candidate be usable.
 template <class Calls>
-std::optional<size_t> workspace_of(cudnnHandle_t h, const Descriptors& p, typename Calls::Algo algo) {
+std::optional<size_t> workspace_of(cudnnHandle_t h, const Descriptors& p, typename Calls::Algo algo,
+                                   std::string& refused) {
   size_t bytes = 0;
-  if (Calls::workspace(h, p, algo, &bytes) != CUDNN_STATUS_SUCCESS) return std::nullopt;
-  return bytes;
+  const cudnnStatus_t status = Calls::workspace(h, p, algo, &bytes);
+  if (status == CUDNN_STATUS_SUCCESS) return bytes;
+  refused = std::string("; cuDNN could not size algorithm ") + std::to_string(static_cast<int>(algo)) +
+            "'s workspace: " + cudnnGetErrorString(status);
+  return std::nullopt;
 }
 
 // What cuDNN said of the candidates: ranked by its heuristics, or sorted by measured time.
@@ -162,7 +167,8 @@ enum class MathRule { TimedWithAllowedMath, Any };
 template <class Calls>
 std::optional<Chosen<typename Calls::Algo>> first_usable(cudnnHandle_t h, const Descriptors& p,
                                                          const Candidates<Calls>& c,
-                                                         const ConvolutionOptions& options, MathRule rule) {
+                                                         const ConvolutionOptions& options, MathRule rule,
+                                                         std::string& refused) {
   const size_t limit = options.workspace_limit_bytes;
   for (int i = 0; i < c.count; ++i) {
     const auto& result = c.results[i];
@@ -172,7 +178,7 @@ std::optional<Chosen<typename Calls::Algo>> first_usable(cudnnHandle_t h, const 
     if (rule == MathRule::TimedWithAllowedMath && !allowed) continue;
     const cudnnMathType_t math = allowed ? result.mathType : p.math;
     use_math(p, math);
-    const std::optional<size_t> bytes = workspace_of<Calls>(h, p, result.algo);
+    const std::optional<size_t> bytes = workspace_of<Calls>(h, p, result.algo, refused);
     if (bytes && *bytes <= limit) return Chosen<typename Calls::Algo>{result.algo, math, *bytes};
   }
   return std::nullopt;
@@ -181,11 +187,12 @@ std::optional<Chosen<typename Calls::Algo>> first_usable(cudnnHandle_t h, const 
 // The workspace the search gets: the largest any ranked candidate needs within the limit, so
 // that every algorithm allowed to run later can be timed.
 template <class Calls>
-size_t search_workspace(cudnnHandle_t h, const Descriptors& p, const Candidates<Calls>& ranked, size_t limit) {
+size_t search_workspace(cudnnHandle_t h, const Descriptors& p, const Candidates<Calls>& ranked, size_t limit,
+                        std::string& refused) {
   size_t most = 0;
   for (int i = 0; i < ranked.count; ++i) {
     if (ranked.results[i].status != CUDNN_STATUS_SUCCESS) continue;
-    const std::optional<size_t> bytes = workspace_of<Calls>(h, p, ranked.results[i].algo);
+    const std::optional<size_t> bytes = workspace_of<Calls>(h, p, ranked.results[i].algo, refused);
     if (bytes && *bytes <= limit) most = std::max(most, *bytes);
   }
   return most;
@@ -202,23 +209,25 @@ Chosen<typename Calls::Algo> choose(cudnnHandle_t h, const Descriptors& p, const
   Candidates<Calls> ranked;
   Calls::rank(h, p, ranked.results, &ranked.count);
   const size_t limit = options.workspace_limit_bytes;
+  std::string refused;  // the last workspace cuDNN could not size
   if (options.algorithms == ConvAlgorithmChoice::Measured) {
     try {
-      const size_t bytes = search_workspace(h, p, ranked, limit);
+      const size_t bytes = search_workspace(h, p, ranked, limit, refused);
       void* scratch = workspace.reserve(bytes);
       Candidates<Calls> timed;
       Calls::measure(h, p, operands, timed.results, &timed.count, scratch, bytes);
-      if (auto fastest = first_usable(h, p, timed, options, MathRule::TimedWithAllowedMath)) return *fastest;
+      if (auto fastest = first_usable(h, p, timed, options, MathRule::TimedWithAllowedMath, refused))
+        return *fastest;
       note(std::string("no measured ") + (options.deterministic ? "deterministic " : "") +
            "algorithm ran within the workspace limit with the convolution's math");
     } catch (const Error& error) {
       note(error.what());
     }
   }
-  if (auto best = first_usable(h, p, ranked, options, MathRule::Any)) return *best;
+  if (auto best = first_usable(h, p, ranked, options, MathRule::Any, refused)) return *best;
   throw Error(std::string("cuDNN offers no ") + (options.deterministic ? "deterministic " : "") + Calls::kName +
-              " convolution algorithm for " + describe(d) +
-              " within the workspace limit of " + std::to_string(limit) + " bytes");
+              " convolution algorithm for " + describe(d) + " within the workspace limit of " +
+              std::to_string(limit) + " bytes" + refused);
 }
 
 // ---- batches past cuDNN's element count ----
