@@ -47,8 +47,11 @@ CudnnBatchNorm::CudnnBatchNorm(cudnnHandle_t handle, cudaStream_t stream, Device
 
 CudnnBatchNorm::~CudnnBatchNorm() = default;
 
-bool CudnnBatchNorm::on_our_kernels(DType activations, const BatchNormDims& d) const {
-  return activations != DType::F32 || own_f32_ || d.n * d.c * d.hw > max_cudnn_elements_;
+bool CudnnBatchNorm::on_our_kernels(DType activations, const BatchNormDims& d, const BatchNormOptions& o) const {
+  if (activations != DType::F32 || own_f32_ || d.n * d.c * d.hw > max_cudnn_elements_) return true;
+  // The batch sizes up to which PyTorch takes cuDNN's batch norm (its batch_norm dispatch).
+  const int64_t most_images = o.mode == BatchNormMode::Training ? 880801 : 65535;
+  return d.n > most_images;
 }
 
 const CudnnBatchNorm::Descriptors& CudnnBatchNorm::descriptors(const BatchNormDims& d) {
@@ -67,7 +70,7 @@ void CudnnBatchNorm::forward(const BatchNormForwardArgs& a, const BatchNormDims&
   check_training_batch(d, o);
   const int64_t count = d.n * d.hw;
   if (d.c == 0) return;
-  if (on_our_kernels(a.activations, d)) {  // F32 parameters and statistics, any activations
+  if (on_our_kernels(a.activations, d, o)) {  // F32 parameters and statistics, any activations
     void* scratch = scratch_.reserve(batchnorm_mixed_scratch_bytes(d));
     return batchnorm_mixed_forward(a, d, settings_of(o), scratch, stream_);
   }
@@ -94,7 +97,7 @@ void CudnnBatchNorm::backward(const BatchNormBackwardArgs& a, const BatchNormDim
   // BF16 and F16, and F32 inference in NHWC: the mixed kernels, whose inference backward is
   // batchnorm_inference_backward's formulas (sums in double, dx = dy·gain) in a coalesced NHWC
   // walk. An empty batch gives zero dweight and dbias, in either mode.
-  if (on_our_kernels(a.activations, d) || (inference && d.format == MemoryFormat::ChannelsLast)) {
+  if (on_our_kernels(a.activations, d, o) || (inference && d.format == MemoryFormat::ChannelsLast)) {
     void* scratch = scratch_.reserve(batchnorm_mixed_scratch_bytes(d));
     return batchnorm_mixed_backward(a, d, settings_of(o), scratch, stream_);
   }

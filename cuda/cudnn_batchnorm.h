@@ -10,8 +10,9 @@
 // NCHW. Descriptors are cached per shape and format. BF16 and F16 go to our
 // kernels (batchnorm_mixed.cuh), in either format: cuDNN's legacy calls are not documented to take
 // BF16, and F16 follows it so that both half dtypes round as the CPU reference does. F32 goes
-// there too where the backend asks (GpuOptions::own_f32_batchnorm), and where x holds more elements
-// than a cuDNN call takes (cuDNN counts them in 32-bit ints; PyTorch too leaves cuDNN there).
+// there too where the backend asks (GpuOptions::own_f32_batchnorm), and where PyTorch leaves
+// cuDNN's batch norm too: x of more elements than a cuDNN call takes (cuDNN counts them in 32-bit
+// ints), a training batch of more than 880,801 images, an inference one of more than 65,535.
 #include <cudnn.h>
 
 #include <cstdint>
@@ -64,7 +65,7 @@ class CudnnBatchNorm {
   struct Descriptors;
   const Descriptors& descriptors(const BatchNormDims& dims);
   // Whether the whole op runs on batchnorm_mixed.cuh's kernels rather than cuDNN's.
-  bool on_our_kernels(DType activations, const BatchNormDims& dims) const;
+  bool on_our_kernels(DType activations, const BatchNormDims& dims, const BatchNormOptions& options) const;
 
   cudnnHandle_t handle_;
   cudaStream_t stream_;
