@@ -163,6 +163,22 @@ TEST_P(Conv2dTest, BackwardFilterInBf16AndF16MatchesCpuWithinOneHalfStep) {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Conv2dTest, ::testing::ValuesIn(kConvCases), case_name<ConvCase>);
 
+// An empty batch: no output, no dx, and a zero dw, which the GPU writes itself (cuDNN is not
+// called on an empty tensor, as PyTorch does not call it).
+TEST(Conv2dEmptyBatch, GivesAZeroFilterGradient) {
+  HOOKRT_GPU_OR_SKIP(gpu);
+  const ConvCase c{"EmptyBatch", 0, 3, 8, 8, 4, 3, 3, 1, 1};
+  const Tensor x = uniform(c.x(), 1), w = uniform(c.weight(), 2), dy = uniform(c.y(), 3);
+  expect_gpu_matches_cpu(*gpu, [&](OpRun& run) {
+    Tensor y = run.output(c.y());
+    Tensor dx = run.allocated_output(c.x()), dw = run.allocated_output(c.weight());
+    run.backend().conv2d_forward(run.input(x), run.input(w), y, c.geometry());
+    run.backend().conv2d_backward_data(run.input(dy), run.input(w), dx, c.geometry());
+    run.backend().conv2d_backward_filter(run.input(x), run.input(dy), dw, c.geometry());
+    return Results{{"y", run.result(y), kExact}, {"dx", run.result(dx), kExact}, {"dw", run.result(dw), kExact}};
+  });
+}
+
 // ---- batch norm ----------------------------------------------------------------------------------
 
 struct BatchNormCase {
