@@ -48,6 +48,21 @@ Tensor images_of(const Tensor& batch, const Slice& s) {
   return part;
 }
 
+// Both layouts the GPU convolves in; the CPU reference runs NCHW. N is outermost in either, so a
+// slice of the batch is a run of whole images.
+constexpr MemoryFormat kLayouts[] = {MemoryFormat::Contiguous, MemoryFormat::ChannelsLast};
+
+MemoryFormat run_layout(OpRun& run, MemoryFormat gpu) {
+  return run.backend().device() == Device::CUDA ? gpu : MemoryFormat::Contiguous;
+}
+// A host NCHW tensor on the run's backend in its layout, and a guarded output seen in it.
+Tensor input_in(OpRun& run, const Tensor& host, MemoryFormat gpu) {
+  return run.input(host.to_memory_format(run_layout(run, gpu)));
+}
+Tensor output_in(OpRun& run, const Tensor& t, MemoryFormat gpu) {
+  return Tensor(t.storage(), t.shape(), t.dtype(), t.byte_offset(), run_layout(run, gpu));
+}
+
 Tolerance conv_tolerance(DType dtype, int64_t terms, const Tensor& a, const Tensor& b) {
   if (dtype == DType::F32) return kConvolution;
   return half_tolerance(
@@ -59,20 +74,22 @@ TEST(GpuCudnnCallLimits, ConvolutionsOverBatchSlicesMatchCpuInEveryDtype) {
   GpuForTests sliced = gpu_with_cudnn_calls_of(kSliceLimit);
   if (!sliced.backend) GTEST_SKIP() << sliced.reason;
   const ConvCase& c = kSliced;
-  for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
-    SCOPED_TRACE(dtype_name(dtype));
-    const Tensor x = uniform(c.x(), 1).to(dtype), w = uniform(c.weight(), 2).to(dtype);
-    const Tensor dy = uniform(c.y(), 3).to(dtype);
-    const Tolerance y_tolerance = conv_tolerance(dtype, c.c * c.r * c.s, x, w);
-    const Tolerance dx_tolerance = conv_tolerance(dtype, c.k * c.r * c.s, dy, w);
-    expect_gpu_matches_cpu(*sliced.backend, [&](OpRun& run) {
-      Tensor y = run.output(c.y(), dtype);
-      Tensor dx = run.allocated_output(c.x(), dtype);
-      run.backend().conv2d_forward(run.input(x), run.input(w), y, c.geometry());
-      run.backend().conv2d_backward_data(run.input(dy), run.input(w), dx, c.geometry());
-      return Results{{"y", run.result(y), y_tolerance}, {"dx", run.result(dx), dx_tolerance}};
-    });
-  }
+  for (MemoryFormat layout : kLayouts)
+    for (DType dtype : {DType::F32, DType::BF16, DType::F16}) {
+      SCOPED_TRACE(memory_format_name(layout) + " " + dtype_name(dtype));
+      const Tensor x = uniform(c.x(), 1).to(dtype), w = uniform(c.weight(), 2).to(dtype);
+      const Tensor dy = uniform(c.y(), 3).to(dtype);
+      const Tolerance y_tolerance = conv_tolerance(dtype, c.c * c.r * c.s, x, w);
+      const Tolerance dx_tolerance = conv_tolerance(dtype, c.k * c.r * c.s, dy, w);
+      expect_gpu_matches_cpu(*sliced.backend, [&](OpRun& run) {
+        Tensor y = output_in(run, run.allocated_output(c.y(), dtype), layout);
+        Tensor dx = output_in(run, run.allocated_output(c.x(), dtype), layout);
+        const Tensor w_in = input_in(run, w, layout);
+        run.backend().conv2d_forward(input_in(run, x, layout), w_in, y, c.geometry());
+        run.backend().conv2d_backward_data(input_in(run, dy, layout), w_in, dx, c.geometry());
+        return Results{{"y", run.result(y), y_tolerance}, {"dx", run.result(dx), dx_tolerance}};
+      });
+    }
 }
 
 // F32: each slice's dw added into dw by cuDNN (beta 1), in F32 like the CPU's one sum.
@@ -81,11 +98,15 @@ TEST(GpuCudnnCallLimits, F32FilterGradientOverBatchSlicesMatchesCpu) {
   if (!sliced.backend) GTEST_SKIP() << sliced.reason;
   const ConvCase& c = kSliced;
   const Tensor x = uniform(c.x(), 4), dy = uniform(c.y(), 5);
-  expect_gpu_matches_cpu(*sliced.backend, [&](OpRun& run) {
-    Tensor dw = run.allocated_output(c.weight());
-    run.backend().conv2d_backward_filter(run.input(x), run.input(dy), dw, c.geometry());
-    return Results{{"dw", run.result(dw), kConvolution}};
-  });
+  for (MemoryFormat layout : kLayouts) {
+    SCOPED_TRACE(memory_format_name(layout));
+    expect_gpu_matches_cpu(*sliced.backend, [&](OpRun& run) {
+      Tensor dw = output_in(run, run.allocated_output(c.weight()), layout);
+      run.backend().conv2d_backward_filter(input_in(run, x, layout), input_in(run, dy, layout), dw,
+                                           c.geometry());
+      return Results{{"dw", run.result(dw), kConvolution}};
+    });
+  }
 }
 
 // BF16 and F16: each slice's dw, as one call on those images gives it, widened to F32, summed
@@ -97,27 +118,32 @@ TEST(GpuCudnnCallLimits, HalfFilterGradientIsTheSlicesGradientsSummedInF32) {
   GpuForTests whole = testing::make_gpu_backend_for_tests();
   ASSERT_TRUE(whole.backend) << whole.reason;
   const ConvCase& c = kSliced;
-  for (DType half : kHalfDtypes) {
-    SCOPED_TRACE(dtype_name(half));
-    const Tensor x = uniform(c.x(), 6).to(half), dy = uniform(c.y(), 7).to(half);
-    Tensor sums;  // the first slice's, then each later one's added
-    for (const Slice& s : kSlices) {
-      Tensor part = whole.backend->empty(c.weight(), half);
-      whole.backend->conv2d_backward_filter(whole.backend->from_host(images_of(x, s)),
-                                            whole.backend->from_host(images_of(dy, s)), part,
-                                            c.geometry());
-      const Tensor widened = whole.backend->to_host(part).to(DType::F32);
-      if (!sums.defined()) {
-        sums = widened;
-        continue;
+  Backend& one_call = *whole.backend;
+  Backend& in_slices = *sliced.backend;
+  for (MemoryFormat layout : kLayouts)
+    for (DType half : kHalfDtypes) {
+      SCOPED_TRACE(memory_format_name(layout) + " " + dtype_name(half));
+      const Tensor x = uniform(c.x(), 6).to(half), dy = uniform(c.y(), 7).to(half);
+      const auto on = [&](Backend& gpu, const Tensor& host) {
+        return gpu.from_host(host.to_memory_format(layout));
+      };
+      Tensor sums;  // the first slice's, then each later one's added
+      for (const Slice& s : kSlices) {
+        Tensor part = one_call.empty(c.weight(), half, layout);
+        one_call.conv2d_backward_filter(on(one_call, images_of(x, s)),
+                                        on(one_call, images_of(dy, s)), part, c.geometry());
+        const Tensor widened = one_call.to_host(part).to(DType::F32);  // NCHW on the host
+        if (!sums.defined()) {
+          sums = widened;
+          continue;
+        }
+        for (int64_t i = 0; i < sums.numel(); ++i)
+          sums.data<float>()[i] += widened.data<float>()[i];
       }
-      for (int64_t i = 0; i < sums.numel(); ++i) sums.data<float>()[i] += widened.data<float>()[i];
+      Tensor dw = in_slices.empty(c.weight(), half, layout);
+      in_slices.conv2d_backward_filter(on(in_slices, x), on(in_slices, dy), dw, c.geometry());
+      EXPECT_TRUE(same_bytes(in_slices.to_host(dw), sums.to(half)));
     }
-    Tensor dw = sliced.backend->empty(c.weight(), half);
-    sliced.backend->conv2d_backward_filter(sliced.backend->from_host(x),
-                                           sliced.backend->from_host(dy), dw, c.geometry());
-    EXPECT_TRUE(same_bytes(sliced.backend->to_host(dw), sums.to(half)));
-  }
 }
 
 TEST(GpuCudnnCallLimits, AnImagePastTheLimitIsAnErrorThatSaysSo) {
