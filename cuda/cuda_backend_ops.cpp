@@ -16,7 +16,6 @@
 #include "maxpool.cuh"
 #include "relu.cuh"
 #include "sgd.cuh"
-#include "status.h"
 #include "tensor_checks.h"
 
 namespace hookrt::cuda {
@@ -137,12 +136,7 @@ void CudaBackend::conv2d_backward_filter(const Tensor& x, const Tensor& dy, Tens
   require_shape(dy, conv_output_shape(d), op, "dy");
   d.format = shared_layout({{x, "x"}, {dy, "dy"}, {dw, "dw"}}, op);
   launch_batched_probes_before_writing({&dw});
-  if (dw.numel() == 0) return;
-  if (x.size(0) == 0) {  // an empty batch: dw is zero, as PyTorch writes it, with no cuDNN call on nothing
-    HOOKRT_CUDA_CHECK(cudaMemsetAsync(dw.raw_data(), 0, dw.nbytes(), stream_->get()));
-    return;
-  }
-  convolutions_.backward_filter(x.raw_data(), dy.raw_data(), dw.raw_data(), d);
+  if (dw.numel() > 0) convolutions_.backward_filter(x.raw_data(), dy.raw_data(), dw.raw_data(), d);
 }
 
 // ---- batch norm -----------------------------------------------------------------------------------

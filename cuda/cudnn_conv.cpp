@@ -8,7 +8,6 @@
 #include <optional>
 #include <string>
 #include <type_traits>
-#include <vector>
 
 #include "add.cuh"
 #include "convert.cuh"
@@ -232,33 +231,31 @@ Chosen<typename Calls::Algo> choose(cudnnHandle_t h, const Descriptors& p, const
 
 // ---- batches past cuDNN's element count ----
 
-// A call's slice of the batch: `dims` with its own N, from image `first` on.
-struct BatchSlice {
-  ConvDims dims;
-  int64_t first;
-};
+int64_t input_image_elements(const ConvDims& d) { return int64_t{d.c} * d.h * d.w; }
+int64_t output_image_elements(const ConvDims& d) { return int64_t{d.k} * d.p() * d.q(); }
 
 // cuDNN's legacy API counts a tensor's elements in 32-bit ints, so a batch whose input or output
 // holds more than `max_elements` runs as calls over slices of it, each within the limit (as
 // PyTorch's cuDNN path splits one): as few slices as the limit allows, of equal size but the
-// last. One image past the limit cannot be split and is an error.
-std::vector<BatchSlice> batch_slices(const ConvDims& d, int64_t max_elements) {
-  const int64_t per_image = std::max(int64_t{d.c} * d.h * d.w, int64_t{d.k} * d.p() * d.q());
-  if (int64_t{d.n} * per_image <= max_elements) return {BatchSlice{d, 0}};
+// last. The images of one call: the whole batch where it fits. One image past the limit cannot
+// be split and is an error.
+int64_t images_per_call(const ConvDims& d, int64_t max_elements) {
+  const int64_t per_image = std::max(input_image_elements(d), output_image_elements(d));
+  if (d.n * per_image <= max_elements) return std::max(d.n, 1);
   if (per_image > max_elements)
     throw Error("convolution: one image of " + describe(d) + " has " + std::to_string(per_image) +
                 " elements in its input or output, more than the " + std::to_string(max_elements) +
                 " a cuDNN call takes");
   const int64_t most = max_elements / per_image;
   const int64_t count = (d.n + most - 1) / most;
-  const int64_t images = (d.n + count - 1) / count;
-  std::vector<BatchSlice> slices;
-  for (int64_t first = 0; first < d.n; first += images) {
-    ConvDims slice = d;
-    slice.n = static_cast<int>(std::min(images, d.n - first));
-    slices.push_back(BatchSlice{slice, first});
-  }
-  return slices;
+  return (d.n + count - 1) / count;
+}
+
+// The call over images [first, first + images) of the batch, or fewer where the batch ends.
+ConvDims slice_of(const ConvDims& d, int64_t first, int64_t images) {
+  ConvDims slice = d;
+  slice.n = static_cast<int>(std::min(images, d.n - first));
+  return slice;
 }
 
 // Image `first` of a packed batch of images of `image_elements` each: N is outermost in NCHW and
@@ -268,9 +265,6 @@ Pointer image_at(Pointer batch, int64_t first, int64_t image_elements, DType dty
   using Byte = std::conditional_t<std::is_const_v<std::remove_pointer_t<Pointer>>, const char, char>;
   return static_cast<Byte*>(batch) + first * image_elements * static_cast<int64_t>(dtype_size(dtype));
 }
-
-int64_t input_image_elements(const ConvDims& d) { return int64_t{d.c} * d.h * d.w; }
-int64_t output_image_elements(const ConvDims& d) { return int64_t{d.k} * d.p() * d.q(); }
 
 }  // namespace
 
@@ -317,39 +311,47 @@ std::function<void(const std::string&)> CudnnConvolutions::note_for(const char* 
 }
 
 void CudnnConvolutions::forward(const void* x, const void* w, void* y, const ConvDims& d) {
-  for (const BatchSlice& s : batch_slices(d, options_.max_call_elements))
-    forward_call(image_at(x, s.first, input_image_elements(d), d.dtype), w,
-                 image_at(y, s.first, output_image_elements(d), d.dtype), s.dims);
+  const int64_t per_call = images_per_call(d, options_.max_call_elements);
+  for (int64_t first = 0; first < d.n; first += per_call)
+    forward_call(image_at(x, first, input_image_elements(d), d.dtype), w,
+                 image_at(y, first, output_image_elements(d), d.dtype), slice_of(d, first, per_call));
 }
 
 void CudnnConvolutions::backward_data(const void* dy, const void* w, void* dx, const ConvDims& d) {
-  for (const BatchSlice& s : batch_slices(d, options_.max_call_elements))
-    backward_data_call(image_at(dy, s.first, output_image_elements(d), d.dtype), w,
-                       image_at(dx, s.first, input_image_elements(d), d.dtype), s.dims);
+  const int64_t per_call = images_per_call(d, options_.max_call_elements);
+  for (int64_t first = 0; first < d.n; first += per_call)
+    backward_data_call(image_at(dy, first, output_image_elements(d), d.dtype), w,
+                       image_at(dx, first, input_image_elements(d), d.dtype), slice_of(d, first, per_call));
 }
 
-// Over slices of the batch, dw is the sum of each slice's: F32 adds them in dw itself (cuDNN's
-// beta of 1); BF16 and F16 add them in F32 and round once, as PyTorch's accumulator does, rather
-// than rounding each partial sum to 8 or 11 bits.
+// An empty batch gives a zero dw, written here: cuDNN is not called on an empty tensor, as
+// PyTorch does not call it. Over slices of the batch, dw is the sum of each slice's: F32 adds them
+// in dw itself (cuDNN's beta of 1); BF16 and F16 add them in F32 and round once, as PyTorch's
+// accumulator does, rather than rounding each partial sum to 8 or 11 bits.
 void CudnnConvolutions::backward_filter(const void* x, const void* dy, void* dw, const ConvDims& d) {
-  const std::vector<BatchSlice> slices = batch_slices(d, options_.max_call_elements);
-  const auto x_at = [&](const BatchSlice& s) { return image_at(x, s.first, input_image_elements(d), d.dtype); };
-  const auto dy_at = [&](const BatchSlice& s) { return image_at(dy, s.first, output_image_elements(d), d.dtype); };
-  if (slices.size() == 1) return backward_filter_call(x, dy, dw, d, 0.0f);
-  // Every slice shape's algorithm first: measuring one overwrites dw, which holds the sum so far.
-  for (const BatchSlice& s : slices) backward_filter_algorithm(x_at(s), dy_at(s), dw, s.dims);
-  if (d.dtype == DType::F32) {
-    for (size_t i = 0; i < slices.size(); ++i)
-      backward_filter_call(x_at(slices[i]), dy_at(slices[i]), dw, slices[i].dims, i == 0 ? 0.0f : 1.0f);
+  const int64_t n = int64_t{d.k} * d.c * d.r * d.s;
+  if (d.n == 0) {
+    HOOKRT_CUDA_CHECK(cudaMemsetAsync(dw, 0, static_cast<size_t>(n) * dtype_size(d.dtype), stream_));
     return;
   }
-  const int64_t n = int64_t{d.k} * d.c * d.r * d.s;
+  const int64_t per_call = images_per_call(d, options_.max_call_elements);
+  if (per_call >= d.n) return backward_filter_call(x, dy, dw, d, 0.0f);
+  const auto x_at = [&](int64_t first) { return image_at(x, first, input_image_elements(d), d.dtype); };
+  const auto dy_at = [&](int64_t first) { return image_at(dy, first, output_image_elements(d), d.dtype); };
+  // Every slice shape's algorithm first: measuring one overwrites dw, which holds the sum so far.
+  for (int64_t first = 0; first < d.n; first += per_call)
+    backward_filter_algorithm(x_at(first), dy_at(first), dw, slice_of(d, first, per_call));
+  if (d.dtype == DType::F32) {
+    for (int64_t first = 0; first < d.n; first += per_call)
+      backward_filter_call(x_at(first), dy_at(first), dw, slice_of(d, first, per_call), first == 0 ? 0.0f : 1.0f);
+    return;
+  }
   auto* sums = static_cast<float*>(slice_sums_.reserve(2 * static_cast<size_t>(n) * sizeof(float)));
   float* slice_dw = sums + n;
-  for (size_t i = 0; i < slices.size(); ++i) {
-    backward_filter_call(x_at(slices[i]), dy_at(slices[i]), dw, slices[i].dims, 0.0f);
-    convert(dw, d.dtype, i == 0 ? sums : slice_dw, DType::F32, n, stream_);
-    if (i > 0) accumulate(sums, slice_dw, DType::F32, n, stream_);
+  for (int64_t first = 0; first < d.n; first += per_call) {
+    backward_filter_call(x_at(first), dy_at(first), dw, slice_of(d, first, per_call), 0.0f);
+    convert(dw, d.dtype, first == 0 ? sums : slice_dw, DType::F32, n, stream_);
+    if (first > 0) accumulate(sums, slice_dw, DType::F32, n, stream_);
   }
   convert(sums, DType::F32, dw, d.dtype, n, stream_);
 }
